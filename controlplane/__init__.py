@@ -1,0 +1,4 @@
+"""An Envoy xDS control plane for AI inference routing.
+
+Pipeline: sources (files, Kubernetes) -> typed resources -> translator -> snapshot cache -> gRPC xDS server.
+"""
