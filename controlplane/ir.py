@@ -1,0 +1,218 @@
+"""The intermediate representation between user resources and Envoy messages.
+
+The Gateway-API side (``controlplane.gatewayapi``) resolves references, defaults and conflicts and
+produces this IR; the Envoy side (``controlplane.xdsbuild``) turns it into xDS messages without knowing
+anything about Kubernetes. Keeping the seam explicit lets each half be tested (and golden-tested) alone, as
+Envoy Gateway does.
+
+Every collection is a tuple sorted by name so that equal inputs give byte-identical snapshots.
+
+Shape of the data path for one AIGatewayRoute rule::
+
+    listener (per port) -> route (per rule match) -> rule cluster (priorities x weights)
+        -> per-backendRef internal listener (model override, credential, headers, path prefix)
+        -> upstream cluster (per Backend / Service / pool) -> real endpoints
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    name: str
+    value: str
+    regex: bool = False
+
+
+class PathMatchType(StrEnum):
+    PREFIX = "PathPrefix"
+    EXACT = "Exact"
+    REGEX = "RegularExpression"
+
+
+@dataclass(frozen=True, slots=True)
+class PathMatch:
+    type: PathMatchType = PathMatchType.PREFIX
+    value: str = "/"
+
+
+@dataclass(frozen=True, slots=True)
+class PathRewrite:
+    """Either replace the whole path or the matched prefix (Gateway API URLRewrite semantics)."""
+
+    full_path: str | None = None
+    prefix: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderEdits:
+    set: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+    def merged_over(self, base: HeaderEdits) -> HeaderEdits:
+        """``self`` wins on conflicts (a backendRef's mutation beats its AIServiceBackend's)."""
+        names = {name.lower() for name, _ in self.set} | {name.lower() for name in self.remove}
+        kept_set = tuple(item for item in base.set if item[0].lower() not in names)
+        kept_remove = tuple(name for name in base.remove if name.lower() not in names)
+        return HeaderEdits(
+            set=tuple(sorted(kept_set + self.set)), remove=tuple(sorted(kept_remove + self.remove))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Failover between priorities: one attempt per priority level, retried on the listed triggers."""
+
+    num_retries: int
+    retry_on: tuple[str, ...]
+    retriable_status_codes: tuple[int, ...]
+    per_try_timeout_seconds: float | None
+    back_off_base_seconds: float
+    back_off_max_seconds: float
+    next_priority_on_retry: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OutlierPolicy:
+    consecutive_errors: int
+    interval_seconds: float
+    base_ejection_seconds: float
+    max_ejection_seconds: float
+    max_ejection_percent: int
+    status_codes: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    cluster: str
+    timeout_seconds: float
+    retry: RetryPolicy | None = None
+    path_rewrite: PathRewrite | None = None
+    hostname_rewrite: str | None = None
+    request_headers: HeaderEdits = HeaderEdits()
+
+
+@dataclass(frozen=True, slots=True)
+class DirectResponse:
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    path: PathMatch
+    headers: tuple[HeaderMatch, ...]
+    action: Forward | DirectResponse
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualHost:
+    name: str
+    domains: tuple[str, ...]
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HttpListener:
+    """One Envoy listener per address:port; virtual hosts carry the Gateway listeners' hostnames."""
+
+    name: str
+    address: str
+    port: int
+    route_config: str
+    virtual_hosts: tuple[VirtualHost, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SocketEndpoint:
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class InternalEndpoint:
+    listener: str
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedEndpoint:
+    target: SocketEndpoint | InternalEndpoint
+    weight: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class RuleCluster:
+    """All backendRefs of one rule: priority levels, weights within a level (EDS-delivered)."""
+
+    name: str
+    endpoints: tuple[WeightedEndpoint, ...]
+    outlier: OutlierPolicy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTls:
+    sni: str
+    verify_hostname: str | None
+    ca_secret: str | None
+    """SDS name of a validation context; None means the system trust store."""
+
+
+class DiscoveryType(StrEnum):
+    DNS = "dns"
+    EDS = "eds"
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCluster:
+    """A real destination: an EG Backend, a Kubernetes Service port or an InferencePool's endpoints."""
+
+    name: str
+    discovery: DiscoveryType
+    endpoints: tuple[SocketEndpoint, ...]
+    tls: UpstreamTls | None = None
+    connect_timeout_seconds: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class BackendHop:
+    """The per-backendRef step that runs once per attempt, after the rule cluster picked this backend."""
+
+    name: str
+    upstream_cluster: str
+    model_override: str | None = None
+    credential_secret: str | None = None
+    request_headers: HeaderEdits = HeaderEdits()
+    path_prefix: str = "/v1"
+    host_rewrite: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialSecret:
+    """A header value Envoy injects upstream; the value never leaves the snapshot (no logs, no output)."""
+
+    name: str
+    header_value: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CaBundle:
+    name: str
+    pem: str
+
+
+@dataclass(frozen=True, slots=True)
+class Infra:
+    """Everything the Envoy side needs; tuples sorted by name."""
+
+    listeners: tuple[HttpListener, ...] = ()
+    rule_clusters: tuple[RuleCluster, ...] = ()
+    hops: tuple[BackendHop, ...] = ()
+    upstreams: tuple[UpstreamCluster, ...] = ()
+    credentials: tuple[CredentialSecret, ...] = ()
+    ca_bundles: tuple[CaBundle, ...] = ()

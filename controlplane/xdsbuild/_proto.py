@@ -1,0 +1,29 @@
+"""Small constructors shared by the Envoy builders: Any packing, durations and the ADS config source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import config_source_pb2
+from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import Message
+
+
+def pack(message: Message) -> Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromNanoseconds(round(value * 1e9))
+    return duration
+
+
+def ads_source() -> Any:
+    """Every dynamic reference (RDS, EDS, SDS) is fetched over the same ADS stream as LDS/CDS."""
+    return config_source_pb2.ConfigSource(
+        ads=config_source_pb2.AggregatedConfigSource(),
+        resource_api_version=config_source_pb2.ApiVersion.V3,
+    )

@@ -1,0 +1,51 @@
+"""Load assignments (EDS): rule clusters' hops by priority and weight, and upstream endpoints."""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+
+from controlplane import ir
+
+
+def rule_load_assignment(cluster: ir.RuleCluster) -> Any:
+    by_priority = sorted(cluster.endpoints, key=lambda endpoint: endpoint.priority)
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=cluster.name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                priority=priority,
+                lb_endpoints=[_lb_endpoint(endpoint.target, weight=endpoint.weight) for endpoint in level],
+            )
+            for priority, level in groupby(by_priority, key=lambda endpoint: endpoint.priority)
+        ],
+    )
+
+
+def upstream_load_assignment(cluster: ir.UpstreamCluster) -> Any:
+    return endpoint_pb2.ClusterLoadAssignment(
+        cluster_name=cluster.name,
+        endpoints=[
+            endpoint_components_pb2.LocalityLbEndpoints(
+                lb_endpoints=[_lb_endpoint(endpoint, weight=1) for endpoint in cluster.endpoints]
+            )
+        ],
+    )
+
+
+def _lb_endpoint(target: ir.SocketEndpoint | ir.InternalEndpoint, *, weight: int) -> Any:
+    if isinstance(target, ir.InternalEndpoint):
+        address = address_pb2.Address(
+            envoy_internal_address=address_pb2.EnvoyInternalAddress(server_listener_name=target.listener)
+        )
+    else:
+        address = address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address=target.address, port_value=target.port)
+        )
+    return endpoint_components_pb2.LbEndpoint(
+        endpoint=endpoint_components_pb2.Endpoint(address=address),
+        load_balancing_weight={"value": weight},
+    )

@@ -1,0 +1,1 @@
+"""One module per HTTP filter the translator emits; each returns a ready ``HttpFilter`` message."""

@@ -1,0 +1,17 @@
+"""The terminal router filter, shared by public and internal listeners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.extensions.filters.http.router.v3 import router_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+
+from controlplane.xdsbuild._proto import pack
+
+
+def router_filter(*, suppress_envoy_headers: bool = False) -> Any:
+    return hcm.HttpFilter(
+        name="envoy.filters.http.router",
+        typed_config=pack(router_pb2.Router(suppress_envoy_headers=suppress_envoy_headers)),
+    )

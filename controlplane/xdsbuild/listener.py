@@ -1,0 +1,67 @@
+"""Listeners: one public HTTP listener per port, and one internal listener per backend hop.
+
+A hop is an Envoy internal listener (no socket; reached through ``envoy_internal_address`` endpoints of a rule
+cluster). Because the rule cluster picks the hop per attempt, everything a backend needs that differs from its
+siblings — model rewrite, credential, headers, path prefix, Host — runs once per attempt, after the priority
+and weight choice, using ordinary downstream filters. The alternatives were checked and rejected: the
+``transform`` filter cannot run as an upstream filter, Lua cannot see the chosen host, and aggregate clusters
+skip their children's upstream filters and retry-priority plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import address_pb2
+from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+
+from controlplane import ir
+from controlplane.xdsbuild import local_reply
+from controlplane.xdsbuild._proto import ads_source, pack
+from controlplane.xdsbuild.filters.credential import credential_filter
+from controlplane.xdsbuild.filters.model_header import model_header_filter
+from controlplane.xdsbuild.filters.model_override import model_override_filter
+from controlplane.xdsbuild.filters.router import router_filter
+from controlplane.xdsbuild.route import hop_route_configuration
+
+_HCM_NAME = "envoy.filters.network.http_connection_manager"
+
+
+def http_listener(listener: ir.HttpListener) -> Any:
+    manager = hcm.HttpConnectionManager(
+        stat_prefix=listener.name,
+        rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
+        http_filters=[model_header_filter(), router_filter()],
+        local_reply_config=local_reply.openai_error_replies(),
+    )
+    return listener_pb2.Listener(
+        name=listener.name,
+        address=address_pb2.Address(
+            socket_address=address_pb2.SocketAddress(address=listener.address, port_value=listener.port)
+        ),
+        filter_chains=[_chain(manager)],
+    )
+
+
+def hop_listener(hop: ir.BackendHop) -> Any:
+    filters = []
+    if hop.model_override is not None:
+        filters.append(model_override_filter(model=hop.model_override))
+    if hop.credential_secret is not None:
+        filters.append(credential_filter(secret_name=hop.credential_secret))
+    filters.append(router_filter(suppress_envoy_headers=True))
+    manager = hcm.HttpConnectionManager(
+        stat_prefix=hop.name, route_config=hop_route_configuration(hop), http_filters=filters
+    )
+    return listener_pb2.Listener(
+        name=hop.name,
+        internal_listener=listener_pb2.Listener.InternalListenerConfig(),
+        filter_chains=[_chain(manager)],
+    )
+
+
+def _chain(manager: Any) -> Any:
+    return listener_components_pb2.FilterChain(
+        filters=[listener_components_pb2.Filter(name=_HCM_NAME, typed_config=pack(manager))]
+    )

@@ -1,0 +1,144 @@
+"""Route configurations: the public listeners' RDS resources and the internal hops' inline routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.config.route.v3 import route_pb2
+from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+
+from controlplane import ir
+from controlplane.xdsbuild._proto import pack, seconds
+
+
+def route_configuration(listener: ir.HttpListener) -> Any:
+    return route_pb2.RouteConfiguration(
+        name=listener.route_config,
+        virtual_hosts=[_virtual_host(vhost) for vhost in listener.virtual_hosts],
+        # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
+        validate_clusters={"value": False},
+    )
+
+
+def hop_route_configuration(hop: ir.BackendHop) -> Any:
+    """Inside a backend hop: fix the path for the backend's schema prefix, the Host, extra headers."""
+    route = rc.Route(
+        name=hop.name,
+        match=rc.RouteMatch(prefix="/"),
+        route=rc.RouteAction(
+            cluster=hop.upstream_cluster,
+            # The public route's timeout and retries govern the request; a hop must not cut it shorter.
+            timeout=seconds(0),
+        ),
+        request_headers_to_add=_header_options(hop.request_headers.set),
+        request_headers_to_remove=list(hop.request_headers.remove),
+    )
+    if hop.path_prefix != "/v1":
+        route.route.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex="^/v1/"), substitution=hop.path_prefix.rstrip("/") + "/"
+            )
+        )
+    if hop.host_rewrite is not None:
+        route.route.host_rewrite_literal = hop.host_rewrite
+    return route_pb2.RouteConfiguration(
+        name=hop.name,
+        virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=[route])],
+    )
+
+
+def _virtual_host(vhost: ir.VirtualHost) -> Any:
+    return rc.VirtualHost(
+        name=vhost.name, domains=list(vhost.domains), routes=[_route(route) for route in vhost.routes]
+    )
+
+
+def _route(route: ir.Route) -> Any:
+    message = rc.Route(
+        name=route.name,
+        match=_match(route.path, route.headers),
+    )
+    action = route.action
+    if isinstance(action, ir.DirectResponse):
+        message.direct_response.status = action.status
+        message.direct_response.body.inline_string = action.body
+        message.response_headers_to_add.extend(_header_options((("content-type", action.content_type),)))
+        return message
+    message.route.CopyFrom(_forward(action))
+    message.request_headers_to_add.extend(_header_options(action.request_headers.set))
+    message.request_headers_to_remove.extend(action.request_headers.remove)
+    return message
+
+
+def _match(path: ir.PathMatch, headers: tuple[ir.HeaderMatch, ...]) -> Any:
+    match = rc.RouteMatch(headers=[_header_matcher(header) for header in headers])
+    if path.type is ir.PathMatchType.EXACT:
+        match.path = path.value
+    elif path.type is ir.PathMatchType.REGEX:
+        match.safe_regex.regex = path.value
+    elif path.value.rstrip("/") == "":
+        match.prefix = "/"
+    else:
+        # Gateway API prefixes match whole path segments: /model matches /model and /model/x, not /models.
+        match.path_separated_prefix = path.value.rstrip("/")
+    return match
+
+
+def _header_matcher(header: ir.HeaderMatch) -> Any:
+    if header.regex:
+        string_match = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=header.value))
+    else:
+        string_match = string_pb2.StringMatcher(exact=header.value)
+    return rc.HeaderMatcher(name=header.name, string_match=string_match)
+
+
+def _forward(action: ir.Forward) -> Any:
+    route = rc.RouteAction(cluster=action.cluster, timeout=seconds(action.timeout_seconds))
+    rewrite = action.path_rewrite
+    if rewrite is not None and rewrite.full_path is not None:
+        route.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex="^/[^?]*"), substitution=rewrite.full_path
+            )
+        )
+    elif rewrite is not None and rewrite.prefix is not None:
+        route.prefix_rewrite = rewrite.prefix
+    if action.hostname_rewrite is not None:
+        route.host_rewrite_literal = action.hostname_rewrite
+    if action.retry is not None:
+        route.retry_policy.CopyFrom(_retry_policy(action.retry))
+    return route
+
+
+def _retry_policy(retry: ir.RetryPolicy) -> Any:
+    policy = rc.RetryPolicy(
+        retry_on=",".join(retry.retry_on),
+        num_retries={"value": retry.num_retries},
+        retriable_status_codes=list(retry.retriable_status_codes),
+        retry_back_off=rc.RetryPolicy.RetryBackOff(
+            base_interval=seconds(retry.back_off_base_seconds),
+            max_interval=seconds(retry.back_off_max_seconds),
+        ),
+    )
+    if retry.per_try_timeout_seconds is not None:
+        policy.per_try_timeout.CopyFrom(seconds(retry.per_try_timeout_seconds))
+    if retry.next_priority_on_retry:
+        policy.retry_priority.name = "envoy.retry_priorities.previous_priorities"
+        policy.retry_priority.typed_config.CopyFrom(
+            pack(previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=1))
+        )
+    return policy
+
+
+def _header_options(headers: tuple[tuple[str, str], ...]) -> list[Any]:
+    return [
+        base_pb2.HeaderValueOption(
+            # Envoy reads header values as format strings; a literal "%" from a manifest must be escaped.
+            header=base_pb2.HeaderValue(key=name, value=value.replace("%", "%%")),
+            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        )
+        for name, value in headers
+    ]
