@@ -97,9 +97,10 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class DirectResponse:
+    """Answered by Envoy; the message is wrapped in the same OpenAI-style error JSON as Envoy's own errors."""
+
     status: int
-    body: str
-    content_type: str = "application/json"
+    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,7 +52,12 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         filters.append(credential_filter(secret_name=hop.credential_secret))
     filters.append(router_filter(suppress_envoy_headers=True))
     manager = hcm.HttpConnectionManager(
-        stat_prefix=hop.name, route_config=hop_route_configuration(hop), http_filters=filters
+        stat_prefix=hop.name,
+        route_config=hop_route_configuration(hop),
+        http_filters=filters,
+        # A hop's own errors (backend refused, unresolvable) travel back through the public listener as
+        # upstream responses, so they need the JSON envelope here.
+        local_reply_config=local_reply.openai_error_replies(),
     )
     return listener_pb2.Listener(
         name=hop.name,

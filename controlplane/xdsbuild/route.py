@@ -64,8 +64,7 @@ def _route(route: ir.Route) -> Any:
     action = route.action
     if isinstance(action, ir.DirectResponse):
         message.direct_response.status = action.status
-        message.direct_response.body.inline_string = action.body
-        message.response_headers_to_add.extend(_header_options((("content-type", action.content_type),)))
+        message.direct_response.body.inline_string = action.message
         return message
     message.route.CopyFrom(_forward(action))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
