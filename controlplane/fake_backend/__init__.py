@@ -1,0 +1,29 @@
+"""A fake OpenAI-compatible model backend for the demo, the tests and the benchmarks.
+
+Routing, model rewriting, credential injection and failover are all decided inside Envoy; the only way to see
+them work is to put something behind Envoy that records what arrived and fails on command. ``FakeBackend`` is
+that: it answers chat/text completions and the model list with its configured name and model, records every
+request, and switches at runtime between answering, erroring (429/5xx), being slow, resetting, and refusing
+connections. Run one by hand with
+``python -m controlplane.fake_backend --name eu --model gpt-4o --port 8081``.
+"""
+
+from controlplane.fake_backend._responses import BACKEND_HEADER
+from controlplane.fake_backend.modes import Mode, Normal, Refuse, Reset, Slow, Status
+from controlplane.fake_backend.recorder import ReceivedRequest, RequestPredicate
+from controlplane.fake_backend.server import FakeBackend, TlsFiles, TlsKeyPair
+
+__all__ = [
+    "BACKEND_HEADER",
+    "FakeBackend",
+    "Mode",
+    "Normal",
+    "ReceivedRequest",
+    "Refuse",
+    "RequestPredicate",
+    "Reset",
+    "Slow",
+    "Status",
+    "TlsFiles",
+    "TlsKeyPair",
+]

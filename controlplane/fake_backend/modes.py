@@ -1,0 +1,56 @@
+"""Fault modes of the fake backend.
+
+Failover, outlier detection and failback can only be tested against a backend that fails on command, in each
+of the ways a hosted model provider fails. One immutable value per way keeps a mode switch a single atomic
+assignment, safe to make from the test thread while the server thread reads it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Mode", "Normal", "Refuse", "Reset", "Slow", "Status"]
+
+
+@dataclass(frozen=True)
+class Normal:
+    """Answer every request."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """Answer every request with this HTTP status and an OpenAI-style error body.
+
+    ``retry_after`` (seconds) is sent as the ``retry-after`` header on 429 answers, as providers do.
+    """
+
+    code: int
+    retry_after: int = 1
+
+    def __post_init__(self) -> None:
+        if not 400 <= self.code <= 599:
+            raise ValueError(f"Status mode needs an error status (4xx/5xx), got {self.code}")
+
+
+@dataclass(frozen=True)
+class Slow:
+    """Wait this many seconds after reading a request, then answer it normally."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError(f"Slow mode needs a delay >= 0, got {self.seconds}")
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Read the request, then reset the connection (TCP RST) without answering."""
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """Stop listening, keeping the port reserved: new connections are refused, open ones are closed."""
+
+
+Mode = Normal | Status | Slow | Reset | Refuse
