@@ -1,0 +1,1 @@
+"""Subcommands of the `controlplane` CLI, one module each (see `controlplane.cli`)."""

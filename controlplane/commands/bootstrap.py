@@ -1,0 +1,60 @@
+"""`controlplane bootstrap`: print the Envoy bootstrap YAML that connects a proxy to this control plane."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+
+from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap
+
+
+@dataclass(frozen=True)
+class _Bootstrap:
+    name: str = "bootstrap"
+    help: str = "Print an Envoy bootstrap (ADS over gRPC) pointing at the control plane."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--xds-address",
+            required=True,
+            metavar="HOST:PORT",
+            help="address of the control plane's xDS port",
+        )
+        parser.add_argument(
+            "--delta",
+            action="store_true",
+            help="use incremental xDS (DELTA_GRPC) instead of state of the world",
+        )
+        parser.add_argument("--node-id", metavar="ID", help="Envoy node id (default: the hostname)")
+        parser.add_argument(
+            "--cluster",
+            default=DEFAULT_CLUSTER,
+            metavar="NAME",
+            help=f"Envoy node cluster (default: {DEFAULT_CLUSTER})",
+        )
+        parser.add_argument(
+            "--admin-port",
+            type=int,
+            default=DEFAULT_ADMIN_PORT,
+            metavar="N",
+            help=f"Envoy admin port on 127.0.0.1 (default: {DEFAULT_ADMIN_PORT})",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        try:
+            text = render_bootstrap(
+                xds_address=args.xds_address,
+                delta=args.delta,
+                node_id=args.node_id,
+                cluster=args.cluster,
+                admin_port=args.admin_port,
+            )
+        except ValueError as error:
+            print(f"controlplane bootstrap: {error}", file=sys.stderr)
+            return 2
+        sys.stdout.write(text)
+        return 0
+
+
+COMMAND = _Bootstrap()

@@ -1,0 +1,58 @@
+"""Logging set-up for every entry point: structured JSON in production, readable console output locally.
+
+All project code logs through `structlog.get_logger(__name__)`; this module decides how those events are
+rendered. Standard-library loggers (grpc, aiohttp) go through the same renderer to the same stream, so a
+production log is one uniform stream of JSON objects.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure_logging(*, json: bool, level: str) -> None:
+    """Configure structlog and the standard library logging.
+
+    `level` is a standard level name (``debug``, ``info``, ``warning``, ``error``); case does not matter.
+    """
+    numeric_level = logging.getLevelNamesMapping().get(level.upper())
+    if numeric_level is None:
+        raise ValueError(f"unknown log level {level!r}")
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    renderer: structlog.typing.Processor
+    if json:
+        # JSON lines need the traceback as a string field; the console renderer pretty-prints it itself.
+        renderer = structlog.processors.JSONRenderer()
+        tail: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, renderer]
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        tail = [renderer]
+    # structlog events are handed to the standard library so that both kinds of records share one handler
+    # (and the logger name is known for both).
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.filter_by_level,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            timestamper,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(numeric_level)
