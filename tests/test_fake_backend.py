@@ -6,8 +6,6 @@ import contextlib
 import http.client
 import json
 import os
-import queue
-import re
 import signal
 import socket
 import ssl
@@ -15,9 +13,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
 
 import httpx
 import pytest
@@ -57,7 +54,11 @@ def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=5.0)
 
 
-def _poll(condition: Any, *, timeout: float = 5.0) -> bool:
+def _message(content: str) -> dict[str, str]:
+    return {"role": "assistant", "content": content}
+
+
+def _poll(condition: Callable[[], bool], *, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -78,20 +79,15 @@ def test_chat_completion_answers_with_its_own_name_and_model(client: httpx.Clien
     assert body["model"] == "gpt-4o"
     assert body["id"].startswith("chatcmpl-")
     assert isinstance(body["created"], int)
-    assert body["choices"] == [
-        {
-            "index": 0,
-            "message": {"role": "assistant", "content": "eu,gpt-4o,gpt-4o-mini"},
-            "finish_reason": "stop",
-        }
-    ]
+    [choice] = body["choices"]
+    assert choice == {"index": 0, "message": _message("eu,gpt-4o,gpt-4o-mini"), "finish_reason": "stop"}
     assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 3, "total_tokens": 7}
 
 
 def test_any_path_ending_in_chat_completions_and_a_missing_model(client: httpx.Client) -> None:
     response = client.post("/openai/v1/chat/completions", json={"messages": []})
     assert response.status_code == 200
-    assert response.json()["choices"][0]["message"]["content"] == "eu,gpt-4o,-"
+    assert response.json()["choices"][0]["message"] == _message("eu,gpt-4o,-")
 
 
 def test_text_completion(client: httpx.Client) -> None:
@@ -117,13 +113,12 @@ def test_unknown_route_is_an_openai_style_404(client: httpx.Client, method: str,
     response = client.request(method, path)
     assert response.status_code == 404
     assert response.headers[BACKEND_HEADER] == "eu"
-    assert response.json() == {
-        "error": {
-            "message": f"Invalid URL ({method} {path})",
-            "type": "invalid_request_error",
-            "code": "not_found",
-        }
+    error = {
+        "message": f"Invalid URL ({method} {path})",
+        "type": "invalid_request_error",
+        "code": "not_found",
     }
+    assert response.json() == {"error": error}
 
 
 def test_a_body_that_is_not_a_json_object_is_a_400(client: httpx.Client) -> None:
@@ -170,7 +165,8 @@ def test_streamed_text_completion_without_usage(client: httpx.Client) -> None:
 
 def test_records_what_it_received(backend: FakeBackend, client: httpx.Client) -> None:
     client.post("/v1/chat/completions?api-version=2&x=1", json=CHAT, headers={"Authorization": "Bearer k"})
-    [received] = backend.received
+    snapshot = backend.received
+    [received] = snapshot
     assert received.method == "POST"
     assert received.path == "/v1/chat/completions"
     assert dict(received.query) == {"api-version": "2", "x": "1"}
@@ -182,14 +178,9 @@ def test_records_what_it_received(backend: FakeBackend, client: httpx.Client) ->
     assert not received.tls
     assert received.sni is None
     assert received.tcp_nodelay
-
-
-def test_received_is_a_copy_and_clear_empties_it(backend: FakeBackend, client: httpx.Client) -> None:
-    client.get("/v1/models")
-    snapshot = backend.received
     backend.clear()
-    assert len(snapshot) == 1
     assert backend.received == []
+    assert snapshot == [received]  # a copy, untouched by clear()
 
 
 def test_chunked_request_body_is_accepted(backend: FakeBackend, client: httpx.Client) -> None:
@@ -214,17 +205,10 @@ def test_wait_for_counts_matching_requests_and_times_out(backend: FakeBackend, c
     def is_chat(request: ReceivedRequest) -> bool:
         return request.path.endswith("/chat/completions")
 
-    def send() -> None:
-        client.get("/v1/models")
-        client.post("/v1/chat/completions", json=CHAT)
-
-    sender = threading.Thread(target=send)
-    sender.start()
-    try:
-        matching = backend.wait_for(1, timeout=5.0, where=is_chat)
-    finally:
-        sender.join(5.0)
-    assert [r.path for r in matching] == ["/v1/chat/completions"]
+    client.get("/v1/models")
+    client.post("/v1/chat/completions", json=CHAT)
+    assert [r.path for r in backend.wait_for(1, where=is_chat)] == ["/v1/chat/completions"]
+    assert len(backend.wait_for(2)) == 2
     with pytest.raises(TimeoutError, match="expected 2 matching requests"):
         backend.wait_for(2, timeout=0.05, where=is_chat)
 
@@ -232,29 +216,27 @@ def test_wait_for_counts_matching_requests_and_times_out(backend: FakeBackend, c
 # --- fault modes --------------------------------------------------------------------------------------------
 
 
-def test_status_429_has_retry_after_and_an_openai_error(backend: FakeBackend, client: httpx.Client) -> None:
-    backend.set_mode(Status(429, retry_after=7))
+@pytest.mark.parametrize(
+    ("mode", "kind", "code", "retry_after"),
+    [
+        (Status(429, retry_after=7), "rate_limit_error", "too_many_requests", "7"),
+        (Status(503), "server_error", "service_unavailable", None),
+    ],
+)
+def test_status_mode_answers_an_openai_error_until_set_back(
+    backend: FakeBackend, client: httpx.Client, mode: Status, kind: str, code: str, retry_after: str | None
+) -> None:
+    backend.set_mode(mode)
     response = client.post("/v1/chat/completions", json=CHAT)
-    assert response.status_code == 429
-    assert response.headers["retry-after"] == "7"
+    assert response.status_code == mode.code
+    assert response.headers.get("retry-after") == retry_after
     assert response.headers[BACKEND_HEADER] == "eu"
-    error = response.json()["error"]
-    assert error["type"] == "rate_limit_error"
-    assert error["code"] == "too_many_requests"
-    assert "eu" in error["message"]
-    assert backend.received[0].model == "gpt-4o-mini"  # failed attempts are recorded too
-
-
-def test_status_503_then_back_to_normal(backend: FakeBackend, client: httpx.Client) -> None:
-    backend.set_mode(Status(503))
-    response = client.post("/v1/chat/completions", json=CHAT)
-    assert response.status_code == 503
-    assert "retry-after" not in response.headers
     assert response.json()["error"] == {
-        "message": "fake backend eu is set to answer 503",
-        "type": "server_error",
-        "code": "service_unavailable",
+        "message": f"fake backend eu is set to answer {mode.code}",
+        "type": kind,
+        "code": code,
     }
+    assert backend.received[0].model == "gpt-4o-mini"  # failed attempts are recorded too
     backend.set_mode(Normal())
     assert client.post("/v1/chat/completions", json=CHAT).status_code == 200
 
@@ -318,14 +300,11 @@ def test_refuse_closes_open_connections_refuses_new_ones_and_recovers_on_the_sam
 def test_started_in_refuse_mode_holds_the_port_without_listening() -> None:
     fake = FakeBackend(name="late", model="m")
     fake.set_mode(Refuse())
-    fake.start()
-    try:
+    with fake:
         with pytest.raises(ConnectionRefusedError):
             _connect(fake.port).close()
         fake.set_mode(Normal())
         assert httpx.get(f"{fake.url}/v1/models", timeout=5.0).status_code == 200
-    finally:
-        fake.stop()
 
 
 def test_concurrent_mode_switches_leave_a_consistent_server(
@@ -362,16 +341,15 @@ def test_stop_then_start_serves_on_the_same_port_again() -> None:
         assert len(fake.received) == 2  # the record spans restarts
 
 
-def test_start_twice_is_an_error_and_stop_twice_is_not(backend: FakeBackend) -> None:
-    with pytest.raises(RuntimeError, match="already started"):
-        backend.start()
-    backend.stop()
-    backend.stop()
-
-
-def test_port_is_unknown_before_start() -> None:
+def test_port_is_unknown_before_start_and_start_twice_is_an_error_stop_twice_is_not() -> None:
+    fake = FakeBackend(name="x", model="m")
     with pytest.raises(RuntimeError, match="start it first"):
-        _ = FakeBackend(name="x", model="m").port
+        _ = fake.port
+    with fake:
+        with pytest.raises(RuntimeError, match="already started"):
+            fake.start()
+        fake.stop()
+        fake.stop()
 
 
 def _open_fds() -> int:
@@ -425,49 +403,33 @@ def test_tls_with_the_dev_ca_records_the_sni(tmp_path: Path) -> None:
 # --- command line -------------------------------------------------------------------------------------------
 
 
-def test_command_line_serves_until_terminated() -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "controlplane.fake_backend",
-        "--name",
-        "cli",
-        "--model",
-        "m",
-        "--port",
-        "0",
-    ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(url: str) -> bool:
     try:
-        assert process.stdout is not None
-        url = _read_url(process.stdout, timeout=15.0)
-        response = httpx.get(f"{url}/v1/models", timeout=5.0)
-        assert response.json()["data"][0] == {"id": "m", "object": "model", "owned_by": "cli"}
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def test_command_line_serves_until_terminated() -> None:
+    url = f"http://127.0.0.1:{_free_port()}"
+    args = ["--name", "cli", "--model", "m", "--port", url.rsplit(":", 1)[1]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "controlplane.fake_backend", *args], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert _poll(lambda: _answers(f"{url}/v1/models"), timeout=15.0)
+        assert httpx.get(f"{url}/v1/models", timeout=5.0).json()["data"][0]["owned_by"] == "cli"
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10.0) == 0
+        output, _ = process.communicate(timeout=10.0)
+        assert process.returncode == 0
+        assert f"fake backend cli (m) listening on {url}" in output
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def _read_url(stream: IO[str], *, timeout: float) -> str:
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stream:
-            lines.put(line)
-
-    # A reader thread, because a blocking readline cannot be bounded; it ends when the process's stdout ends.
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while (remaining := deadline - time.monotonic()) > 0:
-        try:
-            line = lines.get(timeout=remaining)
-        except queue.Empty:
-            break
-        if match := re.search(r"listening on (\S+)", line):
-            return match.group(1)
-    raise AssertionError("the fake backend did not print its URL in time")
+            process.communicate()
