@@ -428,7 +428,7 @@ def test_command_line_serves_until_terminated() -> None:
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=10.0)
         assert process.returncode == 0
-        assert f"fake backend cli (m) listening on {url}" in output
+        assert output == f"fake backend cli (m) listening on {url}\n"
     finally:
         if process.poll() is None:
             process.kill()

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from controlplane.fake_backend.server import FakeBackend, TlsFiles
+from controlplane.log import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -21,9 +22,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (printed on start)")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain; serves HTTPS with --tls-key")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
+    parser.add_argument("--log-level", default="info", help="logs go to stderr; stdout has the URL line only")
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
+    configure_logging(json=False, level=args.log_level)
     tls = TlsFiles(cert_file=args.tls_cert, key_file=args.tls_key) if args.tls_cert is not None else None
 
     stopping = threading.Event()
