@@ -1,0 +1,241 @@
+"""Envoy AI Gateway kinds (``aigateway.envoyproxy.io`` v1alpha1 and v1beta1): AIGatewayRoute,
+AIServiceBackend, BackendSecurityPolicy, plus the kinds we recognise without translating them.
+
+Both versions share one schema upstream (only a deprecation marker differs), so one model serves both.
+Fields removed upstream but still found in users' v1alpha1 manifests are accepted and marked deprecated;
+``targetRefs`` is turned into ``parentRefs`` at load time so the translator sees a single shape.
+Facts: envoyproxy/ai-gateway ``api/v1beta1`` at v1.1.0 and ``api/v1alpha1`` at v0.1.5 to v0.5.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
+
+from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.gateway_api import (
+    BackendObjectReference,
+    HTTPHeader,
+    HTTPHeaderMatch,
+    HTTPRouteTimeouts,
+    LocalObjectReference,
+    LocalPolicyTargetReferenceWithSectionName,
+    ParentReference,
+)
+from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
+from controlplane.resources.meta import Loose, LooseResource, Model, Resource
+from controlplane.resources.notes import UNIMPLEMENTED, deprecated
+from controlplane.resources.security import BackendSecurityPolicySpec
+
+AIGATEWAY_VERSIONS = ("v1alpha1", "v1beta1")
+MODEL_HEADER = "x-ai-eg-model"
+"""The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
+DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=60)
+"""AI Gateway's default for ``rules[].timeouts.request`` (Envoy Gateway's own default is 15s)."""
+DEFAULT_PATH_PREFIX = "/v1"
+
+APISchemaName = Literal[
+    "OpenAI",
+    "Cohere",
+    "AWSBedrock",
+    "AzureOpenAI",
+    "GCPVertexAI",
+    "GCPAnthropic",
+    "Anthropic",
+    "AWSAnthropic",
+]
+
+
+class VersionedAPISchema(Model):
+    name: APISchemaName
+    version: str | None = None
+    prefix: str | None = None
+
+    @property
+    def path_prefix(self) -> str:
+        """Where the provider's API lives.
+
+        ``prefix``; else, for OpenAI manifests older than v0.5, ``version`` (``v1`` gives ``/v1``); else
+        ``/v1``. Always one leading slash and no trailing slash (a prefix of ``/`` gives the empty string).
+        """
+        if self.prefix is not None:
+            chosen = self.prefix
+        elif self.name == "OpenAI" and self.version:
+            chosen = self.version
+        else:
+            chosen = DEFAULT_PATH_PREFIX
+        stripped = chosen.strip("/")
+        return f"/{stripped}" if stripped else ""
+
+
+class HTTPHeaderMutation(Model):
+    set: list[HTTPHeader] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class HTTPBodyField(Model):
+    path: str = Field(min_length=1)
+    value: str
+
+
+class HTTPBodyMutation(Model):
+    set: list[HTTPBodyField] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class LLMRequestCost(Model):
+    metadata_key: str = Field(min_length=1)
+    type: Literal[
+        "InputToken",
+        "CachedInputToken",
+        "CacheCreationInputToken",
+        "OutputToken",
+        "ReasoningToken",
+        "TotalToken",
+        "CEL",
+    ]
+    cel: str | None = None
+
+
+# --- AIGatewayRoute -----------------------------------------------------------------------------------
+
+
+class AIGatewayRouteRuleBackendRef(Model):
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    group: str | None = None
+    kind: str | None = None
+    model_name_override: str = ""
+    header_mutation: HTTPHeaderMutation | None = None
+    body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
+    weight: int = Field(default=1, ge=0)
+    priority: int = Field(default=0, ge=0)
+
+    @property
+    def is_inference_pool(self) -> bool:
+        """True for an InferencePool ref, with or without a group (v0.2 manifests set only the kind)."""
+        return self.kind == INFERENCE_POOL_KIND
+
+
+class AIGatewayRouteRuleMatch(Model):
+    headers: list[HTTPHeaderMatch] = Field(default_factory=list)
+
+
+class AIGatewayRouteRule(Model):
+    name: str | None = None
+    backend_refs: list[AIGatewayRouteRuleBackendRef] = Field(default_factory=list)
+    matches: list[AIGatewayRouteRuleMatch] = Field(default_factory=list)
+    timeouts: HTTPRouteTimeouts | None = None
+    stream_idle_timeout: Duration | None = None
+    models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"
+    models_created_at: Annotated[datetime | None, UNIMPLEMENTED] = None
+
+    @property
+    def request_timeout(self) -> timedelta:
+        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API)."""
+        if self.timeouts is not None and self.timeouts.request is not None:
+            return self.timeouts.request
+        return DEFAULT_REQUEST_TIMEOUT
+
+
+class AIGatewayRouteSpec(Model):
+    # Declared before parent_refs: the parent_refs validator reads it.
+    target_refs: Annotated[
+        list[LocalPolicyTargetReferenceWithSectionName] | None,
+        deprecated("v1alpha1 field removed in v0.4; read as parentRefs"),
+    ] = None
+    parent_refs: list[ParentReference] = Field(default_factory=list, validate_default=True)
+    hostnames: list[str] = Field(default_factory=list)
+    rules: list[AIGatewayRouteRule]
+    llm_request_costs: Annotated[list[LLMRequestCost] | None, UNIMPLEMENTED] = None
+    api_schema: Annotated[
+        VersionedAPISchema | None, deprecated("v1alpha1 field removed in v0.4; ignored (always OpenAI)")
+    ] = Field(default=None, alias="schema")
+    filter_config: Annotated[Loose | None, deprecated("v1alpha1 field removed in v0.6; ignored")] = None
+
+    @field_validator("parent_refs")
+    @classmethod
+    def _legacy_target_refs(cls, value: list[ParentReference], info: ValidationInfo) -> list[ParentReference]:
+        legacy = info.data.get("target_refs")
+        if not legacy:
+            return value
+        if value:
+            raise PydanticCustomError(
+                "legacy_conflict", "cannot be set together with the deprecated targetRefs"
+            )
+        return [
+            ParentReference.model_validate(
+                {"group": ref.group, "kind": ref.kind, "name": ref.name, "sectionName": ref.section_name}
+            )
+            for ref in legacy
+        ]
+
+
+class AIGatewayRoute(Resource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "AIGatewayRoute"
+    api_versions = AIGATEWAY_VERSIONS
+
+    spec: AIGatewayRouteSpec
+
+
+# --- AIServiceBackend ---------------------------------------------------------------------------------
+
+
+class AIServiceBackendSpec(Model):
+    api_schema: VersionedAPISchema = Field(alias="schema")
+    backend_ref: BackendObjectReference
+    header_mutation: HTTPHeaderMutation | None = None
+    body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
+    backend_security_policy_ref: Annotated[
+        LocalObjectReference | None,
+        deprecated(
+            "v1alpha1 field removed in v0.4; honoured as if the policy's targetRefs named this backend"
+        ),
+    ] = None
+    timeouts: Annotated[
+        HTTPRouteTimeouts | None, deprecated("v1alpha1 field deprecated in v0.2; ignored")
+    ] = None
+
+
+class AIServiceBackend(Resource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "AIServiceBackend"
+    api_versions = AIGATEWAY_VERSIONS
+
+    spec: AIServiceBackendSpec
+
+
+# --- BackendSecurityPolicy ----------------------------------------------------------------------------
+
+
+class BackendSecurityPolicy(Resource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "BackendSecurityPolicy"
+    api_versions = AIGATEWAY_VERSIONS
+
+    spec: BackendSecurityPolicySpec
+
+
+# --- Recognised, not translated -----------------------------------------------------------------------
+
+
+class MCPRoute(LooseResource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "MCPRoute"
+    api_versions = AIGATEWAY_VERSIONS
+
+
+class GatewayConfig(LooseResource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "GatewayConfig"
+    api_versions = AIGATEWAY_VERSIONS
+
+
+class QuotaPolicy(LooseResource):
+    api_group = AIGATEWAY_GROUP
+    api_kind = "QuotaPolicy"
+    api_versions = ("v1alpha1",)

@@ -1,0 +1,78 @@
+"""Scalar field types shared by the Kubernetes, Gateway API and AI Gateway models.
+
+Durations are parsed once here (Gateway API GEP-2257 format, used by AI Gateway and Envoy Gateway alike) so
+the translator works with ``timedelta`` and never re-parses strings.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, PlainSerializer, PlainValidator
+from pydantic_core import PydanticCustomError
+
+# GEP-2257: up to four <1..5 digits><unit> groups, units h, m, s, ms; "0s" is valid.
+_DURATION = re.compile(r"^(?:[0-9]{1,5}(?:h|ms|m|s)){1,4}$")
+_DURATION_PART = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
+_UNIT = {
+    "h": timedelta(hours=1),
+    "m": timedelta(minutes=1),
+    "s": timedelta(seconds=1),
+    "ms": timedelta(0, 0, 0, 1),
+}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parses a Gateway API duration such as ``60s``, ``1m30s`` or ``500ms``; raises ValueError otherwise."""
+    if not _DURATION.match(text):
+        raise ValueError(f"invalid duration {text!r}")
+    return sum(
+        (int(count) * _UNIT[unit] for count, unit in _DURATION_PART.findall(text)),
+        start=timedelta(0),
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    """The inverse of ``parse_duration``, in the shortest form (``90s`` becomes ``1m30s``)."""
+    total_ms = int(value / timedelta(milliseconds=1))
+    if total_ms == 0:
+        return "0s"
+    out = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)):
+        count, total_ms = divmod(total_ms, size)
+        if count:
+            out.append(f"{count}{unit}")
+    return "".join(out)
+
+
+def _duration(value: Any) -> Any:
+    if isinstance(value, timedelta):
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("duration_type", "must be a duration string such as 60s, 1m30s or 500ms")
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "duration_format",
+            "invalid duration '{value}': expected up to four <number><h|m|s|ms> groups, e.g. 1m30s",
+            {"value": value},
+        ) from None
+
+
+def _int_or_string(value: Any) -> int | str:
+    # A plain validator (not ``int | str``) keeps union member names out of error paths.
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise PydanticCustomError("int_or_string", "must be a port number or a port name")
+    if isinstance(value, str) and not value:
+        raise PydanticCustomError("int_or_string", "must be a port number or a port name")
+    return value
+
+
+Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+"""A Gateway API duration string, held as ``timedelta``."""
+
+IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
+"""Kubernetes IntOrString (a Service ``targetPort``: a number or a container port name)."""

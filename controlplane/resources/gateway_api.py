@@ -1,0 +1,207 @@
+"""Gateway API (``gateway.networking.k8s.io``) types: the shared references the AI Gateway API embeds, and
+the Gateway, GatewayClass, BackendTLSPolicy and ReferenceGrant kinds.
+
+Field names and defaults follow kubernetes-sigs/gateway-api ``apis/v1`` (and ``v1alpha3`` for the older
+BackendTLSPolicy, which has the same fields).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.groups import GATEWAY_API_GROUP
+from controlplane.resources.meta import Loose, Model, Resource
+
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ParentReference(Model):
+    group: str = GATEWAY_API_GROUP
+    kind: str = "Gateway"
+    namespace: str | None = None
+    name: str = Field(min_length=1)
+    section_name: str | None = None
+    port: PortNumber | None = None
+
+
+class BackendObjectReference(Model):
+    group: str = ""
+    kind: str = "Service"
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+    port: PortNumber | None = None
+
+
+class SecretObjectReference(Model):
+    group: str = ""
+    kind: str = "Secret"
+    name: str = Field(min_length=1)
+    namespace: str | None = None
+
+
+class LocalObjectReference(Model):
+    group: str
+    kind: str
+    name: str = Field(min_length=1)
+
+
+class LocalPolicyTargetReference(Model):
+    group: str
+    kind: str
+    name: str = Field(min_length=1)
+
+
+class LocalPolicyTargetReferenceWithSectionName(LocalPolicyTargetReference):
+    section_name: str | None = None
+
+
+class HTTPHeader(Model):
+    name: str = Field(min_length=1)
+    value: str
+
+
+class HTTPHeaderMatch(Model):
+    type: Literal["Exact", "RegularExpression"] = "Exact"
+    name: str = Field(min_length=1)
+    value: str
+
+
+class HTTPRouteTimeouts(Model):
+    request: Duration | None = None
+    backend_request: Duration | None = None
+
+
+# --- Gateway and GatewayClass -------------------------------------------------------------------------
+
+
+class RouteNamespaces(Model):
+    from_: Literal["All", "Same", "Selector", "None"] = Field(default="Same", alias="from")
+    selector: Loose | None = None
+
+
+class RouteGroupKind(Model):
+    group: str = GATEWAY_API_GROUP
+    kind: str
+
+
+class AllowedRoutes(Model):
+    namespaces: RouteNamespaces = Field(default_factory=RouteNamespaces)
+    kinds: list[RouteGroupKind] = Field(default_factory=list)
+
+
+class ListenerTLSConfig(Model):
+    mode: Literal["Terminate", "Passthrough"] = "Terminate"
+    certificate_refs: list[SecretObjectReference] = Field(default_factory=list)
+    options: dict[str, str] = Field(default_factory=dict)
+    frontend_validation: Loose | None = None
+
+
+class Listener(Model):
+    name: str = Field(min_length=1)
+    hostname: str | None = None
+    port: PortNumber
+    protocol: str = Field(min_length=1)
+    tls: ListenerTLSConfig | None = None
+    allowed_routes: AllowedRoutes = Field(default_factory=AllowedRoutes)
+
+
+class GatewaySpecAddress(Model):
+    type: str = "IPAddress"
+    value: str = ""
+
+
+class GatewaySpec(Model):
+    gateway_class_name: str = Field(min_length=1)
+    listeners: list[Listener] = Field(min_length=1)
+    addresses: list[GatewaySpecAddress] = Field(default_factory=list)
+    infrastructure: Loose | None = None
+    allowed_listeners: Loose | None = None
+    tls: Loose | None = None
+    backend_tls: Loose | None = Field(default=None, alias="backendTLS")
+    default_scope: str | None = None
+
+
+class Gateway(Resource):
+    api_group = GATEWAY_API_GROUP
+    api_kind = "Gateway"
+    api_versions = ("v1", "v1beta1")
+
+    spec: GatewaySpec
+
+
+class GatewayClassSpec(Model):
+    controller_name: str = Field(min_length=1)
+    parameters_ref: Loose | None = None
+    description: str | None = None
+
+
+class GatewayClass(Resource):
+    api_group = GATEWAY_API_GROUP
+    api_kind = "GatewayClass"
+    api_versions = ("v1", "v1beta1")
+    cluster_scoped = True
+
+    spec: GatewayClassSpec
+
+
+# --- BackendTLSPolicy ---------------------------------------------------------------------------------
+
+
+class SubjectAltName(Model):
+    type: Literal["Hostname", "URI"]
+    hostname: str = ""
+    uri: str = ""
+
+
+class BackendTLSPolicyValidation(Model):
+    ca_certificate_refs: list[LocalObjectReference] = Field(default_factory=list)
+    well_known_ca_certificates: Literal["System"] | None = Field(
+        default=None, alias="wellKnownCACertificates"
+    )
+    hostname: str = Field(min_length=1)
+    subject_alt_names: list[SubjectAltName] = Field(default_factory=list)
+
+
+class BackendTLSPolicySpec(Model):
+    target_refs: list[LocalPolicyTargetReferenceWithSectionName] = Field(min_length=1)
+    validation: BackendTLSPolicyValidation
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class BackendTLSPolicy(Resource):
+    api_group = GATEWAY_API_GROUP
+    api_kind = "BackendTLSPolicy"
+    api_versions = ("v1", "v1alpha3")
+
+    spec: BackendTLSPolicySpec
+
+
+# --- ReferenceGrant -----------------------------------------------------------------------------------
+
+
+class ReferenceGrantFrom(Model):
+    group: str
+    kind: str
+    namespace: str = Field(min_length=1)
+
+
+class ReferenceGrantTo(Model):
+    group: str
+    kind: str
+    name: str | None = None
+
+
+class ReferenceGrantSpec(Model):
+    from_: list[ReferenceGrantFrom] = Field(min_length=1, alias="from")
+    to: list[ReferenceGrantTo] = Field(min_length=1)
+
+
+class ReferenceGrant(Resource):
+    api_group = GATEWAY_API_GROUP
+    api_kind = "ReferenceGrant"
+    api_versions = ("v1", "v1beta1")
+
+    spec: ReferenceGrantSpec

@@ -1,0 +1,341 @@
+"""Reads YAML manifests into typed resources, turning every defect of the input into a Problem.
+
+The loader never raises on input: a broken file, document or object is reported (with file, document
+index, object and field path) and everything else still loads, so one bad manifest cannot take the
+rest of a user's configuration down with it. A file with invalid YAML is rejected as a whole, because
+loading the documents before the error would apply half an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
+from controlplane.resources.notes import FieldState, noted_fields
+from controlplane.resources.problems import (
+    ObjectKey,
+    Problem,
+    Severity,
+    field_path,
+    join_path,
+    sorted_problems,
+)
+from controlplane.resources.registry import Known, Skipped, lookup
+from controlplane.resources.resource_set import ResourceSet
+
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+# Pydantic's wording names Python types; users think in YAML.
+_MESSAGES = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_too_short": "must not be empty",
+    "too_short": "must have at least {min_length} item(s)",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than_equal": "must be at most {le}",
+    "literal_error": "must be {expected}",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """One accepted object and where it came from (file and document are None for non-file sources)."""
+
+    object: Resource
+    file: str | None = None
+    doc_index: int | None = None
+    path_prefix: str = ""
+    """Set for an object inside a ``kind: List`` document (``items[3]``); field paths are relative to it."""
+
+    @property
+    def key(self) -> ObjectKey:
+        return self.object.key
+
+    def problem(self, *, severity: Severity, message: str, field_path: str = "") -> Problem:
+        """A problem about this object, located at ``field_path`` (relative to the object, YAML names)."""
+        return Problem(
+            severity=severity,
+            message=message,
+            file=self.file,
+            doc_index=self.doc_index,
+            kind=self.object.kind,
+            namespace=self.object.namespace,
+            name=self.object.name,
+            field_path=join_path(self.path_prefix, field_path),
+        )
+
+    def location(self) -> str:
+        where = f"{self.file or '-'}:{'-' if self.doc_index is None else self.doc_index}"
+        return f"{where} {self.path_prefix}" if self.path_prefix else where
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    objects: list[Loaded]
+    problems: list[Problem]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was rejected (warnings and info lines do not count)."""
+        return not any(p.severity is Severity.ERROR for p in self.problems)
+
+    def resource_set(self) -> ResourceSet:
+        return ResourceSet(self.objects)
+
+
+def load_paths(paths: Sequence[Path]) -> LoadResult:
+    """Loads files and directories (``*.yaml``/``*.yml`` below them, sorted; hidden entries skipped)."""
+    objects: list[Loaded] = []
+    problems: list[Problem] = []
+    for path in _files(paths, problems):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
+            problems.append(
+                Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
+            )
+            continue
+        _parse_stream(text, file=str(path), objects=objects, problems=problems)
+    return _finish(objects, problems)
+
+
+def load_text(text: str, *, file: str | None = None) -> LoadResult:
+    """Loads one multi-document YAML text; ``file`` only labels problems."""
+    objects: list[Loaded] = []
+    problems: list[Problem] = []
+    _parse_stream(text, file=file, objects=objects, problems=problems)
+    return _finish(objects, problems)
+
+
+def parse_document(
+    raw: Any, *, file: str | None = None, doc_index: int | None = None, path_prefix: str = ""
+) -> tuple[list[Loaded], list[Problem]]:
+    """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items."""
+    at = _Where(file, doc_index, path_prefix)
+    if not isinstance(raw, dict):
+        return [], [
+            at.problem(Severity.ERROR, "", "document must be a mapping with apiVersion, kind and metadata")
+        ]
+    missing = _require_string(raw, "apiVersion", at) or _require_string(raw, "kind", at)
+    if missing is not None:
+        return [], [missing]
+    api_version, kind = str(raw["apiVersion"]), str(raw["kind"])
+    if kind == "List":
+        return _parse_list(raw, at)
+    found = lookup(api_version, kind)
+    if isinstance(found, Skipped):
+        return [], [at.problem(Severity.INFO, "", found.reason, raw=raw)]
+    if not isinstance(found, Known):
+        return [], [at.problem(Severity.ERROR, "apiVersion", found.reason, raw=raw)]
+    try:
+        obj = found.model.model_validate(raw)
+    except ValidationError as exc:
+        scoped = found.model.cluster_scoped
+        errors = sorted(exc.errors(include_input=False, include_url=False), key=_error_sort_key)
+        return [], [at.problem(Severity.ERROR, *_describe(e), raw=raw, cluster_scoped=scoped) for e in errors]
+    loaded = Loaded(obj, file, doc_index, path_prefix)
+    return [loaded], _note_problems(loaded)
+
+
+@dataclass(frozen=True, slots=True)
+class _Where:
+    file: str | None
+    doc_index: int | None
+    path_prefix: str
+
+    def problem(
+        self, severity: Severity, path: str, message: str, *, raw: Any = None, cluster_scoped: bool = False
+    ) -> Problem:
+        kind, namespace, name = _identity(raw, cluster_scoped=cluster_scoped)
+        return Problem(
+            severity=severity,
+            message=message,
+            file=self.file,
+            doc_index=self.doc_index,
+            kind=kind,
+            namespace=namespace,
+            name=name,
+            field_path=join_path(self.path_prefix, path),
+        )
+
+
+def _require_string(raw: dict[str, Any], name: str, at: _Where) -> Problem | None:
+    value = raw.get(name)
+    if isinstance(value, str) and value:
+        return None
+    message = "required field is missing" if value is None else "must be a non-empty string"
+    return at.problem(Severity.ERROR, name, message, raw=raw)
+
+
+def _identity(raw: Any, *, cluster_scoped: bool) -> tuple[str | None, str | None, str | None]:
+    """Best-effort kind/namespace/name of a document that may be malformed, for problem lines."""
+    if not isinstance(raw, dict):
+        return None, None, None
+    metadata = raw.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
+    kind, namespace, name = (
+        value if isinstance(value, str) else None
+        for value in (raw.get("kind"), metadata.get("namespace"), metadata.get("name"))
+    )
+    if cluster_scoped:
+        namespace = ""
+    elif not namespace and name is not None:
+        namespace = DEFAULT_NAMESPACE
+    return kind, namespace, name
+
+
+def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Problem]]:
+    items = raw.get("items")
+    if not isinstance(items, list):
+        return [], [at.problem(Severity.ERROR, "items", "must be a list", raw=raw)]
+    objects: list[Loaded] = []
+    problems: list[Problem] = []
+    for index, item in enumerate(items):
+        prefix = join_path(at.path_prefix, f"items[{index}]")
+        found, found_problems = parse_document(item, file=at.file, doc_index=at.doc_index, path_prefix=prefix)
+        objects.extend(found)
+        problems.extend(found_problems)
+    return objects, problems
+
+
+def _describe(error: ErrorDetails) -> tuple[str, str]:
+    """(field path, message) for one validation error; never includes the input value (it may be secret)."""
+    template = _MESSAGES.get(error["type"])
+    try:
+        message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
+    except KeyError:
+        message = error["msg"]
+    return field_path(error["loc"]), message
+
+
+def _error_sort_key(error: ErrorDetails) -> str:
+    return field_path(error["loc"])
+
+
+def _note_problems(loaded: Loaded) -> list[Problem]:
+    out = []
+    for noted in noted_fields(loaded.object):
+        if noted.note.state is FieldState.UNIMPLEMENTED:
+            out.append(
+                loaded.problem(severity=Severity.WARNING, message=noted.note.reason, field_path=noted.path)
+            )
+        else:
+            message = f"deprecated: {noted.note.reason}"
+            out.append(loaded.problem(severity=Severity.INFO, message=message, field_path=noted.path))
+    return out
+
+
+# --- YAML ---------------------------------------------------------------------------------------------
+
+
+class _StrictLoader(yaml.CSafeLoader):
+    """Safe YAML that refuses a key repeated in one mapping (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[Hashable] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, Hashable):
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping",
+                        node.start_mark,
+                        f"found duplicate key {key!r}",
+                        key_node.start_mark,
+                    )
+                seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
+    documents: list[Any] = []
+    try:
+        documents.extend(yaml.load_all(text, Loader=_StrictLoader))
+    except yaml.YAMLError as exc:
+        problems.append(
+            Problem(severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc))
+        )
+        return
+    for index, raw in enumerate(documents):
+        if raw is None:
+            continue
+        found, found_problems = parse_document(raw, file=file, doc_index=index)
+        objects.extend(found)
+        problems.extend(found_problems)
+
+
+def _yaml_message(exc: yaml.YAMLError) -> str:
+    # Built from the parser's description and position only: its snippet of the line could hold a secret.
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}"
+        return f"invalid YAML at {where}: {exc.problem}; nothing in this file was loaded"
+    return f"invalid YAML ({type(exc).__name__}); nothing in this file was loaded"
+
+
+# --- Files and duplicates -----------------------------------------------------------------------------
+
+
+def _files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            candidates = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
+            )
+        elif path.is_file():
+            candidates = [path]
+        else:
+            problems.append(
+                Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
+            )
+            continue
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                out.append(candidate)
+    return out
+
+
+def _hidden(relative: Path) -> bool:
+    # Also skips Kubernetes ConfigMap volume internals (``..data``, ``..2024_01_01...``).
+    return any(part.startswith(".") for part in relative.parts)
+
+
+def _finish(objects: Iterable[Loaded], problems: list[Problem]) -> LoadResult:
+    first: dict[ObjectKey, Loaded] = {}
+    kept: list[Loaded] = []
+    for loaded in objects:
+        original = first.get(loaded.key)
+        if original is None:
+            first[loaded.key] = loaded
+            kept.append(loaded)
+            continue
+        message = f"duplicate {loaded.key}, already defined at {original.location()}; this one is ignored"
+        problems.append(loaded.problem(severity=Severity.ERROR, field_path="metadata.name", message=message))
+    return LoadResult(objects=kept, problems=sorted_problems(problems))

@@ -1,0 +1,137 @@
+"""Base classes for every resource model: the pydantic configuration, object metadata and identity.
+
+One configuration for all models keeps the user-facing contract uniform: YAML field names are the upstream
+camelCase names (aliases; snake_case is the Python side only), unknown fields are errors, models are
+immutable once loaded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from controlplane.resources.problems import ObjectKey
+
+DEFAULT_NAMESPACE = "default"
+
+Tolerated = Annotated[Any, Field(default=None, exclude=True, repr=False)]
+"""A field Kubernetes adds (uid, managedFields, status, ...): accepted so cluster dumps load; unused."""
+
+Loose = dict[str, Any]
+"""An upstream sub-object declared without its inner schema; its contents are not checked or used."""
+
+
+class Model(BaseModel):
+    """Strict base: camelCase aliases only, unknown fields are errors, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=False,
+        serialize_by_alias=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class LooseModel(Model):
+    """For Kubernetes-owned types (Service, Pod, ...) of which we read a few fields among many.
+
+    Their schemas belong to Kubernetes and carry dozens of fields a dump from a cluster contains, so
+    undeclared fields are ignored there instead of being errors.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ObjectMeta(Model):
+    name: str = Field(min_length=1)
+    namespace: str = DEFAULT_NAMESPACE
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: Tolerated
+    resource_version: Tolerated
+    generation: Tolerated
+    generate_name: Tolerated
+    creation_timestamp: Tolerated
+    deletion_timestamp: Tolerated
+    deletion_grace_period_seconds: Tolerated
+    managed_fields: Tolerated
+    owner_references: Tolerated
+    finalizers: Tolerated
+    self_link: Tolerated
+
+    @field_validator("namespace")
+    @classmethod
+    def _empty_namespace_is_default(cls, value: str) -> str:
+        return value or DEFAULT_NAMESPACE
+
+
+class Resource(Model):
+    """A top-level Kubernetes-style object. Subclasses set the class variables that identify their kind."""
+
+    api_group: ClassVar[str]
+    api_kind: ClassVar[str]
+    api_versions: ClassVar[tuple[str, ...]]
+    cluster_scoped: ClassVar[bool] = False
+
+    api_version: str
+    kind: str
+    metadata: ObjectMeta
+    status: Tolerated
+
+    @field_validator("kind")
+    @classmethod
+    def _kind_matches_class(cls, value: str) -> str:
+        if value != cls.api_kind:
+            raise PydanticCustomError("kind_mismatch", "expected kind {expected}", {"expected": cls.api_kind})
+        return value
+
+    @field_validator("api_version")
+    @classmethod
+    def _version_known(cls, value: str) -> str:
+        if value not in {api_version(cls.api_group, version) for version in cls.api_versions}:
+            raise PydanticCustomError(
+                "api_version_unknown",
+                "{kind} is not served at apiVersion {value}",
+                {"kind": cls.api_kind, "value": value},
+            )
+        return value
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """Empty for cluster-scoped kinds, whatever the manifest says (Kubernetes ignores it too)."""
+        return "" if self.cluster_scoped else self.metadata.namespace
+
+    @property
+    def key(self) -> ObjectKey:
+        return ObjectKey(self.api_group, self.api_kind, self.namespace, self.metadata.name)
+
+    @classmethod
+    def key_for(cls, namespace: str, name: str) -> ObjectKey:
+        """The key an object of this class would have; used to resolve references."""
+        return ObjectKey(cls.api_group, cls.api_kind, "" if cls.cluster_scoped else namespace, name)
+
+
+class LooseResource(Resource):
+    """A recognised kind we do not translate (yet): its spec is kept as given and not checked."""
+
+    spec: Loose = Field(default_factory=dict)
+
+
+def api_version(group: str, version: str) -> str:
+    """``apps`` + ``v1`` gives ``apps/v1``; the core group has no prefix (``v1``)."""
+    return f"{group}/{version}" if group else version
+
+
+def split_api_version(value: str) -> tuple[str, str]:
+    """The inverse of ``api_version``: ``(group, version)``."""
+    group, _, version = value.rpartition("/")
+    return group, version

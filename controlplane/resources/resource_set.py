@@ -1,0 +1,154 @@
+"""The translator's input: an immutable, key-indexed collection of accepted objects with typed accessors.
+
+Lists come back sorted by ObjectKey so that everything built from them is deterministic; lookups resolve
+references the way Kubernetes does (by group, kind, namespace and name), and ``source`` gives back where
+an object came from so the translator can locate its own problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, TypeVar
+
+from controlplane.resources.aigateway import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
+from controlplane.resources.core import ConfigMap, EndpointSlice, Pod, Secret, Service
+from controlplane.resources.envoy_gateway import Backend, BackendTrafficPolicy
+from controlplane.resources.gateway_api import BackendTLSPolicy, Gateway, GatewayClass, ReferenceGrant
+from controlplane.resources.groups import INFERENCE_GROUP, INFERENCE_X_GROUP
+from controlplane.resources.inference import InferencePool, InferencePoolBase, InferencePoolV1Alpha2
+from controlplane.resources.meta import Resource
+from controlplane.resources.problems import ObjectKey
+
+if TYPE_CHECKING:
+    from controlplane.resources.loader import Loaded
+
+R = TypeVar("R", bound=Resource)
+
+
+class ResourceSet:
+    def __init__(self, loaded: Iterable[Loaded] = ()) -> None:
+        index: dict[ObjectKey, Loaded] = {}
+        for item in loaded:
+            if item.key in index:
+                raise ValueError(f"duplicate object {item.key}")
+            index[item.key] = item
+        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(dict(sorted(index.items())))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[Loaded]:
+        return iter(self._index.values())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __repr__(self) -> str:
+        # Keys only: object contents include Secrets.
+        return f"ResourceSet({', '.join(str(key) for key in self._index)})"
+
+    def get(self, key: ObjectKey) -> Resource | None:
+        found = self._index.get(key)
+        return None if found is None else found.object
+
+    def source(self, key: ObjectKey) -> Loaded | None:
+        """The loaded entry (file, document index) for ``key``, to attach problems to it."""
+        return self._index.get(key)
+
+    def of_type(self, model: type[R]) -> list[R]:
+        """Every object of ``model`` (including subclasses), sorted by key."""
+        return [item.object for item in self._index.values() if isinstance(item.object, model)]
+
+    def by_kind(self, kind: str, *, group: str | None = None) -> list[Resource]:
+        return [
+            item.object
+            for key, item in self._index.items()
+            if key.kind == kind and (group is None or key.group == group)
+        ]
+
+    def find(self, model: type[R], namespace: str, name: str) -> R | None:
+        """The ``model`` object at ``namespace``/``name`` (namespace ignored for cluster-scoped kinds)."""
+        found = self.get(model.key_for(namespace, name))
+        return found if isinstance(found, model) else None
+
+    # --- collections ---
+
+    def routes(self) -> list[AIGatewayRoute]:
+        return self.of_type(AIGatewayRoute)
+
+    def backends(self) -> list[AIServiceBackend]:
+        return self.of_type(AIServiceBackend)
+
+    def security_policies(self) -> list[BackendSecurityPolicy]:
+        return self.of_type(BackendSecurityPolicy)
+
+    def gateways(self) -> list[Gateway]:
+        return self.of_type(Gateway)
+
+    def gateway_classes(self) -> list[GatewayClass]:
+        return self.of_type(GatewayClass)
+
+    def eg_backends(self) -> list[Backend]:
+        """Envoy Gateway ``Backend`` objects (not AIServiceBackends)."""
+        return self.of_type(Backend)
+
+    def backend_tls_policies(self) -> list[BackendTLSPolicy]:
+        return self.of_type(BackendTLSPolicy)
+
+    def backend_traffic_policies(self) -> list[BackendTrafficPolicy]:
+        return self.of_type(BackendTrafficPolicy)
+
+    def reference_grants(self) -> list[ReferenceGrant]:
+        return self.of_type(ReferenceGrant)
+
+    def inference_pools(self) -> list[InferencePoolBase]:
+        """Both InferencePool versions, through their common view."""
+        return [item.object for item in self._index.values() if isinstance(item.object, InferencePoolBase)]
+
+    def services(self) -> list[Service]:
+        return self.of_type(Service)
+
+    def endpoint_slices(self) -> list[EndpointSlice]:
+        return self.of_type(EndpointSlice)
+
+    def pods(self) -> list[Pod]:
+        return self.of_type(Pod)
+
+    # --- lookups by reference ---
+
+    def backend(self, namespace: str, name: str) -> AIServiceBackend | None:
+        return self.find(AIServiceBackend, namespace, name)
+
+    def eg_backend(self, namespace: str, name: str) -> Backend | None:
+        return self.find(Backend, namespace, name)
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        return self.find(Service, namespace, name)
+
+    def secret(self, namespace: str, name: str) -> Secret | None:
+        return self.find(Secret, namespace, name)
+
+    def config_map(self, namespace: str, name: str) -> ConfigMap | None:
+        return self.find(ConfigMap, namespace, name)
+
+    def gateway(self, namespace: str, name: str) -> Gateway | None:
+        return self.find(Gateway, namespace, name)
+
+    def inference_pool(
+        self, namespace: str, name: str, *, group: str | None = None
+    ) -> InferencePoolBase | None:
+        """The pool a backendRef names. Without a group (AI Gateway v0.2 refs set only the kind) the v1 pool
+        is preferred, then the v1alpha2 one."""
+        v1 = self.find(InferencePool, namespace, name) if group in (None, INFERENCE_GROUP) else None
+        if v1 is not None:
+            return v1
+        return (
+            self.find(InferencePoolV1Alpha2, namespace, name) if group in (None, INFERENCE_X_GROUP) else None
+        )
+
+    def endpoint_slices_for(self, namespace: str, service_name: str) -> list[EndpointSlice]:
+        """The EndpointSlices of a Service (by their ``kubernetes.io/service-name`` label), sorted by name."""
+        return [
+            s for s in self.endpoint_slices() if s.namespace == namespace and s.service_name == service_name
+        ]
