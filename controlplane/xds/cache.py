@@ -1,0 +1,216 @@
+"""Snapshots of Envoy configuration and the cache that hands them to proxies by node group.
+
+A `Snapshot` is an immutable set of resources per type URL, each versioned by its content hash. The
+`SnapshotCache` keeps one snapshot per node group and refuses a snapshot that Envoy could not use as a whole
+(a route naming a missing cluster, an EDS cluster with no load assignment, ...), keeping the previous one. A
+proxy is served the snapshot of the group named by its node id, else by its node cluster, else the default
+group, so any Envoy pointed at the server works without registering first. Watchers (the server's streams)
+are told when a group changes; they may live on another thread or event loop, so they are called with no
+lock held and must only schedule work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Protocol
+
+from google.protobuf.message import Message
+
+from controlplane.xds.resource import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    SECRET,
+    TYPE_URLS,
+    Resource,
+    ResourceKey,
+    short_type_name,
+)
+
+
+class InconsistentSnapshotError(ValueError):
+    """A snapshot refused by `SnapshotCache.set_snapshot`; `reason` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    """Resources by type URL and name. Build with `from_resources`."""
+
+    resources: Mapping[str, Mapping[str, Resource]]
+    type_versions: Mapping[str, str]
+    version: str
+
+    @classmethod
+    def from_resources(
+        cls,
+        by_type: Mapping[str, Iterable[Message]] | None = None,
+        /,
+        *,
+        listeners: Iterable[Message] = (),
+        routes: Iterable[Message] = (),
+        clusters: Iterable[Message] = (),
+        endpoints: Iterable[Message] = (),
+        secrets: Iterable[Message] = (),
+    ) -> Snapshot:
+        """Build a snapshot from messages, given by keyword or as a mapping ``{type_url: messages}``.
+
+        Names come from the messages; two resources of one type with the same name are an error.
+        """
+        grouped: dict[str, list[Message]] = {type_url: [] for type_url in TYPE_URLS}
+        for type_url, messages in (by_type or {}).items():
+            if type_url not in grouped:
+                raise ValueError(f"unsupported type URL {type_url!r}")
+            grouped[type_url].extend(messages)
+        for type_url, messages in (
+            (LISTENER, listeners),
+            (ROUTE, routes),
+            (CLUSTER, clusters),
+            (ENDPOINT, endpoints),
+            (SECRET, secrets),
+        ):
+            grouped[type_url].extend(messages)
+        resources: dict[str, Mapping[str, Resource]] = {}
+        for type_url, messages in grouped.items():
+            by_name: dict[str, Resource] = {}
+            for message in messages:
+                resource = Resource.build(type_url, message)
+                if resource.name in by_name:
+                    raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
+                by_name[resource.name] = resource
+            resources[type_url] = MappingProxyType(dict(sorted(by_name.items())))
+        type_versions = {type_url: _version_of(resources[type_url].values()) for type_url in TYPE_URLS}
+        overall = hashlib.blake2b(digest_size=12)
+        for type_url in TYPE_URLS:
+            overall.update(f"{type_url}={type_versions[type_url]};".encode())
+        return cls(
+            resources=MappingProxyType(resources),
+            type_versions=MappingProxyType(type_versions),
+            version=overall.hexdigest(),
+        )
+
+    def get(self, type_url: str) -> Mapping[str, Resource]:
+        """Resources of one type by name (empty for a type the snapshot has none of)."""
+        return self.resources.get(type_url, _EMPTY)
+
+    def find(self, key: ResourceKey) -> Resource | None:
+        return self.get(key.type_url).get(key.name)
+
+    def consistency_problems(self) -> list[str]:
+        """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine)."""
+        problems = []
+        for type_url in TYPE_URLS:
+            for resource in self.get(type_url).values():
+                for key in sorted(resource.dependencies):
+                    target = self.find(key)
+                    if target is None:
+                        problems.append(
+                            f"{_describe(resource.key)} names {_describe(key)}, which is not in it"
+                        )
+                    elif key.type_url == LISTENER and not target.message.HasField("internal_listener"):
+                        problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
+                if type_url == CLUSTER:
+                    problems.extend(
+                        f"EDS {_describe(resource.key)} has no load assignment {key.name!r}"
+                        for key in sorted(resource.warming)
+                        if key.type_url == ENDPOINT and self.find(key) is None
+                    )
+        return problems
+
+
+_EMPTY: Mapping[str, Resource] = MappingProxyType({})
+
+
+def _version_of(resources: Iterable[Resource]) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    for resource in resources:
+        digest.update(f"{resource.name}\0{resource.version}\n".encode())
+    return digest.hexdigest()
+
+
+def _describe(key: ResourceKey) -> str:
+    return f"{short_type_name(key.type_url)} {key.name!r}"
+
+
+class SnapshotWatcher(Protocol):
+    """Called (from whichever thread set the snapshot) with the group whose snapshot changed."""
+
+    def __call__(self, group: str | None, /) -> None: ...
+
+
+@dataclass(frozen=True)
+class NodeSnapshot:
+    """The group a node resolves to and that group's snapshot (None until one is set)."""
+
+    group: str | None
+    snapshot: Snapshot | None
+
+
+class SnapshotCache:
+    """Thread-safe store of one snapshot per node group; `None` is the default group."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[str | None, Snapshot] = {}
+        self._watchers: dict[int, SnapshotWatcher] = {}
+        self._next_watcher = 0
+
+    def set_snapshot(self, snapshot: Snapshot, group: str | None = None) -> None:
+        """Store `snapshot` for `group` and wake the watchers; an inconsistent one is refused."""
+        problems = snapshot.consistency_problems()
+        if problems:
+            raise InconsistentSnapshotError("; ".join(problems))
+        with self._lock:
+            if self._snapshots.get(group) is not None and self._snapshots[group].version == snapshot.version:
+                return
+            self._snapshots[group] = snapshot
+            watchers = list(self._watchers.values())
+        for watcher in watchers:
+            watcher(group)
+
+    def clear_snapshot(self, group: str) -> None:
+        """Forget a named group; its nodes fall back to their cluster's group or the default."""
+        with self._lock:
+            removed = self._snapshots.pop(group, None)
+            watchers = list(self._watchers.values())
+        if removed is not None:
+            for watcher in watchers:
+                watcher(group)
+
+    def get_snapshot(self, group: str | None = None) -> Snapshot | None:
+        with self._lock:
+            return self._snapshots.get(group)
+
+    def for_node(self, *, node_id: str, node_cluster: str) -> NodeSnapshot:
+        """The snapshot for a proxy: by node id, then node cluster, then the default group."""
+        with self._lock:
+            for group in (node_id, node_cluster):
+                if group and group in self._snapshots:
+                    return NodeSnapshot(group, self._snapshots[group])
+            return NodeSnapshot(None, self._snapshots.get(None))
+
+    def watch(self, watcher: SnapshotWatcher) -> Callable[[], None]:
+        """Register `watcher`; returns the function that unregisters it."""
+        with self._lock:
+            token = self._next_watcher
+            self._next_watcher += 1
+            self._watchers[token] = watcher
+
+        def unwatch() -> None:
+            with self._lock:
+                self._watchers.pop(token, None)
+
+        return unwatch
+
+    @property
+    def watcher_count(self) -> int:
+        with self._lock:
+            return len(self._watchers)

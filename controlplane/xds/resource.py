@@ -1,0 +1,262 @@
+"""What the xDS layer knows about Envoy resources: type URLs, names, content versions and references.
+
+The server never interprets configuration beyond two questions, answered here once per resource content:
+what is the resource called, and which other resources must Envoy hold before this one is safe to use
+(`dependencies`, which decide the order of pushes: make before break) or before Envoy finishes warming it
+(`warming_dependencies`: RDS names of a listener, the load assignment of an EDS cluster, SDS secrets).
+References are found by walking the message, including `Any`-packed extension configs whose modules are
+imported in this process, so the translator's HTTP filters and transport sockets are covered too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
+from envoy.config.listener.v3 import listener_pb2
+from envoy.config.route.v3 import route_pb2
+
+# Imported for their side effect: registering the message types that `_walk` unpacks from `Any` fields.
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
+from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
+from google.protobuf import any_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+
+_PREFIX = "type.googleapis.com/"
+LISTENER = _PREFIX + "envoy.config.listener.v3.Listener"
+ROUTE = _PREFIX + "envoy.config.route.v3.RouteConfiguration"
+CLUSTER = _PREFIX + "envoy.config.cluster.v3.Cluster"
+ENDPOINT = _PREFIX + "envoy.config.endpoint.v3.ClusterLoadAssignment"
+SECRET = _PREFIX + "envoy.extensions.transport_sockets.tls.v3.Secret"
+
+TYPE_URLS: tuple[str, ...] = (CLUSTER, ENDPOINT, SECRET, LISTENER, ROUTE)
+"""Every type this server serves, in the order a stream considers them (clusters first: make before break)."""
+
+WILDCARD_TYPES = frozenset({LISTENER, CLUSTER})
+"""Types Envoy subscribes to as a whole; the others (RDS, EDS, SDS) are requested by name."""
+
+MESSAGE_CLASSES: dict[str, type[Message]] = {
+    LISTENER: listener_pb2.Listener,
+    ROUTE: route_pb2.RouteConfiguration,
+    CLUSTER: cluster_pb2.Cluster,
+    ENDPOINT: endpoint_pb2.ClusterLoadAssignment,
+    SECRET: secret_pb2.Secret,
+}
+
+
+class ResourceKey(NamedTuple):
+    """A resource's identity: its type URL and name."""
+
+    type_url: str
+    name: str
+
+
+def short_type_name(type_url: str) -> str:
+    """``type.googleapis.com/envoy.config.cluster.v3.Cluster`` -> ``Cluster`` (metric labels, logs)."""
+    return type_url.rsplit(".", 1)[-1]
+
+
+def resource_name(type_url: str, message: Message) -> str:
+    """The name Envoy knows a resource by: `cluster_name` for a load assignment, `name` otherwise."""
+    fields: Any = message  # generated classes are untyped
+    name: str = fields.cluster_name if type_url == ENDPOINT else fields.name
+    return name
+
+
+def content_hash(message: Message) -> str:
+    """A version string derived from the content only (deterministic serialisation)."""
+    return _digest(message.SerializeToString(deterministic=True))
+
+
+def dependencies(type_url: str, message: Message) -> set[ResourceKey]:
+    """Resources that must be ready on a proxy before this one is sent to it (see module docstring)."""
+    return set(_references(type_url, message).dependencies)
+
+
+def warming_dependencies(type_url: str, message: Message) -> set[ResourceKey]:
+    """Resources Envoy fetches for this one and waits for before using it."""
+    return set(_references(type_url, message).warming)
+
+
+@dataclass(frozen=True, eq=False)
+class Resource:
+    """One resource content, prepared once and shared by every snapshot and stream that holds it."""
+
+    type_url: str
+    name: str
+    version: str
+    message: Message
+    packed: any_pb2.Any = field(repr=False)
+    dependencies: frozenset[ResourceKey]
+    warming: frozenset[ResourceKey]
+
+    @property
+    def key(self) -> ResourceKey:
+        return ResourceKey(self.type_url, self.name)
+
+    @classmethod
+    def build(cls, type_url: str, message: Message) -> Resource:
+        expected = MESSAGE_CLASSES.get(type_url)
+        if expected is None:
+            raise ValueError(f"unsupported type URL {type_url!r}")
+        if not isinstance(message, expected):
+            raise TypeError(f"{type_url} needs {expected.__name__}, got {type(message).__name__}")
+        name = resource_name(type_url, message)
+        if not name:
+            raise ValueError(f"a {short_type_name(type_url)} without a name")
+        serialized = message.SerializeToString(deterministic=True)
+        version = _digest(serialized)
+        known = _INTERNED.get((type_url, name, version))
+        if known is not None:
+            return known
+        references = _references(type_url, message)
+        resource = cls(
+            type_url=type_url,
+            name=name,
+            version=version,
+            message=message,
+            packed=any_pb2.Any(type_url=type_url, value=serialized),
+            dependencies=references.dependencies,
+            warming=references.warming,
+        )
+        _remember(resource)
+        return resource
+
+
+# The translator rebuilds every message on each change; interning by content lets unchanged resources keep
+# one shared object (no second walk, no second Any) across consecutive snapshots. Entries live exactly as long
+# as some snapshot or stream still holds the resource.
+_INTERNED: weakref.WeakValueDictionary[tuple[str, str, str], Resource] = weakref.WeakValueDictionary()
+
+
+def _remember(resource: Resource) -> None:
+    _INTERNED[(resource.type_url, resource.name, resource.version)] = resource
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+class _References(NamedTuple):
+    dependencies: frozenset[ResourceKey]
+    warming: frozenset[ResourceKey]
+
+
+def _references(type_url: str, message: Message) -> _References:
+    found: dict[bool, set[ResourceKey]] = {True: set(), False: set()}
+    for nested in _walk(message):
+        collect = _COLLECTORS.get(nested.DESCRIPTOR.full_name)
+        if collect is not None:
+            for warming, key in collect(nested):
+                found[warming].add(key)
+    cluster: Any = message
+    if type_url == CLUSTER and cluster.type == cluster_pb2.Cluster.EDS:
+        found[True].add(ResourceKey(ENDPOINT, cluster.eds_cluster_config.service_name or cluster.name))
+    self_key = ResourceKey(type_url, resource_name(type_url, message))
+    return _References(
+        dependencies=frozenset(found[False] - {self_key}), warming=frozenset(found[True] - {self_key})
+    )
+
+
+# Collectors yield (is_warming, key) for one message type found anywhere inside a resource.
+_Collector = Callable[[Any], Iterator[tuple[bool, ResourceKey]]]
+
+
+def _clusters_of_route_action(action: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    names = [action.cluster, *(weighted.name for weighted in action.weighted_clusters.clusters)]
+    names.extend(mirror.cluster for mirror in action.request_mirror_policies)
+    yield from ((False, ResourceKey(CLUSTER, name)) for name in names if name)
+
+
+def _clusters_of_virtual_host(virtual_host: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    for mirror in virtual_host.request_mirror_policies:
+        if mirror.cluster:
+            yield False, ResourceKey(CLUSTER, mirror.cluster)
+
+
+def _clusters_of_tcp_proxy(proxy: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    names = [proxy.cluster, *(weighted.name for weighted in proxy.weighted_clusters.clusters)]
+    yield from ((False, ResourceKey(CLUSTER, name)) for name in names if name)
+
+
+def _internal_listener(address: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    if address.server_listener_name:
+        yield False, ResourceKey(LISTENER, address.server_listener_name)
+
+
+def _route_config_over_ads(rds: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    if rds.route_config_name and rds.config_source.HasField("ads"):
+        yield True, ResourceKey(ROUTE, rds.route_config_name)
+
+
+def _secret_over_ads(config: Any) -> Iterator[tuple[bool, ResourceKey]]:
+    if config.name and config.sds_config.HasField("ads"):
+        yield True, ResourceKey(SECRET, config.name)
+
+
+_COLLECTORS: dict[str, _Collector] = {
+    "envoy.config.route.v3.RouteAction": _clusters_of_route_action,
+    "envoy.config.route.v3.VirtualHost": _clusters_of_virtual_host,
+    "envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy": _clusters_of_tcp_proxy,
+    "envoy.config.core.v3.EnvoyInternalAddress": _internal_listener,
+    "envoy.extensions.filters.network.http_connection_manager.v3.Rds": _route_config_over_ads,
+    "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig": _secret_over_ads,
+}
+
+# Free-form data (metadata, typed per-filter structs) never names a resource; skipping it keeps large
+# metadata cheap.
+_OPAQUE = frozenset({"google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"})
+_ANY = "google.protobuf.Any"
+_unpack_classes: dict[str, type[Message] | None] = {}
+
+
+def _walk(root: Message) -> Iterator[Message]:
+    """Every message nested in `root` (itself included), looking inside `Any` where the type is known."""
+    stack = [root]
+    while stack:
+        message = stack.pop()
+        name = message.DESCRIPTOR.full_name
+        if name in _OPAQUE:
+            continue
+        if name == _ANY:
+            inner = _unpack(message)
+            if inner is not None:
+                stack.append(inner)
+            continue
+        yield message
+        for descriptor, value in message.ListFields():
+            if descriptor.message_type is None:
+                continue
+            if not descriptor.is_repeated:
+                stack.append(value)
+            elif descriptor.message_type.GetOptions().map_entry:
+                if descriptor.message_type.fields_by_name["value"].message_type is not None:
+                    stack.extend(value.values())
+            else:
+                stack.extend(value)
+
+
+def _unpack(packed: Any) -> Message | None:
+    type_name = packed.type_url.rpartition("/")[2]
+    if type_name not in _unpack_classes:
+        try:
+            descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
+        except KeyError:
+            _unpack_classes[type_name] = None
+        else:
+            _unpack_classes[type_name] = message_factory.GetMessageClass(descriptor)
+    message_class = _unpack_classes[type_name]
+    if message_class is None:
+        return None
+    inner = message_class()
+    try:
+        inner.ParseFromString(packed.value)
+    except DecodeError:
+        return None  # Envoy will reject it; there is nothing to reference inside
+    return inner

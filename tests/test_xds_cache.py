@@ -1,0 +1,114 @@
+"""Snapshot construction, consistency checks, node-group fallback and watchers."""
+
+from __future__ import annotations
+
+import pytest
+from envoy.config.cluster.v3 import cluster_pb2
+from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
+
+from controlplane.xds import InconsistentSnapshotError, Snapshot, SnapshotCache, builders
+from controlplane.xds.resource import CLUSTER, ENDPOINT, ROUTE
+
+
+def _snapshot(cluster: str = "c1", *, route_to: str | None = None, with_endpoints: bool = True) -> Snapshot:
+    return Snapshot.from_resources(
+        listeners=[builders.http_listener("l1", port=10000, rds_name="r1")],
+        routes=[builders.route_configuration("r1", routes=[("/", route_to or cluster)])],
+        clusters=[builders.eds_cluster(cluster)],
+        endpoints=[builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])]
+        if with_endpoints
+        else [],
+    )
+
+
+def test_versions_follow_content() -> None:
+    assert _snapshot().version == _snapshot().version
+    assert _snapshot().version != _snapshot("c2").version
+    assert _snapshot().type_versions[CLUSTER] != _snapshot("c2").type_versions[CLUSTER]
+    assert list(_snapshot().get(CLUSTER)) == ["c1"]
+
+
+def test_mapping_form_equals_keyword_form() -> None:
+    by_type = Snapshot.from_resources(
+        {
+            CLUSTER: [builders.eds_cluster("c1")],
+            ENDPOINT: [builders.load_assignment("c1", socket_endpoints=[("127.0.0.1", 9)])],
+            ROUTE: [builders.route_configuration("r1", routes=[("/", "c1")])],
+        },
+        listeners=[builders.http_listener("l1", port=10000, rds_name="r1")],
+    )
+    assert by_type.version == _snapshot().version
+
+
+def test_bad_input_to_snapshot() -> None:
+    with pytest.raises(ValueError, match="two Cluster resources named 'c'"):
+        Snapshot.from_resources(clusters=[builders.eds_cluster("c"), builders.eds_cluster("c")])
+    with pytest.raises(ValueError, match="unsupported type URL"):
+        Snapshot.from_resources({"type.googleapis.com/x.Y": []})
+    with pytest.raises(TypeError, match="needs Cluster"):
+        Snapshot.from_resources(clusters=[secret_pb2.Secret(name="s")])
+    with pytest.raises(ValueError, match="without a name"):
+        Snapshot.from_resources(clusters=[cluster_pb2.Cluster()])
+
+
+def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:
+    cache = SnapshotCache()
+    good = _snapshot()
+    cache.set_snapshot(good)
+    with pytest.raises(
+        InconsistentSnapshotError, match="RouteConfiguration 'r1' names Cluster 'missing'"
+    ) as info:
+        cache.set_snapshot(_snapshot(route_to="missing"))
+    assert "not in it" in info.value.reason
+    with pytest.raises(InconsistentSnapshotError, match="EDS Cluster 'c1' has no load assignment 'c1'"):
+        cache.set_snapshot(_snapshot(with_endpoints=False))
+    not_internal = Snapshot.from_resources(
+        listeners=[builders.http_listener("public", port=10001, rds_name="r")],
+        clusters=[builders.eds_cluster("c")],
+        endpoints=[builders.load_assignment("c", internal_listeners=["public"])],
+    )
+    with pytest.raises(InconsistentSnapshotError, match="targets Listener 'public', not internal"):
+        cache.set_snapshot(not_internal)
+    assert cache.get_snapshot() is good
+
+
+def test_listener_naming_a_route_config_that_does_not_exist_yet_is_allowed() -> None:
+    cache = SnapshotCache()
+    snapshot = Snapshot.from_resources(listeners=[builders.http_listener("l", port=1, rds_name="later")])
+    cache.set_snapshot(snapshot)
+    assert cache.get_snapshot() is snapshot
+
+
+def test_node_group_fallback() -> None:
+    cache = SnapshotCache()
+    assert cache.for_node(node_id="n1", node_cluster="edge").snapshot is None
+    default, by_cluster, by_node = _snapshot("c1"), _snapshot("c2"), _snapshot("c3")
+    cache.set_snapshot(default)
+    assert cache.for_node(node_id="n1", node_cluster="edge").snapshot is default
+    cache.set_snapshot(by_cluster, group="edge")
+    assert cache.for_node(node_id="n1", node_cluster="edge").snapshot is by_cluster
+    assert cache.for_node(node_id="n1", node_cluster="other").snapshot is default
+    cache.set_snapshot(by_node, group="n1")
+    found = cache.for_node(node_id="n1", node_cluster="edge")
+    assert (found.group, found.snapshot) == ("n1", by_node)
+    cache.clear_snapshot("n1")
+    assert cache.for_node(node_id="n1", node_cluster="edge").snapshot is by_cluster
+
+
+def test_watchers_are_woken_on_change_only() -> None:
+    cache = SnapshotCache()
+    woken: list[str | None] = []
+    unwatch = cache.watch(woken.append)
+    cache.set_snapshot(_snapshot())
+    cache.set_snapshot(_snapshot())  # same content: nothing to tell
+    cache.set_snapshot(_snapshot("c2"), group="edge")
+    with pytest.raises(InconsistentSnapshotError):
+        cache.set_snapshot(_snapshot(route_to="missing"))
+    cache.clear_snapshot("edge")
+    cache.clear_snapshot("never-set")
+    assert woken == [None, "edge", "edge"]
+    assert cache.watcher_count == 1
+    unwatch()
+    cache.set_snapshot(_snapshot("c3"))
+    assert woken == [None, "edge", "edge"]
+    assert cache.watcher_count == 0
