@@ -1,0 +1,413 @@
+"""Model semantics: upstream defaults, legacy shapes, the normalised InferencePool view, field notes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.resources import (
+    Loaded,
+    ResourceSet,
+    Severity,
+    deprecated_fields,
+    load_paths,
+    load_text,
+    unimplemented_fields,
+)
+from controlplane.resources.aigateway import (
+    AIGatewayRoute,
+    AIServiceBackend,
+    BackendSecurityPolicy,
+    VersionedAPISchema,
+)
+from controlplane.resources.core import EndpointSlice, Pod, Service
+from controlplane.resources.envoy_gateway import BackendTrafficPolicy
+from controlplane.resources.fieldtypes import format_duration, parse_duration
+from controlplane.resources.gateway_api import Gateway, GatewayClass
+from controlplane.resources.groups import INFERENCE_GROUP, INFERENCE_X_GROUP
+from controlplane.resources.inference import EndpointPicker
+from controlplane.resources.meta import Resource
+from controlplane.resources.problems import ObjectKey, field_path
+
+DATA = Path(__file__).parent / "data" / "resources"
+
+
+def _one(text: str) -> Resource:
+    result = load_text(text)
+    assert [p.format() for p in result.problems if p.severity is Severity.ERROR] == []
+    (loaded,) = result.objects
+    return loaded.object
+
+
+def _errors(text: str) -> list[tuple[str, str]]:
+    return [(p.field_path, p.message) for p in load_text(text).problems if p.severity is Severity.ERROR]
+
+
+def _route(spec: str) -> str:
+    head = "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\n"
+    return f"{head}metadata: {{name: r}}\nspec:\n{spec}"
+
+
+def test_route_defaults_are_upstreams() -> None:
+    route = _one(
+        _route(
+            "  parentRefs: [{name: gw}]\n  rules:\n    - matches: [{headers: [{name: h, value: v}]}]\n"
+            "      backendRefs: [{name: a}]\n"
+        )
+    )
+    assert isinstance(route, AIGatewayRoute)
+    assert route.metadata.namespace == "default"
+    (parent,) = route.spec.parent_refs
+    assert (parent.group, parent.kind, parent.namespace) == ("gateway.networking.k8s.io", "Gateway", None)
+    (rule,) = route.spec.rules
+    assert rule.matches[0].headers[0].type == "Exact"
+    (ref,) = rule.backend_refs
+    assert (ref.weight, ref.priority, ref.model_name_override, ref.kind, ref.group) == (1, 0, "", None, None)
+    assert rule.request_timeout == timedelta(seconds=60)
+    assert rule.models_owned_by == "Envoy AI Gateway"
+    assert unimplemented_fields(route) == []
+
+
+def test_explicit_zero_request_timeout_is_kept() -> None:
+    route = _one(_route("  rules: [{timeouts: {request: 0s, backendRequest: 1m30s}}]\n"))
+    assert isinstance(route, AIGatewayRoute)
+    assert route.spec.rules[0].request_timeout == timedelta(0)
+    assert route.spec.rules[0].timeouts is not None
+    assert route.spec.rules[0].timeouts.backend_request == timedelta(seconds=90)
+
+
+def test_legacy_target_refs_conflict_with_parent_refs() -> None:
+    spec = (
+        "  parentRefs: [{name: a}]\n"
+        "  targetRefs: [{name: b, kind: Gateway, group: gateway.networking.k8s.io}]\n"
+    )
+    assert _errors(_route(spec + "  rules: []\n")) == [
+        ("spec.parentRefs", "cannot be set together with the deprecated targetRefs")
+    ]
+
+
+def test_backend_ref_defaults_to_service_kind() -> None:
+    backend = _one(
+        "apiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: AIServiceBackend\nmetadata: {name: b}\n"
+        "spec: {schema: {name: OpenAI}, backendRef: {name: svc, port: 80}}\n"
+    )
+    assert isinstance(backend, AIServiceBackend)
+    ref = backend.spec.backend_ref
+    assert (ref.group, ref.kind, ref.name, ref.port) == ("", "Service", "svc", 80)
+
+
+@pytest.mark.parametrize(
+    ("schema", "prefix"),
+    [
+        ({"name": "OpenAI"}, "/v1"),
+        ({"name": "OpenAI", "version": "v1"}, "/v1"),
+        ({"name": "OpenAI", "version": "v1beta/openai"}, "/v1beta/openai"),
+        ({"name": "OpenAI", "version": "v1", "prefix": "/api/v2/"}, "/api/v2"),
+        ({"name": "OpenAI", "prefix": "/"}, ""),
+        ({"name": "AzureOpenAI", "version": "2025-01-01-preview"}, "/v1"),
+        ({"name": "Anthropic", "prefix": "anthropic/v1"}, "/anthropic/v1"),
+    ],
+)
+def test_schema_path_prefix(schema: dict[str, Any], prefix: str) -> None:
+    assert VersionedAPISchema.model_validate(schema).path_prefix == prefix
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "canonical"),
+    [
+        ("60s", timedelta(seconds=60), "1m"),
+        ("1m30s", timedelta(seconds=90), "1m30s"),
+        ("500ms", timedelta(milliseconds=500), "500ms"),
+        ("1h2m3s4ms", timedelta(hours=1, minutes=2, seconds=3, milliseconds=4), "1h2m3s4ms"),
+        ("0s", timedelta(0), "0s"),
+    ],
+)
+def test_durations_parse_and_format(text: str, value: timedelta, canonical: str) -> None:
+    assert parse_duration(text) == value
+    assert format_duration(value) == canonical
+
+
+@pytest.mark.parametrize("text", ["", "1", "1.5s", "-1s", "1d", "123456s", "1s1s1s1s1s", "5 s"])
+def test_invalid_durations_are_rejected(text: str) -> None:
+    with pytest.raises(ValueError, match="invalid duration"):
+        parse_duration(text)
+
+
+def test_inference_pool_versions_share_one_view() -> None:
+    resources = load_paths([DATA / "inference_pool_v1.yaml"]).resource_set()
+    v1 = resources.inference_pool("default", "vllm-llama3")
+    alpha = resources.inference_pool("default", "vllm-llama3-alpha")
+    assert v1 is not None
+    assert alpha is not None
+    assert (v1.match_labels, v1.target_ports, v1.app_protocol) == ({"app": "vllm-llama3"}, [8000], "http")
+    assert v1.endpoint_picker == EndpointPicker("", "Service", "vllm-llama3-epp", 9002, "FailClose")
+    assert (alpha.match_labels, alpha.target_ports) == ({"app": "vllm-llama3"}, [8000])
+    assert alpha.endpoint_picker == EndpointPicker("", "Service", "vllm-llama3-epp", 9010, "FailOpen")
+    assert [p.name for p in resources.pods() if v1.match_labels.items() <= p.metadata.labels.items()] == [
+        "vllm-llama3-0"
+    ]
+
+
+def test_inference_pool_lookup_by_group() -> None:
+    text = """
+apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferencePool
+metadata: {name: pool}
+spec: {selector: {app: a}}
+"""
+    resources = load_text(text).resource_set()
+    assert resources.inference_pool("default", "pool") is not None
+    assert resources.inference_pool("default", "pool", group=INFERENCE_X_GROUP) is not None
+    assert resources.inference_pool("default", "pool", group=INFERENCE_GROUP) is None
+    (pool,) = resources.inference_pools()
+    assert (pool.target_ports, pool.endpoint_picker) == ([], None)
+
+
+def test_v1_pool_target_ports_are_required_and_unique() -> None:
+    head = "apiVersion: inference.networking.k8s.io/v1\nkind: InferencePool\nmetadata: {name: p}\n"
+    assert _errors(head + "spec: {selector: {matchLabels: {a: b}}}\n") == [
+        ("spec.targetPorts", "required field is missing")
+    ]
+    assert _errors(head + "spec: {selector: {}, targetPorts: [{number: 80}, {number: 80}]}\n") == [
+        ("spec.targetPorts", "port numbers must be unique")
+    ]
+
+
+def test_fields_marked_unimplemented_are_reported_when_set() -> None:
+    text = _route(
+        "  llmRequestCosts: [{metadataKey: in, type: InputToken}]\n"
+        "  rules:\n"
+        "    - modelsOwnedBy: me\n"
+        "      modelsCreatedAt: 2025-01-01T00:00:00Z\n"
+        "      backendRefs:\n"
+        "        - name: a\n"
+        "        - {name: b, bodyMutation: {remove: [x]}}\n"
+    )
+    result = load_text(text)
+    (loaded,) = result.objects
+    expected = [
+        "spec.llmRequestCosts",
+        "spec.rules[0].backendRefs[1].bodyMutation",
+        "spec.rules[0].modelsCreatedAt",
+        "spec.rules[0].modelsOwnedBy",
+    ]
+    assert unimplemented_fields(loaded.object) == expected
+    assert deprecated_fields(loaded.object) == []
+    assert [(p.severity, p.field_path) for p in result.problems] == [
+        (Severity.WARNING, path) for path in expected
+    ]
+
+
+def test_unimplemented_fields_of_backend_policy_and_traffic_policy() -> None:
+    backend = _one(
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata: {name: b}\n"
+        "spec: {schema: {name: OpenAI}, backendRef: {name: s}, bodyMutation: {remove: [x]}}\n"
+    )
+    policy = _one(
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata: {name: p}\n"
+        "spec: {type: APIKey, apiKey: {secretRef: {name: s}}, credentialOverride: {fromRequestHeaders: {}}}\n"
+    )
+    traffic = _one(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: t}\n"
+        "spec: {targetRef: {group: g, kind: K, name: n}, rateLimit: {type: Local}, retry: {}}\n"
+    )
+    assert unimplemented_fields(backend) == ["spec.bodyMutation"]
+    assert unimplemented_fields(policy) == ["spec.credentialOverride"]
+    assert unimplemented_fields(traffic) == ["spec.rateLimit"]
+    assert isinstance(policy, BackendSecurityPolicy)
+    assert policy.spec.credential_override is not None
+    assert policy.spec.credential_override.from_request_headers is not None
+    assert policy.spec.credential_override.from_request_headers.fallback_to_configured is True
+    assert isinstance(traffic, BackendTrafficPolicy)
+    assert [r.name for r in traffic.spec.all_target_refs] == ["n"]
+
+
+@pytest.mark.parametrize(
+    "credential",
+    [
+        "type: AWSCredentials\n"
+        "  awsCredentials: {region: us-east-1, credentialsFile: {secretRef: {name: s}}}",
+        "type: AWSCredentials\n  awsCredentials:\n    region: us-east-1\n    oidcExchangeToken:\n"
+        "      oidc: {provider: {issuer: 'https://idp'}, clientID: c, clientSecret: {name: s}}\n"
+        "      awsRoleArn: arn:aws:iam::1:role/r",
+        "type: AzureAPIKey\n  azureAPIKey: {secretRef: {name: s}}",
+        "type: AzureCredentials\n  azureCredentials: {clientID: c, tenantID: t, clientSecretRef: {name: s}}",
+        "type: GCPCredentials\n"
+        "  gcpCredentials: {projectName: p, region: r, credentialsFile: {secretRef: {name: s}}}",
+        "type: AnthropicAPIKey\n  anthropicAPIKey: {secretRef: {name: s}}",
+    ],
+)
+def test_every_upstream_credential_type_loads(credential: str) -> None:
+    policy = _one(
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata: {name: p}\n"
+        "spec:\n  targetRefs: [{group: inference.networking.k8s.io, kind: InferencePool, name: pool}]\n  "
+        + credential
+        + "\n"
+    )
+    assert isinstance(policy, BackendSecurityPolicy)
+
+
+def test_credential_must_match_policy_type() -> None:
+    text = (
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: BackendSecurityPolicy\nmetadata: {name: p}\n"
+        "spec: {type: AWSCredentials, apiKey: {secretRef: {name: s}}}\n"
+    )
+    assert _errors(text) == [
+        ("spec", "type AWSCredentials needs awsCredentials and no other credential field (found: apiKey)")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "path", "message"),
+    [
+        ("[{}]", "spec.endpoints[0]", "exactly one of fqdn, ip or unix must be set"),
+        (
+            "[{fqdn: {hostname: h, port: 1}, ip: {address: 1.2.3.4, port: 1}}]",
+            "spec.endpoints[0]",
+            "exactly one of fqdn, ip or unix must be set",
+        ),
+        (
+            "[{fqdn: {hostname: h, port: 1}}, {ip: {address: 1.2.3.4, port: 1}}]",
+            "spec",
+            "fqdn endpoints cannot be mixed with ip or unix endpoints",
+        ),
+        ("[{ip: {address: 1.2.3.4, port: 0}}]", "spec.endpoints[0].ip.port", "must be at least 1"),
+    ],
+)
+def test_backend_endpoint_rules(endpoints: str, path: str, message: str) -> None:
+    head = "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b}\n"
+    text = f"{head}spec: {{endpoints: {endpoints}}}\n"
+    assert _errors(text) == [(path, message)]
+
+
+def test_traffic_policy_defaults() -> None:
+    traffic = _one(
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\nmetadata: {name: t}\n"
+        "spec: {retry: {}, healthCheck: {passive: {}, active: {type: HTTP, http: {path: /health}}}}\n"
+    )
+    assert isinstance(traffic, BackendTrafficPolicy)
+    assert traffic.spec.retry is not None
+    assert traffic.spec.retry.num_retries == 2
+    health = traffic.spec.health_check
+    assert health is not None
+    assert health.passive is not None
+    passive = health.passive
+    assert (passive.interval, passive.base_ejection_time) == (timedelta(seconds=3), timedelta(seconds=30))
+    assert (passive.consecutive_5xx_errors, passive.consecutive_local_origin_failures) == (5, 5)
+    assert (passive.max_ejection_percent, passive.consecutive_gateway_errors) == (10, None)
+    assert health.active is not None
+    assert (health.active.timeout, health.active.unhealthy_threshold, health.active.healthy_threshold) == (
+        timedelta(seconds=1),
+        3,
+        1,
+    )
+
+
+def test_gateway_listener_defaults_and_cluster_scoped_class() -> None:
+    result = load_text(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\n"
+        "metadata: {name: gc, namespace: ignored}\n"
+        "spec: {controllerName: example.com/controller}\n---\n"
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw}\n"
+        "spec:\n  gatewayClassName: gc\n"
+        "  listeners: [{name: http, port: 8080, protocol: HTTP, hostname: '*.ai'}]\n"
+    )
+    resources = result.resource_set()
+    gateway_class = resources.find(GatewayClass, "anything", "gc")
+    assert gateway_class is not None
+    assert gateway_class.key == ObjectKey("gateway.networking.k8s.io", "GatewayClass", "", "gc")
+    gateway = resources.find(Gateway, "default", "gw")
+    assert gateway is not None
+    (listener,) = gateway.spec.listeners
+    assert (listener.hostname, listener.allowed_routes.namespaces.from_) == ("*.ai", "Same")
+
+
+def test_service_endpoint_slice_and_pod_views() -> None:
+    text = """
+apiVersion: v1
+kind: Service
+metadata: {name: llm, namespace: ai}
+spec:
+  selector: {app: llm}
+  clusterIP: 10.96.0.10
+  sessionAffinity: None
+  ports: [{name: http, port: 80, targetPort: http}, {port: 8443}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: llm-abc
+  namespace: ai
+  labels: {kubernetes.io/service-name: llm}
+addressType: IPv4
+endpoints:
+  - addresses: [10.0.0.1]
+    conditions: {ready: true}
+  - addresses: [10.0.0.2]
+    conditions: {ready: false, terminating: true}
+  - addresses: [10.0.0.3]
+ports: [{name: http, port: 8000, protocol: TCP}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: ai}
+status: {podIP: 10.0.0.1, conditions: [{type: Ready, status: "False"}]}
+"""
+    result = load_text(text)
+    assert result.problems == []
+    resources = result.resource_set()
+    service = resources.service("ai", "llm")
+    assert isinstance(service, Service)
+    assert service.spec.cluster_ip == "10.96.0.10"
+    assert [p.effective_target_port for p in service.spec.ports] == ["http", 8443]
+    assert service.port(80) is not None
+    (endpoint_slice,) = resources.endpoint_slices_for("ai", "llm")
+    assert isinstance(endpoint_slice, EndpointSlice)
+    assert [e.ready for e in endpoint_slice.endpoints] == [True, False, True]
+    (pod,) = resources.pods()
+    assert isinstance(pod, Pod)
+    assert (pod.ip, pod.ready) == ("10.0.0.1", False)
+
+
+def test_resource_set_is_sorted_indexed_and_refuses_duplicates() -> None:
+    result = load_paths([DATA])
+    resources = result.resource_set()
+    keys = [loaded.key for loaded in resources]
+    assert keys == sorted(keys)
+    assert len(resources) == len(result.objects)
+    route = resources.routes()[0]
+    assert route.key in resources
+    source = resources.source(route.key)
+    assert source is not None
+    assert source.file is not None
+    assert source.file.endswith(".yaml")
+    assert [r.name for r in resources.by_kind("InferencePool", group=INFERENCE_X_GROUP)] == [
+        "inference-extension-example-pool",
+        "vllm-llama3-alpha",
+    ]
+    with pytest.raises(ValueError, match="duplicate object"):
+        ResourceSet([*resources, Loaded(route)])
+
+
+def test_loaded_problem_is_located_inside_list_items() -> None:
+    result = load_text(
+        "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: c}\n",
+        file="dump.yaml",
+    )
+    (loaded,) = result.objects
+    problem = loaded.problem(severity=Severity.ERROR, message="m", field_path="data")
+    assert problem.format() == "dump.yaml:0: ConfigMap/default/c: items[0].data: m"
+
+
+def test_field_path_rendering() -> None:
+    assert (
+        field_path(("spec", "rules", 0, "backendRefs", 1, "weight")) == "spec.rules[0].backendRefs[1].weight"
+    )
+    assert (
+        field_path(("metadata", "labels", "app.kubernetes.io/name"))
+        == 'metadata.labels["app.kubernetes.io/name"]'
+    )
+    assert field_path(()) == ""
