@@ -33,7 +33,7 @@ def _lines(result: LoadResult, severity: Severity) -> list[str]:
 
 def test_seed_002_header_routing_to_pool_or_backend_loads() -> None:
     result = load_paths([DATA / "seed002_inference_pool.yaml"])
-    assert _errors(result) == []
+    assert result.ok
     resources = result.resource_set()
     (route,) = resources.routes()
     pool_rule, backend_rule = route.spec.rules
@@ -134,6 +134,7 @@ def test_invalid_yaml_rejects_that_file_only(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text(BACKEND.format(version="v1beta1", name="x") + "---\nspec: [unclosed\n")
     (tmp_path / "good.yaml").write_text(BACKEND.format(version="v1beta1", name="ok"))
     result = load_paths([tmp_path])
+    assert not result.ok
     assert [o.object.name for o in result.objects] == ["ok"]
     (problem,) = result.problems
     assert problem.file == str(tmp_path / "bad.yaml")
@@ -270,6 +271,15 @@ items:
     assert [p.format() for p in result.problems] == [
         "dump.yaml:0: ConfigMap/default/second: items[1].bogus: unknown field"
     ]
+
+
+def test_null_fields_read_as_unset_like_kubernetes() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n  namespace: null\ndata:\n"
+    result = load_text(text)
+    assert result.problems == []
+    (loaded,) = result.objects
+    assert isinstance(loaded.object, ConfigMap)
+    assert (loaded.object.metadata.labels, loaded.object.namespace, loaded.object.data) == ({}, "default", {})
 
 
 def test_empty_documents_are_ignored_but_counted() -> None:

@@ -271,7 +271,8 @@ class _StrictLoader(yaml.CSafeLoader):
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
     documents: list[Any] = []
     try:
-        documents.extend(yaml.load_all(text, Loader=_StrictLoader))
+        for document in yaml.load_all(text, Loader=_StrictLoader):
+            documents.append(document)
     except yaml.YAMLError as exc:
         problems.append(
             Problem(severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc))
