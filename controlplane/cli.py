@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-_SUBCOMMAND_MODULES = ("controlplane.commands.bootstrap",)
+_SUBCOMMAND_MODULES = ("controlplane.commands.bootstrap", "controlplane.commands.translate")
 
 
 class Subcommand(Protocol):

@@ -187,10 +187,18 @@ class BackendHop:
     name: str
     upstream_cluster: str
     model_override: str | None = None
-    credential_secret: str | None = None
+    credential: Credential | None = None
     request_headers: HeaderEdits = HeaderEdits()
     path_prefix: str = "/v1"
     host_rewrite: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Which SDS secret a hop injects, and as which header (replacing whatever the client sent)."""
+
+    secret: str
+    header: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,8 @@ from controlplane.resources.gateway_api import (
     BackendObjectReference,
     HTTPHeader,
     HTTPHeaderMatch,
+    HTTPPathMatch,
+    HTTPRouteFilter,
     HTTPRouteTimeouts,
     LocalObjectReference,
     LocalPolicyTargetReferenceWithSectionName,
@@ -122,12 +124,18 @@ class AIGatewayRouteRuleBackendRef(Model):
 
 class AIGatewayRouteRuleMatch(Model):
     headers: list[HTTPHeaderMatch] = Field(default_factory=list)
+    path: HTTPPathMatch | None = None
+    """Extension: Gateway API's HTTPRouteMatch.path, which upstream fixes to its root prefix. Lets one
+    gateway expose a model behind its own path (seed 003's ``/model``)."""
 
 
 class AIGatewayRouteRule(Model):
     name: str | None = None
     backend_refs: list[AIGatewayRouteRuleBackendRef] = Field(default_factory=list)
     matches: list[AIGatewayRouteRuleMatch] = Field(default_factory=list)
+    filters: list[HTTPRouteFilter] = Field(default_factory=list)
+    """Extension: Gateway API's HTTPRouteRule.filters (URLRewrite, RequestHeaderModifier), with
+    HTTPRoute's field names, for paths and headers upstream can only change with an extra HTTPRoute."""
     timeouts: HTTPRouteTimeouts | None = None
     stream_idle_timeout: Duration | None = None
     models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"

@@ -69,6 +69,36 @@ class HTTPHeaderMatch(Model):
     value: str
 
 
+class HTTPPathMatch(Model):
+    type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
+    value: str = Field(default="/", min_length=1)
+
+
+class HTTPPathModifier(Model):
+    type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
+    replace_full_path: str | None = None
+    replace_prefix_match: str | None = None
+
+
+class HTTPURLRewriteFilter(Model):
+    hostname: str | None = None
+    path: HTTPPathModifier | None = None
+
+
+class HTTPHeaderFilter(Model):
+    set: list[HTTPHeader] = Field(default_factory=list)
+    add: list[HTTPHeader] = Field(default_factory=list)
+    remove: list[str] = Field(default_factory=list)
+
+
+class HTTPRouteFilter(Model):
+    """The subset of Gateway API's HTTPRouteFilter that an AI route can use (see AIGatewayRouteRule)."""
+
+    type: Literal["URLRewrite", "RequestHeaderModifier"]
+    url_rewrite: HTTPURLRewriteFilter | None = Field(default=None, alias="urlRewrite")
+    request_header_modifier: HTTPHeaderFilter | None = None
+
+
 class HTTPRouteTimeouts(Model):
     request: Duration | None = None
     backend_request: Duration | None = None

@@ -48,8 +48,8 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     filters = []
     if hop.model_override is not None:
         filters.append(model_override_filter(model=hop.model_override))
-    if hop.credential_secret is not None:
-        filters.append(credential_filter(secret_name=hop.credential_secret))
+    if hop.credential is not None:
+        filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
     filters.append(router_filter(suppress_envoy_headers=True))
     manager = hcm.HttpConnectionManager(
         stat_prefix=hop.name,

@@ -17,7 +17,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 from controlplane.xdsbuild._proto import ads_source, pack
 
 
-def credential_filter(*, secret_name: str, header: str = "Authorization") -> Any:
+def credential_filter(*, secret_name: str, header: str) -> Any:
     generic = generic_pb2.Generic(
         credential=secret_pb2.SdsSecretConfig(name=secret_name, sds_config=ads_source()), header=header
     )

@@ -1,0 +1,64 @@
+"""``controlplane translate PATH... [-o yaml|json]``: print what Envoy would be sent, and every problem.
+
+A contract other tools rely on: stdout is one document with keys ``listeners``, ``routes``, ``clusters``,
+``endpoints`` (plus ``secrets``, redacted) and ``status``; stderr has one line per problem,
+``FILE:DOC_INDEX: Kind/namespace/name: field.path: message``; the exit code is 0 when every object was
+accepted and 1 otherwise. The accepted rest is printed either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class _Translate:
+    name: str = "translate"
+    help: str = "Translate manifests to Envoy resources and print them with each object's status."
+
+    def configure(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+        parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+        parser.add_argument(
+            "--listen-address", default="0.0.0.0", help="address of the generated listeners (default 0.0.0.0)"
+        )
+        parser.add_argument(
+            "--listener-port",
+            type=int,
+            default=None,
+            help="port of the default listener when no Gateway is given",
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from controlplane.gatewayapi import DEFAULT_LISTENER_PORT, TranslateOptions
+        from controlplane.render import envoy_document, status_document
+        from controlplane.resources.loader import load_paths
+        from controlplane.resources.problems import Severity, sorted_problems
+        from controlplane.translator import translate
+
+        loaded = load_paths(args.paths)
+        translation = translate(
+            loaded.resource_set(),
+            options=TranslateOptions(
+                listen_address=args.listen_address, default_port=args.listener_port or DEFAULT_LISTENER_PORT
+            ),
+        )
+        problems = sorted_problems([*loaded.problems, *translation.problems])
+        document = {**envoy_document(translation.envoy), "status": status_document(translation.statuses)}
+        if args.output == "json":
+            json.dump(document, sys.stdout, indent=2, sort_keys=False)
+            sys.stdout.write("\n")
+        else:
+            yaml.safe_dump(document, sys.stdout, sort_keys=False, default_flow_style=False)
+        for problem in problems:
+            print(problem.format(), file=sys.stderr)
+        return 1 if any(problem.severity is Severity.ERROR for problem in problems) else 0
+
+
+COMMAND = _Translate()

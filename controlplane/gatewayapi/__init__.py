@@ -1,0 +1,75 @@
+"""User resources (AI Gateway, Gateway API, Inference Extension, core) -> IR plus a status per object.
+
+Pure: the same ResourceSet always gives the same IR and statuses. Problems are isolated to the object that
+has them: a bad route, backend or policy loses only itself (or the references to it), never the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controlplane import ir
+from controlplane.gatewayapi.backends import BackendResolver
+from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
+from controlplane.gatewayapi.routes import build_routes
+from controlplane.resources.loader import Loaded
+from controlplane.resources.notes import FieldState, noted_fields
+from controlplane.resources.problems import ObjectKey, Problem
+from controlplane.resources.resource_set import ResourceSet
+
+__all__ = ["Condition", "GatewayTranslation", "ObjectStatus", "TranslateOptions", "translate_resources"]
+
+DEFAULT_LISTENER_PORT = 10080
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TranslateOptions:
+    listen_address: str = "0.0.0.0"
+    default_port: int = DEFAULT_LISTENER_PORT
+    """The one listener's port when no Gateway is given."""
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayTranslation:
+    infra: ir.Infra
+    statuses: dict[ObjectKey, ObjectStatus]
+    problems: list[Problem]
+
+
+def translate_resources(resources: ResourceSet, *, options: TranslateOptions) -> GatewayTranslation:
+    report = Report(source_of=lambda key: _source(resources.source(key)))
+    _note_fields(resources, report)
+    binder = ListenerBinder(resources=resources, report=report, default_port=options.default_port)
+    backends = BackendResolver(resources=resources, report=report)
+    for backend in resources.backends():
+        backends.ai_service_backend(backend)
+    tables = build_routes(
+        resources=resources,
+        report=report,
+        binder=binder,
+        backends=backends,
+        listen_address=options.listen_address,
+    )
+    infra = ir.Infra(
+        listeners=tables.listeners,
+        rule_clusters=tables.rule_clusters,
+        hops=tables.hops,
+        upstreams=backends.upstreams,
+        credentials=backends.credentials,
+        ca_bundles=backends.ca_bundles,
+    )
+    return GatewayTranslation(infra=infra, statuses=report.statuses(), problems=report.problems())
+
+
+def _note_fields(resources: ResourceSet, report: Report) -> None:
+    for loaded in resources:
+        for noted in noted_fields(loaded.object):
+            reason = (
+                "UnimplementedFields" if noted.note.state is FieldState.UNIMPLEMENTED else "DeprecatedFields"
+            )
+            report.note(loaded.object, noted.path, noted.note.reason, reason=reason)
+
+
+def _source(loaded: Loaded | None) -> tuple[str | None, int | None]:
+    return (None, None) if loaded is None else (loaded.file, loaded.doc_index)

@@ -1,0 +1,137 @@
+"""BackendSecurityPolicy -> the credential a backend's hop injects, delivered to Envoy as an SDS secret.
+
+Only key-style credentials are translated (APIKey, AzureAPIKey, AnthropicAPIKey); the cloud credential
+types need token exchange and are reported as unsupported, never silently skipped. Secret values are read
+here and go nowhere but the SDS resource: no problem message, status or log line contains them.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from controlplane import ir
+from controlplane.gatewayapi.report import Report
+from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
+from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.problems import ObjectKey
+from controlplane.resources.resource_set import ResourceSet
+from controlplane.resources.security import API_KEY_SECRET_KEY, SecretKeyRef
+
+# type -> (spec field holding the secret ref, its YAML name, header, value prefix)
+_KEY_TYPES: Final = {
+    "APIKey": ("api_key", "apiKey", "Authorization", "Bearer "),
+    "AzureAPIKey": ("azure_api_key", "azureAPIKey", "api-key", ""),
+    "AnthropicAPIKey": ("anthropic_api_key", "anthropicAPIKey", "x-api-key", ""),
+}
+
+
+_TargetKey = tuple[str, str, str]
+"""(kind, namespace, name): InferencePool targets match either pool version, so the group is left out."""
+
+
+class PolicyFailed:
+    """Marker: the target has a policy, but it cannot be applied."""
+
+
+class CredentialResolver:
+    FAILED: Final = PolicyFailed()
+
+    def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+        self._resources = resources
+        self._report = report
+        self._secrets: dict[str, ir.CredentialSecret] = {}
+        self._policies = self._policies_by_target()
+        self._resolved: dict[ObjectKey, ir.Credential | PolicyFailed] = {}
+
+    @property
+    def secrets(self) -> tuple[ir.CredentialSecret, ...]:
+        return tuple(self._secrets[name] for name in sorted(self._secrets))
+
+    def for_target(self, target: AIServiceBackend | InferencePoolBase) -> ir.Credential | PolicyFailed | None:
+        """The credential ``target``'s hops inject; None when no policy applies to it."""
+        policy = self._policies.get(_target(target.kind, target.namespace, target.name))
+        if policy is None:
+            return None
+        if policy.key not in self._resolved:
+            self._resolved[policy.key] = self._resolve(policy)
+        return self._resolved[policy.key]
+
+    def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+        spec = policy.spec
+        if spec.type not in _KEY_TYPES:
+            self._report.reject(
+                policy,
+                "spec.type",
+                f"{spec.type} credentials are not supported yet",
+                reason="UnsupportedValue",
+            )
+            return self.FAILED
+        attribute, yaml_name, header, prefix = _KEY_TYPES[spec.type]
+        ref: SecretKeyRef = getattr(spec, attribute)
+        namespace = ref.secret_ref.namespace or policy.namespace
+        path = f"spec.{yaml_name}.secretRef"
+        secret = self._resources.secret(namespace, ref.secret_ref.name)
+        if secret is None:
+            self._report.unresolved(
+                policy, f"{path}.name", f"Secret {namespace}/{ref.secret_ref.name} not found"
+            )
+            return self.FAILED
+        value = secret.value(API_KEY_SECRET_KEY)
+        if value is None or not value.get_secret_value().strip():
+            self._report.unresolved(
+                policy, path, f"Secret {namespace}/{secret.name} has no non-empty key {API_KEY_SECRET_KEY}"
+            )
+            return self.FAILED
+        name = f"credential/{policy.namespace}/{policy.name}"
+        self._secrets[name] = ir.CredentialSecret(
+            name=name, header_value=prefix + value.get_secret_value().strip()
+        )
+        return ir.Credential(secret=name, header=header)
+
+    def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
+        """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""
+        chosen: dict[_TargetKey, BackendSecurityPolicy] = {}
+        for policy in self._resources.security_policies():
+            self._report.consider(policy)
+            for index, ref in enumerate(policy.spec.target_refs):
+                key = _target(ref.kind, policy.namespace, ref.name)
+                self._claim(chosen, key, policy, f"spec.targetRefs[{index}]")
+        for backend in self._resources.backends():
+            legacy = backend.spec.backend_security_policy_ref
+            if legacy is None:
+                continue
+            found = self._resources.find(BackendSecurityPolicy, backend.namespace, legacy.name)
+            if found is None:
+                self._report.unresolved(
+                    backend,
+                    "spec.backendSecurityPolicyRef.name",
+                    f"BackendSecurityPolicy {backend.namespace}/{legacy.name} not found",
+                )
+                continue
+            self._claim(
+                chosen, _target(backend.kind, backend.namespace, backend.name), found, "spec.targetRefs"
+            )
+        return chosen
+
+    def _claim(
+        self,
+        chosen: dict[_TargetKey, BackendSecurityPolicy],
+        key: _TargetKey,
+        policy: BackendSecurityPolicy,
+        path: str,
+    ) -> None:
+        current = chosen.get(key)
+        if current is None:
+            chosen[key] = policy
+        elif current.key != policy.key:
+            self._report.reject(
+                policy,
+                path,
+                f"{key[0]} {key[1]}/{key[2]} already uses BackendSecurityPolicy "
+                f"{current.namespace}/{current.name}",
+                reason="Conflicted",
+            )
+
+
+def _target(kind: str, namespace: str, name: str) -> _TargetKey:
+    return (kind, namespace, name)

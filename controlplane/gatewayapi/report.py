@@ -1,0 +1,129 @@
+"""What the translator found about each input object: problems for the CLI and logs, conditions for status.
+
+Every judgement about an object goes through one ``Report`` so that the problem lines users read and the
+``status.conditions`` they see with kubectl always agree. Condition types follow Gateway API usage:
+``Accepted`` (the object is in use), ``ResolvedRefs`` (everything it points at exists), and a ``Warnings``
+condition naming fields that were accepted but have no effect yet.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from controlplane.resources.meta import Resource
+from controlplane.resources.problems import ObjectKey, Problem, Severity
+
+SourceLookup = Callable[[ObjectKey], tuple[str | None, int | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    type: str
+    status: bool
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStatus:
+    key: ObjectKey
+    conditions: tuple[Condition, ...]
+
+    @property
+    def accepted(self) -> bool:
+        return all(condition.status for condition in self.conditions if condition.type == "Accepted")
+
+
+@dataclass(frozen=True, slots=True)
+class _Finding:
+    severity: Severity | None
+    """None: a status condition only; the loader already printed the problem line."""
+    field_path: str
+    message: str
+    condition: str
+    reason: str
+
+
+class Report:
+    def __init__(self, *, source_of: SourceLookup) -> None:
+        self._source_of = source_of
+        self._findings: dict[ObjectKey, list[_Finding]] = defaultdict(list)
+        self._seen: set[ObjectKey] = set()
+
+    def consider(self, obj: Resource) -> None:
+        """Marks ``obj`` as judged, so it gets a status even when nothing was wrong."""
+        self._seen.add(obj.key)
+
+    def reject(self, obj: Resource, field_path: str, message: str, *, reason: str = "Invalid") -> None:
+        """``obj`` (or the part at ``field_path``) cannot be used; an error line and ``Accepted=False``."""
+        self._add(obj, _Finding(Severity.ERROR, field_path, message, "Accepted", reason))
+
+    def unresolved(self, obj: Resource, field_path: str, message: str) -> None:
+        """A reference in ``obj`` points at nothing usable; the rest of ``obj`` still works."""
+        self._add(obj, _Finding(Severity.ERROR, field_path, message, "ResolvedRefs", "BackendNotFound"))
+
+    def warn(
+        self, obj: Resource, field_path: str, message: str, *, reason: str = "UnimplementedFields"
+    ) -> None:
+        self._add(obj, _Finding(Severity.WARNING, field_path, message, "Warnings", reason))
+
+    def note(self, obj: Resource, field_path: str, message: str, *, reason: str) -> None:
+        """A ``Warnings`` condition for something the loader has already reported as a problem line."""
+        self._add(obj, _Finding(None, field_path, message, "Warnings", reason))
+
+    def problems(self) -> list[Problem]:
+        out: list[Problem] = []
+        for key, findings in self._findings.items():
+            file, doc_index = self._source_of(key)
+            out.extend(
+                Problem(
+                    severity=finding.severity,
+                    message=finding.message,
+                    file=file,
+                    doc_index=doc_index,
+                    kind=key.kind,
+                    namespace=key.namespace or None,
+                    name=key.name,
+                    field_path=finding.field_path,
+                )
+                for finding in findings
+                if finding.severity is not None
+            )
+        return out
+
+    def statuses(self) -> dict[ObjectKey, ObjectStatus]:
+        return {
+            key: ObjectStatus(key, _conditions(self._findings.get(key, ()))) for key in sorted(self._seen)
+        }
+
+    def _add(self, obj: Resource, finding: _Finding) -> None:
+        self._seen.add(obj.key)
+        # The same route is judged once per listener it attaches to; say each thing once.
+        if finding not in self._findings[obj.key]:
+            self._findings[obj.key].append(finding)
+
+
+def _conditions(findings: Iterable[_Finding]) -> tuple[Condition, ...]:
+    by_type: dict[str, list[_Finding]] = defaultdict(list)
+    for finding in findings:
+        by_type[finding.condition].append(finding)
+    conditions = [
+        _condition("Accepted", by_type.get("Accepted", []), ok_reason="Accepted"),
+        _condition("ResolvedRefs", by_type.get("ResolvedRefs", []), ok_reason="ResolvedRefs"),
+    ]
+    warnings = by_type.get("Warnings", [])
+    if warnings:
+        conditions.append(Condition("Warnings", True, warnings[0].reason, _message(warnings)))
+    return tuple(conditions)
+
+
+def _condition(kind: str, findings: list[_Finding], *, ok_reason: str) -> Condition:
+    if not findings:
+        return Condition(kind, True, ok_reason, "")
+    return Condition(kind, False, findings[0].reason, _message(findings))
+
+
+def _message(findings: list[_Finding]) -> str:
+    return "; ".join(f"{f.field_path}: {f.message}" if f.field_path else f.message for f in findings)

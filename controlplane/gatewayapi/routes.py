@@ -1,0 +1,342 @@
+"""AIGatewayRoute rules -> Envoy routes, one rule cluster per rule and one hop per backendRef.
+
+Routes of every AIGatewayRoute attached to a listener are merged into its virtual hosts and ordered by
+Gateway API precedence (exact paths, then longer prefixes, then more header matches, then older routes,
+then rule order); a rule whose match is identical to an earlier one's is a conflict and loses, reported on
+its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from controlplane import ir
+from controlplane.gatewayapi import failover
+from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
+from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.report import Report
+from controlplane.resources.aigateway import (
+    MODEL_HEADER,
+    AIGatewayRoute,
+    AIGatewayRouteRule,
+    AIGatewayRouteRuleBackendRef,
+    AIGatewayRouteRuleMatch,
+)
+from controlplane.resources.resource_set import ResourceSet
+
+NOT_FOUND_MESSAGE = (
+    "No matching route found. It is likely because the model specified in your request is not configured "
+    "in the Gateway."
+)
+_CATCH_ALL = "route-not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    order: tuple[object, ...]
+    identity: tuple[object, ...]
+    route: ir.Route
+    owner: AIGatewayRoute
+    field_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class RouteTables:
+    listeners: tuple[ir.HttpListener, ...]
+    rule_clusters: tuple[ir.RuleCluster, ...]
+    hops: tuple[ir.BackendHop, ...]
+
+
+def build_routes(
+    *,
+    resources: ResourceSet,
+    report: Report,
+    binder: ListenerBinder,
+    backends: BackendResolver,
+    listen_address: str,
+) -> RouteTables:
+    by_host: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
+    clusters: list[ir.RuleCluster] = []
+    hops: list[ir.BackendHop] = []
+    for route_order, route in enumerate(sorted(resources.routes(), key=_age)):
+        report.consider(route)
+        if not _rule_names_unique(route, report):
+            continue
+        attachments = binder.attach(route)
+        for index, rule in enumerate(route.spec.rules):
+            cluster, rule_hops = _rule_cluster(route, index, rule, backends, report)
+            action = _action(route, index, rule, cluster, report)
+            if cluster is not None:
+                clusters.append(cluster)
+                hops.extend(rule_hops)
+            for candidate in _candidates(route, route_order, index, rule, action):
+                for attachment in attachments:
+                    for domain in attachment.domains:
+                        by_host[(attachment.slot.envoy_listener, domain)].append(candidate)
+    listeners = _listeners(binder, by_host, report, listen_address)
+    return RouteTables(
+        listeners=listeners,
+        rule_clusters=tuple(sorted(clusters, key=lambda c: c.name)),
+        hops=tuple(sorted(hops, key=lambda h: h.name)),
+    )
+
+
+def _age(route: AIGatewayRoute) -> tuple[str, str, str]:
+    """Gateway API tie-break: the oldest route wins, then namespace/name."""
+    created = route.metadata.creation_timestamp
+    return (str(created) if created is not None else "", route.namespace, route.name)
+
+
+def _rule_names_unique(route: AIGatewayRoute, report: Report) -> bool:
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(route.spec.rules):
+        if rule.name is None:
+            continue
+        if rule.name == _CATCH_ALL or rule.name in seen:
+            why = "is reserved" if rule.name == _CATCH_ALL else f"is already used by rules[{seen[rule.name]}]"
+            report.reject(route, f"spec.rules[{index}].name", f"rule name {rule.name!r} {why}")
+            return False
+        seen[rule.name] = index
+    return True
+
+
+def _rule_cluster(
+    route: AIGatewayRoute,
+    index: int,
+    rule: AIGatewayRouteRule,
+    backends: BackendResolver,
+    report: Report,
+) -> tuple[ir.RuleCluster | None, list[ir.BackendHop]]:
+    base = f"route/{route.namespace}/{route.name}/rule/{index}"
+    endpoints: list[ir.WeightedEndpoint] = []
+    hops: list[ir.BackendHop] = []
+    for ref_index, ref in enumerate(rule.backend_refs):
+        if ref.weight == 0:
+            continue
+        path = f"spec.rules[{index}].backendRefs[{ref_index}]"
+        for member_index, target in enumerate(_targets(route, ref, path, backends, report)):
+            suffix = f"/{member_index}" if ref.is_inference_pool else ""
+            hop = _hop(f"{base}/backend/{ref_index}{suffix}", ref, target)
+            hops.append(hop)
+            endpoints.append(
+                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=ref.priority)
+            )
+    if not endpoints:
+        return None, []
+    return ir.RuleCluster(name=base, endpoints=tuple(endpoints)), hops
+
+
+def _targets(
+    route: AIGatewayRoute,
+    ref: AIGatewayRouteRuleBackendRef,
+    path: str,
+    backends: BackendResolver,
+    report: Report,
+) -> list[ResolvedBackend]:
+    namespace = ref.namespace or route.namespace
+    if ref.is_inference_pool:
+        pool = backends.resources.inference_pool(namespace, ref.name, group=ref.group)
+        if pool is None:
+            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} not found")
+            return []
+        members = backends.inference_pool(pool)
+        if not members:
+            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} has no members")
+        return members
+    if ref.kind not in (None, "AIServiceBackend"):
+        report.reject(route, f"{path}.kind", f"{ref.kind} is not a supported backendRef kind")
+        return []
+    backend = backends.resources.backend(namespace, ref.name)
+    if backend is None:
+        report.unresolved(route, f"{path}.name", f"AIServiceBackend {namespace}/{ref.name} not found")
+        return []
+    resolved = backends.ai_service_backend(backend)
+    if resolved is None:
+        report.unresolved(
+            route, f"{path}.name", f"AIServiceBackend {namespace}/{ref.name} is not usable (see its status)"
+        )
+        return []
+    return [resolved]
+
+
+def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) -> ir.BackendHop:
+    mutation = ref.header_mutation
+    headers = header_edits(mutation.set if mutation else (), mutation.remove if mutation else ())
+    if ref.model_name_override:
+        headers = ir.HeaderEdits(set=((MODEL_HEADER, ref.model_name_override),)).merged_over(headers)
+    return ir.BackendHop(
+        name=name,
+        upstream_cluster=target.upstream,
+        model_override=ref.model_name_override or None,
+        credential=target.credential,
+        request_headers=headers.merged_over(target.headers),
+        path_prefix=target.path_prefix,
+        host_rewrite=target.host_rewrite,
+    )
+
+
+def _action(
+    route: AIGatewayRoute,
+    index: int,
+    rule: AIGatewayRouteRule,
+    cluster: ir.RuleCluster | None,
+    report: Report,
+) -> ir.Forward | ir.DirectResponse:
+    if cluster is None:
+        # Gateway API: a rule whose backends are all invalid answers 500 rather than disappearing.
+        return ir.DirectResponse(
+            500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
+        )
+    backend_timeout = rule.timeouts.backend_request if rule.timeouts is not None else None
+    forward = ir.Forward(
+        cluster=cluster.name,
+        timeout_seconds=rule.request_timeout.total_seconds(),
+        retry=failover.retry_policy(
+            levels=len({endpoint.priority for endpoint in cluster.endpoints}),
+            per_try_timeout_seconds=backend_timeout.total_seconds() if backend_timeout else None,
+        ),
+    )
+    return _with_filters(forward, route, index, rule, report)
+
+
+def _with_filters(
+    forward: ir.Forward, route: AIGatewayRoute, index: int, rule: AIGatewayRouteRule, report: Report
+) -> ir.Forward:
+    path_rewrite = forward.path_rewrite
+    hostname = forward.hostname_rewrite
+    headers = forward.request_headers
+    for filter_index, item in enumerate(rule.filters):
+        path = f"spec.rules[{index}].filters[{filter_index}]"
+        if item.type == "URLRewrite" and item.url_rewrite is not None:
+            hostname = item.url_rewrite.hostname or hostname
+            modifier = item.url_rewrite.path
+            if modifier is not None and modifier.type == "ReplaceFullPath":
+                path_rewrite = ir.PathRewrite(full_path=modifier.replace_full_path or "/")
+            elif modifier is not None:
+                if any(m.path is not None and m.path.type != "PathPrefix" for m in rule.matches):
+                    report.reject(
+                        route, f"{path}.urlRewrite.path", "ReplacePrefixMatch needs PathPrefix matches"
+                    )
+                    continue
+                path_rewrite = ir.PathRewrite(prefix=modifier.replace_prefix_match or "/")
+        elif item.type == "RequestHeaderModifier" and item.request_header_modifier is not None:
+            modifier_headers = item.request_header_modifier
+            headers = header_edits(
+                [*modifier_headers.set, *modifier_headers.add], modifier_headers.remove
+            ).merged_over(headers)
+        else:
+            report.reject(route, path, f"filter type {item.type} needs its matching configuration field")
+    return ir.Forward(
+        cluster=forward.cluster,
+        timeout_seconds=forward.timeout_seconds,
+        retry=forward.retry,
+        path_rewrite=path_rewrite,
+        hostname_rewrite=hostname,
+        request_headers=headers,
+    )
+
+
+_PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatchType.REGEX: 2}
+
+
+def _candidates(
+    route: AIGatewayRoute,
+    route_order: int,
+    index: int,
+    rule: AIGatewayRouteRule,
+    action: ir.Forward | ir.DirectResponse,
+) -> list[_Candidate]:
+    matches: list[AIGatewayRouteRuleMatch | None] = list(rule.matches) or [None]
+    out = []
+    for match_index, match in enumerate(matches):
+        headers = _header_matches(match)
+        path = (
+            ir.PathMatch(ir.PathMatchType(match.path.type), match.path.value)
+            if match is not None and match.path is not None
+            else ir.PathMatch()
+        )
+        name = f"route/{route.namespace}/{route.name}/rule/{index}/match/{match_index}"
+        out.append(
+            _Candidate(
+                order=(
+                    _PATH_RANK[path.type],
+                    -len(path.value),
+                    -len(headers),
+                    route_order,
+                    index,
+                    match_index,
+                ),
+                identity=(path, headers),
+                route=ir.Route(name=name, path=path, headers=headers, action=action),
+                owner=route,
+                field_path=f"spec.rules[{index}]" + (f".matches[{match_index}]" if match is not None else ""),
+            )
+        )
+    return out
+
+
+def _header_matches(match: AIGatewayRouteRuleMatch | None) -> tuple[ir.HeaderMatch, ...]:
+    if match is None:
+        return ()
+    found = (
+        ir.HeaderMatch(header.name.lower(), header.value, regex=header.type == "RegularExpression")
+        for header in match.headers
+    )
+    return tuple(sorted(found, key=lambda h: (h.name, h.value, h.regex)))
+
+
+def _listeners(
+    binder: ListenerBinder,
+    by_host: dict[tuple[str, str], list[_Candidate]],
+    report: Report,
+    listen_address: str,
+) -> tuple[ir.HttpListener, ...]:
+    by_listener: dict[str, list[ir.VirtualHost]] = defaultdict(list)
+    wildcard_routes = {listener: by_host.get((listener, "*"), []) for listener, _ in by_host}
+    for (listener, domain), candidates in sorted(by_host.items()):
+        if domain != "*":
+            # Routes without hostnames answer for every Host, including those other routes name.
+            candidates = candidates + wildcard_routes[listener]
+        by_listener[listener].append(
+            ir.VirtualHost(
+                name=f"{listener}/{domain}", domains=(domain,), routes=_ordered(candidates, report)
+            )
+        )
+    listeners = []
+    for slot in sorted(
+        {slot.envoy_listener: slot for slot in binder.slots}.values(), key=lambda s: s.envoy_listener
+    ):
+        hosts = by_listener.get(slot.envoy_listener) or [
+            ir.VirtualHost(name=f"{slot.envoy_listener}/*", domains=("*",), routes=_ordered([], report))
+        ]
+        listeners.append(
+            ir.HttpListener(
+                name=slot.envoy_listener,
+                address=listen_address,
+                port=slot.port,
+                route_config=slot.envoy_listener,
+                virtual_hosts=tuple(hosts),
+            )
+        )
+    return tuple(listeners)
+
+
+def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ...]:
+    winners: dict[tuple[object, ...], _Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: c.order):
+        first = winners.setdefault(candidate.identity, candidate)
+        if first is not candidate and first.route.name != candidate.route.name:
+            report.reject(
+                candidate.owner,
+                candidate.field_path,
+                f"matches exactly what {first.route.name} matches, which takes precedence",
+                reason="Conflicted",
+            )
+    routes = [winner.route for winner in sorted(winners.values(), key=lambda c: c.order)]
+    routes.append(
+        ir.Route(
+            name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)
+        )
+    )
+    return tuple(routes)

@@ -1,0 +1,62 @@
+"""Envoy resources and statuses as plain data, for ``translate`` output and the admin status page.
+
+Messages use Envoy's own proto3 JSON form (snake_case field names, ``@type`` on every Any), the same form
+Envoy's config dump prints. Credential values are replaced by a marker: this output is meant to be read,
+pasted into issues and diffed, and must never carry a key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from controlplane.gatewayapi import ObjectStatus
+from controlplane.resources.problems import ObjectKey
+from controlplane.xdsbuild import EnvoyResources
+
+REDACTED = "[redacted]"
+
+
+def envoy_document(envoy: EnvoyResources) -> dict[str, list[dict[str, Any]]]:
+    return {
+        "listeners": [_plain(message) for message in envoy.listeners],
+        "routes": [_plain(message) for message in envoy.routes],
+        "clusters": [_plain(message) for message in envoy.clusters],
+        "endpoints": [_plain(message) for message in envoy.endpoints],
+        "secrets": [_redacted_secret(message) for message in envoy.secrets],
+    }
+
+
+def status_document(statuses: dict[ObjectKey, ObjectStatus]) -> list[dict[str, Any]]:
+    return [
+        {
+            "group": key.group,
+            "kind": key.kind,
+            "namespace": key.namespace,
+            "name": key.name,
+            "conditions": [
+                {
+                    "type": condition.type,
+                    "status": "True" if condition.status else "False",
+                    "reason": condition.reason,
+                    "message": condition.message,
+                }
+                for condition in status.conditions
+            ],
+        }
+        for key, status in sorted(statuses.items())
+    ]
+
+
+def _plain(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+
+
+def _redacted_secret(message: Message) -> dict[str, Any]:
+    plain = _plain(message)
+    generic = plain.get("generic_secret")
+    if generic is not None:
+        generic["secret"] = {"inline_string": REDACTED}
+    return plain
