@@ -7,6 +7,7 @@ pasted into issues and diffed, and must never carry a key.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.protobuf import json_format
@@ -51,7 +52,12 @@ def status_document(statuses: dict[ObjectKey, ObjectStatus]) -> list[dict[str, A
 
 
 def _plain(message: Message) -> dict[str, Any]:
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    # A JSON round trip gives plain, dumpable data (MessageToDict leaves OrderedDicts for Any fields);
+    # sorted keys because Struct maps (JSON body formats) iterate in a per-process hash order.
+    plain: dict[str, Any] = json.loads(
+        json_format.MessageToJson(message, preserving_proto_field_name=True, sort_keys=True)
+    )
+    return plain
 
 
 def _redacted_secret(message: Message) -> dict[str, Any]:

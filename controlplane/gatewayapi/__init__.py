@@ -13,7 +13,6 @@ from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
-from controlplane.resources.loader import Loaded
 from controlplane.resources.notes import FieldState, noted_fields
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
@@ -38,7 +37,7 @@ class GatewayTranslation:
 
 
 def translate_resources(resources: ResourceSet, *, options: TranslateOptions) -> GatewayTranslation:
-    report = Report(source_of=lambda key: _source(resources.source(key)))
+    report = Report(source_of=resources.source)
     _note_fields(resources, report)
     binder = ListenerBinder(resources=resources, report=report, default_port=options.default_port)
     backends = BackendResolver(resources=resources, report=report)
@@ -69,7 +68,3 @@ def _note_fields(resources: ResourceSet, report: Report) -> None:
                 "UnimplementedFields" if noted.note.state is FieldState.UNIMPLEMENTED else "DeprecatedFields"
             )
             report.note(loaded.object, noted.path, noted.note.reason, reason=reason)
-
-
-def _source(loaded: Loaded | None) -> tuple[str | None, int | None]:
-    return (None, None) if loaded is None else (loaded.file, loaded.doc_index)

@@ -17,7 +17,7 @@ from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend
 from controlplane.resources.gateway_api import HTTPHeader
-from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.inference import InferencePoolBase, InferencePoolV1Alpha2
 from controlplane.resources.resource_set import ResourceSet
 
 
@@ -106,7 +106,7 @@ class BackendResolver:
         if pool.endpoint_picker is not None:
             self._report.warn(
                 pool,
-                "spec.endpointPickerRef",
+                "spec.extensionRef" if isinstance(pool, InferencePoolV1Alpha2) else "spec.endpointPickerRef",
                 "the endpoint picker is not called yet; the pool's endpoints are balanced round robin",
             )
         labels = pool.match_labels

@@ -12,10 +12,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from controlplane.resources.loader import Loaded
 from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 
-SourceLookup = Callable[[ObjectKey], tuple[str | None, int | None]]
+SourceLookup = Callable[[ObjectKey], Loaded | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,21 +77,28 @@ class Report:
     def problems(self) -> list[Problem]:
         out: list[Problem] = []
         for key, findings in self._findings.items():
-            file, doc_index = self._source_of(key)
-            out.extend(
-                Problem(
-                    severity=finding.severity,
-                    message=finding.message,
-                    file=file,
-                    doc_index=doc_index,
-                    kind=key.kind,
-                    namespace=key.namespace or None,
-                    name=key.name,
-                    field_path=finding.field_path,
-                )
-                for finding in findings
-                if finding.severity is not None
-            )
+            source = self._source_of(key)
+            for finding in findings:
+                if finding.severity is None:
+                    continue
+                if source is not None:
+                    # Knows the file, the document and the ``items[i]`` prefix of objects inside a List.
+                    out.append(
+                        source.problem(
+                            severity=finding.severity, message=finding.message, field_path=finding.field_path
+                        )
+                    )
+                else:
+                    out.append(
+                        Problem(
+                            severity=finding.severity,
+                            message=finding.message,
+                            kind=key.kind,
+                            namespace=key.namespace or None,
+                            name=key.name,
+                            field_path=finding.field_path,
+                        )
+                    )
         return out
 
     def statuses(self) -> dict[ObjectKey, ObjectStatus]:

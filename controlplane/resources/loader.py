@@ -102,19 +102,35 @@ class LoadResult:
 
 def load_paths(paths: Sequence[Path]) -> LoadResult:
     """Loads files and directories (``*.yaml``/``*.yml`` below them, sorted; hidden entries skipped)."""
-    objects: list[Loaded] = []
     problems: list[Problem] = []
-    for path in _files(paths, problems):
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
-            problems.append(
-                Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
-            )
-            continue
-        _parse_stream(text, file=str(path), objects=objects, problems=problems)
-    return _finish(objects, problems)
+    files = yaml_files(paths, problems)
+    return combine([load_file(path) for path in files], problems=problems)
+
+
+def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
+    """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
+    return _files(paths, problems)
+
+
+def load_file(path: Path) -> LoadResult:
+    """One file, on its own: duplicates across files are found by ``combine``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
+        problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
+        return LoadResult(objects=[], problems=[problem])
+    return load_text(text, file=str(path))
+
+
+def combine(results: Iterable[LoadResult], *, problems: Iterable[Problem] = ()) -> LoadResult:
+    """Several files' results as one, with objects defined twice across them reported and dropped."""
+    objects: list[Loaded] = []
+    all_problems = list(problems)
+    for result in results:
+        objects.extend(result.objects)
+        all_problems.extend(result.problems)
+    return _finish(objects, all_problems)
 
 
 def load_text(text: str, *, file: str | None = None) -> LoadResult:

@@ -90,13 +90,13 @@ def _tls_socket(tls: ir.UpstreamTls, *, system_ca_file: str) -> Any:
                 matcher=string_pb2.StringMatcher(exact=tls.verify_hostname),
             )
         )
-    context = common_pb2.CommonTlsContext()
+    context = tls_pb2.CommonTlsContext()
     if tls.ca_secret is None:
         validation.trusted_ca.filename = system_ca_file
         context.validation_context.CopyFrom(validation)
     else:
         context.combined_validation_context.CopyFrom(
-            common_pb2.CommonTlsContext.CombinedCertificateValidationContext(
+            tls_pb2.CommonTlsContext.CombinedCertificateValidationContext(
                 default_validation_context=validation,
                 validation_context_sds_secret_config=secret_pb2.SdsSecretConfig(
                     name=tls.ca_secret, sds_config=ads_source()

@@ -1,0 +1,1 @@
+"""Where resources come from: a folder of YAML files (``files``) or a Kubernetes API (later)."""

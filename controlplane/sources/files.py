@@ -1,0 +1,116 @@
+"""Watch YAML files and directories; hand every settled change to the pipeline as one load.
+
+Polling (file size and mtime) is used instead of inotify so that it behaves the same on every filesystem,
+including ConfigMap volumes whose files change by symlink swap. A burst of writes (an editor saving, ``cp``
+of a folder) is coalesced: a load happens only after the files stopped changing for ``debounce_seconds``.
+
+A file that stops parsing (an editor's half-written save, a typo) does not take its objects away: its last
+good version keeps serving, with the parse error reported, so Envoy keeps working while the user fixes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from controlplane.resources.loader import LoadResult, combine, load_file, yaml_files
+from controlplane.resources.problems import Problem, Severity
+
+_log = structlog.get_logger(__name__)
+
+
+class LoadHandler(Protocol):
+    async def __call__(self, result: LoadResult, /) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FileState:
+    fingerprint: tuple[int, int]
+    result: LoadResult
+
+
+class FileSource:
+    def __init__(
+        self, paths: Sequence[Path], *, poll_interval_seconds: float = 0.5, debounce_seconds: float = 0.3
+    ) -> None:
+        self._paths = list(paths)
+        self._poll_interval = poll_interval_seconds
+        self._debounce = debounce_seconds
+        self._files: dict[Path, _FileState] = {}
+        self._good: dict[Path, LoadResult] = {}
+
+    def load(self) -> LoadResult:
+        """Reads what changed since the last call and returns the whole configuration."""
+        problems: list[Problem] = []
+        results = []
+        current = yaml_files(self._paths, problems)
+        for path in current:
+            results.append(self._load_one(path))
+        for gone in set(self._files) - set(current):
+            del self._files[gone]
+            self._good.pop(gone, None)
+        return combine(results, problems=problems)
+
+    async def run(self, on_load: LoadHandler) -> None:
+        """Calls ``on_load`` with the first load, then after every settled change, until cancelled."""
+        await on_load(self.load())
+        seen = self._fingerprints()
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            now = self._fingerprints()
+            if now == seen:
+                continue
+            # Wait for the writer to finish: keep polling until nothing moved for a whole debounce period.
+            while True:
+                await asyncio.sleep(self._debounce)
+                settled = self._fingerprints()
+                if settled == now:
+                    break
+                now = settled
+            seen = now
+            _log.info("configuration changed, reloading", files=len(now))
+            await on_load(self.load())
+
+    def _fingerprints(self) -> dict[Path, tuple[int, int]]:
+        fingerprints = {}
+        for path in yaml_files(self._paths, []):
+            fingerprint = _fingerprint(path)
+            if fingerprint is not None:
+                fingerprints[path] = fingerprint
+        return fingerprints
+
+    def _load_one(self, path: Path) -> LoadResult:
+        fingerprint = _fingerprint(path)
+        state = self._files.get(path)
+        if state is not None and fingerprint is not None and state.fingerprint == fingerprint:
+            return state.result
+        result = load_file(path)
+        unreadable = not result.objects and any(
+            problem.severity is Severity.ERROR and problem.kind is None for problem in result.problems
+        )
+        previous = self._good.get(path)
+        if unreadable and previous is not None:
+            kept = Problem(
+                severity=Severity.WARNING,
+                file=str(path),
+                message=f"serving the last good version of this file ({len(previous.objects)} objects)",
+            )
+            result = LoadResult(objects=previous.objects, problems=[*result.problems, kept])
+        else:
+            self._good[path] = result
+        if fingerprint is not None:
+            self._files[path] = _FileState(fingerprint, result)
+        return result
+
+
+def _fingerprint(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)

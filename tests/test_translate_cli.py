@@ -1,0 +1,72 @@
+"""The ``controlplane translate`` contract: document keys, problem lines on stderr, exit codes, redaction."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parent.parent
+TESTDATA = Path(__file__).parent / "testdata" / "translate"
+PROBLEM_LINE = re.compile(r"^[^:]+:(\d+|-): [A-Za-z]+(/[^/ ]+){1,2}: \S+: .+$")
+
+
+def _translate(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "controlplane", "translate", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_examples_translate_cleanly_as_yaml() -> None:
+    result = _translate("examples")
+    assert result.returncode == 0, result.stderr
+    document = yaml.safe_load(result.stdout)
+    assert list(document) == ["listeners", "routes", "clusters", "endpoints", "secrets", "status"]
+    assert all(
+        condition["status"] == "True"
+        for status in document["status"]
+        for condition in status["conditions"]
+        if condition["type"] == "Accepted"
+    )
+
+
+def test_invalid_input_exits_1_prints_problem_lines_and_the_accepted_rest() -> None:
+    result = _translate(str(TESTDATA / "unsupported-and-invalid.in.yaml"), "-o", "json")
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert document["listeners"], "the accepted rest must still be printed"
+    lines = result.stderr.strip().splitlines()
+    assert lines
+    for line in lines:
+        assert PROBLEM_LINE.match(line), line
+    assert any(
+        ":4: AIServiceBackend/default/typo: spec.headerMutaton: unknown field" in line for line in lines
+    ), lines
+    assert any("Deployment/default/some-app" in line and "skipped" in line for line in lines), lines
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("apiVersion: v1\nkind: Secret\nmetadata: {name: x\n", encoding="utf-8")
+    result = _translate(str(broken), str(ROOT / "examples" / "001-weighted-split"))
+    assert result.returncode == 1
+    assert f"{broken}:0: -: -: invalid YAML at line" in result.stderr
+    assert yaml.safe_load(result.stdout)["clusters"], "other files keep translating"
+
+
+def test_secret_values_never_appear_in_output() -> None:
+    for case in ("examples", str(TESTDATA / "services-pods-legacy.in.yaml")):
+        result = _translate(case, "-o", "json")
+        output = result.stdout + result.stderr
+        for value in ("sk-demo-not-a-real-key", "sk-secret-value"):
+            assert value not in output
+        assert "[redacted]" in result.stdout
