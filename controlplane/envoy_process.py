@@ -107,6 +107,9 @@ class EnvoyProcess:
             str(self.log_path),
             "--log-level",
             self._log_level,
+            # Flush the log often so that a failing test can show what Envoy just said.
+            "--file-flush-interval-msec",
+            "200",
             "--concurrency",
             str(self._concurrency),
             *self._extra_args,

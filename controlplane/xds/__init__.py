@@ -5,5 +5,15 @@ serves the cache to every connected Envoy.
 """
 
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
+from controlplane.xds.server import XdsServer, XdsSettings
+from controlplane.xds.stream import XdsEvent, XdsObserver
 
-__all__ = ["InconsistentSnapshotError", "Snapshot", "SnapshotCache"]
+__all__ = [
+    "InconsistentSnapshotError",
+    "Snapshot",
+    "SnapshotCache",
+    "XdsEvent",
+    "XdsObserver",
+    "XdsServer",
+    "XdsSettings",
+]

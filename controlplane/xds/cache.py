@@ -189,6 +189,11 @@ class SnapshotCache:
         with self._lock:
             return self._snapshots.get(group)
 
+    def has_snapshots(self) -> bool:
+        """Whether any group (the default included) has a snapshot yet."""
+        with self._lock:
+            return bool(self._snapshots)
+
     def for_node(self, *, node_id: str, node_cluster: str) -> NodeSnapshot:
         """The snapshot for a proxy: by node id, then node cluster, then the default group."""
         with self._lock:

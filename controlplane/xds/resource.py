@@ -128,6 +128,20 @@ class Resource:
         _remember(resource)
         return resource
 
+    @classmethod
+    def unknown(cls, type_url: str, name: str, version: str) -> Resource:
+        """Stands for a version a proxy reports holding (delta reconnect) whose content this process never
+        saw. It is only compared by version, never sent, and assumed to depend on nothing."""
+        return cls(
+            type_url=type_url,
+            name=name,
+            version=version,
+            message=MESSAGE_CLASSES[type_url](),
+            packed=any_pb2.Any(),
+            dependencies=frozenset(),
+            warming=frozenset(),
+        )
+
 
 # The translator rebuilds every message on each change; interning by content lets unchanged resources keep
 # one shared object (no second walk, no second Any) across consecutive snapshots. Entries live exactly as long

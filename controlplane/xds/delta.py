@@ -1,0 +1,98 @@
+"""Incremental ADS (`DeltaAggregatedResources`).
+
+Responses carry only resources whose version Envoy does not hold yet, plus the names to remove. Envoy says
+what it holds when it reconnects (`initial_resource_versions`), so nothing it already has is sent again.
+Subscriptions to by-name types change through `resource_names_subscribe` / `_unsubscribe` at any time,
+with or without a nonce; a nonce other than the in-flight one only means there is no ACK in the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import DecodeError
+
+from controlplane.xds.resource import Resource
+from controlplane.xds.sotw import CONTROL_PLANE
+from controlplane.xds.stream import BadRequest, Stream, in_flight_of
+from controlplane.xds.stream_state import InFlight, TypeState
+
+_WILDCARD = "*"
+
+
+class DeltaStream(Stream):
+    mode = "delta"
+
+    def _parse(self, raw: bytes) -> Any:
+        try:
+            request = discovery_pb2.DeltaDiscoveryRequest.FromString(raw)
+        except DecodeError as error:
+            raise BadRequest(f"malformed DeltaDiscoveryRequest: {error}") from None
+        if not request.type_url:
+            raise BadRequest("a DeltaDiscoveryRequest on an aggregated stream must set type_url")
+        return request
+
+    def _on_request(self, request: Any, state: TypeState) -> None:
+        if not state.wildcard:
+            for name in request.resource_names_subscribe:
+                if name != _WILDCARD:
+                    # Subscribing means Envoy does not hold it (any more): always send it again.
+                    state.names.add(name)
+                    state.acked.pop(name, None)
+            for name in request.resource_names_unsubscribe:
+                state.names.discard(name)
+                state.acked.pop(name, None)
+        if not state.subscribed:
+            state.subscribed = True
+            state.response_owed = True
+            self._adopt_initial_versions(state, request.initial_resource_versions)
+        if request.response_nonce:
+            self._settle(
+                state,
+                request.response_nonce,
+                request.error_detail if request.HasField("error_detail") else None,
+            )
+
+    def _adopt_initial_versions(self, state: TypeState, versions: Any) -> None:
+        available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
+        for name, version in versions.items():
+            if not state.wildcard and name not in state.names:
+                continue
+            known = available.get(name)
+            state.acked[name] = (
+                known
+                if known is not None and known.version == version
+                else Resource.unknown(state.type_url, name, version)
+            )
+
+    def _response(
+        self, state: TypeState, target: dict[str, Resource], nonce: str
+    ) -> tuple[bytes, InFlight] | None:
+        changed = {
+            name: resource
+            for name, resource in target.items()
+            if (held := state.holds(name)) is None or held.version != resource.version or name in state.resend
+        }
+        removed = sorted(resource.name for resource in state.held() if resource.name not in target)
+        if not changed and not removed and not state.response_owed:
+            return None
+        response = discovery_pb2.DeltaDiscoveryResponse(
+            system_version_info=self.snapshot.version if self.snapshot is not None else "",
+            type_url=state.type_url,
+            nonce=nonce,
+            removed_resources=removed,
+            control_plane=CONTROL_PLANE,
+        )
+        response.resources.extend(
+            discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
+            for resource in changed.values()
+        )
+        return response.SerializeToString(), in_flight_of(changed, nonce=nonce, removed=removed)
+
+    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
+        for name, resource in in_flight.sent.items():
+            if state.wildcard or name in state.names:
+                state.acked[name] = resource
+        for name in in_flight.removed:
+            state.acked.pop(name, None)

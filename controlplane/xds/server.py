@@ -1,0 +1,194 @@
+"""The gRPC `AggregatedDiscoveryService`: state-of-the-world and incremental ADS over one asyncio server.
+
+Requests and responses cross the gRPC layer as raw bytes: the streams decode requests themselves (so a
+malformed message becomes INVALID_ARGUMENT on that stream rather than a generic failure) and send responses
+assembled from resources serialised once per snapshot. The server owns the streams' bookkeeping, the metrics
+registry, keepalive and message-size settings, and a graceful shutdown that ends every stream cleanly before
+the listening socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import structlog
+from prometheus_client import CollectorRegistry
+
+from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.delta import DeltaStream
+from controlplane.xds.metrics import XdsMetrics
+from controlplane.xds.sotw import SotwStream
+from controlplane.xds.stream import Stream, StreamServices, StreamSettings, XdsObserver
+
+_log = structlog.get_logger(__name__)
+
+_SERVICE = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+_MIN_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class XdsSettings:
+    """Tunables of the xDS server."""
+
+    debounce_seconds: float = 0.05
+    """How long a stream waits after a snapshot change before planning, so bursts coalesce."""
+    listener_drain_seconds: float = 600.0
+    """How long Envoy drains a replaced or removed listener (its ``--drain-time-s``, 600 by default); what
+    the old listener used is kept that long."""
+    keepalive_time_seconds: float = 30.0
+    """Interval of the server's HTTP/2 pings on idle connections."""
+    keepalive_timeout_seconds: float = 10.0
+    """A connection whose ping is not answered within this time is closed."""
+    min_client_ping_interval_seconds: float = 5.0
+    """Proxies may ping this often (Envoy's xds_cluster keepalive) without being told to calm down."""
+    max_message_bytes: int = 128 * 1024 * 1024
+    """Largest request or response; at least 64 MiB since snapshots of big fleets are large."""
+
+    def __post_init__(self) -> None:
+        if self.max_message_bytes < _MIN_MESSAGE_BYTES:
+            raise ValueError(f"max_message_bytes must be at least {_MIN_MESSAGE_BYTES}")
+        if self.debounce_seconds < 0:
+            raise ValueError("debounce_seconds must not be negative")
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_send_message_length", self.max_message_bytes),
+            ("grpc.max_receive_message_length", self.max_message_bytes),
+            ("grpc.keepalive_time_ms", int(self.keepalive_time_seconds * 1000)),
+            ("grpc.keepalive_timeout_ms", int(self.keepalive_timeout_seconds * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            (
+                "grpc.http2.min_ping_interval_without_data_ms",
+                int(self.min_client_ping_interval_seconds * 1000),
+            ),
+            ("grpc.http2.max_ping_strikes", 0),
+            # A second server on the same port must fail loudly instead of silently sharing it.
+            ("grpc.so_reuseport", 0),
+        ]
+
+
+class XdsServer:
+    """Serves a `SnapshotCache` to Envoy over ADS (both protocol variants)."""
+
+    def __init__(
+        self,
+        *,
+        cache: SnapshotCache,
+        settings: XdsSettings | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.cache = cache
+        self.settings = settings or XdsSettings()
+        self._metrics = XdsMetrics(registry)
+        self._observers: list[XdsObserver] = []
+        self._services = StreamServices(
+            cache=cache,
+            metrics=self._metrics,
+            settings=StreamSettings(
+                debounce_seconds=self.settings.debounce_seconds,
+                listener_drain_seconds=self.settings.listener_drain_seconds,
+            ),
+            observers=self._observers,
+        )
+        self._streams: dict[int, Stream] = {}
+        self._stream_ids = itertools.count(1)
+        self._server: grpc.aio.Server | None = None
+        self._port: int | None = None
+        self._closing = False
+
+    @property
+    def metrics(self) -> CollectorRegistry:
+        """The Prometheus registry holding this server's metrics (exposed by the admin server)."""
+        return self._metrics.registry
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("the xDS server is not started")
+        return self._port
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None and not self._closing
+
+    @property
+    def ready(self) -> bool:
+        """Serving, and there is configuration to serve."""
+        return self.serving and self.cache.has_snapshots()
+
+    @property
+    def stream_count(self) -> int:
+        return len(self._streams)
+
+    def add_observer(self, observer: XdsObserver) -> Callable[[], None]:
+        """Call `observer` with every push, ACK and NACK; returns the function that stops it."""
+        self._observers.append(observer)
+
+        def remove() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return remove
+
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on `host:port` (0: any free port) and return the bound port."""
+        if self._server is not None:
+            raise RuntimeError("the xDS server is already started")
+        server = grpc.aio.server(options=self.settings.grpc_options())
+        server.add_generic_rpc_handlers((self._handler(),))
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        bound: int = server.add_insecure_port(address)
+        if bound == 0:
+            raise OSError(f"cannot listen on {address}")
+        await server.start()
+        self._server, self._port, self._closing = server, bound, False
+        _log.info("xDS server listening", address=address, port=bound)
+        return bound
+
+    async def stop(self, *, grace_seconds: float = 5.0) -> None:
+        """Stop accepting streams, end the open ones cleanly (status OK), then close within the grace."""
+        server = self._server
+        if server is None:
+            return
+        self._closing = True
+        for stream in list(self._streams.values()):
+            stream.end()
+        await server.stop(grace_seconds)
+        self._server = None
+        _log.info("xDS server stopped")
+
+    def _handler(self) -> grpc.GenericRpcHandler:
+        methods = {
+            "StreamAggregatedResources": grpc.stream_stream_rpc_method_handler(self._serve_sotw),
+            "DeltaAggregatedResources": grpc.stream_stream_rpc_method_handler(self._serve_delta),
+        }
+        return grpc.method_handlers_generic_handler(_SERVICE, methods)
+
+    async def _serve_sotw(self, requests: AsyncIterator[bytes], context: Any) -> None:
+        await self._serve(SotwStream, requests, context)
+
+    async def _serve_delta(self, requests: AsyncIterator[bytes], context: Any) -> None:
+        await self._serve(DeltaStream, requests, context)
+
+    async def _serve(self, kind: type[Stream], requests: AsyncIterator[bytes], context: Any) -> None:
+        if self._closing:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the xDS server is shutting down")
+        stream_id = next(self._stream_ids)
+        stream = kind(stream_id=stream_id, services=self._services)
+        self._streams[stream_id] = stream
+        try:
+            await stream.run(requests, context)
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception:
+            # A bug must cost one stream, never the server.
+            _log.exception("xDS stream failed", stream=stream_id, node=stream.node_id)
+            self._metrics.stream_errors.labels(code=grpc.StatusCode.INTERNAL.name).inc()
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error in the xDS server")
+        finally:
+            del self._streams[stream_id]

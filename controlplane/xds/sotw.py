@@ -1,0 +1,98 @@
+"""State-of-the-world ADS (`StreamAggregatedResources`).
+
+Every response carries the complete content of its type as this stream should hold it: for listeners and
+clusters, everything (a resource left out is deleted by Envoy); for routes, load assignments and secrets, the
+requested names that exist. A request answering anything but the latest response of its type is stale and
+ignored, as the protocol requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf.message import DecodeError
+
+from controlplane.xds.resource import Resource, short_type_name
+from controlplane.xds.stream import BadRequest, Stream, in_flight_of
+from controlplane.xds.stream_state import InFlight, TypeState, same_versions
+
+CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
+
+
+def content_version(content: Mapping[str, Resource]) -> str:
+    """The `version_info` of a response: derived from its names and versions only."""
+    digest = hashlib.blake2b(digest_size=12)
+    for name in sorted(content):
+        digest.update(f"{name}\0{content[name].version}\n".encode())
+    return digest.hexdigest()
+
+
+class SotwStream(Stream):
+    mode = "sotw"
+
+    def _parse(self, raw: bytes) -> Any:
+        try:
+            request = discovery_pb2.DiscoveryRequest.FromString(raw)
+        except DecodeError as error:
+            raise BadRequest(f"malformed DiscoveryRequest: {error}") from None
+        if not request.type_url:
+            raise BadRequest("a DiscoveryRequest on an aggregated stream must set type_url")
+        return request
+
+    def _on_request(self, request: Any, state: TypeState) -> None:
+        nonce = request.response_nonce
+        if nonce and nonce != state.last_nonce:
+            self._metrics.stale_requests.labels(type=short_type_name(state.type_url)).inc()
+            self._log.debug("ignoring stale request", type=short_type_name(state.type_url), nonce=nonce)
+            return
+        if nonce:
+            self._settle(state, nonce, request.error_detail if request.HasField("error_detail") else None)
+        else:
+            # A request answering nothing (re)starts the subscription and is owed a response even when the
+            # content would not change: Envoy's initial fetch waits for it.
+            state.response_owed = True
+        if not state.wildcard:
+            names = set(request.resource_names)
+            if names != state.names:
+                state.names = names
+                state.response_owed = True
+        if not state.subscribed:
+            state.subscribed = True
+            self._adopt_reported_version(state, request.version_info)
+
+    def _adopt_reported_version(self, state: TypeState, version_info: str) -> None:
+        """On a new stream, work out what Envoy holds from the version it reports."""
+        if not version_info:
+            state.acked, state.known = {}, True
+            return
+        available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
+        candidates = {
+            name: resource for name, resource in available.items() if state.wildcard or name in state.names
+        }
+        if content_version(candidates) == version_info:
+            state.acked, state.known = candidates, True
+        else:
+            state.acked, state.known = {}, False
+
+    def _response(
+        self, state: TypeState, target: dict[str, Resource], nonce: str
+    ) -> tuple[bytes, InFlight] | None:
+        resend = not state.resend.isdisjoint(target)
+        if not state.response_owed and not resend and state.known and same_versions(target, state.acked):
+            return None
+        response = discovery_pb2.DiscoveryResponse(
+            version_info=content_version(target),
+            type_url=state.type_url,
+            nonce=nonce,
+            control_plane=CONTROL_PLANE,
+        )
+        response.resources.extend(resource.packed for resource in target.values())
+        return response.SerializeToString(), in_flight_of(target, nonce=nonce)
+
+    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
+        state.acked = dict(in_flight.sent)
+        state.known = True

@@ -1,0 +1,325 @@
+"""One ADS stream: a proxy's requests in, planned responses out, for either protocol variant.
+
+A stream is a single asyncio task owning all its state, so no locks are needed: a reader task turns incoming
+messages into queue items, the snapshot cache's watcher (possibly on another thread) schedules a debounced
+refresh item, and the stream's loop handles every queued item before planning and sending what is due. At
+most one response per type is in flight; the next is planned from the newest snapshot once the proxy has
+answered, so bursts of snapshots collapse into one push.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import grpc
+import structlog
+
+from controlplane.xds.cache import Snapshot, SnapshotCache
+from controlplane.xds.metrics import XdsMetrics
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, Resource, short_type_name
+from controlplane.xds.stream_state import InFlight, StreamState, TypeState
+
+_log = structlog.get_logger(__name__)
+
+Mode = Literal["sotw", "delta"]
+
+
+@dataclass(frozen=True)
+class XdsEvent:
+    """Something a stream did, for observers (tests, benchmarks, status pages)."""
+
+    kind: Literal["push", "ack", "nack"]
+    mode: Mode
+    node_id: str
+    type_url: str
+    nonce: str
+    resources: tuple[tuple[str, str], ...]
+    """(name, version) of each resource in the response."""
+    removed: tuple[str, ...] = ()
+    error: str = ""
+    latency_seconds: float | None = None
+
+
+class XdsObserver(Protocol):
+    """Called on the server's event loop for every push, ACK and NACK; must return quickly."""
+
+    def __call__(self, event: XdsEvent, /) -> None: ...
+
+
+class BadRequest(Exception):
+    """A request this server cannot serve; ends the stream with INVALID_ARGUMENT and this message."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    debounce_seconds: float
+    listener_drain_seconds: float
+
+
+@dataclass(frozen=True)
+class StreamServices:
+    """What the server lends every stream."""
+
+    cache: SnapshotCache
+    metrics: XdsMetrics
+    settings: StreamSettings
+    observers: Sequence[XdsObserver]
+
+
+class _Signal:
+    """Queue items that are not requests."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_REFRESH = _Signal("refresh")
+_END_OF_REQUESTS = _Signal("end-of-requests")
+SHUTDOWN = _Signal("shutdown")
+
+
+class Stream(abc.ABC):
+    """Protocol-independent part of a stream; subclasses speak SotW or Delta."""
+
+    mode: Mode
+
+    def __init__(self, *, stream_id: int, services: StreamServices) -> None:
+        self.stream_id = stream_id
+        self.node_id: str | None = None
+        self.node_cluster = ""
+        self.group: str | None = None
+        self.snapshot: Snapshot | None = None
+        self.state = StreamState()
+        self._services = services
+        self._metrics = services.metrics
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._debounce: asyncio.TimerHandle | None = None
+        self._drain_timers: list[asyncio.TimerHandle] = []
+        self._unwatch: Callable[[], None] | None = None
+        self._next_nonce = 0
+        self._log = _log.bind(stream=stream_id, mode=self.mode)
+
+    def end(self) -> None:
+        """Ask the stream to finish cleanly (status OK) as soon as it is idle."""
+        self._queue.put_nowait(SHUTDOWN)
+
+    async def run(self, requests: AsyncIterator[bytes], context: Any) -> None:
+        reader = asyncio.create_task(self._read(requests))
+        try:
+            while True:
+                items = [await self._queue.get()]
+                while not self._queue.empty():
+                    items.append(self._queue.get_nowait())
+                for item in items:
+                    if item is SHUTDOWN or item is _END_OF_REQUESTS:
+                        return
+                    if item is _REFRESH:
+                        self._refresh()
+                    elif isinstance(item, bytes):
+                        self._handle(item)
+                await self._push(context)
+        except BadRequest as error:
+            self._metrics.stream_errors.labels(code=grpc.StatusCode.INVALID_ARGUMENT.name).inc()
+            self._log.warning("bad xDS request, closing stream", node=self.node_id, error=str(error))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        finally:
+            reader.cancel()
+            self._close()
+
+    # --- protocol hooks -------------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _parse(self, raw: bytes) -> Any:
+        """Decode one request (raise BadRequest when it is not a valid message)."""
+
+    @abc.abstractmethod
+    def _on_request(self, request: Any, state: TypeState) -> None:
+        """Apply one request of an identified node to the type's state."""
+
+    @abc.abstractmethod
+    def _response(
+        self, state: TypeState, target: dict[str, Resource], nonce: str
+    ) -> tuple[bytes, InFlight] | None:
+        """The serialised response bringing Envoy to `target`, or None when nothing needs saying."""
+
+    @abc.abstractmethod
+    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
+        """Record that Envoy now holds what `in_flight` carried."""
+
+    # --- shared machinery -----------------------------------------------------------------------------------
+
+    async def _read(self, requests: AsyncIterator[bytes]) -> None:
+        try:
+            async for raw in requests:
+                self._queue.put_nowait(raw)
+        finally:
+            self._queue.put_nowait(_END_OF_REQUESTS)
+
+    def _handle(self, raw: bytes) -> None:
+        request = self._parse(raw)
+        if self.node_id is None:
+            self._identify(request.node)
+        type_url = request.type_url
+        if type_url not in self.state.types:
+            raise BadRequest(f"unknown type URL {type_url!r}; served: {', '.join(sorted(TYPE_URLS))}")
+        self._on_request(request, self.state.types[type_url])
+
+    def _identify(self, node: Any) -> None:
+        if not node.id:
+            raise BadRequest("the first request of a stream must carry the node (with an id)")
+        self.node_id = node.id
+        self.node_cluster = node.cluster
+        self._log = self._log.bind(node=node.id)
+        self._unwatch = self._services.cache.watch(self._on_cache_change)
+        self._metrics.connected_proxies.labels(mode=self.mode).inc()
+        found = self._services.cache.for_node(node_id=node.id, node_cluster=node.cluster)
+        self.group, self.snapshot = found.group, found.snapshot
+        self._log.info("proxy connected", cluster=node.cluster, group=self.group)
+
+    def _on_cache_change(self, _group: str | None) -> None:
+        # Called on whichever thread set the snapshot; only hop onto this stream's loop (if it still runs).
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._schedule_refresh)
+
+    def _schedule_refresh(self) -> None:
+        if self._debounce is not None:
+            return
+        delay = self._services.settings.debounce_seconds
+        if delay <= 0:
+            self._queue.put_nowait(_REFRESH)
+        else:
+            self._debounce = self._loop.call_later(delay, self._debounce_elapsed)
+
+    def _debounce_elapsed(self) -> None:
+        self._debounce = None
+        self._queue.put_nowait(_REFRESH)
+
+    def _refresh(self) -> None:
+        if self.node_id is None:
+            return
+        found = self._services.cache.for_node(node_id=self.node_id, node_cluster=self.node_cluster)
+        self.group, self.snapshot = found.group, found.snapshot
+
+    async def _push(self, context: Any) -> None:
+        if self.snapshot is None:
+            return
+        planner = self.state.plan(self.snapshot, now=time.monotonic())
+        for type_url in TYPE_URLS:
+            state = self.state.types[type_url]
+            if not state.subscribed or state.in_flight is not None:
+                continue
+            target = planner.target(type_url)
+            if target is None:
+                continue
+            response = self._response(state, target, str(self._next_nonce + 1))
+            if response is None:
+                continue
+            self._next_nonce += 1
+            payload, in_flight = response
+            if type_url == CLUSTER:
+                self._resend_endpoints_of_updated_clusters(state, in_flight)
+            elif type_url == LISTENER:
+                self._drain(in_flight)
+            state.in_flight = in_flight
+            state.last_nonce = in_flight.nonce
+            state.response_owed = False
+            state.resend.clear()
+            labels = {"type": short_type_name(type_url), "mode": self.mode}
+            self._metrics.pushes.labels(**labels).inc()
+            self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
+            self._emit("push", state, in_flight)
+            await context.write(payload)
+
+    def _drain(self, in_flight: InFlight) -> None:
+        delay = self._services.settings.listener_drain_seconds
+        if self.state.drain_replaced_listeners(
+            in_flight, full=self.mode == "sotw", until=in_flight.sent_at + delay
+        ):
+            # Re-plan when the drain ends, so what only the drained listener used is removed then.
+            self._drain_timers = [timer for timer in self._drain_timers if timer.when() > self._loop.time()]
+            self._drain_timers.append(self._loop.call_later(delay, self._queue.put_nowait, _REFRESH))
+
+    def _resend_endpoints_of_updated_clusters(self, clusters: TypeState, in_flight: InFlight) -> None:
+        # Envoy re-creates an updated cluster, which then warms until a load assignment arrives, and does not
+        # ask for it again (delta) or asks as if ACKing (SotW). The ACK of this CDS response also waits for
+        # that warming, so the resend cannot wait for it.
+        endpoints = self.state.types[ENDPOINT]
+        for name, resource in in_flight.sent.items():
+            before = clusters.acked.get(name)
+            if before is not None and before.version != resource.version:
+                endpoints.resend.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
+
+    def _settle(self, state: TypeState, nonce: str, error: Any | None) -> None:
+        """Handle the answer to the in-flight response `nonce` (error: the NACK's google.rpc.Status)."""
+        in_flight = state.in_flight
+        if in_flight is None or in_flight.nonce != nonce:
+            return
+        state.in_flight = None
+        latency = time.monotonic() - in_flight.sent_at
+        short = short_type_name(state.type_url)
+        self._metrics.push_to_ack.labels(type=short).observe(latency)
+        if error is None:
+            self._apply_ack(state, in_flight)
+            self._metrics.acks.labels(type=short, mode=self.mode).inc()
+            self._emit("ack", state, in_flight, latency_seconds=latency)
+            return
+        state.record_nack(in_flight)
+        self._metrics.nacks.labels(type=short, mode=self.mode).inc()
+        self._log.warning(
+            "proxy rejected configuration",
+            type=short,
+            nonce=nonce,
+            rejected=sorted(name for name, _ in state.rejected),
+            error=error.message,
+        )
+        self._emit("nack", state, in_flight, error=error.message, latency_seconds=latency)
+
+    def _emit(
+        self, kind: Literal["push", "ack", "nack"], state: TypeState, in_flight: InFlight, **extra: Any
+    ) -> None:
+        if not self._services.observers:
+            return
+        event = XdsEvent(
+            kind=kind,
+            mode=self.mode,
+            node_id=self.node_id or "",
+            type_url=state.type_url,
+            nonce=in_flight.nonce,
+            resources=tuple((name, resource.version) for name, resource in in_flight.sent.items()),
+            removed=in_flight.removed,
+        )
+        event = dataclasses.replace(event, **extra)
+        for observer in self._services.observers:
+            try:
+                observer(event)
+            except Exception:
+                self._log.exception("xDS observer failed")
+
+    def _close(self) -> None:
+        if self._debounce is not None:
+            self._debounce.cancel()
+            self._debounce = None
+        for timer in self._drain_timers:
+            timer.cancel()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
+        if self.node_id is not None:
+            self._metrics.connected_proxies.labels(mode=self.mode).dec()
+            self._log.info("proxy disconnected")
+
+
+def in_flight_of(sent: Mapping[str, Resource], *, nonce: str, removed: Sequence[str] = ()) -> InFlight:
+    """An `InFlight` record stamped now."""
+    return InFlight(nonce=nonce, sent=dict(sent), removed=tuple(removed), sent_at=time.monotonic())

@@ -1,0 +1,219 @@
+"""What one Envoy holds, per type, and the make-before-break planner that decides what it gets next.
+
+Both protocol variants share this logic; they differ only in how a plan becomes a response (the whole set for
+state of the world, a diff for delta) and in how an ACK updates the knowledge.
+
+The rule: a resource version is sent only once everything it depends on is *ready* on this stream (Envoy
+ACKed it and whatever Envoy warms it on, transitively); until then the stream keeps the version Envoy already
+holds, or leaves a new resource out. A resource is removed only once nothing Envoy holds depends on it (a
+listener Envoy is still draining included), and, while some resource of a type waits for its dependencies,
+no resource of that type is removed either: a listener renamed on the same port must replace the old one in
+one response, not after it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from controlplane.xds.cache import Snapshot
+from controlplane.xds.resource import LISTENER, ROUTE, TYPE_URLS, WILDCARD_TYPES, Resource, ResourceKey
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A response sent and not yet ACKed or NACKed."""
+
+    nonce: str
+    sent: Mapping[str, Resource]
+    removed: tuple[str, ...]
+    sent_at: float
+
+
+@dataclass
+class TypeState:
+    """A stream's knowledge about one resource type."""
+
+    type_url: str
+    wildcard: bool
+    subscribed: bool = False
+    names: set[str] = field(default_factory=set)
+    acked: dict[str, Resource] = field(default_factory=dict)
+    # False after a state-of-the-world reconnect whose reported version we cannot map to content: Envoy may
+    # hold resources we do not know of, so leaving one out of a response could delete it.
+    known: bool = True
+    in_flight: InFlight | None = None
+    last_nonce: str = ""
+    rejected: set[tuple[str, str]] = field(default_factory=set)
+    response_owed: bool = False
+    # Names to send again although Envoy holds their version: an updated EDS cluster warms until it gets
+    # its load assignment once more, even an unchanged one.
+    resend: set[str] = field(default_factory=set)
+
+    def holds(self, name: str) -> Resource | None:
+        """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
+        if not self.wildcard and name not in self.names:
+            return None
+        return self.acked.get(name)
+
+    def held(self) -> Iterator[Resource]:
+        return (resource for name, resource in self.acked.items() if self.wildcard or name in self.names)
+
+    def record_nack(self, in_flight: InFlight) -> None:
+        """Remember the versions Envoy refused so they are not sent again."""
+        self.rejected.update(
+            (name, resource.version)
+            for name, resource in in_flight.sent.items()
+            if name not in self.acked or self.acked[name].version != resource.version
+        )
+
+    def forget_stale_rejections(self, snapshot: Snapshot) -> None:
+        """A refused version no longer in the snapshot may come back later as a new push."""
+        current = snapshot.get(self.type_url)
+        self.rejected = {
+            (name, version)
+            for name, version in self.rejected
+            if name in current and current[name].version == version
+        }
+
+
+class _Choice(enum.Enum):
+    SEND = "send"
+    WAIT = "wait"  # a dependency is on its way: keep what Envoy has, defer removals of this type
+    HOLD = "hold"  # refused or blocked for good: keep what Envoy has
+
+
+class StreamState:
+    """All types of one stream."""
+
+    def __init__(self) -> None:
+        self.types = {type_url: TypeState(type_url, type_url in WILDCARD_TYPES) for type_url in TYPE_URLS}
+        # (deadline, keys): what listener versions Envoy is still draining use. Envoy serves the open
+        # connections of a replaced or removed listener with its old filter chains (and the route
+        # configuration they last had) until its drain time ends, so their clusters must stay until then.
+        self.draining: list[tuple[float, frozenset[ResourceKey]]] = []
+
+    def plan(self, snapshot: Snapshot, *, now: float) -> Planner:
+        for state in self.types.values():
+            state.forget_stale_rejections(snapshot)
+        self.draining = [(deadline, keys) for deadline, keys in self.draining if deadline > now]
+        kept: set[ResourceKey] = set()
+        for _, keys in self.draining:
+            kept.update(keys)
+        return Planner(self.types, snapshot, kept=kept)
+
+    def drain_replaced_listeners(self, in_flight: InFlight, *, full: bool, until: float) -> bool:
+        """Keep what the listener versions this response replaces or removes depend on, until `until`.
+
+        `full`: the response is a state-of-the-world set (a listener left out is removed). Returns whether
+        anything is being drained.
+        """
+        listeners = self.types[LISTENER]
+        gone = set(in_flight.removed)
+        if full:
+            gone.update(name for name in listeners.acked if name not in in_flight.sent)
+        gone.update(
+            name
+            for name, resource in in_flight.sent.items()
+            if name in listeners.acked and listeners.acked[name].version != resource.version
+        )
+        keys: set[ResourceKey] = set()
+        routes = self.types[ROUTE]
+        for name in gone:
+            old = listeners.acked[name]
+            keys.update(old.dependencies)
+            for key in old.warming:
+                route = routes.acked.get(key.name) if key.type_url == ROUTE else None
+                if route is not None:
+                    keys.update(route.dependencies)
+        if keys:
+            self.draining.append((until, frozenset(keys)))
+        return bool(keys)
+
+
+class Planner:
+    """One planning pass: what each type's content should be after the next response."""
+
+    def __init__(self, types: Mapping[str, TypeState], snapshot: Snapshot, *, kept: set[ResourceKey]) -> None:
+        self._types = types
+        self._snapshot = snapshot
+        self._ready: dict[ResourceKey, bool] = {}
+        self._referenced = set(kept)
+        for state in types.values():
+            for resource in state.held():
+                self._referenced.update(resource.dependencies)
+                self._referenced.update(resource.warming)
+
+    def target(self, type_url: str) -> dict[str, Resource] | None:
+        """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
+        state = self._types[type_url]
+        available = self._snapshot.get(type_url)
+        names: Iterable[str] = available if state.wildcard else sorted(state.names.intersection(available))
+        target: dict[str, Resource] = {}
+        waiting = False
+        for name in names:
+            wanted = available[name]
+            current = state.acked.get(name)
+            if current is not None and current.version == wanted.version:
+                target[name] = current
+                continue
+            choice = self._choose(state, wanted)
+            if choice is _Choice.SEND:
+                target[name] = wanted
+                continue
+            waiting = waiting or choice is _Choice.WAIT
+            if current is not None:
+                target[name] = current
+            elif choice is _Choice.WAIT and not state.known:
+                return None
+        for resource in state.held():
+            if resource.name in target:
+                continue
+            if waiting or resource.key in self._referenced:
+                target[resource.name] = resource
+        return target
+
+    def _choose(self, state: TypeState, resource: Resource) -> _Choice:
+        if (resource.name, resource.version) in state.rejected:
+            return _Choice.HOLD
+        choice = _Choice.SEND
+        for key in resource.dependencies:
+            dependency = self._dependency_choice(key)
+            if dependency is _Choice.WAIT:
+                return _Choice.WAIT
+            if dependency is _Choice.HOLD:
+                choice = _Choice.HOLD
+        return choice
+
+    def _dependency_choice(self, key: ResourceKey) -> _Choice:
+        if self._is_ready(key):
+            return _Choice.SEND
+        state = self._types[key.type_url]
+        if not state.subscribed:
+            # Envoy asks for some types only after others are warm (listeners after clusters at start-up):
+            # waiting for a type it has not asked for would never end.
+            return _Choice.SEND
+        wanted = self._snapshot.find(key)
+        if wanted is None or (wanted.name, wanted.version) in state.rejected:
+            return _Choice.HOLD
+        return _Choice.WAIT
+
+    def _is_ready(self, key: ResourceKey) -> bool:
+        known = self._ready.get(key)
+        if known is not None:
+            return known
+        held = self._types[key.type_url].holds(key.name)
+        if held is None:
+            self._ready[key] = False
+            return False
+        # Optimistic while visiting, so that a reference cycle does not recurse forever.
+        self._ready[key] = True
+        ready = all(self._is_ready(other) for other in (*held.warming, *held.dependencies))
+        self._ready[key] = ready
+        return ready
+
+
+def same_versions(left: Mapping[str, Resource], right: Mapping[str, Resource]) -> bool:
+    """Whether two contents hold the same names at the same versions."""
+    return left.keys() == right.keys() and all(left[name].version == right[name].version for name in left)
