@@ -64,25 +64,32 @@ class HeaderEdits:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Failover between priorities: one attempt per priority level, retried on the listed triggers."""
+    """Failover: which failures are retried, how often, and where the retry goes."""
 
     num_retries: int
     retry_on: tuple[str, ...]
     retriable_status_codes: tuple[int, ...]
     per_try_timeout_seconds: float | None
+    per_try_idle_timeout_seconds: float | None
     back_off_base_seconds: float
     back_off_max_seconds: float
-    next_priority_on_retry: bool
+    attempts_per_priority: int | None
+    """Move to the next priority level after this many attempts on one; None: stay on the level."""
+    avoid_previous_hosts: bool
+    """Retry on another host of the same level (a weighted sibling) rather than the one that failed."""
 
 
 @dataclass(frozen=True, slots=True)
 class OutlierPolicy:
+    """Passive health: eject a backend after consecutive errors, let it back in after the ejection time."""
+
     consecutive_errors: int
     interval_seconds: float
     base_ejection_seconds: float
     max_ejection_seconds: float
     max_ejection_percent: int
-    status_codes: tuple[int, ...]
+    error_status_codes: tuple[int, ...]
+    """Statuses counted as errors besides 5xx (429: a rate-limited backend is skipped too)."""
 
 
 @dataclass(frozen=True, slots=True)

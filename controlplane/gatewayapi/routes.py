@@ -8,7 +8,7 @@ its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from controlplane import ir
@@ -23,6 +23,7 @@ from controlplane.resources.aigateway import (
     AIGatewayRouteRuleBackendRef,
     AIGatewayRouteRuleMatch,
 )
+from controlplane.resources.envoy_gateway import BackendTrafficPolicy
 from controlplane.resources.resource_set import ResourceSet
 
 NOT_FOUND_MESSAGE = (
@@ -56,6 +57,7 @@ def build_routes(
     backends: BackendResolver,
     listen_address: str,
 ) -> RouteTables:
+    policies = failover.TrafficPolicies(resources=resources, report=report)
     by_host: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
     clusters: list[ir.RuleCluster] = []
     hops: list[ir.BackendHop] = []
@@ -65,8 +67,9 @@ def build_routes(
             continue
         attachments = binder.attach(route)
         for index, rule in enumerate(route.spec.rules):
-            cluster, rule_hops = _rule_cluster(route, index, rule, backends, report)
-            action = _action(route, index, rule, cluster, report)
+            outlier = failover.outlier_policy(policies.for_route(route))
+            cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
+            action = _action(route, index, rule, cluster, report, policies.for_route(route))
             if cluster is not None:
                 clusters.append(cluster)
                 hops.extend(rule_hops)
@@ -107,6 +110,7 @@ def _rule_cluster(
     rule: AIGatewayRouteRule,
     backends: BackendResolver,
     report: Report,
+    outlier: ir.OutlierPolicy,
 ) -> tuple[ir.RuleCluster | None, list[ir.BackendHop]]:
     base = f"route/{route.namespace}/{route.name}/rule/{index}"
     endpoints: list[ir.WeightedEndpoint] = []
@@ -124,7 +128,7 @@ def _rule_cluster(
             )
     if not endpoints:
         return None, []
-    return ir.RuleCluster(name=base, endpoints=tuple(endpoints)), hops
+    return ir.RuleCluster(name=base, endpoints=tuple(endpoints), outlier=outlier), hops
 
 
 def _targets(
@@ -182,6 +186,7 @@ def _action(
     rule: AIGatewayRouteRule,
     cluster: ir.RuleCluster | None,
     report: Report,
+    policy: BackendTrafficPolicy | None,
 ) -> ir.Forward | ir.DirectResponse:
     if cluster is None:
         # Gateway API: a rule whose backends are all invalid answers 500 rather than disappearing.
@@ -189,12 +194,18 @@ def _action(
             500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
         )
     backend_timeout = rule.timeouts.backend_request if rule.timeouts is not None else None
+    per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
     forward = ir.Forward(
         cluster=cluster.name,
         timeout_seconds=rule.request_timeout.total_seconds(),
         retry=failover.retry_policy(
-            levels=len({endpoint.priority for endpoint in cluster.endpoints}),
+            levels=len(per_level),
+            widest_level=max(per_level.values()),
             per_try_timeout_seconds=backend_timeout.total_seconds() if backend_timeout else None,
+            per_try_idle_timeout_seconds=(
+                rule.stream_idle_timeout.total_seconds() if rule.stream_idle_timeout else None
+            ),
+            policy=policy,
         ),
     )
     return _with_filters(forward, route, index, rule, report)

@@ -5,23 +5,37 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2
+from envoy.config.common.matcher.v3 import matcher_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
 from envoy.type.matcher.v3 import string_pb2
+from envoy.type.v3 import range_pb2
 
 from controlplane import ir
 from controlplane.xdsbuild._proto import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
+_HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+_MAX_CONCURRENT_RETRIES = 1024
 
 
 def rule_cluster(cluster: ir.RuleCluster) -> Any:
+    """The failover cluster; its hosts are the rule's backend hops (internal listeners)."""
     message = _eds_cluster(cluster.name, connect_timeout_seconds=10.0)
-    # Spill to the next priority only as hosts really fail, never because a level is "partially" healthy.
-    message.common_lb_config.healthy_panic_threshold.value = 0
+    # Health changes (an ejection) take effect at once: the default 1 s merge window let workers keep
+    # sending to a re-ejected backend for a second, ~20 retried requests per probe instead of 3.
+    message.common_lb_config.update_merge_window.CopyFrom(seconds(0))
+    # Envoy's default of 3 concurrent retries per cluster hands the primary's error to every client past the
+    # third during a failover; retries are bounded by num_retries (one per level) and by ejection instead.
+    message.circuit_breakers.thresholds.add(max_retries={"value": _MAX_CONCURRENT_RETRIES})
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
+            pack(_error_classification(cluster.outlier.error_status_codes))
+        )
     return message
 
 
@@ -72,12 +86,41 @@ def _socket_lb_endpoint(endpoint: ir.SocketEndpoint) -> Any:
 def _outlier_detection(policy: ir.OutlierPolicy) -> Any:
     return outlier_detection_pb2.OutlierDetection(
         consecutive_5xx={"value": policy.consecutive_errors},
-        consecutive_gateway_failure={"value": policy.consecutive_errors},
-        consecutive_local_origin_failure={"value": policy.consecutive_errors},
         interval=seconds(policy.interval_seconds),
         base_ejection_time=seconds(policy.base_ejection_seconds),
         max_ejection_time=seconds(policy.max_ejection_seconds),
         max_ejection_percent={"value": policy.max_ejection_percent},
+    )
+
+
+def _error_classification(status_codes: tuple[int, ...]) -> Any:
+    """Which responses count toward ``consecutive_5xx``: 5xx and the extra codes (e.g. 429).
+
+    The matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also requires
+    an explicit protocol once outlier options are set (hops speak HTTP/1.1).
+    """
+    rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in status_codes]
+    return http_protocol_options_pb2.HttpProtocolOptions(
+        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+            http_protocol_options=protocol_pb2.Http1ProtocolOptions()
+        ),
+        outlier_detection=http_protocol_options_pb2.HttpProtocolOptions.OutlierDetection(
+            error_matcher=matcher_pb2.MatchPredicate(
+                or_match=matcher_pb2.MatchPredicate.MatchSet(rules=rules)
+            )
+        ),
+    )
+
+
+def _status_range(start: int, end: int) -> Any:
+    return matcher_pb2.MatchPredicate(
+        http_response_headers_match=matcher_pb2.HttpHeadersMatch(
+            headers=[
+                route_components_pb2.HeaderMatcher(
+                    name=":status", range_match=range_pb2.Int64Range(start=start, end=end)
+                )
+            ]
+        )
     )
 
 

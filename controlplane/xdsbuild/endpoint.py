@@ -13,15 +13,24 @@ from controlplane import ir
 
 def rule_load_assignment(cluster: ir.RuleCluster) -> Any:
     by_priority = sorted(cluster.endpoints, key=lambda endpoint: endpoint.priority)
+    levels = [
+        (priority, list(level))
+        for priority, level in groupby(by_priority, key=lambda endpoint: endpoint.priority)
+    ]
+    widest = max((len(level) for _, level in levels), default=1)
     return endpoint_pb2.ClusterLoadAssignment(
         cluster_name=cluster.name,
         endpoints=[
             endpoint_components_pb2.LocalityLbEndpoints(
-                priority=priority,
+                # Envoy numbers levels densely from 0; the user's priority values only give the order.
+                priority=rank,
                 lb_endpoints=[_lb_endpoint(endpoint.target, weight=endpoint.weight) for endpoint in level],
             )
-            for priority, level in groupby(by_priority, key=lambda endpoint: endpoint.priority)
+            for rank, (_, level) in enumerate(levels)
         ],
+        # With one of two hosts ejected, the default factor (140%) still spills 30% of the traffic to the
+        # next level; a level should keep all of it while any of its hosts is healthy.
+        policy=endpoint_pb2.ClusterLoadAssignment.Policy(overprovisioning_factor={"value": 100 * widest}),
     )
 
 

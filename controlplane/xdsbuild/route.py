@@ -7,6 +7,7 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
+from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
 from envoy.extensions.retry.priority.previous_priorities.v3 import previous_priorities_config_pb2
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
@@ -124,11 +125,23 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
     )
     if retry.per_try_timeout_seconds is not None:
         policy.per_try_timeout.CopyFrom(seconds(retry.per_try_timeout_seconds))
-    if retry.next_priority_on_retry:
+    if retry.per_try_idle_timeout_seconds is not None:
+        policy.per_try_idle_timeout.CopyFrom(seconds(retry.per_try_idle_timeout_seconds))
+    if retry.attempts_per_priority is not None:
         policy.retry_priority.name = "envoy.retry_priorities.previous_priorities"
         policy.retry_priority.typed_config.CopyFrom(
-            pack(previous_priorities_config_pb2.PreviousPrioritiesConfig(update_frequency=1))
+            pack(
+                previous_priorities_config_pb2.PreviousPrioritiesConfig(
+                    update_frequency=retry.attempts_per_priority
+                )
+            )
         )
+    if retry.avoid_previous_hosts:
+        policy.retry_host_predicate.add(
+            name="envoy.retry_host_predicates.previous_hosts",
+            typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()),
+        )
+        policy.host_selection_retry_max_attempts = 3
     return policy
 
 
