@@ -1,27 +1,40 @@
-"""The admin HTTP port: Prometheus metrics, liveness and readiness, and JSON views of the control plane.
+"""The control plane's admin HTTP port: Prometheus metrics, liveness and readiness, and pages others add.
 
-Kept apart from the xDS port so that probes and scrapes never compete with config pushes, and so it can be
-bound differently (e.g. only on a pod's network) in production.
+Kubernetes probes `/healthz` (the process answers) and `/readyz` (it has configuration to serve and serves
+it); Prometheus scrapes `/metrics` from the registry given here, which is the xDS server's own registry
+rather than the process-wide default. Other components register extra pages (a status document, a config
+dump) with `add_json_route` or `add_route`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import json
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 _log = structlog.get_logger(__name__)
 
-ReadyCheck = Callable[[], bool]
-JsonProvider = Callable[[], Any]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ReadinessCheck(Protocol):
+    def __call__(self) -> bool: ...
+
+
+class JsonDocument(Protocol):
+    """Returns a JSON-serialisable value describing some state, computed on each request."""
+
+    def __call__(self) -> object: ...
 
 
 class AdminServer:
-    def __init__(self, *, registry: CollectorRegistry, ready: ReadyCheck) -> None:
+    """aiohttp server for `/metrics`, `/healthz`, `/readyz` and registered extra routes."""
+
+    def __init__(self, *, registry: CollectorRegistry, ready: ReadinessCheck) -> None:
         self._registry = registry
         self._ready = ready
         self._app = web.Application()
@@ -31,44 +44,58 @@ class AdminServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
+    def add_route(self, method: str, path: str, handler: Handler) -> None:
+        """Serve `handler` for `method` `path`; only before `start`."""
+        if self._runner is not None:
+            raise RuntimeError("routes must be added before the admin server starts")
+        self._app.router.add_route(method, path, handler)
+
+    def add_json_route(self, path: str, document: JsonDocument) -> None:
+        """Serve ``GET path`` as the JSON of `document()` (keys sorted, so output is deterministic)."""
+
+        async def handler(_request: web.Request) -> web.StreamResponse:
+            body = json.dumps(document(), indent=2, sort_keys=True, default=str)
+            return web.Response(text=body + "\n", content_type="application/json")
+
+        self.add_route("GET", path, handler)
+
     @property
     def port(self) -> int:
         if self._port is None:
             raise RuntimeError("the admin server is not started")
         return self._port
 
-    def add_json_route(self, path: str, provider: JsonProvider) -> None:
-        """Serve ``provider()`` as JSON at ``path`` (before ``start``)."""
-
-        async def handler(_: web.Request) -> web.Response:
-            return web.json_response(provider())
-
-        self._app.router.add_get(path, handler)
-
     async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Listen on `host:port` (0: any free port) and return the bound port."""
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        server = site._server  # aiohttp exposes the bound port only through the asyncio server
-        assert server is not None
-        self._port = server.sockets[0].getsockname()[1]
+        site = web.TCPSite(runner, host=host, port=port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
         self._runner = runner
+        server = site._server  # aiohttp exposes the bound sockets only here
+        sockets = getattr(server, "sockets", None) or []
+        self._port = int(sockets[0].getsockname()[1]) if sockets else port
         _log.info("admin server listening", host=host, port=self._port)
         return self._port
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._port = None
 
-    async def _metrics(self, _: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(self._registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _metrics(self, _request: web.Request) -> web.StreamResponse:
+        body = generate_latest(self._registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    async def _healthz(self, _: web.Request) -> web.Response:
+    async def _healthz(self, _request: web.Request) -> web.StreamResponse:
         return web.Response(text="ok\n")
 
-    async def _readyz(self, _: web.Request) -> web.Response:
+    async def _readyz(self, _request: web.Request) -> web.StreamResponse:
         if self._ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
