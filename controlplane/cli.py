@@ -14,7 +14,11 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-_SUBCOMMAND_MODULES = ("controlplane.commands.bootstrap", "controlplane.commands.translate")
+_SUBCOMMAND_MODULES = (
+    "controlplane.commands.bootstrap",
+    "controlplane.commands.serve",
+    "controlplane.commands.translate",
+)
 
 
 class Subcommand(Protocol):

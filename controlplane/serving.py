@@ -1,0 +1,135 @@
+"""The running control plane: a source of manifests feeding the translator, the snapshot cache and ADS.
+
+Every load is translated as a whole and set as one snapshot, so Envoy always gets a consistent view. A
+load that cannot become a consistent snapshot (a translator bug, never user input) is refused by the cache
+and the previous snapshot keeps serving. Problems are logged when they appear or go away, not on every
+reload, so a log shows what changed; the current list is always on the admin port's ``/status``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from controlplane.admin import AdminServer
+from controlplane.gatewayapi import DEFAULT_LISTENER_PORT, ObjectStatus, TranslateOptions
+from controlplane.render import status_document
+from controlplane.resources.loader import LoadResult
+from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
+from controlplane.sources.files import FileSource
+from controlplane.translator import translate
+from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass
+class StatusBoard:
+    """The latest translation's outcome, for ``/status`` and for logging only what changed."""
+
+    statuses: dict[ObjectKey, ObjectStatus] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    snapshot_version: str | None = None
+    loads: int = 0
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "snapshotVersion": self.snapshot_version,
+            "loads": self.loads,
+            "problems": [problem.format() for problem in self.problems],
+            "objects": status_document(self.statuses),
+        }
+
+
+class Pipeline:
+    """Turns each load into a snapshot in ``cache`` and a status board."""
+
+    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
+        self._cache = cache
+        self._options = options
+        self.board = StatusBoard()
+
+    async def __call__(self, result: LoadResult) -> None:
+        translation = translate(result.resource_set(), options=self._options)
+        problems = sorted_problems([*result.problems, *translation.problems])
+        self._log_changes(problems)
+        snapshot = translation.snapshot()
+        try:
+            self._cache.set_snapshot(snapshot)
+        except InconsistentSnapshotError as exc:
+            _log.error("translation refused, previous configuration kept", reason=exc.reason)
+        else:
+            self.board.snapshot_version = snapshot.version
+            _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
+        self.board.statuses = translation.statuses
+        self.board.problems = problems
+        self.board.loads += 1
+
+    def _log_changes(self, problems: list[Problem]) -> None:
+        before = {problem.format() for problem in self.board.problems}
+        now = {problem.format() for problem in problems}
+        for problem in problems:
+            line = problem.format()
+            if line in before:
+                continue
+            if problem.severity is Severity.ERROR:
+                _log.error("rejected", problem=line)
+            elif problem.severity is Severity.WARNING:
+                _log.warning("warning", problem=line)
+            else:
+                _log.info("note", problem=line)
+        for line in sorted(before - now):
+            _log.info("resolved", problem=line)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServeOptions:
+    paths: tuple[Path, ...]
+    address: str = "0.0.0.0"
+    xds_port: int = 18000
+    admin_port: int = 19000
+    listen_address: str = "0.0.0.0"
+    listener_port: int | None = None
+    debounce_seconds: float = 0.3
+    shutdown_grace_seconds: float = 5.0
+
+
+async def serve(options: ServeOptions) -> None:
+    """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
+    cache = SnapshotCache()
+    pipeline = Pipeline(
+        cache=cache,
+        options=TranslateOptions(
+            listen_address=options.listen_address,
+            default_port=options.listener_port or DEFAULT_LISTENER_PORT,
+        ),
+    )
+    source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+    server = XdsServer(
+        cache=cache, settings=XdsSettings(debounce_seconds=min(options.debounce_seconds, 0.05))
+    )
+    admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
+    admin.add_json_route("/status", pipeline.board.document)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await server.start(host=options.address, port=options.xds_port)
+    await admin.start(host=options.address, port=options.admin_port)
+    watcher = asyncio.create_task(source.run(pipeline), name="file-source")
+    stopped = asyncio.create_task(stop.wait(), name="stop-signal")
+    try:
+        done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if watcher in done:
+            watcher.result()  # a crash of the source is a bug: surface it
+    finally:
+        watcher.cancel()
+        stopped.cancel()
+        _log.info("shutting down")
+        await server.stop(grace_seconds=options.shutdown_grace_seconds)
+        await admin.stop()
