@@ -9,6 +9,7 @@ dump) with `add_json_route` or `add_route`.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -67,18 +68,27 @@ class AdminServer:
 
     async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
         """Listen on `host:port` (0: any free port) and return the bound port."""
+        if self._runner is not None:
+            raise RuntimeError("the admin server is already started")
+        # Binding the socket here is what lets port 0 report the port the kernel chose.
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
         runner = web.AppRunner(self._app, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, host=host, port=port)
         try:
-            await site.start()
+            await web.SockSite(runner, sock).start()
         except BaseException:
+            sock.close()
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server  # aiohttp exposes the bound sockets only here
-        sockets = getattr(server, "sockets", None) or []
-        self._port = int(sockets[0].getsockname()[1]) if sockets else port
+        self._port = int(sock.getsockname()[1])
         _log.info("admin server listening", host=host, port=self._port)
         return self._port
 
