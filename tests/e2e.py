@@ -1,0 +1,51 @@
+"""Helpers for the end-to-end tests: a running local stack per module, and polling with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from controlplane.devstack import LocalStack, free_port_map
+from controlplane.fake_backend import Normal
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello"}]}
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.1, what: str = "") -> T:
+    """Calls ``check`` until it returns without an AssertionError or HTTP error, for at most ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except (AssertionError, httpx.HTTPError):
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(interval)
+
+
+@contextmanager
+def running_stack(manifests: Path, workdir: Path, *, delta: bool = False) -> Iterator[LocalStack]:
+    with LocalStack(manifests, port_map=free_port_map(manifests), delta=delta, workdir=workdir) as stack:
+        yield stack
+
+
+def reset_backends(stack: LocalStack) -> None:
+    for backend in stack.backends.values():
+        backend.set_mode(Normal())
+        backend.clear()
+
+
+def answered_by(reply: httpx.Response) -> str:
+    """The fake backend that produced a 200 answer (its name heads the completion's content)."""
+    assert reply.status_code == 200, f"HTTP {reply.status_code}: {reply.text}"
+    content: str = reply.json()["choices"][0]["message"]["content"]
+    return content.split(",", 1)[0]
