@@ -51,6 +51,7 @@ class LocalStack:
         delta: bool = False,
         workdir: Path | None = None,
         serve_args: tuple[str, ...] = (),
+        fake_backends: bool = True,
     ) -> None:
         self._source = manifests
         self.port_map = dict(port_map or {})
@@ -59,6 +60,7 @@ class LocalStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-stack-"))
         self.config_dir = self.workdir / "config"
         self._serve_args = serve_args
+        self._fake_backends = fake_backends
         self.backends: dict[str, FakeBackend] = {}
         self.envoy: EnvoyProcess | None = None
         self._control_plane: subprocess.Popen[bytes] | None = None
@@ -75,7 +77,8 @@ class LocalStack:
     def start(self, *, timeout: float = 30.0) -> LocalStack:
         try:
             self._write_config()
-            self._start_backends()
+            if self._fake_backends:
+                self._start_backends()
             self._start_control_plane(timeout=timeout)
             self.envoy = EnvoyProcess(
                 bootstrap_yaml=render_bootstrap(
