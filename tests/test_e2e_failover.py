@@ -163,7 +163,7 @@ def test_weighted_split_and_priority_failover_in_one_rule(
 def test_upstream_backend_traffic_policy_overrides_the_defaults(
     start: StartStack, http: httpx.Client, tmp_path: Path
 ) -> None:
-    """Envoy AI Gateway's provider-fallback policy, unchanged: it retries 500s only, so 429 reaches the client."""
+    """Envoy AI Gateway's provider-fallback policy, unchanged: it retries only 500s; a 429 is returned."""
     manifests = tmp_path / "with-policy"
     manifests.mkdir()
     (manifests / "route.yaml").write_text((REGION / "route.yaml").read_text() + _UPSTREAM_FALLBACK_POLICY)
