@@ -1,0 +1,127 @@
+"""What a failing primary costs clients: request latency with a healthy primary vs. a failing one.
+
+Runs the seed-000 example (eu primary, us secondary) on a local stack and, in one run, measures sequential
+requests through Envoy with eu healthy, eu refusing connections, and eu answering 429. For each it prints
+p50/p99, the ratio of p99 to the healthy p99, how many requests paid a retry (Envoy's retry counter on the
+rule cluster) and how many ejections happened. Not a test: numbers depend on the machine.
+
+    .venv/bin/python bench/failover.py [--seconds 15]
+
+Each scenario lasts long enough (15 s) to include several ejection cycles (5 s each) of a dead primary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from controlplane.devstack import LocalStack, free_port_map
+from controlplane.fake_backend import Mode, Normal, Refuse, Status
+from controlplane.log import configure_logging
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "000-region-failover"
+RULE_CLUSTER = "route/default/inference/rule/0"
+BODY = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: str
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    failures: int
+    retries: int
+    ejections: int
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each scenario")
+    args = parser.parse_args()
+    configure_logging(json=False, level="warning")
+    with LocalStack(EXAMPLE, port_map=free_port_map(EXAMPLE)) as stack, httpx.Client(timeout=10) as http:
+        url = stack.url(10080)
+        _warm_up(http, url)
+        scenarios: list[tuple[str, Mode]] = [
+            ("healthy primary", Normal()),
+            ("primary refuses connections", Refuse()),
+            ("primary answers 429", Status(429)),
+        ]
+        results = []
+        for name, mode in scenarios:
+            stack.backends["vllm-eu"].set_mode(mode)
+            results.append(_measure(stack, http, url, name, args.seconds))
+            stack.backends["vllm-eu"].set_mode(Normal())
+            time.sleep(6.5)  # let an ejected primary back in before the next scenario
+    baseline = results[0].p99_ms
+    print(f"sequential requests through Envoy for {args.seconds:.0f} s per scenario (seed 000: eu -> us)")
+    columns = ("requests", "p50 ms", "p99 ms", "p99 ratio", "non-200", "retries", "ejections")
+    print(f"{'scenario':30s}" + "".join(f"{column:>11s}" for column in columns))
+    for result in results:
+        values = (
+            f"{result.requests:d}",
+            f"{result.p50_ms:.2f}",
+            f"{result.p99_ms:.2f}",
+            f"{result.p99_ms / baseline:.2f}",
+            f"{result.failures:d}",
+            f"{result.retries:d}",
+            f"{result.ejections:d}",
+        )
+        print(f"{result.scenario:30s}" + "".join(f"{value:>11s}" for value in values))
+
+
+def _warm_up(http: httpx.Client, url: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if http.post(url, json=BODY, headers={"host": "llm.example.com"}).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError("the stack never answered")
+
+
+def _measure(stack: LocalStack, http: httpx.Client, url: str, name: str, seconds: float) -> Result:
+    before = _counters(stack)
+    latencies = []
+    failures = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        reply = http.post(url, json=BODY, headers={"host": "llm.example.com"})
+        latencies.append((time.perf_counter() - started) * 1000)
+        failures += reply.status_code != 200
+    after = _counters(stack)
+    quantiles = statistics.quantiles(latencies, n=100)
+    return Result(
+        scenario=name,
+        requests=len(latencies),
+        p50_ms=statistics.median(latencies),
+        p99_ms=quantiles[98],
+        failures=failures,
+        retries=after[0] - before[0],
+        ejections=after[1] - before[1],
+    )
+
+
+def _counters(stack: LocalStack) -> tuple[int, int]:
+    assert stack.envoy is not None
+    stats = stack.envoy.stats(filter_regex=f"cluster\\.{RULE_CLUSTER}\\.")
+    prefix = f"cluster.{RULE_CLUSTER}."
+    return (
+        stats.get(f"{prefix}upstream_rq_retry", 0),
+        stats.get(f"{prefix}outlier_detection.ejections_enforced_total", 0),
+    )
+
+
+if __name__ == "__main__":
+    main()
