@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
             _weighted_split(stack, http)
             _header_and_model_routing(stack, http)
             _model_failover(stack, http)
+            _local_failover(stack, http)
+            _region_failback(stack, http)
     except StackError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
@@ -73,6 +76,34 @@ def _model_failover(stack: LocalStack, http: httpx.Client) -> None:
     primary.set_mode(Status(429))
     print(f"    primary answers 429 -> {_ask(http, stack.url(10083, '/model'), _CHAT)}")
     primary.set_mode(Normal())
+
+
+def _local_failover(stack: LocalStack, http: httpx.Client) -> None:
+    _say("seed 001: local-to-local failover when the primary's host does not resolve, or it answers 429")
+    url = stack.url(10084)
+    unresolvable = {"x-failover-case": "unresolvable"}
+    print(f"    primary host unresolvable -> {_ask(http, url, _CHAT, headers=unresolvable)}")
+    stack.backends["qwen-large"].set_mode(Status(429))
+    print(f"    primary answers 429       -> {_ask(http, url, _CHAT)}")
+    stack.backends["qwen-large"].set_mode(Normal())
+
+
+def _region_failback(stack: LocalStack, http: httpx.Client) -> None:
+    _say("seed 000: eu is primary; stop it, us answers; start it again, traffic fails back to eu")
+    url, host = stack.url(10080), {"host": "llm.example.com"}
+    eu = stack.backends["vllm-eu"]
+    print(f"    eu up      -> {_ask(http, url, _CHAT, headers=host)}")
+    eu.stop()
+    while_down = Counter(_ask(http, url, _CHAT, headers=host) for _ in range(10))
+    print(f"    eu stopped -> {dict(while_down)} (eu is ejected after 3 failures; no client sees an error)")
+    eu.start()
+    started = time.monotonic()
+    while time.monotonic() - started < 15:
+        answer = _ask(http, url, _CHAT, headers=host)
+        if answer.startswith("vllm-eu"):
+            break
+        time.sleep(0.1)
+    print(f"    eu started -> {answer} after {time.monotonic() - started:.1f} s")
 
 
 def _ask(http: httpx.Client, url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> str:
