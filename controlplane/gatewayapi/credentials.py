@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from controlplane import ir
+from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.inference import InferencePoolBase
@@ -70,6 +71,17 @@ class CredentialResolver:
         ref: SecretKeyRef = getattr(spec, attribute)
         namespace = ref.secret_ref.namespace or policy.namespace
         path = f"spec.{yaml_name}.secretRef"
+        if not reference_allowed(
+            self._resources,
+            source=policy,
+            target_group="",
+            target_kind="Secret",
+            namespace=namespace,
+            name=ref.secret_ref.name,
+        ):
+            message = denied_message(kind="Secret", namespace=namespace, name=ref.secret_ref.name)
+            self._report.unresolved(policy, f"{path}.namespace", message)
+            return self.FAILED
         secret = self._resources.secret(namespace, ref.secret_ref.name)
         if secret is None:
             self._report.unresolved(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from controlplane import ir
 from controlplane.gatewayapi import failover
 from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
+from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
@@ -24,6 +25,7 @@ from controlplane.resources.aigateway import (
     AIGatewayRouteRuleMatch,
 )
 from controlplane.resources.envoy_gateway import BackendTrafficPolicy
+from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_GROUP, INFERENCE_POOL_KIND
 from controlplane.resources.resource_set import ResourceSet
 
 NOT_FOUND_MESSAGE = (
@@ -139,6 +141,23 @@ def _targets(
     report: Report,
 ) -> list[ResolvedBackend]:
     namespace = ref.namespace or route.namespace
+    target_group, target_kind = (
+        (ref.group or INFERENCE_GROUP, INFERENCE_POOL_KIND)
+        if ref.is_inference_pool
+        else (AIGATEWAY_GROUP, "AIServiceBackend")
+    )
+    if not reference_allowed(
+        backends.resources,
+        source=route,
+        target_group=target_group,
+        target_kind=target_kind,
+        namespace=namespace,
+        name=ref.name,
+    ):
+        report.unresolved(
+            route, f"{path}.namespace", denied_message(kind=target_kind, namespace=namespace, name=ref.name)
+        )
+        return []
     if ref.is_inference_pool:
         pool = backends.resources.inference_pool(namespace, ref.name, group=ref.group)
         if pool is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlplane import ir
+from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.core import Service
 from controlplane.resources.envoy_gateway import Backend
@@ -46,6 +47,17 @@ class UpstreamResolver:
 
     def for_backend_ref(self, owner: Resource, ref: BackendObjectReference, path: str) -> Upstream | None:
         namespace = ref.namespace or owner.namespace
+        if not reference_allowed(
+            self._resources,
+            source=owner,
+            target_group=ref.group,
+            target_kind=ref.kind,
+            namespace=namespace,
+            name=ref.name,
+        ):
+            message = denied_message(kind=ref.kind, namespace=namespace, name=ref.name)
+            self._report.unresolved(owner, f"{path}.namespace", message)
+            return None
         if ref.group == ENVOY_GATEWAY_GROUP and ref.kind == "Backend":
             backend = self._resources.eg_backend(namespace, ref.name)
             if backend is None:
