@@ -88,23 +88,26 @@ def retry_policy(
     per_try_idle_timeout_seconds: float | None,
     policy: BackendTrafficPolicy | None,
 ) -> ir.RetryPolicy | None:
-    """One attempt per priority level, or one retry on a sibling when the rule has a single level."""
-    if levels < 2 and widest_level < 2:
-        default = None
-    else:
-        default = ir.RetryPolicy(
-            num_retries=max(levels - 1, 1),
-            retry_on=RETRY_ON,
-            retriable_status_codes=RETRIABLE_STATUS_CODES,
-            per_try_timeout_seconds=per_try_timeout_seconds,
-            per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
-            back_off_base_seconds=_BACK_OFF[0],
-            back_off_max_seconds=_BACK_OFF[1],
-            attempts_per_priority=1 if levels > 1 else None,
-            avoid_previous_hosts=levels == 1,
-        )
+    """One attempt per priority level, or one retry on a sibling when the rule has a single level.
+
+    None when there is nothing to fail over to (one backend) and no policy asks for retries.
+    """
+    can_fail_over = levels > 1 or widest_level > 1
+    default = ir.RetryPolicy(
+        num_retries=max(levels - 1, 1) if can_fail_over else 0,
+        retry_on=RETRY_ON,
+        retriable_status_codes=RETRIABLE_STATUS_CODES,
+        per_try_timeout_seconds=per_try_timeout_seconds,
+        per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
+        back_off_base_seconds=_BACK_OFF[0],
+        back_off_max_seconds=_BACK_OFF[1],
+        attempts_per_priority=1 if levels > 1 else None,
+        avoid_previous_hosts=levels == 1 and widest_level > 1,
+    )
     retry = policy.spec.retry if policy is not None else None
-    return default if retry is None else _overridden(default, retry, levels=levels)
+    if retry is not None:
+        return _overridden(default, retry, levels=levels)
+    return default if can_fail_over else None
 
 
 def outlier_policy(policy: BackendTrafficPolicy | None) -> ir.OutlierPolicy:
@@ -114,20 +117,10 @@ def outlier_policy(policy: BackendTrafficPolicy | None) -> ir.OutlierPolicy:
     return _passive(DEFAULT_OUTLIER, health.passive)
 
 
-def _overridden(default: ir.RetryPolicy | None, retry: Retry, *, levels: int) -> ir.RetryPolicy:
-    base = default or ir.RetryPolicy(
-        num_retries=0,
-        retry_on=RETRY_ON,
-        retriable_status_codes=RETRIABLE_STATUS_CODES,
-        per_try_timeout_seconds=None,
-        per_try_idle_timeout_seconds=None,
-        back_off_base_seconds=_BACK_OFF[0],
-        back_off_max_seconds=_BACK_OFF[1],
-        attempts_per_priority=None,
-        avoid_previous_hosts=False,
-    )
+def _overridden(base: ir.RetryPolicy, retry: Retry, *, levels: int) -> ir.RetryPolicy:
     chosen = retry.model_fields_set
-    if "num_retries" in chosen:
+    if "num_retries" in chosen or base.num_retries == 0:
+        # Unset, Envoy Gateway's default (2) applies where our defaults would not retry at all.
         base = replace(base, num_retries=retry.num_retries)
     if retry.num_attempts_per_priority is not None and levels > 1:
         base = replace(base, attempts_per_priority=retry.num_attempts_per_priority)
