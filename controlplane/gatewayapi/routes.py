@@ -68,11 +68,13 @@ def build_routes(
         if not _rule_names_unique(route, report):
             continue
         attachments = binder.attach(route)
+        policy = policies.for_route(route)
+        outlier = failover.outlier_policy(policy)
         for index, rule in enumerate(route.spec.rules):
-            outlier = failover.outlier_policy(policies.for_route(route))
+            # Rules are resolved even when the route attaches nowhere, so its status names every problem.
             cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
-            action = _action(route, index, rule, cluster, report, policies.for_route(route))
-            if cluster is not None:
+            action = _action(route, index, rule, cluster, report, policy)
+            if cluster is not None and attachments:
                 clusters.append(cluster)
                 hops.extend(rule_hops)
             for candidate in _candidates(route, route_order, index, rule, action):
