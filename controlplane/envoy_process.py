@@ -159,6 +159,10 @@ class EnvoyProcess:
             raise EnvoyError(f"admin {method} {path} answered {status}: {body[:500]}")
         return body
 
+    def server_state(self) -> str:
+        """Envoy's own readiness word from `/ready`: ``LIVE``, ``INITIALIZING``, ``DRAINING``, ..."""
+        return self._http("GET", "/ready")[1].strip()
+
     def config_dump(self, *, resource: str | None = None, include_eds: bool = False) -> dict[str, Any]:
         """The parsed `/config_dump` (optionally one resource kind, e.g. ``dynamic_active_clusters``)."""
         params = {}

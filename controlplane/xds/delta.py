@@ -67,7 +67,7 @@ class DeltaStream(Stream):
             )
 
     def _response(
-        self, state: TypeState, target: dict[str, Resource], nonce: str
+        self, state: TypeState, target: dict[str, Resource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         changed = {
             name: resource
@@ -80,7 +80,7 @@ class DeltaStream(Stream):
         response = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info=self.snapshot.version if self.snapshot is not None else "",
             type_url=state.type_url,
-            nonce=nonce,
+            nonce=str(sequence),
             removed_resources=removed,
             control_plane=CONTROL_PLANE,
         )
@@ -88,11 +88,13 @@ class DeltaStream(Stream):
             discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
             for resource in changed.values()
         )
-        return response.SerializeToString(), in_flight_of(changed, nonce=nonce, removed=removed)
+        return response.SerializeToString(), in_flight_of(changed, sequence=sequence, removed=removed)
 
-    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
+    def _apply_ack(
+        self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
+    ) -> None:
         for name, resource in in_flight.sent.items():
-            if state.wildcard or name in state.names:
+            if name not in refused and (state.wildcard or name in state.names):
                 state.acked[name] = resource
         for name in in_flight.removed:
             state.acked.pop(name, None)

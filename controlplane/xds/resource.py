@@ -95,6 +95,8 @@ class Resource:
     packed: any_pb2.Any = field(repr=False)
     dependencies: frozenset[ResourceKey]
     warming: frozenset[ResourceKey]
+    binds: frozenset[str] = frozenset()
+    """Socket addresses only one resource may hold at a time (a listener's), e.g. ``tcp/0.0.0.0:80``."""
 
     @property
     def key(self) -> ResourceKey:
@@ -124,6 +126,7 @@ class Resource:
             packed=any_pb2.Any(type_url=type_url, value=serialized),
             dependencies=references.dependencies,
             warming=references.warming,
+            binds=_bound_addresses(message) if type_url == LISTENER else frozenset(),
         )
         _remember(resource)
         return resource
@@ -155,6 +158,14 @@ def _remember(resource: Resource) -> None:
 
 def _digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def _bound_addresses(listener: Any) -> frozenset[str]:
+    addresses = [listener.address, *(extra.address for extra in listener.additional_addresses)]
+    return frozenset(
+        f"{socket.Protocol.Name(socket.protocol).lower()}/{socket.address}:{socket.port_value}"
+        for socket in (address.socket_address for address in addresses if address.HasField("socket_address"))
+    )
 
 
 class _References(NamedTuple):

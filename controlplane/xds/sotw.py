@@ -79,7 +79,7 @@ class SotwStream(Stream):
             state.acked, state.known = {}, False
 
     def _response(
-        self, state: TypeState, target: dict[str, Resource], nonce: str
+        self, state: TypeState, target: dict[str, Resource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         resend = not state.resend.isdisjoint(target)
         if not state.response_owed and not resend and state.known and same_versions(target, state.acked):
@@ -87,12 +87,16 @@ class SotwStream(Stream):
         response = discovery_pb2.DiscoveryResponse(
             version_info=content_version(target),
             type_url=state.type_url,
-            nonce=nonce,
+            nonce=str(sequence),
             control_plane=CONTROL_PLANE,
         )
         response.resources.extend(resource.packed for resource in target.values())
-        return response.SerializeToString(), in_flight_of(target, nonce=nonce)
+        return response.SerializeToString(), in_flight_of(target, sequence=sequence)
 
-    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
-        state.acked = dict(in_flight.sent)
+    def _apply_ack(
+        self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
+    ) -> None:
+        acked = {name: resource for name, resource in in_flight.sent.items() if name not in refused}
+        acked.update((name, state.acked[name]) for name in refused if name in state.acked)
+        state.acked = acked
         state.known = True

@@ -107,7 +107,7 @@ class Stream(abc.ABC):
         self._debounce: asyncio.TimerHandle | None = None
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
-        self._next_nonce = 0
+        self._next_sequence = 0
         self._log = _log.bind(stream=stream_id, mode=self.mode)
 
     def end(self) -> None:
@@ -149,13 +149,17 @@ class Stream(abc.ABC):
 
     @abc.abstractmethod
     def _response(
-        self, state: TypeState, target: dict[str, Resource], nonce: str
+        self, state: TypeState, target: dict[str, Resource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
-        """The serialised response bringing Envoy to `target`, or None when nothing needs saying."""
+        """The serialised response bringing Envoy to `target` (numbered `sequence`, which is also its nonce),
+        or None when nothing needs saying."""
 
     @abc.abstractmethod
-    def _apply_ack(self, state: TypeState, in_flight: InFlight) -> None:
-        """Record that Envoy now holds what `in_flight` carried."""
+    def _apply_ack(
+        self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
+    ) -> None:
+        """Record that Envoy now holds what `in_flight` carried, except the `refused` names (whose previous
+        versions it keeps)."""
 
     # --- shared machinery -----------------------------------------------------------------------------------
 
@@ -222,10 +226,10 @@ class Stream(abc.ABC):
             target = planner.target(type_url)
             if target is None:
                 continue
-            response = self._response(state, target, str(self._next_nonce + 1))
+            response = self._response(state, target, self._next_sequence + 1)
             if response is None:
                 continue
-            self._next_nonce += 1
+            self._next_sequence += 1
             payload, in_flight = response
             if type_url == CLUSTER:
                 self._resend_endpoints_of_updated_clusters(state, in_flight)
@@ -266,6 +270,7 @@ class Stream(abc.ABC):
         if in_flight is None or in_flight.nonce != nonce:
             return
         state.in_flight = None
+        self.state.answered_through = max(self.state.answered_through, in_flight.sequence)
         latency = time.monotonic() - in_flight.sent_at
         short = short_type_name(state.type_url)
         self._metrics.push_to_ack.labels(type=short).observe(latency)
@@ -274,13 +279,15 @@ class Stream(abc.ABC):
             self._metrics.acks.labels(type=short, mode=self.mode).inc()
             self._emit("ack", state, in_flight, latency_seconds=latency)
             return
-        state.record_nack(in_flight)
+        refused = state.record_nack(in_flight, error.message)
+        if refused != in_flight.sent.keys():
+            self._apply_ack(state, in_flight, refused=refused)
         self._metrics.nacks.labels(type=short, mode=self.mode).inc()
         self._log.warning(
             "proxy rejected configuration",
             type=short,
             nonce=nonce,
-            rejected=sorted(name for name, _ in state.rejected),
+            refused=sorted(refused),
             error=error.message,
         )
         self._emit("nack", state, in_flight, error=error.message, latency_seconds=latency)
@@ -320,6 +327,12 @@ class Stream(abc.ABC):
             self._log.info("proxy disconnected")
 
 
-def in_flight_of(sent: Mapping[str, Resource], *, nonce: str, removed: Sequence[str] = ()) -> InFlight:
-    """An `InFlight` record stamped now."""
-    return InFlight(nonce=nonce, sent=dict(sent), removed=tuple(removed), sent_at=time.monotonic())
+def in_flight_of(sent: Mapping[str, Resource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
+    """An `InFlight` record stamped now; its nonce is the sequence number."""
+    return InFlight(
+        nonce=str(sequence),
+        sequence=sequence,
+        sent=dict(sent),
+        removed=tuple(removed),
+        sent_at=time.monotonic(),
+    )

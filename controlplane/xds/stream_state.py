@@ -3,22 +3,33 @@
 Both protocol variants share this logic; they differ only in how a plan becomes a response (the whole set for
 state of the world, a diff for delta) and in how an ACK updates the knowledge.
 
-The rule: a resource version is sent only once everything it depends on is *ready* on this stream (Envoy
+The rule: a resource version is sent only once everything it depends on, and everything the resources Envoy
+will fetch for it (a listener's routes, a cluster's endpoints) depend on, is *ready* on this stream (Envoy
 ACKed it and whatever Envoy warms it on, transitively); until then the stream keeps the version Envoy already
 holds, or leaves a new resource out. A resource is removed only once nothing Envoy holds depends on it (a
-listener Envoy is still draining included), and, while some resource of a type waits for its dependencies,
-no resource of that type is removed either: a listener renamed on the same port must replace the old one in
-one response, not after it.
+listener Envoy is still draining included). Listeners also compete for socket addresses: one renamed on the
+same port must replace the old one in the same response (Envoy then hands the socket over), so the old one
+stays while its successor waits, and no new listener is sent onto an address an old one still holds.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import LISTENER, ROUTE, TYPE_URLS, WILDCARD_TYPES, Resource, ResourceKey
+from controlplane.xds.resource import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    ROUTE,
+    TYPE_URLS,
+    WILDCARD_TYPES,
+    Resource,
+    ResourceKey,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,8 @@ class InFlight:
     """A response sent and not yet ACKed or NACKed."""
 
     nonce: str
+    sequence: int
+    """Position among all responses of the stream (Envoy answers them in order)."""
     sent: Mapping[str, Resource]
     removed: tuple[str, ...]
     sent_at: float
@@ -60,13 +73,22 @@ class TypeState:
     def held(self) -> Iterator[Resource]:
         return (resource for name, resource in self.acked.items() if self.wildcard or name in self.names)
 
-    def record_nack(self, in_flight: InFlight) -> None:
-        """Remember the versions Envoy refused so they are not sent again."""
-        self.rejected.update(
-            (name, resource.version)
+    def record_nack(self, in_flight: InFlight, message: str) -> frozenset[str]:
+        """Remember the versions Envoy refused so they are not sent again; return their names.
+
+        Envoy applies what it can of a listener or cluster update and lists the failures by name; the rest
+        of such a response is in effect (the caller records it as ACKed). Elsewhere, or when the message
+        names nothing, every changed resource of the response counts as refused.
+        """
+        changed = {
+            name: resource
             for name, resource in in_flight.sent.items()
             if name not in self.acked or self.acked[name].version != resource.version
-        )
+        }
+        named = _names_listed(message, changed) if self.wildcard else frozenset()
+        refused = named or frozenset(changed)
+        self.rejected.update((name, changed[name].version) for name in refused)
+        return refused
 
     def forget_stale_rejections(self, snapshot: Snapshot) -> None:
         """A refused version no longer in the snapshot may come back later as a new push."""
@@ -76,6 +98,13 @@ class TypeState:
             for name, version in self.rejected
             if name in current and current[name].version == version
         }
+
+
+def _names_listed(message: str, names: Iterable[str]) -> frozenset[str]:
+    # "Error adding/updating cluster(s) a: why, b: why" (listeners: one "name: why" per line).
+    return frozenset(
+        name for name in names if re.search(r"(?:\(s\) |, |\n)" + re.escape(name) + ": ", message)
+    )
 
 
 class _Choice(enum.Enum):
@@ -93,6 +122,8 @@ class StreamState:
         # connections of a replaced or removed listener with its old filter chains (and the route
         # configuration they last had) until its drain time ends, so their clusters must stay until then.
         self.draining: list[tuple[float, frozenset[ResourceKey]]] = []
+        # The highest response sequence number Envoy has answered: it has processed every earlier response.
+        self.answered_through = 0
 
     def plan(self, snapshot: Snapshot, *, now: float) -> Planner:
         for state in self.types.values():
@@ -101,7 +132,7 @@ class StreamState:
         kept: set[ResourceKey] = set()
         for _, keys in self.draining:
             kept.update(keys)
-        return Planner(self.types, snapshot, kept=kept)
+        return Planner(self.types, snapshot, kept=kept, answered_through=self.answered_through)
 
     def drain_replaced_listeners(self, in_flight: InFlight, *, full: bool, until: float) -> bool:
         """Keep what the listener versions this response replaces or removes depend on, until `until`.
@@ -135,9 +166,17 @@ class StreamState:
 class Planner:
     """One planning pass: what each type's content should be after the next response."""
 
-    def __init__(self, types: Mapping[str, TypeState], snapshot: Snapshot, *, kept: set[ResourceKey]) -> None:
+    def __init__(
+        self,
+        types: Mapping[str, TypeState],
+        snapshot: Snapshot,
+        *,
+        kept: set[ResourceKey],
+        answered_through: int,
+    ) -> None:
         self._types = types
         self._snapshot = snapshot
+        self._answered_through = answered_through
         self._ready: dict[ResourceKey, bool] = {}
         self._referenced = set(kept)
         for state in types.values():
@@ -151,7 +190,7 @@ class Planner:
         available = self._snapshot.get(type_url)
         names: Iterable[str] = available if state.wildcard else sorted(state.names.intersection(available))
         target: dict[str, Resource] = {}
-        waiting = False
+        wanted_addresses: set[str] = set()
         for name in names:
             wanted = available[name]
             current = state.acked.get(name)
@@ -162,23 +201,50 @@ class Planner:
             if choice is _Choice.SEND:
                 target[name] = wanted
                 continue
-            waiting = waiting or choice is _Choice.WAIT
+            if choice is _Choice.WAIT:
+                wanted_addresses.update(wanted.binds)
             if current is not None:
                 target[name] = current
             elif choice is _Choice.WAIT and not state.known:
                 return None
+        leaving: set[str] = set()
         for resource in state.held():
             if resource.name in target:
                 continue
-            if waiting or resource.key in self._referenced:
+            # A listener leaves only once its successor on the same address can come in the same response.
+            if resource.key in self._referenced or not resource.binds.isdisjoint(wanted_addresses):
                 target[resource.name] = resource
+                leaving.update(resource.binds)
+        if leaving:
+            self._keep_off(state, target, leaving)
         return target
+
+    @staticmethod
+    def _keep_off(state: TypeState, target: dict[str, Resource], taken: set[str]) -> None:
+        """Undo new versions that would bind an address a resource on its way out still holds."""
+        for name, resource in list(target.items()):
+            current = state.acked.get(name)
+            if resource is current or resource.binds.isdisjoint(taken):
+                continue
+            if current is not None and current.binds == resource.binds:
+                continue
+            if current is not None:
+                target[name] = current
+            else:
+                del target[name]
 
     def _choose(self, state: TypeState, resource: Resource) -> _Choice:
         if (resource.name, resource.version) in state.rejected:
             return _Choice.HOLD
+        # What Envoy will ask for once it has this resource (a listener's routes, a cluster's endpoints)
+        # must then be sendable at once, or Envoy would warm it, or serve it, without them.
+        keys = set(resource.dependencies)
+        for key in resource.warming:
+            fetched = self._snapshot.find(key)
+            if fetched is not None:
+                keys.update(fetched.dependencies)
         choice = _Choice.SEND
-        for key in resource.dependencies:
+        for key in keys:
             dependency = self._dependency_choice(key)
             if dependency is _Choice.WAIT:
                 return _Choice.WAIT
@@ -204,6 +270,8 @@ class Planner:
         if known is not None:
             return known
         held = self._types[key.type_url].holds(key.name)
+        if held is None and key.type_url == CLUSTER:
+            held = self._cluster_taken_in(key.name)
         if held is None:
             self._ready[key] = False
             return False
@@ -212,6 +280,22 @@ class Planner:
         ready = all(self._is_ready(other) for other in (*held.warming, *held.dependencies))
         self._ready[key] = ready
         return ready
+
+    def _cluster_taken_in(self, name: str) -> Resource | None:
+        """A cluster of the CDS response awaiting its ACK, if Envoy shows it has it.
+
+        Envoy ACKs a CDS response only once every cluster it added has warmed, and a cluster can warm on
+        something that waits for another cluster of the same response (a load assignment naming an internal
+        listener whose routes use that other cluster): waiting for the ACK could wait forever. An EDS cluster
+        is in once its load assignment is ACKed (only a cluster Envoy created asks for it); another cluster
+        once Envoy answered a later response (it processed this one).
+        """
+        in_flight = self._types[CLUSTER].in_flight
+        resource = in_flight.sent.get(name) if in_flight is not None else None
+        if in_flight is None or resource is None:
+            return None
+        fetches_endpoints = any(key.type_url == ENDPOINT for key in resource.warming)
+        return resource if fetches_endpoints or self._answered_through > in_flight.sequence else None
 
 
 def same_versions(left: Mapping[str, Resource], right: Mapping[str, Resource]) -> bool:

@@ -1,0 +1,77 @@
+"""Shared fixtures: an xDS server on a background loop, real Envoys (one per protocol variant), fake backends.
+
+Every process and server here binds port 0 or a port the kernel just handed out, and is stopped in the
+fixture's teardown whatever the test did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from controlplane.envoy_process import EnvoyProcess
+from controlplane.fake_backend import FakeBackend
+from controlplane.xds import XdsSettings
+from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
+
+EnvoyFactory = Callable[..., EnvoyProcess]
+BackendFactory = Callable[[str], FakeBackend]
+
+
+@pytest.fixture(params=["sotw", "delta"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The ADS variant under test: state of the world or incremental."""
+    value: str = request.param
+    return value
+
+
+@pytest.fixture
+def xds_settings() -> XdsSettings:
+    """Override in a test module for other server settings."""
+    return XdsSettings(debounce_seconds=0.02, listener_drain_seconds=SERVER_DRAIN_SECONDS)
+
+
+@pytest.fixture
+def xds(xds_settings: XdsSettings) -> Iterator[ServerThread]:
+    """A running xDS server (and admin server) with an empty cache."""
+    server = ServerThread(xds_settings)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def envoys(xds: ServerThread, mode: str) -> Iterator[EnvoyFactory]:
+    """Start Envoys connected to `xds` in the test's mode: ``envoys(node_id="n1", cluster="c")``."""
+    started: list[EnvoyProcess] = []
+
+    def start(node_id: str = "envoy-1", cluster: str = "ai-gateway") -> EnvoyProcess:
+        envoy = start_envoy(xds_port=xds.port, mode=mode, node_id=node_id, cluster=cluster)
+        started.append(envoy)
+        return envoy
+
+    try:
+        yield start
+    finally:
+        for envoy in started:
+            envoy.stop()
+
+
+@pytest.fixture
+def backends() -> Iterator[BackendFactory]:
+    """Start fake OpenAI backends by name; all are stopped at teardown."""
+    started: list[FakeBackend] = []
+
+    def start(name: str) -> FakeBackend:
+        backend = FakeBackend(name=name, model=f"model-{name}")
+        started.append(backend)
+        backend.start()
+        return backend
+
+    try:
+        yield start
+    finally:
+        for backend in started:
+            backend.stop()
