@@ -89,15 +89,16 @@ class EventLog:
 class ServerThread:
     """An `XdsServer` and its `AdminServer` on an event loop of their own, driven from test code."""
 
-    def __init__(self, settings: XdsSettings) -> None:
+    def __init__(self, settings: XdsSettings, *, port: int = 0) -> None:
         self.cache = SnapshotCache()
+        self._closed = False
         self.events = EventLog()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="xds-server", daemon=True)
         self._thread.start()
         self.server: XdsServer = self.run(self._make_server(settings))
         self.admin = AdminServer(registry=self.server.metrics, ready=lambda: self.server.ready)
-        self.port = self.run(self.server.start())
+        self.port = self.run(self.server.start(port=port))
         self.admin_port = self.run(self.admin.start())
 
     async def _make_server(self, settings: XdsSettings) -> XdsServer:
@@ -117,6 +118,9 @@ class ServerThread:
         return self.run(call())
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         try:
             self.run(self.server.stop(grace_seconds=1.0))
             self.run(self.admin.stop())
@@ -229,8 +233,12 @@ class TrafficLoop:
 class RawStream:
     """A hand-driven ADS stream (raw bytes both ways) for requests no Envoy would send."""
 
-    def __init__(self, *, port: int, delta: bool) -> None:
-        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    def __init__(self, *, port: int, delta: bool, max_message_bytes: int = 4 * 1024 * 1024) -> None:
+        limits = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        self._channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=limits)
         method = SERVICE + ("DeltaAggregatedResources" if delta else "StreamAggregatedResources")
         self._requests: queue.Queue[bytes | None] = queue.Queue()
         self._call = self._channel.stream_stream(method)(self._iterate(), timeout=30)
