@@ -42,6 +42,13 @@ def free_port_map(manifests: Path) -> dict[int, int]:
     return {port: free_port() for port in sorted(ports)}
 
 
+def map_ports(text: str, port_map: Mapping[int, int]) -> str:
+    """``text`` with every ``port: N`` in ``port_map`` replaced by its mapped port."""
+    return _PORT.sub(
+        lambda match: f"{match.group(1)}{port_map.get(int(match.group(2)), match.group(2))}", text
+    )
+
+
 class LocalStack:
     def __init__(
         self,
@@ -97,7 +104,7 @@ class LocalStack:
         """Replace one file of the running configuration (ports are mapped like the originals)."""
         target = self.config_dir / manifest
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(self._mapped(text), encoding="utf-8")
+        target.write_text(map_ports(text, self.port_map), encoding="utf-8")
 
     def control_plane_log(self) -> str:
         path = self.workdir / "controlplane.log"
@@ -128,9 +135,6 @@ class LocalStack:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-    def _mapped(self, text: str) -> str:
-        return _PORT.sub(lambda match: f"{match.group(1)}{self.port(int(match.group(2)))}", text)
 
     def _write_config(self) -> None:
         for path in _yaml_files(self._source):
