@@ -7,6 +7,7 @@ objects). The snapshots go over ADS exactly as ``serve`` sends them, with every 
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,7 @@ def test_envoy_accepts_every_golden_translation(xds: ServerThread, envoys: Envoy
     for case in CASES:
         snapshot = _snapshot(case)
         xds.cache.set_snapshot(snapshot)
-        wait_until(lambda: _held(xds, snapshot), message=f"Envoy to hold every resource of {case.name}")
+        wait_until(partial(_held, xds, snapshot), message=f"Envoy to hold every resource of {case.name}")
         nacks = xds.events.all(kind="nack")
         assert not nacks, f"Envoy rejected the translation of {case.name}: {nacks[-1].error}"
 
