@@ -23,7 +23,7 @@ from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.files import FileSource
 from controlplane.translator import translate
-from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
+from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer
 
 _log = structlog.get_logger(__name__)
 
@@ -110,9 +110,7 @@ async def serve(options: ServeOptions) -> None:
         ),
     )
     source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
-    server = XdsServer(
-        cache=cache, settings=XdsSettings(debounce_seconds=min(options.debounce_seconds, 0.05))
-    )
+    server = XdsServer(cache=cache)
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
     admin.add_json_route("/status", pipeline.board.document)
     stop = asyncio.Event()
