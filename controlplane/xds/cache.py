@@ -107,9 +107,10 @@ class Snapshot:
     def consistency_problems(self) -> list[str]:
         """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine)."""
         problems = []
+        endpoints = self.get(ENDPOINT)
         for type_url in TYPE_URLS:
             for resource in self.get(type_url).values():
-                for key in sorted(resource.dependencies):
+                for key in resource.dependencies:
                     target = self.find(key)
                     if target is None:
                         problems.append(
@@ -117,13 +118,12 @@ class Snapshot:
                         )
                     elif key.type_url == LISTENER and not target.message.HasField("internal_listener"):
                         problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
-                if type_url == CLUSTER:
-                    problems.extend(
-                        f"EDS {_describe(resource.key)} has no load assignment {key.name!r}"
-                        for key in sorted(resource.warming)
-                        if key.type_url == ENDPOINT and self.find(key) is None
-                    )
-        return problems
+                if type_url != CLUSTER:
+                    continue
+                for key in resource.warming:
+                    if key.type_url == ENDPOINT and key.name not in endpoints:
+                        problems.append(f"EDS {_describe(resource.key)} has no load assignment {key.name!r}")
+        return sorted(problems)
 
 
 _EMPTY: Mapping[str, Resource] = MappingProxyType({})

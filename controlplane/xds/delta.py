@@ -69,10 +69,12 @@ class DeltaStream(Stream):
     def _response(
         self, state: TypeState, target: dict[str, Resource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
+        # Names in `target` are subscribed (by-name types), so what Envoy holds is simply `acked`.
+        acked = state.acked
         changed = {
             name: resource
             for name, resource in target.items()
-            if (held := state.holds(name)) is None or held.version != resource.version or name in state.resend
+            if (held := acked.get(name)) is None or held.version != resource.version or name in state.resend
         }
         removed = sorted(resource.name for resource in state.held() if resource.name not in target)
         if not changed and not removed and not state.response_owed:

@@ -71,7 +71,9 @@ class TypeState:
         return self.acked.get(name)
 
     def held(self) -> Iterator[Resource]:
-        return (resource for name, resource in self.acked.items() if self.wildcard or name in self.names)
+        if self.wildcard:
+            return iter(self.acked.values())
+        return (resource for name, resource in self.acked.items() if name in self.names)
 
     def record_nack(self, in_flight: InFlight, message: str) -> frozenset[str]:
         """Remember the versions Envoy refused so they are not sent again; return their names.
@@ -178,23 +180,27 @@ class Planner:
         self._snapshot = snapshot
         self._answered_through = answered_through
         self._ready: dict[ResourceKey, bool] = {}
-        self._referenced = set(kept)
-        for state in types.values():
-            for resource in state.held():
-                self._referenced.update(resource.dependencies)
-                self._referenced.update(resource.warming)
+        self._kept = kept
+        self._referenced: set[ResourceKey] | None = None
 
     def target(self, type_url: str) -> dict[str, Resource] | None:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
-        names: Iterable[str] = available if state.wildcard else sorted(state.names.intersection(available))
+        names: Iterable[str]
+        if state.wildcard:
+            names = available
+        elif len(state.names) < len(available):
+            names = sorted(state.names.intersection(available))
+        else:  # the snapshot is sorted by name already
+            names = [name for name in available if name in state.names]
         target: dict[str, Resource] = {}
         wanted_addresses: set[str] = set()
         for name in names:
             wanted = available[name]
             current = state.acked.get(name)
-            if current is not None and current.version == wanted.version:
+            # Unchanged content is usually the very same (interned) object.
+            if current is wanted or (current is not None and current.version == wanted.version):
                 target[name] = current
                 continue
             choice = self._choose(state, wanted)
@@ -212,12 +218,22 @@ class Planner:
             if resource.name in target:
                 continue
             # A listener leaves only once its successor on the same address can come in the same response.
-            if resource.key in self._referenced or not resource.binds.isdisjoint(wanted_addresses):
+            if resource.key in self._referenced_keys() or not resource.binds.isdisjoint(wanted_addresses):
                 target[resource.name] = resource
                 leaving.update(resource.binds)
         if leaving:
             self._keep_off(state, target, leaving)
         return target
+
+    def _referenced_keys(self) -> set[ResourceKey]:
+        """What Envoy's resources (and draining listeners) use; computed only when something may go."""
+        if self._referenced is None:
+            self._referenced = set(self._kept)
+            for state in self._types.values():
+                for resource in state.held():
+                    self._referenced.update(resource.dependencies)
+                    self._referenced.update(resource.warming)
+        return self._referenced
 
     @staticmethod
     def _keep_off(state: TypeState, target: dict[str, Resource], taken: set[str]) -> None:
