@@ -45,7 +45,7 @@ class AdminServer:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
-    def add_route(self, method: str, path: str, handler: Handler) -> None:
+    def add_route(self, path: str, handler: Handler, *, method: str = "GET") -> None:
         """Serve `handler` for `method` `path`; only before `start`."""
         if self._runner is not None:
             raise RuntimeError("routes must be added before the admin server starts")
@@ -58,7 +58,7 @@ class AdminServer:
             body = json.dumps(document(), indent=2, sort_keys=True, default=str)
             return web.Response(text=body + "\n", content_type="application/json")
 
-        self.add_route("GET", path, handler)
+        self.add_route(path, handler)
 
     @property
     def port(self) -> int:

@@ -149,12 +149,6 @@ class EnvoyProcess:
                 raise EnvoyError(f"Envoy not ready after {timeout}s; log tail:\n{self.log_tail()}")
             time.sleep(poll_seconds)
 
-    @property
-    def admin_url(self) -> str:
-        if self._admin_address is None:
-            raise EnvoyError("admin address unknown: call wait_ready() first")
-        return f"http://{self._admin_address}"
-
     def admin(self, path: str, *, params: Mapping[str, str] | None = None, method: str = "GET") -> str:
         """Call the admin API and return the body; raises `EnvoyError` on a non-200 answer."""
         if params:

@@ -19,7 +19,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
-HCM_FILTER = "envoy.filters.network.http_connection_manager"
+_HCM_FILTER = "envoy.filters.network.http_connection_manager"
 
 
 def ads_source() -> config_source_pb2.ConfigSource:
@@ -114,7 +114,7 @@ def http_listener(
         name=name,
         filter_chains=[
             listener_components_pb2.FilterChain(
-                filters=[listener_components_pb2.Filter(name=HCM_FILTER, typed_config=_pack(manager))]
+                filters=[listener_components_pb2.Filter(name=_HCM_FILTER, typed_config=_pack(manager))]
             )
         ],
     )

@@ -88,7 +88,7 @@ class DeltaStream(Stream):
         )
         response.resources.extend(
             discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
-            for resource in changed.values()
+            for resource in (changed[name] for name in sorted(changed))
         )
         return response.SerializeToString(), in_flight_of(changed, sequence=sequence, removed=removed)
 

@@ -186,6 +186,8 @@ class XdsServer:
         except (grpc.aio.AbortError, asyncio.CancelledError):
             raise
         except Exception:
+            if context.cancelled():
+                return  # the proxy went away while a response was being written
             # A bug must cost one stream, never the server.
             _log.exception("xDS stream failed", stream=stream_id, node=stream.node_id)
             self._metrics.stream_errors.labels(code=grpc.StatusCode.INTERNAL.name).inc()

@@ -90,7 +90,7 @@ class SotwStream(Stream):
             nonce=str(sequence),
             control_plane=CONTROL_PLANE,
         )
-        response.resources.extend(resource.packed for resource in target.values())
+        response.resources.extend(target[name].packed for name in sorted(target))
         return response.SerializeToString(), in_flight_of(target, sequence=sequence)
 
     def _apply_ack(

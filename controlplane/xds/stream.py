@@ -85,7 +85,7 @@ class _Signal:
 
 _REFRESH = _Signal("refresh")
 _END_OF_REQUESTS = _Signal("end-of-requests")
-SHUTDOWN = _Signal("shutdown")
+_SHUTDOWN = _Signal("shutdown")
 
 
 class Stream(abc.ABC):
@@ -112,7 +112,7 @@ class Stream(abc.ABC):
 
     def end(self) -> None:
         """Ask the stream to finish cleanly (status OK) as soon as it is idle."""
-        self._queue.put_nowait(SHUTDOWN)
+        self._queue.put_nowait(_SHUTDOWN)
 
     async def run(self, requests: AsyncIterator[bytes], context: Any) -> None:
         reader = asyncio.create_task(self._read(requests))
@@ -122,7 +122,7 @@ class Stream(abc.ABC):
                 while not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 for item in items:
-                    if item is SHUTDOWN or item is _END_OF_REQUESTS:
+                    if item is _SHUTDOWN or item is _END_OF_REQUESTS:
                         return
                     if item is _REFRESH:
                         self._refresh()
