@@ -71,6 +71,7 @@ class TypeState:
         return self.acked.get(name)
 
     def held(self) -> Iterator[Resource]:
+        """Every resource Envoy holds of this type (by-name types: only those still subscribed)."""
         if self.wildcard:
             return iter(self.acked.values())
         return (resource for name, resource in self.acked.items() if name in self.names)
@@ -111,7 +112,7 @@ def _names_listed(message: str, names: Iterable[str]) -> frozenset[str]:
 
 class _Choice(enum.Enum):
     SEND = "send"
-    WAIT = "wait"  # a dependency is on its way: keep what Envoy has, defer removals of this type
+    WAIT = "wait"  # a dependency is on its way: keep what Envoy has (and the address it listens on)
     HOLD = "hold"  # refused or blocked for good: keep what Envoy has
 
 
