@@ -6,16 +6,27 @@ exist), and state-of-the-world full sets versus delta diffs.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
+from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.devcerts import generate_dev_certs
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, builders
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
 from tests.conftest import BackendFactory, EnvoyFactory
-from tests.xds_support import ServerThread, http_route_snapshot, wait_for_backend, wait_until
+from tests.xds_support import (
+    RawStream,
+    ServerThread,
+    http_route_snapshot,
+    node,
+    wait_for_backend,
+    wait_until,
+)
 
 
 def _active_clusters(envoy_dump: dict[str, object]) -> list[str]:
@@ -146,3 +157,35 @@ def test_full_sets_in_sotw_and_diffs_in_delta(xds: ServerThread, envoys: EnvoyFa
         ),
         message="Envoy to drop the omitted cluster",
     )
+
+
+def test_node_is_read_from_the_first_request_only(xds: ServerThread, mode: str) -> None:
+    """A node in a later request (Envoy sends none) changes nothing: the stream keeps its first identity."""
+    first_group = Snapshot.from_resources(
+        clusters=[builders.eds_cluster("first")], endpoints=[_assignment("first")]
+    )
+    other_group = Snapshot.from_resources(
+        clusters=[builders.eds_cluster("other")], endpoints=[_assignment("other")]
+    )
+    xds.cache.set_snapshot(first_group, group="first-node")
+    xds.cache.set_snapshot(other_group, group="other-node")
+    request_class = discovery_pb2.DeltaDiscoveryRequest if mode == "delta" else discovery_pb2.DiscoveryRequest
+    raw = RawStream(port=xds.port, delta=mode == "delta")
+    try:
+        raw.send(request_class(type_url=LISTENER, node=node("first-node")))
+        raw.receive()
+        raw.send(request_class(type_url=CLUSTER, node=node("other-node")))
+        clusters = raw.receive()
+    finally:
+        raw.close()
+    names = [resource_name(CLUSTER, _unpack(mode, item)) for item in clusters.resources]
+    assert names == ["first"]
+
+
+def _assignment(cluster: str) -> endpoint_pb2.ClusterLoadAssignment:
+    return builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])
+
+
+def _unpack(mode: str, item: Any) -> cluster_pb2.Cluster:
+    packed = item.resource if mode == "delta" else item
+    return cluster_pb2.Cluster.FromString(packed.value)
