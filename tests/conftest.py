@@ -6,7 +6,7 @@ fixture's teardown whatever the test did.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -15,8 +15,9 @@ from controlplane.fake_backend import FakeBackend
 from controlplane.xds import XdsSettings
 from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
 
-EnvoyFactory = Callable[..., EnvoyProcess]
-BackendFactory = Callable[[str], FakeBackend]
+# Re-exported: test modules annotate the factory fixtures with these.
+from tests.xds_support import BackendFactory as BackendFactory
+from tests.xds_support import EnvoyFactory as EnvoyFactory
 
 
 @pytest.fixture(params=["sotw", "delta"])

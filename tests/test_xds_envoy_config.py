@@ -18,8 +18,9 @@ from controlplane.devcerts import generate_dev_certs
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, builders
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
-from tests.conftest import BackendFactory, EnvoyFactory
 from tests.xds_support import (
+    BackendFactory,
+    EnvoyFactory,
     RawStream,
     ServerThread,
     http_route_snapshot,

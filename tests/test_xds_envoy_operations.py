@@ -16,9 +16,10 @@ from grpc._cython import cygrpc  # channelz data, as the grpcio-channelz service
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, XdsSettings, builders
 from controlplane.xds.resource import CLUSTER, LISTENER
-from tests.conftest import BackendFactory, EnvoyFactory
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
+    BackendFactory,
+    EnvoyFactory,
     RawStream,
     ServerThread,
     http_get,

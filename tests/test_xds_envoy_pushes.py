@@ -10,9 +10,10 @@ import pytest
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, XdsSettings, builders
 from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
-from tests.conftest import BackendFactory, EnvoyFactory
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
+    BackendFactory,
+    EnvoyFactory,
     ServerThread,
     TrafficLoop,
     http_route_snapshot,

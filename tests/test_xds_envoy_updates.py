@@ -12,8 +12,9 @@ from google.protobuf import any_pb2, empty_pb2
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, builders
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from tests.conftest import BackendFactory, EnvoyFactory
 from tests.xds_support import (
+    BackendFactory,
+    EnvoyFactory,
     ServerThread,
     TrafficLoop,
     http_get,

@@ -23,9 +23,15 @@ from google.protobuf.message import Message
 from controlplane.admin import AdminServer
 from controlplane.bootstrap import render_bootstrap
 from controlplane.envoy_process import EnvoyProcess
+from controlplane.fake_backend import FakeBackend
 from controlplane.xds import Snapshot, SnapshotCache, XdsEvent, XdsServer, XdsSettings, builders
 
 _T = TypeVar("_T")
+
+EnvoyFactory = Callable[..., EnvoyProcess]
+"""The `envoys` fixture: start an Envoy in the test's ADS variant (``node_id=``, ``cluster=``)."""
+BackendFactory = Callable[[str], FakeBackend]
+"""The `backends` fixture: start a fake OpenAI backend by name."""
 
 SERVICE = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 # Envoy drains replaced listeners this long in tests (see `envoy_args`); the server keeps what they use
