@@ -17,6 +17,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.devcerts import generate_dev_certs
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, builders
+from controlplane.xds.messages import ads_source
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
 from tests.xds_support import (
     BackendFactory,
@@ -98,7 +99,7 @@ def test_secrets_are_served_by_name_over_ads(xds: ServerThread, envoys: EnvoyFac
     context = tls_pb2.UpstreamTlsContext(
         common_tls_context=tls_pb2.CommonTlsContext(
             validation_context_sds_secret_config=secret_pb2.SdsSecretConfig(
-                name="upstream-ca", sds_config=builders.ads_source()
+                name="upstream-ca", sds_config=ads_source()
             )
         )
     )

@@ -10,23 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, config_source_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
-from google.protobuf import any_pb2, duration_pb2
-from google.protobuf.message import Message
+
+from controlplane.xds.messages import ads_source, pack, seconds
 
 _HCM_FILTER = "envoy.filters.network.http_connection_manager"
-
-
-def ads_source() -> config_source_pb2.ConfigSource:
-    """A config source meaning "over the same ADS stream", API v3."""
-    return config_source_pb2.ConfigSource(
-        ads=config_source_pb2.AggregatedConfigSource(), resource_api_version=config_source_pb2.V3
-    )
 
 
 def eds_cluster(name: str, *, connect_timeout_seconds: float = 1.0) -> cluster_pb2.Cluster:
@@ -36,7 +29,7 @@ def eds_cluster(name: str, *, connect_timeout_seconds: float = 1.0) -> cluster_p
         type=cluster_pb2.Cluster.EDS,
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(eds_config=ads_source()),
     )
-    cluster.connect_timeout.CopyFrom(_duration(connect_timeout_seconds))
+    cluster.connect_timeout.CopyFrom(seconds(connect_timeout_seconds))
     return cluster
 
 
@@ -103,7 +96,7 @@ def http_listener(
     manager = hcm_pb2.HttpConnectionManager(
         stat_prefix=name,
         http_filters=[
-            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=_pack(router_pb2.Router()))
+            hcm_pb2.HttpFilter(name="envoy.filters.http.router", typed_config=pack(router_pb2.Router()))
         ],
     )
     if rds_name is not None:
@@ -114,7 +107,7 @@ def http_listener(
         name=name,
         filter_chains=[
             listener_components_pb2.FilterChain(
-                filters=[listener_components_pb2.Filter(name=_HCM_FILTER, typed_config=_pack(manager))]
+                filters=[listener_components_pb2.Filter(name=_HCM_FILTER, typed_config=pack(manager))]
             )
         ],
     )
@@ -134,15 +127,3 @@ def with_metadata(cluster: cluster_pb2.Cluster, *, key: str, value: str) -> clus
     copy.metadata.CopyFrom(base_pb2.Metadata())
     copy.metadata.filter_metadata["controlplane"].update({key: value})
     return copy
-
-
-def _pack(message: Message) -> any_pb2.Any:
-    packed = any_pb2.Any()
-    packed.Pack(message)
-    return packed
-
-
-def _duration(seconds: float) -> duration_pb2.Duration:
-    duration = duration_pb2.Duration()
-    duration.FromNanoseconds(int(seconds * 1e9))
-    return duration

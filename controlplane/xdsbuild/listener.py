@@ -17,8 +17,8 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
 from controlplane import ir
+from controlplane.xds.messages import ads_source, pack
 from controlplane.xdsbuild import local_reply
-from controlplane.xdsbuild._proto import ads_source, pack
 from controlplane.xdsbuild.filters.credential import credential_filter
 from controlplane.xdsbuild.filters.model_header import model_header_filter
 from controlplane.xdsbuild.filters.model_override import model_override_filter

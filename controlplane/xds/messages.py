@@ -1,4 +1,8 @@
-"""Small constructors shared by the Envoy builders: Any packing, durations and the ADS config source."""
+"""Constructors every Envoy message builder needs: Any packing, durations, the ADS config source.
+
+Shared by the translator's builders (``controlplane.xdsbuild``) and the xDS layer's own test and benchmark
+builders (``controlplane.xds.builders``), so there is one way to say "over ADS" or "N seconds".
+"""
 
 from __future__ import annotations
 
