@@ -20,6 +20,19 @@ from tests.xds_support import BackendFactory as BackendFactory
 from tests.xds_support import EnvoyFactory as EnvoyFactory
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite the golden files under tests/testdata from the current output (then review the diff)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--update-golden"):
+        os.environ["UPDATE_GOLDEN"] = "1"
+
+
 @pytest.fixture(params=["sotw", "delta"])
 def mode(request: pytest.FixtureRequest) -> str:
     """The ADS variant under test: state of the world or incremental."""
