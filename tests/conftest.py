@@ -6,6 +6,7 @@ fixture's teardown whatever the test did.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
