@@ -17,7 +17,7 @@ from typing import Any
 import structlog
 
 from controlplane.admin import AdminServer
-from controlplane.gatewayapi import DEFAULT_LISTENER_PORT, ObjectStatus, TranslateOptions
+from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.render import status_document
 from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
@@ -93,8 +93,7 @@ class ServeOptions:
     address: str = "0.0.0.0"
     xds_port: int = 18000
     admin_port: int = 19000
-    listen_address: str = "0.0.0.0"
-    listener_port: int | None = None
+    translation: TranslateOptions = field(default_factory=TranslateOptions)
     debounce_seconds: float = 0.3
     shutdown_grace_seconds: float = 5.0
 
@@ -102,13 +101,7 @@ class ServeOptions:
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    pipeline = Pipeline(
-        cache=cache,
-        options=TranslateOptions(
-            listen_address=options.listen_address,
-            default_port=options.listener_port or DEFAULT_LISTENER_PORT,
-        ),
-    )
+    pipeline = Pipeline(cache=cache, options=options.translation)
     source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
     server = XdsServer(cache=cache)
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from pathlib import Path
+
+from controlplane.commands._translation import add_translation_arguments, translate_options
 
 DEFAULT_XDS_PORT = 18000
 DEFAULT_ADMIN_PORT = 19000
@@ -21,19 +22,11 @@ class _Serve:
     help: str = "Serve Envoy configuration over ADS from YAML files, reloading them on change."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+        add_translation_arguments(parser)
         parser.add_argument("--xds-port", type=int, default=DEFAULT_XDS_PORT, metavar="N")
         parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, metavar="N")
         parser.add_argument(
             "--address", default="0.0.0.0", help="address the xDS and admin ports listen on (default 0.0.0.0)"
-        )
-        parser.add_argument(
-            "--listen-address",
-            default="0.0.0.0",
-            help="address of the Envoy listeners it generates (default 0.0.0.0)",
-        )
-        parser.add_argument(
-            "--listener-port", type=int, default=None, help="Envoy listener port when no Gateway is given"
         )
         parser.add_argument(
             "--debounce",
@@ -57,8 +50,7 @@ class _Serve:
             address=args.address,
             xds_port=args.xds_port,
             admin_port=args.admin_port,
-            listen_address=args.listen_address,
-            listener_port=args.listener_port,
+            translation=translate_options(args),
             debounce_seconds=args.debounce,
         )
         asyncio.run(serve(options))

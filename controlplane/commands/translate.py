@@ -12,9 +12,10 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import yaml
+
+from controlplane.commands._translation import add_translation_arguments, translate_options
 
 
 @dataclass(frozen=True)
@@ -23,32 +24,17 @@ class _Translate:
     help: str = "Translate manifests to Envoy resources and print them with each object's status."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+        add_translation_arguments(parser)
         parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-        parser.add_argument(
-            "--listen-address", default="0.0.0.0", help="address of the generated listeners (default 0.0.0.0)"
-        )
-        parser.add_argument(
-            "--listener-port",
-            type=int,
-            default=None,
-            help="port of the default listener when no Gateway is given",
-        )
 
     def run(self, args: argparse.Namespace) -> int:
-        from controlplane.gatewayapi import DEFAULT_LISTENER_PORT, TranslateOptions
         from controlplane.render import envoy_document, status_document
         from controlplane.resources.loader import load_paths
         from controlplane.resources.problems import Severity, sorted_problems
         from controlplane.translator import translate
 
         loaded = load_paths(args.paths)
-        translation = translate(
-            loaded.resource_set(),
-            options=TranslateOptions(
-                listen_address=args.listen_address, default_port=args.listener_port or DEFAULT_LISTENER_PORT
-            ),
-        )
+        translation = translate(loaded.resource_set(), options=translate_options(args))
         problems = sorted_problems([*loaded.problems, *translation.problems])
         document = {**envoy_document(translation.envoy), "status": status_document(translation.statuses)}
         if args.output == "json":

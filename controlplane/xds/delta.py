@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf.message import DecodeError
 
 from controlplane.xds.resource import Resource
 from controlplane.xds.sotw import CONTROL_PLANE
-from controlplane.xds.stream import BadRequest, Stream, in_flight_of
+from controlplane.xds.stream import Stream, in_flight_of
 from controlplane.xds.stream_state import InFlight, TypeState
 
 _WILDCARD = "*"
@@ -23,15 +22,7 @@ _WILDCARD = "*"
 
 class DeltaStream(Stream):
     mode = "delta"
-
-    def _parse(self, raw: bytes) -> Any:
-        try:
-            request = discovery_pb2.DeltaDiscoveryRequest.FromString(raw)
-        except DecodeError as error:
-            raise BadRequest(f"malformed DeltaDiscoveryRequest: {error}") from None
-        if not request.type_url:
-            raise BadRequest("a DeltaDiscoveryRequest on an aggregated stream must set type_url")
-        return request
+    request_type = discovery_pb2.DeltaDiscoveryRequest
 
     def _on_request(self, request: Any, state: TypeState) -> None:
         if not state.wildcard:

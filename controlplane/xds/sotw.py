@@ -14,10 +14,9 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf.message import DecodeError
 
 from controlplane.xds.resource import Resource, short_type_name
-from controlplane.xds.stream import BadRequest, Stream, in_flight_of
+from controlplane.xds.stream import Stream, in_flight_of
 from controlplane.xds.stream_state import InFlight, TypeState, same_versions
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
@@ -33,15 +32,7 @@ def content_version(content: Mapping[str, Resource]) -> str:
 
 class SotwStream(Stream):
     mode = "sotw"
-
-    def _parse(self, raw: bytes) -> Any:
-        try:
-            request = discovery_pb2.DiscoveryRequest.FromString(raw)
-        except DecodeError as error:
-            raise BadRequest(f"malformed DiscoveryRequest: {error}") from None
-        if not request.type_url:
-            raise BadRequest("a DiscoveryRequest on an aggregated stream must set type_url")
-        return request
+    request_type = discovery_pb2.DiscoveryRequest
 
     def _on_request(self, request: Any, state: TypeState) -> None:
         nonce = request.response_nonce

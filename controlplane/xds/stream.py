@@ -16,10 +16,11 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.metrics import XdsMetrics
@@ -92,6 +93,8 @@ class Stream(abc.ABC):
     """Protocol-independent part of a stream; subclasses speak SotW or Delta."""
 
     mode: Mode
+    request_type: ClassVar[type[Message]]
+    """DiscoveryRequest or DeltaDiscoveryRequest."""
 
     def __init__(self, *, stream_id: int, services: StreamServices) -> None:
         self.stream_id = stream_id
@@ -137,11 +140,18 @@ class Stream(abc.ABC):
             reader.cancel()
             self._close()
 
-    # --- protocol hooks -------------------------------------------------------------------------------------
-
-    @abc.abstractmethod
     def _parse(self, raw: bytes) -> Any:
-        """Decode one request (raise BadRequest when it is not a valid message)."""
+        """Decode one request; BadRequest when it is not a valid message or names no type."""
+        name = self.request_type.DESCRIPTOR.name
+        try:
+            request: Any = self.request_type.FromString(raw)
+        except DecodeError as error:
+            raise BadRequest(f"malformed {name}: {error}") from None
+        if not request.type_url:
+            raise BadRequest(f"a {name} on an aggregated stream must set type_url")
+        return request
+
+    # --- protocol hooks -------------------------------------------------------------------------------------
 
     @abc.abstractmethod
     def _on_request(self, request: Any, state: TypeState) -> None:

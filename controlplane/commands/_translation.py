@@ -1,0 +1,35 @@
+"""The arguments every command that translates manifests shares, and the options they become."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from controlplane.gatewayapi import TranslateOptions
+
+
+def add_translation_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+    parser.add_argument(
+        "--listen-address",
+        default="0.0.0.0",
+        help="address of the Envoy listeners it generates (default 0.0.0.0)",
+    )
+    parser.add_argument(
+        "--listener-port",
+        type=int,
+        default=None,
+        metavar="N",
+        help="port of the one Envoy listener when no Gateway is given (default 10080)",
+    )
+
+
+def translate_options(args: argparse.Namespace) -> TranslateOptions:
+    # Imported here: the translator pulls in every model, which `controlplane --help` need not load.
+    from controlplane.gatewayapi import DEFAULT_LISTENER_PORT, TranslateOptions
+
+    return TranslateOptions(
+        listen_address=args.listen_address, default_port=args.listener_port or DEFAULT_LISTENER_PORT
+    )
