@@ -23,7 +23,7 @@ from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.files import FileSource
 from controlplane.translator import translate
-from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer
+from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
 
 _log = structlog.get_logger(__name__)
 
@@ -95,6 +95,7 @@ class ServeOptions:
     admin_port: int = 19000
     translation: TranslateOptions = field(default_factory=TranslateOptions)
     debounce_seconds: float = 0.3
+    envoy_drain_seconds: float = 600.0
     shutdown_grace_seconds: float = 5.0
 
 
@@ -103,7 +104,7 @@ async def serve(options: ServeOptions) -> None:
     cache = SnapshotCache()
     pipeline = Pipeline(cache=cache, options=options.translation)
     source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
-    server = XdsServer(cache=cache)
+    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
     admin.add_json_route("/status", pipeline.board.document)
     stop = asyncio.Event()

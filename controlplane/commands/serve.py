@@ -35,6 +35,13 @@ class _Serve:
             metavar="SECONDS",
             help="quiet time after file changes before reloading (default 0.3)",
         )
+        parser.add_argument(
+            "--envoy-drain-seconds",
+            type=float,
+            default=600.0,
+            metavar="SECONDS",
+            help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept (600)",
+        )
         parser.add_argument("--log-format", choices=("console", "json"), default="console")
         parser.add_argument("--log-level", default="info")
 
@@ -52,6 +59,7 @@ class _Serve:
             admin_port=args.admin_port,
             translation=translate_options(args),
             debounce_seconds=args.debounce,
+            envoy_drain_seconds=args.envoy_drain_seconds,
         )
         asyncio.run(serve(options))
         return 0
