@@ -79,8 +79,12 @@ def test_seed_001_primary_answering_429_fails_over_and_is_then_skipped(
     assert answers == ["qwen-small"] * 10, "every client request gets the fallback's 200, never the 429"
     assert {r.model for r in primary.received} == {"qwen:1.8b"}, "each attempt carries its backend's model"
     assert {r.model for r in fallback.received} == {"qwen:0.5b"}
-    # Outlier detection ejects the primary after 3 consecutive errors: later requests no longer pay a retry.
-    assert len(primary.received) == 3, len(primary.received)
+    # Outlier detection ejects the primary after 3 consecutive errors (the ejection reaches Envoy's workers
+    # asynchronously, so one more attempt may slip through); from then on requests no longer pay a retry.
+    ejected_after = len(primary.received)
+    assert 3 <= ejected_after <= 4, ejected_after
+    assert [answered_by(_local(stack, http)) for _ in range(10)] == ["qwen-small"] * 10
+    assert len(primary.received) == ejected_after, "an ejected primary must not be tried again"
 
 
 def test_seed_003_third_priority_answers_with_its_own_model(start: StartStack, http: httpx.Client) -> None:
