@@ -23,6 +23,7 @@ from controlplane.bootstrap import render_bootstrap
 from controlplane.envoy_process import EnvoyProcess
 from controlplane.fake_backend import FakeBackend
 from controlplane.netutil import free_port
+from controlplane.procutil import terminate_with_parent
 from controlplane.resources.envoy_gateway import Backend
 from controlplane.resources.loader import load_paths
 
@@ -176,6 +177,7 @@ class LocalStack:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
         log.close()
         deadline = time.monotonic() + timeout

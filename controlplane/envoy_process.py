@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from controlplane.netutil import split_host_port
+from controlplane.procutil import terminate_with_parent
 
 _log = structlog.get_logger(__name__)
 
@@ -121,6 +122,7 @@ class EnvoyProcess:
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=terminate_with_parent,
             )
         _log.debug("envoy started", pid=self._process.pid, workdir=str(self._workdir))
         return self
