@@ -32,10 +32,6 @@ class ObjectStatus:
     key: ObjectKey
     conditions: tuple[Condition, ...]
 
-    @property
-    def accepted(self) -> bool:
-        return all(condition.status for condition in self.conditions if condition.type == "Accepted")
-
 
 @dataclass(frozen=True, slots=True)
 class _Finding:
