@@ -109,11 +109,10 @@ class BackendResolver:
                 "spec.extensionRef" if isinstance(pool, InferencePoolV1Alpha2) else "spec.endpointPickerRef",
                 "the endpoint picker is not called yet; the pool's endpoints are balanced round robin",
             )
-        labels = pool.match_labels
         members = [
             backend
             for backend in self._resources.backends()
-            if backend.namespace == pool.namespace and _matches(labels, backend.metadata.labels)
+            if pool.selects(backend.namespace, backend.metadata.labels)
         ]
         resolved = [found for found in map(self.ai_service_backend, members) if found is not None]
         pods = self._upstreams.for_pool_pods(pool)
@@ -145,7 +144,3 @@ def header_edits(set_headers: Iterable[HTTPHeader], remove: Iterable[str]) -> ir
     return ir.HeaderEdits(
         set=tuple(sorted((header.name, header.value) for header in set_headers)), remove=tuple(sorted(remove))
     )
-
-
-def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
-    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())

@@ -81,16 +81,11 @@ class UpstreamResolver:
 
     def for_pool_pods(self, pool: InferencePoolBase) -> str | None:
         """One cluster over the pool's ready Pods on its target ports; None when it selects no Pod."""
-        labels = pool.match_labels
         endpoints = sorted(
             {
                 ir.SocketEndpoint(address=pod.ip, port=port)
                 for pod in self._resources.pods()
-                if pod.namespace == pool.namespace
-                and pod.ip is not None
-                and pod.ready
-                and labels
-                and all(pod.metadata.labels.get(key) == value for key, value in labels.items())
+                if pod.ip is not None and pod.ready and pool.selects(pod.namespace, pod.metadata.labels)
                 for port in pool.target_ports
             },
             key=lambda endpoint: (endpoint.address, endpoint.port),

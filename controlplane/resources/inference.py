@@ -62,6 +62,17 @@ class InferencePoolBase(Resource):
     def app_protocol(self) -> AppProtocol:
         return "http"
 
+    def selects(self, namespace: str, labels: dict[str, str]) -> bool:
+        """Whether an object (AIServiceBackend or Pod) in ``namespace`` with ``labels`` belongs to the pool.
+
+        An empty selector selects nothing: a pool must say what it bundles."""
+        selector = self.match_labels
+        return (
+            namespace == self.namespace
+            and bool(selector)
+            and all(labels.get(key) == value for key, value in selector.items())
+        )
+
 
 # --- v1 (inference.networking.k8s.io) -----------------------------------------------------------------
 
