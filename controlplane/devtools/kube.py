@@ -60,7 +60,7 @@ class LocalKube:
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._ca = CertificateAuthority(common_name="local-kube CA")
-        self._pki = workdir / "pki"
+        self._pki = self.workdir / "pki"
 
     @property
     def url(self) -> str:
