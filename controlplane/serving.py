@@ -1,5 +1,8 @@
 """The running control plane: a source of manifests feeding the translator, the snapshot cache and ADS.
 
+The source is a folder of files or a Kubernetes API server; each object's verdict goes back to the source,
+which writes it as status where it can.
+
 Every load is translated as a whole and set as one snapshot, so Envoy always gets a consistent view. A
 load that cannot become a consistent snapshot (a translator bug, never user input) is refused by the cache
 and the previous snapshot keeps serving. Problems are logged when they appear or go away, not on every
@@ -10,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -21,9 +25,13 @@ from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.render import status_document
 from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
+from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
 from controlplane.translator import translate
 from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
+
+if TYPE_CHECKING:
+    from controlplane.sources.kubernetes import KubernetesOptions
 
 _log = structlog.get_logger(__name__)
 
@@ -36,12 +44,15 @@ class StatusBoard:
     problems: list[Problem] = field(default_factory=list)
     snapshot_version: str | None = None
     loads: int = 0
+    source: Source | None = None
 
     def document(self) -> dict[str, Any]:
+        problems = [*self.source.problems, *self.problems] if self.source else self.problems
         return {
+            "source": self.source.state() if self.source else {},
             "snapshotVersion": self.snapshot_version,
             "loads": self.loads,
-            "problems": [problem.format() for problem in self.problems],
+            "problems": [problem.format() for problem in problems],
             "objects": status_document(self.statuses),
         }
 
@@ -54,7 +65,7 @@ class Pipeline:
         self._options = options
         self.board = StatusBoard()
 
-    async def __call__(self, result: LoadResult) -> None:
+    async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
         translation = translate(result.resource_set(), options=self._options)
         problems = sorted_problems([*result.problems, *translation.problems])
         self._log_changes(problems)
@@ -69,6 +80,7 @@ class Pipeline:
         self.board.statuses = translation.statuses
         self.board.problems = problems
         self.board.loads += 1
+        return translation.statuses
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -89,7 +101,9 @@ class Pipeline:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeOptions:
-    paths: tuple[Path, ...]
+    paths: tuple[Path, ...] = ()
+    kubernetes: KubernetesOptions | None = None
+    """Watch a Kubernetes API server instead of ``paths``."""
     address: str = "0.0.0.0"
     xds_port: int = 18000
     admin_port: int = 19000
@@ -103,7 +117,8 @@ async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
     pipeline = Pipeline(cache=cache, options=options.translation)
-    source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+    source = _source(options)
+    pipeline.board.source = source
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
     admin.add_json_route("/status", pipeline.board.document)
@@ -113,7 +128,7 @@ async def serve(options: ServeOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
     await server.start(host=options.address, port=options.xds_port)
     await admin.start(host=options.address, port=options.admin_port)
-    watcher = asyncio.create_task(source.run(pipeline), name="file-source")
+    watcher = asyncio.create_task(source.run(pipeline), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
         done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -125,3 +140,12 @@ async def serve(options: ServeOptions) -> None:
         _log.info("shutting down")
         await server.stop(grace_seconds=options.shutdown_grace_seconds)
         await admin.stop()
+
+
+def _source(options: ServeOptions) -> Source:
+    if options.kubernetes is None:
+        return FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+    # Imported here: a file-only server need not load the Kubernetes client.
+    from controlplane.sources.kubernetes import KubernetesSource
+
+    return KubernetesSource(options.kubernetes)

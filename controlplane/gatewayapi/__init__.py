@@ -20,6 +20,8 @@ from controlplane.resources.resource_set import ResourceSet
 __all__ = ["Condition", "GatewayTranslation", "ObjectStatus", "TranslateOptions", "translate_resources"]
 
 DEFAULT_LISTENER_PORT = 10080
+DEFAULT_GATEWAY_CLASS_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+"""Envoy Gateway's controller name, which Envoy AI Gateway's GatewayClasses name (manifests apply as is)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -27,6 +29,10 @@ class TranslateOptions:
     listen_address: str = "0.0.0.0"
     default_port: int = DEFAULT_LISTENER_PORT
     """The one listener's port when no Gateway is given."""
+    gateway_class_controller: str = DEFAULT_GATEWAY_CLASS_CONTROLLER
+    """Gateways whose GatewayClass names another controller are left alone."""
+    require_gateway_class: bool = False
+    """A Gateway whose GatewayClass does not exist is not ours (in a cluster); files may omit the class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +45,13 @@ class GatewayTranslation:
 def translate_resources(resources: ResourceSet, *, options: TranslateOptions) -> GatewayTranslation:
     report = Report(source_of=resources.source)
     _note_fields(resources, report)
-    binder = ListenerBinder(resources=resources, report=report, default_port=options.default_port)
+    binder = ListenerBinder(
+        resources=resources,
+        report=report,
+        default_port=options.default_port,
+        controller_name=options.gateway_class_controller,
+        require_gateway_class=options.require_gateway_class,
+    )
     backends = BackendResolver(resources=resources, report=report)
     for backend in resources.backends():
         backends.ai_service_backend(backend)

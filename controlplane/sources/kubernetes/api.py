@@ -92,9 +92,9 @@ class KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file."""
         configuration = kubernetes.client.Configuration()
         if kubeconfig is None:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            kubernetes.config.load_kube_config(
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context, client_configuration=configuration
             )
         return cls(kubernetes.client.ApiClient(configuration))
@@ -105,7 +105,7 @@ class KubeApi:
         return host
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
     # --- reads ---
 
@@ -181,7 +181,9 @@ class KubeApi:
 
     # --- writes ---
 
-    def patch_status(self, resource: ApiResource, *, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, resource: ApiResource, *, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
         """Replaces ``status`` through the status subresource (a JSON merge patch)."""
         self._json(
             "PATCH",

@@ -79,7 +79,9 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     WatchedKind(Pod, "pods", inference_extension=True),
 )
 
-CRDS = ApiResource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
+CRDS = ApiResource(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
+)
 """Watched so that a kind whose CRD is installed later is picked up at once."""
 
 

@@ -72,18 +72,24 @@ class KubernetesSource:
             for scope, reason in sorted(self._unavailable.items(), key=lambda item: str(item[0]))
         ]
 
-    @property
-    def is_leader(self) -> bool:
-        return self._elector.is_leader
-
-    @property
-    def status_writes(self) -> int:
-        return self._writer.writes
+    def state(self) -> dict[str, Any]:
+        """For ``/status``: whether this replica writes status, and what the watches went through."""
+        return {
+            "kubernetes": {
+                "server": self._api.server,
+                "leader": self._elector.is_leader,
+                "statusWrites": self._writer.writes,
+                "watches": len(self._reflectors),
+                "watchExpirations": sum(reflector.expirations for reflector in self._reflectors.values()),
+            }
+        }
 
     async def run(self, on_load: LoadHandler) -> None:
         """Watches until cancelled, calling ``on_load`` with the first full view and after every change."""
         self._loop = asyncio.get_running_loop()
-        _log.info("watching Kubernetes", server=self._api.server, namespaces=self._options.namespaces or "all")
+        _log.info(
+            "watching Kubernetes", server=self._api.server, namespaces=self._options.namespaces or "all"
+        )
         if self._options.write_status:
             self._writer.start()
             self._elector.start()
@@ -158,7 +164,9 @@ class KubernetesSource:
         self._changed.clear()
 
     async def _wait_synced(self, scopes: Sequence[WatchScope] | None = None) -> None:
-        reflectors = [self._reflectors[s] for s in scopes] if scopes is not None else list(self._reflectors.values())
+        reflectors = (
+            [self._reflectors[s] for s in scopes] if scopes is not None else list(self._reflectors.values())
+        )
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + _SYNC_TIMEOUT
 
@@ -208,7 +216,9 @@ class KubernetesSource:
         for kind in self._kinds:
             if (kind.group, kind.kind) == (scope.group, scope.kind) and kind.status_is_ours and objects:
                 version = str(objects[0]["apiVersion"]).rpartition("/")[2]
-                self._resources[(kind.group, kind.kind)] = ApiResource(kind.group, version, kind.plural, kind.kind)
+                self._resources[(kind.group, kind.kind)] = ApiResource(
+                    kind.group, version, kind.plural, kind.kind
+                )
 
     def _namespaces(self, kind: WatchedKind) -> tuple[str | None, ...]:
         if not kind.namespaced or not self._options.namespaces:
