@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/python -m controlplane.demo examples
+	$(BIN)/python -m controlplane.devtools.demo examples
 
 lint: install
 	$(BIN)/ruff check .

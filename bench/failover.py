@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from controlplane.devstack import LocalStack, free_port_map
-from controlplane.fake_backend import Mode, Normal, Refuse, Status
+from controlplane.devtools.fake_backend import Mode, Normal, Refuse, Status
+from controlplane.devtools.stack import LocalStack, free_port_map
 from controlplane.log import configure_logging
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "000-region-failover"

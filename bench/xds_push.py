@@ -31,7 +31,7 @@ from envoy.config.route.v3 import route_pb2
 from google.protobuf import json_format
 
 from controlplane.bootstrap import render_bootstrap
-from controlplane.envoy_process import EnvoyProcess
+from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.log import configure_logging
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, SnapshotCache, XdsEvent, XdsServer, XdsSettings, builders

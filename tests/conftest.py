@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from controlplane.envoy_process import EnvoyProcess
-from controlplane.fake_backend import FakeBackend
+from controlplane.devtools.envoy_process import EnvoyProcess
+from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds import XdsSettings
 from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
 

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from controlplane.devstack import LocalStack, free_port_map
-from controlplane.fake_backend import Normal
+from controlplane.devtools.fake_backend import Normal
+from controlplane.devtools.stack import LocalStack, free_port_map
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"

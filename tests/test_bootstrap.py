@@ -12,7 +12,7 @@ import yaml
 
 from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap, template_dir
 from controlplane.cli import main
-from controlplane.envoy_process import envoy_binary
+from controlplane.devtools.envoy_process import envoy_binary
 
 
 def _run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

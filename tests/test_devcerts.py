@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from controlplane.devcerts import DevCerts, generate_dev_certs
+from controlplane.devtools.certs import DevCerts, generate_dev_certs
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from controlplane.devstack import LocalStack
+from controlplane.devtools.stack import LocalStack
 from tests.e2e import CHAT, EXAMPLES, answered_by, eventually, reset_backends, running_stack
 
 SECRET_VALUE = "sk-demo-not-a-real-key"

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controlplane.devstack import LocalStack
-from controlplane.fake_backend import Refuse, Status
+from controlplane.devtools.fake_backend import Refuse, Status
+from controlplane.devtools.stack import LocalStack
 from tests.e2e import CHAT, EXAMPLES, answered_by, eventually, running_stack
 
 REGION = EXAMPLES / "000-region-failover"

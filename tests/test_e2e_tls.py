@@ -11,9 +11,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from controlplane.devcerts import generate_dev_certs
-from controlplane.devstack import LocalStack
-from controlplane.fake_backend import FakeBackend
+from controlplane.devtools.certs import generate_dev_certs
+from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.devtools.stack import LocalStack
 from controlplane.netutil import free_port
 from tests.e2e import CHAT, answered_by, eventually
 

@@ -20,7 +20,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
     HttpConnectionManager,
 )
 
-from controlplane.envoy_process import EnvoyProcess, envoy_binary
+from controlplane.devtools.envoy_process import EnvoyProcess, envoy_binary
 from controlplane.netutil import free_port
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controlplane.devcerts import generate_dev_certs
-from controlplane.fake_backend import (
+from controlplane.devtools.certs import generate_dev_certs
+from controlplane.devtools.fake_backend import (
     BACKEND_HEADER,
     FakeBackend,
     Normal,
@@ -420,7 +420,7 @@ def test_command_line_serves_until_terminated() -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     args = ["--name", "cli", "--model", "m", "--port", url.rsplit(":", 1)[1]]
     process = subprocess.Popen(
-        [sys.executable, "-m", "controlplane.fake_backend", *args], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "controlplane.devtools.fake_backend", *args], stdout=subprocess.PIPE, text=True
     )
     try:
         assert _poll(lambda: _answers(f"{url}/v1/models"), timeout=15.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.devstack import free_port_map, map_ports
+from controlplane.devtools.stack import free_port_map, map_ports
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.resources.loader import combine, load_text
 from controlplane.translator import translate

@@ -14,7 +14,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from controlplane.devcerts import generate_dev_certs
+from controlplane.devtools.certs import generate_dev_certs
 from controlplane.netutil import free_port
 from controlplane.xds import Snapshot, builders
 from controlplane.xds.messages import ads_source

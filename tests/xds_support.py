@@ -22,8 +22,8 @@ from google.protobuf.message import Message
 
 from controlplane.admin import AdminServer
 from controlplane.bootstrap import render_bootstrap
-from controlplane.envoy_process import EnvoyProcess
-from controlplane.fake_backend import FakeBackend
+from controlplane.devtools.envoy_process import EnvoyProcess
+from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds import Snapshot, SnapshotCache, XdsEvent, XdsServer, XdsSettings, builders
 
 _T = TypeVar("_T")

@@ -24,9 +24,9 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from controlplane.fake_backend._responses import Responder
-from controlplane.fake_backend.modes import Mode, Normal, Refuse
-from controlplane.fake_backend.recorder import ReceivedRequest, RequestLog, RequestPredicate
+from controlplane.devtools.fake_backend._responses import Responder
+from controlplane.devtools.fake_backend.modes import Mode, Normal, Refuse
+from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog, RequestPredicate
 
 __all__ = ["FakeBackend", "TlsFiles", "TlsKeyPair"]
 
@@ -39,7 +39,7 @@ _BACKLOG = 128
 
 
 class TlsKeyPair(Protocol):
-    """Server certificate chain and key files (``controlplane.devcerts.DevCerts`` is one)."""
+    """Server certificate chain and key files (``controlplane.devtools.certs.DevCerts`` is one)."""
 
     @property
     def cert_file(self) -> Path: ...

@@ -5,13 +5,13 @@ them work is to put something behind Envoy that records what arrived and fails o
 that: it answers chat/text completions and the model list with its configured name and model, records every
 request, and switches at runtime between answering, erroring (429/5xx), being slow, resetting, and refusing
 connections. Run one by hand with
-``python -m controlplane.fake_backend --name eu --model gpt-4o --port 8081``.
+``python -m controlplane.devtools.fake_backend --name eu --model gpt-4o --port 8081``.
 """
 
-from controlplane.fake_backend._responses import BACKEND_HEADER
-from controlplane.fake_backend.modes import Mode, Normal, Refuse, Reset, Slow, Status
-from controlplane.fake_backend.recorder import ReceivedRequest, RequestPredicate
-from controlplane.fake_backend.server import FakeBackend, TlsFiles, TlsKeyPair
+from controlplane.devtools.fake_backend._responses import BACKEND_HEADER
+from controlplane.devtools.fake_backend.modes import Mode, Normal, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestPredicate
+from controlplane.devtools.fake_backend.server import FakeBackend, TlsFiles, TlsKeyPair
 
 __all__ = [
     "BACKEND_HEADER",

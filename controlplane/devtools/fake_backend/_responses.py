@@ -21,8 +21,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from controlplane.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
-from controlplane.fake_backend.recorder import ReceivedRequest, RequestLog
+from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
 _SSE_DONE = b"data: [DONE]\n\n"

@@ -1,4 +1,5 @@
-"""``python -m controlplane.demo examples``: the examples running for real, with what answered each request.
+"""``python -m controlplane.devtools.demo examples``: the examples running for real, with what answered
+each request.
 
 Starts fake model servers for the examples' Backends, ``controlplane serve`` on the examples, and Envoy
 bootstrapped from ``controlplane bootstrap``; then sends the seeds' requests through Envoy and prints which
@@ -15,15 +16,15 @@ from pathlib import Path
 
 import httpx
 
-from controlplane.devstack import LocalStack, StackError, free_port_map
-from controlplane.fake_backend import Normal, Status
+from controlplane.devtools.fake_backend import Normal, Status
+from controlplane.devtools.stack import LocalStack, StackError, free_port_map
 from controlplane.log import configure_logging
 
 _CHAT: dict[str, object] = {"messages": [{"role": "user", "content": "What is kubernetes?"}]}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m controlplane.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m controlplane.devtools.demo", description=__doc__)
     parser.add_argument("examples", type=Path, nargs="?", default=Path("examples"))
     parser.add_argument("--free-ports", action="store_true", help="move every example port to a free one")
     parser.add_argument("--delta", action="store_true", help="Envoy uses incremental xDS")

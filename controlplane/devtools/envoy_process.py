@@ -25,8 +25,8 @@ from typing import Any
 
 import structlog
 
+from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.netutil import split_host_port
-from controlplane.procutil import terminate_with_parent
 
 _log = structlog.get_logger(__name__)
 

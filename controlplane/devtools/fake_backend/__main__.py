@@ -1,4 +1,5 @@
-"""``python -m controlplane.fake_backend``: one fake backend in the foreground, for trying routes by hand."""
+"""``python -m controlplane.devtools.fake_backend``: one fake backend in the foreground, for trying routes by
+hand."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from controlplane.fake_backend.server import FakeBackend, TlsFiles
+from controlplane.devtools.fake_backend.server import FakeBackend, TlsFiles
 from controlplane.log import configure_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m controlplane.fake_backend", description="Serve a fake OpenAI-compatible backend."
+        prog="python -m controlplane.devtools.fake_backend",
+        description="Serve a fake OpenAI-compatible backend.",
     )
     parser.add_argument("--name", required=True, help="backend name, echoed in every answer")
     parser.add_argument("--model", required=True, help="model name the backend answers as")

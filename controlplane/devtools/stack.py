@@ -20,10 +20,10 @@ from pathlib import Path
 from types import TracebackType
 
 from controlplane.bootstrap import render_bootstrap
-from controlplane.envoy_process import EnvoyProcess
-from controlplane.fake_backend import FakeBackend
+from controlplane.devtools.envoy_process import EnvoyProcess
+from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.netutil import free_port
-from controlplane.procutil import terminate_with_parent
 from controlplane.resources.envoy_gateway import Backend
 from controlplane.resources.loader import load_paths
 
