@@ -28,9 +28,8 @@ from types import TracebackType
 from typing import Any
 
 from controlplane.devtools.certs import CertificateAuthority
-from controlplane.devtools.procutil import terminate_with_parent
-
 from controlplane.devtools.gotools import TestTools
+from controlplane.devtools.procutil import terminate_with_parent
 
 ETCD_SOCKET = "localhost:2379"
 """etcd reads a ``unix://host:port`` URL as a socket file of that name in its working directory."""
