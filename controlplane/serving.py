@@ -47,12 +47,11 @@ class StatusBoard:
     source: Source | None = None
 
     def document(self) -> dict[str, Any]:
-        problems = [*self.source.problems, *self.problems] if self.source else self.problems
         return {
             "source": self.source.state() if self.source else {},
             "snapshotVersion": self.snapshot_version,
             "loads": self.loads,
-            "problems": [problem.format() for problem in problems],
+            "problems": [problem.format() for problem in self.problems],
             "objects": status_document(self.statuses),
         }
 

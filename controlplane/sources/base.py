@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from controlplane.gatewayapi import ObjectStatus
     from controlplane.resources.loader import LoadResult
-    from controlplane.resources.problems import ObjectKey, Problem
+    from controlplane.resources.problems import ObjectKey
 
 
 class LoadHandler(Protocol):
@@ -21,11 +21,6 @@ class LoadHandler(Protocol):
 
 
 class Source(Protocol):
-    @property
-    def problems(self) -> list[Problem]:
-        """What keeps the source from seeing everything right now (shown on ``/status``)."""
-        ...
-
     def state(self) -> dict[str, Any]:
         """What the source adds to ``/status`` about itself (nothing secret)."""
         ...

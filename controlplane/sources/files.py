@@ -41,11 +41,6 @@ class FileSource:
         self._files: dict[Path, _FileState] = {}
         self._good: dict[Path, LoadResult] = {}
 
-    @property
-    def problems(self) -> list[Problem]:
-        """Unreadable files are reported with each load, not here."""
-        return []
-
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
 

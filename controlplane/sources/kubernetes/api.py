@@ -81,6 +81,9 @@ class WatchStream:
         self._response.shutdown()
 
 
+_CONNECTION_POOL_SIZE = 64
+
+
 class KubeApi:
     """One API server connection: from a kubeconfig file, or the Pod's in-cluster credentials."""
 
@@ -97,6 +100,8 @@ class KubeApi:
             kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context, client_configuration=configuration
             )
+        # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
+        configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
         return cls(kubernetes.client.ApiClient(configuration))
 
     @property

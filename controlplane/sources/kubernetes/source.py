@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from controlplane.gatewayapi import ObjectStatus
-from controlplane.resources.problems import ObjectKey, Problem, Severity
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.references import referenced_secrets_and_config_maps
 from controlplane.sources.base import LoadHandler
 from controlplane.sources.kubernetes.api import ApiResource, KubeApi
@@ -64,14 +64,6 @@ class KubernetesSource:
         self._writer = StatusWriter(self._api, may_write=self._may_write)
         self._elector = LeaderElector(self._api, options.lease, on_change=self._leadership_changed)
 
-    @property
-    def problems(self) -> list[Problem]:
-        """What cannot be watched now (a kind not served, a permission missing), for ``/status``."""
-        return [
-            Problem(severity=Severity.WARNING, message=f"cannot watch {scope}: {reason}")
-            for scope, reason in sorted(self._unavailable.items(), key=lambda item: str(item[0]))
-        ]
-
     def state(self) -> dict[str, Any]:
         """For ``/status``: whether this replica writes status, and what the watches went through."""
         return {
@@ -81,6 +73,9 @@ class KubernetesSource:
                 "statusWrites": self._writer.writes,
                 "watches": len(self._reflectors),
                 "watchExpirations": sum(reflector.expirations for reflector in self._reflectors.values()),
+                "notWatched": {
+                    str(scope): reason for scope, reason in sorted(self._unavailable.items(), key=str)
+                },
             }
         }
 
@@ -102,6 +97,7 @@ class KubernetesSource:
             await self._wait_synced()
             while True:
                 await self._follow_references()
+                self._changed.clear()  # what arrived so far is in this load
                 statuses = await on_load(self._store.load())
                 self._submit_statuses(statuses)
                 await self._settle()
