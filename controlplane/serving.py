@@ -23,7 +23,8 @@ from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.files import FileSource
 from controlplane.translator import translate
-from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
+from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
+from controlplane.xds.server import XdsServer, XdsSettings
 
 _log = structlog.get_logger(__name__)
 

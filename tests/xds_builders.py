@@ -17,7 +17,7 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
-from controlplane.xds.messages import ads_source, pack, seconds
+from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 _HCM_FILTER = "envoy.filters.network.http_connection_manager"
 
