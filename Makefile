@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/pytest
 
 bench: install
-	$(BIN)/python bench/xds_push.py
+	$(BIN)/python -m bench.xds_push
 
 clean:
 	rm -rf $(VENV)

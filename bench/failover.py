@@ -5,7 +5,7 @@ requests through Envoy with eu healthy, eu refusing connections, and eu answerin
 p50/p99, the ratio of p99 to the healthy p99, how many requests paid a retry (Envoy's retry counter on the
 rule cluster) and how many ejections happened. Not a test: numbers depend on the machine.
 
-    .venv/bin/python bench/failover.py [--seconds 15]
+    .venv/bin/python -m bench.failover [--seconds 15]
 
 Each scenario lasts long enough (15 s) to include several ejection cycles (5 s each) of a dead primary.
 """

@@ -11,7 +11,7 @@ cluster over RDS), in one run:
     for one changed load assignment and for all load assignments changed.
 
 The ratio ADS/static of (b) is the figure to watch (goal: at most 1.2). Run with ``make bench`` or
-``python bench/xds_push.py [--sizes 100,1000] [--repeat 3]``; takes a few minutes.
+``python -m bench.xds_push [--sizes 100,1000] [--repeat 3]``; takes a few minutes.
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.log import configure_logging
 from controlplane.netutil import free_port
-from controlplane.xds import Snapshot, SnapshotCache, XdsEvent, XdsServer, XdsSettings, builders
+from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
+from tests import xds_builders
 
 _TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 _ENDPOINTS = 3
@@ -49,16 +51,16 @@ class _Config:
 
     def snapshot(self, *, endpoint_offset: int = 0, changed: int | None = None) -> Snapshot:
         """The ADS form; `endpoint_offset` moves the endpoints of all clusters (or of `changed` only)."""
-        clusters = [builders.eds_cluster(self._name(index)) for index in range(self.size)]
+        clusters = [xds_builders.eds_cluster(self._name(index)) for index in range(self.size)]
         endpoints = [
-            builders.load_assignment(
+            xds_builders.load_assignment(
                 self._name(index),
                 socket_endpoints=self._endpoints(index, endpoint_offset if changed in (None, index) else 0),
             )
             for index in range(self.size)
         ]
         return Snapshot.from_resources(
-            listeners=[builders.http_listener("bench", port=self.listener_port, rds_name="bench")],
+            listeners=[xds_builders.http_listener("bench", port=self.listener_port, rds_name="bench")],
             routes=[self._routes()],
             clusters=clusters,
             endpoints=endpoints,
@@ -72,19 +74,19 @@ class _Config:
         )
         for index in range(self.size):
             cluster = bootstrap.static_resources.clusters.add()
-            cluster.CopyFrom(builders.eds_cluster(self._name(index)))
+            cluster.CopyFrom(xds_builders.eds_cluster(self._name(index)))
             cluster.ClearField("eds_cluster_config")
             cluster.type = cluster_pb2.Cluster.STATIC
             cluster.load_assignment.CopyFrom(
-                builders.load_assignment(self._name(index), socket_endpoints=self._endpoints(index, 0))
+                xds_builders.load_assignment(self._name(index), socket_endpoints=self._endpoints(index, 0))
             )
         bootstrap.static_resources.listeners.append(
-            builders.http_listener("bench", port=self.listener_port, route_config=self._routes())
+            xds_builders.http_listener("bench", port=self.listener_port, route_config=self._routes())
         )
         return json_format.MessageToJson(bootstrap, indent=None)
 
     def _routes(self) -> route_pb2.RouteConfiguration:
-        return builders.route_configuration(
+        return xds_builders.route_configuration(
             "bench", routes=[(f"/{self._name(index)}/", self._name(index)) for index in range(self.size)]
         )
 

@@ -1,9 +1,9 @@
 """The intermediate representation between user resources and Envoy messages.
 
 The Gateway-API side (``controlplane.gatewayapi``) resolves references, defaults and conflicts and
-produces this IR; the Envoy side (``controlplane.xdsbuild``) turns it into xDS messages without knowing
-anything about Kubernetes. Keeping the seam explicit lets each half be tested (and golden-tested) alone, as
-Envoy Gateway does.
+produces this IR; the Envoy side (``controlplane.xds.translator``) turns it into xDS messages without
+knowing anything about Kubernetes. Keeping the seam explicit lets each half be tested (and golden-tested)
+alone, as Envoy Gateway does.
 
 Every collection is a tuple sorted by name so that equal inputs give byte-identical snapshots.
 

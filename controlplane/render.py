@@ -15,7 +15,7 @@ from google.protobuf.message import Message
 
 from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.problems import ObjectKey
-from controlplane.xdsbuild import EnvoyResources
+from controlplane.xds.translator import EnvoyResources
 
 REDACTED = "[redacted]"
 

@@ -28,7 +28,8 @@ from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
 from controlplane.translator import translate
-from controlplane.xds import InconsistentSnapshotError, SnapshotCache, XdsServer, XdsSettings
+from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
+from controlplane.xds.server import XdsServer, XdsSettings
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions, translate_resources
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
-from controlplane.xds import Snapshot
-from controlplane.xdsbuild import EnvoyResources, build_resources
+from controlplane.xds.cache import Snapshot
+from controlplane.xds.translator import EnvoyResources, build_resources
 
 __all__ = ["TranslateOptions", "Translation", "translate"]
 

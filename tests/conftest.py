@@ -13,7 +13,7 @@ import pytest
 
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
-from controlplane.xds import XdsSettings
+from controlplane.xds.server import XdsSettings
 from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
 
 # Re-exported: test modules annotate the factory fixtures with these.

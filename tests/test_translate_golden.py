@@ -14,7 +14,7 @@ from controlplane.render import envoy_document, status_document
 from controlplane.resources.loader import load_paths
 from controlplane.resources.problems import sorted_problems
 from controlplane.translator import translate
-from controlplane.xdsbuild import build_resources
+from controlplane.xds.translator import build_resources
 from tests.golden import check_golden
 
 ROOT = Path(__file__).parent.parent

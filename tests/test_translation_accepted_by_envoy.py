@@ -16,7 +16,7 @@ from controlplane.devtools.stack import free_port_map, map_ports
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.resources.loader import combine, load_text
 from controlplane.translator import translate
-from controlplane.xds import Snapshot
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from tests.conftest import EnvoyFactory
 from tests.xds_support import ServerThread, wait_until

@@ -6,16 +6,17 @@ import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from controlplane.xds import InconsistentSnapshotError, Snapshot, SnapshotCache, builders
+from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, ROUTE
+from tests import xds_builders
 
 
 def _snapshot(cluster: str = "c1", *, route_to: str | None = None, with_endpoints: bool = True) -> Snapshot:
     return Snapshot.from_resources(
-        listeners=[builders.http_listener("l1", port=10000, rds_name="r1")],
-        routes=[builders.route_configuration("r1", routes=[("/", route_to or cluster)])],
-        clusters=[builders.eds_cluster(cluster)],
-        endpoints=[builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])]
+        listeners=[xds_builders.http_listener("l1", port=10000, rds_name="r1")],
+        routes=[xds_builders.route_configuration("r1", routes=[("/", route_to or cluster)])],
+        clusters=[xds_builders.eds_cluster(cluster)],
+        endpoints=[xds_builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])]
         if with_endpoints
         else [],
     )
@@ -31,18 +32,18 @@ def test_versions_follow_content() -> None:
 def test_mapping_form_equals_keyword_form() -> None:
     by_type = Snapshot.from_resources(
         {
-            CLUSTER: [builders.eds_cluster("c1")],
-            ENDPOINT: [builders.load_assignment("c1", socket_endpoints=[("127.0.0.1", 9)])],
-            ROUTE: [builders.route_configuration("r1", routes=[("/", "c1")])],
+            CLUSTER: [xds_builders.eds_cluster("c1")],
+            ENDPOINT: [xds_builders.load_assignment("c1", socket_endpoints=[("127.0.0.1", 9)])],
+            ROUTE: [xds_builders.route_configuration("r1", routes=[("/", "c1")])],
         },
-        listeners=[builders.http_listener("l1", port=10000, rds_name="r1")],
+        listeners=[xds_builders.http_listener("l1", port=10000, rds_name="r1")],
     )
     assert by_type.version == _snapshot().version
 
 
 def test_bad_input_to_snapshot() -> None:
     with pytest.raises(ValueError, match="two Cluster resources named 'c'"):
-        Snapshot.from_resources(clusters=[builders.eds_cluster("c"), builders.eds_cluster("c")])
+        Snapshot.from_resources(clusters=[xds_builders.eds_cluster("c"), xds_builders.eds_cluster("c")])
     with pytest.raises(ValueError, match="unsupported type URL"):
         Snapshot.from_resources({"type.googleapis.com/x.Y": []})
     with pytest.raises(TypeError, match="needs Cluster"):
@@ -63,9 +64,9 @@ def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:
     with pytest.raises(InconsistentSnapshotError, match="EDS Cluster 'c1' has no load assignment 'c1'"):
         cache.set_snapshot(_snapshot(with_endpoints=False))
     not_internal = Snapshot.from_resources(
-        listeners=[builders.http_listener("public", port=10001, rds_name="r")],
-        clusters=[builders.eds_cluster("c")],
-        endpoints=[builders.load_assignment("c", internal_listeners=["public"])],
+        listeners=[xds_builders.http_listener("public", port=10001, rds_name="r")],
+        clusters=[xds_builders.eds_cluster("c")],
+        endpoints=[xds_builders.load_assignment("c", internal_listeners=["public"])],
     )
     with pytest.raises(InconsistentSnapshotError, match="targets Listener 'public', not internal"):
         cache.set_snapshot(not_internal)
@@ -74,7 +75,7 @@ def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:
 
 def test_listener_naming_a_route_config_that_does_not_exist_yet_is_allowed() -> None:
     cache = SnapshotCache()
-    snapshot = Snapshot.from_resources(listeners=[builders.http_listener("l", port=1, rds_name="later")])
+    snapshot = Snapshot.from_resources(listeners=[xds_builders.http_listener("l", port=1, rds_name="later")])
     cache.set_snapshot(snapshot)
     assert cache.get_snapshot() is snapshot
 

@@ -16,9 +16,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.devtools.certs import generate_dev_certs
 from controlplane.netutil import free_port
-from controlplane.xds import Snapshot, builders
-from controlplane.xds.messages import ads_source
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
+from controlplane.xds.translator.messages import ads_source
+from tests import xds_builders
 from tests.xds_support import (
     BackendFactory,
     EnvoyFactory,
@@ -95,7 +96,7 @@ def test_names_requested_before_they_exist_are_sent_when_they_appear(
 def test_secrets_are_served_by_name_over_ads(xds: ServerThread, envoys: EnvoyFactory, tmp_path: Path) -> None:
     """A cluster whose TLS validation context comes over SDS warms until the secret arrives."""
     ca_pem = generate_dev_certs(tmp_path).ca_file.read_text(encoding="utf-8")
-    cluster = builders.eds_cluster("tls-upstream")
+    cluster = xds_builders.eds_cluster("tls-upstream")
     context = tls_pb2.UpstreamTlsContext(
         common_tls_context=tls_pb2.CommonTlsContext(
             validation_context_sds_secret_config=secret_pb2.SdsSecretConfig(
@@ -113,7 +114,7 @@ def test_secrets_are_served_by_name_over_ads(xds: ServerThread, envoys: EnvoyFac
     )
     snapshot = Snapshot.from_resources(
         clusters=[cluster],
-        endpoints=[builders.load_assignment("tls-upstream", socket_endpoints=[("127.0.0.1", 9)])],
+        endpoints=[xds_builders.load_assignment("tls-upstream", socket_endpoints=[("127.0.0.1", 9)])],
         secrets=[secret, secret_pb2.Secret(name="not-requested")],
     )
     xds.cache.set_snapshot(snapshot)
@@ -130,9 +131,11 @@ def test_secrets_are_served_by_name_over_ads(xds: ServerThread, envoys: EnvoyFac
 def test_full_sets_in_sotw_and_diffs_in_delta(xds: ServerThread, envoys: EnvoyFactory, mode: str) -> None:
     def clusters(*specs: tuple[str, float]) -> Snapshot:
         return Snapshot.from_resources(
-            clusters=[builders.eds_cluster(name, connect_timeout_seconds=timeout) for name, timeout in specs],
+            clusters=[
+                xds_builders.eds_cluster(name, connect_timeout_seconds=timeout) for name, timeout in specs
+            ],
             endpoints=[
-                builders.load_assignment(name, socket_endpoints=[("127.0.0.1", 9)]) for name, _ in specs
+                xds_builders.load_assignment(name, socket_endpoints=[("127.0.0.1", 9)]) for name, _ in specs
             ],
         )
 
@@ -164,10 +167,10 @@ def test_full_sets_in_sotw_and_diffs_in_delta(xds: ServerThread, envoys: EnvoyFa
 def test_node_is_read_from_the_first_request_only(xds: ServerThread, mode: str) -> None:
     """A node in a later request (Envoy sends none) changes nothing: the stream keeps its first identity."""
     first_group = Snapshot.from_resources(
-        clusters=[builders.eds_cluster("first")], endpoints=[_assignment("first")]
+        clusters=[xds_builders.eds_cluster("first")], endpoints=[_assignment("first")]
     )
     other_group = Snapshot.from_resources(
-        clusters=[builders.eds_cluster("other")], endpoints=[_assignment("other")]
+        clusters=[xds_builders.eds_cluster("other")], endpoints=[_assignment("other")]
     )
     xds.cache.set_snapshot(first_group, group="first-node")
     xds.cache.set_snapshot(other_group, group="other-node")
@@ -185,7 +188,7 @@ def test_node_is_read_from_the_first_request_only(xds: ServerThread, mode: str) 
 
 
 def _assignment(cluster: str) -> endpoint_pb2.ClusterLoadAssignment:
-    return builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])
+    return xds_builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])
 
 
 def _unpack(mode: str, item: Any) -> cluster_pb2.Cluster:

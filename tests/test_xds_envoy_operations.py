@@ -14,8 +14,10 @@ from envoy.service.discovery.v3 import discovery_pb2
 from grpc._cython import cygrpc  # channelz data, as the grpcio-channelz service would serve it
 
 from controlplane.netutil import free_port
-from controlplane.xds import Snapshot, XdsSettings, builders
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER
+from controlplane.xds.server import XdsSettings
+from tests import xds_builders
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
     BackendFactory,
@@ -51,8 +53,8 @@ def _first_request(mode: str, type_url: str, **fields: object) -> discovery_pb2.
 
 def _small_snapshot(connect_timeout_seconds: float = 1.0) -> Snapshot:
     return Snapshot.from_resources(
-        clusters=[builders.eds_cluster("c", connect_timeout_seconds=connect_timeout_seconds)],
-        endpoints=[builders.load_assignment("c", socket_endpoints=[("127.0.0.1", 9)])],
+        clusters=[xds_builders.eds_cluster("c", connect_timeout_seconds=connect_timeout_seconds)],
+        endpoints=[xds_builders.load_assignment("c", socket_endpoints=[("127.0.0.1", 9)])],
     )
 
 
@@ -119,9 +121,12 @@ def test_keepalive_pings_flow_on_idle_streams(mode: str) -> None:
 
 def test_large_resources_pass_both_ways(xds: ServerThread, envoys: EnvoyFactory, mode: str) -> None:
     """Far beyond gRPC's 4 MiB default: a 12 MiB snapshot to Envoy and a 12 MiB request from a client."""
-    large = builders.with_metadata(builders.eds_cluster("large"), key="blob", value="x" * (12 * 1024 * 1024))
+    large = xds_builders.with_metadata(
+        xds_builders.eds_cluster("large"), key="blob", value="x" * (12 * 1024 * 1024)
+    )
     snapshot = Snapshot.from_resources(
-        clusters=[large], endpoints=[builders.load_assignment("large", socket_endpoints=[("127.0.0.1", 9)])]
+        clusters=[large],
+        endpoints=[xds_builders.load_assignment("large", socket_endpoints=[("127.0.0.1", 9)])],
     )
     xds.cache.set_snapshot(snapshot)
     envoys().wait_ready()

@@ -8,8 +8,10 @@ from __future__ import annotations
 import pytest
 
 from controlplane.netutil import free_port
-from controlplane.xds import Snapshot, XdsSettings, builders
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
+from controlplane.xds.server import XdsSettings
+from tests import xds_builders
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
     BackendFactory,
@@ -30,10 +32,10 @@ def xds_settings() -> XdsSettings:
 
 
 def _tagged_cluster(tag: str) -> Snapshot:
-    cluster = builders.with_metadata(builders.eds_cluster("tagged"), key="tag", value=tag)
+    cluster = xds_builders.with_metadata(xds_builders.eds_cluster("tagged"), key="tag", value=tag)
     return Snapshot.from_resources(
         clusters=[cluster],
-        endpoints=[builders.load_assignment("tagged", socket_endpoints=[("127.0.0.1", 9)])],
+        endpoints=[xds_builders.load_assignment("tagged", socket_endpoints=[("127.0.0.1", 9)])],
     )
 
 

@@ -10,8 +10,9 @@ from envoy.config.cluster.v3 import cluster_pb2
 from google.protobuf import any_pb2, empty_pb2
 
 from controlplane.netutil import free_port
-from controlplane.xds import Snapshot, builders
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from tests import xds_builders
 from tests.xds_support import (
     BackendFactory,
     EnvoyFactory,
@@ -94,7 +95,7 @@ def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
     assert http_get(port) == (200, "good")
 
     # A new version of the refused cluster is sent.
-    fixed = _replace_cluster(unrelated, builders.eds_cluster("front-good", connect_timeout_seconds=3))
+    fixed = _replace_cluster(unrelated, xds_builders.eds_cluster("front-good", connect_timeout_seconds=3))
     xds.cache.set_snapshot(fixed)
     wait_until(lambda: xds.events.holds(fixed, CLUSTER), message="the fixed cluster")
     assert _nacks(xds, mode) == 1

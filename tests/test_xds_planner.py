@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controlplane.xds import Snapshot, builders
+from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resource
-from controlplane.xds.stream_state import InFlight, StreamState
+from controlplane.xds.server.stream_state import InFlight, StreamState
+from tests import xds_builders
 
 PORT = 10000
 
 
 def _snapshot(*, generation: str, inline: bool = False) -> Snapshot:
     cluster = f"cluster-{generation}"
-    routes = builders.route_configuration(f"routes-{generation}", routes=[("/", cluster)])
+    routes = xds_builders.route_configuration(f"routes-{generation}", routes=[("/", cluster)])
     listener = (
-        builders.http_listener(f"listener-{generation}", port=PORT, route_config=routes)
+        xds_builders.http_listener(f"listener-{generation}", port=PORT, route_config=routes)
         if inline
-        else builders.http_listener(f"listener-{generation}", port=PORT, rds_name=f"routes-{generation}")
+        else xds_builders.http_listener(f"listener-{generation}", port=PORT, rds_name=f"routes-{generation}")
     )
     return Snapshot.from_resources(
         listeners=[listener],
         routes=[] if inline else [routes],
-        clusters=[builders.eds_cluster(cluster)],
-        endpoints=[builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])],
+        clusters=[xds_builders.eds_cluster(cluster)],
+        endpoints=[xds_builders.load_assignment(cluster, socket_endpoints=[("127.0.0.1", 9)])],
     )
 
 
@@ -148,11 +149,11 @@ def test_unknown_state_holds_the_whole_type_while_dependencies_are_on_their_way(
 
 
 def test_a_type_envoy_has_not_asked_for_is_not_waited_for() -> None:
-    hop = builders.http_listener("hop", route_config=builders.route_configuration("hop", routes=[]))
+    hop = xds_builders.http_listener("hop", route_config=xds_builders.route_configuration("hop", routes=[]))
     snapshot = Snapshot.from_resources(
         listeners=[hop],
-        clusters=[builders.eds_cluster("front")],
-        endpoints=[builders.load_assignment("front", internal_listeners=["hop"])],
+        clusters=[xds_builders.eds_cluster("front")],
+        endpoints=[xds_builders.load_assignment("front", internal_listeners=["hop"])],
     )
     state = StreamState()
     state.types[CLUSTER].subscribed = True

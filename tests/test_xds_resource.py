@@ -10,7 +10,6 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
-from controlplane.xds import builders
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,
@@ -25,6 +24,7 @@ from controlplane.xds.resource import (
     short_type_name,
     warming_dependencies,
 )
+from tests import xds_builders
 
 
 def _packed(message: Message) -> any_pb2.Any:
@@ -34,24 +34,24 @@ def _packed(message: Message) -> any_pb2.Any:
 
 
 def test_names_by_type() -> None:
-    assert resource_name(CLUSTER, builders.eds_cluster("c1")) == "c1"
-    assert resource_name(ENDPOINT, builders.load_assignment("c1")) == "c1"
+    assert resource_name(CLUSTER, xds_builders.eds_cluster("c1")) == "c1"
+    assert resource_name(ENDPOINT, xds_builders.load_assignment("c1")) == "c1"
     assert resource_name(SECRET, secret_pb2.Secret(name="key")) == "key"
     assert short_type_name(SECRET) == "Secret"
     assert SECRET == "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 
 
 def test_content_hash_is_deterministic_and_content_based() -> None:
-    first = builders.route_configuration("r", routes=[("/a", "c1"), ("/b", "c2")])
-    same = builders.route_configuration("r", routes=[("/a", "c1"), ("/b", "c2")])
-    other = builders.route_configuration("r", routes=[("/b", "c2"), ("/a", "c1")])
+    first = xds_builders.route_configuration("r", routes=[("/a", "c1"), ("/b", "c2")])
+    same = xds_builders.route_configuration("r", routes=[("/a", "c1"), ("/b", "c2")])
+    other = xds_builders.route_configuration("r", routes=[("/b", "c2"), ("/a", "c1")])
     assert content_hash(first) == content_hash(same)
     assert content_hash(first) != content_hash(other)
     # Map fields are serialised in a fixed order, so insertion order does not change the version.
-    one = builders.eds_cluster("c")
+    one = xds_builders.eds_cluster("c")
     one.metadata.filter_metadata["a"].update({"x": 1})
     one.metadata.filter_metadata["b"].update({"y": 2})
-    two = builders.eds_cluster("c")
+    two = xds_builders.eds_cluster("c")
     two.metadata.filter_metadata["b"].update({"y": 2})
     two.metadata.filter_metadata["a"].update({"x": 1})
     assert content_hash(one) == content_hash(two)
@@ -67,7 +67,7 @@ def test_route_depends_on_every_cluster_it_names() -> None:
         ),
         request_mirror_policies=[route_components_pb2.RouteAction.RequestMirrorPolicy(cluster="mirror")],
     )
-    config = builders.route_configuration("r", routes=[("/a", "direct")])
+    config = xds_builders.route_configuration("r", routes=[("/a", "direct")])
     config.virtual_hosts[0].routes.append(
         route_components_pb2.Route(match=route_components_pb2.RouteMatch(prefix="/w"), route=action)
     )
@@ -81,17 +81,17 @@ def test_route_depends_on_every_cluster_it_names() -> None:
 
 
 def test_listener_depends_on_inline_route_clusters_but_only_warms_on_rds() -> None:
-    inline = builders.http_listener(
-        "inline", port=8080, route_config=builders.route_configuration("r", routes=[("/", "c1")])
+    inline = xds_builders.http_listener(
+        "inline", port=8080, route_config=xds_builders.route_configuration("r", routes=[("/", "c1")])
     )
     assert dependencies(LISTENER, inline) == {ResourceKey(CLUSTER, "c1")}
-    with_rds = builders.http_listener("rds", port=8081, rds_name="routes")
+    with_rds = xds_builders.http_listener("rds", port=8081, rds_name="routes")
     assert dependencies(LISTENER, with_rds) == set()
     assert warming_dependencies(LISTENER, with_rds) == {ResourceKey(ROUTE, "routes")}
 
 
 def test_listener_with_tcp_proxy() -> None:
-    listener = builders.http_listener("l", port=1, rds_name="x")
+    listener = xds_builders.http_listener("l", port=1, rds_name="x")
     proxy = tcp_proxy_pb2.TcpProxy(
         stat_prefix="tcp",
         weighted_clusters=tcp_proxy_pb2.TcpProxy.WeightedCluster(
@@ -103,7 +103,7 @@ def test_listener_with_tcp_proxy() -> None:
 
 
 def test_endpoints_and_static_clusters_depend_on_internal_listeners() -> None:
-    assignment = builders.load_assignment(
+    assignment = xds_builders.load_assignment(
         "outer", socket_endpoints=[("127.0.0.1", 1)], internal_listeners=["b1"]
     )
     assert dependencies(ENDPOINT, assignment) == {ResourceKey(LISTENER, "b1")}
@@ -113,7 +113,7 @@ def test_endpoints_and_static_clusters_depend_on_internal_listeners() -> None:
 
 
 def test_eds_cluster_warms_on_its_load_assignment_and_sds_secrets() -> None:
-    cluster = builders.eds_cluster("c1")
+    cluster = xds_builders.eds_cluster("c1")
     cluster.eds_cluster_config.service_name = "service-1"
     ads = config_source_pb2.ConfigSource(ads=config_source_pb2.AggregatedConfigSource())
     tls = tls_pb2.UpstreamTlsContext(
@@ -133,7 +133,7 @@ def test_eds_cluster_warms_on_its_load_assignment_and_sds_secrets() -> None:
 
 
 def test_unknown_or_corrupt_any_is_skipped() -> None:
-    listener = builders.http_listener("l", port=1, rds_name="x")
+    listener = xds_builders.http_listener("l", port=1, rds_name="x")
     listener.filter_chains[0].filters[0].typed_config.CopyFrom(
         any_pb2.Any(type_url="type.googleapis.com/example.Unknown", value=b"\x01")
     )
@@ -146,15 +146,15 @@ def test_unknown_or_corrupt_any_is_skipped() -> None:
 
 
 def test_resources_are_interned_by_content() -> None:
-    first = Resource.build(CLUSTER, builders.eds_cluster("c"))
-    second = Resource.build(CLUSTER, builders.eds_cluster("c"))
-    changed = Resource.build(CLUSTER, builders.eds_cluster("c", connect_timeout_seconds=3))
+    first = Resource.build(CLUSTER, xds_builders.eds_cluster("c"))
+    second = Resource.build(CLUSTER, xds_builders.eds_cluster("c"))
+    changed = Resource.build(CLUSTER, xds_builders.eds_cluster("c", connect_timeout_seconds=3))
     assert first is second
     assert changed.version != first.version
     assert first.packed.type_url == CLUSTER
     assert (
         route_pb2.RouteConfiguration.FromString(
-            Resource.build(ROUTE, builders.route_configuration("r", routes=[])).packed.value
+            Resource.build(ROUTE, xds_builders.route_configuration("r", routes=[])).packed.value
         ).name
         == "r"
     )

@@ -24,7 +24,9 @@ from controlplane.admin import AdminServer
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
-from controlplane.xds import Snapshot, SnapshotCache, XdsEvent, XdsServer, XdsSettings, builders
+from controlplane.xds.cache import Snapshot, SnapshotCache
+from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
+from tests import xds_builders
 
 _T = TypeVar("_T")
 
@@ -300,31 +302,38 @@ def http_route_snapshot(
     With `internal_hop`, the cluster's endpoint is an internal listener whose inline route leads to a second
     EDS cluster in front of the backend, as the translator builds per-backend hops.
     """
-    listener = builders.http_listener(f"listener-{generation}", port=port, rds_name=f"routes-{generation}")
-    routes = builders.route_configuration(f"routes-{generation}", routes=[("/", f"front-{generation}")])
+    listener = xds_builders.http_listener(
+        f"listener-{generation}", port=port, rds_name=f"routes-{generation}"
+    )
+    routes = xds_builders.route_configuration(f"routes-{generation}", routes=[("/", f"front-{generation}")])
     if not internal_hop:
         return Snapshot.from_resources(
             listeners=[listener],
             routes=[routes],
-            clusters=[builders.eds_cluster(f"front-{generation}")],
+            clusters=[xds_builders.eds_cluster(f"front-{generation}")],
             endpoints=[
-                builders.load_assignment(
+                xds_builders.load_assignment(
                     f"front-{generation}", socket_endpoints=[("127.0.0.1", backend_port)]
                 )
             ],
         )
-    hop = builders.http_listener(
+    hop = xds_builders.http_listener(
         f"hop-{generation}",
-        route_config=builders.route_configuration(
+        route_config=xds_builders.route_configuration(
             f"hop-{generation}", routes=[("/", f"backend-{generation}")]
         ),
     )
     return Snapshot.from_resources(
         listeners=[listener, hop],
         routes=[routes],
-        clusters=[builders.eds_cluster(f"front-{generation}"), builders.eds_cluster(f"backend-{generation}")],
+        clusters=[
+            xds_builders.eds_cluster(f"front-{generation}"),
+            xds_builders.eds_cluster(f"backend-{generation}"),
+        ],
         endpoints=[
-            builders.load_assignment(f"front-{generation}", internal_listeners=[f"hop-{generation}"]),
-            builders.load_assignment(f"backend-{generation}", socket_endpoints=[("127.0.0.1", backend_port)]),
+            xds_builders.load_assignment(f"front-{generation}", internal_listeners=[f"hop-{generation}"]),
+            xds_builders.load_assignment(
+                f"backend-{generation}", socket_endpoints=[("127.0.0.1", backend_port)]
+            ),
         ],
     )

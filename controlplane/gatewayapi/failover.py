@@ -5,9 +5,10 @@ A rule's backendRefs form one cluster with one priority level per distinct ``pri
 already tried, and the client gets that level's answer. Outlier detection stops sending first attempts to a
 backend that keeps failing and lets it back in after a short ejection, so traffic fails back by itself.
 
-The numbers were measured on Envoy 1.40 through the hop design (see ``xdsbuild.listener``): ejection after
-3 consecutive errors; a 5 s ejection probed every second bounds failback to ~6 s while a dead primary costs
-3 retried requests per probe; ``max_ejection_percent`` 100 because Envoy's 10% never ejects one host of two.
+The numbers were measured on Envoy 1.40 through the hop design (see ``xds.translator.listener``):
+ejection after 3 consecutive errors; a 5 s ejection probed every second bounds failback to ~6 s while a
+dead primary costs 3 retried requests per probe; ``max_ejection_percent`` 100 because Envoy's 10% never
+ejects one host of two.
 
 An Envoy Gateway ``BackendTrafficPolicy`` targeting the route (as ``HTTPRoute`` with the AIGatewayRoute's
 name, the way Envoy AI Gateway's provider-fallback example attaches it, or as the AIGatewayRoute itself)

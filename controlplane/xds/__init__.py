@@ -1,19 +1,11 @@
-"""The xDS layer: resources, snapshot cache and the ADS server (state of the world and incremental).
+"""Everything Envoy-facing, in the order data flows through it.
 
-The translator builds a `Snapshot` from Envoy messages and stores it in a `SnapshotCache`; an `XdsServer`
-serves the cache to every connected Envoy.
+- ``translator/``: IR -> Envoy messages (``build_xds``), one module per Envoy concern, ``filters/`` one per
+  HTTP filter. Pure and deterministic.
+- ``resource.py``: what the rest knows about an Envoy message (type URL, name, content version, the
+  resources it references), as an ``XdsResource``.
+- ``cache.py``: the ``Snapshot`` of one consistent configuration and the ``SnapshotCache`` that hands it
+  to proxies by node group.
+- ``server/``: the ADS server (``XdsServer``, in ``ads.py``) serving the cache, state of the world
+  (``sotw.py``) and incremental (``delta.py``), with per-stream bookkeeping and metrics.
 """
-
-from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
-from controlplane.xds.server import XdsServer, XdsSettings
-from controlplane.xds.stream import XdsEvent, XdsObserver
-
-__all__ = [
-    "InconsistentSnapshotError",
-    "Snapshot",
-    "SnapshotCache",
-    "XdsEvent",
-    "XdsObserver",
-    "XdsServer",
-    "XdsSettings",
-]

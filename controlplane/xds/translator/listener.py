@@ -17,13 +17,13 @@ from envoy.config.listener.v3 import listener_components_pb2, listener_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
 from controlplane import ir
-from controlplane.xds.messages import ads_source, pack
-from controlplane.xdsbuild import local_reply
-from controlplane.xdsbuild.filters.credential import credential_filter
-from controlplane.xdsbuild.filters.model_header import model_header_filter
-from controlplane.xdsbuild.filters.model_override import model_override_filter
-from controlplane.xdsbuild.filters.router import router_filter
-from controlplane.xdsbuild.route import hop_route_configuration
+from controlplane.xds.translator import local_reply
+from controlplane.xds.translator.filters.credential import credential_filter
+from controlplane.xds.translator.filters.model_header import model_header_filter
+from controlplane.xds.translator.filters.model_override import model_override_filter
+from controlplane.xds.translator.filters.router import router_filter
+from controlplane.xds.translator.messages import ads_source, pack
+from controlplane.xds.translator.route import hop_route_configuration
 
 _HCM_NAME = "envoy.filters.network.http_connection_manager"
 

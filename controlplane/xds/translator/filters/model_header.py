@@ -15,7 +15,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
-from controlplane.xds.messages import pack
+from controlplane.xds.translator.messages import pack
 
 MODEL_HEADER = "x-ai-eg-model"
 

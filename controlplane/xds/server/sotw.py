@@ -16,8 +16,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.resource import Resource, short_type_name
-from controlplane.xds.stream import Stream, in_flight_of
-from controlplane.xds.stream_state import InFlight, TypeState, same_versions
+from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream_state import InFlight, TypeState, same_versions
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
 

@@ -15,7 +15,7 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 
 from controlplane import ir
-from controlplane.xds.messages import ads_source, pack, seconds
+from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"

@@ -14,7 +14,7 @@ from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import struct_pb2
 
-from controlplane.xds.messages import pack
+from controlplane.xds.translator.messages import pack
 
 
 def model_override_filter(*, model: str) -> Any:

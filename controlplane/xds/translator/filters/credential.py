@@ -14,7 +14,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from envoy.extensions.http.injected_credentials.generic.v3 import generic_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
-from controlplane.xds.messages import ads_source, pack
+from controlplane.xds.translator.messages import ads_source, pack
 
 
 def credential_filter(*, secret_name: str, header: str) -> Any:

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
-from controlplane.xdsbuild.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
-from controlplane.xdsbuild.endpoint import rule_load_assignment, upstream_load_assignment
-from controlplane.xdsbuild.listener import hop_listener, http_listener
-from controlplane.xdsbuild.route import route_configuration
-from controlplane.xdsbuild.secret import ca_secret, credential_secret
+from controlplane.xds.translator.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
+from controlplane.xds.translator.endpoint import rule_load_assignment, upstream_load_assignment
+from controlplane.xds.translator.listener import hop_listener, http_listener
+from controlplane.xds.translator.route import route_configuration
+from controlplane.xds.translator.secret import ca_secret, credential_secret
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,9 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.resource import Resource
-from controlplane.xds.sotw import CONTROL_PLANE
-from controlplane.xds.stream import Stream, in_flight_of
-from controlplane.xds.stream_state import InFlight, TypeState
+from controlplane.xds.server.sotw import CONTROL_PLANE
+from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream_state import InFlight, TypeState
 
 _WILDCARD = "*"
 

@@ -20,10 +20,10 @@ import structlog
 from prometheus_client import CollectorRegistry
 
 from controlplane.xds.cache import SnapshotCache
-from controlplane.xds.delta import DeltaStream
-from controlplane.xds.metrics import XdsMetrics
-from controlplane.xds.sotw import SotwStream
-from controlplane.xds.stream import Stream, StreamServices, StreamSettings, XdsObserver
+from controlplane.xds.server.delta import DeltaStream
+from controlplane.xds.server.metrics import XdsMetrics
+from controlplane.xds.server.sotw import SotwStream
+from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings, XdsObserver
 
 _log = structlog.get_logger(__name__)
 

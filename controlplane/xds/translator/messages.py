@@ -1,7 +1,7 @@
 """Constructors every Envoy message builder needs: Any packing, durations, the ADS config source.
 
-Shared by the translator's builders (``controlplane.xdsbuild``) and the xDS layer's own test and benchmark
-builders (``controlplane.xds.builders``), so there is one way to say "over ADS" or "N seconds".
+Shared by the translator's builders and the xDS layer's own test and benchmark builders
+(``tests.xds_builders``), so there is one way to say "over ADS" or "N seconds".
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
-from controlplane.xds.messages import pack, seconds
+from controlplane.xds.translator.messages import pack, seconds
 
 
 def route_configuration(listener: ir.HttpListener) -> Any:

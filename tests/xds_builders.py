@@ -1,8 +1,9 @@
 """Small constructors for the Envoy messages the xDS layer is tested and benchmarked with.
 
 They build plain `xds-protos` messages with the settings this project always wants (ADS config sources,
-resource API v3, the router filter), so tests, the benchmark and the demo describe a topology in a few
-lines instead of repeating proto boilerplate. The translator may use them too; nothing here is required.
+resource API v3, the router filter), so the xDS server's tests and ``bench/xds_push.py`` describe a topology
+in a few lines instead of repeating proto boilerplate. They are independent of the translator
+(``controlplane.xds.translator``), which builds its messages from the IR.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from envoy.config.route.v3 import route_components_pb2, route_pb2
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm_pb2
 
-from controlplane.xds.messages import ads_source, pack, seconds
+from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 _HCM_FILTER = "envoy.filters.network.http_connection_manager"
 

@@ -23,9 +23,9 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.metrics import XdsMetrics
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, Resource, short_type_name
-from controlplane.xds.stream_state import InFlight, StreamState, TypeState
+from controlplane.xds.server.metrics import XdsMetrics
+from controlplane.xds.server.stream_state import InFlight, StreamState, TypeState
 
 _log = structlog.get_logger(__name__)
 

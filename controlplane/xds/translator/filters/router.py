@@ -7,7 +7,7 @@ from typing import Any
 from envoy.extensions.filters.http.router.v3 import router_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
-from controlplane.xds.messages import pack
+from controlplane.xds.translator.messages import pack
 
 
 def router_filter(*, suppress_envoy_headers: bool = False) -> Any:

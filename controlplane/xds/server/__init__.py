@@ -1,0 +1,10 @@
+"""The ADS server: serves a ``SnapshotCache`` to every connected Envoy, state of the world or incremental.
+
+``XdsServer`` (``ads.py``) owns the gRPC server and the streams; ``stream.py`` is what both protocol variants
+share (``sotw.py``, ``delta.py``); ``stream_state.py`` decides what each stream sends next and when.
+"""
+
+from controlplane.xds.server.ads import XdsServer, XdsSettings
+from controlplane.xds.server.stream import XdsEvent, XdsObserver
+
+__all__ = ["XdsEvent", "XdsObserver", "XdsServer", "XdsSettings"]
