@@ -9,8 +9,11 @@ so tests do not see each other's objects. A test that restarts the API server or
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +22,8 @@ from controlplane.devtools.kube import LocalKube
 
 REPO = Path(__file__).resolve().parents[1]
 OUR_CRDS = REPO / "crds"
+GATEWAY_CLASS = REPO / "examples" / "gatewayclass.yaml"
+_DEFAULT_NAMESPACE = re.compile(r"^(\s*namespace:\s*)default\s*$", re.MULTILINE)
 
 UPSTREAM_CRDS = {
     "sigs.k8s.io/gateway-api": [
@@ -28,6 +33,10 @@ UPSTREAM_CRDS = {
     "github.com/envoyproxy/gateway": [
         f"charts/gateway-helm/crds/generated/gateway.envoyproxy.io_{plural}.yaml"
         for plural in ("backends", "backendtrafficpolicies")
+    ],
+    "sigs.k8s.io/gateway-api-inference-extension": [
+        "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
+        "config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml",
     ],
 }
 """The CRDs of the kinds we read but do not own, as each project publishes them."""
@@ -85,12 +94,56 @@ def private_kube(kube_tools: TestTools) -> Iterator[LocalKube]:
         server.stop()
 
 
-@pytest.fixture
-def namespace(kube: LocalKube) -> Iterator[str]:
-    """A fresh namespace on the shared API server, deleted (without waiting) after the test."""
+@contextmanager
+def fresh_namespace(kube: LocalKube) -> Iterator[str]:
+    """A namespace nobody else uses, deleted (without waiting) afterwards."""
     name = f"t{next(_namespaces)}"
     kube.kubectl("create", "namespace", name)
     try:
         yield name
     finally:
         kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(kube: LocalKube) -> Iterator[str]:
+    """A fresh namespace on the shared API server for this test."""
+    with fresh_namespace(kube) as name:
+        yield name
+
+
+def in_namespace(manifest: str, namespace: str) -> str:
+    """The examples' ``namespace: default`` moved to ``namespace`` (each test keeps to its own)."""
+    return _DEFAULT_NAMESPACE.sub(rf"\g<1>{namespace}", manifest)
+
+
+def apply_in_namespace(kube: LocalKube, path: Path, namespace: str) -> None:
+    """``kubectl apply`` of a file or folder of example manifests, moved into ``namespace``."""
+    files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    kube.apply("\n---\n".join(in_namespace(file.read_text(), namespace) for file in files))
+
+
+def serve_arguments(kube: LocalKube, namespace: str) -> list[str]:
+    """``controlplane serve`` on the cluster, watching (and electing its leader in) one namespace."""
+    return [
+        "--kubernetes",
+        f"--kubeconfig={kube.kubeconfig}",
+        f"--namespace={namespace}",
+        f"--leader-election-namespace={namespace}",
+    ]
+
+
+def conditions(kube: LocalKube, resource: str, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    """An object's ``status.conditions`` as written in the cluster, by type."""
+    found = kube.get_json(resource, name, "-n", namespace)
+    return {condition["type"]: condition for condition in found.get("status", {}).get("conditions", [])}
+
+
+def served_conditions(
+    status: dict[str, Any], kind: str, namespace: str, name: str
+) -> dict[str, dict[str, Any]]:
+    """An object's conditions on a control plane's ``/status`` page, by type (empty: not there)."""
+    for entry in status["objects"]:
+        if (entry["kind"], entry["namespace"], entry["name"]) == (kind, namespace, name):
+            return {condition["type"]: condition for condition in entry["conditions"]}
+    return {}

@@ -56,6 +56,13 @@ class _Serve:
             metavar="NS",
             help="namespace of the Lease that picks the replica writing status (default: the Pod's own)",
         )
+        cluster.add_argument(
+            "--leader-election-lease-duration",
+            type=float,
+            default=15.0,
+            metavar="SECONDS",
+            help="how long a replica that stopped renewing keeps the Lease before another takes over (15)",
+        )
         parser.add_argument("--xds-port", type=int, default=DEFAULT_XDS_PORT, metavar="N")
         parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, metavar="N")
         parser.add_argument(
@@ -108,7 +115,10 @@ def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions:
         kubeconfig=args.kubeconfig,
         namespaces=tuple(dict.fromkeys(args.namespace)),
         inference_extension=args.enable_inference_extension,
-        lease=LeaseSettings(namespace=args.leader_election_namespace or _own_namespace()),
+        lease=LeaseSettings.for_duration(
+            namespace=args.leader_election_namespace or _own_namespace(),
+            lease_duration=args.leader_election_lease_duration,
+        ),
     )
 
 

@@ -56,6 +56,7 @@ UPSTREAM_MODULES = {
     "sigs.k8s.io/gateway-api": "v1.4.1",
     "github.com/envoyproxy/gateway": "v1.5.0",
     "github.com/envoyproxy/ai-gateway": "v1.0.0",
+    "sigs.k8s.io/gateway-api-inference-extension": "v1.0.1",
 }
 """Modules read as data (CRDs, examples); v1.0.0 is the newest Envoy AI Gateway the module proxy serves."""
 

@@ -57,7 +57,6 @@ class KubernetesSource:
         self._kinds = watched_kinds(inference_extension=options.inference_extension)
         self._store = ObjectStore(status_is_ours=[(k.group, k.kind) for k in self._kinds if k.status_is_ours])
         self._reflectors: dict[WatchScope, Reflector] = {}
-        self._resources: dict[tuple[str, str], ApiResource] = {}
         self._unavailable: dict[WatchScope, str] = {}
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,7 +123,6 @@ class KubernetesSource:
     def deliver_replaced(self, scope: WatchScope, objects: Sequence[dict[str, Any]]) -> None:
         self._unavailable.pop(scope, None)
         self._store.replace(scope, objects)
-        self._remember_resource(scope, objects)
         self._mark()
 
     def deliver_changed(self, scope: WatchScope, event_type: str, obj: dict[str, Any]) -> None:
@@ -208,14 +206,6 @@ class KubernetesSource:
         self._reflectors[scope] = reflector
         reflector.start()
 
-    def _remember_resource(self, scope: WatchScope, objects: Sequence[dict[str, Any]]) -> None:
-        for kind in self._kinds:
-            if (kind.group, kind.kind) == (scope.group, scope.kind) and kind.status_is_ours and objects:
-                version = str(objects[0]["apiVersion"]).rpartition("/")[2]
-                self._resources[(kind.group, kind.kind)] = ApiResource(
-                    kind.group, version, kind.plural, kind.kind
-                )
-
     def _namespaces(self, kind: WatchedKind) -> tuple[str | None, ...]:
         if not kind.namespaced or not self._options.namespaces:
             return (None,)
@@ -230,12 +220,16 @@ class KubernetesSource:
     def _submit_statuses(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> None:
         if not self._options.write_status:
             return
+        ours = {(kind.group, kind.kind): kind for kind in self._kinds if kind.status_is_ours}
         observed: dict[ObjectKey, Observed] = {}
         for key in statuses:
-            resource = self._resources.get((key.group, key.kind))
-            raw = self._store.raw(key) if resource is not None else None
-            if resource is None or raw is None:
+            kind = ours.get((key.group, key.kind))
+            raw = self._store.raw(key) if kind is not None else None
+            if kind is None or raw is None:
                 continue
+            # The version the object was read in is one the server serves: write status in it too.
+            version = str(raw.get("apiVersion", "")).rpartition("/")[2]
+            resource = ApiResource(kind.group, version, kind.plural, kind.kind)
             generation = (raw.get("metadata") or {}).get("generation")
             conditions = tuple((raw.get("status") or {}).get("conditions") or ())
             observed[key] = Observed(resource, generation, conditions)
