@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from controlplane.devtools.gotools import TestTools, ensure_test_tools
+from controlplane.devtools.gotools import GoTools, ensure_test_tools
 from controlplane.devtools.kube import LocalKube
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,11 +44,11 @@ UPSTREAM_CRDS = {
 _namespaces = itertools.count(1)
 
 
-def upstream_crd_files(tools: TestTools) -> list[Path]:
+def upstream_crd_files(tools: GoTools) -> list[Path]:
     return [tools.module(module) / path for module, paths in UPSTREAM_CRDS.items() for path in paths]
 
 
-def install_crds(kube: LocalKube, tools: TestTools) -> None:
+def install_crds(kube: LocalKube, tools: GoTools) -> None:
     """Applies the upstream CRDs and ours, then waits until the API server serves every one of them."""
     files = [*upstream_crd_files(tools), *sorted(OUR_CRDS.glob("*.yaml"))]
     for path in files:
@@ -57,7 +57,7 @@ def install_crds(kube: LocalKube, tools: TestTools) -> None:
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
-def start_kube(tools: TestTools) -> LocalKube:
+def start_kube(tools: GoTools) -> LocalKube:
     kube = LocalKube(tools=tools)
     try:
         kube.start()
@@ -69,13 +69,13 @@ def start_kube(tools: TestTools) -> LocalKube:
 
 
 @pytest.fixture(scope="session")
-def kube_tools() -> TestTools:
+def kube_tools() -> GoTools:
     """The built binaries (``make test`` builds them before pytest starts; this only finds them)."""
     return ensure_test_tools(log=True)
 
 
 @pytest.fixture(scope="session")
-def kube(kube_tools: TestTools) -> Iterator[LocalKube]:
+def kube(kube_tools: GoTools) -> Iterator[LocalKube]:
     """The session's shared API server, every CRD installed. Use ``namespace`` to keep to your own objects."""
     server = start_kube(kube_tools)
     try:
@@ -85,7 +85,7 @@ def kube(kube_tools: TestTools) -> Iterator[LocalKube]:
 
 
 @pytest.fixture
-def private_kube(kube_tools: TestTools) -> Iterator[LocalKube]:
+def private_kube(kube_tools: GoTools) -> Iterator[LocalKube]:
     """An API server of this test's own, for tests that restart it or compact its etcd."""
     server = start_kube(kube_tools)
     try:

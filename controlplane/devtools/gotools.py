@@ -75,7 +75,7 @@ def cache_root() -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class TestTools:
+class GoTools:
     """Where the built binaries and the upstream module folders are."""
 
     binaries: Mapping[str, Path]
@@ -88,7 +88,7 @@ class TestTools:
         return self.modules[path]
 
 
-def ensure_test_tools(*, log: bool = False) -> TestTools:
+def ensure_test_tools(*, log: bool = False) -> GoTools:
     """Builds what is missing (under a lock, so parallel runs build once) and returns where everything is."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ def ensure_test_tools(*, log: bool = False) -> TestTools:
         for group in TOOL_GROUPS:
             binaries.update(_ensure_group(group, root, log=log))
         modules = _ensure_modules(root, log=log)
-    return TestTools(binaries=binaries, modules=modules)
+    return GoTools(binaries=binaries, modules=modules)
 
 
 def _ensure_group(group: ToolGroup, root: Path, *, log: bool) -> dict[str, Path]:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from controlplane.devtools.certs import CertificateAuthority
-from controlplane.devtools.gotools import TestTools
+from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.procutil import terminate_with_parent
 
 ETCD_SOCKET = "localhost:2379"
@@ -49,7 +49,7 @@ class LocalKube:
 
     ``stop`` removes the folder; read ``workdir`` (logs, kubeconfig) before that."""
 
-    def __init__(self, *, tools: TestTools) -> None:
+    def __init__(self, *, tools: GoTools) -> None:
         # Short on purpose: etcd's socket lives here and a Unix socket path has at most 107 bytes.
         self.workdir = Path(tempfile.mkdtemp(prefix="kube-"))
         self._tools = tools
@@ -110,18 +110,22 @@ class LocalKube:
 
     def restart_apiserver(self, *, down_seconds: float = 0.0) -> None:
         """Stops the API server (every watch breaks), waits ``down_seconds``, starts it again on its port."""
-        process = self._apiserver
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=20)
+        self.stop_apiserver()
         time.sleep(down_seconds)
         self._start_apiserver()
 
     def stop_apiserver(self) -> None:
-        if self._apiserver is not None:
-            self._apiserver.terminate()
-            self._apiserver.wait(timeout=20)
-            self._apiserver = None
+        """SIGTERM, then SIGKILL after a few seconds: a graceful stop waits for every open watch to end, and
+        a client that is not reading (a paused process) would hold it up."""
+        process, self._apiserver = self._apiserver, None
+        if process is None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
 
     def start_apiserver(self) -> None:
         self._start_apiserver()

@@ -32,6 +32,7 @@ _WATCH_SECONDS = (240, 480)
 so that watches of many replicas do not all restart at once."""
 _UNAVAILABLE_RECHECK_SECONDS = 300.0
 """A kind that is not served is checked again this often even without a CRD event (a missed event)."""
+_WOKEN_RECHECK_SECONDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +102,7 @@ class Reflector:
         self._page_size = page_size
         self._stopped = threading.Event()
         self._wake = threading.Event()
+        self._rechecks = 0
         self._lock = threading.Lock()
         self._stream: WatchStream | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch {scope}", daemon=True)
@@ -222,7 +224,12 @@ class Reflector:
         if reason != reported:
             self._sink.replaced(self.scope, [])
         reported = self._report(reason, reported)
-        self._sleep(_UNAVAILABLE_RECHECK_SECONDS, wake=True)
+        if self._rechecks:
+            # Woken by a CRD event, but discovery lags a new CRD by a moment: look again shortly.
+            self._sleep(_WOKEN_RECHECK_SECONDS[-self._rechecks], wake=True)
+            self._rechecks -= 1
+        else:
+            self._sleep(_UNAVAILABLE_RECHECK_SECONDS, wake=True)
         return reported
 
     def _report(self, reason: str, reported: str | None) -> str:
@@ -233,7 +240,8 @@ class Reflector:
 
     def _sleep(self, seconds: float, *, wake: bool) -> None:
         if wake:
-            self._wake.wait(seconds)
+            if self._wake.wait(seconds):
+                self._rechecks = len(_WOKEN_RECHECK_SECONDS)
             self._wake.clear()
         else:
             self._stopped.wait(seconds)
