@@ -16,13 +16,14 @@ from typing import Any
 
 import structlog
 
+from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
+from controlplane.pipeline import translate
 from controlplane.render import status_document
 from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.files import FileSource
-from controlplane.translator import translate
 from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
@@ -47,8 +48,8 @@ class StatusBoard:
         }
 
 
-class Pipeline:
-    """Turns each load into a snapshot in ``cache`` and a status board."""
+class SnapshotPublisher:
+    """Translates each load and publishes it as the snapshot in ``cache``, keeping a status board."""
 
     def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
         self._cache = cache
@@ -56,10 +57,10 @@ class Pipeline:
         self.board = StatusBoard()
 
     async def __call__(self, result: LoadResult) -> None:
-        translation = translate(result.resource_set(), options=self._options)
-        problems = sorted_problems([*result.problems, *translation.problems])
+        translated = translate(result.resource_set(), options=self._options)
+        problems = sorted_problems([*result.problems, *translated.problems])
         self._log_changes(problems)
-        snapshot = translation.snapshot()
+        snapshot = translated.snapshot()
         try:
             self._cache.set_snapshot(snapshot)
         except InconsistentSnapshotError as exc:
@@ -67,7 +68,7 @@ class Pipeline:
         else:
             self.board.snapshot_version = snapshot.version
             _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
-        self.board.statuses = translation.statuses
+        self.board.statuses = translated.statuses
         self.board.problems = problems
         self.board.loads += 1
 
@@ -91,30 +92,30 @@ class Pipeline:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeOptions:
     paths: tuple[Path, ...]
-    address: str = "0.0.0.0"
-    xds_port: int = 18000
-    admin_port: int = 19000
+    address: str = defaults.BIND_ADDRESS
+    xds_port: int = defaults.XDS_PORT
+    admin_port: int = defaults.ADMIN_PORT
     translation: TranslateOptions = field(default_factory=TranslateOptions)
-    debounce_seconds: float = 0.3
-    envoy_drain_seconds: float = 600.0
+    debounce_seconds: float = defaults.DEBOUNCE_SECONDS
+    envoy_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     shutdown_grace_seconds: float = 5.0
 
 
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    pipeline = Pipeline(cache=cache, options=options.translation)
+    publisher = SnapshotPublisher(cache=cache, options=options.translation)
     source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
-    admin.add_json_route("/status", pipeline.board.document)
+    admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await server.start(host=options.address, port=options.xds_port)
     await admin.start(host=options.address, port=options.admin_port)
-    watcher = asyncio.create_task(source.run(pipeline), name="file-source")
+    watcher = asyncio.create_task(source.run(publisher), name="file-source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
         done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from controlplane.commands._translation import add_translation_arguments, translate_options
-
-DEFAULT_XDS_PORT = 18000
-DEFAULT_ADMIN_PORT = 19000
+from controlplane import defaults
+from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
 
 
 @dataclass(frozen=True)
@@ -22,25 +20,28 @@ class _Serve:
     help: str = "Serve Envoy configuration over ADS from YAML files, reloading them on change."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        add_translation_arguments(parser)
-        parser.add_argument("--xds-port", type=int, default=DEFAULT_XDS_PORT, metavar="N")
-        parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, metavar="N")
+        add_pipeline_arguments(parser)
+        parser.add_argument("--xds-port", type=int, default=defaults.XDS_PORT, metavar="N")
+        parser.add_argument("--admin-port", type=int, default=defaults.ADMIN_PORT, metavar="N")
         parser.add_argument(
-            "--address", default="0.0.0.0", help="address the xDS and admin ports listen on (default 0.0.0.0)"
+            "--address",
+            default=defaults.BIND_ADDRESS,
+            help=f"address the xDS and admin ports listen on (default {defaults.BIND_ADDRESS})",
         )
         parser.add_argument(
             "--debounce",
             type=float,
-            default=0.3,
+            default=defaults.DEBOUNCE_SECONDS,
             metavar="SECONDS",
-            help="quiet time after file changes before reloading (default 0.3)",
+            help=f"quiet time after file changes before reloading (default {defaults.DEBOUNCE_SECONDS})",
         )
         parser.add_argument(
             "--envoy-drain-seconds",
             type=float,
-            default=600.0,
+            default=defaults.ENVOY_DRAIN_SECONDS,
             metavar="SECONDS",
-            help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept (600)",
+            help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept "
+            f"(default {defaults.ENVOY_DRAIN_SECONDS:g})",
         )
         parser.add_argument("--log-format", choices=("console", "json"), default="console")
         parser.add_argument("--log-level", default="info")
@@ -57,7 +58,7 @@ class _Serve:
             address=args.address,
             xds_port=args.xds_port,
             admin_port=args.admin_port,
-            translation=translate_options(args),
+            translation=pipeline_options(args),
             debounce_seconds=args.debounce,
             envoy_drain_seconds=args.envoy_drain_seconds,
         )

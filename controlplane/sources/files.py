@@ -18,6 +18,7 @@ from typing import Protocol
 
 import structlog
 
+from controlplane import defaults
 from controlplane.resources.loader import LoadResult, combine, load_file, yaml_files
 from controlplane.resources.problems import Problem, Severity
 
@@ -36,7 +37,11 @@ class _FileState:
 
 class FileSource:
     def __init__(
-        self, paths: Sequence[Path], *, poll_interval_seconds: float = 0.5, debounce_seconds: float = 0.3
+        self,
+        paths: Sequence[Path],
+        *,
+        poll_interval_seconds: float = 0.5,
+        debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
     ) -> None:
         self._paths = list(paths)
         self._poll_interval = poll_interval_seconds
