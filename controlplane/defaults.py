@@ -10,6 +10,9 @@ LISTEN_ADDRESS = "0.0.0.0"
 """Address of the Envoy listeners the translation generates (``--listen-address``)."""
 LISTENER_PORT = 10080
 """Port of the one Envoy listener generated when no Gateway is given (``--listener-port``)."""
+GATEWAY_CLASS_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+"""The controllerName of the GatewayClasses whose Gateways are ours (``--gateway-class-controller``):
+Envoy Gateway's, which Envoy AI Gateway's GatewayClasses name, so their manifests apply as is."""
 
 BIND_ADDRESS = "0.0.0.0"
 """Address the control plane's own xDS and admin ports listen on (``serve --address``)."""

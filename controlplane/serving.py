@@ -1,4 +1,7 @@
-"""The running control plane: a source of manifests feeding the translator, the snapshot cache and ADS.
+"""The running control plane: a source of manifests feeding the pipeline, the snapshot cache and ADS.
+
+The source is a folder of files or a Kubernetes API server; each object's verdict goes back to the source,
+which writes it as status where it can.
 
 Every load is translated as a whole and set as one snapshot, so Envoy always gets a consistent view. A
 load that cannot become a consistent snapshot (a translator bug, never user input) is refused by the cache
@@ -10,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -23,9 +27,13 @@ from controlplane.pipeline import translate
 from controlplane.render import status_document
 from controlplane.resources.loader import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
+from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
 from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
+
+if TYPE_CHECKING:
+    from controlplane.sources.kubernetes import KubernetesOptions
 
 _log = structlog.get_logger(__name__)
 
@@ -38,9 +46,11 @@ class StatusBoard:
     problems: list[Problem] = field(default_factory=list)
     snapshot_version: str | None = None
     loads: int = 0
+    source: Source | None = None
 
     def document(self) -> dict[str, Any]:
         return {
+            "source": self.source.state() if self.source else {},
             "snapshotVersion": self.snapshot_version,
             "loads": self.loads,
             "problems": [problem.format() for problem in self.problems],
@@ -56,7 +66,7 @@ class SnapshotPublisher:
         self._options = options
         self.board = StatusBoard()
 
-    async def __call__(self, result: LoadResult) -> None:
+    async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
         translated = translate(result.resource_set(), options=self._options)
         problems = sorted_problems([*result.problems, *translated.problems])
         self._log_changes(problems)
@@ -71,6 +81,7 @@ class SnapshotPublisher:
         self.board.statuses = translated.statuses
         self.board.problems = problems
         self.board.loads += 1
+        return translated.statuses
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -91,7 +102,9 @@ class SnapshotPublisher:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeOptions:
-    paths: tuple[Path, ...]
+    paths: tuple[Path, ...] = ()
+    kubernetes: KubernetesOptions | None = None
+    """Watch a Kubernetes API server instead of ``paths``."""
     address: str = defaults.BIND_ADDRESS
     xds_port: int = defaults.XDS_PORT
     admin_port: int = defaults.ADMIN_PORT
@@ -105,7 +118,8 @@ async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
     publisher = SnapshotPublisher(cache=cache, options=options.translation)
-    source = FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+    source = _source(options)
+    publisher.board.source = source
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
     admin.add_json_route("/status", publisher.board.document)
@@ -115,7 +129,7 @@ async def serve(options: ServeOptions) -> None:
         loop.add_signal_handler(signum, stop.set)
     await server.start(host=options.address, port=options.xds_port)
     await admin.start(host=options.address, port=options.admin_port)
-    watcher = asyncio.create_task(source.run(publisher), name="file-source")
+    watcher = asyncio.create_task(source.run(publisher), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
         done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)
@@ -127,3 +141,12 @@ async def serve(options: ServeOptions) -> None:
         _log.info("shutting down")
         await server.stop(grace_seconds=options.shutdown_grace_seconds)
         await admin.stop()
+
+
+def _source(options: ServeOptions) -> Source:
+    if options.kubernetes is None:
+        return FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+    # Imported here: a file-only server need not load the Kubernetes client.
+    from controlplane.sources.kubernetes import KubernetesSource
+
+    return KubernetesSource(options.kubernetes)

@@ -20,6 +20,9 @@ from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
 from tests.xds_support import BackendFactory as BackendFactory
 from tests.xds_support import EnvoyFactory as EnvoyFactory
 
+# The real API server fixtures (``kube``, ``namespace``, ``private_kube``).
+pytest_plugins = ["tests.kube_support"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(

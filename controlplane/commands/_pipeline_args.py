@@ -12,12 +12,25 @@ if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
 
 
-def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or directories")
+def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: bool = True) -> None:
+    parser.add_argument(
+        "paths",
+        nargs="+" if paths_required else "*",
+        type=Path,
+        metavar="PATH",
+        help="YAML files or directories",
+    )
     parser.add_argument(
         "--listen-address",
         default=defaults.LISTEN_ADDRESS,
         help=f"address of the Envoy listeners it generates (default {defaults.LISTEN_ADDRESS})",
+    )
+    parser.add_argument(
+        "--gateway-class-controller",
+        default=None,
+        metavar="NAME",
+        help="the controllerName of the GatewayClasses whose Gateways are ours "
+        f"(default {defaults.GATEWAY_CLASS_CONTROLLER}, as Envoy AI Gateway's)",
     )
     parser.add_argument(
         "--listener-port",
@@ -33,5 +46,9 @@ def pipeline_options(args: argparse.Namespace) -> TranslateOptions:
     from controlplane.gatewayapi import TranslateOptions
 
     return TranslateOptions(
-        listen_address=args.listen_address, default_port=args.listener_port or defaults.LISTENER_PORT
+        listen_address=args.listen_address,
+        default_port=args.listener_port or defaults.LISTENER_PORT,
+        gateway_class_controller=args.gateway_class_controller or defaults.GATEWAY_CLASS_CONTROLLER,
+        # In a cluster, Gateways of classes that do not exist may be another controller's to come.
+        require_gateway_class=bool(getattr(args, "kubernetes", False)),
     )

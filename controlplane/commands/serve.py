@@ -1,26 +1,66 @@
-"""``controlplane serve PATH... [--xds-port 18000] [--admin-port 19000]``: run the control plane on files.
+"""``controlplane serve (PATH... | --kubernetes) [--xds-port 18000] [--admin-port 19000]``: the control plane.
 
-Loads the YAML files and directories, serves the translation over ADS, watches the files and pushes every
-settled change. SIGTERM or SIGINT drains the xDS streams before exiting, so Envoys reconnect elsewhere
-with their configuration intact.
+Loads the YAML files and directories (or watches a Kubernetes API server), serves the translation over
+ADS and pushes every settled change; in Kubernetes each object's verdict is written to its status.
+SIGTERM or SIGINT drains the xDS streams before exiting, so Envoys reconnect elsewhere with their
+configuration intact.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controlplane import defaults
 from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
+
+if TYPE_CHECKING:
+    from controlplane.sources.kubernetes import KubernetesOptions
 
 
 @dataclass(frozen=True)
 class _Serve:
     name: str = "serve"
-    help: str = "Serve Envoy configuration over ADS from YAML files, reloading them on change."
+    help: str = (
+        "Serve Envoy configuration over ADS from YAML files or a Kubernetes cluster, following changes."
+    )
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        add_pipeline_arguments(parser)
+        add_pipeline_arguments(parser, paths_required=False)
+        cluster = parser.add_argument_group("Kubernetes (instead of PATH)")
+        cluster.add_argument(
+            "--kubernetes", action="store_true", help="watch a Kubernetes API server and write status there"
+        )
+        cluster.add_argument(
+            "--kubeconfig", type=Path, metavar="PATH", help="default: the Pod's in-cluster credentials"
+        )
+        cluster.add_argument(
+            "--namespace",
+            action="append",
+            default=[],
+            metavar="NS",
+            help="watch only this namespace (repeat for more; default: all)",
+        )
+        cluster.add_argument(
+            "--enable-inference-extension",
+            action="store_true",
+            help="also watch InferencePools (Gateway API Inference Extension) and their Pods",
+        )
+        cluster.add_argument(
+            "--leader-election-namespace",
+            metavar="NS",
+            help="namespace of the Lease that picks the replica writing status (default: the Pod's own)",
+        )
+        cluster.add_argument(
+            "--leader-election-lease-duration",
+            type=float,
+            default=15.0,
+            metavar="SECONDS",
+            help="how long a replica that stopped renewing keeps the Lease before another takes over (15)",
+        )
         parser.add_argument("--xds-port", type=int, default=defaults.XDS_PORT, metavar="N")
         parser.add_argument("--admin-port", type=int, default=defaults.ADMIN_PORT, metavar="N")
         parser.add_argument(
@@ -52,9 +92,12 @@ class _Serve:
         from controlplane.log import configure_logging
         from controlplane.serving import ServeOptions, serve
 
+        if bool(args.paths) == args.kubernetes:
+            raise SystemExit("controlplane serve: give either PATH... or --kubernetes (exactly one)")
         configure_logging(json=args.log_format == "json", level=args.log_level)
         options = ServeOptions(
             paths=tuple(args.paths),
+            kubernetes=_kubernetes_options(args) if args.kubernetes else None,
             address=args.address,
             xds_port=args.xds_port,
             admin_port=args.admin_port,
@@ -65,5 +108,29 @@ class _Serve:
         asyncio.run(serve(options))
         return 0
 
+
+def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions:
+    from controlplane.sources.kubernetes import KubernetesOptions, LeaseSettings
+
+    return KubernetesOptions(
+        kubeconfig=args.kubeconfig,
+        namespaces=tuple(dict.fromkeys(args.namespace)),
+        inference_extension=args.enable_inference_extension,
+        lease=LeaseSettings.for_duration(
+            namespace=args.leader_election_namespace or _own_namespace(),
+            lease_duration=args.leader_election_lease_duration,
+        ),
+    )
+
+
+def _own_namespace() -> str:
+    """The Pod's namespace (from its ServiceAccount mount or ``POD_NAMESPACE``), else ``default``."""
+    try:
+        return _SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    except OSError:
+        return os.environ.get("POD_NAMESPACE", "default")
+
+
+_SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 COMMAND = _Serve()

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import httpx
 
+from controlplane.devtools.controlplane_process import ControlPlaneError
 from controlplane.devtools.fake_backend import Normal, Status
-from controlplane.devtools.stack import LocalStack, StackError, free_port_map
+from controlplane.devtools.stack import LocalStack, free_port_map
 from controlplane.log import configure_logging
 
 _CHAT: dict[str, object] = {"messages": [{"role": "user", "content": "What is kubernetes?"}]}
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             _model_failover(stack, http)
             _local_failover(stack, http)
             _region_failback(stack, http)
-    except StackError as exc:
+    except ControlPlaneError as exc:
         print(f"demo failed: {exc}", file=sys.stderr)
         return 1
     _say("done")

@@ -9,7 +9,7 @@ machine. Upstream CRDs and examples the tests read (Gateway API, Envoy Gateway, 
 the Go module cache at pinned versions too: nothing is copied into the repository.
 
 ``python -m controlplane.devtools.gotools`` builds everything (``make test`` runs it first, so the first
-run's build time is not spent inside a test's time-out); tests call :func:`test_tools`.
+run's build time is not spent inside a test's time-out); tests call :func:`ensure_test_tools`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ UPSTREAM_MODULES = {
     "sigs.k8s.io/gateway-api": "v1.4.1",
     "github.com/envoyproxy/gateway": "v1.5.0",
     "github.com/envoyproxy/ai-gateway": "v1.0.0",
+    "sigs.k8s.io/gateway-api-inference-extension": "v1.0.1",
 }
 """Modules read as data (CRDs, examples); v1.0.0 is the newest Envoy AI Gateway the module proxy serves."""
 
@@ -65,7 +66,7 @@ class ToolBuildError(RuntimeError):
 
 
 def cache_root() -> Path:
-    """``$AIXDS_TOOLS_CACHE``, else ``$XDG_CACHE_HOME/ai-xds-controlplane/tools`` (``~/.cache`` by default)."""
+    """``$AIXDS_TOOLS_CACHE``, else ``$XDG_CACHE_HOME/ai-xds-controlplane/tools`` (``~/.cache`` default)."""
     configured = os.environ.get("AIXDS_TOOLS_CACHE")
     if configured:
         return Path(configured)
@@ -87,7 +88,7 @@ class TestTools:
         return self.modules[path]
 
 
-def test_tools(*, log: bool = False) -> TestTools:
+def ensure_test_tools(*, log: bool = False) -> TestTools:
     """Builds what is missing (under a lock, so parallel runs build once) and returns where everything is."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
@@ -109,7 +110,9 @@ def _ensure_group(group: ToolGroup, root: Path, *, log: bool) -> dict[str, Path]
     target.mkdir(parents=True)
     started = time.monotonic()
     if log:
-        print(f"building {', '.join(group.binaries)} from tools/{group.name} (first run only) ...", flush=True)
+        print(
+            f"building {', '.join(group.binaries)} from tools/{group.name} (first run only) ...", flush=True
+        )
     for name, package in group.binaries.items():
         _go(["build", "-trimpath", "-ldflags=-s -w", "-o", str(target / name), package], cwd=module_dir)
     (target / ".complete").write_text(f"{time.monotonic() - started:.0f}s\n")
@@ -122,7 +125,10 @@ def _ensure_modules(root: Path, *, log: bool) -> dict[str, Path]:
     manifest = root / f"modules-{_text_hash(json.dumps(UPSTREAM_MODULES, sort_keys=True))}.json"
     if manifest.is_file():
         known: dict[str, str] = json.loads(manifest.read_text())
-        if all(Path(folder).is_dir() for folder in known.values()):
+        pinned = all(
+            known.get(module, "").endswith(f"@{version}") for module, version in UPSTREAM_MODULES.items()
+        )
+        if pinned and all(Path(folder).is_dir() for folder in known.values()):
             return {module: Path(folder) for module, folder in known.items()}
     if log:
         print("downloading upstream CRDs and examples from the Go module proxy ...", flush=True)
@@ -171,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the Go test tools (once) and print where they are.")
     parser.parse_args(argv)
     try:
-        tools = test_tools(log=True)
+        tools = ensure_test_tools(log=True)
     except ToolBuildError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

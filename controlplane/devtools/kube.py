@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import shutil
 import socket
 import ssl
-import shutil
 import subprocess
 import tempfile
 import time
@@ -60,7 +60,7 @@ class LocalKube:
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._ca = CertificateAuthority(common_name="local-kube CA")
-        self._pki = workdir / "pki"
+        self._pki = self.workdir / "pki"
 
     @property
     def url(self) -> str:
@@ -146,7 +146,9 @@ class LocalKube:
         ]
         result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=60)
         if check and result.returncode != 0:
-            raise KubeError(f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}")
+            raise KubeError(
+                f"kubectl {' '.join(args)} failed ({result.returncode}):\n{result.stderr.strip()}"
+            )
         return result
 
     def apply(self, manifest: str | Path, *, namespace: str | None = None) -> str:
@@ -276,7 +278,9 @@ class LocalKube:
     def _etcd_call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         connection = _UnixHTTPConnection(str(self.workdir / ETCD_SOCKET))
         try:
-            connection.request("POST", path, body=json.dumps(body), headers={"content-type": "application/json"})
+            connection.request(
+                "POST", path, body=json.dumps(body), headers={"content-type": "application/json"}
+            )
             response = connection.getresponse()
             text = response.read().decode()
             if response.status != 200:
@@ -304,7 +308,9 @@ def _kubeconfig(server: str, ca_file: Path, credentials: dict[str, str], *, user
         {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+            "clusters": [
+                {"name": "local", "cluster": {"server": server, "certificate-authority": str(ca_file)}}
+            ],
             "users": [{"name": user, "user": credentials}],
             "contexts": [{"name": "local", "context": {"cluster": "local", "user": user}}],
             "current-context": "local",

@@ -10,29 +10,21 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
 from controlplane.bootstrap import render_bootstrap
+from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
-from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.netutil import free_port
 from controlplane.resources.envoy_gateway import Backend
 from controlplane.resources.loader import load_paths
 
 _PORT = re.compile(r"(\bport:\s*)(\d+)")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-class StackError(RuntimeError):
-    pass
 
 
 def free_port_map(manifests: Path) -> dict[int, int]:
@@ -60,20 +52,34 @@ class LocalStack:
         workdir: Path | None = None,
         serve_args: tuple[str, ...] = (),
         fake_backends: bool = True,
+        kubeconfig: Path | None = None,
     ) -> None:
+        """With ``kubeconfig`` the control plane watches that cluster (``serve --kubernetes``) instead of
+        the manifests' folder: the caller applies ``config_dir`` there (ports already mapped)."""
         self._source = manifests
         self.port_map = dict(port_map or {})
         self._delta = delta
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-stack-"))
         self.config_dir = self.workdir / "config"
-        self._serve_args = serve_args
         self._fake_backends = fake_backends
         self.backends: dict[str, FakeBackend] = {}
         self.envoy: EnvoyProcess | None = None
-        self._control_plane: subprocess.Popen[bytes] | None = None
-        self.admin_port = free_port()
-        self.xds_port = free_port()
+        source = (
+            [str(self.config_dir)] if kubeconfig is None else ["--kubernetes", f"--kubeconfig={kubeconfig}"]
+        )
+        self.control_plane = ControlPlaneProcess(
+            [*source, "--listen-address", "127.0.0.1", *serve_args],
+            log_file=self.workdir / "controlplane.log",
+        )
+
+    @property
+    def admin_port(self) -> int:
+        return self.control_plane.admin_port
+
+    @property
+    def xds_port(self) -> int:
+        return self.control_plane.xds_port
 
     def port(self, manifest_port: int) -> int:
         """Where a port named in the manifests really is."""
@@ -87,7 +93,7 @@ class LocalStack:
             self._write_config()
             if self._fake_backends:
                 self._start_backends()
-            self._start_control_plane(timeout=timeout)
+            self.control_plane.start(timeout=timeout)
             self.envoy = EnvoyProcess(
                 bootstrap_yaml=render_bootstrap(
                     xds_address=f"127.0.0.1:{self.xds_port}", delta=self._delta, admin_port=0, node_id="local"
@@ -108,21 +114,13 @@ class LocalStack:
         target.write_text(map_ports(text, self.port_map), encoding="utf-8")
 
     def control_plane_log(self) -> str:
-        path = self.workdir / "controlplane.log"
-        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        return self.control_plane.log()
 
     def stop(self) -> None:
         if self.envoy is not None:
             self.envoy.stop()
             self.envoy = None
-        if self._control_plane is not None:
-            self._control_plane.terminate()
-            try:
-                self._control_plane.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._control_plane.kill()
-                self._control_plane.wait(timeout=5)
-            self._control_plane = None
+        self.control_plane.stop()
         for backend in self.backends.values():
             backend.stop()
         self.backends.clear()
@@ -155,45 +153,6 @@ class LocalStack:
                 fake = FakeBackend(name=backend.name, model=backend.name, port=address.port)
                 fake.start()
                 self.backends[backend.name] = fake
-
-    def _start_control_plane(self, *, timeout: float) -> None:
-        log = (self.workdir / "controlplane.log").open("wb")
-        self._control_plane = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "controlplane",
-                "serve",
-                str(self.config_dir),
-                "--xds-port",
-                str(self.xds_port),
-                "--admin-port",
-                str(self.admin_port),
-                "--listen-address",
-                "127.0.0.1",
-                *self._serve_args,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=terminate_with_parent,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._control_plane.poll() is not None:
-                raise StackError(f"controlplane serve exited early:\n{self.control_plane_log()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise StackError(
-            f"controlplane serve not ready after {timeout}s:\n{self.control_plane_log()[-3000:]}"
-        )
 
 
 def _yaml_files(path: Path) -> list[Path]:

@@ -22,11 +22,15 @@ __all__ = ["Condition", "IRResult", "ObjectStatus", "TranslateOptions", "build_i
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranslateOptions:
-    """How the generated listeners are placed (the ``--listen-address`` and ``--listener-port`` flags)."""
+    """How the pipeline places the generated listeners and which Gateways it takes as its own."""
 
     listen_address: str = defaults.LISTEN_ADDRESS
     default_port: int = defaults.LISTENER_PORT
     """The one listener's port when no Gateway is given."""
+    gateway_class_controller: str = defaults.GATEWAY_CLASS_CONTROLLER
+    """Gateways whose GatewayClass names another controller are left alone."""
+    require_gateway_class: bool = False
+    """A Gateway whose GatewayClass does not exist is not ours (in a cluster); files may omit the class."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +47,13 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
     each object's conditions and problems. A bad object drops only itself and the references to it."""
     report = Report(source_of=resources.source)
     _note_fields(resources, report)
-    binder = ListenerBinder(resources=resources, report=report, default_port=options.default_port)
+    binder = ListenerBinder(
+        resources=resources,
+        report=report,
+        default_port=options.default_port,
+        controller_name=options.gateway_class_controller,
+        require_gateway_class=options.require_gateway_class,
+    )
     backends = BackendResolver(resources=resources, report=report)
     for backend in resources.backends():
         backends.ai_service_backend(backend)

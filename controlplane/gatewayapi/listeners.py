@@ -35,11 +35,22 @@ class Attachment:
 
 
 class ListenerBinder:
-    def __init__(self, *, resources: ResourceSet, report: Report, default_port: int) -> None:
+    def __init__(
+        self,
+        *,
+        resources: ResourceSet,
+        report: Report,
+        default_port: int,
+        controller_name: str,
+        require_gateway_class: bool,
+    ) -> None:
         self._report = report
         self._resources = resources
-        gateways = resources.gateways()
-        self.default_mode = not gateways
+        self._controller_name = controller_name
+        self._require_gateway_class = require_gateway_class
+        self._not_ours: dict[tuple[str, str], str] = {}
+        gateways = [gateway for gateway in resources.gateways() if self._is_ours(gateway)]
+        self.default_mode = not resources.gateways() and not require_gateway_class
         self.slots = (
             [ListenerSlot(f"default/{default_port}", default_port, None, None, None)]
             if self.default_mode
@@ -58,6 +69,10 @@ class ListenerBinder:
             namespace = ref.namespace or route.namespace
             if ref.kind != "Gateway" or self._resources.gateway(namespace, ref.name) is None:
                 self._report.unresolved(route, f"{path}.name", f"{ref.kind} {namespace}/{ref.name} not found")
+                continue
+            not_ours = self._not_ours.get((namespace, ref.name))
+            if not_ours is not None:
+                self._report.unresolved(route, f"{path}.name", f"Gateway {namespace}/{ref.name} {not_ours}")
                 continue
             candidates = [
                 slot
@@ -79,6 +94,23 @@ class ListenerBinder:
                 )
             attachments.extend(found)
         return attachments
+
+    def _is_ours(self, gateway: Gateway) -> bool:
+        """A Gateway is ours when its GatewayClass names our controller. Without the class object (a folder
+        of manifests run locally) it is ours unless the class is required, as it is in a cluster, where
+        other controllers' Gateways are not ours to program (nor to report on)."""
+        class_name = gateway.spec.gateway_class_name
+        gateway_class = self._resources.gateway_class(class_name)
+        if gateway_class is None:
+            if not self._require_gateway_class:
+                return True
+            reason = f"has GatewayClass {class_name}, which does not exist"
+        elif gateway_class.spec.controller_name != self._controller_name:
+            reason = f"belongs to controller {gateway_class.spec.controller_name} (GatewayClass {class_name})"
+        else:
+            return True
+        self._not_ours[(gateway.namespace, gateway.name)] = reason
+        return False
 
     def _gateway_slots(self, gateways: list[Gateway]) -> list[ListenerSlot]:
         slots: list[ListenerSlot] = []

@@ -46,7 +46,7 @@ class NotedField:
 
 
 def noted_fields(obj: BaseModel) -> list[NotedField]:
-    """Every marked field that the input explicitly set on ``obj`` (defaults do not count), sorted by path."""
+    """Every marked field the input set on ``obj`` to other than its default, sorted by path."""
     return sorted(_walk(obj, ()), key=lambda noted: noted.path)
 
 
@@ -65,7 +65,8 @@ def _walk(model: BaseModel, at: tuple[str | int, ...]) -> Iterator[NotedField]:
     for name, info in fields.items():
         value = getattr(model, name)
         here = (*at, info.alias or name)
-        if name in model.model_fields_set and value is not None:
+        # A field set to its default (as the API server's CRD defaulting does) changes nothing to note.
+        if name in model.model_fields_set and value is not None and value != info.default:
             for meta in info.metadata:
                 if isinstance(meta, FieldNote):
                     yield NotedField(field_path(here), meta)

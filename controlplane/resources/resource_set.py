@@ -89,6 +89,9 @@ class ResourceSet:
     def gateway_classes(self) -> list[GatewayClass]:
         return self.of_type(GatewayClass)
 
+    def gateway_class(self, name: str) -> GatewayClass | None:
+        return next((item for item in self.gateway_classes() if item.name == name), None)
+
     def eg_backends(self) -> list[Backend]:
         """Envoy Gateway ``Backend`` objects (not AIServiceBackends)."""
         return self.of_type(Backend)

@@ -1,1 +1,1 @@
-"""Where resources come from: a folder of YAML files (``files``) or a Kubernetes API (later)."""
+"""Where resources come from: a folder of YAML files (``files``) or a Kubernetes API server."""

@@ -14,19 +14,16 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
 import structlog
 
 from controlplane import defaults
 from controlplane.resources.loader import LoadResult, combine, load_file, yaml_files
 from controlplane.resources.problems import Problem, Severity
+from controlplane.sources.base import LoadHandler
 
 _log = structlog.get_logger(__name__)
-
-
-class LoadHandler(Protocol):
-    async def __call__(self, result: LoadResult, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +45,9 @@ class FileSource:
         self._debounce = debounce_seconds
         self._files: dict[Path, _FileState] = {}
         self._good: dict[Path, LoadResult] = {}
+
+    def state(self) -> dict[str, Any]:
+        return {"files": [str(path) for path in self._paths]}
 
     def load(self) -> LoadResult:
         """Reads what changed since the last call and returns the whole configuration."""

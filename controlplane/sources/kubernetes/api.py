@@ -81,6 +81,9 @@ class WatchStream:
         self._response.shutdown()
 
 
+_CONNECTION_POOL_SIZE = 64
+
+
 class KubeApi:
     """One API server connection: from a kubeconfig file, or the Pod's in-cluster credentials."""
 
@@ -92,11 +95,13 @@ class KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file."""
         configuration = kubernetes.client.Configuration()
         if kubeconfig is None:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)
+            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
         else:
-            kubernetes.config.load_kube_config(
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                 config_file=str(kubeconfig), context=context, client_configuration=configuration
             )
+        # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
+        configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
         return cls(kubernetes.client.ApiClient(configuration))
 
     @property
@@ -105,7 +110,7 @@ class KubeApi:
         return host
 
     def close(self) -> None:
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
     # --- reads ---
 
@@ -181,7 +186,9 @@ class KubeApi:
 
     # --- writes ---
 
-    def patch_status(self, resource: ApiResource, *, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, resource: ApiResource, *, namespace: str, name: str, status: dict[str, Any]
+    ) -> None:
         """Replaces ``status`` through the status subresource (a JSON merge patch)."""
         self._json(
             "PATCH",

@@ -50,14 +50,16 @@ class WatchedKind:
         return not self.model.cluster_scoped
 
     def resolve(self, api: KubeApi) -> ApiResource | None:
-        """The version to watch: the server's preferred one if we read it, else the first served one we
-        read, in the order the model lists them. None when the server serves none of them."""
+        """The version to watch: the group's preferred one if we read it and it has this kind, else the
+        first we read that has it, in the order the model lists them. None when no served version has it
+        (a group's versions need not all carry every kind: Gateway API's v1 has no ReferenceGrant)."""
         served, preferred = api.discover(self.group)
         ours = [version for version in self.model.api_versions if version in served]
-        if not ours:
-            return None
-        version = preferred if preferred in ours else ours[0]
-        return ApiResource(self.group, version, self.plural, self.kind, namespaced=self.namespaced)
+        ours.sort(key=lambda version: version != preferred)
+        for version in ours:
+            if any(entry.get("name") == self.plural for entry in api.resources(self.group, version)):
+                return ApiResource(self.group, version, self.plural, self.kind, namespaced=self.namespaced)
+        return None
 
 
 WATCHED_KINDS: tuple[WatchedKind, ...] = (
@@ -79,7 +81,9 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     WatchedKind(Pod, "pods", inference_extension=True),
 )
 
-CRDS = ApiResource("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False)
+CRDS = ApiResource(
+    "apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False
+)
 """Watched so that a kind whose CRD is installed later is picked up at once."""
 
 

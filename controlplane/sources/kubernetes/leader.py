@@ -36,6 +36,16 @@ class LeaseSettings:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
 
+    @classmethod
+    def for_duration(cls, *, namespace: str, lease_duration: float) -> LeaseSettings:
+        """client-go's proportions (15 s / 10 s / 2 s) scaled to ``lease_duration``."""
+        return cls(
+            namespace=namespace,
+            lease_duration=lease_duration,
+            renew_deadline=lease_duration * 2 / 3,
+            retry_period=lease_duration * 2 / 15,
+        )
+
 
 def default_identity() -> str:
     """The host name (the Pod name in a cluster) plus a random suffix, unique per process."""
@@ -135,6 +145,7 @@ class LeaderElector:
         duration = float(spec.get("leaseDurationSeconds") or settings.lease_duration)
         expired = time.monotonic() - self._observed_at > duration
         if holder and holder != self.identity and not expired:
+            self._set_leading(False)  # someone else holds it: stop writing now, not at the renew deadline
             return False
         mine = holder == self.identity
         transitions = int(spec.get("leaseTransitions") or 0) + (0 if mine else 1)

@@ -70,7 +70,7 @@ class Backoff:
         self._attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self._cap, self._base * 2**self._attempt)
+        delay: float = min(self._cap, self._base * 2.0**self._attempt)
         self._attempt += 1
         return delay * random.uniform(0.5, 1.0)
 
@@ -106,6 +106,8 @@ class Reflector:
         self._thread = threading.Thread(target=self._run, name=f"watch {scope}", daemon=True)
         self.synced = threading.Event()
         """Set once the first list (or the first "not served" answer) has been handed to the sink."""
+        self.expirations = 0
+        """Watches that ended in ``410 Gone`` and were followed by a new list."""
 
     def start(self) -> None:
         self._thread.start()
@@ -147,6 +149,7 @@ class Reflector:
             except ApiError as error:
                 if error.status == _GONE:
                     _log.info("watch expired, listing again", scope=str(self.scope))
+                    self.expirations += 1
                     version = None
                     continue
                 if error.status == _NOT_FOUND:
@@ -159,7 +162,9 @@ class Reflector:
                     reported = self._report(f"not allowed: {error.message}", reported)
                 delay = backoff.next_delay()
                 if not self._stopped.is_set():
-                    _log.warning("watch failed, retrying", scope=str(self.scope), error=str(error), delay=delay)
+                    _log.warning(
+                        "watch failed, retrying", scope=str(self.scope), error=str(error), delay=delay
+                    )
                 self._sleep(delay, wake=False)
 
     def _list(self, resource: ApiResource) -> str:

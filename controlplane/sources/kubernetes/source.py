@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 
 from controlplane.gatewayapi import ObjectStatus
-from controlplane.resources.problems import ObjectKey, Problem, Severity
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.references import referenced_secrets_and_config_maps
 from controlplane.sources.base import LoadHandler
 from controlplane.sources.kubernetes.api import ApiResource, KubeApi
@@ -57,33 +57,33 @@ class KubernetesSource:
         self._kinds = watched_kinds(inference_extension=options.inference_extension)
         self._store = ObjectStore(status_is_ours=[(k.group, k.kind) for k in self._kinds if k.status_is_ours])
         self._reflectors: dict[WatchScope, Reflector] = {}
-        self._resources: dict[tuple[str, str], ApiResource] = {}
         self._unavailable: dict[WatchScope, str] = {}
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = StatusWriter(self._api, may_write=self._may_write)
         self._elector = LeaderElector(self._api, options.lease, on_change=self._leadership_changed)
 
-    @property
-    def problems(self) -> list[Problem]:
-        """What cannot be watched now (a kind not served, a permission missing), for ``/status``."""
-        return [
-            Problem(severity=Severity.WARNING, message=f"cannot watch {scope}: {reason}")
-            for scope, reason in sorted(self._unavailable.items(), key=lambda item: str(item[0]))
-        ]
-
-    @property
-    def is_leader(self) -> bool:
-        return self._elector.is_leader
-
-    @property
-    def status_writes(self) -> int:
-        return self._writer.writes
+    def state(self) -> dict[str, Any]:
+        """For ``/status``: whether this replica writes status, and what the watches went through."""
+        return {
+            "kubernetes": {
+                "server": self._api.server,
+                "leader": self._elector.is_leader,
+                "statusWrites": self._writer.writes,
+                "watches": len(self._reflectors),
+                "watchExpirations": sum(reflector.expirations for reflector in self._reflectors.values()),
+                "notWatched": {
+                    str(scope): reason for scope, reason in sorted(self._unavailable.items(), key=str)
+                },
+            }
+        }
 
     async def run(self, on_load: LoadHandler) -> None:
         """Watches until cancelled, calling ``on_load`` with the first full view and after every change."""
         self._loop = asyncio.get_running_loop()
-        _log.info("watching Kubernetes", server=self._api.server, namespaces=self._options.namespaces or "all")
+        _log.info(
+            "watching Kubernetes", server=self._api.server, namespaces=self._options.namespaces or "all"
+        )
         if self._options.write_status:
             self._writer.start()
             self._elector.start()
@@ -96,6 +96,7 @@ class KubernetesSource:
             await self._wait_synced()
             while True:
                 await self._follow_references()
+                self._changed.clear()  # what arrived so far is in this load
                 statuses = await on_load(self._store.load())
                 self._submit_statuses(statuses)
                 await self._settle()
@@ -122,7 +123,6 @@ class KubernetesSource:
     def deliver_replaced(self, scope: WatchScope, objects: Sequence[dict[str, Any]]) -> None:
         self._unavailable.pop(scope, None)
         self._store.replace(scope, objects)
-        self._remember_resource(scope, objects)
         self._mark()
 
     def deliver_changed(self, scope: WatchScope, event_type: str, obj: dict[str, Any]) -> None:
@@ -158,7 +158,9 @@ class KubernetesSource:
         self._changed.clear()
 
     async def _wait_synced(self, scopes: Sequence[WatchScope] | None = None) -> None:
-        reflectors = [self._reflectors[s] for s in scopes] if scopes is not None else list(self._reflectors.values())
+        reflectors = (
+            [self._reflectors[s] for s in scopes] if scopes is not None else list(self._reflectors.values())
+        )
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + _SYNC_TIMEOUT
 
@@ -204,12 +206,6 @@ class KubernetesSource:
         self._reflectors[scope] = reflector
         reflector.start()
 
-    def _remember_resource(self, scope: WatchScope, objects: Sequence[dict[str, Any]]) -> None:
-        for kind in self._kinds:
-            if (kind.group, kind.kind) == (scope.group, scope.kind) and kind.status_is_ours and objects:
-                version = str(objects[0]["apiVersion"]).rpartition("/")[2]
-                self._resources[(kind.group, kind.kind)] = ApiResource(kind.group, version, kind.plural, kind.kind)
-
     def _namespaces(self, kind: WatchedKind) -> tuple[str | None, ...]:
         if not kind.namespaced or not self._options.namespaces:
             return (None,)
@@ -224,12 +220,16 @@ class KubernetesSource:
     def _submit_statuses(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> None:
         if not self._options.write_status:
             return
+        ours = {(kind.group, kind.kind): kind for kind in self._kinds if kind.status_is_ours}
         observed: dict[ObjectKey, Observed] = {}
         for key in statuses:
-            resource = self._resources.get((key.group, key.kind))
-            raw = self._store.raw(key) if resource is not None else None
-            if resource is None or raw is None:
+            kind = ours.get((key.group, key.kind))
+            raw = self._store.raw(key) if kind is not None else None
+            if kind is None or raw is None:
                 continue
+            # The version the object was read in is one the server serves: write status in it too.
+            version = str(raw.get("apiVersion", "")).rpartition("/")[2]
+            resource = ApiResource(kind.group, version, kind.plural, kind.kind)
             generation = (raw.get("metadata") or {}).get("generation")
             conditions = tuple((raw.get("status") or {}).get("conditions") or ())
             observed[key] = Observed(resource, generation, conditions)

@@ -95,7 +95,9 @@ class StatusWriter:
         self._wake.set()
         self._thread.join(timeout=10)
 
-    def submit(self, statuses: Mapping[ObjectKey, ObjectStatus], observed: Mapping[ObjectKey, Observed]) -> None:
+    def submit(
+        self, statuses: Mapping[ObjectKey, ObjectStatus], observed: Mapping[ObjectKey, Observed]
+    ) -> None:
         """Queues a write of ``statuses`` for the objects in ``observed`` (others are not ours to write)."""
         with self._lock:
             self._pending = self._latest = (dict(statuses), dict(observed))
@@ -118,7 +120,9 @@ class StatusWriter:
             if work is not None and not self._stopped.is_set():
                 self._write_all(*work)
 
-    def _write_all(self, statuses: dict[ObjectKey, ObjectStatus], observed: dict[ObjectKey, Observed]) -> None:
+    def _write_all(
+        self, statuses: dict[ObjectKey, ObjectStatus], observed: dict[ObjectKey, Observed]
+    ) -> None:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for key, seen in sorted(observed.items()):
             status = statuses.get(key)

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane.resources.loader import Loaded, LoadResult, combine, parse_document
 from controlplane.resources.meta import Resource, split_api_version
-from controlplane.resources.parse import Loaded, LoadResult, combine, parse_document
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.sources.kubernetes.reflector import WatchScope
 
@@ -109,4 +109,6 @@ class ObjectStore:
 def _key(raw: dict[str, Any]) -> ObjectKey:
     group, _ = split_api_version(str(raw.get("apiVersion", "")))
     metadata = raw.get("metadata") or {}
-    return ObjectKey(group, str(raw.get("kind", "")), str(metadata.get("namespace", "")), str(metadata["name"]))
+    return ObjectKey(
+        group, str(raw.get("kind", "")), str(metadata.get("namespace", "")), str(metadata["name"])
+    )

@@ -1,0 +1,30 @@
+"""What every source of resources offers the running server, and what the server hands back.
+
+A source calls its ``LoadHandler`` with the whole current configuration after every settled change; the
+handler answers with each object's verdict, which a source that can report (Kubernetes status) writes back
+and one that cannot (files) ignores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from controlplane.gatewayapi import ObjectStatus
+    from controlplane.resources.loader import LoadResult
+    from controlplane.resources.problems import ObjectKey
+
+
+class LoadHandler(Protocol):
+    async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus]: ...
+
+
+class Source(Protocol):
+    def state(self) -> dict[str, Any]:
+        """What the source adds to ``/status`` about itself (nothing secret)."""
+        ...
+
+    async def run(self, on_load: LoadHandler) -> None:
+        """Calls ``on_load`` with the first full view, then after every settled change, until cancelled."""
+        ...

@@ -1,0 +1,149 @@
+"""Fixtures for tests against a real Kubernetes API server (etcd and kube-apiserver from pinned Go modules).
+
+One API server per test session (starting one takes seconds), with the upstream CRDs we read installed from
+the Go module cache at their pinned versions and ours from ``crds/``; each test gets a namespace of its own,
+so tests do not see each other's objects. A test that restarts the API server or compacts etcd asks for
+``private_kube`` instead and gets a server nobody else uses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controlplane.devtools.gotools import TestTools, ensure_test_tools
+from controlplane.devtools.kube import LocalKube
+
+REPO = Path(__file__).resolve().parents[1]
+OUR_CRDS = REPO / "crds"
+GATEWAY_CLASS = REPO / "examples" / "gatewayclass.yaml"
+_DEFAULT_NAMESPACE = re.compile(r"^(\s*namespace:\s*)default\s*$", re.MULTILINE)
+
+UPSTREAM_CRDS = {
+    "sigs.k8s.io/gateway-api": [
+        f"config/crd/experimental/gateway.networking.k8s.io_{plural}.yaml"
+        for plural in ("gatewayclasses", "gateways", "httproutes", "referencegrants", "backendtlspolicies")
+    ],
+    "github.com/envoyproxy/gateway": [
+        f"charts/gateway-helm/crds/generated/gateway.envoyproxy.io_{plural}.yaml"
+        for plural in ("backends", "backendtrafficpolicies")
+    ],
+    "sigs.k8s.io/gateway-api-inference-extension": [
+        "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
+        "config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml",
+    ],
+}
+"""The CRDs of the kinds we read but do not own, as each project publishes them."""
+
+_namespaces = itertools.count(1)
+
+
+def upstream_crd_files(tools: TestTools) -> list[Path]:
+    return [tools.module(module) / path for module, paths in UPSTREAM_CRDS.items() for path in paths]
+
+
+def install_crds(kube: LocalKube, tools: TestTools) -> None:
+    """Applies the upstream CRDs and ours, then waits until the API server serves every one of them."""
+    files = [*upstream_crd_files(tools), *sorted(OUR_CRDS.glob("*.yaml"))]
+    for path in files:
+        # Server-side apply: some upstream CRDs are too large for client-side apply's annotation.
+        kube.kubectl("apply", "--server-side", "-f", str(path))
+    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+
+
+def start_kube(tools: TestTools) -> LocalKube:
+    kube = LocalKube(tools=tools)
+    try:
+        kube.start()
+        install_crds(kube, tools)
+    except BaseException:
+        kube.stop()
+        raise
+    return kube
+
+
+@pytest.fixture(scope="session")
+def kube_tools() -> TestTools:
+    """The built binaries (``make test`` builds them before pytest starts; this only finds them)."""
+    return ensure_test_tools(log=True)
+
+
+@pytest.fixture(scope="session")
+def kube(kube_tools: TestTools) -> Iterator[LocalKube]:
+    """The session's shared API server, every CRD installed. Use ``namespace`` to keep to your own objects."""
+    server = start_kube(kube_tools)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_kube(kube_tools: TestTools) -> Iterator[LocalKube]:
+    """An API server of this test's own, for tests that restart it or compact its etcd."""
+    server = start_kube(kube_tools)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def fresh_namespace(kube: LocalKube) -> Iterator[str]:
+    """A namespace nobody else uses, deleted (without waiting) afterwards."""
+    name = f"t{next(_namespaces)}"
+    kube.kubectl("create", "namespace", name)
+    try:
+        yield name
+    finally:
+        kube.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+@pytest.fixture
+def namespace(kube: LocalKube) -> Iterator[str]:
+    """A fresh namespace on the shared API server for this test."""
+    with fresh_namespace(kube) as name:
+        yield name
+
+
+def in_namespace(manifest: str, namespace: str) -> str:
+    """The examples' ``namespace: default`` moved to ``namespace`` (each test keeps to its own)."""
+    return _DEFAULT_NAMESPACE.sub(rf"\g<1>{namespace}", manifest)
+
+
+def apply_in_namespace(kube: LocalKube, path: Path, namespace: str) -> None:
+    """``kubectl apply`` of a file or folder of example manifests, moved into ``namespace``."""
+    files = sorted(path.rglob("*.yaml")) if path.is_dir() else [path]
+    kube.apply("\n---\n".join(in_namespace(file.read_text(), namespace) for file in files))
+
+
+def serve_arguments(kube: LocalKube, namespace: str) -> list[str]:
+    """``controlplane serve`` on the cluster, watching (and electing its leader in) one namespace."""
+    return [
+        "--kubernetes",
+        f"--kubeconfig={kube.kubeconfig}",
+        f"--namespace={namespace}",
+        f"--leader-election-namespace={namespace}",
+    ]
+
+
+def conditions(kube: LocalKube, resource: str, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    """An object's ``status.conditions`` as written in the cluster, by type."""
+    found = kube.get_json(resource, name, "-n", namespace)
+    return {condition["type"]: condition for condition in found.get("status", {}).get("conditions", [])}
+
+
+def served_conditions(
+    status: dict[str, Any], kind: str, namespace: str, name: str
+) -> dict[str, dict[str, Any]]:
+    """An object's conditions on a control plane's ``/status`` page, by type (empty: not there)."""
+    for entry in status["objects"]:
+        if (entry["kind"], entry["namespace"], entry["name"]) == (kind, namespace, name):
+            return {condition["type"]: condition for condition in entry["conditions"]}
+    return {}
