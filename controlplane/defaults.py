@@ -23,6 +23,9 @@ ADMIN_PORT = 19000
 
 DEBOUNCE_SECONDS = 0.3
 """Quiet time after file changes before reloading (``serve --debounce``)."""
+LEASE_DURATION_SECONDS = 15.0
+"""How long a replica that stopped renewing keeps the status-writing Lease (client-go's default;
+``serve --leader-election-lease-duration``)."""
 ENVOY_DRAIN_SECONDS = 600.0
 """Envoy's ``--drain-time-s`` default: how long a replaced listener's resources are kept
 (``serve --envoy-drain-seconds``)."""

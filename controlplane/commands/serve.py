@@ -57,9 +57,10 @@ class _Serve:
         cluster.add_argument(
             "--leader-election-lease-duration",
             type=float,
-            default=15.0,
+            default=defaults.LEASE_DURATION_SECONDS,
             metavar="SECONDS",
-            help="how long a replica that stopped renewing keeps the Lease before another takes over (15)",
+            help="how long a replica that stopped renewing keeps the Lease before another takes over "
+            f"(default {defaults.LEASE_DURATION_SECONDS:g})",
         )
         parser.add_argument("--xds-port", type=int, default=defaults.XDS_PORT, metavar="N")
         parser.add_argument("--admin-port", type=int, default=defaults.ADMIN_PORT, metavar="N")
