@@ -25,7 +25,7 @@ from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.render import status_document
-from controlplane.resources.loader import LoadResult
+from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource

@@ -30,8 +30,8 @@ class _Translate:
     def run(self, args: argparse.Namespace) -> int:
         from controlplane.pipeline import translate
         from controlplane.render import envoy_document, status_document
-        from controlplane.resources.loader import load_paths
         from controlplane.resources.problems import Severity, sorted_problems
+        from controlplane.sources.files import load_paths
 
         loaded = load_paths(args.paths)
         result = translate(loaded.resource_set(), options=pipeline_options(args))
