@@ -1,4 +1,6 @@
 """An Envoy xDS control plane for AI inference routing.
 
-Pipeline: sources (files, Kubernetes) -> typed resources -> translator -> snapshot cache -> gRPC xDS server.
+The pipeline, top to bottom: ``sources`` (files; Kubernetes) -> ``resources`` (typed input objects) ->
+``gatewayapi`` (``build_ir``) -> ``ir`` -> ``xds.translator`` (``build_xds``) -> ``xds.cache`` ->
+``xds.server`` (ADS). ``pipeline.translate`` runs the pure middle in one call; ``serving`` runs it all.
 """

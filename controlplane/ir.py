@@ -19,6 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+MODEL_HEADER = "x-ai-eg-model"
+"""The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
+OPENAI_PATH_PREFIX = "/v1"
+"""Where clients send OpenAI-compatible requests; also a backend's path prefix when its schema names none."""
+
 
 @dataclass(frozen=True, slots=True)
 class HeaderMatch:
@@ -196,7 +201,7 @@ class BackendHop:
     model_override: str | None = None
     credential: Credential | None = None
     request_headers: HeaderEdits = HeaderEdits()
-    path_prefix: str = "/v1"
+    path_prefix: str = OPENAI_PATH_PREFIX
     host_rewrite: str | None = None
 
 

@@ -1,4 +1,4 @@
-"""The running control plane: a source of manifests feeding the translator, the snapshot cache and ADS.
+"""The running control plane: a source of manifests feeding the pipeline, the snapshot cache and ADS.
 
 The source is a folder of files or a Kubernetes API server; each object's verdict goes back to the source,
 which writes it as status where it can.
@@ -20,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
+from controlplane.pipeline import translate
 from controlplane.render import status_document
-from controlplane.resources.loader import LoadResult
+from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
-from controlplane.translator import translate
 from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
@@ -57,8 +58,8 @@ class StatusBoard:
         }
 
 
-class Pipeline:
-    """Turns each load into a snapshot in ``cache`` and a status board."""
+class SnapshotPublisher:
+    """Translates each load and publishes it as the snapshot in ``cache``, keeping a status board."""
 
     def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
         self._cache = cache
@@ -66,10 +67,10 @@ class Pipeline:
         self.board = StatusBoard()
 
     async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
-        translation = translate(result.resource_set(), options=self._options)
-        problems = sorted_problems([*result.problems, *translation.problems])
+        translated = translate(result.resource_set(), options=self._options)
+        problems = sorted_problems([*result.problems, *translated.problems])
         self._log_changes(problems)
-        snapshot = translation.snapshot()
+        snapshot = translated.snapshot()
         try:
             self._cache.set_snapshot(snapshot)
         except InconsistentSnapshotError as exc:
@@ -77,10 +78,10 @@ class Pipeline:
         else:
             self.board.snapshot_version = snapshot.version
             _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
-        self.board.statuses = translation.statuses
+        self.board.statuses = translated.statuses
         self.board.problems = problems
         self.board.loads += 1
-        return translation.statuses
+        return translated.statuses
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -104,31 +105,31 @@ class ServeOptions:
     paths: tuple[Path, ...] = ()
     kubernetes: KubernetesOptions | None = None
     """Watch a Kubernetes API server instead of ``paths``."""
-    address: str = "0.0.0.0"
-    xds_port: int = 18000
-    admin_port: int = 19000
+    address: str = defaults.BIND_ADDRESS
+    xds_port: int = defaults.XDS_PORT
+    admin_port: int = defaults.ADMIN_PORT
     translation: TranslateOptions = field(default_factory=TranslateOptions)
-    debounce_seconds: float = 0.3
-    envoy_drain_seconds: float = 600.0
+    debounce_seconds: float = defaults.DEBOUNCE_SECONDS
+    envoy_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     shutdown_grace_seconds: float = 5.0
 
 
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    pipeline = Pipeline(cache=cache, options=options.translation)
+    publisher = SnapshotPublisher(cache=cache, options=options.translation)
     source = _source(options)
-    pipeline.board.source = source
+    publisher.board.source = source
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
-    admin.add_json_route("/status", pipeline.board.document)
+    admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await server.start(host=options.address, port=options.xds_port)
     await admin.start(host=options.address, port=options.admin_port)
-    watcher = asyncio.create_task(source.run(pipeline), name="source")
+    watcher = asyncio.create_task(source.run(publisher), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
         done, _ = await asyncio.wait({watcher, stopped}, return_when=asyncio.FIRST_COMPLETED)

@@ -13,7 +13,6 @@ from controlplane.resources import (
     ResourceSet,
     Severity,
     deprecated_fields,
-    load_paths,
     load_text,
     unimplemented_fields,
 )
@@ -31,6 +30,7 @@ from controlplane.resources.groups import INFERENCE_GROUP, INFERENCE_X_GROUP
 from controlplane.resources.inference import EndpointPicker
 from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey, field_path
+from controlplane.sources.files import load_paths
 
 DATA = Path(__file__).parent / "data" / "resources"
 

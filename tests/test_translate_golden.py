@@ -10,11 +10,11 @@ from pydantic import TypeAdapter
 
 from controlplane import ir
 from controlplane.gatewayapi import TranslateOptions
+from controlplane.pipeline import translate
 from controlplane.render import envoy_document, status_document
-from controlplane.resources.loader import load_paths
 from controlplane.resources.problems import sorted_problems
-from controlplane.translator import translate
-from controlplane.xds.translator import build_resources
+from controlplane.sources.files import load_paths
+from controlplane.xds.translator import build_xds
 from tests.golden import check_golden
 
 ROOT = Path(__file__).parent.parent
@@ -26,11 +26,11 @@ XDS_CASES = sorted((TESTDATA / "xds").glob("*.in.yaml"))
 
 def _translated(path: Path) -> dict[str, object]:
     loaded = load_paths([path])
-    translation = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
-    problems = sorted_problems([*loaded.problems, *translation.problems])
+    result = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
+    problems = sorted_problems([*loaded.problems, *result.problems])
     return {
-        **envoy_document(translation.envoy),
-        "status": status_document(translation.statuses),
+        **envoy_document(result.envoy),
+        "status": status_document(result.statuses),
         # Relative paths keep the files identical wherever the repository is checked out.
         "problems": [problem.format().replace(str(ROOT) + "/", "") for problem in problems],
     }
@@ -49,9 +49,7 @@ def test_manifests_translate_to_golden(case: Path) -> None:
 @pytest.mark.parametrize("case", XDS_CASES, ids=lambda path: path.name.removesuffix(".in.yaml"))
 def test_ir_builds_golden_envoy_resources(case: Path) -> None:
     infra = TypeAdapter(ir.Infra).validate_python(yaml.safe_load(case.read_text(encoding="utf-8")))
-    check_golden(
-        envoy_document(build_resources(infra)), case.with_name(case.name.replace(".in.yaml", ".out.yaml"))
-    )
+    check_golden(envoy_document(build_xds(infra)), case.with_name(case.name.replace(".in.yaml", ".out.yaml")))
 
 
 def test_every_example_has_golden_output() -> None:

@@ -14,8 +14,8 @@ import pytest
 
 from controlplane.devtools.stack import free_port_map, map_ports
 from controlplane.gatewayapi import TranslateOptions
-from controlplane.resources.loader import combine, load_text
-from controlplane.translator import translate
+from controlplane.pipeline import translate
+from controlplane.resources.parse import combine, load_text
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from tests.conftest import EnvoyFactory

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, Resource
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource
 from controlplane.xds.server.stream_state import InFlight, StreamState
 from tests import xds_builders
 
@@ -36,12 +36,12 @@ def _hold(state: StreamState, snapshot: Snapshot) -> None:
         typed.acked.update(snapshot.get(type_url))
 
 
-def _names(target: dict[str, Resource] | None) -> list[str]:
+def _names(target: dict[str, XdsResource] | None) -> list[str]:
     assert target is not None
     return sorted(target)
 
 
-def _in_flight(resources: Iterable[Resource], sequence: int) -> InFlight:
+def _in_flight(resources: Iterable[XdsResource], sequence: int) -> InFlight:
     return InFlight(
         nonce=str(sequence), sequence=sequence, sent={r.name: r for r in resources}, removed=(), sent_at=0.0
     )

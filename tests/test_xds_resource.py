@@ -1,4 +1,4 @@
-"""Resource helpers: names, content versions and the references that order pushes."""
+"""xDS resource helpers: names, content versions and the references that order pushes."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from controlplane.xds.resource import (
     LISTENER,
     ROUTE,
     SECRET,
-    Resource,
     ResourceKey,
+    XdsResource,
     content_hash,
     dependencies,
     resource_name,
@@ -146,15 +146,15 @@ def test_unknown_or_corrupt_any_is_skipped() -> None:
 
 
 def test_resources_are_interned_by_content() -> None:
-    first = Resource.build(CLUSTER, xds_builders.eds_cluster("c"))
-    second = Resource.build(CLUSTER, xds_builders.eds_cluster("c"))
-    changed = Resource.build(CLUSTER, xds_builders.eds_cluster("c", connect_timeout_seconds=3))
+    first = XdsResource.build(CLUSTER, xds_builders.eds_cluster("c"))
+    second = XdsResource.build(CLUSTER, xds_builders.eds_cluster("c"))
+    changed = XdsResource.build(CLUSTER, xds_builders.eds_cluster("c", connect_timeout_seconds=3))
     assert first is second
     assert changed.version != first.version
     assert first.packed.type_url == CLUSTER
     assert (
         route_pb2.RouteConfiguration.FromString(
-            Resource.build(ROUTE, xds_builders.route_configuration("r", routes=[])).packed.value
+            XdsResource.build(ROUTE, xds_builders.route_configuration("r", routes=[])).packed.value
         ).name
         == "r"
     )

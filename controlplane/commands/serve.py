@@ -14,13 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from controlplane.commands._translation import add_translation_arguments, translate_options
+from controlplane import defaults
+from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
-
-DEFAULT_XDS_PORT = 18000
-DEFAULT_ADMIN_PORT = 19000
 
 
 @dataclass(frozen=True)
@@ -31,7 +29,7 @@ class _Serve:
     )
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        add_translation_arguments(parser, paths_required=False)
+        add_pipeline_arguments(parser, paths_required=False)
         cluster = parser.add_argument_group("Kubernetes (instead of PATH)")
         cluster.add_argument(
             "--kubernetes", action="store_true", help="watch a Kubernetes API server and write status there"
@@ -59,28 +57,32 @@ class _Serve:
         cluster.add_argument(
             "--leader-election-lease-duration",
             type=float,
-            default=15.0,
+            default=defaults.LEASE_DURATION_SECONDS,
             metavar="SECONDS",
-            help="how long a replica that stopped renewing keeps the Lease before another takes over (15)",
+            help="how long a replica that stopped renewing keeps the Lease before another takes over "
+            f"(default {defaults.LEASE_DURATION_SECONDS:g})",
         )
-        parser.add_argument("--xds-port", type=int, default=DEFAULT_XDS_PORT, metavar="N")
-        parser.add_argument("--admin-port", type=int, default=DEFAULT_ADMIN_PORT, metavar="N")
+        parser.add_argument("--xds-port", type=int, default=defaults.XDS_PORT, metavar="N")
+        parser.add_argument("--admin-port", type=int, default=defaults.ADMIN_PORT, metavar="N")
         parser.add_argument(
-            "--address", default="0.0.0.0", help="address the xDS and admin ports listen on (default 0.0.0.0)"
+            "--address",
+            default=defaults.BIND_ADDRESS,
+            help=f"address the xDS and admin ports listen on (default {defaults.BIND_ADDRESS})",
         )
         parser.add_argument(
             "--debounce",
             type=float,
-            default=0.3,
+            default=defaults.DEBOUNCE_SECONDS,
             metavar="SECONDS",
-            help="quiet time after file changes before reloading (default 0.3)",
+            help=f"quiet time after file changes before reloading (default {defaults.DEBOUNCE_SECONDS})",
         )
         parser.add_argument(
             "--envoy-drain-seconds",
             type=float,
-            default=600.0,
+            default=defaults.ENVOY_DRAIN_SECONDS,
             metavar="SECONDS",
-            help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept (600)",
+            help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept "
+            f"(default {defaults.ENVOY_DRAIN_SECONDS:g})",
         )
         parser.add_argument("--log-format", choices=("console", "json"), default="console")
         parser.add_argument("--log-level", default="info")
@@ -100,7 +102,7 @@ class _Serve:
             address=args.address,
             xds_port=args.xds_port,
             admin_port=args.admin_port,
-            translation=translate_options(args),
+            translation=pipeline_options(args),
             debounce_seconds=args.debounce,
             envoy_drain_seconds=args.envoy_drain_seconds,
         )

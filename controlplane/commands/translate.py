@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from controlplane.commands._translation import add_translation_arguments, translate_options
+from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
 
 
 @dataclass(frozen=True)
@@ -24,19 +24,19 @@ class _Translate:
     help: str = "Translate manifests to Envoy resources and print them with each object's status."
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
-        add_translation_arguments(parser)
+        add_pipeline_arguments(parser)
         parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
 
     def run(self, args: argparse.Namespace) -> int:
+        from controlplane.pipeline import translate
         from controlplane.render import envoy_document, status_document
-        from controlplane.resources.loader import load_paths
         from controlplane.resources.problems import Severity, sorted_problems
-        from controlplane.translator import translate
+        from controlplane.sources.files import load_paths
 
         loaded = load_paths(args.paths)
-        translation = translate(loaded.resource_set(), options=translate_options(args))
-        problems = sorted_problems([*loaded.problems, *translation.problems])
-        document = {**envoy_document(translation.envoy), "status": status_document(translation.statuses)}
+        result = translate(loaded.resource_set(), options=pipeline_options(args))
+        problems = sorted_problems([*loaded.problems, *result.problems])
+        document = {**envoy_document(result.envoy), "status": status_document(result.statuses)}
         if args.output == "json":
             json.dump(document, sys.stdout, indent=2, sort_keys=False)
             sys.stdout.write("\n")

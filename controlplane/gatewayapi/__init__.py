@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from controlplane import ir
+from controlplane import defaults, ir
 from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
@@ -17,32 +17,34 @@ from controlplane.resources.notes import FieldState, noted_fields
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
 
-__all__ = ["Condition", "GatewayTranslation", "ObjectStatus", "TranslateOptions", "translate_resources"]
-
-DEFAULT_LISTENER_PORT = 10080
-DEFAULT_GATEWAY_CLASS_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
-"""Envoy Gateway's controller name, which Envoy AI Gateway's GatewayClasses name (manifests apply as is)."""
+__all__ = ["Condition", "IRResult", "ObjectStatus", "TranslateOptions", "build_ir"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TranslateOptions:
-    listen_address: str = "0.0.0.0"
-    default_port: int = DEFAULT_LISTENER_PORT
+    """How the pipeline places the generated listeners and which Gateways it takes as its own."""
+
+    listen_address: str = defaults.LISTEN_ADDRESS
+    default_port: int = defaults.LISTENER_PORT
     """The one listener's port when no Gateway is given."""
-    gateway_class_controller: str = DEFAULT_GATEWAY_CLASS_CONTROLLER
+    gateway_class_controller: str = defaults.GATEWAY_CLASS_CONTROLLER
     """Gateways whose GatewayClass names another controller are left alone."""
     require_gateway_class: bool = False
     """A Gateway whose GatewayClass does not exist is not ours (in a cluster); files may omit the class."""
 
 
 @dataclass(frozen=True, slots=True)
-class GatewayTranslation:
+class IRResult:
+    """The IR of every accepted object, a status per input object, and every problem found."""
+
     infra: ir.Infra
     statuses: dict[ObjectKey, ObjectStatus]
     problems: list[Problem]
 
 
-def translate_resources(resources: ResourceSet, *, options: TranslateOptions) -> GatewayTranslation:
+def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
+    """Accepted input objects in; the IR (listeners, routes, clusters, hops, upstreams, secrets) out, with
+    each object's conditions and problems. A bad object drops only itself and the references to it."""
     report = Report(source_of=resources.source)
     _note_fields(resources, report)
     binder = ListenerBinder(
@@ -70,7 +72,7 @@ def translate_resources(resources: ResourceSet, *, options: TranslateOptions) ->
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    return GatewayTranslation(infra=infra, statuses=report.statuses(), problems=report.problems())
+    return IRResult(infra=infra, statuses=report.statuses(), problems=report.problems())
 
 
 def _note_fields(resources: ResourceSet, report: Report) -> None:

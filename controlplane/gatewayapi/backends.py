@@ -125,7 +125,7 @@ class BackendResolver:
                     ResolvedBackend(
                         label=f"{pool.namespace}/{pool.name}",
                         upstream=pods,
-                        path_prefix="/v1",
+                        path_prefix=ir.OPENAI_PATH_PREFIX,
                         host_rewrite=None,
                         credential=credential,
                         headers=ir.HeaderEdits(),

@@ -12,8 +12,8 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from controlplane.resources.loader import Loaded
 from controlplane.resources.meta import Resource
+from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 
 SourceLookup = Callable[[ObjectKey], Loaded | None]

@@ -18,7 +18,6 @@ from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
-    MODEL_HEADER,
     AIGatewayRoute,
     AIGatewayRouteRule,
     AIGatewayRouteRuleBackendRef,
@@ -189,7 +188,7 @@ def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) 
     mutation = ref.header_mutation
     headers = header_edits(mutation.set if mutation else (), mutation.remove if mutation else ())
     if ref.model_name_override:
-        headers = ir.HeaderEdits(set=((MODEL_HEADER, ref.model_name_override),)).merged_over(headers)
+        headers = ir.HeaderEdits(set=((ir.MODEL_HEADER, ref.model_name_override),)).merged_over(headers)
     return ir.BackendHop(
         name=name,
         upstream_cluster=target.upstream,

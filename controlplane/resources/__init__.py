@@ -1,13 +1,13 @@
-"""Typed models of the manifests users give us, and the loader that turns YAML into them.
+"""Typed models of the manifests users give us, and the parser that turns YAML into them.
 
-The rest of the control plane consumes only what this package exports: ``load_paths``/``load_text``
-produce a ``LoadResult`` (accepted objects plus ``Problem``s), and a ``ResourceSet`` is the translator's
-input. Submodules hold the models per API group.
+The rest of the control plane consumes only what this package exports: ``load_text``/``parse_document``
+produce a ``LoadResult`` (accepted objects plus ``Problem``s), and a ``ResourceSet`` is the pipeline's
+input. Submodules hold the models per API group; reading files is ``controlplane.sources.files``' job.
 """
 
-from controlplane.resources.loader import Loaded, LoadResult, load_paths, load_text, parse_document
 from controlplane.resources.meta import Resource
 from controlplane.resources.notes import deprecated_fields, noted_fields, unimplemented_fields
+from controlplane.resources.parse import Loaded, LoadResult, load_text, parse_document
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 from controlplane.resources.resource_set import ResourceSet
 
@@ -20,7 +20,6 @@ __all__ = [
     "ResourceSet",
     "Severity",
     "deprecated_fields",
-    "load_paths",
     "load_text",
     "noted_fields",
     "parse_document",

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from controlplane.ir import OPENAI_PATH_PREFIX
 from controlplane.resources.fieldtypes import Duration
 from controlplane.resources.gateway_api import (
     BackendObjectReference,
@@ -33,11 +34,8 @@ from controlplane.resources.notes import UNIMPLEMENTED, deprecated
 from controlplane.resources.security import BackendSecurityPolicySpec
 
 AIGATEWAY_VERSIONS = ("v1alpha1", "v1beta1")
-MODEL_HEADER = "x-ai-eg-model"
-"""The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
 DEFAULT_REQUEST_TIMEOUT = timedelta(seconds=60)
 """AI Gateway's default for ``rules[].timeouts.request`` (Envoy Gateway's own default is 15s)."""
-DEFAULT_PATH_PREFIX = "/v1"
 
 APISchemaName = Literal[
     "OpenAI",
@@ -68,7 +66,7 @@ class VersionedAPISchema(Model):
         elif self.name == "OpenAI" and self.version:
             chosen = self.version
         else:
-            chosen = DEFAULT_PATH_PREFIX
+            chosen = OPENAI_PATH_PREFIX
         stripped = chosen.strip("/")
         return f"/{stripped}" if stripped else ""
 

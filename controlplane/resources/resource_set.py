@@ -21,7 +21,7 @@ from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey
 
 if TYPE_CHECKING:
-    from controlplane.resources.loader import Loaded
+    from controlplane.resources.parse import Loaded
 
 R = TypeVar("R", bound=Resource)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import ObjectStatus
-    from controlplane.resources.loader import LoadResult
+    from controlplane.resources.parse import LoadResult
     from controlplane.resources.problems import ObjectKey
 
 

@@ -1,4 +1,9 @@
-"""Watch YAML files and directories; hand every settled change to the pipeline as one load.
+"""Read and watch YAML files and directories; hand every settled change to the pipeline as one load.
+
+Which files a path names is decided here: a directory means every ``*.yaml``/``*.yml`` below it, in sorted
+order, skipping hidden entries (among them a ConfigMap volume's ``..data`` and timestamped folders, which
+hold the same files a second time). ``load_paths`` reads them once (the ``translate`` command);
+``FileSource`` keeps reading them (``serve``).
 
 Polling (file size and mtime) is used instead of inotify so that it behaves the same on every filesystem,
 including ConfigMap volumes whose files change by symlink swap. A burst of writes (an editor saving, ``cp``
@@ -18,11 +23,63 @@ from typing import Any
 
 import structlog
 
-from controlplane.resources.loader import LoadResult, combine, load_file, yaml_files
+from controlplane import defaults
+from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.resources.problems import Problem, Severity
 from controlplane.sources.base import LoadHandler
 
 _log = structlog.get_logger(__name__)
+
+YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+
+
+def load_paths(paths: Sequence[Path]) -> LoadResult:
+    """Loads files and directories once (see the module docstring for which files a directory holds)."""
+    problems: list[Problem] = []
+    files = yaml_files(paths, problems)
+    return combine([load_file(path) for path in files], problems=problems)
+
+
+def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
+    """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
+    seen: set[Path] = set()
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            candidates = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
+            )
+        elif path.is_file():
+            candidates = [path]
+        else:
+            problems.append(
+                Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
+            )
+            continue
+        for candidate in candidates:
+            resolved = candidate.resolve()
+            if resolved not in seen:
+                seen.add(resolved)
+                out.append(candidate)
+    return out
+
+
+def load_file(path: Path) -> LoadResult:
+    """One file, on its own: duplicates across files are found by ``combine``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
+        problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
+        return LoadResult(objects=[], problems=[problem])
+    return load_text(text, file=str(path))
+
+
+def _hidden(relative: Path) -> bool:
+    # Also skips Kubernetes ConfigMap volume internals (``..data``, ``..2024_01_01...``).
+    return any(part.startswith(".") for part in relative.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +90,11 @@ class _FileState:
 
 class FileSource:
     def __init__(
-        self, paths: Sequence[Path], *, poll_interval_seconds: float = 0.5, debounce_seconds: float = 0.3
+        self,
+        paths: Sequence[Path],
+        *,
+        poll_interval_seconds: float = 0.5,
+        debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
     ) -> None:
         self._paths = list(paths)
         self._poll_interval = poll_interval_seconds

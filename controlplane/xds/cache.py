@@ -11,7 +11,6 @@ lock held and must only schedule work.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -27,9 +26,11 @@ from controlplane.xds.resource import (
     ROUTE,
     SECRET,
     TYPE_URLS,
-    Resource,
     ResourceKey,
+    XdsResource,
+    content_version,
     short_type_name,
+    version_digest,
 )
 
 
@@ -45,7 +46,7 @@ class InconsistentSnapshotError(ValueError):
 class Snapshot:
     """Resources by type URL and name. Build with `from_resources`."""
 
-    resources: Mapping[str, Mapping[str, Resource]]
+    resources: Mapping[str, Mapping[str, XdsResource]]
     type_versions: Mapping[str, str]
     version: str
 
@@ -78,30 +79,28 @@ class Snapshot:
             (SECRET, secrets),
         ):
             grouped[type_url].extend(messages)
-        resources: dict[str, Mapping[str, Resource]] = {}
+        resources: dict[str, Mapping[str, XdsResource]] = {}
         for type_url, messages in grouped.items():
-            by_name: dict[str, Resource] = {}
+            by_name: dict[str, XdsResource] = {}
             for message in messages:
-                resource = Resource.build(type_url, message)
+                resource = XdsResource.build(type_url, message)
                 if resource.name in by_name:
                     raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
                 by_name[resource.name] = resource
             resources[type_url] = MappingProxyType(dict(sorted(by_name.items())))
-        type_versions = {type_url: _version_of(resources[type_url].values()) for type_url in TYPE_URLS}
-        overall = hashlib.blake2b(digest_size=12)
-        for type_url in TYPE_URLS:
-            overall.update(f"{type_url}={type_versions[type_url]};".encode())
+        type_versions = {type_url: content_version(resources[type_url]) for type_url in TYPE_URLS}
+        overall = "".join(f"{type_url}={type_versions[type_url]};" for type_url in TYPE_URLS)
         return cls(
             resources=MappingProxyType(resources),
             type_versions=MappingProxyType(type_versions),
-            version=overall.hexdigest(),
+            version=version_digest(overall.encode()),
         )
 
-    def get(self, type_url: str) -> Mapping[str, Resource]:
+    def get(self, type_url: str) -> Mapping[str, XdsResource]:
         """Resources of one type by name (empty for a type the snapshot has none of)."""
         return self.resources.get(type_url, _EMPTY)
 
-    def find(self, key: ResourceKey) -> Resource | None:
+    def find(self, key: ResourceKey) -> XdsResource | None:
         return self.get(key.type_url).get(key.name)
 
     def consistency_problems(self) -> list[str]:
@@ -126,14 +125,7 @@ class Snapshot:
         return sorted(problems)
 
 
-_EMPTY: Mapping[str, Resource] = MappingProxyType({})
-
-
-def _version_of(resources: Iterable[Resource]) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    for resource in resources:
-        digest.update(f"{resource.name}\0{resource.version}\n".encode())
-    return digest.hexdigest()
+_EMPTY: Mapping[str, XdsResource] = MappingProxyType({})
 
 
 def _describe(key: ResourceKey) -> str:

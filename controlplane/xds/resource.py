@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -69,9 +69,22 @@ def resource_name(type_url: str, message: Message) -> str:
     return name
 
 
+def version_digest(data: bytes) -> str:
+    """The one hash behind every version string this server hands out (resources, responses, snapshots)."""
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
 def content_hash(message: Message) -> str:
     """A version string derived from the content only (deterministic serialisation)."""
-    return _digest(message.SerializeToString(deterministic=True))
+    return version_digest(message.SerializeToString(deterministic=True))
+
+
+def content_version(resources: Mapping[str, XdsResource]) -> str:
+    """The version of a set of resources by name (a SotW response's `version_info`, a snapshot's per-type
+    version): derived from their names and versions only, whatever order the mapping is in."""
+    return version_digest(
+        b"".join(f"{name}\0{resources[name].version}\n".encode() for name in sorted(resources))
+    )
 
 
 def dependencies(type_url: str, message: Message) -> set[ResourceKey]:
@@ -85,7 +98,7 @@ def warming_dependencies(type_url: str, message: Message) -> set[ResourceKey]:
 
 
 @dataclass(frozen=True, eq=False)
-class Resource:
+class XdsResource:
     """One resource content, prepared once and shared by every snapshot and stream that holds it."""
 
     type_url: str
@@ -103,7 +116,7 @@ class Resource:
         return ResourceKey(self.type_url, self.name)
 
     @classmethod
-    def build(cls, type_url: str, message: Message) -> Resource:
+    def build(cls, type_url: str, message: Message) -> XdsResource:
         expected = MESSAGE_CLASSES.get(type_url)
         if expected is None:
             raise ValueError(f"unsupported type URL {type_url!r}")
@@ -113,7 +126,7 @@ class Resource:
         if not name:
             raise ValueError(f"a {short_type_name(type_url)} without a name")
         serialized = message.SerializeToString(deterministic=True)
-        version = _digest(serialized)
+        version = version_digest(serialized)
         known = _INTERNED.get((type_url, name, version))
         if known is not None:
             return known
@@ -132,7 +145,7 @@ class Resource:
         return resource
 
     @classmethod
-    def unknown(cls, type_url: str, name: str, version: str) -> Resource:
+    def unknown(cls, type_url: str, name: str, version: str) -> XdsResource:
         """Stands for a version a proxy reports holding (delta reconnect) whose content this process never
         saw. It is only compared by version, never sent, and assumed to depend on nothing."""
         return cls(
@@ -149,15 +162,11 @@ class Resource:
 # The translator rebuilds every message on each change; interning by content lets unchanged resources keep
 # one shared object (no second walk, no second Any) across consecutive snapshots. Entries live exactly as long
 # as some snapshot or stream still holds the resource.
-_INTERNED: weakref.WeakValueDictionary[tuple[str, str, str], Resource] = weakref.WeakValueDictionary()
+_INTERNED: weakref.WeakValueDictionary[tuple[str, str, str], XdsResource] = weakref.WeakValueDictionary()
 
 
-def _remember(resource: Resource) -> None:
+def _remember(resource: XdsResource) -> None:
     _INTERNED[(resource.type_url, resource.name, resource.version)] = resource
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=12).hexdigest()
 
 
 def _bound_addresses(listener: Any) -> frozenset[str]:

@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from controlplane import defaults
 from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
 
 _log = structlog.get_logger(__name__)
@@ -32,7 +33,7 @@ LEASES = ApiResource("coordination.k8s.io", "v1", "leases", "Lease")
 class LeaseSettings:
     namespace: str
     name: str = "ai-xds-controlplane"
-    lease_duration: float = 15.0
+    lease_duration: float = defaults.LEASE_DURATION_SECONDS
     renew_deadline: float = 10.0
     retry_period: float = 2.0
 

@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.resources.loader import Loaded, LoadResult, combine, parse_document
 from controlplane.resources.meta import Resource, split_api_version
+from controlplane.resources.parse import Loaded, LoadResult, combine, parse_document
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.sources.kubernetes.reflector import WatchScope
 

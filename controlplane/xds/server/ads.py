@@ -19,6 +19,7 @@ import grpc
 import structlog
 from prometheus_client import CollectorRegistry
 
+from controlplane import defaults
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics
@@ -37,7 +38,7 @@ class XdsSettings:
 
     debounce_seconds: float = 0.05
     """How long a stream waits after a snapshot change before planning, so bursts coalesce."""
-    listener_drain_seconds: float = 600.0
+    listener_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     """How long Envoy drains a replaced or removed listener (its ``--drain-time-s``, 600 by default); what
     the old listener used is kept that long."""
     keepalive_time_seconds: float = 30.0

@@ -12,7 +12,7 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from controlplane.xds.resource import Resource
+from controlplane.xds.resource import XdsResource
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.stream_state import InFlight, TypeState
@@ -54,11 +54,11 @@ class DeltaStream(Stream):
             state.acked[name] = (
                 known
                 if known is not None and known.version == version
-                else Resource.unknown(state.type_url, name, version)
+                else XdsResource.unknown(state.type_url, name, version)
             )
 
     def _response(
-        self, state: TypeState, target: dict[str, Resource], sequence: int
+        self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         # Names in `target` are subscribed (by-name types), so what Envoy holds is simply `acked`.
         acked = state.acked

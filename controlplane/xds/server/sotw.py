@@ -8,26 +8,16 @@ ignored, as the protocol requires.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Mapping
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from controlplane.xds.resource import Resource, short_type_name
+from controlplane.xds.resource import XdsResource, content_version, short_type_name
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.stream_state import InFlight, TypeState, same_versions
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
-
-
-def content_version(content: Mapping[str, Resource]) -> str:
-    """The `version_info` of a response: derived from its names and versions only."""
-    digest = hashlib.blake2b(digest_size=12)
-    for name in sorted(content):
-        digest.update(f"{name}\0{content[name].version}\n".encode())
-    return digest.hexdigest()
 
 
 class SotwStream(Stream):
@@ -70,7 +60,7 @@ class SotwStream(Stream):
             state.acked, state.known = {}, False
 
     def _response(
-        self, state: TypeState, target: dict[str, Resource], sequence: int
+        self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         resend = not state.resend.isdisjoint(target)
         if not state.response_owed and not resend and state.known and same_versions(target, state.acked):

@@ -23,7 +23,7 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, Resource, short_type_name
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, XdsResource, short_type_name
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.stream_state import InFlight, StreamState, TypeState
 
@@ -159,7 +159,7 @@ class Stream(abc.ABC):
 
     @abc.abstractmethod
     def _response(
-        self, state: TypeState, target: dict[str, Resource], sequence: int
+        self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         """The serialised response bringing Envoy to `target` (numbered `sequence`, which is also its nonce),
         or None when nothing needs saying."""
@@ -337,7 +337,7 @@ class Stream(abc.ABC):
             self._log.info("proxy disconnected")
 
 
-def in_flight_of(sent: Mapping[str, Resource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
+def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
     """An `InFlight` record stamped now; its nonce is the sequence number."""
     return InFlight(
         nonce=str(sequence),

@@ -27,8 +27,8 @@ from controlplane.xds.resource import (
     ROUTE,
     TYPE_URLS,
     WILDCARD_TYPES,
-    Resource,
     ResourceKey,
+    XdsResource,
 )
 
 
@@ -39,7 +39,7 @@ class InFlight:
     nonce: str
     sequence: int
     """Position among all responses of the stream (Envoy answers them in order)."""
-    sent: Mapping[str, Resource]
+    sent: Mapping[str, XdsResource]
     removed: tuple[str, ...]
     sent_at: float
 
@@ -52,7 +52,7 @@ class TypeState:
     wildcard: bool
     subscribed: bool = False
     names: set[str] = field(default_factory=set)
-    acked: dict[str, Resource] = field(default_factory=dict)
+    acked: dict[str, XdsResource] = field(default_factory=dict)
     # False after a state-of-the-world reconnect whose reported version we cannot map to content: Envoy may
     # hold resources we do not know of, so leaving one out of a response could delete it.
     known: bool = True
@@ -64,13 +64,13 @@ class TypeState:
     # its load assignment once more, even an unchanged one.
     resend: set[str] = field(default_factory=set)
 
-    def holds(self, name: str) -> Resource | None:
+    def holds(self, name: str) -> XdsResource | None:
         """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
         if not self.wildcard and name not in self.names:
             return None
         return self.acked.get(name)
 
-    def held(self) -> Iterator[Resource]:
+    def held(self) -> Iterator[XdsResource]:
         """Every resource Envoy holds of this type (by-name types: only those still subscribed)."""
         if self.wildcard:
             return iter(self.acked.values())
@@ -184,7 +184,7 @@ class Planner:
         self._kept = kept
         self._referenced: set[ResourceKey] | None = None
 
-    def target(self, type_url: str) -> dict[str, Resource] | None:
+    def target(self, type_url: str) -> dict[str, XdsResource] | None:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
@@ -195,7 +195,7 @@ class Planner:
             names = sorted(state.names.intersection(available))
         else:  # the snapshot is sorted by name already
             names = [name for name in available if name in state.names]
-        target: dict[str, Resource] = {}
+        target: dict[str, XdsResource] = {}
         wanted_addresses: set[str] = set()
         for name in names:
             wanted = available[name]
@@ -237,7 +237,7 @@ class Planner:
         return self._referenced
 
     @staticmethod
-    def _keep_off(state: TypeState, target: dict[str, Resource], taken: set[str]) -> None:
+    def _keep_off(state: TypeState, target: dict[str, XdsResource], taken: set[str]) -> None:
         """Undo new versions that would bind an address a resource on its way out still holds."""
         for name, resource in list(target.items()):
             current = state.acked.get(name)
@@ -250,7 +250,7 @@ class Planner:
             else:
                 del target[name]
 
-    def _choose(self, state: TypeState, resource: Resource) -> _Choice:
+    def _choose(self, state: TypeState, resource: XdsResource) -> _Choice:
         if (resource.name, resource.version) in state.rejected:
             return _Choice.HOLD
         # What Envoy will ask for once it has this resource (a listener's routes, a cluster's endpoints)
@@ -298,7 +298,7 @@ class Planner:
         self._ready[key] = ready
         return ready
 
-    def _cluster_taken_in(self, name: str) -> Resource | None:
+    def _cluster_taken_in(self, name: str) -> XdsResource | None:
         """A cluster of the CDS response awaiting its ACK, if Envoy shows it has it.
 
         Envoy ACKs a CDS response only once every cluster it added has warmed, and a cluster can warm on
@@ -315,6 +315,6 @@ class Planner:
         return resource if fetches_endpoints or self._answered_through > in_flight.sequence else None
 
 
-def same_versions(left: Mapping[str, Resource], right: Mapping[str, Resource]) -> bool:
+def same_versions(left: Mapping[str, XdsResource], right: Mapping[str, XdsResource]) -> bool:
     """Whether two contents hold the same names at the same versions."""
     return left.keys() == right.keys() and all(left[name].version == right[name].version for name in left)

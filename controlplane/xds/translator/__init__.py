@@ -15,6 +15,8 @@ from controlplane.xds.translator.secret import ca_secret, credential_secret
 
 @dataclass(frozen=True, slots=True)
 class EnvoyResources:
+    """Envoy messages by xDS type, each tuple sorted by resource name."""
+
     listeners: tuple[Any, ...]
     routes: tuple[Any, ...]
     clusters: tuple[Any, ...]
@@ -22,7 +24,10 @@ class EnvoyResources:
     secrets: tuple[Any, ...]
 
 
-def build_resources(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
+def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
+    """The IR in; the Envoy listeners (public and hops), route configurations, clusters (rule and upstream),
+    load assignments and secrets (credentials, CA bundles) out. ``system_ca_file`` is the trust store of
+    upstream TLS without a CA of its own."""
     eds_upstreams = [cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS]
     return EnvoyResources(
         listeners=_by_name(

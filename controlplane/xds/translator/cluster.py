@@ -6,8 +6,7 @@ from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
 from envoy.config.common.matcher.v3 import matcher_pb2
-from envoy.config.core.v3 import address_pb2, base_pb2, protocol_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import base_pb2, protocol_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
@@ -15,6 +14,7 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.endpoint import upstream_load_assignment
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -49,14 +49,7 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
             connect_timeout=seconds(cluster.connect_timeout_seconds),
             dns_lookup_family=cluster_pb2.Cluster.V4_PREFERRED,
             respect_dns_ttl=True,
-            load_assignment=endpoint_pb2.ClusterLoadAssignment(
-                cluster_name=cluster.name,
-                endpoints=[
-                    endpoint_components_pb2.LocalityLbEndpoints(
-                        lb_endpoints=[_socket_lb_endpoint(endpoint) for endpoint in cluster.endpoints]
-                    )
-                ],
-            ),
+            load_assignment=upstream_load_assignment(cluster),
         )
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
@@ -70,16 +63,6 @@ def _eds_cluster(name: str, *, connect_timeout_seconds: float) -> Any:
         eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(service_name=name, eds_config=ads_source()),
         connect_timeout=seconds(connect_timeout_seconds),
         lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
-    )
-
-
-def _socket_lb_endpoint(endpoint: ir.SocketEndpoint) -> Any:
-    return endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(
-            address=address_pb2.Address(
-                socket_address=address_pb2.SocketAddress(address=endpoint.address, port_value=endpoint.port)
-            )
-        )
     )
 
 

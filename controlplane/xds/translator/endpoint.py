@@ -1,4 +1,5 @@
-"""Load assignments (EDS): rule clusters' hops by priority and weight, and upstream endpoints."""
+"""Load assignments: rule clusters' hops by priority and weight (EDS), and upstream endpoints (EDS, or
+inline in a DNS cluster)."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -37,10 +38,11 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         request_headers_to_add=_header_options(hop.request_headers.set),
         request_headers_to_remove=list(hop.request_headers.remove),
     )
-    if hop.path_prefix != "/v1":
+    if hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
-                pattern=regex_pb2.RegexMatcher(regex="^/v1/"), substitution=hop.path_prefix.rstrip("/") + "/"
+                pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/"),
+                substitution=hop.path_prefix.rstrip("/") + "/",
             )
         )
     if hop.host_rewrite is not None:

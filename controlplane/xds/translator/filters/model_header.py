@@ -1,4 +1,4 @@
-"""Expose the request body's ``model`` as the ``x-ai-eg-model`` header before the route is chosen.
+"""Expose the request body's ``model`` as the model header (``ir.MODEL_HEADER``) before the route is chosen.
 
 Envoy AI Gateway does this in an external processor; Envoy 1.40's ``transform`` filter does it natively: it
 buffers the JSON body, sets the header from ``%REQUEST_BODY(model)%`` and clears the route cache so rules that
@@ -15,9 +15,8 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
+from controlplane.ir import MODEL_HEADER
 from controlplane.xds.translator.messages import pack
-
-MODEL_HEADER = "x-ai-eg-model"
 
 
 def model_header_filter() -> Any:

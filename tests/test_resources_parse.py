@@ -1,4 +1,4 @@
-"""Loader behaviour: the seed manifests load, and every kind of bad input becomes a located Problem."""
+"""Parsing: the seed manifests load, and every kind of bad input becomes a located Problem."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.resources import LoadResult, Problem, Severity, load_paths, load_text
+from controlplane.resources import LoadResult, Problem, Severity, load_text
 from controlplane.resources.aigateway import AIGatewayRoute
 from controlplane.resources.core import ConfigMap
+from controlplane.sources.files import load_paths
 
 DATA = Path(__file__).parent / "data" / "resources"
 
@@ -101,33 +102,6 @@ def test_legacy_v1alpha1_manifest_loads_with_deprecations_reported() -> None:
         f"{DATA / 'legacy_v1alpha1.yaml'}:6: Deployment/default/legacy-testupstream: -: "
         "skipped: kind Deployment (apps/v1) is not routing configuration"
     )
-
-
-def test_directory_is_read_recursively_in_sorted_order_skipping_hidden(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir()
-    (tmp_path / ".git").mkdir()
-    (tmp_path / "b.yaml").write_text(BACKEND.format(version="v1beta1", name="b"))
-    (tmp_path / "a.yml").write_text(BACKEND.format(version="v1beta1", name="a"))
-    (tmp_path / "sub" / "c.yaml").write_text(BACKEND.format(version="v1beta1", name="c"))
-    (tmp_path / ".git" / "d.yaml").write_text(BACKEND.format(version="v1beta1", name="d"))
-    (tmp_path / "notes.txt").write_text("not yaml: [")
-    result = load_paths([tmp_path, tmp_path / "b.yaml"])
-    assert result.problems == []
-    assert [(Path(o.file or "").name, o.object.name) for o in result.objects] == [
-        ("a.yml", "a"),
-        ("b.yaml", "b"),
-        ("c.yaml", "c"),
-    ]
-
-
-def test_missing_and_unreadable_paths_are_reported(tmp_path: Path) -> None:
-    binary = tmp_path / "binary.yaml"
-    binary.write_bytes(b"\xff\xfe\x00garbage")
-    result = load_paths([tmp_path / "absent.yaml", binary])
-    assert sorted(p.format() for p in result.problems) == [
-        f"{tmp_path / 'absent.yaml'}:-: -: -: no such file or directory",
-        f"{binary}:-: -: -: cannot read file: not UTF-8 text",
-    ]
 
 
 def test_invalid_yaml_rejects_that_file_only(tmp_path: Path) -> None:

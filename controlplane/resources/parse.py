@@ -1,16 +1,17 @@
-"""Reads YAML manifests into typed resources, turning every defect of the input into a Problem.
+"""Parses manifests (YAML text, or documents decoded by the Kubernetes API) into typed resources, turning
+every defect of the input into a Problem.
 
-The loader never raises on input: a broken file, document or object is reported (with file, document
-index, object and field path) and everything else still loads, so one bad manifest cannot take the
-rest of a user's configuration down with it. A file with invalid YAML is rejected as a whole, because
-loading the documents before the error would apply half an edit.
+Parsing never raises on input: a broken text, document or object is reported (with file, document index,
+object and field path) and everything else still loads, so one bad manifest cannot take the rest of a
+user's configuration down with it. A text with invalid YAML is rejected as a whole, because loading the
+documents before the error would apply half an edit. Where texts come from (files, a cluster) is the
+sources' business (``controlplane.sources``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -29,8 +30,6 @@ from controlplane.resources.problems import (
 )
 from controlplane.resources.registry import Known, Skipped, lookup
 from controlplane.resources.resource_set import ResourceSet
-
-YAML_SUFFIXES = frozenset({".yaml", ".yml"})
 
 # Pydantic's wording names Python types; users think in YAML.
 _MESSAGES = {
@@ -88,6 +87,8 @@ class Loaded:
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
+    """Accepted objects (each with where it came from) and every problem found on the way."""
+
     objects: list[Loaded]
     problems: list[Problem]
 
@@ -97,34 +98,13 @@ class LoadResult:
         return not any(p.severity is Severity.ERROR for p in self.problems)
 
     def resource_set(self) -> ResourceSet:
+        """The accepted objects as the pipeline's input."""
         return ResourceSet(self.objects)
 
 
-def load_paths(paths: Sequence[Path]) -> LoadResult:
-    """Loads files and directories (``*.yaml``/``*.yml`` below them, sorted; hidden entries skipped)."""
-    problems: list[Problem] = []
-    files = yaml_files(paths, problems)
-    return combine([load_file(path) for path in files], problems=problems)
-
-
-def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
-    """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
-    return _files(paths, problems)
-
-
-def load_file(path: Path) -> LoadResult:
-    """One file, on its own: duplicates across files are found by ``combine``."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
-        problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
-        return LoadResult(objects=[], problems=[problem])
-    return load_text(text, file=str(path))
-
-
 def combine(results: Iterable[LoadResult], *, problems: Iterable[Problem] = ()) -> LoadResult:
-    """Several files' results as one, with objects defined twice across them reported and dropped."""
+    """Several texts' results (files, say) as one, with objects defined twice across them reported and
+    dropped."""
     objects: list[Loaded] = []
     all_problems = list(problems)
     for result in results:
@@ -311,37 +291,7 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
     return f"invalid YAML ({type(exc).__name__}); nothing in this file was loaded"
 
 
-# --- Files and duplicates -----------------------------------------------------------------------------
-
-
-def _files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
-    seen: set[Path] = set()
-    out: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            candidates = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
-            )
-        elif path.is_file():
-            candidates = [path]
-        else:
-            problems.append(
-                Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
-            )
-            continue
-        for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved not in seen:
-                seen.add(resolved)
-                out.append(candidate)
-    return out
-
-
-def _hidden(relative: Path) -> bool:
-    # Also skips Kubernetes ConfigMap volume internals (``..data``, ``..2024_01_01...``).
-    return any(part.startswith(".") for part in relative.parts)
+# --- Duplicates ---------------------------------------------------------------------------------------
 
 
 def _finish(objects: Iterable[Loaded], problems: list[Problem]) -> LoadResult:

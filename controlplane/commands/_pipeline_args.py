@@ -1,4 +1,4 @@
-"""The arguments every command that translates manifests shares, and the options they become."""
+"""The arguments every command that runs the pipeline on manifests shares, and the options they become."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from controlplane import defaults
+
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
 
 
-def add_translation_arguments(parser: argparse.ArgumentParser, *, paths_required: bool = True) -> None:
+def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: bool = True) -> None:
     parser.add_argument(
         "paths",
         nargs="+" if paths_required else "*",
@@ -20,37 +22,33 @@ def add_translation_arguments(parser: argparse.ArgumentParser, *, paths_required
     )
     parser.add_argument(
         "--listen-address",
-        default="0.0.0.0",
-        help="address of the Envoy listeners it generates (default 0.0.0.0)",
+        default=defaults.LISTEN_ADDRESS,
+        help=f"address of the Envoy listeners it generates (default {defaults.LISTEN_ADDRESS})",
     )
     parser.add_argument(
         "--gateway-class-controller",
         default=None,
         metavar="NAME",
         help="the controllerName of the GatewayClasses whose Gateways are ours "
-        "(default gateway.envoyproxy.io/gatewayclass-controller, as Envoy AI Gateway's)",
+        f"(default {defaults.GATEWAY_CLASS_CONTROLLER}, as Envoy AI Gateway's)",
     )
     parser.add_argument(
         "--listener-port",
         type=int,
         default=None,
         metavar="N",
-        help="port of the one Envoy listener when no Gateway is given (default 10080)",
+        help=f"port of the one Envoy listener when no Gateway is given (default {defaults.LISTENER_PORT})",
     )
 
 
-def translate_options(args: argparse.Namespace) -> TranslateOptions:
-    # Imported here: the translator pulls in every model, which `controlplane --help` need not load.
-    from controlplane.gatewayapi import (
-        DEFAULT_GATEWAY_CLASS_CONTROLLER,
-        DEFAULT_LISTENER_PORT,
-        TranslateOptions,
-    )
+def pipeline_options(args: argparse.Namespace) -> TranslateOptions:
+    # Imported here: the pipeline pulls in every model, which `controlplane --help` need not load.
+    from controlplane.gatewayapi import TranslateOptions
 
     return TranslateOptions(
         listen_address=args.listen_address,
-        default_port=args.listener_port or DEFAULT_LISTENER_PORT,
-        gateway_class_controller=args.gateway_class_controller or DEFAULT_GATEWAY_CLASS_CONTROLLER,
+        default_port=args.listener_port or defaults.LISTENER_PORT,
+        gateway_class_controller=args.gateway_class_controller or defaults.GATEWAY_CLASS_CONTROLLER,
         # In a cluster, Gateways of classes that do not exist may be another controller's to come.
         require_gateway_class=bool(getattr(args, "kubernetes", False)),
     )

@@ -1,0 +1,31 @@
+"""Defaults of ``controlplane serve`` and ``translate``, in one place for the commands, the server and docs.
+
+The command-line flags, ``ServeOptions`` and the xDS server's settings all take their defaults from here, so
+a default changed here changes everywhere (the README quotes them too).
+"""
+
+from __future__ import annotations
+
+LISTEN_ADDRESS = "0.0.0.0"
+"""Address of the Envoy listeners the translation generates (``--listen-address``)."""
+LISTENER_PORT = 10080
+"""Port of the one Envoy listener generated when no Gateway is given (``--listener-port``)."""
+GATEWAY_CLASS_CONTROLLER = "gateway.envoyproxy.io/gatewayclass-controller"
+"""The controllerName of the GatewayClasses whose Gateways are ours (``--gateway-class-controller``):
+Envoy Gateway's, which Envoy AI Gateway's GatewayClasses name, so their manifests apply as is."""
+
+BIND_ADDRESS = "0.0.0.0"
+"""Address the control plane's own xDS and admin ports listen on (``serve --address``)."""
+XDS_PORT = 18000
+"""The control plane's ADS port (``serve --xds-port``)."""
+ADMIN_PORT = 19000
+"""The control plane's admin port: metrics, health, status (``serve --admin-port``)."""
+
+DEBOUNCE_SECONDS = 0.3
+"""Quiet time after file changes before reloading (``serve --debounce``)."""
+LEASE_DURATION_SECONDS = 15.0
+"""How long a replica that stopped renewing keeps the status-writing Lease (client-go's default;
+``serve --leader-election-lease-duration``)."""
+ENVOY_DRAIN_SECONDS = 600.0
+"""Envoy's ``--drain-time-s`` default: how long a replaced listener's resources are kept
+(``serve --envoy-drain-seconds``)."""

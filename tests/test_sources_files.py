@@ -1,0 +1,53 @@
+"""Which files a path names: directories in sorted order, hidden entries and ConfigMap volume internals
+skipped, each file once, missing and unreadable paths reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from controlplane.sources.files import load_paths
+
+
+def _config_map(name: str) -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\n"
+
+
+def test_directory_is_read_recursively_in_sorted_order_skipping_hidden(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "b.yaml").write_text(_config_map("b"))
+    (tmp_path / "a.yml").write_text(_config_map("a"))
+    (tmp_path / "sub" / "c.yaml").write_text(_config_map("c"))
+    (tmp_path / ".git" / "d.yaml").write_text(_config_map("d"))
+    (tmp_path / "notes.txt").write_text("not yaml: [")
+    result = load_paths([tmp_path, tmp_path / "b.yaml"])
+    assert result.problems == []
+    assert [(Path(o.file or "").name, o.object.name) for o in result.objects] == [
+        ("a.yml", "a"),
+        ("b.yaml", "b"),
+        ("c.yaml", "c"),
+    ]
+
+
+def test_configmap_volume_is_read_once_through_its_visible_names(tmp_path: Path) -> None:
+    """A mounted ConfigMap: the data in a timestamped folder, ``..data`` pointing at it, and each key a
+    symlink through ``..data``. Only the visible names are read, so nothing is a duplicate."""
+    volume = tmp_path / "volume"
+    stamped = volume / "..2024_01_01_00_00_00.123"
+    stamped.mkdir(parents=True)
+    (stamped / "routes.yaml").write_text(_config_map("routes"))
+    (volume / "..data").symlink_to(stamped.name)
+    (volume / "routes.yaml").symlink_to(Path("..data") / "routes.yaml")
+    result = load_paths([volume])
+    assert result.problems == []
+    assert [(o.file, o.object.name) for o in result.objects] == [(str(volume / "routes.yaml"), "routes")]
+
+
+def test_missing_and_unreadable_paths_are_reported(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    result = load_paths([tmp_path / "absent.yaml", binary])
+    assert sorted(p.format() for p in result.problems) == [
+        f"{tmp_path / 'absent.yaml'}:-: -: -: no such file or directory",
+        f"{binary}:-: -: -: cannot read file: not UTF-8 text",
+    ]
