@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench clean
+.PHONY: install tools demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,11 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# The Go programs tests run beside the control plane (etcd, kube-apiserver, kubectl, helm), built from the
+# pins in tools/*/go.mod into ~/.cache/ai-xds-controlplane/tools: minutes on the first run, then reused.
+tools: install
+	$(BIN)/python -m controlplane.devtools.gotools
+
 demo: install
 	$(BIN)/python -m controlplane.devtools.demo examples
 
@@ -21,7 +26,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest
 
 bench: install
