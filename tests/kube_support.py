@@ -1,9 +1,9 @@
 """Fixtures for tests against a real Kubernetes API server (etcd and kube-apiserver from pinned Go modules).
 
-One API server per test session (starting one takes seconds), with the upstream CRDs we read installed from
-the Go module cache at their pinned versions and ours from ``crds/``; each test gets a namespace of its own,
-so tests do not see each other's objects. A test that restarts the API server or compacts etcd asks for
-``private_kube`` instead and gets a server nobody else uses.
+One API server per test session (starting one takes seconds), with every CRD installed (``devtools.crds``:
+upstream ones from the Go module cache at pinned versions, ours from ``crds/``); each test gets a namespace
+of its own, so tests do not see each other's objects. A test that restarts the API server or compacts etcd
+asks for ``private_kube`` instead and gets a server nobody else uses.
 """
 
 from __future__ import annotations
@@ -17,55 +17,15 @@ from typing import Any
 
 import pytest
 
+from controlplane.devtools.crds import start_kube_with_crds
 from controlplane.devtools.gotools import GoTools, ensure_test_tools
 from controlplane.devtools.kube import LocalKube
 
 REPO = Path(__file__).resolve().parents[1]
-OUR_CRDS = REPO / "crds"
 GATEWAY_CLASS = REPO / "examples" / "gatewayclass.yaml"
 _DEFAULT_NAMESPACE = re.compile(r"^(\s*namespace:\s*)default\s*$", re.MULTILINE)
 
-UPSTREAM_CRDS = {
-    "sigs.k8s.io/gateway-api": [
-        f"config/crd/experimental/gateway.networking.k8s.io_{plural}.yaml"
-        for plural in ("gatewayclasses", "gateways", "httproutes", "referencegrants", "backendtlspolicies")
-    ],
-    "github.com/envoyproxy/gateway": [
-        f"charts/gateway-helm/crds/generated/gateway.envoyproxy.io_{plural}.yaml"
-        for plural in ("backends", "backendtrafficpolicies")
-    ],
-    "sigs.k8s.io/gateway-api-inference-extension": [
-        "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
-        "config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml",
-    ],
-}
-"""The CRDs of the kinds we read but do not own, as each project publishes them."""
-
 _namespaces = itertools.count(1)
-
-
-def upstream_crd_files(tools: GoTools) -> list[Path]:
-    return [tools.module(module) / path for module, paths in UPSTREAM_CRDS.items() for path in paths]
-
-
-def install_crds(kube: LocalKube, tools: GoTools) -> None:
-    """Applies the upstream CRDs and ours, then waits until the API server serves every one of them."""
-    files = [*upstream_crd_files(tools), *sorted(OUR_CRDS.glob("*.yaml"))]
-    for path in files:
-        # Server-side apply: some upstream CRDs are too large for client-side apply's annotation.
-        kube.kubectl("apply", "--server-side", "-f", str(path))
-    kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
-
-
-def start_kube(tools: GoTools) -> LocalKube:
-    kube = LocalKube(tools=tools)
-    try:
-        kube.start()
-        install_crds(kube, tools)
-    except BaseException:
-        kube.stop()
-        raise
-    return kube
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +37,7 @@ def kube_tools() -> GoTools:
 @pytest.fixture(scope="session")
 def kube(kube_tools: GoTools) -> Iterator[LocalKube]:
     """The session's shared API server, every CRD installed. Use ``namespace`` to keep to your own objects."""
-    server = start_kube(kube_tools)
+    server = start_kube_with_crds(kube_tools)
     try:
         yield server
     finally:
@@ -87,7 +47,7 @@ def kube(kube_tools: GoTools) -> Iterator[LocalKube]:
 @pytest.fixture
 def private_kube(kube_tools: GoTools) -> Iterator[LocalKube]:
     """An API server of this test's own, for tests that restart it or compact its etcd."""
-    server = start_kube(kube_tools)
+    server = start_kube_with_crds(kube_tools)
     try:
         yield server
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
+from controlplane.devtools.crds import upstream_crd_files
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.kube import LocalKube
 from tests.e2e import EXAMPLES, eventually
@@ -23,7 +24,6 @@ from tests.kube_support import (
     fresh_namespace,
     serve_arguments,
     served_conditions,
-    upstream_crd_files,
 )
 
 SPLIT = EXAMPLES / "001-weighted-split"
