@@ -13,7 +13,7 @@ from pathlib import Path
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.kube import LocalKube
 from tests.e2e import EXAMPLES, eventually
-from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, serve_arguments
+from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, in_namespace, serve_arguments
 
 SPLIT = EXAMPLES / "001-weighted-split"
 LEASE_SECONDS = 3.0
@@ -120,3 +120,43 @@ def test_only_the_leader_writes_and_another_replica_takes_over_when_it_dies(
 
         eventually(new_leader_wrote, timeout=20)
         assert follower.status()["source"]["kubernetes"]["statusWrites"] >= 1
+
+
+def test_a_secret_referenced_later_is_watched_by_name_and_its_value_never_shows(
+    kube: LocalKube, namespace: str, tmp_path: Path
+) -> None:
+    failover = (EXAMPLES / "003-model-failover" / "route.yaml").read_text()
+    documents = failover.split("\n---\n")
+    without_secret = "\n---\n".join(doc for doc in documents if "kind: Secret\n" not in doc)
+    secret_value = "sk-kube-test-0123456789-never-shown"
+    secret = f"""
+apiVersion: v1
+kind: Secret
+metadata:
+  name: openai-secret
+  namespace: {namespace}
+type: Opaque
+stringData:
+  apiKey: {secret_value}
+"""
+    kube.apply(GATEWAY_CLASS)
+    kube.apply(in_namespace(without_secret, namespace))
+    with ControlPlaneProcess(serve_arguments(kube, namespace), log_file=tmp_path / "serve.log") as process:
+
+        def policy(status: str) -> None:
+            found = conditions(kube, "backendsecuritypolicies", namespace, "openai-apikey")
+            assert found.get("ResolvedRefs", {}).get("status") == status, found
+
+        eventually(lambda: policy("False"), timeout=20)
+        kube.apply(secret)
+        eventually(lambda: policy("True"), timeout=20)
+
+        # An unrelated Secret is not read: only referenced ones are watched, each by name.
+        kube.kubectl(
+            "create", "secret", "generic", "unrelated", f"--from-literal=key={secret_value}x", "-n", namespace
+        )
+        kinds = "aigatewayroutes,aiservicebackends,backendsecuritypolicies"
+        everything = kube.kubectl("get", kinds, "-n", namespace, "-o", "yaml").stdout
+        assert "openai-apikey" in everything
+        for text in (everything, process.log(), str(process.status())):
+            assert secret_value not in text
