@@ -15,6 +15,7 @@ from envoy.type.v3 import range_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.endpoint import upstream_load_assignment
+from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -53,6 +54,22 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
         )
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
+    apply_balancing(message, cluster)
+    if cluster.outlier is not None:
+        message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
+            pack(_error_classification(cluster.outlier.error_status_codes))
+        )
+    if cluster.http2:
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
+            pack(
+                http_protocol_options_pb2.HttpProtocolOptions(
+                    explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
+                        http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
+                    )
+                )
+            )
+        )
     return message
 
 
@@ -117,7 +134,10 @@ def _tls_socket(tls: ir.UpstreamTls, *, system_ca_file: str) -> Any:
             )
         )
     context = tls_pb2.CommonTlsContext()
-    if tls.ca_secret is None:
+    if not tls.verify:
+        # Encrypted, any certificate accepted: what endpoint pickers serve (a self-signed one by default).
+        context.alpn_protocols.append("h2")
+    elif tls.ca_secret is None:
         validation.trusted_ca.filename = system_ca_file
         context.validation_context.CopyFrom(validation)
     else:

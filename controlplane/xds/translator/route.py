@@ -15,6 +15,9 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.messages import pack, seconds
 
+PICKED_ENDPOINT_RETRIES = 2
+_UNREACHABLE = "connect-failure,refused-stream,reset"
+
 
 def route_configuration(listener: ir.HttpListener) -> Any:
     return route_pb2.RouteConfiguration(
@@ -47,6 +50,12 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         )
     if hop.host_rewrite is not None:
         route.route.host_rewrite_literal = hop.host_rewrite
+    if hop.picker is not None:
+        # The picker's fallback endpoints: a picked endpoint that cannot be reached is retried on the next
+        # one it named (then on any pool endpoint), inside the hop, before the rule fails over.
+        route.route.retry_policy.CopyFrom(
+            rc.RetryPolicy(retry_on=_UNREACHABLE, num_retries={"value": PICKED_ENDPOINT_RETRIES})
+        )
     return route_pb2.RouteConfiguration(
         name=hop.name,
         virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=[route])],
