@@ -1,0 +1,191 @@
+"""An InferencePool with an endpoint picker, through a real Envoy fed only by our xDS server: our own picker
+(``devtools.picker``, the endpoint picker protocol over gRPC with TLS) in front of three model-server Pods on
+127.0.0.11-13 (the real picker against a real API server: ``test_kubernetes_inference_epp``).
+
+Each test gets its own Envoy, pool and picker: ejections and picker state outlive a test.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from controlplane.devtools.fake_backend import FakeBackend, Normal, Refuse
+from controlplane.devtools.model_pool import ModelPool
+from controlplane.devtools.picker import Erroring, LocalPicker, Outside
+from controlplane.gatewayapi import TranslateOptions
+from controlplane.netutil import free_port
+from controlplane.pipeline import translate
+from controlplane.resources.parse import load_text
+from controlplane.xds.translator.filters.endpoint_picker import DESTINATION_ENDPOINT_KEY
+from tests.conftest import EnvoyFactory
+from tests.e2e import CHAT, answered_by, eventually
+from tests.inference_support import FAILOVER_HEADER, INFERENCE_HEADER, PoolSetup, pool_manifests
+from tests.xds_support import ServerThread
+
+Serve = Callable[..., str]
+
+
+@pytest.fixture
+def mode() -> str:
+    return "sotw"
+
+
+@pytest.fixture
+def pool() -> Iterator[ModelPool]:
+    with ModelPool(name="vllm", model="llama3-8b", size=3) as started:
+        yield started
+
+
+@pytest.fixture
+def picker(pool: ModelPool) -> Iterator[LocalPicker]:
+    with LocalPicker(endpoints=pool.endpoints) as started:
+        yield started
+
+
+@pytest.fixture
+def plain() -> Iterator[FakeBackend]:
+    with FakeBackend(name="plain", model="plain-model") as started:
+        yield started
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def serve(
+    xds: ServerThread,
+    envoys: EnvoyFactory,
+    pool: ModelPool,
+    picker: LocalPicker,
+    plain: FakeBackend,
+    http: httpx.Client,
+) -> Serve:
+    """Serves the pool (with our picker unless ``with_picker=False``) and returns the chat URL once the
+    pool answers through Envoy."""
+    envoys()
+
+    def start(*, failure_mode: str = "FailClose", with_picker: bool = True) -> str:
+        setup = PoolSetup(
+            namespace="default",
+            gateway_port=free_port(),
+            pool=pool,
+            plain=plain,
+            picker_address=(picker.host, picker.port) if with_picker else None,
+            failure_mode=failure_mode,
+        )
+        loaded = load_text(pool_manifests(setup, with_pods=True), file="pool.yaml")
+        result = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
+        assert not result.problems, result.problems
+        xds.cache.set_snapshot(result.snapshot())
+        url = f"http://127.0.0.1:{setup.gateway_port}/v1/chat/completions"
+        eventually(lambda: answered_by(_to_pool(http, url)), timeout=30)
+        for server in pool.servers:
+            server.clear()
+        return url
+
+    return start
+
+
+def _to_pool(http: httpx.Client, url: str, header: str = INFERENCE_HEADER) -> httpx.Response:
+    return http.post(url, json={**CHAT, "model": "llama3-8b"}, headers={header: "yes"})
+
+
+def test_every_request_reaches_the_pod_the_picker_named(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client
+) -> None:
+    url = serve()
+    before = len(picker.picks)
+    answers = [answered_by(_to_pool(http, url)) for _ in range(100)]
+    picks = picker.picks[before:]
+    assert answers == [pool.pod_name(pool.endpoints.index(pick)) for pick in picks]
+    assert set(answers) == {pool.pod_name(index) for index in range(3)}, Counter(answers)
+    for index, server in enumerate(pool.servers):
+        named = {request.headers[DESTINATION_ENDPOINT_KEY].split(",")[0] for request in server.received}
+        assert named == {pool.endpoint(index)}
+
+
+def test_seed_002_header_no_goes_to_the_plain_backend_without_the_picker(
+    serve: Serve, picker: LocalPicker, plain: FakeBackend, http: httpx.Client
+) -> None:
+    url = serve()
+    before = len(picker.picks)
+    reply = http.post(url, json=CHAT, headers={INFERENCE_HEADER: "no"})
+    assert answered_by(reply) == "plain"
+    assert len(picker.picks) == before
+    assert DESTINATION_ENDPOINT_KEY not in plain.received[-1].headers
+
+
+def test_a_pick_outside_the_pool_is_never_reached(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client
+) -> None:
+    url = serve()
+    with FakeBackend(name="intruder", model="m", host="127.0.0.30", port=pool.port) as intruder:
+        picker.set_mode(Outside(f"127.0.0.30:{pool.port}"))
+        answers = Counter(answered_by(_to_pool(http, url)) for _ in range(20))
+        assert set(answers) <= {pool.pod_name(index) for index in range(3)}, answers
+        assert intruder.received == []
+
+
+@pytest.mark.parametrize("trouble", ["killed", "erroring"])
+def test_fail_open_pool_keeps_serving_when_the_picker_fails(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client, trouble: str
+) -> None:
+    url = serve(failure_mode="FailOpen")
+    _make_trouble(picker, trouble)
+    answers = Counter(answered_by(_to_pool(http, url)) for _ in range(30))
+    assert set(answers) == {pool.pod_name(index) for index in range(3)}, answers
+
+
+@pytest.mark.parametrize("trouble", ["killed", "erroring"])
+def test_fail_close_pool_answers_503_in_openai_json_when_the_picker_fails(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client, trouble: str
+) -> None:
+    url = serve(failure_mode="FailClose")
+    _make_trouble(picker, trouble)
+    for _ in range(3):
+        reply = _to_pool(http, url)
+        assert reply.status_code == 503, reply.text
+        assert reply.headers["content-type"] == "application/json"
+        assert reply.json()["error"]["type"] == "server_error"
+    assert all(server.received == [] for server in pool.servers)
+
+
+def test_a_pool_without_a_picker_spreads_requests_by_least_request(
+    serve: Serve, pool: ModelPool, http: httpx.Client
+) -> None:
+    url = serve(with_picker=False)
+    answers = Counter(answered_by(_to_pool(http, url)) for _ in range(30))
+    assert set(answers) == {pool.pod_name(index) for index in range(3)}, answers
+    assert all(DESTINATION_ENDPOINT_KEY not in r.headers for s in pool.servers for r in s.received)
+
+
+def test_pool_at_priority_0_all_down_fails_over_to_the_backend_at_priority_1_and_back(
+    serve: Serve, pool: ModelPool, plain: FakeBackend, http: httpx.Client
+) -> None:
+    url = serve()
+    assert answered_by(_to_pool(http, url, FAILOVER_HEADER)).startswith("vllm-")
+    for server in pool.servers:
+        server.set_mode(Refuse())
+    answers = [answered_by(_to_pool(http, url, FAILOVER_HEADER)) for _ in range(10)]
+    assert answers == ["plain"] * 10
+    for server in pool.servers:
+        server.set_mode(Normal())
+
+    def back_on_the_pool() -> None:
+        assert answered_by(_to_pool(http, url, FAILOVER_HEADER)).startswith("vllm-")
+
+    eventually(back_on_the_pool, timeout=20)
+
+
+def _make_trouble(picker: LocalPicker, trouble: str) -> None:
+    if trouble == "killed":
+        picker.stop()
+    else:
+        picker.set_mode(Erroring())
