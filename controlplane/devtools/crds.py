@@ -26,6 +26,8 @@ UPSTREAM_CRDS = {
     "sigs.k8s.io/gateway-api-inference-extension": [
         "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
         "config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml",
+        # The endpoint picker watches these too (devtools.epp), and does not start without the kind.
+        "config/crd/bases/inference.networking.x-k8s.io_inferenceobjectives.yaml",
     ],
 }
 """The CRDs of the kinds we read but do not own, as each project publishes them."""
