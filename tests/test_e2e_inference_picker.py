@@ -81,7 +81,8 @@ def serve(
             failure_mode=failure_mode,
         )
         loaded = load_text(pool_manifests(setup, with_pods=True), file="pool.yaml")
-        result = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
+        options = TranslateOptions(listen_address="127.0.0.1", inference_extension=True)
+        result = translate(loaded.resource_set(), options=options)
         assert not result.problems, result.problems
         xds.cache.set_snapshot(result.snapshot())
         url = f"http://127.0.0.1:{setup.gateway_port}/v1/chat/completions"

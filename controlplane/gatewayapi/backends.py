@@ -45,10 +45,19 @@ class ResolvedPool:
     problems: tuple[str, ...]
 
 
+INFERENCE_EXTENSION_OFF = (
+    "the Inference Extension is off: InferencePools are used only with --enable-inference-extension"
+)
+
+
 class BackendResolver:
-    def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+    def __init__(self, *, resources: ResourceSet, report: Report, inference_extension: bool) -> None:
         self._resources = resources
         self._report = report
+        self.inference_extension = inference_extension
+        if not inference_extension:
+            for pool in resources.inference_pools():
+                report.reject(pool, "", INFERENCE_EXTENSION_OFF, reason="InferenceExtensionDisabled")
         self._upstreams = UpstreamResolver(resources=resources, report=report)
         self._credentials = CredentialResolver(resources=resources, report=report)
         self._backends: dict[tuple[str, str], ResolvedBackend | None] = {}

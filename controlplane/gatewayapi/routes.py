@@ -13,7 +13,12 @@ from dataclasses import dataclass, replace
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
-from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
+from controlplane.gatewayapi.backends import (
+    INFERENCE_EXTENSION_OFF,
+    BackendResolver,
+    ResolvedBackend,
+    header_edits,
+)
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Report
@@ -173,6 +178,9 @@ def _targets(
         report.unresolved(
             route, f"{path}.namespace", denied_message(kind=target_kind, namespace=namespace, name=ref.name)
         )
+        return []
+    if ref.is_inference_pool and not backends.inference_extension:
+        report.unresolved(route, f"{path}.kind", INFERENCE_EXTENSION_OFF)
         return []
     if ref.is_inference_pool:
         pool = backends.resources.inference_pool(namespace, ref.name, group=ref.group)
