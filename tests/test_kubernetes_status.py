@@ -97,8 +97,13 @@ def test_only_the_leader_writes_and_another_replica_takes_over_when_it_dies(
 
         leader, follower = wait_until(one_leader, timeout=20)
         assert follower.status()["source"]["kubernetes"]["statusWrites"] == 0
-        # Both serve xDS from their own watch: the follower has translated the route too.
-        assert follower.status()["snapshotVersion"] == leader.status()["snapshotVersion"]
+        # Both serve xDS from their own watch: the follower translates the route too, to the same version
+        # (versions depend on content only), once it has seen what the leader has.
+        wait_until(
+            lambda: follower.status()["snapshotVersion"] == leader.status()["snapshotVersion"],
+            timeout=20,
+            message="the follower to serve the leader's snapshot version",
+        )
 
         leader.kill()  # no goodbye: the Lease must expire
         killed_at = time.monotonic()
