@@ -26,6 +26,7 @@ def _ads(config: dict[str, Any]) -> dict[str, Any]:
     return ads
 
 
+@pytest.mark.envoy
 @pytest.mark.parametrize(("flags", "api_type"), [((), "GRPC"), (("--delta",), "DELTA_GRPC")])
 def test_bootstrap_passes_envoy_validate(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: tuple[str, ...], api_type: str
@@ -112,6 +113,7 @@ def test_bootstrap_rejects_bad_address(capsys: pytest.CaptureFixture[str], addre
     assert "HOST:PORT" in err or "out of range" in err
 
 
+@pytest.mark.envoy
 def test_python_dash_m_entry_point() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "controlplane", "bootstrap", "--xds-address", "127.0.0.1:1", "--delta"],

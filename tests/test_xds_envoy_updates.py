@@ -13,6 +13,7 @@ from controlplane.netutil import free_port
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests import xds_builders
+from tests.polling import wait_until
 from tests.xds_support import (
     BackendFactory,
     EnvoyFactory,
@@ -21,7 +22,6 @@ from tests.xds_support import (
     http_get,
     http_route_snapshot,
     wait_for_backend,
-    wait_until,
 )
 
 

@@ -1,5 +1,5 @@
 """Test helpers for driving the xDS server against real Envoys: a server on a background event loop, an
-event log to wait on, a bounded polling helper, a traffic loop that counts every failed request, and a raw
+event log to wait on, a traffic loop that counts every failed request, and a raw
 gRPC client for protocol-level cases Envoy never produces (stale nonces, malformed requests).
 """
 
@@ -9,7 +9,6 @@ import asyncio
 import http.client
 import queue
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
 from tests import xds_builders
+from tests.polling import wait_until
 
 _T = TypeVar("_T")
 
@@ -40,18 +40,6 @@ SERVICE = "/envoy.service.discovery.v3.AggregatedDiscoveryService/"
 # a little longer.
 ENVOY_DRAIN_SECONDS = 1
 SERVER_DRAIN_SECONDS = 2.0
-
-
-def wait_until(predicate: Callable[[], _T], *, timeout: float = 15.0, message: str = "condition") -> _T:
-    """Poll `predicate` until it returns something truthy (returned), failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(0.02)
 
 
 class EventLog:
