@@ -1,8 +1,8 @@
 """Manifests for the InferencePool tests: seed 002's route shape over a pool of model-server Pods, its
 endpoint picker as a Service, and an AIServiceBackend beside the pool (plain, and at priority 1).
 
-The picker Service resolves to wherever the picker really listens (our own, or the real one on loopback)
-through an EndpointSlice the test writes, as the EndpointSlice controller would for the picker's Pod.
+The picker Service is an ExternalName Service naming the loopback address where the picker really listens
+(our own, or the real one): an API server refuses loopback addresses in EndpointSlices.
 """
 
 from __future__ import annotations
@@ -115,23 +115,16 @@ def _pool_ref(**extra: object) -> dict[str, object]:
 
 
 def _picker_service(namespace: str, host: str, port: int) -> list[dict[str, object]]:
+    # An API server refuses loopback addresses in EndpointSlices; an ExternalName Service may name one.
     return [
         {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": PICKER, "namespace": namespace},
-            "spec": {"ports": [{"name": "grpc-ext-proc", "port": port, "protocol": "TCP"}]},
-        },
-        {
-            "apiVersion": "discovery.k8s.io/v1",
-            "kind": "EndpointSlice",
-            "metadata": {
-                "name": f"{PICKER}-loopback",
-                "namespace": namespace,
-                "labels": {"kubernetes.io/service-name": PICKER},
+            "spec": {
+                "type": "ExternalName",
+                "externalName": host,
+                "ports": [{"name": "grpc-ext-proc", "port": port, "protocol": "TCP"}],
             },
-            "addressType": "IPv4",
-            "ports": [{"name": "grpc-ext-proc", "port": port, "protocol": "TCP"}],
-            "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
-        },
+        }
     ]

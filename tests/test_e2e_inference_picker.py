@@ -22,9 +22,12 @@ from controlplane.pipeline import translate
 from controlplane.resources.parse import load_text
 from controlplane.xds.translator.filters.endpoint_picker import DESTINATION_ENDPOINT_KEY
 from tests.conftest import EnvoyFactory
-from tests.e2e import CHAT, answered_by, eventually
+from tests.e2e import CHAT, answered_by
 from tests.inference_support import FAILOVER_HEADER, INFERENCE_HEADER, PoolSetup, pool_manifests
+from tests.polling import wait_until
 from tests.xds_support import ServerThread
+
+pytestmark = pytest.mark.envoy
 
 Serve = Callable[..., str]
 
@@ -86,7 +89,7 @@ def serve(
         assert not result.problems, result.problems
         xds.cache.set_snapshot(result.snapshot())
         url = f"http://127.0.0.1:{setup.gateway_port}/v1/chat/completions"
-        eventually(lambda: answered_by(_to_pool(http, url)), timeout=30)
+        wait_until(lambda: answered_by(_to_pool(http, url)), timeout=30)
         for server in pool.servers:
             server.clear()
         return url
@@ -179,10 +182,11 @@ def test_pool_at_priority_0_all_down_fails_over_to_the_backend_at_priority_1_and
     for server in pool.servers:
         server.set_mode(Normal())
 
-    def back_on_the_pool() -> None:
+    def back_on_the_pool() -> bool:
         assert answered_by(_to_pool(http, url, FAILOVER_HEADER)).startswith("vllm-")
+        return True
 
-    eventually(back_on_the_pool, timeout=20)
+    wait_until(back_on_the_pool, timeout=20)
 
 
 def _make_trouble(picker: LocalPicker, trouble: str) -> None:

@@ -2,10 +2,10 @@
 them for every request.
 
 A pool with a picker (``endpointPickerRef`` / ``extensionRef``, a Service in the pool's namespace) gets an
-HTTP/2 cluster to the picker's endpoints (TLS without certificate checks, as the reference picker serves a
-self-signed certificate by default) and its Pods' cluster honours the picked endpoint, restricted to the
-Pods. A pool without one is balanced by least request. Both have outlier detection, so a Pod that keeps
-failing is skipped.
+HTTP/2 cluster to the picker: the Service's EndpointSlices, or the DNS name of an ExternalName Service; TLS
+without certificate checks, as the reference picker serves a self-signed certificate by default. Its Pods'
+cluster honours the picked endpoint, restricted to the Pods. A pool without a picker is balanced by least
+request. Both have outlier detection, so a Pod that keeps failing is skipped.
 
 When the picker cannot be resolved (kind other than Service, Service or port missing), ``failureMode``
 decides, as it would for a picker that is down: ``FailOpen`` serves the Pods without a picker,
@@ -91,12 +91,17 @@ class PoolResolver:
         if service_port is None:
             return f"Service {pool.namespace}/{spec.name} has no port {spec.port}"
         name = f"endpointpicker/{pool.namespace}/{spec.name}/{spec.port}"
+        external = service.spec.external_name if service.spec.type == "ExternalName" else None
         self._upstreams.add(
             ir.UpstreamCluster(
                 name=name,
-                discovery=ir.DiscoveryType.EDS,
+                discovery=ir.DiscoveryType.EDS if external is None else ir.DiscoveryType.DNS,
                 # None ready (the picker restarting) is the picker being down: failureMode applies.
-                endpoints=service_endpoints(self._resources, service, service_port),
+                endpoints=(
+                    service_endpoints(self._resources, service, service_port)
+                    if external is None
+                    else (ir.SocketEndpoint(external, spec.port),)
+                ),
                 tls=ir.UpstreamTls(sni="", verify_hostname=None, ca_secret=None, verify=False),
                 http2=True,
             )
