@@ -33,6 +33,8 @@ class PoolSetup:
     picker_address: tuple[str, int] | None
     """Where the picker listens; None: the pool has no picker."""
     failure_mode: str = "FailClose"
+    picker_app_protocol: str | None = None
+    """The picker Service port's ``appProtocol`` (``kubernetes.io/h2c``: a picker without TLS)."""
 
 
 def pool_manifests(setup: PoolSetup, *, with_pods: bool) -> str:
@@ -89,7 +91,7 @@ def pool_manifests(setup: PoolSetup, *, with_pods: bool) -> str:
             "port": {"number": port},
             "failureMode": setup.failure_mode,
         }
-        documents += _picker_service(ns, host, port)
+        documents += _picker_service(ns, host, port, setup.picker_app_protocol)
     documents.append(
         {
             "apiVersion": "inference.networking.k8s.io/v1",
@@ -114,7 +116,12 @@ def _pool_ref(**extra: object) -> dict[str, object]:
     return {"name": POOL, "group": "inference.networking.k8s.io", "kind": "InferencePool", **extra}
 
 
-def _picker_service(namespace: str, host: str, port: int) -> list[dict[str, object]]:
+def _picker_service(
+    namespace: str, host: str, port: int, app_protocol: str | None
+) -> list[dict[str, object]]:
+    service_port: dict[str, object] = {"name": "grpc-ext-proc", "port": port, "protocol": "TCP"}
+    if app_protocol is not None:
+        service_port["appProtocol"] = app_protocol
     # An API server refuses loopback addresses in EndpointSlices; an ExternalName Service may name one.
     return [
         {
@@ -124,7 +131,7 @@ def _picker_service(namespace: str, host: str, port: int) -> list[dict[str, obje
             "spec": {
                 "type": "ExternalName",
                 "externalName": host,
-                "ports": [{"name": "grpc-ext-proc", "port": port, "protocol": "TCP"}],
+                "ports": [service_port],
             },
         }
     ]

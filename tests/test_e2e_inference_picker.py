@@ -17,6 +17,7 @@ from controlplane.devtools.fake_backend import FakeBackend, Normal, Refuse
 from controlplane.devtools.model_pool import ModelPool
 from controlplane.devtools.picker import Erroring, LocalPicker, Outside
 from controlplane.gatewayapi import TranslateOptions
+from controlplane.gatewayapi.pools import H2C_APP_PROTOCOL
 from controlplane.netutil import free_port
 from controlplane.pipeline import translate
 from controlplane.resources.parse import load_text
@@ -70,18 +71,25 @@ def serve(
     plain: FakeBackend,
     http: httpx.Client,
 ) -> Serve:
-    """Serves the pool (with our picker unless ``with_picker=False``) and returns the chat URL once the
-    pool answers through Envoy."""
+    """Serves the pool (with our picker unless ``with_picker=False``; ``plaintext_picker`` instead, if given,
+    named as h2c) and returns the chat URL once the pool answers through Envoy."""
     envoys()
 
-    def start(*, failure_mode: str = "FailClose", with_picker: bool = True) -> str:
+    def start(
+        *,
+        failure_mode: str = "FailClose",
+        with_picker: bool = True,
+        plaintext_picker: LocalPicker | None = None,
+    ) -> str:
+        serving = plaintext_picker or picker
         setup = PoolSetup(
             namespace="default",
             gateway_port=free_port(),
             pool=pool,
             plain=plain,
-            picker_address=(picker.host, picker.port) if with_picker else None,
+            picker_address=(serving.host, serving.port) if with_picker else None,
             failure_mode=failure_mode,
+            picker_app_protocol=H2C_APP_PROTOCOL if plaintext_picker is not None else None,
         )
         loaded = load_text(pool_manifests(setup, with_pods=True), file="pool.yaml")
         options = TranslateOptions(listen_address="127.0.0.1", inference_extension=True)
@@ -194,3 +202,30 @@ def _make_trouble(picker: LocalPicker, trouble: str) -> None:
         picker.stop()
     else:
         picker.set_mode(Erroring())
+
+
+def test_an_unreachable_pick_is_retried_on_the_pickers_fallback_endpoint(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client
+) -> None:
+    url = serve()
+    pool.servers[0].set_mode(Refuse())
+    before = len(picker.picks)
+    answers = [answered_by(_to_pool(http, url)) for _ in range(30)]
+    picks = picker.picks[before:]
+    fallback_of = {pool.endpoint(index): pool.pod_name((index + 1) % 3) for index in range(3)}
+    for pick, answer in zip(picks, answers, strict=True):
+        if pick == pool.endpoint(0):
+            assert answer == fallback_of[pick], (pick, answer)
+        else:
+            assert answer == pool.pod_name(pool.endpoints.index(pick)), (pick, answer)
+
+
+def test_a_picker_service_port_marked_h2c_is_reached_without_tls(
+    serve: Serve, pool: ModelPool, http: httpx.Client
+) -> None:
+    with LocalPicker(endpoints=pool.endpoints, tls=False) as plaintext:
+        url = serve(plaintext_picker=plaintext)
+        before = len(plaintext.picks)
+        answers = [answered_by(_to_pool(http, url)) for _ in range(10)]
+        picks = plaintext.picks[before:]
+        assert answers == [pool.pod_name(pool.endpoints.index(pick)) for pick in picks]

@@ -59,8 +59,12 @@ PickerMode = RoundRobin | Erroring | Outside
 class LocalPicker:
     """The picker on ``host`` (an OS-chosen port unless given), choosing among ``endpoints`` (``ip:port``)."""
 
-    def __init__(self, *, endpoints: Sequence[str], host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, *, endpoints: Sequence[str], host: str = "127.0.0.1", port: int = 0, tls: bool = True
+    ) -> None:
+        """``tls=False`` serves plaintext HTTP/2, as the real picker does with ``--secure-serving=false``."""
         self._host = host
+        self._tls = tls
         self._port = port
         self._lock = threading.Lock()
         self._endpoints = list(endpoints)
@@ -94,12 +98,16 @@ class LocalPicker:
             self._endpoints = list(endpoints)
 
     def start(self) -> Self:
-        authority = CertificateAuthority(common_name="local picker CA")
-        issued = authority.issue(common_name="picker", dns_names=["localhost"], ips=[self._host])
-        credentials = grpc.ssl_server_credentials([(issued.key_pem, issued.certificate_pem)])
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=_WORKERS))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(_Servicer(self), server)
-        self._port = server.add_secure_port(f"{self._host}:{self._port}", credentials)
+        address = f"{self._host}:{self._port}"
+        if self._tls:
+            authority = CertificateAuthority(common_name="local picker CA")
+            issued = authority.issue(common_name="picker", dns_names=["localhost"], ips=[self._host])
+            credentials = grpc.ssl_server_credentials([(issued.key_pem, issued.certificate_pem)])
+            self._port = server.add_secure_port(address, credentials)
+        else:
+            self._port = server.add_insecure_port(address)
         server.start()
         self._server = server
         return self

@@ -3,7 +3,8 @@ them for every request.
 
 A pool with a picker (``endpointPickerRef`` / ``extensionRef``, a Service in the pool's namespace) gets an
 HTTP/2 cluster to the picker: the Service's EndpointSlices, or the DNS name of an ExternalName Service; TLS
-without certificate checks, as the reference picker serves a self-signed certificate by default. Its Pods'
+without certificate checks, as the reference picker serves a self-signed certificate by default, or
+plaintext when the Service port says ``appProtocol: kubernetes.io/h2c``. Its Pods'
 cluster honours the picked endpoint, restricted to the Pods. A pool without a picker is balanced by least
 request. Both have outlier detection, so a Pod that keeps failing is skipped.
 
@@ -22,6 +23,9 @@ from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver, service_endpoints
 from controlplane.resources.inference import EndpointPicker, InferencePoolBase
 from controlplane.resources.resource_set import ResourceSet
+
+H2C_APP_PROTOCOL = "kubernetes.io/h2c"
+"""A picker Service port with this ``appProtocol`` serves plaintext HTTP/2 (a picker run without TLS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +106,11 @@ class PoolResolver:
                     if external is None
                     else (ir.SocketEndpoint(external, spec.port),)
                 ),
-                tls=ir.UpstreamTls(sni="", verify_hostname=None, ca_secret=None, verify=False),
+                tls=(
+                    None
+                    if service_port.app_protocol == H2C_APP_PROTOCOL
+                    else ir.UpstreamTls(sni="", verify_hostname=None, ca_secret=None, verify=False)
+                ),
                 http2=True,
             )
         )
