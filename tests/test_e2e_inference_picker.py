@@ -7,6 +7,7 @@ Each test gets its own Envoy, pool and picker: ejections and picker state outliv
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 
@@ -229,3 +230,16 @@ def test_a_picker_service_port_marked_h2c_is_reached_without_tls(
         answers = [answered_by(_to_pool(http, url)) for _ in range(10)]
         picks = plaintext.picks[before:]
         assert answers == [pool.pod_name(pool.endpoints.index(pick)) for pick in picks]
+
+
+def test_a_streamed_answer_comes_back_whole_through_the_picker(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client
+) -> None:
+    url = serve()
+    body = {**CHAT, "model": "llama3-8b", "stream": True}
+    reply = http.post(url, json=body, headers={INFERENCE_HEADER: "yes"})
+    assert reply.status_code == 200, reply.text
+    events = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    content = "".join(json.loads(event)["choices"][0]["delta"].get("content", "") for event in events[:-1])
+    assert content == f"{pool.pod_name(pool.endpoints.index(picker.picks[-1]))},llama3-8b,llama3-8b"
