@@ -53,9 +53,6 @@ class ModelPool:
     def pod_name(self, index: int) -> str:
         return f"{self.name}-{index}"
 
-    def by_endpoint(self, endpoint: str) -> FakeBackend:
-        return self.servers[self.endpoints.index(endpoint)]
-
     def start(self) -> Self:
         """Starts every server on one port that is free on all their addresses."""
         for _ in range(_BIND_TRIES):

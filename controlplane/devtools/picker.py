@@ -93,10 +93,6 @@ class LocalPicker:
         with self._lock:
             self._mode = mode
 
-    def set_endpoints(self, endpoints: Sequence[str]) -> None:
-        with self._lock:
-            self._endpoints = list(endpoints)
-
     def start(self) -> Self:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=_WORKERS))
         ext_proc_grpc.add_ExternalProcessorServicer_to_server(_Servicer(self), server)

@@ -179,10 +179,6 @@ class FakeBackend:
             self._call(self._loop, self._apply_mode(mode))
         _log.info("fake backend mode changed", backend=self._name, mode=repr(mode))
 
-    @property
-    def load(self) -> ServerLoad:
-        return self._load
-
     def set_load(self, load: ServerLoad) -> None:
         """What ``/metrics`` reports from now on (one assignment: safe while the server thread reads it)."""
         self._load = load
