@@ -22,7 +22,10 @@ from controlplane.gatewayapi.pools import H2C_APP_PROTOCOL
 from controlplane.netutil import free_port
 from controlplane.pipeline import translate
 from controlplane.resources.parse import load_text
-from controlplane.xds.translator.filters.endpoint_picker import DESTINATION_ENDPOINT_KEY
+from controlplane.xds.translator.filters.endpoint_picker import (
+    DESTINATION_ENDPOINT_KEY,
+    SERVED_ENDPOINT_KEY,
+)
 from tests.conftest import EnvoyFactory
 from tests.e2e import CHAT, answered_by
 from tests.inference_support import FAILOVER_HEADER, INFERENCE_HEADER, PoolSetup, pool_manifests
@@ -118,6 +121,7 @@ def test_every_request_reaches_the_pod_the_picker_named(
     answers = [answered_by(_to_pool(http, url)) for _ in range(100)]
     picks = picker.picks[before:]
     assert answers == [pool.pod_name(pool.endpoints.index(pick)) for pick in picks]
+    assert picker.served[-100:] == picks, "Envoy reports the served endpoint back to the picker"
     assert set(answers) == {pool.pod_name(index) for index in range(3)}, Counter(answers)
     for index, server in enumerate(pool.servers):
         named = {request.headers[DESTINATION_ENDPOINT_KEY].split(",")[0] for request in server.received}
@@ -213,12 +217,12 @@ def test_an_unreachable_pick_is_retried_on_the_pickers_fallback_endpoint(
     before = len(picker.picks)
     answers = [answered_by(_to_pool(http, url)) for _ in range(30)]
     picks = picker.picks[before:]
-    fallback_of = {pool.endpoint(index): pool.pod_name((index + 1) % 3) for index in range(3)}
-    for pick, answer in zip(picks, answers, strict=True):
-        if pick == pool.endpoint(0):
-            assert answer == fallback_of[pick], (pick, answer)
-        else:
-            assert answer == pool.pod_name(pool.endpoints.index(pick)), (pick, answer)
+    served = picker.served[-30:]
+    fallback_of = {pool.endpoint(index): pool.endpoint((index + 1) % 3) for index in range(3)}
+    for pick, answer, reported in zip(picks, answers, served, strict=True):
+        expected = fallback_of[pick] if pick == pool.endpoint(0) else pick
+        assert answer == pool.pod_name(pool.endpoints.index(expected)), (pick, answer)
+        assert reported == expected, "Envoy tells the picker which endpoint really served"
 
 
 def test_a_picker_service_port_marked_h2c_is_reached_without_tls(
@@ -239,6 +243,7 @@ def test_a_streamed_answer_comes_back_whole_through_the_picker(
     body = {**CHAT, "model": "llama3-8b", "stream": True}
     reply = http.post(url, json=body, headers={INFERENCE_HEADER: "yes"})
     assert reply.status_code == 200, reply.text
+    assert SERVED_ENDPOINT_KEY not in reply.headers, "the served endpoint is for the picker, not the client"
     events = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
     content = "".join(json.loads(event)["choices"][0]["delta"].get("content", "") for event in events[:-1])

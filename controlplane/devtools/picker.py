@@ -3,7 +3,8 @@ picker protocol, for fast tests and benchmarks (the real picker is ``devtools.ep
 
 It does what the protocol asks of a picker in ``FULL_DUPLEX_STREAMED`` mode, as the reference one does: it
 reads the request headers and body, names the chosen endpoint in the ``x-gateway-destination-endpoint``
-header and the ``envoy.lb`` dynamic metadata, streams the body back unchanged, and echoes the response.
+header and the ``envoy.lb`` dynamic metadata, streams the body back unchanged, and echoes the response,
+recording the endpoint Envoy reports as having served it.
 Which endpoint it names, and how it misbehaves (erroring, naming an address outside the pool), is a
 mode the test sets, like the fake backend's. It serves TLS with a throw-away certificate, as the reference
 picker does by default, so Envoy reaches it exactly as it reaches that one.
@@ -29,6 +30,7 @@ from controlplane.devtools.certs import CertificateAuthority
 from controlplane.xds.translator.filters.endpoint_picker import (
     DESTINATION_ENDPOINT_KEY,
     DESTINATION_ENDPOINT_NAMESPACE,
+    SERVED_ENDPOINT_KEY,
 )
 
 __all__ = ["Erroring", "LocalPicker", "Outside", "PickerMode", "RoundRobin"]
@@ -71,6 +73,7 @@ class LocalPicker:
         self._turn = itertools.count()
         self._mode: PickerMode = RoundRobin()
         self._picks: list[str] = []
+        self._served: list[str] = []
         self._server: grpc.Server | None = None
 
     @property
@@ -88,6 +91,16 @@ class LocalPicker:
         """Every endpoint named so far (the first of each list), oldest first."""
         with self._lock:
             return list(self._picks)
+
+    @property
+    def served(self) -> list[str]:
+        """The endpoint that served each response, as Envoy reported it, oldest first."""
+        with self._lock:
+            return list(self._served)
+
+    def record_served(self, endpoint: str) -> None:
+        with self._lock:
+            self._served.append(endpoint)
 
     def set_mode(self, mode: PickerMode) -> None:
         with self._lock:
@@ -157,6 +170,9 @@ class _Servicer(ext_proc_grpc.ExternalProcessorServicer):  # type: ignore[misc]
             elif kind == "request_trailers":
                 yield ext_proc.ProcessingResponse(request_trailers=ext_proc.TrailersResponse())
             elif kind == "response_headers":
+                reported = request.metadata_context.filter_metadata.get(DESTINATION_ENDPOINT_NAMESPACE)
+                if reported is not None and SERVED_ENDPOINT_KEY in reported.fields:
+                    self._picker.record_served(reported.fields[SERVED_ENDPOINT_KEY].string_value)
                 yield ext_proc.ProcessingResponse(response_headers=ext_proc.HeadersResponse())
             elif kind == "response_body":
                 chunk = request.response_body
