@@ -9,6 +9,7 @@ and each leaves the pool as it found it, except the last, which adds a Pod.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -140,6 +141,22 @@ def test_each_of_100_requests_reaches_the_pod_the_real_picker_named(
     for index, server in enumerate(pool.servers):
         named = {request.headers[DESTINATION_ENDPOINT_KEY].split(",")[0] for request in server.received}
         assert named <= {pool.endpoint(index)}, (server.name, named)
+
+
+def test_a_streamed_answer_comes_back_whole_through_the_real_picker(
+    running: Running, http: httpx.Client
+) -> None:
+    body = {**CHAT, "model": "llama3-8b", "stream": True, "stream_options": {"include_usage": True}}
+    reply = http.post(running.url, json=body, headers={INFERENCE_HEADER: "yes"})
+    assert reply.status_code == 200, reply.text
+    events = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(event) for event in events[:-1]]
+    content = "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks if chunk["choices"])
+    pod, model, asked = content.split(",")
+    assert pod in {server.name for server in running.setup.pool.servers}, content
+    assert (model, asked) == ("llama3-8b", "llama3-8b"), content
+    assert chunks[-1]["usage"]["completion_tokens"] == 3
 
 
 def test_a_pod_reporting_a_long_queue_stops_getting_traffic(running: Running, http: httpx.Client) -> None:
