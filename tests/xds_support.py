@@ -20,11 +20,11 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.protobuf.message import Message
 
 from controlplane.admin import AdminServer
-from controlplane.bootstrap import render_bootstrap
+from controlplane.bootstrap import XdsClientTls, render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
+from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings, XdsTlsFiles
 from tests import xds_builders
 from tests.polling import wait_until
 
@@ -85,7 +85,7 @@ class EventLog:
 class ServerThread:
     """An `XdsServer` and its `AdminServer` on an event loop of their own, driven from test code."""
 
-    def __init__(self, settings: XdsSettings, *, port: int = 0) -> None:
+    def __init__(self, settings: XdsSettings, *, port: int = 0, tls: XdsTlsFiles | None = None) -> None:
         self.cache = SnapshotCache()
         self._closed = False
         self.events = EventLog()
@@ -94,7 +94,7 @@ class ServerThread:
         self._thread.start()
         self.server: XdsServer = self.run(self._make_server(settings))
         self.admin = AdminServer(registry=self.server.metrics, ready=lambda: self.server.ready)
-        self.port = self.run(self.server.start(port=port))
+        self.port = self.run(self.server.start(port=port, tls=tls))
         self.admin_port = self.run(self.admin.start())
 
     async def _make_server(self, settings: XdsSettings) -> XdsServer:
@@ -131,13 +131,16 @@ def envoy_args() -> list[str]:
     return ["--drain-strategy", "immediate", "--drain-time-s", str(ENVOY_DRAIN_SECONDS)]
 
 
-def start_envoy(*, xds_port: int, mode: str, node_id: str, cluster: str = "ai-gateway") -> EnvoyProcess:
+def start_envoy(
+    *, xds_port: int, mode: str, node_id: str, cluster: str = "ai-gateway", tls: XdsClientTls | None = None
+) -> EnvoyProcess:
     bootstrap = render_bootstrap(
         xds_address=f"127.0.0.1:{xds_port}",
         delta=mode == "delta",
         node_id=node_id,
         cluster=cluster,
         admin_port=0,
+        tls=tls,
     )
     envoy = EnvoyProcess(bootstrap_yaml=bootstrap, concurrency=2, extra_args=envoy_args())
     envoy.start()
