@@ -96,7 +96,8 @@ def _forbidden(case_id: str, base: dict[str, Any], path: str, value: Any, *, at:
 
 _RULE = "spec.rules[0]"
 _REF = f"{_RULE}.backendRefs[0]"
-_HEADER = f"{_RULE}.matches[0].headers[0]"
+_HEADERS = f"{_RULE}.matches[0].headers"
+_HEADER = f"{_HEADERS}[0]"
 
 FORBIDDEN = (
     # Too long
@@ -136,6 +137,28 @@ FORBIDDEN = (
     ),
     _forbidden("namespace-not-a-dns-label", route(), f"{_REF}.namespace", "Team_A"),
     _forbidden("not-a-duration", route(), f"{_RULE}.timeouts.request", "soon"),
+    # Repeated in a list Kubernetes keeps as a map or a set
+    _forbidden(
+        "header-set-twice",
+        backend(),
+        "spec.headerMutation.set",
+        [{"name": "x-team", "value": "a"}, {"name": "x-team", "value": "b"}],
+        at="spec.headerMutation.set[1]",
+    ),
+    _forbidden(
+        "header-removed-twice",
+        backend(),
+        "spec.headerMutation.remove",
+        ["x-a", "x-a"],
+        at="spec.headerMutation.remove[1]",
+    ),
+    _forbidden(
+        "header-matched-twice",
+        route(),
+        _HEADERS,
+        [{"name": "x-ai-eg-model", "value": "a"}, {"name": "x-ai-eg-model", "value": "b"}],
+        at=f"{_HEADERS}[1]",
+    ),
     # Unknown field
     _forbidden("misspelt-field", route(), f"{_REF}.wieght", 3),
     # Rules across fields (CEL in the CRD, a validator in the model)

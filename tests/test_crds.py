@@ -213,7 +213,12 @@ def test_constructs_a_crd_cannot_hold_are_refused_with_the_field_named() -> None
         ("AIGatewayRoute", "spec.rules.[].modelsCreatedAt", {"format": "date-time"}),
         ("AIServiceBackend", "spec", {"required": ["backendRef", "schema"]}),
         ("AIServiceBackend", "spec.backendRef.group", {"default": "", "maxLength": 253}),
-        ("AIServiceBackend", "spec.headerMutation.set", {"maxItems": 16}),
+        (
+            "AIServiceBackend",
+            "spec.headerMutation.set",
+            {"maxItems": 16, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+        ),
+        ("AIServiceBackend", "spec.headerMutation.remove", {"x-kubernetes-list-type": "set"}),
         ("AIServiceBackend", "spec.bodyMutation.remove", {"maxItems": 16}),
         ("BackendSecurityPolicy", "spec", {"required": ["type"]}),
         ("BackendSecurityPolicy", "spec.targetRefs", {"maxItems": 16}),

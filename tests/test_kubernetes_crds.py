@@ -25,6 +25,7 @@ from tests.kube_support import REPO
 AI_GATEWAY_MODULE = "github.com/envoyproxy/ai-gateway"
 UPSTREAM_CRDS = Path("manifests/charts/ai-gateway-crds-helm/templates")
 OUR_KINDS = {kind.kind for kind in our_kinds()}
+_LIST_TYPES = ("x-kubernetes-list-type", "x-kubernetes-list-map-keys")
 _LIMITS = (
     "maxLength",
     "minLength",
@@ -249,7 +250,7 @@ def test_limits_are_upstreams_except_where_we_say_why(kube_tools: GoTools) -> No
             if ".oidc" in path:
                 continue  # Envoy Gateway's OIDC settings: kept as given, never read
             assert path in ours, f"{kind.kind}{path}: upstream field missing from our CRD"
-            for keyword in (*_LIMITS, "x-kubernetes-validations"):
+            for keyword in (*_LIMITS, *_LIST_TYPES, "x-kubernetes-validations"):
                 theirs, mine = node.get(keyword), ours[path].get(keyword)
                 if keyword in ("enum", "required") and theirs and mine:
                     theirs, mine = sorted(theirs), sorted(mine)

@@ -31,6 +31,8 @@ _COPIED = (
     "minProperties",
     "maxProperties",
     "x-kubernetes-validations",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
     "x-kubernetes-int-or-string",
     "x-kubernetes-preserve-unknown-fields",
 )

@@ -30,6 +30,7 @@ from controlplane.resources.gateway_api import (
     ParentReference,
 )
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
+from controlplane.resources.listtypes import LIST_SET, list_map
 from controlplane.resources.meta import Loose, LooseResource, Model, Resource
 from controlplane.resources.notes import UNIMPLEMENTED, deprecated
 from controlplane.resources.security import BackendSecurityPolicySpec
@@ -81,8 +82,8 @@ MAX_MUTATIONS = 16
 
 
 class HTTPHeaderMutation(Model):
-    set: list[HTTPHeader] = Field(default_factory=list, max_length=MAX_MUTATIONS)
-    remove: list[str] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    set: Annotated[list[HTTPHeader], list_map("name")] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
 
 
 class HTTPBodyField(Model):
@@ -91,8 +92,10 @@ class HTTPBodyField(Model):
 
 
 class HTTPBodyMutation(Model):
-    set: list[HTTPBodyField] = Field(default_factory=list, max_length=MAX_MUTATIONS)
-    remove: list[str] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    set: Annotated[list[HTTPBodyField], list_map("path")] = Field(
+        default_factory=list, max_length=MAX_MUTATIONS
+    )
+    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
 
 
 class LLMRequestCost(Model):
@@ -141,7 +144,7 @@ class AIGatewayRouteRuleBackendRef(Model):
 class AIGatewayRouteRuleMatch(Model):
     """What a request must carry for its rule to apply (every condition of one match)."""
 
-    headers: list[HTTPHeaderMatch] = Field(default_factory=list, max_length=16)
+    headers: Annotated[list[HTTPHeaderMatch], list_map("name")] = Field(default_factory=list, max_length=16)
     path: HTTPPathMatch | None = None
     """Extension: Gateway API's HTTPRouteMatch.path, which upstream fixes to its root prefix. Lets one
     gateway expose a model behind its own path (seed 003's ``/model``)."""
