@@ -247,3 +247,50 @@ ACCEPTED = (
         },
     ),
 )
+
+
+# --- Upstream's own CRD test objects ----------------------------------------------------------------------
+
+UPSTREAM_CASES = "tests/crdcel/testdata"
+"""In the Envoy AI Gateway module: objects upstream's CRDs are tested with, one folder per plural."""
+
+UPSTREAM_REFUSED = frozenset(
+    {
+        "aigatewayroutes/parent_refs_invalid_kind.yaml",
+        "aigatewayroutes/inference_pool_mixed_backends.yaml",
+        "aigatewayroutes/inference_pool_multiple.yaml",
+        "aigatewayroutes/inference_pool_partial_ref.yaml",
+        "aigatewayroutes/inference_pool_unsupported_group.yaml",
+        "aigatewayroutes/too_many_rules.yaml",
+        "aiservicebackends/unknown_schema.yaml",
+        "aiservicebackends/k8s-svc.yaml",
+        "backendsecuritypolicies/unknown_provider.yaml",
+        "backendsecuritypolicies/missing_type.yaml",
+        "backendsecuritypolicies/multiple_security_policies.yaml",
+        "backendsecuritypolicies/azure_credentials_missing_client_id.yaml",
+        "backendsecuritypolicies/azure_credentials_missing_tenant_id.yaml",
+        "backendsecuritypolicies/azure_missing_auth.yaml",
+        "backendsecuritypolicies/azure_multiple_auth.yaml",
+        "backendsecuritypolicies/apikey_with_aws_credentials.yaml",
+        "backendsecuritypolicies/apikey_with_azure_credentials.yaml",
+        "backendsecuritypolicies/apikey_with_gcp_credentials.yaml",
+        "backendsecuritypolicies/apikey_with_nil_configuration.yaml",
+        "backendsecuritypolicies/aws_with_azure_credentials.yaml",
+        "backendsecuritypolicies/azure_with_gcp_credentials.yaml",
+        "backendsecuritypolicies/gcp_with_apikey.yaml",
+        "backendsecuritypolicies/targetrefs_invalid_kind.yaml",
+        "backendsecuritypolicies/targetrefs_invalid_group.yaml",
+    }
+)
+"""The objects upstream's CRDs refuse (upstream's tests/crdcel/main_test.go at v1.0.0); the rest they take."""
+
+WE_TAKE = {
+    "aigatewayroutes/inference_pool_mixed_backends.yaml": "extension: pools and AIServiceBackends mixed",
+    "aigatewayroutes/inference_pool_multiple.yaml": "extension: several InferencePools in one rule",
+    "aigatewayroutes/inference_pool_partial_ref.yaml": "seed 002 (AI Gateway v0.2) names a pool by kind",
+    "aigatewayroutes/inference_pool_unsupported_group.yaml": (
+        "a pool is recognised by kind (v1 and v1alpha2 groups); one in another group is reported not found"
+    ),
+    "aiservicebackends/k8s-svc.yaml": "extension: a core Service as the backend (upstream issue #902)",
+}
+"""Upstream refuses these, we take them on purpose (the route or backend is then judged by the translator)."""

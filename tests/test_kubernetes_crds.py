@@ -19,7 +19,9 @@ import yaml
 from controlplane.crdgen.definitions import crd_file_name, custom_resource_definition, our_kinds
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.kube import LocalKube
-from tests.crd_cases import ACCEPTED, FORBIDDEN, Case
+from controlplane.resources import Severity
+from controlplane.resources.parse import parse_document
+from tests.crd_cases import ACCEPTED, FORBIDDEN, UPSTREAM_CASES, UPSTREAM_REFUSED, WE_TAKE, Case
 from tests.kube_support import REPO
 
 AI_GATEWAY_MODULE = "github.com/envoyproxy/ai-gateway"
@@ -149,6 +151,25 @@ def test_v1alpha1_is_served_with_upstreams_deprecation_warning(kube: LocalKube, 
     assert (
         "aigateway.envoyproxy.io/v1alpha1 is deprecated; use aigateway.envoyproxy.io/v1beta1" in result.stderr
     )
+
+
+def test_upstreams_test_objects_get_upstreams_verdict_from_both_sides(
+    kube: LocalKube, kube_tools: GoTools, namespace: str
+) -> None:
+    folder = kube_tools.module(AI_GATEWAY_MODULE) / UPSTREAM_CASES
+    verdicts = {}
+    for kind in our_kinds():
+        for path in sorted((folder / kind.plural).glob("*.yaml")):
+            (obj,) = _ours([path])
+            _, problems = parse_document(obj)
+            file_refuses = any(p.severity is Severity.ERROR for p in problems)
+            server_refuses = _dry_run(kube, namespace, [obj]).returncode != 0
+            name = f"{kind.plural}/{path.name}"
+            assert file_refuses == server_refuses, f"{name}: the file source and the API server disagree"
+            verdicts[name] = server_refuses
+    assert len(verdicts) >= 40
+    expected = {name: name in UPSTREAM_REFUSED and name not in WE_TAKE for name in verdicts}
+    assert verdicts == expected
 
 
 # --- Forbidden objects are refused, the field named ---------------------------------------------------------
