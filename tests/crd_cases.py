@@ -137,6 +137,7 @@ FORBIDDEN = (
     ),
     _forbidden("namespace-not-a-dns-label", route(), f"{_REF}.namespace", "Team_A"),
     _forbidden("not-a-duration", route(), f"{_RULE}.timeouts.request", "soon"),
+    _forbidden("not-a-date-time", route(), f"{_RULE}.modelsCreatedAt", "yesterday"),
     # Repeated in a list Kubernetes keeps as a map or a set
     _forbidden(
         "header-set-twice",

@@ -36,9 +36,9 @@ _COPIED = (
     "x-kubernetes-int-or-string",
     "x-kubernetes-preserve-unknown-fields",
 )
-_FORMATS = frozenset({"date-time", "int32", "int64", "byte", "date"})
-"""Formats the API server checks; others (pydantic's ``duration``) would be silently ignored, so are left
-out rather than suggest a check that does not happen."""
+_FORMATS = frozenset({"date-time", "date", "byte"})
+"""Formats the API server checks; others (pydantic's ``duration``; ``int32``, which it does not range-check)
+are left out rather than suggest a check that does not happen."""
 _UNTYPED = ("x-kubernetes-int-or-string", "x-kubernetes-preserve-unknown-fields")
 
 
