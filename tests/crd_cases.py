@@ -121,6 +121,9 @@ FORBIDDEN = (
     _forbidden("negative-weight", route(), f"{_REF}.weight", -1),
     _forbidden("negative-priority", route(), f"{_REF}.priority", -2),
     _forbidden("port-out-of-range", route(), "spec.parentRefs[0].port", 70000),
+    # Of another type (the models are as strict as the API server: no "3" for 3)
+    _forbidden("weight-as-a-string", route(), f"{_REF}.weight", "3"),
+    _forbidden("port-as-a-string", backend(), "spec.backendRef.port", "8000"),
     # Missing required
     _forbidden("route-without-rules", route(), "spec.rules", _DELETE),
     _forbidden("backend-without-backend-ref", backend(), "spec.backendRef", _DELETE),

@@ -130,9 +130,9 @@ class AIGatewayRouteRuleBackendRef(Model):
     """The model name sent to this backend instead of the client's (body and x-ai-eg-model header)."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
-    weight: int = Field(default=1, ge=0)
+    weight: int = Field(default=1, ge=0, strict=True)
     """This backend's share of its priority level's traffic."""
-    priority: int = Field(default=0, ge=0)
+    priority: int = Field(default=0, ge=0, strict=True)
     """Lower levels are tried first; the next level takes over when a level fails."""
 
     @property

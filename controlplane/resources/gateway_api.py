@@ -26,7 +26,8 @@ from controlplane.resources.fieldtypes import (
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
 
-PortNumber = Annotated[int, Field(ge=1, le=65535)]
+PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
+"""Strict, as the API server is: ``"8080"`` (a string) is refused, not read as a number."""
 
 
 class ParentReference(Model):

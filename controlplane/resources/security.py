@@ -150,13 +150,13 @@ class GCPCredentials(Model):
 
 class CredentialOverrideFromRequestHeaders(Model):
     header: str = ""
-    fallback_to_configured: bool = True
+    fallback_to_configured: bool = Field(default=True, strict=True)
 
 
 class CredentialOverrideFromDynamicMetadata(Model):
     namespace: str = Field(min_length=1)
     key: str = ""
-    fallback_to_configured: bool = True
+    fallback_to_configured: bool = Field(default=True, strict=True)
 
 
 class CredentialOverride(Model):
