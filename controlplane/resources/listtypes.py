@@ -42,7 +42,7 @@ class ListType:
         for index, item in enumerate(items):
             key = item if self.map_key is None else _field(item, self.map_key)
             if key in seen:
-                what = "value" if self.map_key is None else f"{self.map_key}"
+                what = self.map_key or "value"
                 error = PydanticCustomError(
                     "duplicate", "duplicate {what}: each may appear once", {"what": what}
                 )
