@@ -16,6 +16,7 @@ from typing import Protocol
 
 _SUBCOMMAND_MODULES = (
     "controlplane.commands.bootstrap",
+    "controlplane.commands.crds",
     "controlplane.commands.serve",
     "controlplane.commands.translate",
 )
