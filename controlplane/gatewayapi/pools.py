@@ -78,6 +78,8 @@ class PoolResolver:
                 balancing=ir.Balancing.LEAST_REQUEST,
                 picked_endpoint=picker is not None,
                 outlier=DEFAULT_OUTLIER,
+                # v1's appProtocol: model servers that speak HTTP/2 without TLS.
+                http2=pool.app_protocol == H2C_APP_PROTOCOL,
             )
         )
         fail_open = picker is not None and spec is not None and spec.failure_mode == "FailOpen"

@@ -55,21 +55,14 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
     apply_balancing(message, cluster)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
-        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
-            pack(_error_classification(cluster.outlier.error_status_codes))
-        )
+        options.CopyFrom(_error_classification(cluster.outlier.error_status_codes))
     if cluster.http2:
-        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
-            pack(
-                http_protocol_options_pb2.HttpProtocolOptions(
-                    explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-                        http2_protocol_options=protocol_pb2.Http2ProtocolOptions()
-                    )
-                )
-            )
-        )
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    if options.ListFields():
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
     return message
 
 
@@ -97,7 +90,8 @@ def _error_classification(status_codes: tuple[int, ...]) -> Any:
     """Which responses count toward ``consecutive_5xx``: 5xx and the extra codes (e.g. 429).
 
     The matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also requires
-    an explicit protocol once outlier options are set (hops speak HTTP/1.1).
+    an explicit protocol once outlier options are set (HTTP/1.1, as hops and model servers speak; an
+    HTTP/2 cluster replaces it).
     """
     rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in status_codes]
     return http_protocol_options_pb2.HttpProtocolOptions(
