@@ -214,6 +214,8 @@ class EndpointPicker:
     """The picker's gRPC cluster."""
     authority: str
     """``<service>.<namespace>:<port>``, the ``:authority`` of the picker's gRPC calls."""
+    withheld_headers: tuple[str, ...] = ()
+    """Request headers the picker is not sent (the client's credentials: it needs none to choose)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -248,3 +248,19 @@ def test_a_streamed_answer_comes_back_whole_through_the_picker(
     assert events[-1] == "[DONE]"
     content = "".join(json.loads(event)["choices"][0]["delta"].get("content", "") for event in events[:-1])
     assert content == f"{pool.pod_name(pool.endpoints.index(picker.picks[-1]))},llama3-8b,llama3-8b"
+
+
+def test_the_picker_is_never_sent_the_clients_credentials(
+    serve: Serve, pool: ModelPool, picker: LocalPicker, http: httpx.Client
+) -> None:
+    url = serve()
+    credentials = {"authorization": "Bearer sk-client", "x-api-key": "sk-client", "api-key": "sk-client"}
+    reply = http.post(
+        url, json={**CHAT, "model": "llama3-8b"}, headers={INFERENCE_HEADER: "yes", **credentials}
+    )
+    served = pool.servers[pool.endpoints.index(picker.picks[-1])]
+    assert answered_by(reply) == served.name
+    seen = picker.header_names[-1]
+    assert INFERENCE_HEADER in seen
+    assert not seen & set(credentials), seen
+    assert served.received[-1].headers["authorization"] == "Bearer sk-client", "the model server gets them"

@@ -74,6 +74,7 @@ class LocalPicker:
         self._mode: PickerMode = RoundRobin()
         self._picks: list[str] = []
         self._served: list[str] = []
+        self._header_names: list[frozenset[str]] = []
         self._server: grpc.Server | None = None
 
     @property
@@ -97,6 +98,16 @@ class LocalPicker:
         """The endpoint that served each response, as Envoy reported it, oldest first."""
         with self._lock:
             return list(self._served)
+
+    @property
+    def header_names(self) -> list[frozenset[str]]:
+        """The names of the request headers Envoy sent with each request, oldest first."""
+        with self._lock:
+            return list(self._header_names)
+
+    def record_header_names(self, names: frozenset[str]) -> None:
+        with self._lock:
+            self._header_names.append(names)
 
     def record_served(self, endpoint: str) -> None:
         with self._lock:
@@ -161,6 +172,8 @@ class _Servicer(ext_proc_grpc.ExternalProcessorServicer):  # type: ignore[misc]
         for request in requests:
             kind = request.WhichOneof("request")
             if kind == "request_headers":
+                headers = request.request_headers.headers.headers
+                self._picker.record_header_names(frozenset(header.key for header in headers))
                 if request.request_headers.end_of_stream:
                     yield from self._pick(context, body=None)
             elif kind == "request_body":

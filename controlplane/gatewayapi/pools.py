@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlplane import ir
+from controlplane.gatewayapi.credentials import CREDENTIAL_HEADERS
 from controlplane.gatewayapi.failover import DEFAULT_OUTLIER
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver, service_endpoints
@@ -116,4 +117,8 @@ class PoolResolver:
                 http2=True,
             )
         )
-        return ir.EndpointPicker(cluster=name, authority=f"{spec.name}.{pool.namespace}.svc:{spec.port}")
+        return ir.EndpointPicker(
+            cluster=name,
+            authority=f"{spec.name}.{pool.namespace}.svc:{spec.port}",
+            withheld_headers=CREDENTIAL_HEADERS,
+        )

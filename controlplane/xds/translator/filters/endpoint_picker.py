@@ -27,6 +27,7 @@ from envoy.config.core.v3 import grpc_service_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import ext_proc_pb2, processing_mode_pb2
 from envoy.extensions.filters.http.header_to_metadata.v3 import header_to_metadata_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import http_status_pb2
 
 from controlplane import ir
@@ -68,6 +69,10 @@ def endpoint_picker_filter(picker: ir.EndpointPicker) -> Any:
             ),
         ),
     )
+    if picker.withheld_headers:
+        config.forward_rules.disallowed_headers.patterns.extend(
+            string_pb2.StringMatcher(exact=name, ignore_case=True) for name in picker.withheld_headers
+        )
     return hcm.HttpFilter(name="envoy.filters.http.ext_proc", typed_config=pack(config))
 
 
