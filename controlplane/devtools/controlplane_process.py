@@ -29,8 +29,16 @@ class ControlPlaneError(RuntimeError):
 
 
 class ControlPlaneProcess:
-    def __init__(self, args: Sequence[str], *, log_file: Path) -> None:
-        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here."""
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        log_file: Path,
+        program: Sequence[str] = (sys.executable, "-m", "controlplane"),
+    ) -> None:
+        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here. ``program`` is the
+        ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
+        self._program = list(program)
         self.xds_port = free_port()
         self.admin_port = free_port()
         self._args = list(args)
@@ -42,9 +50,7 @@ class ControlPlaneProcess:
         with self._log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "controlplane",
+                    *self._program,
                     "serve",
                     *self._args,
                     "--xds-port",
