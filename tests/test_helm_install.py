@@ -41,6 +41,8 @@ class Release:
     namespace: str
     manifest: list[dict[str, Any]]
     """The objects Helm installed, as ``helm get manifest`` prints them."""
+    output: str
+    """What ``helm install`` printed (its NOTES included)."""
 
     @property
     def fullname(self) -> str:
@@ -69,9 +71,11 @@ def helm(kube_tools: GoTools, cluster: LocalKube, tmp_path_factory: pytest.TempP
 
 
 def _install(helm: Helm, name: str, namespace: str, *values: str) -> Release:
-    helm.run("install", name, str(CHART), "--namespace", namespace, "--create-namespace", *values)
+    output = helm.run(
+        "install", name, str(CHART), "--namespace", namespace, "--create-namespace", *values
+    ).stdout
     manifest = helm.run("get", "manifest", name, "--namespace", namespace).stdout
-    return Release(name, namespace, list(documents(manifest)))
+    return Release(name, namespace, list(documents(manifest)), output)
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +131,9 @@ def test_every_object_of_the_release_is_stored_by_the_api_server(
     assert _stored_names(cluster, installed.manifest, tmp_path) == {
         _kubectl_name(obj) for obj in installed.manifest
     }
+    assert f"xDS at {installed.fullname}.{installed.namespace}.svc:18000" in installed.output, (
+        installed.output
+    )
 
 
 def test_our_crds_come_from_the_chart_and_are_served(cluster: LocalKube, default_release: Release) -> None:
