@@ -47,9 +47,20 @@ def _container(deployment: dict[str, Any]) -> dict[str, Any]:
     return found
 
 
-def test_helm_lint_passes_strict(helm: Helm) -> None:
-    result = helm.run("lint", "--strict", str(CHART))
-    assert "0 chart(s) failed" in result.stdout, result.stdout
+@pytest.mark.parametrize(
+    "values",
+    [
+        (),
+        (
+            "--set",
+            "envoy.enabled=true,controller.replicas=2,controller.watchNamespaces={a}",
+            *INFERENCE_EXTENSION,
+        ),
+    ],
+)
+def test_helm_lint_passes_strict(helm: Helm, values: tuple[str, ...]) -> None:
+    result = helm.run("lint", "--strict", str(CHART), *values)
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout, result.stdout
 
 
 def test_inference_extension_adds_exactly_its_rbac_and_the_controller_flag(helm: Helm) -> None:
