@@ -45,7 +45,8 @@ class ControlPlaneProcess:
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 30.0) -> ControlPlaneProcess:
+    def start(self, *, timeout: float = 30.0, wait: bool = True) -> ControlPlaneProcess:
+        """Starts ``serve``; with ``wait``, returns once ``/readyz`` answers 200 (at most ``timeout``)."""
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with self._log_file.open("ab") as log:
             self._process = subprocess.Popen(
@@ -64,7 +65,8 @@ class ControlPlaneProcess:
                 start_new_session=True,
                 preexec_fn=terminate_with_parent,
             )
-        self.wait_ready(timeout=timeout)
+        if wait:
+            self.wait_ready(timeout=timeout)
         return self
 
     def wait_ready(self, *, timeout: float) -> None:
