@@ -106,7 +106,8 @@ def test_the_dockerfile_runs_these_steps_and_the_final_stage_is_slim_and_non_roo
     build, final = stages
     assert "install-controlplane wheel" in build
     assert "install-controlplane venv" in final
-    assert "COPY image/install.sh" in build and "COPY image/install.sh" in final
+    assert "COPY image/install.sh" in build
+    assert "COPY image/install.sh" in final
     for tool in ("apt-get", "gcc", "build-essential", "pip install"):
         assert tool not in final, f"{tool} in the final stage"
     (user,) = [line.split()[1] for line in final.splitlines() if line.startswith("USER ")]
