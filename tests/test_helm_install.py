@@ -219,3 +219,17 @@ def test_the_service_account_is_refused_what_it_does_not_need(
     _refused(cluster, kubeconfig, "get", "leases", "-n", inference_release.namespace)
     # What it does need is allowed: reading a watched kind in its namespace.
     cluster.kubectl("get", "aigatewayroutes", "-n", WATCHED, kubeconfig=kubeconfig)
+
+
+def test_without_the_inference_extension_pods_and_inference_pools_are_refused(
+    cluster: LocalKube, default_release: Release, tmp_path: Path
+) -> None:
+    kubeconfig = cluster.token_kubeconfig(
+        namespace=default_release.namespace,
+        service_account=default_release.fullname,
+        path=tmp_path / "kubeconfig",
+    )
+    _refused(cluster, kubeconfig, "get", "pods", "--all-namespaces")
+    _refused(cluster, kubeconfig, "get", "inferencepools.inference.networking.k8s.io", "--all-namespaces")
+    # Watching every namespace, it reads the watched kinds everywhere.
+    cluster.kubectl("get", "aigatewayroutes", "--all-namespaces", kubeconfig=kubeconfig)
