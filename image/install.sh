@@ -22,8 +22,9 @@ wheel)
 venv)
     "$python" -m venv "$2"
     "$2/bin/python" -m pip install --quiet --disable-pip-version-check "$3"/*.whl
-    # pip is not needed to run the control plane; leave it out of the image.
-    "$2/bin/python" -m pip uninstall --quiet --yes pip
+    # Installing tools are not needed to run the control plane; leave them out of the image (pip only
+    # warns about one that the base's venv did not include).
+    "$2/bin/python" -m pip uninstall --quiet --yes setuptools pip
     ;;
 *)
     usage

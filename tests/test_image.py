@@ -77,6 +77,7 @@ def test_no_dev_only_dependency_is_installed_and_every_runtime_module_imports_wi
     assert "ai-xds-controlplane" in installed, installed
     assert "kubernetes" in installed, installed
     assert not installed & DEV_ONLY, installed & DEV_ONLY
+    assert not installed & {"pip", "setuptools"}, "installing tools are left out"
     assert _run(python, "-I", "-c", _IMPORT_RUNTIME_MODULES).stdout.strip() == "imported"
 
 
