@@ -7,7 +7,15 @@ fixture's teardown whatever the test did.
 from __future__ import annotations
 
 import os
+
+# Tests start processes (with a preexec_fn, so by fork) while gRPC servers run on threads of this
+# process; gRPC's own fork handlers then run in the child and can abort it before it execs. Read by
+# grpc when it is first imported, which is below.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -35,6 +43,44 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--update-golden"):
         os.environ["UPDATE_GOLDEN"] = "1"
+
+
+PROCESS_FIXTURES = frozenset({"envoys", "kube", "kube_tools", "namespace", "private_kube"})
+"""Fixtures that start processes: a test using one is marked ``envoy`` without saying so."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if PROCESS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.envoy)
+
+
+@contextmanager
+def _processes_refused(item: pytest.Item) -> Iterator[None]:
+    """Keeps ``pytest -m "not envoy"`` fast and honest: a test not marked ``envoy`` fails if it (or a
+    fixture it sets up, whatever its scope) starts a process."""
+    if item.get_closest_marker("envoy") is not None:
+        yield
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"{item.nodeid} starts a process: mark it @pytest.mark.envoy")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(subprocess.Popen, "_execute_child", refuse)
+        yield
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        return (yield)
 
 
 @pytest.fixture(params=["sotw", "delta"])

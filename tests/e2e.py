@@ -1,9 +1,8 @@
-"""Helpers for the end-to-end tests: a running local stack per module, and polling with a deadline."""
+"""Helpers for the end-to-end tests: a running local stack per module and what its answers say."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,18 +17,6 @@ EXAMPLES = ROOT / "examples"
 CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hello"}]}
 
 T = TypeVar("T")
-
-
-def eventually(check: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.1, what: str = "") -> T:
-    """Calls ``check`` until it returns without an AssertionError or HTTP error, for at most ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return check()
-        except (AssertionError, httpx.HTTPError):
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(interval)
 
 
 @contextmanager

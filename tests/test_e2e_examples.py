@@ -14,7 +14,10 @@ import httpx
 import pytest
 
 from controlplane.devtools.stack import LocalStack
-from tests.e2e import CHAT, EXAMPLES, answered_by, eventually, reset_backends, running_stack
+from tests.e2e import CHAT, EXAMPLES, answered_by, reset_backends, running_stack
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.envoy
 
 SECRET_VALUE = "sk-demo-not-a-real-key"
 SPLIT = "001-weighted-split"
@@ -26,7 +29,7 @@ FAILOVER = "003-model-failover"
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     workdir = tmp_path_factory.mktemp(request.param)
     with running_stack(EXAMPLES, workdir, delta=request.param == "delta") as running, httpx.Client() as http:
-        eventually(lambda: _serving(running, http))
+        wait_until(lambda: _serving(running, http))
         yield running
 
 
@@ -37,10 +40,11 @@ def http(stack: LocalStack) -> Iterator[httpx.Client]:
         yield client
 
 
-def _serving(stack: LocalStack, http: httpx.Client) -> None:
+def _serving(stack: LocalStack, http: httpx.Client) -> bool:
     answered_by(http.post(stack.url(10081), json=CHAT))
     answered_by(http.post(stack.url(10082), json={**CHAT, "model": "llama3-8b"}))
     answered_by(http.post(stack.url(10083, "/model"), json=CHAT))
+    return True
 
 
 def test_seed_001_splits_50_50_without_a_model_and_each_backend_gets_its_model(
@@ -131,24 +135,26 @@ def test_changing_the_secret_changes_the_key_envoy_sends_without_restart(
     stack.rewrite_config(manifest, original.replace(SECRET_VALUE, "sk-rotated-value"))
     try:
 
-        def rotated() -> None:
+        def rotated() -> bool:
             answered_by(http.post(stack.url(10083, "/model"), json=CHAT))
             assert (
                 stack.backends["openai-pool-1"].received[-1].headers["authorization"]
                 == "Bearer sk-rotated-value"
             )
+            return True
 
-        eventually(rotated)
+        wait_until(rotated)
         assert stack.envoy is not None
         assert stack.envoy.pid == pid, "Envoy was not restarted"
     finally:
         stack.rewrite_config(manifest, original)
-        eventually(lambda: _sends_key(stack, http, SECRET_VALUE))
+        wait_until(lambda: _sends_key(stack, http, SECRET_VALUE))
 
 
-def _sends_key(stack: LocalStack, http: httpx.Client, key: str) -> None:
+def _sends_key(stack: LocalStack, http: httpx.Client, key: str) -> bool:
     answered_by(http.post(stack.url(10083, "/model"), json=CHAT))
     assert stack.backends["openai-pool-1"].received[-1].headers["authorization"] == f"Bearer {key}"
+    return True
 
 
 def test_bad_files_are_reported_and_everything_else_keeps_serving(
@@ -170,15 +176,16 @@ def test_bad_files_are_reported_and_everything_else_keeps_serving(
     )
     try:
 
-        def reported() -> None:
+        def reported() -> bool:
             problems = http.get(status_url).json()["problems"]
             unknown_field = (
                 "AIGatewayRoute/default/broken: spec.rules[0].backendRefs[0].wieght: unknown field"
             )
             assert any(f"broken-route.yaml:0: {unknown_field}" in p for p in problems), problems
             assert any(f"{SPLIT}/route.yaml" in p and "invalid YAML" in p for p in problems), problems
+            return True
 
-        eventually(reported)
+        wait_until(reported)
         # The file with a YAML error keeps serving its last good version; every other example is untouched.
         assert {answered_by(http.post(stack.url(10081), json=CHAT)) for _ in range(4)} == {
             "ollama-small",
@@ -188,12 +195,13 @@ def test_bad_files_are_reported_and_everything_else_keeps_serving(
     finally:
         (stack.config_dir / "extra" / "broken-route.yaml").unlink()
         stack.rewrite_config(manifest, original)
-        eventually(lambda: _no_errors(http, status_url))
+        wait_until(lambda: _no_errors(http, status_url))
 
 
-def _no_errors(http: httpx.Client, status_url: str) -> None:
+def _no_errors(http: httpx.Client, status_url: str) -> bool:
     problems = http.get(status_url).json()["problems"]
     assert not any("invalid YAML" in p or "broken" in p for p in problems), problems
+    return True
 
 
 def test_metrics_and_health_on_the_admin_port(stack: LocalStack, http: httpx.Client) -> None:

@@ -17,7 +17,10 @@ import pytest
 
 from controlplane.devtools.fake_backend import Refuse, Status
 from controlplane.devtools.stack import LocalStack
-from tests.e2e import CHAT, EXAMPLES, answered_by, eventually, running_stack
+from tests.e2e import CHAT, EXAMPLES, answered_by, running_stack
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.envoy
 
 REGION = EXAMPLES / "000-region-failover"
 LOCAL = EXAMPLES / "001-local-failover"
@@ -41,7 +44,7 @@ def start(tmp_path: Path, http: httpx.Client) -> Iterator[StartStack]:
 
         def start_stack(manifests: Path, probe: Callable[[LocalStack, httpx.Client], object]) -> LocalStack:
             stack = stacks.enter_context(running_stack(manifests, tmp_path / manifests.name))
-            eventually(lambda: probe(stack, http))
+            wait_until(lambda: probe(stack, http))
             return stack
 
         yield start_stack

@@ -15,7 +15,10 @@ from controlplane.devtools.certs import generate_dev_certs
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.stack import LocalStack
 from controlplane.netutil import free_port
-from tests.e2e import CHAT, answered_by, eventually
+from tests.e2e import CHAT, answered_by
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.envoy
 
 _MANIFESTS = """
 apiVersion: aigateway.envoyproxy.io/v1beta1
@@ -110,7 +113,7 @@ def test_upstream_tls_with_sni_and_a_ca_from_a_configmap(
     _, backend, port = tls_stack
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     with httpx.Client(timeout=10) as http:
-        reply = eventually(lambda: _answered(http, url, "trusted"))
+        reply = wait_until(lambda: _answered(http, url, "trusted"))
     assert answered_by(reply) == "hosted"
     received = backend.received[-1]
     assert received.tls
@@ -124,7 +127,7 @@ def test_a_certificate_not_signed_by_a_trusted_ca_is_refused(
     _, backend, port = tls_stack
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     with httpx.Client(timeout=10) as http:
-        eventually(lambda: _answered(http, url, "trusted"))
+        wait_until(lambda: _answered(http, url, "trusted"))
         backend.clear()
         reply = http.post(url, json={**CHAT, "model": "untrusted"})
     assert reply.status_code == 503

@@ -24,6 +24,7 @@ from controlplane.devtools.envoy_process import EnvoyProcess, envoy_binary
 from controlplane.netutil import free_port
 
 
+@pytest.mark.envoy
 def test_envoy_binary_runs_and_is_1_40() -> None:
     result = subprocess.run(
         [str(envoy_binary()), "--version"], capture_output=True, text=True, timeout=30, check=True
@@ -61,6 +62,7 @@ def test_both_distributions_share_the_envoy_directory() -> None:
     assert all("envoy" in top_level for top_level in owners.values())
 
 
+@pytest.mark.envoy
 def test_envoy_process_lifecycle() -> None:
     listener_port = free_port()
     hcm = "type.googleapis.com/" + HttpConnectionManager.DESCRIPTOR.full_name

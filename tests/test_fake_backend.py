@@ -416,6 +416,7 @@ def _answers(url: str) -> bool:
         return False
 
 
+@pytest.mark.envoy
 def test_command_line_serves_until_terminated() -> None:
     url = f"http://127.0.0.1:{_free_port()}"
     args = ["--name", "cli", "--model", "m", "--port", url.rsplit(":", 1)[1]]

@@ -25,9 +25,10 @@ from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.helm import CHART, Helm, documents
 from controlplane.devtools.kube import LocalKube
 from controlplane.devtools.stack import LocalStack, free_port_map
-from tests.e2e import CHAT, EXAMPLES, answered_by, eventually
+from tests.e2e import CHAT, EXAMPLES, answered_by
 from tests.helm_support import one, our_crd_files
 from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, in_namespace
+from tests.polling import wait_until
 
 WATCHED = "apps"
 """The namespace the Inference Extension release watches (and the examples are applied to)."""
@@ -170,7 +171,7 @@ def test_the_controller_as_the_chart_service_account_serves_an_applied_example_t
             assert answers == {"ollama-small", "ollama-large"}, answers
             return answers
 
-        eventually(split, timeout=60)
+        wait_until(split, timeout=60)
         pool = {
             answered_by(
                 http.post(
@@ -183,11 +184,12 @@ def test_the_controller_as_the_chart_service_account_serves_an_applied_example_t
         }
         assert pool == {"vllm-a", "vllm-b"}, "the InferencePool (read with the chart's RBAC) picks both"
 
-        def accepted() -> None:
+        def accepted() -> bool:
             route = conditions(cluster, "aigatewayroutes", WATCHED, "qwen")
             assert route.get("Accepted", {}).get("status") == "True", route
+            return True
 
-        eventually(accepted, timeout=30)
+        wait_until(accepted, timeout=30)
         source = stack.control_plane.status()["source"]["kubernetes"]
         assert source["notWatched"] == {}, "a watch the RBAC refuses shows here"
         assert source["leader"] is True, "the Lease in the release's namespace is held"

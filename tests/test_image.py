@@ -57,6 +57,7 @@ def image_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "venv"
 
 
+@pytest.mark.envoy  # runs pip and the installed control plane
 def test_the_wheel_holds_the_package_and_the_envoy_templates(image_venv: Path) -> None:
     (wheel,) = image_venv.parent.joinpath("wheels").glob("*.whl")
     assert wheel.name.startswith("ai_xds_controlplane-"), wheel.name
@@ -69,6 +70,7 @@ def test_the_wheel_holds_the_package_and_the_envoy_templates(image_venv: Path) -
     assert found.stdout.strip().endswith("controlplane/_envoy_templates"), found.stdout
 
 
+@pytest.mark.envoy  # runs pip and the installed control plane
 def test_no_dev_only_dependency_is_installed_and_every_runtime_module_imports_without_them(
     image_venv: Path,
 ) -> None:
@@ -81,12 +83,14 @@ def test_no_dev_only_dependency_is_installed_and_every_runtime_module_imports_wi
     assert _run(python, "-I", "-c", _IMPORT_RUNTIME_MODULES).stdout.strip() == "imported"
 
 
+@pytest.mark.envoy  # runs pip and the installed control plane
 def test_the_entrypoint_prints_its_commands(image_venv: Path) -> None:
     help_text = _run(image_venv / "bin" / "controlplane", "--help").stdout
     for command in ("serve", "translate", "bootstrap"):
         assert command in help_text, help_text
 
 
+@pytest.mark.envoy  # runs pip and the installed control plane
 def test_the_installed_control_plane_serves_the_examples(image_venv: Path, tmp_path: Path) -> None:
     with ControlPlaneProcess(
         [str(EXAMPLES)], log_file=tmp_path / "serve.log", program=[str(image_venv / "bin" / "controlplane")]

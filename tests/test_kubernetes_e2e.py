@@ -16,8 +16,9 @@ import pytest
 
 from controlplane.devtools.kube import LocalKube
 from controlplane.devtools.stack import LocalStack, free_port_map
-from tests.e2e import CHAT, EXAMPLES, answered_by, eventually
+from tests.e2e import CHAT, EXAMPLES, answered_by
 from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, fresh_namespace
+from tests.polling import wait_until
 
 SPLIT_PORT = 10081
 MODEL_PATH_PORT = 10083
@@ -45,7 +46,7 @@ def stack(
         kube.apply(GATEWAY_CLASS)
         apply_in_namespace(kube, running.config_dir, cluster_namespace)
         with httpx.Client(timeout=10) as http:
-            eventually(lambda: answered_by(http.post(running.url(SPLIT_PORT), json=CHAT)), timeout=30)
+            wait_until(lambda: answered_by(http.post(running.url(SPLIT_PORT), json=CHAT)), timeout=30)
         yield running
 
 
@@ -66,7 +67,7 @@ def test_applied_example_splits_traffic_through_envoy_and_status_says_accepted(
         assert route.get("Accepted", {}).get("status") == "True", route
         return route["Accepted"]
 
-    accepted_condition = eventually(accepted)
+    accepted_condition = wait_until(accepted)
     generation = kube.get_json("aigatewayroutes", "qwen", "-n", cluster_namespace)["metadata"]["generation"]
     assert accepted_condition["observedGeneration"] == generation
     table = kube.kubectl("get", "aigatewayroutes", "-n", cluster_namespace).stdout
@@ -95,11 +96,12 @@ spec:
     kube.apply(all_to_small)
     try:
 
-        def only_small() -> None:
+        def only_small() -> bool:
             answers = Counter(answered_by(http.post(stack.url(SPLIT_PORT), json=CHAT)) for _ in range(20))
             assert set(answers) == {"ollama-small"}, answers
+            return True
 
-        eventually(only_small, timeout=20)
+        wait_until(only_small, timeout=20)
     finally:
         apply_in_namespace(kube, stack.config_dir / "001-weighted-split", cluster_namespace)
 
@@ -112,15 +114,16 @@ def test_deleting_a_route_removes_exactly_its_config(
     kube.kubectl("delete", "aigatewayroute", "qwen", "-n", cluster_namespace)
     try:
 
-        def split_gone() -> None:
+        def split_gone() -> bool:
             assert http.post(stack.url(SPLIT_PORT), json=CHAT).status_code == 404
+            return True
 
-        eventually(split_gone, timeout=20)
+        wait_until(split_gone, timeout=20)
         # The other examples' routes are untouched.
         answered_by(http.post(stack.url(MODEL_PATH_PORT, "/model"), json=CHAT))
     finally:
         apply_in_namespace(kube, route_file, cluster_namespace)
-        eventually(lambda: answered_by(http.post(stack.url(SPLIT_PORT), json=CHAT)), timeout=20)
+        wait_until(lambda: answered_by(http.post(stack.url(SPLIT_PORT), json=CHAT)), timeout=20)
 
 
 def test_a_route_with_a_bad_reference_is_refused_by_status_and_the_rest_keeps_serving(
@@ -151,7 +154,7 @@ spec:
             assert found.get("ResolvedRefs", {}).get("status") == "False", found
             return found
 
-        found = eventually(refused, timeout=20)
+        found = wait_until(refused, timeout=20)
         message = str(found["ResolvedRefs"]["message"])
         assert "spec.rules[0].backendRefs[0]" in message, message
         assert "no-such-backend" in message, message

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.kube import LocalKube
-from tests.e2e import eventually
 from tests.kube_support import fresh_namespace, serve_arguments
+from tests.polling import wait_until
 
 
 def _answer(process: ControlPlaneProcess, path: str) -> int:
@@ -38,23 +38,23 @@ def test_not_ready_until_the_cluster_was_read_once_and_alive_meanwhile(
         try:
             process.start(wait=False)
 
-            def partial_load_served() -> None:
-                assert process.status()["loads"] >= 1
-
-            def alive() -> None:
-                assert _answer(process, "/healthz") == 200
-
-            eventually(alive, timeout=30)
+            wait_until(lambda: _answer(process, "/healthz") == 200, timeout=30, message="/healthz")
             # The source stops waiting for lists after a while and serves what it has: nothing yet.
-            eventually(partial_load_served, timeout=90, interval=0.5)
+            wait_until(
+                lambda: process.status()["loads"] >= 1,
+                timeout=90,
+                interval=0.5,
+                message="a partial first load",
+            )
             assert _answer(process, "/healthz") == 200
             assert _answer(process, "/readyz") == 503
 
             private_kube.start_apiserver()
-
-            def ready() -> None:
-                assert _answer(process, "/readyz") == 200
-
-            eventually(ready, timeout=90, interval=0.5)
+            wait_until(
+                lambda: _answer(process, "/readyz") == 200,
+                timeout=90,
+                interval=0.5,
+                message="ready once the API server answers",
+            )
         finally:
             process.stop()

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.kube import LocalKube
-from tests.e2e import EXAMPLES, eventually
+from tests.e2e import EXAMPLES
 from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, in_namespace, serve_arguments
+from tests.polling import wait_until
 
 SPLIT = EXAMPLES / "001-weighted-split"
 LEASE_SECONDS = 3.0
@@ -39,7 +40,7 @@ def test_status_is_written_once_and_not_rewritten_when_nothing_changed(
     kube.apply(GATEWAY_CLASS)
     apply_in_namespace(kube, SPLIT, namespace)
     with ControlPlaneProcess(serve_arguments(kube, namespace), log_file=tmp_path / "serve.log") as process:
-        first = eventually(lambda: _route_status(kube, namespace), timeout=20)
+        first = wait_until(lambda: _route_status(kube, namespace), timeout=20)
         version = _resource_version(kube, namespace)
         writes = process.status()["source"]["kubernetes"]["statusWrites"]
         loads = _loads(process)
@@ -51,7 +52,7 @@ def test_status_is_written_once_and_not_rewritten_when_nothing_changed(
             )
             kube.kubectl("create", "configmap", f"unrelated-{index}", "-n", namespace)
             kube.kubectl("annotate", "aiservicebackend", "qwen-small", "-n", namespace, f"touch-{index}=yes")
-        eventually(lambda: _check_more_loads(process, loads), timeout=20)
+        wait_until(lambda: _check_more_loads(process, loads), timeout=20)
         time.sleep(1)  # a status write, were one coming, would follow the load within milliseconds
         assert _resource_version(kube, namespace) == version
         assert process.status()["source"]["kubernetes"]["statusWrites"] == writes
@@ -68,12 +69,13 @@ def test_status_is_written_once_and_not_rewritten_when_nothing_changed(
             assert found["Accepted"]["observedGeneration"] == 2, found
             return found
 
-        second = eventually(observed_generation_two, timeout=20)
+        second = wait_until(observed_generation_two, timeout=20)
         assert second["Accepted"]["lastTransitionTime"] == first["Accepted"]["lastTransitionTime"]
 
 
-def _check_more_loads(process: ControlPlaneProcess, before: int) -> None:
+def _check_more_loads(process: ControlPlaneProcess, before: int) -> bool:
     assert _loads(process) > before
+    return True
 
 
 def test_only_the_leader_writes_and_another_replica_takes_over_when_it_dies(
@@ -86,25 +88,31 @@ def test_only_the_leader_writes_and_another_replica_takes_over_when_it_dies(
         ControlPlaneProcess(arguments, log_file=tmp_path / "first.log") as first,
         ControlPlaneProcess(arguments, log_file=tmp_path / "second.log") as second,
     ):
-        eventually(lambda: _route_status(kube, namespace), timeout=20)
+        wait_until(lambda: _route_status(kube, namespace), timeout=20)
 
         def one_leader() -> tuple[ControlPlaneProcess, ControlPlaneProcess]:
             leading = [p for p in (first, second) if p.status()["source"]["kubernetes"]["leader"]]
             assert len(leading) == 1, "expected exactly one leader"
             return (first, second) if leading[0] is first else (second, first)
 
-        leader, follower = eventually(one_leader, timeout=20)
+        leader, follower = wait_until(one_leader, timeout=20)
         assert follower.status()["source"]["kubernetes"]["statusWrites"] == 0
-        # Both serve xDS from their own watch: the follower has translated the route too.
-        assert follower.status()["snapshotVersion"] == leader.status()["snapshotVersion"]
+        # Both serve xDS from their own watch: the follower translates the route too, to the same version
+        # (versions depend on content only), once it has seen what the leader has.
+        wait_until(
+            lambda: follower.status()["snapshotVersion"] == leader.status()["snapshotVersion"],
+            timeout=20,
+            message="the follower to serve the leader's snapshot version",
+        )
 
         leader.kill()  # no goodbye: the Lease must expire
         killed_at = time.monotonic()
 
-        def follower_leads() -> None:
+        def follower_leads() -> bool:
             assert follower.status()["source"]["kubernetes"]["leader"]
+            return True
 
-        eventually(follower_leads, timeout=4 * LEASE_SECONDS)
+        wait_until(follower_leads, timeout=4 * LEASE_SECONDS)
         took_over_after = time.monotonic() - killed_at
         # Within the lease duration plus one retry period of its own (and slack for a loaded machine).
         assert took_over_after < 3 * LEASE_SECONDS, took_over_after
@@ -114,11 +122,12 @@ def test_only_the_leader_writes_and_another_replica_takes_over_when_it_dies(
             "-p", '{"spec":{"rules":[{"backendRefs":[{"name":"no-such-backend"}]}]}}',
         )  # fmt: skip
 
-        def new_leader_wrote() -> None:
+        def new_leader_wrote() -> bool:
             found = conditions(kube, "aigatewayroutes", namespace, "qwen")
             assert found.get("ResolvedRefs", {}).get("status") == "False", found
+            return True
 
-        eventually(new_leader_wrote, timeout=20)
+        wait_until(new_leader_wrote, timeout=20)
         assert follower.status()["source"]["kubernetes"]["statusWrites"] >= 1
 
 
@@ -143,13 +152,14 @@ stringData:
     kube.apply(in_namespace(without_secret, namespace))
     with ControlPlaneProcess(serve_arguments(kube, namespace), log_file=tmp_path / "serve.log") as process:
 
-        def policy(status: str) -> None:
+        def policy(status: str) -> bool:
             found = conditions(kube, "backendsecuritypolicies", namespace, "openai-apikey")
             assert found.get("ResolvedRefs", {}).get("status") == status, found
+            return True
 
-        eventually(lambda: policy("False"), timeout=20)
+        wait_until(lambda: policy("False"), timeout=20)
         kube.apply(secret)
-        eventually(lambda: policy("True"), timeout=20)
+        wait_until(lambda: policy("True"), timeout=20)
 
         # An unrelated Secret is not read: only referenced ones are watched, each by name.
         kube.kubectl(

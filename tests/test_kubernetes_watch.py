@@ -17,7 +17,7 @@ from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.crds import upstream_crd_files
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.kube import LocalKube
-from tests.e2e import EXAMPLES, eventually
+from tests.e2e import EXAMPLES
 from tests.kube_support import (
     GATEWAY_CLASS,
     apply_in_namespace,
@@ -25,6 +25,7 @@ from tests.kube_support import (
     serve_arguments,
     served_conditions,
 )
+from tests.polling import wait_until
 
 SPLIT = EXAMPLES / "001-weighted-split"
 
@@ -49,13 +50,15 @@ spec:
 """
 
 
-def _accepted(process: ControlPlaneProcess, namespace: str, name: str) -> None:
+def _accepted(process: ControlPlaneProcess, namespace: str, name: str) -> bool:
     found = served_conditions(process.status(), "AIGatewayRoute", namespace, name)
     assert found.get("Accepted", {}).get("status") == "True", found
+    return True
 
 
-def _absent(process: ControlPlaneProcess, namespace: str, name: str) -> None:
+def _absent(process: ControlPlaneProcess, namespace: str, name: str) -> bool:
     assert served_conditions(process.status(), "AIGatewayRoute", namespace, name) == {}
+    return True
 
 
 @pytest.fixture
@@ -63,7 +66,7 @@ def serving(kube: LocalKube, namespace: str, tmp_path: Path) -> Iterator[Control
     kube.apply(GATEWAY_CLASS)
     apply_in_namespace(kube, SPLIT, namespace)
     with ControlPlaneProcess(serve_arguments(kube, namespace), log_file=tmp_path / "serve.log") as process:
-        eventually(lambda: _accepted(process, namespace, "qwen"), timeout=20)
+        wait_until(lambda: _accepted(process, namespace, "qwen"), timeout=20)
         yield process
 
 
@@ -71,19 +74,20 @@ def test_initial_list_then_added_modified_and_deleted_objects(
     kube: LocalKube, namespace: str, serving: ControlPlaneProcess
 ) -> None:
     kube.apply(_route("second", namespace))
-    eventually(lambda: _accepted(serving, namespace, "second"), timeout=20)
+    wait_until(lambda: _accepted(serving, namespace, "second"), timeout=20)
 
     kube.apply(_route("second", namespace, backend="missing-backend"))
 
-    def unresolved() -> None:
+    def unresolved() -> bool:
         found = served_conditions(serving.status(), "AIGatewayRoute", namespace, "second")
         assert found.get("ResolvedRefs", {}).get("status") == "False", found
         assert "missing-backend" in str(found["ResolvedRefs"]["message"])
+        return True
 
-    eventually(unresolved, timeout=20)
+    wait_until(unresolved, timeout=20)
 
     kube.kubectl("delete", "aigatewayroute", "second", "-n", namespace)
-    eventually(lambda: _absent(serving, namespace, "second"), timeout=20)
+    wait_until(lambda: _absent(serving, namespace, "second"), timeout=20)
     _accepted(serving, namespace, "qwen")
 
 
@@ -92,11 +96,12 @@ def test_a_reference_that_appears_later_makes_the_route_accepted(
 ) -> None:
     kube.apply(_route("late", namespace, backend="late-backend"))
 
-    def waiting_for_backend() -> None:
+    def waiting_for_backend() -> bool:
         found = served_conditions(serving.status(), "AIGatewayRoute", namespace, "late")
         assert found.get("ResolvedRefs", {}).get("status") == "False", found
+        return True
 
-    eventually(waiting_for_backend, timeout=20)
+    wait_until(waiting_for_backend, timeout=20)
     kube.apply(
         f"""
 apiVersion: aigateway.envoyproxy.io/v1beta1
@@ -113,7 +118,7 @@ spec:
     group: gateway.envoyproxy.io
 """
     )
-    eventually(lambda: _accepted(serving, namespace, "late"), timeout=20)
+    wait_until(lambda: _accepted(serving, namespace, "late"), timeout=20)
 
 
 def test_watch_survives_an_api_server_restart_and_relists_after_etcd_compaction(
@@ -126,7 +131,7 @@ def test_watch_survives_an_api_server_restart_and_relists_after_etcd_compaction(
         with ControlPlaneProcess(
             serve_arguments(kube, namespace), log_file=tmp_path / "serve.log"
         ) as process:
-            eventually(lambda: _accepted(process, namespace, "qwen"), timeout=20)
+            wait_until(lambda: _accepted(process, namespace, "qwen"), timeout=20)
             # Frozen, the server misses every event from here on, so its watches fall behind.
             process.pause()
             try:
@@ -138,8 +143,8 @@ def test_watch_survives_an_api_server_restart_and_relists_after_etcd_compaction(
                 kube.restart_apiserver()
             finally:
                 process.resume()
-            eventually(lambda: _accepted(process, namespace, "while-frozen"), timeout=60)
-            eventually(lambda: _absent(process, namespace, "qwen"), timeout=20)
+            wait_until(lambda: _accepted(process, namespace, "while-frozen"), timeout=60)
+            wait_until(lambda: _absent(process, namespace, "qwen"), timeout=20)
             state = process.status()["source"]["kubernetes"]
             assert state["watchExpirations"] >= 1, state
 
@@ -154,11 +159,12 @@ def test_a_kind_whose_crd_is_missing_is_reported_once_and_watched_once_installed
         log = tmp_path / "serve.log"
         with ControlPlaneProcess(serve_arguments(kube, namespace), log_file=log) as process:
 
-            def reported() -> None:
+            def reported() -> bool:
                 missing = process.status()["source"]["kubernetes"]["notWatched"]
                 assert any(scope.startswith("BackendTrafficPolicy/") for scope in missing), missing
+                return True
 
-            eventually(reported, timeout=20)
+            wait_until(reported, timeout=20)
             # Not retried in a loop: still one report a while later.
             time.sleep(3)
             reports = [
@@ -171,8 +177,9 @@ def test_a_kind_whose_crd_is_missing_is_reported_once_and_watched_once_installed
             crd_file = next(path for path in upstream_crd_files(kube_tools) if crd.split(".")[0] in path.name)
             kube.kubectl("apply", "--server-side", "-f", str(crd_file))
 
-            def watched() -> None:
+            def watched() -> bool:
                 missing = process.status()["source"]["kubernetes"]["notWatched"]
                 assert not any(scope.startswith("BackendTrafficPolicy/") for scope in missing), missing
+                return True
 
-            eventually(watched, timeout=30)
+            wait_until(watched, timeout=30)

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.envoy
 
 ROOT = Path(__file__).parent.parent
 TESTDATA = Path(__file__).parent / "testdata" / "translate"

@@ -19,7 +19,8 @@ from controlplane.resources.parse import combine, load_text
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET
 from tests.conftest import EnvoyFactory
-from tests.xds_support import ServerThread, wait_until
+from tests.polling import wait_until
+from tests.xds_support import ServerThread
 
 ROOT = Path(__file__).parent.parent
 CASES = [

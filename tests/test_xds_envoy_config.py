@@ -20,6 +20,7 @@ from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
 from controlplane.xds.translator.messages import ads_source
 from tests import xds_builders
+from tests.polling import wait_until
 from tests.xds_support import (
     BackendFactory,
     EnvoyFactory,
@@ -28,7 +29,6 @@ from tests.xds_support import (
     http_route_snapshot,
     node,
     wait_for_backend,
-    wait_until,
 )
 
 

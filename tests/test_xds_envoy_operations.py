@@ -10,6 +10,7 @@ import urllib.error
 import urllib.request
 
 import grpc
+import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from grpc._cython import cygrpc  # channelz data, as the grpcio-channelz service would serve it
 
@@ -18,6 +19,7 @@ from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER
 from controlplane.xds.server import XdsSettings
 from tests import xds_builders
+from tests.polling import wait_until
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
     BackendFactory,
@@ -29,7 +31,6 @@ from tests.xds_support import (
     node,
     start_envoy,
     wait_for_backend,
-    wait_until,
 )
 
 
@@ -92,6 +93,7 @@ def test_state_is_cleaned_up_when_proxies_leave(xds: ServerThread, envoys: Envoy
     wait_until(lambda: xds.call(lambda: (xds.server.stream_count, xds.cache.watcher_count)) == (0, 0))
 
 
+@pytest.mark.envoy
 def test_keepalive_pings_flow_on_idle_streams(mode: str) -> None:
     xds = ServerThread(XdsSettings(keepalive_time_seconds=0.2, listener_drain_seconds=SERVER_DRAIN_SECONDS))
     envoy = start_envoy(xds_port=xds.port, mode=mode, node_id="idle")

@@ -12,6 +12,7 @@ from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
 from controlplane.xds.server import XdsSettings
 from tests import xds_builders
+from tests.polling import wait_until
 from tests.xds_support import (
     SERVER_DRAIN_SECONDS,
     BackendFactory,
@@ -20,7 +21,6 @@ from tests.xds_support import (
     TrafficLoop,
     http_route_snapshot,
     wait_for_backend,
-    wait_until,
 )
 
 _DEBOUNCE_SECONDS = 0.3

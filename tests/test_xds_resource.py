@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import config_source_pb2
 from envoy.config.route.v3 import route_components_pb2, route_pb2
@@ -158,3 +164,32 @@ def test_resources_are_interned_by_content() -> None:
         ).name
         == "r"
     )
+
+
+_SNAPSHOT_VERSION = """
+from pathlib import Path
+from controlplane.pipeline import TranslateOptions, translate
+from controlplane.sources.files import load_paths
+loaded = load_paths([Path("examples")])
+print(translate(loaded.resource_set(), options=TranslateOptions()).snapshot().version)
+"""
+
+
+@pytest.mark.envoy
+def test_the_same_input_gets_the_same_snapshot_version_in_every_process() -> None:
+    # Each process hashes strings with its own seed: maps inside packed messages must not follow it,
+    # or two replicas (or one restarted) would version the same configuration differently.
+    root = Path(__file__).parent.parent
+    versions = {
+        subprocess.run(
+            [sys.executable, "-c", _SNAPSHOT_VERSION],
+            cwd=root,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(versions) == 1, versions

@@ -14,8 +14,10 @@ from google.protobuf.message import Message
 
 
 def pack(message: Message) -> Any:
+    # Deterministic: a packed message with a map (a Struct's fields, say) otherwise serialises in hash
+    # order, which differs between processes, and the same input would get another version in each replica.
     packed = any_pb2.Any()
-    packed.Pack(message)
+    packed.Pack(message, deterministic=True)
     return packed
 
 
