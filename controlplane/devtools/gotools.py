@@ -35,10 +35,14 @@ GO_MODULES = REPO / "tools"
 
 @dataclass(frozen=True, slots=True)
 class ToolGroup:
-    """One Go module under ``tools/`` and the binaries built from it (binary name -> package path)."""
+    """One Go module and the binaries built from it (binary name -> package path).
+
+    The module is ``tools/<name>`` unless ``module_dir`` names another folder (the benchmarks' own Go programs).
+    """
 
     name: str
     binaries: Mapping[str, str]
+    module_dir: Path | None = None
 
 
 TOOL_GROUPS = (
@@ -103,9 +107,17 @@ def ensure_test_tools(*, log: bool = False) -> GoTools:
     return GoTools(binaries=binaries, modules=modules)
 
 
+def ensure_tool_group(group: ToolGroup, *, log: bool = False) -> dict[str, Path]:
+    """One group outside :data:`TOOL_GROUPS` (built on demand, e.g. by ``make bench``), same cache and lock."""
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with _locked(root / ".lock"):
+        return _ensure_group(group, root, log=log)
+
+
 def _ensure_group(group: ToolGroup, root: Path, *, log: bool) -> dict[str, Path]:
-    module_dir = GO_MODULES / group.name
-    target = root / f"{group.name}-{_pin_hash(module_dir)}"
+    module_dir = group.module_dir or GO_MODULES / group.name
+    target = root / f"{group.name}-{_pin_hash(group, module_dir)}"
     built = {name: target / name for name in group.binaries}
     if (target / ".complete").is_file() and all(path.is_file() for path in built.values()):
         return built
@@ -158,8 +170,16 @@ def _go(args: list[str], *, cwd: Path, check: bool = True) -> str:
     return result.stdout
 
 
-def _pin_hash(module_dir: Path) -> str:
-    return _text_hash("".join((module_dir / name).read_text() for name in ("go.mod", "go.sum", "tools.go")))
+def _pin_hash(group: ToolGroup, module_dir: Path) -> str:
+    pins = "".join((module_dir / name).read_text() for name in ("go.mod", "go.sum", "tools.go"))
+    # Programs of our own in the module (package "./name") are rebuilt when their source changes too.
+    local = sorted(
+        path
+        for package in group.binaries.values()
+        if package.startswith("./")
+        for path in (module_dir / package).rglob("*.go")
+    )
+    return _text_hash(pins + "".join(path.read_text() for path in local))
 
 
 def _text_hash(text: str) -> str:
