@@ -37,7 +37,7 @@ GO_MODULES = REPO / "tools"
 class ToolGroup:
     """One Go module and the binaries built from it (binary name -> package path).
 
-    The module is ``tools/<name>`` unless ``module_dir`` names another folder (the benchmarks' own Go programs).
+    The module is ``tools/<name>`` unless ``module_dir`` names another folder (the benchmarks' Go programs).
     """
 
     name: str
@@ -108,7 +108,7 @@ def ensure_test_tools(*, log: bool = False) -> GoTools:
 
 
 def ensure_tool_group(group: ToolGroup, *, log: bool = False) -> dict[str, Path]:
-    """One group outside :data:`TOOL_GROUPS` (built on demand, e.g. by ``make bench``), same cache and lock."""
+    """A group outside :data:`TOOL_GROUPS` (built on demand, e.g. by ``make bench``); same cache and lock."""
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
     with _locked(root / ".lock"):
