@@ -50,7 +50,9 @@ _TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
-class _Config:
+class ClusterConfig:
+    """N EDS clusters (three endpoints each) behind one listener whose RDS routes name each of them."""
+
     size: int
     listener_port: int
 
@@ -158,7 +160,7 @@ async def _envoy_ready(envoy: EnvoyProcess, clusters: int) -> float:
     return await asyncio.to_thread(wait)
 
 
-async def _time_static(config: _Config) -> float:
+async def _time_static(config: ClusterConfig) -> float:
     envoy = EnvoyProcess(bootstrap_yaml=config.static_bootstrap())
     try:
         started = time.perf_counter()
@@ -173,7 +175,7 @@ async def _time_ads(
     cache: SnapshotCache,
     acks: Acks,
     port: int,
-    config: _Config,
+    config: ClusterConfig,
     snapshots: _Snapshots,
     delta: bool,
     run: str,
@@ -204,7 +206,9 @@ async def _time_ads(
         envoy.stop()
 
 
-async def _time_gcp(*, config: _Config, snapshots: _Snapshots, delta: bool, timed_changes: bool) -> _Timings:
+async def _time_gcp(
+    *, config: ClusterConfig, snapshots: _Snapshots, delta: bool, timed_changes: bool
+) -> _Timings:
     """The same as :func:`_time_ads` with go-control-plane serving the same snapshots."""
     node_id = f"gcp-{'delta' if delta else 'sotw'}-{config.size}"
     with GcpServer(node_id=node_id) as server:
@@ -250,7 +254,7 @@ class _Snapshots:
     all_changed: Snapshot
 
     @classmethod
-    def build(cls, config: _Config, *, changes: int) -> _Snapshots:
+    def build(cls, config: ClusterConfig, *, changes: int) -> _Snapshots:
         return cls(
             base=config.snapshot(),
             one_changed=[
@@ -282,7 +286,7 @@ async def _bench(
     missing: list[Missing] = []
     try:
         for size in sizes:
-            config = _Config(size=size, listener_port=free_port())
+            config = ClusterConfig(size=size, listener_port=free_port())
             built = time.perf_counter()
             snapshots = _Snapshots.build(config, changes=changes)
             row: dict[str, Any] = {"clusters": size, "snapshot_build_s": time.perf_counter() - built}
