@@ -37,8 +37,11 @@ lint: install
 test: lint tools
 	$(BIN)/pytest
 
+# Every benchmark in bench/ next to its peers (go-control-plane, plain Envoy, aigw, LiteLLM; built or
+# installed into the tools cache on first use), ~15 minutes: bench/RESULTS.md, results.json, charts/.
 bench: install
-	$(BIN)/python -m bench.xds_push
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV)

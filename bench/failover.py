@@ -13,13 +13,13 @@ Each scenario lasts long enough (15 s) to include several ejection cycles (5 s e
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from bench.report import Table, median, percentile, render_text
 from controlplane.devtools.fake_backend import Mode, Normal, Refuse, Status
 from controlplane.devtools.stack import LocalStack, free_port_map
 from controlplane.log import configure_logging
@@ -40,13 +40,8 @@ class Result:
     ejections: int
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each scenario")
-    args = parser.parse_args()
-    configure_logging(json=False, level="warning")
+def measure(*, seconds: float, settle_seconds: float = 6.5) -> Table:
+    """Row 6: each scenario for `seconds`; `settle_seconds` lets an ejected primary back in between them."""
     with LocalStack(EXAMPLE, port_map=free_port_map(EXAMPLE)) as stack, httpx.Client(timeout=10) as http:
         url = stack.url(10080)
         _warm_up(http, url)
@@ -58,24 +53,51 @@ def main() -> None:
         results = []
         for name, mode in scenarios:
             stack.backends["vllm-eu"].set_mode(mode)
-            results.append(_measure(stack, http, url, name, args.seconds))
+            results.append(_measure(stack, http, url, name, seconds))
             stack.backends["vllm-eu"].set_mode(Normal())
-            time.sleep(6.5)  # let an ejected primary back in before the next scenario
+            time.sleep(settle_seconds)  # let an ejected primary back in before the next scenario
     baseline = results[0].p99_ms
-    print(f"sequential requests through Envoy for {args.seconds:.0f} s per scenario (seed 000: eu -> us)")
-    columns = ("requests", "p50 ms", "p99 ms", "p99 ratio", "non-200", "retries", "ejections")
-    print(f"{'scenario':30s}" + "".join(f"{column:>11s}" for column in columns))
+    table = Table(
+        rows_of_issue="6",
+        title="Failover cost: sequential requests, seed 000 (eu primary -> us secondary)",
+        columns=[
+            "scenario",
+            "requests",
+            "p50 ms",
+            "p99 ms",
+            "p99 vs healthy",
+            "non-200",
+            "retries",
+            "ejections",
+        ],
+        notes=[
+            f"{seconds:.0f} s per scenario; retries and ejections are Envoy's counters on the rule cluster."
+        ],
+    )
     for result in results:
-        values = (
-            f"{result.requests:d}",
-            f"{result.p50_ms:.2f}",
-            f"{result.p99_ms:.2f}",
-            f"{result.p99_ms / baseline:.2f}",
-            f"{result.failures:d}",
-            f"{result.retries:d}",
-            f"{result.ejections:d}",
+        table.rows.append(
+            [
+                result.scenario,
+                result.requests,
+                result.p50_ms,
+                result.p99_ms,
+                result.p99_ms / baseline,
+                result.failures,
+                result.retries,
+                result.ejections,
+            ]
         )
-        print(f"{result.scenario:30s}" + "".join(f"{value:>11s}" for value in values))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each scenario")
+    args = parser.parse_args()
+    configure_logging(json=False, level="warning")
+    print(render_text(measure(seconds=args.seconds)))
 
 
 def _warm_up(http: httpx.Client, url: str) -> None:
@@ -101,12 +123,11 @@ def _measure(stack: LocalStack, http: httpx.Client, url: str, name: str, seconds
         latencies.append((time.perf_counter() - started) * 1000)
         failures += reply.status_code != 200
     after = _counters(stack)
-    quantiles = statistics.quantiles(latencies, n=100)
     return Result(
         scenario=name,
         requests=len(latencies),
-        p50_ms=statistics.median(latencies),
-        p99_ms=quantiles[98],
+        p50_ms=median(latencies),
+        p99_ms=percentile(latencies, 0.99),
         failures=failures,
         retries=after[0] - before[0],
         ejections=after[1] - before[1],
