@@ -392,6 +392,8 @@ def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str
                     ports = Ports(gateway=free_port(), primary=backend_ports[0], secondary=backend_ports[1])
                     try:
                         with TARGETS[name](workdir, ports) as url:
+                            # A discarded second first: connection pools, lazy initialisation, caches.
+                            wrk(url, connections=max(connections), seconds=1, workdir=workdir)
                             loads[name] = [
                                 wrk(url, connections=count, seconds=seconds, workdir=workdir)
                                 for count in connections

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.tools import PeerUnavailable, gcpserver
+from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, content_version
 
@@ -56,8 +57,7 @@ class GcpServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            # No preexec_fn: forking (instead of spawning) beside this process's gRPC threads can kill the
-            # child before it runs; gcpserver exits by itself when its stdin (this process) goes away.
+            preexec_fn=terminate_with_parent,
         )
         threading.Thread(target=self._read, daemon=True).start()
         first = self._reply()

@@ -160,7 +160,8 @@ def run(sizes: Sizes, *, only: str | None = None) -> list[Table]:
         try:
             produced = benchmark()
         except Exception as error:
-            produced = [Table(rows_of_issue=name.split(":")[0], title=name, columns=[])]
+            rows = name.split(":")[0].removeprefix("rows ").removeprefix("row ")
+            produced = [Table(rows_of_issue=rows, title=name, columns=[])]
             produced[0].missing.append(Missing(name, f"{type(error).__name__}: {error}"))
         for table in produced:
             table.notes.append(f"Benchmark took {time.monotonic() - started:.0f} s.")

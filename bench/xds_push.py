@@ -36,7 +36,7 @@ from bench.gcp import GcpServer
 from bench.report import Chart, Missing, Series, Table, median, percentile, ratio, render_text
 from bench.tools import PeerUnavailable
 from controlplane.bootstrap import render_bootstrap
-from controlplane.devtools.envoy_process import EnvoyProcess
+from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess
 from controlplane.log import configure_logging
 from controlplane.netutil import free_port
 from controlplane.xds.cache import Snapshot, SnapshotCache
@@ -290,7 +290,10 @@ async def _bench(
             built = time.perf_counter()
             snapshots = _Snapshots.build(config, changes=changes)
             row: dict[str, Any] = {"clusters": size, "snapshot_build_s": time.perf_counter() - built}
-            row["static_s"] = median([await _time_static(config) for _ in range(repeat)])
+            try:
+                row["static_s"] = median([await _time_static(config) for _ in range(repeat)])
+            except EnvoyError as error:
+                missing.append(Missing(f"static bootstrap at {size:,} clusters", _reason(error)))
             for name in _SERVERS:
                 delta = name.endswith("delta")
                 try:
@@ -311,9 +314,9 @@ async def _bench(
                         )
                         for attempt in range(repeat)
                     ]
-                except PeerUnavailable as error:
-                    if not any(m.what == _LABELS[name] for m in missing):
-                        missing.append(Missing(_LABELS[name], str(error)))
+                except (PeerUnavailable, EnvoyError, TimeoutError) as error:
+                    # One server (or Envoy under it) failing leaves the others' figures standing.
+                    missing.append(Missing(f"{_LABELS[name]} at {size:,} clusters", _reason(error)))
                     continue
                 row[f"{name}_s"] = median([result.converged for result in results])
                 row[f"{name}_push_p50_ms"] = 1000 * percentile(results[0].push_one, 0.5)
@@ -324,6 +327,11 @@ async def _bench(
     finally:
         await server.stop(grace_seconds=1)
     return rows, missing
+
+
+def _reason(error: BaseException) -> str:
+    """The error in one line, short enough for a table (Envoy's errors carry their log tail)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())[:400]
 
 
 def measure(*, sizes: Sequence[int], repeat: int, changes: int) -> list[Table]:
@@ -369,10 +377,10 @@ def measure(*, sizes: Sequence[int], repeat: int, changes: int) -> list[Table]:
         converge.rows.append(
             [
                 row["clusters"],
-                row["static_s"],
+                get("static_s"),
                 *(get(f"{name}_s") for name in _SERVERS),
-                ratio(get("sotw_s"), row["static_s"]),
-                ratio(get("delta_s"), row["static_s"]),
+                ratio(get("sotw_s"), get("static_s")),
+                ratio(get("delta_s"), get("static_s")),
                 ratio(get("sotw_s"), get("gcp_sotw_s")),
                 ratio(get("delta_s"), get("gcp_delta_s")),
             ]
