@@ -379,29 +379,34 @@ TARGETS: dict[str, Target] = {
 
 
 def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str] = tuple(TARGETS)) -> Table:
+    """Every gateway is started first; then each connection count is run on each gateway in turn, so a
+    burst of load from the machine's other jobs falls on all of them rather than on one."""
     loads: dict[str, list[Load]] = {}
     missing: list[Missing] = []
-    with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as folder:
+    with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as folder, contextlib.ExitStack() as running:
         root = Path(folder)
         backend_ports = (free_port(), free_port())
+        urls: dict[str, str] = {}
         try:
-            with nginx(root, backend_ports):
-                for name in targets:
-                    workdir = root / re.sub(r"\W", "-", name)
-                    workdir.mkdir()
-                    ports = Ports(gateway=free_port(), primary=backend_ports[0], secondary=backend_ports[1])
-                    try:
-                        with TARGETS[name](workdir, ports) as url:
-                            # A discarded second first: connection pools, lazy initialisation, caches.
-                            wrk(url, connections=max(connections), seconds=1, workdir=workdir)
-                            loads[name] = [
-                                wrk(url, connections=count, seconds=seconds, workdir=workdir)
-                                for count in connections
-                            ]
-                    except PeerUnavailable as error:
-                        missing.append(Missing(name, str(error)))
+            running.enter_context(nginx(root, backend_ports))
         except PeerUnavailable as error:
             missing.append(Missing("backend (nginx)", str(error)))
+            targets = ()
+        for name in targets:
+            workdir = root / re.sub(r"\W", "-", name)
+            workdir.mkdir()
+            ports = Ports(gateway=free_port(), primary=backend_ports[0], secondary=backend_ports[1])
+            try:
+                urls[name] = running.enter_context(TARGETS[name](workdir, ports))
+                # A discarded second first: connection pools, lazy initialisation, caches.
+                wrk(urls[name], connections=max(connections), seconds=1, workdir=workdir)
+            except PeerUnavailable as error:
+                urls.pop(name, None)
+                missing.append(Missing(name, str(error)))
+        loads = {name: [] for name in urls}
+        for count in connections:
+            for name, url in urls.items():
+                loads[name].append(wrk(url, connections=count, seconds=seconds, workdir=root))
     return _table(loads, missing, connections=connections, seconds=seconds)
 
 
