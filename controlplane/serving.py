@@ -5,8 +5,13 @@ which writes it as status where it can.
 
 Every load is translated as a whole and set as one snapshot, so Envoy always gets a consistent view. A
 load that cannot become a consistent snapshot (a translator bug, never user input) is refused by the cache
-and the previous snapshot keeps serving. Problems are logged when they appear or go away, not on every
-reload, so a log shows what changed; the current list is always on the admin port's ``/status``.
+and the previous snapshot keeps serving. Translating and building the snapshot run in a worker thread, one
+load at a time, so the event loop keeps serving xDS streams (ACKs, new proxies, keepalives) meanwhile; only
+setting the finished snapshot happens on the loop. Loads that arrive while one is being translated wait,
+and only the newest of them is translated: it holds everything the older ones did.
+
+Problems are logged when they appear or go away, not on every reload, so a log shows what changed; the
+current list is always on the admin port's ``/status``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
-from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
+from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
 if TYPE_CHECKING:
@@ -58,30 +63,71 @@ class StatusBoard:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Translated:
+    """One load's outcome, built in the worker thread."""
+
+    statuses: dict[ObjectKey, ObjectStatus]
+    problems: list[Problem]
+    snapshot: Snapshot
+    objects: int
+
+
 class SnapshotPublisher:
-    """Translates each load and publishes it as the snapshot in ``cache``, keeping a status board."""
+    """Translates each load off the event loop and publishes it as the snapshot in ``cache``, keeping a
+    status board."""
 
     def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
         self._cache = cache
         self._options = options
         self.board = StatusBoard()
+        self._one_at_a_time = asyncio.Lock()
+        self._newest: LoadResult | None = None
+        self._received = 0
+        """Loads handed over so far; ``_published`` is how many of them the board reflects."""
+        self._published = 0
 
     async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
+        self._newest = result
+        self._received += 1
+        mine = self._received
+        async with self._one_at_a_time:
+            if self._published >= mine:
+                # A newer load was translated while this one waited: its verdicts are the current ones.
+                return self.board.statuses
+            newest, covered = self._newest, self._received
+            self._newest = None
+            assert newest is not None  # set by every call that has not been covered yet
+            translated = await asyncio.to_thread(self._translate, newest)
+            self._publish(translated)
+            self._published = covered
+            return translated.statuses
+
+    def _translate(self, result: LoadResult) -> _Translated:
+        """The worker thread's part: everything but touching the cache and the board."""
         translated = translate(result.resource_set(), options=self._options)
-        problems = sorted_problems([*result.problems, *translated.problems])
-        self._log_changes(problems)
         snapshot = translated.snapshot()
+        snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
+        return _Translated(
+            statuses=translated.statuses,
+            problems=sorted_problems([*result.problems, *translated.problems]),
+            snapshot=snapshot,
+            objects=len(result.objects),
+        )
+
+    def _publish(self, translated: _Translated) -> None:
+        self._log_changes(translated.problems)
+        snapshot = translated.snapshot
         try:
             self._cache.set_snapshot(snapshot)
         except InconsistentSnapshotError as exc:
             _log.error("translation refused, previous configuration kept", reason=exc.reason)
         else:
             self.board.snapshot_version = snapshot.version
-            _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
+            _log.info("configuration set", version=snapshot.version, objects=translated.objects)
         self.board.statuses = translated.statuses
-        self.board.problems = problems
+        self.board.problems = translated.problems
         self.board.loads += 1
-        return translated.statuses
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}

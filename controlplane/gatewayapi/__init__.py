@@ -13,7 +13,7 @@ from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
-from controlplane.resources.notes import FieldState, noted_fields
+from controlplane.resources.notes import FieldState
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
 
@@ -77,7 +77,7 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
 
 def _note_fields(resources: ResourceSet, report: Report) -> None:
     for loaded in resources:
-        for noted in noted_fields(loaded.object):
+        for noted in loaded.noted:
             reason = (
                 "UnimplementedFields" if noted.note.state is FieldState.UNIMPLEMENTED else "DeprecatedFields"
             )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Protocol
 
@@ -104,7 +105,14 @@ class Snapshot:
         return self.get(key.type_url).get(key.name)
 
     def consistency_problems(self) -> list[str]:
-        """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine)."""
+        """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine).
+
+        Worked out once per snapshot (it is immutable), so whoever builds a snapshot off the event loop can
+        pay for the check there and ``set_snapshot`` on the loop finds it done."""
+        return list(self._consistency_problems)
+
+    @cached_property
+    def _consistency_problems(self) -> tuple[str, ...]:
         problems = []
         endpoints = self.get(ENDPOINT)
         for type_url in TYPE_URLS:
@@ -122,7 +130,7 @@ class Snapshot:
                 for key in resource.warming:
                     if key.type_url == ENDPOINT and key.name not in endpoints:
                         problems.append(f"EDS {_describe(resource.key)} has no load assignment {key.name!r}")
-        return sorted(problems)
+        return tuple(sorted(problems))
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})
