@@ -5,9 +5,14 @@ order, skipping hidden entries (among them a ConfigMap volume's ``..data`` and t
 hold the same files a second time). ``load_paths`` reads them once (the ``translate`` command);
 ``FileSource`` keeps reading them (``serve``).
 
-Polling (file size and mtime) is used instead of inotify so that it behaves the same on every filesystem,
-including ConfigMap volumes whose files change by symlink swap. A burst of writes (an editor saving, ``cp``
-of a folder) is coalesced: a load happens only after the files stopped changing for ``debounce_seconds``.
+Changes are noticed through the operating system's file events (inotify, through ``watchfiles``), so a
+save is seen at once rather than at the next poll. Events only say "look again": what changed is decided by
+each file's size and mtime, read through symlinks, so a ConfigMap volume, whose files change by swapping
+its ``..data`` symlink, behaves like a plain folder. Directories are watched recursively, a named file
+through its own directory (where the symlink swap happens), and a path that does not exist yet through its
+nearest existing parent. Every ``resync_seconds`` the files are checked anyway, for filesystems that send
+no events (some network mounts). A burst of writes (an editor saving, ``cp`` of a folder) is coalesced: a
+load happens once no event arrived for ``debounce_seconds``. Reading and parsing run in a worker thread.
 
 A file that stops parsing (an editor's half-written save, a typo) does not take its objects away: its last
 good version keeps serving, with the parse error reported, so Envoy keeps working while the user fixes it.
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+import watchfiles
 
 from controlplane import defaults
 from controlplane.resources.parse import LoadResult, combine, load_text
@@ -31,6 +37,8 @@ from controlplane.sources.base import LoadHandler
 _log = structlog.get_logger(__name__)
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+_EVENT_STEP_MS = 10
+"""How often the watcher thread looks for new events (it wakes this often while idle: ~0.5% of a core)."""
 
 
 def load_paths(paths: Sequence[Path]) -> LoadResult:
@@ -93,14 +101,15 @@ class FileSource:
         self,
         paths: Sequence[Path],
         *,
-        poll_interval_seconds: float = 0.5,
         debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
+        resync_seconds: float = defaults.FILE_RESYNC_SECONDS,
     ) -> None:
         self._paths = list(paths)
-        self._poll_interval = poll_interval_seconds
         self._debounce = debounce_seconds
+        self._resync = resync_seconds
         self._files: dict[Path, _FileState] = {}
         self._good: dict[Path, LoadResult] = {}
+        self._seen: dict[Path, tuple[int, int]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
@@ -109,6 +118,7 @@ class FileSource:
         """Reads what changed since the last call and returns the whole configuration."""
         problems: list[Problem] = []
         results = []
+        self._seen = self._fingerprints()
         current = yaml_files(self._paths, problems)
         for path in current:
             results.append(self._load_one(path))
@@ -119,23 +129,47 @@ class FileSource:
 
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first load, then after every settled change, until cancelled."""
-        await on_load(self.load())
-        seen = self._fingerprints()
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            now = self._fingerprints()
-            if now == seen:
-                continue
-            # Wait for the writer to finish: keep polling until nothing moved for a whole debounce period.
+        events: asyncio.Queue[None] = asyncio.Queue()
+        watched: tuple[_WatchRoot, ...] = ()
+        watchers: list[asyncio.Task[None]] = []
+        result: LoadResult | None = None
+        try:
             while True:
-                await asyncio.sleep(self._debounce)
-                settled = self._fingerprints()
-                if settled == now:
-                    break
-                now = settled
-            seen = now
-            _log.info("configuration changed, reloading", files=len(now))
-            await on_load(self.load())
+                roots = _watch_roots(self._paths)
+                if roots != watched:
+                    # Paths appeared or went away: watch them where they are now.
+                    await _stopped(watchers)
+                    watchers = [asyncio.create_task(_watch(root, events)) for root in roots]
+                    watched = roots
+                    await asyncio.sleep(0)  # the watchers register before the files are read
+                    result = await asyncio.to_thread(self.load)
+                if result is not None:
+                    await on_load(result)
+                await self._settled(events)
+                result = await asyncio.to_thread(self._load_if_changed)
+                if result is not None:
+                    _log.info("configuration changed, reloading", files=len(self._seen))
+        finally:
+            await _stopped(watchers)
+
+    async def _settled(self, events: asyncio.Queue[None]) -> None:
+        """Returns once a burst of events is over (or ``resync_seconds`` passed without any)."""
+        try:
+            await asyncio.wait_for(events.get(), timeout=self._resync)
+        except TimeoutError:
+            return
+        while True:
+            try:
+                await asyncio.wait_for(events.get(), timeout=self._debounce)
+            except TimeoutError:
+                return
+
+    def _load_if_changed(self) -> LoadResult | None:
+        """The whole configuration if any file changed since the last load (events also come for files that
+        are not ours, and for writes that left a file as it was)."""
+        if self._fingerprints() == self._seen:
+            return None
+        return self.load()
 
     def _fingerprints(self) -> dict[Path, tuple[int, int]]:
         fingerprints = {}
@@ -175,3 +209,43 @@ def _fingerprint(path: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (stat.st_mtime_ns, stat.st_size)
+
+
+@dataclass(frozen=True, slots=True)
+class _WatchRoot:
+    path: Path
+    recursive: bool
+
+
+def _watch_roots(paths: Sequence[Path]) -> tuple[_WatchRoot, ...]:
+    """Where to listen for events about ``paths`` (see the module docstring)."""
+    roots: dict[Path, bool] = {}
+    for path in paths:
+        if path.is_dir():
+            roots[path] = True
+            continue
+        parent = path.parent
+        while not parent.is_dir() and parent != parent.parent:
+            parent = parent.parent
+        roots.setdefault(parent, False)
+    return tuple(_WatchRoot(path, recursive) for path, recursive in sorted(roots.items()))
+
+
+async def _watch(root: _WatchRoot, events: asyncio.Queue[None]) -> None:
+    try:
+        # Every event counts, hidden ones included: a ConfigMap update is a rename of ``..data``.
+        async for _ in watchfiles.awatch(
+            root.path, watch_filter=None, step=_EVENT_STEP_MS, recursive=root.recursive
+        ):
+            events.put_nowait(None)
+    except (OSError, RuntimeError) as exc:
+        # The root went away under the watcher: look again now (and re-plan the roots from what exists).
+        _log.warning("file watch ended", path=str(root.path), error=str(exc))
+        events.put_nowait(None)
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the watchers and waits for them, so their threads end with them."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
