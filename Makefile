@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench clean
+.PHONY: install tools demo test lint bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ lint: install
 
 test: lint tools
 	$(BIN)/pytest
+
+# The incremental-translation property test with many more edit sequences than CI runs (minutes).
+soak: install
+	PIPELINE_PROPERTY_EXAMPLES=2000 $(BIN)/pytest -q tests/test_pipeline_incremental.py
 
 bench: install
 	$(BIN)/python -m bench.xds_push

@@ -28,7 +28,7 @@ import structlog
 from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
-from controlplane.pipeline import translate
+from controlplane.pipeline import Translator
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
@@ -77,9 +77,9 @@ class SnapshotPublisher:
     """Translates each load off the event loop and publishes it as the snapshot in ``cache``, keeping a
     status board."""
 
-    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
+    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions, reuse: bool = True) -> None:
         self._cache = cache
-        self._options = options
+        self._translator = Translator(options=options, reuse=reuse)
         self.board = StatusBoard()
         self._one_at_a_time = asyncio.Lock()
         self._newest: LoadResult | None = None
@@ -105,8 +105,8 @@ class SnapshotPublisher:
 
     def _translate(self, result: LoadResult) -> _Translated:
         """The worker thread's part: everything but touching the cache and the board."""
-        translated = translate(result.resource_set(), options=self._options)
-        snapshot = translated.snapshot()
+        translated = self._translator.snapshot(result.resource_set())
+        snapshot = translated.snapshot
         snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
         return _Translated(
             statuses=translated.statuses,

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.gatewayapi import ObjectStatus, TranslateOptions
-from controlplane.pipeline import PipelineResult, translate
+from controlplane.gatewayapi import IRResult, ObjectStatus, TranslateOptions, build_ir
 from controlplane.resources.parse import LoadResult, load_text
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
@@ -34,13 +33,11 @@ def test_translation_runs_in_a_worker_thread_and_the_snapshot_is_set(
 ) -> None:
     threads: list[threading.Thread] = []
 
-    def recording_translate(
-        resources: ResourceSet, *, options: TranslateOptions | None = None
-    ) -> PipelineResult:
+    def recording_build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         threads.append(threading.current_thread())
-        return translate(resources, options=options)
+        return build_ir(resources, options=options)
 
-    monkeypatch.setattr("controlplane.serving.translate", recording_translate)
+    monkeypatch.setattr("controlplane.pipeline.build_ir", recording_build_ir)
     cache = SnapshotCache()
     publisher = SnapshotPublisher(cache=cache, options=TranslateOptions())
 

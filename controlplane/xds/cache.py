@@ -80,11 +80,24 @@ class Snapshot:
             (SECRET, secrets),
         ):
             grouped[type_url].extend(messages)
+        return cls.from_built(
+            {
+                type_url: [XdsResource.build(type_url, message) for message in messages]
+                for type_url, messages in grouped.items()
+            }
+        )
+
+    @classmethod
+    def from_built(cls, by_type: Mapping[str, Iterable[XdsResource]]) -> Snapshot:
+        """Build a snapshot from prepared resources ``{type_url: resources}``; two resources of one type
+        with the same name are an error."""
+        unsupported = set(by_type) - set(TYPE_URLS)
+        if unsupported:
+            raise ValueError(f"unsupported type URL {sorted(unsupported)[0]!r}")
         resources: dict[str, Mapping[str, XdsResource]] = {}
-        for type_url, messages in grouped.items():
+        for type_url in TYPE_URLS:
             by_name: dict[str, XdsResource] = {}
-            for message in messages:
-                resource = XdsResource.build(type_url, message)
+            for resource in by_type.get(type_url, ()):
                 if resource.name in by_name:
                     raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
                 by_name[resource.name] = resource

@@ -1,0 +1,45 @@
+"""Envoy resources carried over from one translation to the next: unchanged IR, unchanged resource.
+
+Each Envoy resource is a pure function of one IR node (``fragments``), and IR nodes are immutable values
+that compare by content. So a translation looks every node up in what the previous one built: a node equal
+to last time's gives back the very same ``XdsResource`` (same message, bytes and version, no serialising or
+hashing again), and only new or changed nodes are translated. What the cache and the streams then see is
+exactly what changed: Delta sends only those resources, SotW only their types. Only the last translation's
+resources are kept, so nothing outlives the configuration that produced it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from controlplane import ir
+from controlplane.xds.resource import TYPE_URLS, XdsResource
+from controlplane.xds.translator import fragments
+from controlplane.xds.translator.cluster import SYSTEM_CA_FILE
+
+
+class ReusingTranslator:
+    """IR -> ``XdsResource`` by type URL, translating only the IR nodes the previous call did not have."""
+
+    def __init__(self, *, system_ca_file: str = SYSTEM_CA_FILE) -> None:
+        self._system_ca_file = system_ca_file
+        self._previous: dict[tuple[Callable[[Any], Any], Hashable], XdsResource] = {}
+        self.translated = 0
+        """How many resources the last call had to translate (the rest were reused)."""
+
+    def resources(self, infra: ir.Infra) -> dict[str, list[XdsResource]]:
+        current: dict[tuple[Callable[[Any], Any], Hashable], XdsResource] = {}
+        by_type: dict[str, list[XdsResource]] = {type_url: [] for type_url in TYPE_URLS}
+        translated = 0
+        for type_url, translate, node in fragments(infra, system_ca_file=self._system_ca_file):
+            key = (translate, node)
+            resource = self._previous.get(key) or current.get(key)
+            if resource is None:
+                resource = XdsResource.build(type_url, translate(node))
+                translated += 1
+            current[key] = resource
+            by_type[type_url].append(resource)
+        self._previous = current
+        self.translated = translated
+        return by_type
