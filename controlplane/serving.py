@@ -28,6 +28,7 @@ import structlog
 from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
+from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
@@ -105,15 +106,16 @@ class SnapshotPublisher:
 
     def _translate(self, result: LoadResult) -> _Translated:
         """The worker thread's part: everything but touching the cache and the board."""
-        translated = self._translator.snapshot(result.resource_set())
-        snapshot = translated.snapshot
-        snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
-        return _Translated(
-            statuses=translated.statuses,
-            problems=sorted_problems([*result.problems, *translated.problems]),
-            snapshot=snapshot,
-            objects=len(result.objects),
-        )
+        with building_configuration():
+            translated = self._translator.snapshot(result.resource_set())
+            snapshot = translated.snapshot
+            snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
+            return _Translated(
+                statuses=translated.statuses,
+                problems=sorted_problems([*result.problems, *translated.problems]),
+                snapshot=snapshot,
+                objects=len(result.objects),
+            )
 
     def _publish(self, translated: _Translated) -> None:
         self._log_changes(translated.problems)

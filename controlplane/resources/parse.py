@@ -66,12 +66,12 @@ class Loaded:
     """The object's noted fields, walked once here: both the load's problems and the translation's status
     conditions need them, and an unchanged object is not walked again on the next load."""
 
+    key: ObjectKey = field(init=False, repr=False, compare=False)
+    """The object's key, worked out once: every load looks it up for every object."""
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
-
-    @property
-    def key(self) -> ObjectKey:
-        return self.object.key
+        object.__setattr__(self, "key", self.object.key)
 
     def problem(self, *, severity: Severity, message: str, field_path: str = "") -> Problem:
         """A problem about this object, located at ``field_path`` (relative to the object, YAML names)."""

@@ -21,6 +21,8 @@ good version keeps serving, with the parse error reported, so Envoy keeps workin
 from __future__ import annotations
 
 import asyncio
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +32,7 @@ import structlog
 import watchfiles
 
 from controlplane import defaults
+from controlplane.heap import building_configuration
 from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.resources.problems import Problem, Severity
 from controlplane.sources.base import LoadHandler
@@ -50,15 +53,17 @@ def load_paths(paths: Sequence[Path]) -> LoadResult:
 
 def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
     """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
-    seen: set[Path] = set()
-    out: list[Path] = []
+    return list(_listing(paths, problems))
+
+
+def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[Path, tuple[int, int]]:
+    """``yaml_files`` with each file's fingerprint (mtime, size), read through symlinks. A file reached twice
+    (a symlink, overlapping paths) is listed once, under the first name."""
+    seen: set[tuple[int, int]] = set()
+    out: dict[Path, tuple[int, int]] = {}
     for path in paths:
         if path.is_dir():
-            candidates = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
-            )
+            candidates = _files_below(path)
         elif path.is_file():
             candidates = [path]
         else:
@@ -67,11 +72,30 @@ def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
             )
             continue
         for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved not in seen:
-                seen.add(resolved)
-                out.append(candidate)
+            try:
+                found = candidate.stat()
+            except OSError:
+                continue  # a dangling symlink, or gone since the directory was read
+            identity = (found.st_dev, found.st_ino)
+            if not stat.S_ISREG(found.st_mode) or identity in seen:
+                continue
+            seen.add(identity)
+            out[candidate] = (found.st_mtime_ns, found.st_size)
     return out
+
+
+def _files_below(folder: Path) -> list[Path]:
+    """YAML files under ``folder`` in sorted order, hidden entries skipped (among them a ConfigMap volume's
+    ``..data`` and timestamped folders); symlinked folders are not entered, symlinked files are listed."""
+    found: list[str] = []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        found.extend(
+            os.path.join(directory, name)
+            for name in files
+            if not name.startswith(".") and os.path.splitext(name)[1] in YAML_SUFFIXES
+        )
+    return [Path(name) for name in sorted(found, key=lambda name: name.split(os.sep))]
 
 
 def load_file(path: Path) -> LoadResult:
@@ -83,11 +107,6 @@ def load_file(path: Path) -> LoadResult:
         problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
         return LoadResult(objects=[], problems=[problem])
     return load_text(text, file=str(path))
-
-
-def _hidden(relative: Path) -> bool:
-    # Also skips Kubernetes ConfigMap volume internals (``..data``, ``..2024_01_01...``).
-    return any(part.startswith(".") for part in relative.parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +136,12 @@ class FileSource:
     def load(self) -> LoadResult:
         """Reads what changed since the last call and returns the whole configuration."""
         problems: list[Problem] = []
-        results = []
-        self._seen = self._fingerprints()
-        current = yaml_files(self._paths, problems)
-        for path in current:
-            results.append(self._load_one(path))
-        for gone in set(self._files) - set(current):
+        return self._load(_listing(self._paths, problems), problems)
+
+    def _load(self, listing: dict[Path, tuple[int, int]], problems: list[Problem]) -> LoadResult:
+        self._seen = listing
+        results = [self._load_one(path, fingerprint) for path, fingerprint in listing.items()]
+        for gone in set(self._files) - set(listing):
             del self._files[gone]
             self._good.pop(gone, None)
         return combine(results, problems=problems)
@@ -142,7 +161,7 @@ class FileSource:
                     watchers = [asyncio.create_task(_watch(root, events)) for root in roots]
                     watched = roots
                     await asyncio.sleep(0)  # the watchers register before the files are read
-                    result = await asyncio.to_thread(self.load)
+                    result = await asyncio.to_thread(self._load_without_collection)
                 if result is not None:
                     await on_load(result)
                 await self._settled(events)
@@ -164,25 +183,23 @@ class FileSource:
             except TimeoutError:
                 return
 
+    def _load_without_collection(self) -> LoadResult:
+        with building_configuration():
+            return self.load()
+
     def _load_if_changed(self) -> LoadResult | None:
         """The whole configuration if any file changed since the last load (events also come for files that
         are not ours, and for writes that left a file as it was)."""
-        if self._fingerprints() == self._seen:
+        problems: list[Problem] = []
+        listing = _listing(self._paths, problems)
+        if listing == self._seen:
             return None
-        return self.load()
+        with building_configuration():
+            return self._load(listing, problems)
 
-    def _fingerprints(self) -> dict[Path, tuple[int, int]]:
-        fingerprints = {}
-        for path in yaml_files(self._paths, []):
-            fingerprint = _fingerprint(path)
-            if fingerprint is not None:
-                fingerprints[path] = fingerprint
-        return fingerprints
-
-    def _load_one(self, path: Path) -> LoadResult:
-        fingerprint = _fingerprint(path)
+    def _load_one(self, path: Path, fingerprint: tuple[int, int]) -> LoadResult:
         state = self._files.get(path)
-        if state is not None and fingerprint is not None and state.fingerprint == fingerprint:
+        if state is not None and state.fingerprint == fingerprint:
             return state.result
         result = load_file(path)
         unreadable = not result.objects and any(
@@ -198,17 +215,8 @@ class FileSource:
             result = LoadResult(objects=previous.objects, problems=[*result.problems, kept])
         else:
             self._good[path] = result
-        if fingerprint is not None:
-            self._files[path] = _FileState(fingerprint, result)
+        self._files[path] = _FileState(fingerprint, result)
         return result
-
-
-def _fingerprint(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size)
 
 
 @dataclass(frozen=True, slots=True)
