@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from controlplane.resources.meta import Resource
@@ -109,7 +109,9 @@ class Report:
             self._findings[obj.key].append(finding)
 
 
-def _conditions(findings: Iterable[_Finding]) -> tuple[Condition, ...]:
+def _conditions(findings: Sequence[_Finding]) -> tuple[Condition, ...]:
+    if not findings:
+        return _ALL_WELL
     by_type: dict[str, list[_Finding]] = defaultdict(list)
     for finding in findings:
         by_type[finding.condition].append(finding)
@@ -131,3 +133,10 @@ def _condition(kind: str, findings: list[_Finding], *, ok_reason: str) -> Condit
 
 def _message(findings: list[_Finding]) -> str:
     return "; ".join(f"{f.field_path}: {f.message}" if f.field_path else f.message for f in findings)
+
+
+_ALL_WELL = (
+    Condition("Accepted", True, "Accepted", ""),
+    Condition("ResolvedRefs", True, "ResolvedRefs", ""),
+)
+"""Most objects' conditions: built once, not once per object per translation."""
