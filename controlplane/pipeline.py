@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions, build_ir
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.xds.cache import Snapshot
@@ -66,11 +67,12 @@ class Translator:
     def __init__(self, *, options: TranslateOptions | None = None, reuse: bool = True) -> None:
         self._options = options or TranslateOptions()
         self._reuse = ReusingTranslator() if reuse else None
+        self._memo = TranslationMemo() if reuse else None
 
     def snapshot(self, resources: ResourceSet) -> TranslatedSnapshot:
         if self._reuse is None:
             full = translate(resources, options=self._options)
             return TranslatedSnapshot(full.snapshot(), full.statuses, full.problems)
-        built = build_ir(resources, options=self._options)
+        built = build_ir(resources, options=self._options, memo=self._memo)
         snapshot = Snapshot.from_built(self._reuse.resources(built.infra))
         return TranslatedSnapshot(snapshot, built.statuses, built.problems)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from controlplane.gatewayapi import IRResult, ObjectStatus, TranslateOptions, build_ir
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.parse import LoadResult, load_text
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
@@ -33,9 +34,11 @@ def test_translation_runs_in_a_worker_thread_and_the_snapshot_is_set(
 ) -> None:
     threads: list[threading.Thread] = []
 
-    def recording_build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
+    def recording_build_ir(
+        resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo | None = None
+    ) -> IRResult:
         threads.append(threading.current_thread())
-        return build_ir(resources, options=options)
+        return build_ir(resources, options=options, memo=memo)
 
     monkeypatch.setattr("controlplane.pipeline.build_ir", recording_build_ir)
     cache = SnapshotCache()

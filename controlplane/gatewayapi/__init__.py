@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from controlplane import defaults, ir
 from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
 from controlplane.resources.notes import FieldState
@@ -42,10 +43,23 @@ class IRResult:
     problems: list[Problem]
 
 
-def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
+def build_ir(
+    resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo | None = None
+) -> IRResult:
     """Accepted input objects in; the IR (listeners, routes, clusters, hops, upstreams, secrets) out, with
-    each object's conditions and problems. A bad object drops only itself and the references to it."""
-    report = Report(source_of=resources.source)
+    each object's conditions and problems. A bad object drops only itself and the references to it.
+
+    ``memo`` (kept by the caller from one translation to the next) lets unchanged parts be reused instead
+    of computed again (see ``gatewayapi.memo``); the result is the same either way."""
+    memo = memo or TranslationMemo()
+    try:
+        return _build_ir(memo.begin(resources), options=options, memo=memo)
+    finally:
+        memo.finish()
+
+
+def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo) -> IRResult:
+    report = Report(source_of=resources.source, memo=memo)
     _note_fields(resources, report)
     binder = ListenerBinder(
         resources=resources,
@@ -54,7 +68,8 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         controller_name=options.gateway_class_controller,
         require_gateway_class=options.require_gateway_class,
     )
-    backends = BackendResolver(resources=resources, report=report)
+    backends = BackendResolver(resources=resources, report=report, memo=memo)
+    memo.bind(backends.replay)
     for backend in resources.backends():
         backends.ai_service_backend(backend)
     tables = build_routes(
@@ -63,6 +78,7 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         binder=binder,
         backends=backends,
         listen_address=options.listen_address,
+        memo=memo,
     )
     infra = ir.Infra(
         listeners=tables.listeners,

@@ -48,6 +48,7 @@ class TrafficPolicies:
     """Finds the BackendTrafficPolicy of each route; reports policies that target nothing we serve."""
 
     def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+        self._resources = resources
         self._by_route: dict[tuple[str, str], BackendTrafficPolicy] = {}
         for policy in resources.backend_traffic_policies():
             report.consider(policy)
@@ -78,6 +79,7 @@ class TrafficPolicies:
                     )
 
     def for_route(self, route: AIGatewayRoute) -> BackendTrafficPolicy | None:
+        self._resources.uses_all(BackendTrafficPolicy)
         return self._by_route.get((route.namespace, route.name))
 
 

@@ -9,13 +9,15 @@ its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
 from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
@@ -36,11 +38,30 @@ _CATCH_ALL = "route-not-found"
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    order: tuple[object, ...]
+    rank: tuple[int, int, int]
+    """Gateway API precedence before the route's age: path type, path length, header count."""
+    position: tuple[int, int]
+    """Rule and match index in the route: the last tie-breaks."""
     identity: tuple[object, ...]
     route: ir.Route
     owner: AIGatewayRoute
     field_path: str
+    route_order: int = 0
+    """The route's place among all routes by age; set per translation (a route added before it moves it)."""
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return (*self.rank, self.route_order, *self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteOutput:
+    """One route's share of the tables, computed once per route and kept while its inputs are unchanged."""
+
+    clusters: tuple[ir.RuleCluster, ...]
+    hops: tuple[ir.BackendHop, ...]
+    placed: tuple[tuple[tuple[str, str], _Candidate], ...]
+    """Each candidate route with the (Envoy listener, domain) it goes to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,35 +78,60 @@ def build_routes(
     binder: ListenerBinder,
     backends: BackendResolver,
     listen_address: str,
+    memo: TranslationMemo,
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
     by_host: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
     clusters: list[ir.RuleCluster] = []
     hops: list[ir.BackendHop] = []
     for route_order, route in enumerate(sorted(resources.routes(), key=_age)):
-        report.consider(route)
-        if not _rule_names_unique(route, report):
-            continue
-        attachments = binder.attach(route)
-        policy = policies.for_route(route)
-        outlier = failover.outlier_policy(policy)
-        for index, rule in enumerate(route.spec.rules):
-            # Rules are resolved even when the route attaches nowhere, so its status names every problem.
-            cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
-            action = _action(route, index, rule, cluster, report, policy)
-            if cluster is not None and attachments:
-                clusters.append(cluster)
-                hops.extend(rule_hops)
-            for candidate in _candidates(route, route_order, index, rule, action):
-                for attachment in attachments:
-                    for domain in attachment.domains:
-                        by_host[(attachment.slot.envoy_listener, domain)].append(candidate)
+        output = memo.cached(
+            ("route", route.key),
+            partial(_route, route, report=report, binder=binder, backends=backends, policies=policies),
+        )
+        clusters.extend(output.clusters)
+        hops.extend(output.hops)
+        for place, candidate in output.placed:
+            if candidate.route_order != route_order:
+                candidate = replace(candidate, route_order=route_order)
+            by_host[place].append(candidate)
     listeners = _listeners(binder, by_host, report, listen_address)
     return RouteTables(
         listeners=listeners,
         rule_clusters=tuple(sorted(clusters, key=lambda c: c.name)),
         hops=tuple(sorted(hops, key=lambda h: h.name)),
     )
+
+
+def _route(
+    route: AIGatewayRoute,
+    *,
+    report: Report,
+    binder: ListenerBinder,
+    backends: BackendResolver,
+    policies: failover.TrafficPolicies,
+) -> _RouteOutput:
+    report.consider(route)
+    if not _rule_names_unique(route, report):
+        return _RouteOutput((), (), ())
+    clusters: list[ir.RuleCluster] = []
+    hops: list[ir.BackendHop] = []
+    placed: list[tuple[tuple[str, str], _Candidate]] = []
+    attachments = binder.attach(route)
+    policy = policies.for_route(route)
+    outlier = failover.outlier_policy(policy)
+    for index, rule in enumerate(route.spec.rules):
+        # Rules are resolved even when the route attaches nowhere, so its status names every problem.
+        cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
+        action = _action(route, index, rule, cluster, report, policy)
+        if cluster is not None and attachments:
+            clusters.append(cluster)
+            hops.extend(rule_hops)
+        for candidate in _candidates(route, index, rule, action):
+            for attachment in attachments:
+                for domain in attachment.domains:
+                    placed.append(((attachment.slot.envoy_listener, domain), candidate))
+    return _RouteOutput(tuple(clusters), tuple(hops), tuple(placed))
 
 
 def _age(route: AIGatewayRoute) -> tuple[str, str, str]:
@@ -273,7 +319,6 @@ _PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatc
 
 def _candidates(
     route: AIGatewayRoute,
-    route_order: int,
     index: int,
     rule: AIGatewayRouteRule,
     action: ir.Forward | ir.DirectResponse,
@@ -290,14 +335,8 @@ def _candidates(
         name = f"route/{route.namespace}/{route.name}/rule/{index}/match/{match_index}"
         out.append(
             _Candidate(
-                order=(
-                    _PATH_RANK[path.type],
-                    -len(path.value),
-                    -len(headers),
-                    route_order,
-                    index,
-                    match_index,
-                ),
+                rank=(_PATH_RANK[path.type], -len(path.value), -len(headers)),
+                position=(index, match_index),
                 identity=(path, headers),
                 route=ir.Route(name=name, path=path, headers=headers, action=action),
                 owner=route,

@@ -33,7 +33,9 @@ class ResourceSet:
             if item.key in index:
                 raise ValueError(f"duplicate object {item.key}")
             index[item.key] = item
-        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(dict(sorted(index.items())))
+        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(
+            dict(sorted(index.items(), key=lambda item: item[0].order()))
+        )
 
     def __len__(self) -> int:
         return len(self._index)
@@ -59,6 +61,10 @@ class ResourceSet:
     def of_type(self, model: type[R]) -> list[R]:
         """Every object of ``model`` (including subclasses), sorted by key."""
         return [item.object for item in self._index.values() if isinstance(item.object, model)]
+
+    def uses_all(self, model: type[Resource]) -> None:
+        """Says that what the caller computes depends on every ``model`` object (it consults something
+        built from all of them); a recording view (``gatewayapi.memo``) notes it, this one ignores it."""
 
     def by_kind(self, kind: str, *, group: str | None = None) -> list[Resource]:
         return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from controlplane import ir
@@ -31,16 +32,10 @@ Fragment = tuple[str, Callable[[Any], Any], Hashable]
 The function is pure, so equal inputs give equal resources (``reuse`` relies on that)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamInput:
-    """An upstream cluster's IR together with the trust store its TLS falls back to."""
-
-    cluster: ir.UpstreamCluster
-    system_ca_file: str
-
-
-def _upstream_cluster(upstream: UpstreamInput) -> Any:
-    return upstream_cluster(upstream.cluster, system_ca_file=upstream.system_ca_file)
+@cache
+def _upstream_cluster(system_ca_file: str) -> Callable[[ir.UpstreamCluster], Any]:
+    """``upstream_cluster`` for one trust store, the same function object each time (a ``reuse`` key)."""
+    return partial(upstream_cluster, system_ca_file=system_ca_file)
 
 
 def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[Fragment]:
@@ -51,9 +46,7 @@ def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[
     out += [(LISTENER, hop_listener, hop) for hop in infra.hops]
     out += [(ROUTE, route_configuration, listener) for listener in infra.listeners]
     out += [(CLUSTER, rule_cluster, cluster) for cluster in infra.rule_clusters]
-    out += [
-        (CLUSTER, _upstream_cluster, UpstreamInput(cluster, system_ca_file)) for cluster in infra.upstreams
-    ]
+    out += [(CLUSTER, _upstream_cluster(system_ca_file), cluster) for cluster in infra.upstreams]
     out += [(ENDPOINT, rule_load_assignment, cluster) for cluster in infra.rule_clusters]
     out += [(ENDPOINT, upstream_load_assignment, cluster) for cluster in eds_upstreams]
     out += [(SECRET, credential_secret, secret) for secret in infra.credentials]
