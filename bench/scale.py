@@ -202,6 +202,8 @@ def _serve_rss(folder: Path, workdir: Path) -> tuple[float, float]:
 
 async def _changes(folder: Path, *, routes: int, count: int, reuse: bool) -> Changes:
     result = Changes("reused" if reuse else "full rebuild")
+    # A port of its own: the previous mode's Envoy may not have released its listener yet.
+    (folder / "shared.yaml").write_text(_SHARED.format(gateway_port=free_port()))
     cache = SnapshotCache()
     acks = Acks()
     server = XdsServer(cache=cache, settings=XdsSettings())

@@ -1,9 +1,11 @@
 """The whole pure pipeline in one call: resources -> IR -> Envoy messages, with a status per object.
 
 Both the ``translate`` command and the running server go through here, so what ``translate`` prints is
-exactly what Envoy is sent. The server keeps one ``Translator`` for its lifetime, which carries unchanged
-Envoy resources over from one load to the next (``xds.translator.reuse``); its snapshots equal those of a
-fresh ``translate`` of the same input (tests/test_pipeline_incremental.py checks that on random edits).
+exactly what Envoy is sent. The server keeps one ``Translator`` for its lifetime, which recomputes only
+what a change affects: the parts of the IR whose inputs did not change are replayed (``gatewayapi.memo``)
+and Envoy resources whose IR did not change are reused (``xds.translator.reuse``). Its snapshots, statuses
+and problems equal those of a fresh ``translate`` of the same input (tests/test_pipeline_incremental.py
+checks that on random edit sequences).
 """
 
 from __future__ import annotations
@@ -60,9 +62,9 @@ class TranslatedSnapshot:
 
 
 class Translator:
-    """``translate`` followed by ``snapshot()``, for a sequence of loads: Envoy resources whose IR did not
-    change since the previous load are reused rather than rebuilt (``reuse=False`` rebuilds everything,
-    the baseline the benchmarks compare with)."""
+    """``translate`` followed by ``snapshot()``, for a sequence of loads: what did not change since the
+    previous load is reused rather than computed again (``reuse=False`` computes everything each time, the
+    baseline the benchmarks compare with)."""
 
     def __init__(self, *, options: TranslateOptions | None = None, reuse: bool = True) -> None:
         self._options = options or TranslateOptions()
