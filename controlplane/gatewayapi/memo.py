@@ -82,14 +82,15 @@ class TranslationMemo:
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
         current = {loaded.key: loaded.object for loaded in resources}
-        changed: set[Hashable] = set()
+        previous = self._input
+        differing = [
+            key for key, obj in current.items() if previous.get(key) is not obj and previous.get(key) != obj
+        ]
+        differing += [key for key in previous if key not in current]
+        changed: set[Hashable] = set(differing)
         kinds: set[type] = set()
-        for key in current.keys() | self._input.keys():
-            before, after = self._input.get(key), current.get(key)
-            if before is after or before == after:
-                continue
-            changed.add(key)
-            for obj in (before, after):
+        for key in differing:
+            for obj in (previous.get(key), current.get(key)):
                 if obj is not None:
                     kinds.add(type(obj))
                     if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
@@ -183,6 +184,7 @@ class RecordingResourceSet(ResourceSet):
     def __init__(self, resources: ResourceSet, *, memo: TranslationMemo) -> None:
         super().__init__()
         self._index = resources._index
+        self._by_class = resources._by_class
         self._memo = memo
 
     def get(self, key: ObjectKey) -> Resource | None:
