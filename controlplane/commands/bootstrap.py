@@ -7,7 +7,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, XdsClientTls, render_bootstrap
+from controlplane.bootstrap import DEFAULT_CLUSTER, XdsClientTls, render_bootstrap
+from controlplane.defaults import ENVOY_ADMIN_PORT
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,9 @@ class _Bootstrap:
         parser.add_argument(
             "--admin-port",
             type=int,
-            default=DEFAULT_ADMIN_PORT,
+            default=ENVOY_ADMIN_PORT,
             metavar="N",
-            help=f"Envoy admin port on 127.0.0.1 (default: {DEFAULT_ADMIN_PORT})",
+            help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
         )
 
         tls = parser.add_argument_group("xDS over TLS (plaintext when not given)")

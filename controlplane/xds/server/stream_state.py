@@ -321,6 +321,11 @@ class Planner:
             held = self._cluster_taken_in(key.name)
         if held is None and key in self._provisional:
             held = self._snapshot.find(key)
+        if held is None and self._provisional and not self._types[key.type_url].subscribed:
+            # What a listener going out in the first reply needs of a type Envoy asks for only once it has
+            # that listener (a hop's SDS credential): as in ``_dependency_choice``, waiting would never end.
+            self._ready[key] = self._snapshot.find(key) is not None
+            return self._ready[key]
         if held is None:
             self._ready[key] = False
             return False
