@@ -101,6 +101,9 @@ class OutlierPolicy:
 class Forward:
     cluster: str
     timeout_seconds: float
+    """The whole request, every retry included (``timeouts.request``); 0: none."""
+    idle_timeout_seconds: float | None = None
+    """How long the stream may carry nothing either way (Envoy's route idle timeout); 0: none."""
     retry: RetryPolicy | None = None
     path_rewrite: PathRewrite | None = None
     hostname_rewrite: str | None = None

@@ -91,7 +91,9 @@ def retry_policy(
 ) -> ir.RetryPolicy | None:
     """One attempt per priority level, or one retry on a sibling when the rule has a single level.
 
-    None when there is nothing to fail over to (one backend) and no policy asks for retries.
+    With nothing to fail over to (one backend) and no policy asking for retries, a policy that never
+    retries still carries the per-attempt timeouts (``backendRequest``, ``streamIdleTimeout``), which Envoy
+    keeps on the retry policy; None when there are none either.
     """
     can_fail_over = levels > 1 or widest_level > 1
     default = ir.RetryPolicy(
@@ -108,7 +110,11 @@ def retry_policy(
     retry = policy.spec.retry if policy is not None else None
     if retry is not None:
         return _overridden(default, retry, levels=levels)
-    return default if can_fail_over else None
+    if can_fail_over:
+        return default
+    if per_try_timeout_seconds is None and per_try_idle_timeout_seconds is None:
+        return None
+    return replace(default, retry_on=(), retriable_status_codes=())
 
 
 def outlier_policy(policy: BackendTrafficPolicy | None) -> ir.OutlierPolicy:

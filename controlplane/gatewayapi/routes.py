@@ -9,7 +9,7 @@ its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
@@ -213,11 +213,13 @@ def _action(
         return ir.DirectResponse(
             500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
         )
-    backend_timeout = rule.timeouts.backend_request if rule.timeouts is not None else None
+    backend_timeout = rule.backend_request_timeout
     per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
+    request_timeout = rule.request_timeout.total_seconds()
     forward = ir.Forward(
         cluster=cluster.name,
-        timeout_seconds=rule.request_timeout.total_seconds(),
+        timeout_seconds=request_timeout,
+        idle_timeout_seconds=_route_idle_timeout(request_timeout),
         retry=failover.retry_policy(
             levels=len(per_level),
             widest_level=max(per_level.values()),
@@ -229,6 +231,17 @@ def _action(
         ),
     )
     return _with_filters(forward, route, index, rule, report)
+
+
+_ROUTE_IDLE_TIMEOUT_SECONDS = 3600.0
+
+
+def _route_idle_timeout(request_timeout: float) -> float:
+    """Envoy Gateway's route idle timeout: an hour, never shorter than the request timeout, none when the
+    request has none; Envoy's 5 minute default would cut a long streamed completion that pauses."""
+    if request_timeout == 0:
+        return 0.0
+    return max(_ROUTE_IDLE_TIMEOUT_SECONDS, request_timeout)
 
 
 def _with_filters(
@@ -258,14 +271,7 @@ def _with_filters(
             ).merged_over(headers)
         else:
             report.reject(route, path, f"filter type {item.type} needs its matching configuration field")
-    return ir.Forward(
-        cluster=forward.cluster,
-        timeout_seconds=forward.timeout_seconds,
-        retry=forward.retry,
-        path_rewrite=path_rewrite,
-        hostname_rewrite=hostname,
-        request_headers=headers,
-    )
+    return replace(forward, path_rewrite=path_rewrite, hostname_rewrite=hostname, request_headers=headers)
 
 
 _PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatchType.REGEX: 2}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, StallStream, Status
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
@@ -157,8 +157,11 @@ class Responder:
         events = [{**chunk_head, "choices": [choice]} for choice in choices]
         if usage is not None:
             events.append({**chunk_head, "choices": [], "usage": usage})
-        for event in events:
+        for index, event in enumerate(events):
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            mode = self._mode()
+            if index == 0 and isinstance(mode, StallStream):
+                await asyncio.sleep(mode.seconds)
         await response.write(_SSE_DONE)
         await response.write_eof()
         return response

@@ -99,6 +99,8 @@ def _header_matcher(header: ir.HeaderMatch) -> Any:
 
 def _forward(action: ir.Forward) -> Any:
     route = rc.RouteAction(cluster=action.cluster, timeout=seconds(action.timeout_seconds))
+    if action.idle_timeout_seconds is not None:
+        route.idle_timeout.CopyFrom(seconds(action.idle_timeout_seconds))
     rewrite = action.path_rewrite
     if rewrite is not None and rewrite.full_path is not None:
         route.regex_rewrite.CopyFrom(
@@ -120,11 +122,10 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
         retry_on=",".join(retry.retry_on),
         num_retries={"value": retry.num_retries},
         retriable_status_codes=list(retry.retriable_status_codes),
-        retry_back_off=rc.RetryPolicy.RetryBackOff(
-            base_interval=seconds(retry.back_off_base_seconds),
-            max_interval=seconds(retry.back_off_max_seconds),
-        ),
     )
+    if retry.num_retries:
+        policy.retry_back_off.base_interval.CopyFrom(seconds(retry.back_off_base_seconds))
+        policy.retry_back_off.max_interval.CopyFrom(seconds(retry.back_off_max_seconds))
     if retry.per_try_timeout_seconds is not None:
         policy.per_try_timeout.CopyFrom(seconds(retry.per_try_timeout_seconds))
     if retry.per_try_idle_timeout_seconds is not None:
