@@ -112,10 +112,21 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class DirectResponse:
-    """Answered by Envoy; the message is wrapped in the same OpenAI-style error JSON as Envoy's own errors."""
+    """Answered by Envoy. An error status wraps the message in the same OpenAI-style error JSON as Envoy's
+    own errors; a success status sends it as is, as JSON (the model list)."""
 
     status: int
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModel:
+    """One entry of the ``GET /v1/models`` list (OpenAI's model object)."""
+
+    id: str
+    created: int
+    """Unix seconds."""
+    owned_by: str
 
 
 @dataclass(frozen=True, slots=True)

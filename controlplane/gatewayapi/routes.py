@@ -3,7 +3,8 @@
 Routes of every AIGatewayRoute attached to a listener are merged into its virtual hosts and ordered by
 Gateway API precedence (exact paths, then longer prefixes, then more header matches, then older routes,
 then rule order); a rule whose match is identical to an earlier one's is a conflict and loses, reported on
-its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's error shape.
+its own route. Each virtual host starts with ``GET /v1/models`` (see ``models``) and ends with a catch-all
+answering 404 in OpenAI's error shape.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from controlplane.gatewayapi import failover
 from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.models import declared_model, models_route
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
@@ -41,6 +43,7 @@ class _Candidate:
     route: ir.Route
     owner: AIGatewayRoute
     field_path: str
+    model: ir.ListedModel | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +311,7 @@ def _candidates(
                 route=ir.Route(name=name, path=path, headers=headers, action=action),
                 owner=route,
                 field_path=f"spec.rules[{index}]" + (f".matches[{match_index}]" if match is not None else ""),
+                model=declared_model(route, rule, match),
             )
         )
     return out
@@ -370,7 +374,11 @@ def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ..
                 f"matches exactly what {first.route.name} matches, which takes precedence",
                 reason="Conflicted",
             )
-    routes = [winner.route for winner in sorted(winners.values(), key=lambda c: c.order)]
+    ordered = sorted(winners.values(), key=lambda c: c.order)
+    # Listed in declaration order (route age, rule, match), as upstream lists them.
+    declared = sorted((c for c in ordered if c.model is not None), key=lambda c: c.order[3:])
+    routes = [models_route([c.model for c in declared if c.model is not None])]
+    routes.extend(winner.route for winner in ordered)
     routes.append(
         ir.Route(
             name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)

@@ -165,8 +165,10 @@ class AIGatewayRouteRule(Model):
     stream_idle_timeout: Duration | None = None
     """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere):
     Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it. ``0s`` means none."""
-    models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"
-    models_created_at: Annotated[datetime | None, UNIMPLEMENTED] = None
+    models_owned_by: str = "Envoy AI Gateway"
+    """``owned_by`` of the models this rule declares on ``GET /v1/models``."""
+    models_created_at: datetime | None = None
+    """``created`` of the models this rule declares (default: the route's creation time)."""
 
     @property
     def request_timeout(self) -> timedelta:

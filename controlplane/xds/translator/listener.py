@@ -33,7 +33,7 @@ def http_listener(listener: ir.HttpListener) -> Any:
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
         http_filters=[model_header_filter(), router_filter()],
-        local_reply_config=local_reply.openai_error_replies(),
+        local_reply_config=local_reply.openai_error_replies(direct_success=True),
     )
     return listener_pb2.Listener(
         name=listener.name,
@@ -57,7 +57,7 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         http_filters=filters,
         # A hop's own errors (backend refused, unresolvable) travel back through the public listener as
         # upstream responses, so they need the JSON envelope here.
-        local_reply_config=local_reply.openai_error_replies(),
+        local_reply_config=local_reply.openai_error_replies(direct_success=False),
     )
     return listener_pb2.Listener(
         name=hop.name,

@@ -15,14 +15,29 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.messages import pack, seconds
 
+_DIRECT_BODY_LIMIT = 4096
+"""Envoy's default limit on a direct response body; a long model list raises it."""
+
 
 def route_configuration(listener: ir.HttpListener) -> Any:
-    return route_pb2.RouteConfiguration(
+    config = route_pb2.RouteConfiguration(
         name=listener.route_config,
         virtual_hosts=[_virtual_host(vhost) for vhost in listener.virtual_hosts],
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
+    longest = max(
+        (
+            len(route.action.message.encode())
+            for vhost in listener.virtual_hosts
+            for route in vhost.routes
+            if isinstance(route.action, ir.DirectResponse)
+        ),
+        default=0,
+    )
+    if longest > _DIRECT_BODY_LIMIT:
+        config.max_direct_response_body_size_bytes.value = longest
+    return config
 
 
 def hop_route_configuration(hop: ir.BackendHop) -> Any:
