@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -97,3 +98,23 @@ def test_an_unknown_model_is_an_sdk_error(client: openai.OpenAI) -> None:
     assert isinstance(body, dict)
     assert body["type"] == "invalid_request_error"
     assert "No matching route found" in body["message"]
+
+
+def test_a_json_body_that_does_not_parse_gets_400_from_envoy(stack: LocalStack) -> None:
+    for content_type in ("application/json", "application/json; charset=utf-8"):
+        reply = httpx.post(
+            stack.url(GATEWAY),
+            content=b'{"model": "gpt-parity", "messages": [',
+            headers={"content-type": content_type},
+        )
+        assert reply.status_code == 400, reply.text
+        assert reply.json()["error"] == {
+            "message": "malformed request: the request body is not valid JSON",
+            "type": "invalid_request_error",
+            "code": "direct_response",
+        }
+    assert not any(
+        request.path.endswith("/completions") and request.json is None
+        for backend in stack.backends.values()
+        for request in backend.received
+    )

@@ -18,6 +18,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from controlplane import ir
 from controlplane.xds.translator import local_reply
+from controlplane.xds.translator.filters.body_check import body_check_filter
 from controlplane.xds.translator.filters.credential import credential_filter
 from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
@@ -32,7 +33,7 @@ def http_listener(listener: ir.HttpListener) -> Any:
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[model_header_filter(), router_filter()],
+        http_filters=[body_check_filter(), model_header_filter(), router_filter()],
         local_reply_config=local_reply.openai_error_replies(direct_success=True),
     )
     return listener_pb2.Listener(

@@ -13,6 +13,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.messages import pack, seconds
 
 _DIRECT_BODY_LIMIT = 4096
@@ -70,7 +71,9 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
 
 def _virtual_host(vhost: ir.VirtualHost) -> Any:
     return rc.VirtualHost(
-        name=vhost.name, domains=list(vhost.domains), routes=[_route(route) for route in vhost.routes]
+        name=vhost.name,
+        domains=list(vhost.domains),
+        routes=[invalid_body_route(), *(_route(route) for route in vhost.routes)],
     )
 
 
