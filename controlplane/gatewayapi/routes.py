@@ -72,9 +72,12 @@ def build_routes(
         attachments = binder.attach(route)
         policy = policies.for_route(route)
         outlier = failover.outlier_policy(policy)
+        breaker = failover.circuit_breaker(policy)
         for index, rule in enumerate(route.spec.rules):
             # Rules are resolved even when the route attaches nowhere, so its status names every problem.
             cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
+            if cluster is not None and breaker is not None:
+                cluster = replace(cluster, circuit_breaker=breaker)
             action = _action(route, index, rule, cluster, report, policy)
             if cluster is not None and attachments:
                 clusters.append(cluster)
@@ -218,7 +221,7 @@ def _action(
         )
     backend_timeout = rule.backend_request_timeout
     per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
-    request_timeout = rule.request_timeout.total_seconds()
+    request_timeout = failover.request_timeout(rule, policy).total_seconds()
     forward = ir.Forward(
         cluster=cluster.name,
         timeout_seconds=request_timeout,

@@ -141,8 +141,9 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
         num_retries={"value": retry.num_retries},
         retriable_status_codes=list(retry.retriable_status_codes),
     )
-    if retry.num_retries:
+    if retry.num_retries and retry.back_off_base_seconds is not None:
         policy.retry_back_off.base_interval.CopyFrom(seconds(retry.back_off_base_seconds))
+    if retry.num_retries and retry.back_off_max_seconds is not None:
         policy.retry_back_off.max_interval.CopyFrom(seconds(retry.back_off_max_seconds))
     if retry.per_try_timeout_seconds is not None:
         policy.per_try_timeout.CopyFrom(seconds(retry.per_try_timeout_seconds))
@@ -162,7 +163,7 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
             name="envoy.retry_host_predicates.previous_hosts",
             typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()),
         )
-        policy.host_selection_retry_max_attempts = 3
+        policy.host_selection_retry_max_attempts = retry.host_selection_attempts
     return policy
 
 
