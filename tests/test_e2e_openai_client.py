@@ -118,3 +118,26 @@ def test_a_json_body_that_does_not_parse_gets_400_from_envoy(stack: LocalStack) 
         for backend in stack.backends.values()
         for request in backend.received
     )
+
+
+def test_a_multipart_request_is_routed_by_its_model_field(client: openai.OpenAI, stack: LocalStack) -> None:
+    transcription = client.audio.transcriptions.create(
+        model="gpt-parity", file=("hello.wav", b"RIFF0000WAVE")
+    )
+    assert transcription.text == "normal,normal,gpt-parity"
+    (received,) = [r for r in stack.backends["normal"].received if r.path == "/v1/audio/transcriptions"]
+    assert received.headers["x-ai-eg-model"] == "gpt-parity"
+
+
+def test_a_model_header_sent_by_the_client_is_ignored(stack: LocalStack) -> None:
+    """Only Envoy sets the model header: a client's own is dropped whatever the body (here none names a
+    model, so the catch-all answers)."""
+    claimed = {"x-ai-eg-model": "gpt-parity"}
+    not_json = httpx.post(
+        stack.url(GATEWAY), content=b"not json", headers={**claimed, "content-type": "text/plain"}
+    )
+    assert not_json.status_code == 404, not_json.text
+    form_without_model = httpx.post(
+        stack.url(GATEWAY), files={"file": ("a.wav", b"RIFF")}, data={"language": "en"}, headers=claimed
+    )
+    assert form_without_model.status_code == 404, form_without_model.text

@@ -8,6 +8,7 @@ from the answer alone which backend served a request and what it was asked for.
 from __future__ import annotations
 
 import asyncio
+import email
 import itertools
 import json
 import socket
@@ -97,6 +98,9 @@ class Responder:
                 HTTPStatus.OK,
                 {"object": "list", "data": [{"id": self._model, "object": "model", "owned_by": self._name}]},
             )
+        if request.method == "POST" and path.endswith("/audio/transcriptions"):
+            asked = _form_field(received, "model")
+            return self._json(HTTPStatus.OK, {"text": f"{self._name},{self._model},{asked or '-'}"})
         chat = path.endswith("/chat/completions")
         if request.method == "POST" and (chat or path.endswith("/v1/completions")):
             if not isinstance(received.json, dict):
@@ -195,6 +199,19 @@ def _choice(text: str, finish_reason: str | None, *, chat: bool, streamed: bool)
         return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
     delta = {} if finish_reason is not None else {"content": text}
     return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _form_field(received: ReceivedRequest, name: str) -> str | None:
+    """A text field of a ``multipart/form-data`` body (a transcription's ``model``)."""
+    content_type = received.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    form = email.message_from_bytes(b"content-type: " + content_type.encode() + b"\r\n\r\n" + received.body)
+    for part in form.walk():
+        if part.get_param("name", header="content-disposition") == name:
+            payload = part.get_payload(decode=True)
+            return payload.decode() if isinstance(payload, bytes) else None
+    return None
 
 
 def _count_words(prompt: Any) -> int:
