@@ -164,6 +164,9 @@ def _check_envoy_served(envoy: subprocess.Popen[bytes], admin_port: int, log: Pa
     )
     assert reply.status_code == 404, reply.text
     assert reply.json()["error"]["type"] == "invalid_request_error"
+    # Seed 002's Gateway (10082) lists the model its rules match, answered by Envoy itself.
+    models = httpx.get("http://127.0.0.1:10082/v1/models")
+    assert [model["id"] for model in models.json()["data"]] == ["llama3-8b"]
 
 
 def _stop_group(process: subprocess.Popen[bytes]) -> None:
