@@ -22,6 +22,10 @@ tools: install
 crds: install
 	$(BIN)/controlplane crds --output crds
 
+# Our own gRPC API: protos/ -> controlplane/_proto (committed; a test fails when they drift).
+protos: install
+	$(BIN)/python -m controlplane.devtools.protos
+
 demo: install
 	$(BIN)/python -m controlplane.devtools.demo examples
 

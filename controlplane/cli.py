@@ -17,6 +17,7 @@ from typing import Protocol
 _SUBCOMMAND_MODULES = (
     "controlplane.commands.bootstrap",
     "controlplane.commands.crds",
+    "controlplane.commands.proxy_status",
     "controlplane.commands.serve",
     "controlplane.commands.translate",
 )

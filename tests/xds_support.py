@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.message import Message
 
 from controlplane.admin import AdminServer
@@ -24,6 +26,7 @@ from controlplane.bootstrap import XdsClientTls, render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds.cache import Snapshot, SnapshotCache
+from controlplane.xds.resource import CLUSTER
 from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings, XdsTlsFiles
 from tests import xds_builders
 from tests.polling import wait_until
@@ -328,3 +331,24 @@ def http_route_snapshot(
             ),
         ],
     )
+
+
+def refused_by_envoy(cluster: cluster_pb2.Cluster) -> cluster_pb2.Cluster:
+    """A copy of `cluster` Envoy rejects: protocol options for an extension that does not exist."""
+    bad = cluster_pb2.Cluster()
+    bad.CopyFrom(cluster)
+    options = any_pb2.Any()
+    options.Pack(empty_pb2.Empty())
+    bad.typed_extension_protocol_options["example.unknown"].CopyFrom(options)
+    return bad
+
+
+def replace_cluster(snapshot: Snapshot, cluster: cluster_pb2.Cluster) -> Snapshot:
+    by_type = {
+        type_url: [r.message for r in snapshot.get(type_url).values()] for type_url in snapshot.resources
+    }
+    by_type[CLUSTER] = [
+        cluster if name == cluster.name else resource.message
+        for name, resource in snapshot.get(CLUSTER).items()
+    ]
+    return Snapshot.from_resources(by_type)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
-from controlplane.bootstrap import DEFAULT_CLUSTER, XdsClientTls, render_bootstrap
+from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap
+from controlplane.commands._xds_client_args import (
+    XdsClientTlsError,
+    add_xds_client_tls_arguments,
+    xds_client_tls,
+)
 from controlplane.defaults import ENVOY_ADMIN_PORT
 
 
@@ -43,37 +47,14 @@ class _Bootstrap:
             help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
         )
 
-        tls = parser.add_argument_group("xDS over TLS (plaintext when not given)")
-        tls.add_argument(
-            "--xds-ca",
-            type=Path,
-            metavar="PEM",
-            help="connect over TLS, trusting this CA for the control plane's certificate (read by Envoy)",
-        )
-        tls.add_argument(
-            "--xds-sni",
-            metavar="NAME",
-            help="server name to ask for and verify (default: the --xds-address host when it is a name)",
-        )
-        tls.add_argument(
-            "--xds-client-cert", type=Path, metavar="PEM", help="Envoy's certificate, for mutual TLS"
-        )
-        tls.add_argument("--xds-client-key", type=Path, metavar="PEM", help="its private key")
+        add_xds_client_tls_arguments(parser, client="Envoy")
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.xds_ca is None and (args.xds_sni or args.xds_client_cert or args.xds_client_key):
-            print("controlplane bootstrap: --xds-sni and --xds-client-* need --xds-ca", file=sys.stderr)
+        try:
+            tls = xds_client_tls(args)
+        except XdsClientTlsError as error:
+            print(f"controlplane bootstrap: {error}", file=sys.stderr)
             return 2
-        tls = (
-            None
-            if args.xds_ca is None
-            else XdsClientTls(
-                ca=args.xds_ca,
-                sni=args.xds_sni,
-                client_certificate=args.xds_client_cert,
-                client_key=args.xds_client_key,
-            )
-        )
         try:
             text = render_bootstrap(
                 xds_address=args.xds_address,

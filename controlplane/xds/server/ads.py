@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from controlplane import defaults
 from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.server import proxy_status
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.sotw import SotwStream
@@ -142,7 +143,7 @@ class XdsServer:
         if self._server is not None:
             raise RuntimeError("the xDS server is already started")
         server = grpc.aio.server(options=self.settings.grpc_options())
-        server.add_generic_rpc_handlers((self._handler(),))
+        server.add_generic_rpc_handlers((self._handler(), proxy_status.handler(self._streams.values)))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if tls is None:
             bound: int = server.add_insecure_port(address)

@@ -29,6 +29,7 @@ from controlplane.xds.resource import (
     WILDCARD_TYPES,
     ResourceKey,
     XdsResource,
+    content_version,
 )
 
 
@@ -63,6 +64,9 @@ class TypeState:
     # Names to send again although Envoy holds their version: an updated EDS cluster warms until it gets
     # its load assignment once more, even an unchanged one.
     resend: set[str] = field(default_factory=set)
+    # The last response Envoy refused (its content version) and Envoy's reason, for proxy status.
+    nacked_version: str = ""
+    nack_message: str = ""
 
     def holds(self, name: str) -> XdsResource | None:
         """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
@@ -88,6 +92,7 @@ class TypeState:
             for name, resource in in_flight.sent.items()
             if name not in self.acked or self.acked[name].version != resource.version
         }
+        self.nacked_version, self.nack_message = content_version(in_flight.sent), message
         named = _names_listed(message, changed) if self.wildcard else frozenset()
         refused = named or frozenset(changed)
         self.rejected.update((name, changed[name].version) for name in refused)
@@ -321,11 +326,11 @@ class Planner:
             held = self._cluster_taken_in(key.name)
         if held is None and key in self._provisional:
             held = self._snapshot.find(key)
-        if held is None and self._provisional and not self._types[key.type_url].subscribed:
-            # What a listener going out in the first reply needs of a type Envoy asks for only once it has
-            # that listener (a hop's SDS credential): as in ``_dependency_choice``, waiting would never end.
-            self._ready[key] = self._snapshot.find(key) is not None
-            return self._ready[key]
+        elif held is None and self._provisional and not self._types[key.type_url].subscribed:
+            # Planning a first reply: what its listeners need of a type Envoy has not asked for yet
+            # (their secrets, their routes) is fetched by Envoy once it has them, and Envoy reports
+            # ready only after its first listeners have it.
+            held = self._snapshot.find(key)
         if held is None:
             self._ready[key] = False
             return False

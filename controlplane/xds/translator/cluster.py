@@ -15,6 +15,7 @@ from envoy.type.v3 import range_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.endpoint import upstream_load_assignment
+from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -81,6 +82,18 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
         )
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
+    apply_balancing(message, cluster)
+    if cluster.outlier is not None:
+        message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+    options = _http_options(
+        error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
+        max_requests_per_connection=None,
+    )
+    if cluster.http2:
+        options = options or http_protocol_options_pb2.HttpProtocolOptions()
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    if options is not None:
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
     return message
 
 
@@ -118,7 +131,8 @@ def _http_options(
     ``consecutive_5xx`` besides 5xx (e.g. 429), and a limit of requests per connection.
 
     The error matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also
-    requires an explicit protocol once such options are set (hops speak HTTP/1.1).
+    requires an explicit protocol once such options are set (HTTP/1.1, as hops and model servers speak; an
+    HTTP/2 cluster replaces it).
     """
     if not error_status_codes and max_requests_per_connection is None:
         return None
@@ -157,7 +171,10 @@ def _tls_socket(tls: ir.UpstreamTls, *, system_ca_file: str) -> Any:
             )
         )
     context = tls_pb2.CommonTlsContext()
-    if tls.ca_secret is None:
+    if not tls.verify:
+        # Encrypted, any certificate accepted: what endpoint pickers serve (a self-signed one by default).
+        context.alpn_protocols.append("h2")
+    elif tls.ca_secret is None:
         validation.trusted_ca.filename = system_ca_file
         context.validation_context.CopyFrom(validation)
     else:
