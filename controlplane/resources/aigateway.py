@@ -164,7 +164,8 @@ class AIGatewayRouteRule(Model):
     """``request`` defaults to 60s; ``0s`` means none."""
     stream_idle_timeout: Duration | None = None
     """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere):
-    Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it. ``0s`` means none."""
+    Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it (per its API notes; v1.1 is not on the
+    Go module proxy to read). ``0s`` means none."""
     models_owned_by: str = "Envoy AI Gateway"
     """``owned_by`` of the models this rule declares on ``GET /v1/models``."""
     models_created_at: datetime | None = None
