@@ -2,8 +2,9 @@
 
 OpenAI SDKs and UIs list the models first. Envoy AI Gateway answers that list from its routes (read in
 its controller and models processor at v1.0.0, the newest release on the Go module proxy; v1.1 is not
-there): every ``x-ai-eg-model`` header match of type Exact declares a model, owned by the rule's ``modelsOwnedBy``
-(default "Envoy AI Gateway") and created at its ``modelsCreatedAt`` (default: the route's creation time).
+there): every ``x-ai-eg-model`` header match of type Exact declares a model, owned by the rule's
+``modelsOwnedBy`` (default "Envoy AI Gateway") and created at its ``modelsCreatedAt`` (default: the route's
+creation time).
 Here the list is a direct response on each virtual host, so the control plane keeps it up to date with
 every push and no backend is involved. A virtual host lists the models of the routes it serves (its own
 hostname's and those without hostnames), each id once, in route, rule and match order.
