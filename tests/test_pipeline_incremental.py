@@ -1,9 +1,11 @@
 """The server's ``Translator`` (which reuses Envoy resources from one load to the next) against a fresh
 ``translate`` of the same input, over random sequences of edits.
 
-A hypothesis state machine adds, modifies and deletes objects of every kind found in ``examples/`` and in
-the translation goldens' inputs (routes, AIServiceBackends, security policies, Backends, Secrets, Gateways,
-Services, EndpointSlices, InferencePools, policies, grants, ...). A modification changes one field of the
+A hypothesis state machine adds, modifies and deletes objects of every kind found in ``examples/``, in
+the translation goldens' inputs and in ``testdata/incremental/`` (routes with timeouts and model lists,
+AIServiceBackends, security policies, Backends, Secrets, Gateways, Services, EndpointSlices, InferencePools
+with endpoint pickers and their member Pods and AIServiceBackends, BackendTrafficPolicies, grants, ...),
+with the Inference Extension on or off for the whole sequence. A modification changes one field of the
 object: a number, a string (a name a reference no longer resolves, a kind nobody knows, ...) or a
 field's type, so objects also become invalid and must be rejected alone. After every step the snapshot
 (every resource's name and version, each type's version, the snapshot's version), the statuses and the
@@ -22,15 +24,21 @@ from typing import Any
 import yaml
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from controlplane.pipeline import Translator, translate
+from controlplane.pipeline import TranslateOptions, Translator, translate
 from controlplane.resources.parse import load_text
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import TYPE_URLS
 
 ROOT = Path(__file__).parent.parent
-SOURCES = sorted([*ROOT.glob("examples/**/*.yaml"), *ROOT.glob("tests/testdata/translate/*.in.yaml")])
+SOURCES = sorted(
+    [
+        *ROOT.glob("examples/**/*.yaml"),
+        *ROOT.glob("tests/testdata/translate/*.in.yaml"),
+        *ROOT.glob("tests/testdata/incremental/*.yaml"),
+    ]
+)
 
 DocKey = tuple[str, str, str, str]
 
@@ -101,8 +109,15 @@ class EditSequences(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.objects: dict[DocKey, dict[str, Any]] = {}
+        self.options = TranslateOptions()
         self.translator = Translator()
         self.previous: Snapshot | None = None
+
+    @initialize(inference_extension=st.booleans())
+    def choose_options(self, inference_extension: bool) -> None:
+        """Off, every InferencePool is rejected; on, pools resolve to Pods, members and pickers."""
+        self.options = TranslateOptions(inference_extension=inference_extension)
+        self.translator = Translator(options=self.options)
 
     @rule(index=st.integers(min_value=0, max_value=len(POOL) - 1))
     def add(self, index: int) -> None:
@@ -140,7 +155,7 @@ class EditSequences(RuleBasedStateMachine):
         loaded = load_text(text, file="edits.yaml")
         resources = loaded.resource_set()
         incremental = self.translator.snapshot(resources)
-        fresh = translate(resources)
+        fresh = translate(resources, options=self.options)
         expected = fresh.snapshot()
         assert _versions(incremental.snapshot) == _versions(expected)
         assert dict(incremental.snapshot.type_versions) == dict(expected.type_versions)
