@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools demo test lint bench soak clean
+.PHONY: install tools crds demo test lint bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,14 @@ install: $(BIN)/.installed
 # pins in tools/*/go.mod into ~/.cache/ai-xds-controlplane/tools: minutes on the first run, then reused.
 tools: install
 	$(BIN)/python -m controlplane.devtools.gotools
+
+# Our CRDs (crds/) are generated from the pydantic models; run after changing a model (a test fails on drift).
+crds: install
+	$(BIN)/controlplane crds --output crds
+
+# Our own gRPC API: protos/ -> controlplane/_proto (committed; a test fails when they drift).
+protos: install
+	$(BIN)/python -m controlplane.devtools.protos
 
 demo: install
 	$(BIN)/python -m controlplane.devtools.demo examples

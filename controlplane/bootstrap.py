@@ -11,13 +11,15 @@ import ipaddress
 import json
 import socket
 import string
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from controlplane.defaults import ENVOY_ADMIN_PORT
 from controlplane.netutil import split_host_port
 
 DEFAULT_CLUSTER = "ai-gateway"
-DEFAULT_ADMIN_PORT = 19000
+_TLS_MARKER = "    # xDS over TLS: `controlplane bootstrap --xds-ca` adds a transport_socket here.\n"
 _TEMPLATE_NAME = "bootstrap.yaml.tmpl"
 
 
@@ -40,15 +42,30 @@ def default_node_id() -> str:
     return socket.gethostname() or "envoy"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class XdsClientTls:
+    """How a proxy reaches an xDS port served over TLS: the CA that signed the server's certificate, the
+    name to ask for and verify (SNI), and for mutual TLS the proxy's own certificate and key. Paths are
+    read by Envoy, so they are paths on the proxy's machine or Pod."""
+
+    ca: Path
+    sni: str | None = None
+    """Default: the xDS host when it is a name (an address is verified as an IP subjectAltName)."""
+    client_certificate: Path | None = None
+    client_key: Path | None = None
+
+
 def render_bootstrap(
     *,
     xds_address: str,
     delta: bool = False,
     node_id: str | None = None,
     cluster: str = DEFAULT_CLUSTER,
-    admin_port: int = DEFAULT_ADMIN_PORT,
+    admin_port: int = ENVOY_ADMIN_PORT,
+    tls: XdsClientTls | None = None,
 ) -> str:
-    """Return the bootstrap YAML for an Envoy fetching its whole config over ADS from `xds_address`.
+    """Return the bootstrap YAML for an Envoy fetching its whole config over ADS from `xds_address`
+    (over TLS when `tls` is given).
 
     `admin_port` 0 lets the kernel choose (read it back with Envoy's ``--admin-address-path``).
     """
@@ -59,10 +76,12 @@ def render_bootstrap(
         raise ValueError("node cluster must not be empty")
     try:
         ipaddress.ip_address(host)
-        cluster_type = "STATIC"
+        cluster_type, host_is_name = "STATIC", False
     except ValueError:
         # A name (e.g. a Kubernetes Service) is re-resolved so the proxy follows the control plane's moves.
-        cluster_type = "STRICT_DNS"
+        cluster_type, host_is_name = "STRICT_DNS", True
+    if tls is not None and (tls.client_certificate is None) != (tls.client_key is None):
+        raise ValueError("a client certificate and its key go together")
     values = {
         "node_id": node_id or default_node_id(),
         "node_cluster": cluster,
@@ -73,4 +92,32 @@ def render_bootstrap(
         "xds_port": port,
     }
     # JSON scalars are valid YAML scalars, so quoting this way keeps any node id or host name safe.
-    return _template().substitute({key: json.dumps(value) for key, value in values.items()})
+    text = _template().substitute({key: json.dumps(value) for key, value in values.items()})
+    if tls is None:
+        return text
+    sni = tls.sni or (host if host_is_name else None)
+    return text.replace(_TLS_MARKER, _transport_socket(tls, sni=sni), 1)
+
+
+def _transport_socket(tls: XdsClientTls, *, sni: str | None) -> str:
+    """The xDS cluster's TLS block: the server is verified against ``tls.ca`` (and its name when known)."""
+    validation: dict[str, object] = {"trusted_ca": {"filename": str(tls.ca)}}
+    if sni is not None:
+        validation["match_typed_subject_alt_names"] = [{"san_type": "DNS", "matcher": {"exact": sni}}]
+    common: dict[str, object] = {"validation_context": validation}
+    if tls.client_certificate is not None and tls.client_key is not None:
+        common["tls_certificates"] = [
+            {
+                "certificate_chain": {"filename": str(tls.client_certificate)},
+                "private_key": {"filename": str(tls.client_key)},
+            }
+        ]
+    context: dict[str, object] = {
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": common,
+    }
+    if sni is not None:
+        context["sni"] = sni
+    socket_config = {"name": "envoy.transport_sockets.tls", "typed_config": context}
+    # One JSON flow mapping is valid YAML and needs no indentation bookkeeping.
+    return f"    transport_socket: {json.dumps(socket_config, sort_keys=True)}\n"

@@ -16,6 +16,8 @@ from typing import Protocol
 
 _SUBCOMMAND_MODULES = (
     "controlplane.commands.bootstrap",
+    "controlplane.commands.crds",
+    "controlplane.commands.proxy_status",
     "controlplane.commands.serve",
     "controlplane.commands.translate",
 )

@@ -20,6 +20,10 @@ XDS_PORT = 18000
 """The control plane's ADS port (``serve --xds-port``)."""
 ADMIN_PORT = 19000
 """The control plane's admin port: metrics, health, status (``serve --admin-port``)."""
+ENVOY_ADMIN_PORT = 9901
+"""The admin port of the Envoy that ``controlplane bootstrap`` configures (``bootstrap --admin-port``):
+Envoy's own documented port, so the README's commands run on one host next to ``serve`` (a test checks
+that no two of these defaults are equal)."""
 
 DEBOUNCE_SECONDS = 0.05
 """Quiet time after file events before reloading (``serve --debounce``): enough for an editor's save or a

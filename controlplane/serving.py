@@ -36,7 +36,7 @@ from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileSource
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
-from controlplane.xds.server import XdsServer, XdsSettings
+from controlplane.xds.server import XdsServer, XdsSettings, XdsTlsFiles
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
@@ -155,6 +155,8 @@ class ServeOptions:
     """Watch a Kubernetes API server instead of ``paths``."""
     address: str = defaults.BIND_ADDRESS
     xds_port: int = defaults.XDS_PORT
+    xds_tls: XdsTlsFiles | None = None
+    """Serve xDS over TLS (mTLS when it names a client CA) instead of plaintext."""
     admin_port: int = defaults.ADMIN_PORT
     translation: TranslateOptions = field(default_factory=TranslateOptions)
     debounce_seconds: float = defaults.DEBOUNCE_SECONDS
@@ -169,13 +171,13 @@ async def serve(options: ServeOptions) -> None:
     source = _source(options)
     publisher.board.source = source
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
-    admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
+    admin = AdminServer(registry=server.metrics, ready=lambda: server.ready and source.synced())
     admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await server.start(host=options.address, port=options.xds_port)
+    await server.start(host=options.address, port=options.xds_port, tls=options.xds_tls)
     await admin.start(host=options.address, port=options.admin_port)
     watcher = asyncio.create_task(source.run(publisher), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")

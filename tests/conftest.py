@@ -7,6 +7,11 @@ fixture's teardown whatever the test did.
 from __future__ import annotations
 
 import os
+
+# Tests start processes (with a preexec_fn, so by fork) while gRPC servers run on threads of this
+# process; gRPC's own fork handlers then run in the child and can abort it before it execs. Read by
+# grpc when it is first imported, which is below.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager

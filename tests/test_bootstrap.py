@@ -1,4 +1,4 @@
-"""`controlplane bootstrap` prints a bootstrap that a real Envoy 1.40 accepts, in SotW and Delta modes."""
+"""`controlplane bootstrap` prints a bootstrap that a real Envoy 1.40 accepts: SotW, Delta, xDS over mTLS."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap, template_dir
+from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap, template_dir
 from controlplane.cli import main
+from controlplane.defaults import ENVOY_ADMIN_PORT
+from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.envoy_process import envoy_binary
 
 
@@ -34,8 +36,12 @@ def test_bootstrap_passes_envoy_validate(
     code, out, _ = _run_cli(capsys, "--xds-address", "127.0.0.1:18000", *flags)
     assert code == 0
     assert _ads(yaml.safe_load(out))["api_type"] == api_type
+    _validate(out, tmp_path)
+
+
+def _validate(config_yaml: str, tmp_path: Path) -> None:
     config_path = tmp_path / "bootstrap.yaml"
-    config_path.write_text(out, encoding="utf-8")
+    config_path.write_text(config_yaml, encoding="utf-8")
     result = subprocess.run(
         [
             str(envoy_binary()),
@@ -54,6 +60,45 @@ def test_bootstrap_passes_envoy_validate(
     assert "OK" in result.stdout + result.stderr
 
 
+@pytest.mark.envoy
+def test_tls_bootstrap_verifies_the_server_and_presents_the_client_certificate(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    authority = CertificateAuthority()
+    client = authority.issue(common_name="envoy", client=True)
+    ca, cert, key = tmp_path / "ca.pem", tmp_path / "client.pem", tmp_path / "client-key.pem"
+    ca.write_bytes(authority.certificate_pem())
+    cert.write_bytes(client.certificate_pem)
+    key.write_bytes(client.key_pem)
+    tls = (f"--xds-ca={ca}", f"--xds-client-cert={cert}", f"--xds-client-key={key}")
+    code, out, _ = _run_cli(capsys, "--xds-address", "controlplane.gateway.svc:18000", *tls)
+    assert code == 0
+    (xds_cluster,) = yaml.safe_load(out)["static_resources"]["clusters"]
+    context = xds_cluster["transport_socket"]["typed_config"]
+    # A name is asked for and verified; the CA and the client pair are files Envoy reads.
+    assert context["sni"] == "controlplane.gateway.svc"
+    common = context["common_tls_context"]
+    assert common["validation_context"]["trusted_ca"] == {"filename": str(ca)}
+    assert common["validation_context"]["match_typed_subject_alt_names"] == [
+        {"san_type": "DNS", "matcher": {"exact": "controlplane.gateway.svc"}}
+    ]
+    assert common["tls_certificates"] == [
+        {"certificate_chain": {"filename": str(cert)}, "private_key": {"filename": str(key)}}
+    ]
+    _validate(out, tmp_path)
+
+
+def test_plaintext_bootstrap_has_no_transport_socket_and_tls_flags_need_a_ca(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = _run_cli(capsys, "--xds-address", "127.0.0.1:18000")
+    (xds_cluster,) = yaml.safe_load(out)["static_resources"]["clusters"]
+    assert "transport_socket" not in xds_cluster
+    code, out, err = _run_cli(capsys, "--xds-address", "127.0.0.1:18000", "--xds-client-cert=/c.pem")
+    assert (code, out) == (2, "")
+    assert "--xds-ca" in err
+
+
 def test_bootstrap_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = _run_cli(capsys, "--xds-address", "127.0.0.1:18000")
     config = yaml.safe_load(out)
@@ -61,7 +106,7 @@ def test_bootstrap_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert config["node"]["id"]
     assert config["admin"]["address"]["socket_address"] == {
         "address": "127.0.0.1",
-        "port_value": DEFAULT_ADMIN_PORT,
+        "port_value": ENVOY_ADMIN_PORT,
     }
     ads = _ads(config)
     assert ads["transport_api_version"] == "V3"

@@ -12,9 +12,10 @@ import pytest
 
 from controlplane.gatewayapi import Condition, ObjectStatus
 from controlplane.resources.problems import ObjectKey
+from controlplane.resources.status import MAX_CONDITION_MESSAGE
 from controlplane.sources.kubernetes.leader import LeaseSettings
 from controlplane.sources.kubernetes.reflector import Backoff, WatchScope
-from controlplane.sources.kubernetes.status import MAX_MESSAGE, desired_conditions, needs_write
+from controlplane.sources.kubernetes.status import desired_conditions, needs_write
 from controlplane.sources.kubernetes.store import ObjectStore
 
 KEY = ObjectKey("aigateway.envoyproxy.io", "AIGatewayRoute", "ns", "route")
@@ -50,8 +51,10 @@ def test_a_write_is_needed_only_for_what_a_user_can_see() -> None:
 
 
 def test_messages_are_cut_to_what_the_api_server_accepts() -> None:
-    long = desired_conditions(_status(False, "x" * (MAX_MESSAGE + 10)), generation=1, current=(), now="t")
-    assert len(long[0]["message"]) == MAX_MESSAGE
+    long = desired_conditions(
+        _status(False, "x" * (MAX_CONDITION_MESSAGE + 10)), generation=1, current=(), now="t"
+    )
+    assert len(long[0]["message"]) == MAX_CONDITION_MESSAGE
 
 
 def _route(*, resource_version: str, status: dict[str, Any] | None = None, weight: int = 1) -> dict[str, Any]:

@@ -6,8 +6,6 @@ route and cluster three times in a row while clients send requests fails none of
 from __future__ import annotations
 
 import pytest
-from envoy.config.cluster.v3 import cluster_pb2
-from google.protobuf import any_pb2, empty_pb2
 
 from controlplane.netutil import free_port
 from controlplane.xds.cache import Snapshot
@@ -21,29 +19,10 @@ from tests.xds_support import (
     TrafficLoop,
     http_get,
     http_route_snapshot,
+    refused_by_envoy,
+    replace_cluster,
     wait_for_backend,
 )
-
-
-def _refused_by_envoy(cluster: cluster_pb2.Cluster) -> cluster_pb2.Cluster:
-    """A copy of `cluster` Envoy rejects: protocol options for an extension that does not exist."""
-    bad = cluster_pb2.Cluster()
-    bad.CopyFrom(cluster)
-    options = any_pb2.Any()
-    options.Pack(empty_pb2.Empty())
-    bad.typed_extension_protocol_options["example.unknown"].CopyFrom(options)
-    return bad
-
-
-def _replace_cluster(snapshot: Snapshot, cluster: cluster_pb2.Cluster) -> Snapshot:
-    by_type = {
-        type_url: [r.message for r in snapshot.get(type_url).values()] for type_url in snapshot.resources
-    }
-    by_type[CLUSTER] = [
-        cluster if name == cluster.name else resource.message
-        for name, resource in snapshot.get(CLUSTER).items()
-    ]
-    return Snapshot.from_resources(by_type)
 
 
 def _nacks(xds: ServerThread, mode: str) -> float:
@@ -62,7 +41,7 @@ def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
     wait_for_backend(port, "good")
 
     cluster = good.get(CLUSTER)["front-good"].message
-    refused = _replace_cluster(good, _refused_by_envoy(cluster))
+    refused = replace_cluster(good, refused_by_envoy(cluster))
     xds.cache.set_snapshot(refused)
     nack = wait_until(lambda: xds.events.all(kind="nack", type_url=CLUSTER), message="the NACK")[0]
     assert "example.unknown" in nack.error
@@ -95,7 +74,7 @@ def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
     assert http_get(port) == (200, "good")
 
     # A new version of the refused cluster is sent.
-    fixed = _replace_cluster(unrelated, xds_builders.eds_cluster("front-good", connect_timeout_seconds=3))
+    fixed = replace_cluster(unrelated, xds_builders.eds_cluster("front-good", connect_timeout_seconds=3))
     xds.cache.set_snapshot(fixed)
     wait_until(lambda: xds.events.holds(fixed, CLUSTER), message="the fixed cluster")
     assert _nacks(xds, mode) == 1

@@ -15,16 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
+from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2, empty_pb2
 from google.protobuf.message import Message
 
 from controlplane.admin import AdminServer
-from controlplane.bootstrap import render_bootstrap
+from controlplane.bootstrap import XdsClientTls, render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
+from controlplane.xds.resource import CLUSTER
+from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings, XdsTlsFiles
 from tests import xds_builders
 from tests.polling import wait_until
 
@@ -85,7 +88,7 @@ class EventLog:
 class ServerThread:
     """An `XdsServer` and its `AdminServer` on an event loop of their own, driven from test code."""
 
-    def __init__(self, settings: XdsSettings, *, port: int = 0) -> None:
+    def __init__(self, settings: XdsSettings, *, port: int = 0, tls: XdsTlsFiles | None = None) -> None:
         self.cache = SnapshotCache()
         self._closed = False
         self.events = EventLog()
@@ -94,7 +97,7 @@ class ServerThread:
         self._thread.start()
         self.server: XdsServer = self.run(self._make_server(settings))
         self.admin = AdminServer(registry=self.server.metrics, ready=lambda: self.server.ready)
-        self.port = self.run(self.server.start(port=port))
+        self.port = self.run(self.server.start(port=port, tls=tls))
         self.admin_port = self.run(self.admin.start())
 
     async def _make_server(self, settings: XdsSettings) -> XdsServer:
@@ -131,13 +134,16 @@ def envoy_args() -> list[str]:
     return ["--drain-strategy", "immediate", "--drain-time-s", str(ENVOY_DRAIN_SECONDS)]
 
 
-def start_envoy(*, xds_port: int, mode: str, node_id: str, cluster: str = "ai-gateway") -> EnvoyProcess:
+def start_envoy(
+    *, xds_port: int, mode: str, node_id: str, cluster: str = "ai-gateway", tls: XdsClientTls | None = None
+) -> EnvoyProcess:
     bootstrap = render_bootstrap(
         xds_address=f"127.0.0.1:{xds_port}",
         delta=mode == "delta",
         node_id=node_id,
         cluster=cluster,
         admin_port=0,
+        tls=tls,
     )
     envoy = EnvoyProcess(bootstrap_yaml=bootstrap, concurrency=2, extra_args=envoy_args())
     envoy.start()
@@ -325,3 +331,24 @@ def http_route_snapshot(
             ),
         ],
     )
+
+
+def refused_by_envoy(cluster: cluster_pb2.Cluster) -> cluster_pb2.Cluster:
+    """A copy of `cluster` Envoy rejects: protocol options for an extension that does not exist."""
+    bad = cluster_pb2.Cluster()
+    bad.CopyFrom(cluster)
+    options = any_pb2.Any()
+    options.Pack(empty_pb2.Empty())
+    bad.typed_extension_protocol_options["example.unknown"].CopyFrom(options)
+    return bad
+
+
+def replace_cluster(snapshot: Snapshot, cluster: cluster_pb2.Cluster) -> Snapshot:
+    by_type = {
+        type_url: [r.message for r in snapshot.get(type_url).values()] for type_url in snapshot.resources
+    }
+    by_type[CLUSTER] = [
+        cluster if name == cluster.name else resource.message
+        for name, resource in snapshot.get(CLUSTER).items()
+    ]
+    return Snapshot.from_resources(by_type)

@@ -6,7 +6,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap
+from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap
+from controlplane.commands._xds_client_args import (
+    XdsClientTlsError,
+    add_xds_client_tls_arguments,
+    xds_client_tls,
+)
+from controlplane.defaults import ENVOY_ADMIN_PORT
 
 
 @dataclass(frozen=True)
@@ -36,12 +42,19 @@ class _Bootstrap:
         parser.add_argument(
             "--admin-port",
             type=int,
-            default=DEFAULT_ADMIN_PORT,
+            default=ENVOY_ADMIN_PORT,
             metavar="N",
-            help=f"Envoy admin port on 127.0.0.1 (default: {DEFAULT_ADMIN_PORT})",
+            help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
         )
 
+        add_xds_client_tls_arguments(parser, client="Envoy")
+
     def run(self, args: argparse.Namespace) -> int:
+        try:
+            tls = xds_client_tls(args)
+        except XdsClientTlsError as error:
+            print(f"controlplane bootstrap: {error}", file=sys.stderr)
+            return 2
         try:
             text = render_bootstrap(
                 xds_address=args.xds_address,
@@ -49,6 +62,7 @@ class _Bootstrap:
                 node_id=args.node_id,
                 cluster=args.cluster,
                 admin_port=args.admin_port,
+                tls=tls,
             )
         except ValueError as error:
             print(f"controlplane bootstrap: {error}", file=sys.stderr)

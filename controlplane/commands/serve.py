@@ -19,6 +19,7 @@ from controlplane.commands._pipeline_args import add_pipeline_arguments, pipelin
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
+    from controlplane.xds.server import XdsTlsFiles
 
 
 @dataclass(frozen=True)
@@ -43,11 +44,6 @@ class _Serve:
             default=[],
             metavar="NS",
             help="watch only this namespace (repeat for more; default: all)",
-        )
-        cluster.add_argument(
-            "--enable-inference-extension",
-            action="store_true",
-            help="also watch InferencePools (Gateway API Inference Extension) and their Pods",
         )
         cluster.add_argument(
             "--leader-election-namespace",
@@ -84,6 +80,22 @@ class _Serve:
             help="Envoy's --drain-time-s: how long a replaced listener's routes and clusters are kept "
             f"(default {defaults.ENVOY_DRAIN_SECONDS:g})",
         )
+        tls = parser.add_argument_group("xDS over TLS (plaintext when not given)")
+        tls.add_argument(
+            "--xds-tls-cert",
+            type=Path,
+            metavar="PEM",
+            help="the xDS port's certificate (chain); re-read when it changes",
+        )
+        tls.add_argument(
+            "--xds-tls-key", type=Path, metavar="PEM", help="its private key; re-read when it changes"
+        )
+        tls.add_argument(
+            "--xds-client-ca",
+            type=Path,
+            metavar="PEM",
+            help="accept only proxies presenting a certificate signed by this CA (mutual TLS)",
+        )
         parser.add_argument("--log-format", choices=("console", "json"), default="console")
         parser.add_argument("--log-level", default="info")
 
@@ -96,18 +108,39 @@ class _Serve:
         if bool(args.paths) == args.kubernetes:
             raise SystemExit("controlplane serve: give either PATH... or --kubernetes (exactly one)")
         configure_logging(json=args.log_format == "json", level=args.log_level)
+        xds_tls = _xds_tls(args)
         options = ServeOptions(
             paths=tuple(args.paths),
             kubernetes=_kubernetes_options(args) if args.kubernetes else None,
             address=args.address,
             xds_port=args.xds_port,
+            xds_tls=xds_tls,
             admin_port=args.admin_port,
             translation=pipeline_options(args),
             debounce_seconds=args.debounce,
             envoy_drain_seconds=args.envoy_drain_seconds,
         )
-        asyncio.run(serve(options))
+        from controlplane.xds.server import TlsFileError
+
+        try:
+            asyncio.run(serve(options))
+        except TlsFileError as error:
+            raise SystemExit(f"controlplane serve: {error}") from None
         return 0
+
+
+def _xds_tls(args: argparse.Namespace) -> XdsTlsFiles | None:
+    from controlplane.xds.server import XdsTlsFiles
+
+    if args.xds_tls_cert is None and args.xds_tls_key is None:
+        if args.xds_client_ca is not None:
+            raise SystemExit("controlplane serve: --xds-client-ca needs --xds-tls-cert and --xds-tls-key")
+        return None
+    if args.xds_tls_cert is None or args.xds_tls_key is None:
+        raise SystemExit("controlplane serve: --xds-tls-cert and --xds-tls-key go together")
+    return XdsTlsFiles(
+        certificate=args.xds_tls_cert, private_key=args.xds_tls_key, client_ca=args.xds_client_ca
+    )
 
 
 def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions:

@@ -3,7 +3,8 @@
 Routes of every AIGatewayRoute attached to a listener are merged into its virtual hosts and ordered by
 Gateway API precedence (exact paths, then longer prefixes, then more header matches, then older routes,
 then rule order); a rule whose match is identical to an earlier one's is a conflict and loses, reported on
-its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's error shape.
+its own route. Each virtual host starts with ``GET /v1/models`` (see ``models``) and ends with a catch-all
+answering 404 in OpenAI's error shape.
 """
 
 from __future__ import annotations
@@ -14,10 +15,16 @@ from functools import partial
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
-from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
+from controlplane.gatewayapi.backends import (
+    INFERENCE_EXTENSION_OFF,
+    BackendResolver,
+    ResolvedBackend,
+    header_edits,
+)
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.models import declared_model, models_route
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
@@ -46,6 +53,7 @@ class _Candidate:
     route: ir.Route
     owner: AIGatewayRoute
     field_path: str
+    model: ir.ListedModel | None
     route_order: int = 0
     """The route's place among all routes by age; set per translation (a route added before it moves it)."""
 
@@ -120,9 +128,12 @@ def _route(
     attachments = binder.attach(route)
     policy = policies.for_route(route)
     outlier = failover.outlier_policy(policy)
+    breaker = failover.circuit_breaker(policy)
     for index, rule in enumerate(route.spec.rules):
         # Rules are resolved even when the route attaches nowhere, so its status names every problem.
         cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
+        if cluster is not None and breaker is not None:
+            cluster = replace(cluster, circuit_breaker=breaker)
         action = _action(route, index, rule, cluster, report, policy)
         if cluster is not None and attachments:
             clusters.append(cluster)
@@ -171,13 +182,28 @@ def _rule_cluster(
         for member_index, target in enumerate(_targets(route, ref, path, backends, report)):
             suffix = f"/{member_index}" if ref.is_inference_pool else ""
             hop = _hop(f"{base}/backend/{ref_index}{suffix}", ref, target)
+            # Levels are ranked, not numbered: doubling leaves room for a fail-open level right after.
+            level = ref.priority * 2
             hops.append(hop)
             endpoints.append(
-                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=ref.priority)
+                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=level)
             )
+            if target.picker_fails_open:
+                # FailOpen: the picker's 503 (down, erroring) is retried on the same Pods without the picker.
+                bypass = replace(hop, name=f"{hop.name}/without-picker", picker=None)
+                hops.append(bypass)
+                endpoints.append(
+                    ir.WeightedEndpoint(
+                        ir.InternalEndpoint(bypass.name), weight=ref.weight, priority=level + 1
+                    )
+                )
     if not endpoints:
         return None, []
     return ir.RuleCluster(name=base, endpoints=tuple(endpoints), outlier=outlier), hops
+
+
+def _hop_endpoint(hop: ir.BackendHop, weight: int, level: int) -> ir.WeightedEndpoint:
+    return ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=weight, priority=level)
 
 
 def _targets(
@@ -205,15 +231,18 @@ def _targets(
             route, f"{path}.namespace", denied_message(kind=target_kind, namespace=namespace, name=ref.name)
         )
         return []
+    if ref.is_inference_pool and not backends.inference_extension:
+        report.unresolved(route, f"{path}.kind", INFERENCE_EXTENSION_OFF)
+        return []
     if ref.is_inference_pool:
         pool = backends.resources.inference_pool(namespace, ref.name, group=ref.group)
         if pool is None:
             report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} not found")
             return []
-        members = backends.inference_pool(pool)
-        if not members:
-            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} has no members")
-        return members
+        pool_members = backends.inference_pool(pool)
+        for problem in pool_members.problems:
+            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name}: {problem}")
+        return pool_members.members
     if ref.kind not in (None, "AIServiceBackend"):
         report.reject(route, f"{path}.kind", f"{ref.kind} is not a supported backendRef kind")
         return []
@@ -243,6 +272,7 @@ def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) 
         request_headers=headers.merged_over(target.headers),
         path_prefix=target.path_prefix,
         host_rewrite=target.host_rewrite,
+        picker=target.picker,
     )
 
 
@@ -259,11 +289,13 @@ def _action(
         return ir.DirectResponse(
             500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
         )
-    backend_timeout = rule.timeouts.backend_request if rule.timeouts is not None else None
+    backend_timeout = rule.backend_request_timeout
     per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
+    request_timeout = failover.request_timeout(rule, policy).total_seconds()
     forward = ir.Forward(
         cluster=cluster.name,
-        timeout_seconds=rule.request_timeout.total_seconds(),
+        timeout_seconds=request_timeout,
+        idle_timeout_seconds=_route_idle_timeout(request_timeout),
         retry=failover.retry_policy(
             levels=len(per_level),
             widest_level=max(per_level.values()),
@@ -275,6 +307,17 @@ def _action(
         ),
     )
     return _with_filters(forward, route, index, rule, report)
+
+
+_ROUTE_IDLE_TIMEOUT_SECONDS = 3600.0
+
+
+def _route_idle_timeout(request_timeout: float) -> float:
+    """Envoy Gateway's route idle timeout: an hour, never shorter than the request timeout, none when the
+    request has none; Envoy's 5 minute default would cut a long streamed completion that pauses."""
+    if request_timeout == 0:
+        return 0.0
+    return max(_ROUTE_IDLE_TIMEOUT_SECONDS, request_timeout)
 
 
 def _with_filters(
@@ -304,14 +347,7 @@ def _with_filters(
             ).merged_over(headers)
         else:
             report.reject(route, path, f"filter type {item.type} needs its matching configuration field")
-    return ir.Forward(
-        cluster=forward.cluster,
-        timeout_seconds=forward.timeout_seconds,
-        retry=forward.retry,
-        path_rewrite=path_rewrite,
-        hostname_rewrite=hostname,
-        request_headers=headers,
-    )
+    return replace(forward, path_rewrite=path_rewrite, hostname_rewrite=hostname, request_headers=headers)
 
 
 _PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatchType.REGEX: 2}
@@ -341,6 +377,7 @@ def _candidates(
                 route=ir.Route(name=name, path=path, headers=headers, action=action),
                 owner=route,
                 field_path=f"spec.rules[{index}]" + (f".matches[{match_index}]" if match is not None else ""),
+                model=declared_model(route, rule, match),
             )
         )
     return out
@@ -403,7 +440,11 @@ def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ..
                 f"matches exactly what {first.route.name} matches, which takes precedence",
                 reason="Conflicted",
             )
-    routes = [winner.route for winner in sorted(winners.values(), key=lambda c: c.order)]
+    ordered = sorted(winners.values(), key=lambda c: c.order)
+    # Listed in declaration order (route age, rule, match), as upstream lists them.
+    declared = sorted((c for c in ordered if c.model is not None), key=lambda c: c.order[3:])
+    routes = [models_route([c.model for c in declared if c.model is not None])]
+    routes.extend(winner.route for winner in ordered)
     routes.append(
         ir.Route(
             name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)

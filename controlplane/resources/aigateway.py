@@ -16,7 +16,8 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from controlplane.ir import OPENAI_PATH_PREFIX
-from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.cel import cel, x_validations
+from controlplane.resources.fieldtypes import Duration, Group, Hostname, KindOrEmpty, Namespace
 from controlplane.resources.gateway_api import (
     BackendObjectReference,
     HTTPHeader,
@@ -29,6 +30,7 @@ from controlplane.resources.gateway_api import (
     ParentReference,
 )
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
+from controlplane.resources.listtypes import LIST_SET, list_map
 from controlplane.resources.meta import Loose, LooseResource, Model, Resource
 from controlplane.resources.notes import UNIMPLEMENTED, deprecated
 from controlplane.resources.security import BackendSecurityPolicySpec
@@ -50,9 +52,13 @@ APISchemaName = Literal[
 
 
 class VersionedAPISchema(Model):
+    """The API a backend speaks."""
+
     name: APISchemaName
     version: str | None = None
+    """The provider's API version (Azure OpenAI's api-version); for OpenAI before v0.5, its path prefix."""
     prefix: str | None = None
+    """Where the API lives on the backend (``/v1`` when not set)."""
 
     @property
     def path_prefix(self) -> str:
@@ -71,9 +77,13 @@ class VersionedAPISchema(Model):
         return f"/{stripped}" if stripped else ""
 
 
+MAX_MUTATIONS = 16
+"""Upstream's limit on each of a header or body mutation's ``set`` and ``remove`` lists."""
+
+
 class HTTPHeaderMutation(Model):
-    set: list[HTTPHeader] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    set: Annotated[list[HTTPHeader], list_map("name")] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
 
 
 class HTTPBodyField(Model):
@@ -82,8 +92,10 @@ class HTTPBodyField(Model):
 
 
 class HTTPBodyMutation(Model):
-    set: list[HTTPBodyField] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    set: Annotated[list[HTTPBodyField], list_map("path")] = Field(
+        default_factory=list, max_length=MAX_MUTATIONS
+    )
+    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
 
 
 class LLMRequestCost(Model):
@@ -102,17 +114,26 @@ class LLMRequestCost(Model):
 
 # --- AIGatewayRoute -----------------------------------------------------------------------------------
 
+_ONLY_GATEWAYS = "only Gateway is supported"
+
 
 class AIGatewayRouteRuleBackendRef(Model):
+    """A backend of a rule: an AIServiceBackend, or an InferencePool when kind says so."""
+
     name: str = Field(min_length=1)
-    namespace: str | None = None
-    group: str | None = None
-    kind: str | None = None
+    namespace: Namespace | None = None
+    """The backend's namespace (the route's when not set; another needs a ReferenceGrant there)."""
+    group: Group | None = None
+    kind: KindOrEmpty | None = None
+    """``InferencePool`` for a pool; an AIServiceBackend when not set."""
     model_name_override: str = ""
+    """The model name sent to this backend instead of the client's (body and x-ai-eg-model header)."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
-    weight: int = Field(default=1, ge=0)
-    priority: int = Field(default=0, ge=0)
+    weight: int = Field(default=1, ge=0, strict=True)
+    """This backend's share of its priority level's traffic."""
+    priority: int = Field(default=0, ge=0, strict=True)
+    """Lower levels are tried first; the next level takes over when a level fails."""
 
     @property
     def is_inference_pool(self) -> bool:
@@ -121,30 +142,54 @@ class AIGatewayRouteRuleBackendRef(Model):
 
 
 class AIGatewayRouteRuleMatch(Model):
-    headers: list[HTTPHeaderMatch] = Field(default_factory=list)
+    """What a request must carry for its rule to apply (every condition of one match)."""
+
+    headers: Annotated[list[HTTPHeaderMatch], list_map("name")] = Field(default_factory=list, max_length=16)
     path: HTTPPathMatch | None = None
     """Extension: Gateway API's HTTPRouteMatch.path, which upstream fixes to its root prefix. Lets one
     gateway expose a model behind its own path (seed 003's ``/model``)."""
 
 
 class AIGatewayRouteRule(Model):
+    """Where matching requests go."""
+
     name: str | None = None
-    backend_refs: list[AIGatewayRouteRuleBackendRef] = Field(default_factory=list)
-    matches: list[AIGatewayRouteRuleMatch] = Field(default_factory=list)
+    backend_refs: list[AIGatewayRouteRuleBackendRef] = Field(default_factory=list, max_length=128)
+    matches: list[AIGatewayRouteRuleMatch] = Field(default_factory=list, max_length=128)
+    """Any one of these selects the rule; none means every request."""
     filters: list[HTTPRouteFilter] = Field(default_factory=list)
     """Extension: Gateway API's HTTPRouteRule.filters (URLRewrite, RequestHeaderModifier), with
     HTTPRoute's field names, for paths and headers upstream can only change with an extra HTTPRoute."""
     timeouts: HTTPRouteTimeouts | None = None
+    """``request`` defaults to 60s; ``0s`` means none."""
     stream_idle_timeout: Duration | None = None
-    models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"
-    models_created_at: Annotated[datetime | None, UNIMPLEMENTED] = None
+    """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere):
+    Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it (per its API notes; v1.1 is not on the
+    Go module proxy to read). ``0s`` means none."""
+    models_owned_by: str = "Envoy AI Gateway"
+    """``owned_by`` of the models this rule declares on ``GET /v1/models``."""
+    models_created_at: datetime | None = None
+    """``created`` of the models this rule declares (default: the route's creation time)."""
 
     @property
     def request_timeout(self) -> timedelta:
-        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API)."""
-        if self.timeouts is not None and self.timeouts.request is not None:
-            return self.timeouts.request
+        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API).
+
+        With ``request`` unset, a longer ``backendRequest`` is the limit, as upstream: Envoy Gateway makes
+        ``backendRequest`` the route's timeout, so 60s never cuts a backend allowed longer.
+        """
+        timeouts = self.timeouts
+        if timeouts is not None and timeouts.request is not None:
+            return timeouts.request
+        if timeouts is not None and timeouts.backend_request is not None:
+            return max(DEFAULT_REQUEST_TIMEOUT, timeouts.backend_request)
         return DEFAULT_REQUEST_TIMEOUT
+
+    @property
+    def backend_request_timeout(self) -> timedelta | None:
+        """``timeouts.backendRequest``: the limit of each attempt; None when unset or ``0s`` (none)."""
+        backend = self.timeouts.backend_request if self.timeouts is not None else None
+        return backend if backend else None
 
 
 class AIGatewayRouteSpec(Model):
@@ -153,10 +198,22 @@ class AIGatewayRouteSpec(Model):
         list[LocalPolicyTargetReferenceWithSectionName] | None,
         deprecated("v1alpha1 field removed in v0.4; read as parentRefs"),
     ] = None
-    parent_refs: list[ParentReference] = Field(default_factory=list, validate_default=True)
-    hostnames: list[str] = Field(default_factory=list)
-    rules: list[AIGatewayRouteRule]
-    llm_request_costs: Annotated[list[LLMRequestCost] | None, UNIMPLEMENTED] = None
+    parent_refs: list[ParentReference] = Field(
+        default_factory=list,
+        validate_default=True,
+        max_length=16,
+        json_schema_extra=x_validations(
+            cel("self.all(ref, ref.kind == 'Gateway')", _ONLY_GATEWAYS),
+        ),
+    )
+    """The Gateways whose listeners serve this route."""
+    hostnames: list[Hostname] = Field(default_factory=list, max_length=16)
+    """Host headers the route answers (every host of its listeners when empty)."""
+    rules: list[AIGatewayRouteRule] = Field(max_length=15)
+    """Matched as HTTPRoute rules are; the body's ``model`` is matchable as header ``x-ai-eg-model``."""
+    llm_request_costs: Annotated[
+        Annotated[list[LLMRequestCost], Field(max_length=36)] | None, UNIMPLEMENTED
+    ] = None
     api_schema: Annotated[
         VersionedAPISchema | None, deprecated("v1alpha1 field removed in v0.4; ignored (always OpenAI)")
     ] = Field(default=None, alias="schema")
@@ -164,14 +221,16 @@ class AIGatewayRouteSpec(Model):
 
     @field_validator("parent_refs")
     @classmethod
-    def _legacy_target_refs(cls, value: list[ParentReference], info: ValidationInfo) -> list[ParentReference]:
+    def _gateway_parents(cls, value: list[ParentReference], info: ValidationInfo) -> list[ParentReference]:
         legacy = info.data.get("target_refs")
-        if not legacy:
-            return value
-        if value:
+        if legacy and value:
             raise PydanticCustomError(
                 "legacy_conflict", "cannot be set together with the deprecated targetRefs"
             )
+        if any(ref.kind != "Gateway" for ref in value):
+            raise PydanticCustomError("parent_kind", _ONLY_GATEWAYS)
+        if not legacy:
+            return value
         return [
             ParentReference.model_validate(
                 {"group": ref.group, "kind": ref.kind, "name": ref.name, "sectionName": ref.section_name}
@@ -181,6 +240,8 @@ class AIGatewayRouteSpec(Model):
 
 
 class AIGatewayRoute(Resource):
+    """Routes OpenAI-compatible requests on a Gateway to AI backends by model, header or path."""
+
     api_group = AIGATEWAY_GROUP
     api_kind = "AIGatewayRoute"
     api_versions = AIGATEWAY_VERSIONS
@@ -193,7 +254,9 @@ class AIGatewayRoute(Resource):
 
 class AIServiceBackendSpec(Model):
     api_schema: VersionedAPISchema = Field(alias="schema")
+    """The API the backend speaks."""
     backend_ref: BackendObjectReference
+    """Where it is: an Envoy Gateway Backend, or (an extension) a core Service with its port."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
     backend_security_policy_ref: Annotated[
@@ -208,6 +271,8 @@ class AIServiceBackendSpec(Model):
 
 
 class AIServiceBackend(Resource):
+    """One AI provider or model server a route can send to, and the API it speaks."""
+
     api_group = AIGATEWAY_GROUP
     api_kind = "AIServiceBackend"
     api_versions = AIGATEWAY_VERSIONS
@@ -219,6 +284,8 @@ class AIServiceBackend(Resource):
 
 
 class BackendSecurityPolicy(Resource):
+    """The credential requests to the targeted AIServiceBackends or InferencePools carry."""
+
     api_group = AIGATEWAY_GROUP
     api_kind = "BackendSecurityPolicy"
     api_versions = AIGATEWAY_VERSIONS

@@ -1,7 +1,11 @@
 """Scalar field types shared by the Kubernetes, Gateway API and AI Gateway models.
 
 Durations are parsed once here (Gateway API GEP-2257 format, used by AI Gateway and Envoy Gateway alike) so
-the translator works with ``timedelta`` and never re-parses strings.
+the translator works with ``timedelta`` and never re-parses strings. The Gateway API's named string types
+(group, kind, object name, namespace, hostname, header name) carry their upstream limits here: the file
+source checks them through pydantic and our CRDs (``controlplane.crdgen``) carry the same numbers, so a
+manifest the API server would refuse is refused in a folder of files too.
+Facts: kubernetes-sigs/gateway-api ``apis/v1/shared_types.go`` and ``httproute_types.go``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, PlainValidator
+from pydantic import BeforeValidator, Field, PlainSerializer, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 # GEP-2257: up to four <1..5 digits><unit> groups, units h, m, s, ms; "0s" is valid.
@@ -71,8 +75,36 @@ def _int_or_string(value: Any) -> int | str:
     return value
 
 
-Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
+]
 """A Gateway API duration string, held as ``timedelta``."""
 
-IntOrString = Annotated[int | str, PlainValidator(_int_or_string)]
+IntOrString = Annotated[
+    int | str, PlainValidator(_int_or_string), WithJsonSchema({"x-kubernetes-int-or-string": True})
+]
 """Kubernetes IntOrString (a Service ``targetPort``: a number or a container port name)."""
+
+
+# --- Gateway API's named strings ----------------------------------------------------------------------
+
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+
+Group = Annotated[str, Field(max_length=253, pattern=rf"^$|^{_DNS_SUBDOMAIN}$")]
+"""An API group; empty is the core group."""
+_KIND = r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?"
+Kind = Annotated[str, Field(min_length=1, max_length=63, pattern=rf"^{_KIND}$")]
+KindOrEmpty = Annotated[str, Field(max_length=63, pattern=rf"^$|^{_KIND}$")]
+"""A kind where empty means the field's default (AI Gateway's backendRef)."""
+ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
+Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+"""A DNS label (RFC 1123)."""
+SectionName = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^{_DNS_SUBDOMAIN}$")]
+Hostname = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^(\*\.)?{_DNS_SUBDOMAIN}$")]
+"""A DNS name, optionally with one leading ``*.`` label."""
+HeaderName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$")]
+"""An HTTP header name (an RFC 7230 token)."""
+HeaderValue = Annotated[str, Field(min_length=1, max_length=4096)]

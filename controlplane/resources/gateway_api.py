@@ -9,64 +9,76 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
-from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.cel import cel, x_validations
+from controlplane.resources.fieldtypes import (
+    Duration,
+    Group,
+    HeaderName,
+    HeaderValue,
+    Kind,
+    Namespace,
+    ObjectName,
+    SectionName,
+)
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
 
-PortNumber = Annotated[int, Field(ge=1, le=65535)]
+PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
+"""Strict, as the API server is: ``"8080"`` (a string) is refused, not read as a number."""
 
 
 class ParentReference(Model):
-    group: str = GATEWAY_API_GROUP
-    kind: str = "Gateway"
-    namespace: str | None = None
-    name: str = Field(min_length=1)
-    section_name: str | None = None
+    group: Group = GATEWAY_API_GROUP
+    kind: Kind = "Gateway"
+    namespace: Namespace | None = None
+    name: ObjectName
+    section_name: SectionName | None = None
     port: PortNumber | None = None
 
 
 class BackendObjectReference(Model):
-    group: str = ""
-    kind: str = "Service"
-    name: str = Field(min_length=1)
-    namespace: str | None = None
+    group: Group = ""
+    kind: Kind = "Service"
+    name: ObjectName
+    namespace: Namespace | None = None
     port: PortNumber | None = None
 
 
 class SecretObjectReference(Model):
-    group: str = ""
-    kind: str = "Secret"
-    name: str = Field(min_length=1)
-    namespace: str | None = None
+    group: Group = ""
+    kind: Kind = "Secret"
+    name: ObjectName
+    namespace: Namespace | None = None
 
 
 class LocalObjectReference(Model):
-    group: str
-    kind: str
-    name: str = Field(min_length=1)
+    group: Group
+    kind: Kind
+    name: ObjectName
 
 
 class LocalPolicyTargetReference(Model):
-    group: str
-    kind: str
-    name: str = Field(min_length=1)
+    group: Group
+    kind: Kind
+    name: ObjectName
 
 
 class LocalPolicyTargetReferenceWithSectionName(LocalPolicyTargetReference):
-    section_name: str | None = None
+    section_name: SectionName | None = None
 
 
 class HTTPHeader(Model):
-    name: str = Field(min_length=1)
-    value: str
+    name: HeaderName
+    value: HeaderValue
 
 
 class HTTPHeaderMatch(Model):
     type: Literal["Exact", "RegularExpression"] = "Exact"
-    name: str = Field(min_length=1)
-    value: str
+    name: HeaderName
+    value: HeaderValue
 
 
 class HTTPPathMatch(Model):
@@ -100,8 +112,28 @@ class HTTPRouteFilter(Model):
 
 
 class HTTPRouteTimeouts(Model):
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "!(has(self.request) && has(self.backendRequest) && duration(self.request) != duration('0s')"
+                " && duration(self.backendRequest) > duration(self.request))",
+                "backendRequest timeout cannot be longer than request timeout",
+            )
+        )
+    )
+
     request: Duration | None = None
     backend_request: Duration | None = None
+
+    @model_validator(mode="after")
+    def _backend_request_within_request(self) -> HTTPRouteTimeouts:
+        # Zero means no timeout, so any backendRequest fits in it.
+        request, backend_request = self.request, self.backend_request
+        if request and backend_request is not None and backend_request > request:
+            raise PydanticCustomError(
+                "timeouts_order", "backendRequest timeout cannot be longer than request timeout"
+            )
+        return self
 
 
 # --- Gateway and GatewayClass -------------------------------------------------------------------------

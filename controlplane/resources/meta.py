@@ -34,6 +34,8 @@ class Model(BaseModel):
         serialize_by_alias=True,
         extra="forbid",
         frozen=True,
+        # Field docstrings are the field descriptions our CRDs carry (controlplane.crdgen).
+        use_attribute_docstrings=True,
     )
 
     @model_validator(mode="before")

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from controlplane.resources.problems import field_path
 
@@ -29,6 +31,17 @@ class FieldNote:
 
     state: FieldState
     reason: str
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        # Shown by `kubectl explain` on our CRDs, which are generated from the JSON schema.
+        schema = handler(core_schema)
+        note = f"{self.reason[0].upper()}{self.reason[1:]}."
+        if self.state is FieldState.DEPRECATED:
+            note = f"Deprecated: {note}"
+        schema["description"] = f"{schema['description']}\n\n{note}" if "description" in schema else note
+        return schema
 
 
 UNIMPLEMENTED = FieldNote(FieldState.UNIMPLEMENTED, "accepted but not implemented yet; it has no effect")

@@ -46,10 +46,18 @@ _MESSAGES = {
     "bool_type": "must be true or false",
     "bool_parsing": "must be true or false",
     "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
     "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
     "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
     "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
     "literal_error": "must be {expected}",
+    "datetime_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
+    "datetime_from_date_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
+    "datetime_type": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
 }
 
 

@@ -8,11 +8,13 @@ Facts: envoyproxy/ai-gateway ``api/v1beta1/backendsecurity_policy.go`` at v1.1.0
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from controlplane.resources.cel import X_VALIDATIONS, cel, x_validations
 from controlplane.resources.gateway_api import LocalPolicyTargetReference, SecretObjectReference
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
 from controlplane.resources.meta import Loose, Model
@@ -37,15 +39,27 @@ _FIELD_FOR_TYPE: dict[str, str] = {
 }
 
 
+_BACKEND_OR_POOL = "must name an aigateway.envoyproxy.io AIServiceBackend or an InferencePool"
+
+
 class PolicyTargetReference(LocalPolicyTargetReference):
+    # Upstream also pins the pool's group to inference.networking.k8s.io; v1alpha2 pools are ours to read.
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                f"(self.group == '{AIGATEWAY_GROUP}' && self.kind == 'AIServiceBackend')"
+                f" || self.kind == '{INFERENCE_POOL_KIND}'",
+                _BACKEND_OR_POOL,
+            )
+        )
+    )
+
     @model_validator(mode="after")
     def _backend_or_pool(self) -> PolicyTargetReference:
-        # Upstream enforces this with CEL; a ref to any other kind would silently protect nothing.
+        # A ref to any other kind would silently protect nothing.
         backend = (self.group, self.kind) == (AIGATEWAY_GROUP, "AIServiceBackend")
         if not backend and self.kind != INFERENCE_POOL_KIND:
-            raise PydanticCustomError(
-                "policy_target", "must name an aigateway.envoyproxy.io AIServiceBackend or an InferencePool"
-            )
+            raise PydanticCustomError("policy_target", _BACKEND_OR_POOL)
         return self
 
 
@@ -76,11 +90,26 @@ class AWSCredentials(Model):
     oidc_exchange_token: AWSOIDCExchangeToken | None = None
 
 
+_AZURE_ONE_SOURCE = "exactly one of clientSecretRef or oidcExchangeToken must be specified"
+
+
 class AzureCredentials(Model):
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel("has(self.clientSecretRef) != has(self.oidcExchangeToken)", _AZURE_ONE_SOURCE)
+        )
+    )
+
     client_id: str = Field(min_length=1, alias="clientID")
     tenant_id: str = Field(min_length=1, alias="tenantID")
     client_secret_ref: SecretObjectReference | None = None
     oidc_exchange_token: OIDCExchangeToken | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AzureCredentials:
+        if (self.client_secret_ref is None) == (self.oidc_exchange_token is None):
+            raise PydanticCustomError("azure_source", _AZURE_ONE_SOURCE)
+        return self
 
 
 class GCPServiceAccountImpersonation(Model):
@@ -95,22 +124,39 @@ class GCPWorkloadIdentityFederationConfig(Model):
     service_account_impersonation: GCPServiceAccountImpersonation | None = None
 
 
+_GCP_AT_MOST_ONE = "at most one of credentialsFile or workloadIdentityFederationConfig may be specified"
+
+
 class GCPCredentials(Model):
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel(
+                "!(has(self.credentialsFile) && has(self.workloadIdentityFederationConfig))", _GCP_AT_MOST_ONE
+            )
+        )
+    )
+
     project_name: str = Field(min_length=1)
     region: str = Field(min_length=1)
     credentials_file: SecretKeyRef | None = None
     workload_identity_federation_config: GCPWorkloadIdentityFederationConfig | None = None
 
+    @model_validator(mode="after")
+    def _at_most_one(self) -> GCPCredentials:
+        if self.credentials_file is not None and self.workload_identity_federation_config is not None:
+            raise PydanticCustomError("gcp_source", _GCP_AT_MOST_ONE)
+        return self
+
 
 class CredentialOverrideFromRequestHeaders(Model):
     header: str = ""
-    fallback_to_configured: bool = True
+    fallback_to_configured: bool = Field(default=True, strict=True)
 
 
 class CredentialOverrideFromDynamicMetadata(Model):
     namespace: str = Field(min_length=1)
     key: str = ""
-    fallback_to_configured: bool = True
+    fallback_to_configured: bool = Field(default=True, strict=True)
 
 
 class CredentialOverride(Model):
@@ -118,9 +164,28 @@ class CredentialOverride(Model):
     from_dynamic_metadata: CredentialOverrideFromDynamicMetadata | None = None
 
 
+def _credential_rules(schema: JsonDict, model: type[Any]) -> None:
+    """The CEL twin of ``_credential_matches_type``: per type, its field and no other credential."""
+    aliases = {name: str(model.model_fields[name].alias) for name in _FIELD_FOR_TYPE.values()}
+    rules: list[JsonValue] = []
+    for policy_type, wanted in _FIELD_FOR_TYPE.items():
+        others = " && ".join(f"!has(self.{alias})" for name, alias in aliases.items() if name != wanted)
+        rules.append(
+            cel(
+                f"self.type == '{policy_type}' ? (has(self.{aliases[wanted]}) && {others}) : true",
+                f"type {policy_type} needs {aliases[wanted]} and no other credential field",
+            )
+        )
+    schema[X_VALIDATIONS] = rules
+
+
 class BackendSecurityPolicySpec(Model):
-    target_refs: list[PolicyTargetReference] = Field(default_factory=list)
+    model_config = ConfigDict(json_schema_extra=_credential_rules)
+
+    target_refs: list[PolicyTargetReference] = Field(default_factory=list, max_length=16)
+    """The AIServiceBackends and InferencePools whose requests carry this credential."""
     type: SecurityPolicyType
+    """Which credential: the field of the same name must be set, and no other credential field."""
     api_key: SecretKeyRef | None = None
     aws_credentials: AWSCredentials | None = None
     azure_api_key: SecretKeyRef | None = Field(default=None, alias="azureAPIKey")

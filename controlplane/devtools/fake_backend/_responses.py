@@ -8,6 +8,7 @@ from the answer alone which backend served a request and what it was asked for.
 from __future__ import annotations
 
 import asyncio
+import email
 import itertools
 import json
 import socket
@@ -21,7 +22,8 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
-from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.metrics import ServerLoad, prometheus_text
+from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, StallStream, Status
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
@@ -32,6 +34,12 @@ class ModeSource(Protocol):
     """Returns the fault mode in force right now."""
 
     def __call__(self) -> Mode: ...
+
+
+class LoadSource(Protocol):
+    """Returns the load the server reports right now."""
+
+    def __call__(self) -> ServerLoad: ...
 
 
 class Responder:
@@ -45,15 +53,19 @@ class Responder:
         log: RequestLog,
         mode: ModeSource,
         server_names: Mapping[ssl.SSLObject, str],
+        load: LoadSource = ServerLoad,
     ) -> None:
         self._name = name
         self._model = model
         self._log = log
         self._mode = mode
+        self._load = load
         self._server_names = server_names
         self._ids = itertools.count(1)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET" and request.path == "/metrics":
+            return self._metrics(request)
         body = await request.read()
         received = self._record(request, body)
         self._log.append(received)
@@ -67,6 +79,14 @@ class Responder:
         if isinstance(mode, Slow):
             await asyncio.sleep(mode.seconds)
         return await self._route(request, received)
+
+    def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Scrapes are not recorded (a picker scrapes every few ms); only connection faults apply to them."""
+        if isinstance(self._mode(), Reset | Refuse):
+            _reset_connection(request)
+            return web.Response()
+        text = prometheus_text(self._load(), model=self._model)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     def _record(self, request: web.BaseRequest, body: bytes) -> ReceivedRequest:
         try:
@@ -97,6 +117,9 @@ class Responder:
                 HTTPStatus.OK,
                 {"object": "list", "data": [{"id": self._model, "object": "model", "owned_by": self._name}]},
             )
+        if request.method == "POST" and path.endswith("/audio/transcriptions"):
+            asked = _form_field(received, "model")
+            return self._json(HTTPStatus.OK, {"text": f"{self._name},{self._model},{asked or '-'}"})
         chat = path.endswith("/chat/completions")
         if request.method == "POST" and (chat or path.endswith("/v1/completions")):
             if not isinstance(received.json, dict):
@@ -157,8 +180,11 @@ class Responder:
         events = [{**chunk_head, "choices": [choice]} for choice in choices]
         if usage is not None:
             events.append({**chunk_head, "choices": [], "usage": usage})
-        for event in events:
+        for index, event in enumerate(events):
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            mode = self._mode()
+            if index == 0 and isinstance(mode, StallStream):
+                await asyncio.sleep(mode.seconds)
         await response.write(_SSE_DONE)
         await response.write_eof()
         return response
@@ -192,6 +218,19 @@ def _choice(text: str, finish_reason: str | None, *, chat: bool, streamed: bool)
         return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
     delta = {} if finish_reason is not None else {"content": text}
     return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _form_field(received: ReceivedRequest, name: str) -> str | None:
+    """A text field of a ``multipart/form-data`` body (a transcription's ``model``)."""
+    content_type = received.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    form = email.message_from_bytes(b"content-type: " + content_type.encode() + b"\r\n\r\n" + received.body)
+    for part in form.walk():
+        if part.get_param("name", header="content-disposition") == name:
+            payload = part.get_payload(decode=True)
+            return payload.decode() if isinstance(payload, bytes) else None
+    return None
 
 
 def _count_words(prompt: Any) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Mode", "Normal", "Refuse", "Reset", "Slow", "Status"]
+__all__ = ["Mode", "Normal", "Refuse", "Reset", "Slow", "StallStream", "Status"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,18 @@ class Slow:
 
 
 @dataclass(frozen=True)
+class StallStream:
+    """Answer normally, but a streamed answer goes silent for this many seconds after its first chunk
+    (a model that stalls mid-generation); non-streamed answers are not delayed."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError(f"StallStream mode needs a delay >= 0, got {self.seconds}")
+
+
+@dataclass(frozen=True)
 class Reset:
     """Read the request, then reset the connection (TCP RST) without answering."""
 
@@ -53,4 +65,4 @@ class Refuse:
     """Stop listening, keeping the port reserved: new connections are refused, open ones are closed."""
 
 
-Mode = Normal | Status | Slow | Reset | Refuse
+Mode = Normal | Status | Slow | StallStream | Reset | Refuse

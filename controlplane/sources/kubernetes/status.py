@@ -20,12 +20,11 @@ import structlog
 
 from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.problems import ObjectKey
+from controlplane.resources.status import MAX_CONDITION_MESSAGE
 from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
 
 _log = structlog.get_logger(__name__)
 
-MAX_MESSAGE = 32768
-"""metav1.Condition caps ``message`` at this length; the API server refuses longer ones."""
 _SEEN_KEYS = ("type", "status", "reason", "message", "observedGeneration")
 
 
@@ -52,7 +51,7 @@ def desired_conditions(
             "type": condition.type,
             "status": value,
             "reason": condition.reason,
-            "message": condition.message[:MAX_MESSAGE],
+            "message": condition.message[:MAX_CONDITION_MESSAGE],
             "lastTransitionTime": previous.get("lastTransitionTime", now) if unchanged and previous else now,
         }
         if generation is not None:

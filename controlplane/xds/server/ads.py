@@ -21,10 +21,12 @@ from prometheus_client import CollectorRegistry
 
 from controlplane import defaults
 from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.server import proxy_status
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.sotw import SotwStream
 from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings, XdsObserver
+from controlplane.xds.server.tls import XdsTlsFiles, server_credentials
 
 _log = structlog.get_logger(__name__)
 
@@ -136,19 +138,23 @@ class XdsServer:
 
         return remove
 
-    async def start(self, *, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on `host:port` (0: any free port) and return the bound port."""
+    async def start(self, *, host: str = "127.0.0.1", port: int = 0, tls: XdsTlsFiles | None = None) -> int:
+        """Listen on `host:port` (0: any free port), over TLS when `tls` is given; returns the bound port."""
         if self._server is not None:
             raise RuntimeError("the xDS server is already started")
         server = grpc.aio.server(options=self.settings.grpc_options())
-        server.add_generic_rpc_handlers((self._handler(),))
+        server.add_generic_rpc_handlers((self._handler(), proxy_status.handler(self._streams.values)))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        bound: int = server.add_insecure_port(address)
+        if tls is None:
+            bound: int = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, server_credentials(tls))
         if bound == 0:
             raise OSError(f"cannot listen on {address}")
         await server.start()
         self._server, self._port, self._closing = server, bound, False
-        _log.info("xDS server listening", address=address, port=bound)
+        security = "plaintext" if tls is None else "mtls" if tls.client_ca is not None else "tls"
+        _log.info("xDS server listening", address=address, port=bound, security=security)
         return bound
 
     async def stop(self, *, grace_seconds: float = 5.0) -> None:

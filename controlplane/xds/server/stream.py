@@ -112,6 +112,7 @@ class Stream(abc.ABC):
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
         self._log = _log.bind(stream=stream_id, mode=self.mode)
+        self.connected_at = time.monotonic()
 
     def end(self) -> None:
         """Ask the stream to finish cleanly (status OK) as soon as it is idle."""

@@ -29,6 +29,7 @@ from controlplane.xds.resource import (
     WILDCARD_TYPES,
     ResourceKey,
     XdsResource,
+    content_version,
 )
 
 
@@ -63,6 +64,9 @@ class TypeState:
     # Names to send again although Envoy holds their version: an updated EDS cluster warms until it gets
     # its load assignment once more, even an unchanged one.
     resend: set[str] = field(default_factory=set)
+    # The last response Envoy refused (its content version) and Envoy's reason, for proxy status.
+    nacked_version: str = ""
+    nack_message: str = ""
 
     def holds(self, name: str) -> XdsResource | None:
         """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
@@ -88,6 +92,7 @@ class TypeState:
             for name, resource in in_flight.sent.items()
             if name not in self.acked or self.acked[name].version != resource.version
         }
+        self.nacked_version, self.nack_message = content_version(in_flight.sent), message
         named = _names_listed(message, changed) if self.wildcard else frozenset()
         refused = named or frozenset(changed)
         self.rejected.update((name, changed[name].version) for name in refused)
@@ -183,6 +188,8 @@ class Planner:
         self._ready: dict[ResourceKey, bool] = {}
         self._kept = kept
         self._referenced: set[ResourceKey] | None = None
+        # Resources going out in the reply being planned, counted as held by `_first_listeners`.
+        self._provisional: set[ResourceKey] = set()
 
     def target(self, type_url: str) -> dict[str, XdsResource] | None:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
@@ -195,6 +202,8 @@ class Planner:
             names = sorted(state.names.intersection(available))
         else:  # the snapshot is sorted by name already
             names = [name for name in available if name in state.names]
+        if type_url == LISTENER and not state.last_nonce and not state.acked and state.known:
+            return self._first_listeners([available[name] for name in names])
         target: dict[str, XdsResource] = {}
         wanted_addresses: set[str] = set()
         for name in names:
@@ -224,6 +233,32 @@ class Planner:
                 leaving.update(resource.binds)
         if leaving:
             self._keep_off(state, target, leaving)
+        return target
+
+    def _first_listeners(self, wanted: list[XdsResource]) -> dict[str, XdsResource] | None:
+        """The first listener reply to a proxy holding none: the whole set, or nothing yet.
+
+        Envoy reports ready once that reply is in, so a reply without a listener that is merely on its
+        way would make a proxy ready that refuses its traffic (Envoy's initial fetch timeout bounds the
+        wait). A listener may wait on another going out in this very reply (a backend hop reached
+        through an endpoint): those count as held, pass after pass, until nothing more can join.
+        """
+        state = self._types[LISTENER]
+        target: dict[str, XdsResource] = {}
+        pending = list(wanted)
+        while pending:
+            waiting = []
+            for resource in pending:
+                choice = self._choose(state, resource)
+                if choice is _Choice.SEND:
+                    target[resource.name] = resource
+                elif choice is _Choice.WAIT:
+                    waiting.append(resource)
+            if len(waiting) == len(pending):
+                return None
+            pending = waiting
+            self._provisional.update(resource.key for resource in target.values())
+            self._ready.clear()
         return target
 
     def _referenced_keys(self) -> set[ResourceKey]:
@@ -289,6 +324,13 @@ class Planner:
         held = self._types[key.type_url].holds(key.name)
         if held is None and key.type_url == CLUSTER:
             held = self._cluster_taken_in(key.name)
+        if held is None and key in self._provisional:
+            held = self._snapshot.find(key)
+        elif held is None and self._provisional and not self._types[key.type_url].subscribed:
+            # Planning a first reply: what its listeners need of a type Envoy has not asked for yet
+            # (their secrets, their routes) is fetched by Envoy once it has them, and Envoy reports
+            # ready only after its first listeners have it.
+            held = self._snapshot.find(key)
         if held is None:
             self._ready[key] = False
             return False
