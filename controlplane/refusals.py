@@ -16,12 +16,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import structlog
+from prometheus_client import CollectorRegistry, Gauge
 
 from controlplane.gatewayapi import Condition, ObjectStatus
 from controlplane.gatewayapi.provenance import Owners
 from controlplane.resources.problems import ObjectKey
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import short_type_name
+from controlplane.xds.resource import TYPE_URLS, short_type_name
 from controlplane.xds.server import XdsEvent
 
 _log = structlog.get_logger(__name__)
@@ -47,9 +48,17 @@ class Refusal:
 class ProxyRefusals:
     """Refused resource versions, kept while the snapshot still serves them (an ``XdsObserver``)."""
 
-    def __init__(self, *, on_new_refusal: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, *, registry: CollectorRegistry | None = None, on_new_refusal: Callable[[], None] = lambda: None
+    ) -> None:
         self._refused: dict[tuple[str, str], Refusal] = {}
         self._on_new_refusal = on_new_refusal
+        self._gauge = Gauge(
+            "xds_refused_resources",
+            "Resource versions a proxy refused that the snapshot still serves, by type.",
+            ["type"],
+            registry=registry if registry is not None else CollectorRegistry(),
+        )
 
     def __call__(self, event: XdsEvent, /) -> None:
         if event.kind != "nack":
@@ -63,6 +72,7 @@ class ProxyRefusals:
                 new = True
                 _log.error("proxy refused configuration", refusal=refusal.describe())
         if new:
+            self._count()
             self._on_new_refusal()
 
     def forget_outdated(self, snapshot: Snapshot) -> None:
@@ -72,6 +82,12 @@ class ProxyRefusals:
             if served is None or served.version != refusal.version:
                 del self._refused[key]
                 _log.info("proxy refusal resolved", resource=refusal.resource)
+        self._count()
+
+    def _count(self) -> None:
+        for type_url in TYPE_URLS:
+            refused = sum(1 for known_type, _ in self._refused if known_type == type_url)
+            self._gauge.labels(type=short_type_name(type_url)).set(refused)
 
     def count_objects(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> int:
         return len(self._by_owner(statuses))

@@ -24,6 +24,7 @@ from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.pipeline import translate
+from controlplane.refusals import ProxyRefusals
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
@@ -61,9 +62,11 @@ class StatusBoard:
 class SnapshotPublisher:
     """Translates each load and publishes it as the snapshot in ``cache``, keeping a status board."""
 
-    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
+    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions, refusals: ProxyRefusals) -> None:
         self._cache = cache
         self._options = options
+        self._refusals = refusals
+        self._translated: Mapping[ObjectKey, ObjectStatus] = {}
         self.board = StatusBoard()
 
     async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
@@ -78,10 +81,18 @@ class SnapshotPublisher:
         else:
             self.board.snapshot_version = snapshot.version
             _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
-        self.board.statuses = translated.statuses
+            self._refusals.forget_outdated(snapshot)
+        self._translated = translated.statuses
+        self.board.statuses = self._refusals.apply(translated.statuses)
         self.board.problems = problems
         self.board.loads += 1
-        return translated.statuses
+        return self.board.statuses
+
+    def refusals_changed(self) -> None:
+        """A proxy refused part of the configuration: the statuses say so at once, not at the next load."""
+        self.board.statuses = self._refusals.apply(self._translated)
+        if self.board.source is not None:
+            self.board.source.report(self.board.statuses)
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -119,10 +130,12 @@ class ServeOptions:
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=options.translation)
+    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
+    refusals = ProxyRefusals(registry=server.metrics, on_new_refusal=lambda: publisher.refusals_changed())
+    server.add_observer(refusals)
+    publisher = SnapshotPublisher(cache=cache, options=options.translation, refusals=refusals)
     source = _source(options)
     publisher.board.source = source
-    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready and source.synced())
     admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
