@@ -39,6 +39,7 @@ from controlplane.heap import building_configuration
 from controlplane.log import configure_logging
 from controlplane.netutil import free_port
 from controlplane.pipeline import Translator
+from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey
 from controlplane.serving import SnapshotPublisher
@@ -213,7 +214,9 @@ async def _changes(folder: Path, *, routes: int, count: int, reuse: bool) -> Cha
     server = XdsServer(cache=cache, settings=XdsSettings())
     server.add_observer(acks)
     port = await server.start()
-    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions(), reuse=reuse)
+    publisher = SnapshotPublisher(
+        cache=cache, options=TranslateOptions(), refusals=ProxyRefusals(), reuse=reuse
+    )
     handler = TimedHandler(publisher)
     canary = LoopCanary()
     canary_task = asyncio.create_task(canary.run())

@@ -30,6 +30,7 @@ from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
+from controlplane.refusals import ProxyRefusals
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
@@ -78,9 +79,13 @@ class SnapshotPublisher:
     """Translates each load off the event loop and publishes it as the snapshot in ``cache``, keeping a
     status board."""
 
-    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions, reuse: bool = True) -> None:
+    def __init__(
+        self, *, cache: SnapshotCache, options: TranslateOptions, refusals: ProxyRefusals, reuse: bool = True
+    ) -> None:
         self._cache = cache
         self._translator = Translator(options=options, reuse=reuse)
+        self._refusals = refusals
+        self._translated: Mapping[ObjectKey, ObjectStatus] = {}
         self.board = StatusBoard()
         self._one_at_a_time = asyncio.Lock()
         self._newest: LoadResult | None = None
@@ -102,7 +107,7 @@ class SnapshotPublisher:
             translated = await asyncio.to_thread(self._translate, newest)
             self._publish(translated)
             self._published = covered
-            return translated.statuses
+            return self.board.statuses
 
     def _translate(self, result: LoadResult) -> _Translated:
         """The worker thread's part: everything but touching the cache and the board."""
@@ -127,9 +132,17 @@ class SnapshotPublisher:
         else:
             self.board.snapshot_version = snapshot.version
             _log.info("configuration set", version=snapshot.version, objects=translated.objects)
-        self.board.statuses = translated.statuses
+            self._refusals.forget_outdated(snapshot)
+        self._translated = translated.statuses
+        self.board.statuses = self._refusals.apply(translated.statuses)
         self.board.problems = translated.problems
         self.board.loads += 1
+
+    def refusals_changed(self) -> None:
+        """A proxy refused part of the configuration: the statuses say so at once, not at the next load."""
+        self.board.statuses = self._refusals.apply(self._translated)
+        if self.board.source is not None:
+            self.board.source.report(self.board.statuses)
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -167,10 +180,12 @@ class ServeOptions:
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=options.translation)
+    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
+    refusals = ProxyRefusals(registry=server.metrics, on_new_refusal=lambda: publisher.refusals_changed())
+    server.add_observer(refusals)
+    publisher = SnapshotPublisher(cache=cache, options=options.translation, refusals=refusals)
     source = _source(options)
     publisher.board.source = source
-    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready and source.synced())
     admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()

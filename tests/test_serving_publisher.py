@@ -14,6 +14,7 @@ import pytest
 
 from controlplane.gatewayapi import IRResult, ObjectStatus, TranslateOptions, build_ir
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult, load_text
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
@@ -42,7 +43,7 @@ def test_translation_runs_in_a_worker_thread_and_the_snapshot_is_set(
 
     monkeypatch.setattr("controlplane.pipeline.build_ir", recording_build_ir)
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions())
+    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions(), refusals=ProxyRefusals())
 
     async def publish() -> threading.Thread:
         await publisher(_example("001-weighted-split"))
@@ -59,7 +60,7 @@ def test_translation_runs_in_a_worker_thread_and_the_snapshot_is_set(
 
 def test_loads_queued_behind_a_translation_are_covered_by_the_newest() -> None:
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions())
+    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions(), refusals=ProxyRefusals())
     first = _example("001-weighted-split")
     older, newest = _example("002-inference-pool"), _example("003-model-failover")
 
@@ -70,7 +71,7 @@ def test_loads_queued_behind_a_translation_are_covered_by_the_newest() -> None:
     # The first is translated; the two that waited behind it are covered by one translation of the newest.
     assert publisher.board.loads == 2
     alone_cache = SnapshotCache()
-    alone = SnapshotPublisher(cache=alone_cache, options=TranslateOptions())
+    alone = SnapshotPublisher(cache=alone_cache, options=TranslateOptions(), refusals=ProxyRefusals())
     newest_alone = asyncio.run(alone(newest))
     assert verdicts[1] == verdicts[2] == newest_alone
     assert verdicts[0] != newest_alone
@@ -82,7 +83,7 @@ def test_loads_queued_behind_a_translation_are_covered_by_the_newest() -> None:
 
 def test_an_invalid_object_in_a_queued_load_is_reported_by_the_translation_that_covers_it() -> None:
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions())
+    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions(), refusals=ProxyRefusals())
     broken = load_text(
         "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\nmetadata:\n  name: lost\n"
         "spec:\n  schema:\n    name: OpenAI\n  backendRef:\n    name: nowhere\n",

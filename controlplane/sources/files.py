@@ -23,10 +23,10 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import watchfiles
@@ -34,8 +34,11 @@ import watchfiles
 from controlplane import defaults
 from controlplane.heap import building_configuration
 from controlplane.resources.parse import LoadResult, combine, load_text
-from controlplane.resources.problems import Problem, Severity
+from controlplane.resources.problems import ObjectKey, Problem, Severity
 from controlplane.sources.base import LoadHandler
+
+if TYPE_CHECKING:
+    from controlplane.gatewayapi import ObjectStatus
 
 _log = structlog.get_logger(__name__)
 
@@ -136,6 +139,9 @@ class FileSource:
     def synced(self) -> bool:
         # Every file is read before the first load goes out.
         return True
+
+    def report(self, statuses: Mapping[ObjectKey, ObjectStatus], /) -> None:
+        """Files have no status to write: verdicts are on ``/status`` and in the log."""
 
     def load(self) -> LoadResult:
         """Reads what changed since the last call and returns the whole configuration."""
