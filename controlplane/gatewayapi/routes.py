@@ -202,10 +202,6 @@ def _rule_cluster(
     return ir.RuleCluster(name=base, endpoints=tuple(endpoints), outlier=outlier), hops
 
 
-def _hop_endpoint(hop: ir.BackendHop, weight: int, level: int) -> ir.WeightedEndpoint:
-    return ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=weight, priority=level)
-
-
 def _targets(
     route: AIGatewayRoute,
     ref: AIGatewayRouteRuleBackendRef,
