@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from controlplane.resources.cel import cel, x_validations
@@ -25,6 +25,7 @@ from controlplane.resources.fieldtypes import (
 )
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
+from controlplane.resources.regex import re2_problem
 
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 """Strict, as the API server is: ``"8080"`` (a string) is refused, not read as a number."""
@@ -75,15 +76,26 @@ class HTTPHeader(Model):
     value: HeaderValue
 
 
+def _envoy_regex(value: str, info: ValidationInfo) -> str:
+    """A ``RegularExpression`` match's value must compile as Envoy compiles it (see ``regex``)."""
+    if info.data.get("type") == "RegularExpression" and (problem := re2_problem(value)):
+        raise PydanticCustomError("regex", problem)
+    return value
+
+
 class HTTPHeaderMatch(Model):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: HeaderName
     value: HeaderValue
 
+    _regex = field_validator("value")(_envoy_regex)
+
 
 class HTTPPathMatch(Model):
     type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
     value: str = Field(default="/", min_length=1)
+
+    _regex = field_validator("value")(_envoy_regex)
 
 
 class HTTPPathModifier(Model):
