@@ -1,9 +1,9 @@
 """The control plane's admin HTTP port: Prometheus metrics, liveness and readiness, and pages others add.
 
-Kubernetes probes `/healthz` (the process answers) and `/readyz` (it has configuration to serve and serves
-it); Prometheus scrapes `/metrics` from the registry given here, which is the xDS server's own registry
-rather than the process-wide default. Other components register extra pages (a status document, a config
-dump) with `add_json_route` or `add_route`.
+Kubernetes probes `/healthz` (the process answers) and `/readyz` (it has read its source once, has
+configuration to serve and serves it); Prometheus scrapes `/metrics` from the registry given here, which is
+the xDS server's own registry rather than the process-wide default. Other components register extra pages
+(a status document, a config dump) with `add_json_route` or `add_route`.
 """
 
 from __future__ import annotations

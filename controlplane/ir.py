@@ -174,11 +174,18 @@ class UpstreamTls:
     verify_hostname: str | None
     ca_secret: str | None
     """SDS name of a validation context; None means the system trust store."""
+    verify: bool = True
+    """False: encrypt without checking the certificate (an endpoint picker's self-signed one)."""
 
 
 class DiscoveryType(StrEnum):
     DNS = "dns"
     EDS = "eds"
+
+
+class Balancing(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    LEAST_REQUEST = "least_request"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +197,25 @@ class UpstreamCluster:
     endpoints: tuple[SocketEndpoint, ...]
     tls: UpstreamTls | None = None
     connect_timeout_seconds: float = 10.0
+    balancing: Balancing = Balancing.ROUND_ROBIN
+    picked_endpoint: bool = False
+    """Send each request to the endpoint an endpoint picker named, if it is one of ``endpoints``; otherwise
+    (no pick, a pick outside the cluster, an unhealthy pick) balance by ``balancing``."""
+    outlier: OutlierPolicy | None = None
+    http2: bool = False
+    """Speak HTTP/2 only (a gRPC service such as an endpoint picker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointPicker:
+    """An InferencePool's endpoint picker, asked by Envoy about every request (endpoint picker protocol)."""
+
+    cluster: str
+    """The picker's gRPC cluster."""
+    authority: str
+    """``<service>.<namespace>:<port>``, the ``:authority`` of the picker's gRPC calls."""
+    withheld_headers: tuple[str, ...] = ()
+    """Request headers the picker is not sent (the client's credentials: it needs none to choose)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +229,8 @@ class BackendHop:
     request_headers: HeaderEdits = HeaderEdits()
     path_prefix: str = OPENAI_PATH_PREFIX
     host_rewrite: str | None = None
+    picker: EndpointPicker | None = None
+    """Ask this endpoint picker which of the upstream cluster's endpoints serves each attempt."""
 
 
 @dataclass(frozen=True, slots=True)

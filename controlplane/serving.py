@@ -123,7 +123,7 @@ async def serve(options: ServeOptions) -> None:
     source = _source(options)
     publisher.board.source = source
     server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
-    admin = AdminServer(registry=server.metrics, ready=lambda: server.ready)
+    admin = AdminServer(registry=server.metrics, ready=lambda: server.ready and source.synced())
     admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

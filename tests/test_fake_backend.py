@@ -27,6 +27,7 @@ from controlplane.devtools.fake_backend import (
     ReceivedRequest,
     Refuse,
     Reset,
+    ServerLoad,
     Slow,
     Status,
 )
@@ -434,3 +435,25 @@ def test_command_line_serves_until_terminated() -> None:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+def test_metrics_report_the_load_the_test_sets_in_vllm_names_and_are_not_recorded(
+    backend: FakeBackend, client: httpx.Client
+) -> None:
+    assert 'vllm:num_requests_waiting{model_name="gpt-4o"} 0' in client.get("/metrics").text
+    backend.set_load(ServerLoad(waiting=12, running=3, kv_cache_usage=0.75))
+    text = client.get("/metrics").text
+    for line in (
+        'vllm:num_requests_waiting{model_name="gpt-4o"} 12',
+        'vllm:num_requests_running{model_name="gpt-4o"} 3',
+        'vllm:gpu_cache_usage_perc{model_name="gpt-4o"} 0.75',
+    ):
+        assert line in text.splitlines(), text
+    assert backend.received == [], "a picker scrapes every few ms: scrapes are not requests"
+    backend.set_mode(Status(503))
+    assert client.get("/metrics").status_code == 200, "an erroring model server still reports its load"
+
+
+def test_a_load_that_cannot_be_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a possible load"):
+        ServerLoad(kv_cache_usage=1.5)

@@ -30,7 +30,8 @@ def _translate(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_examples_translate_cleanly_as_yaml() -> None:
-    result = _translate("examples")
+    # Seed 002's example sends to an InferencePool.
+    result = _translate("examples", "--enable-inference-extension")
     assert result.returncode == 0, result.stderr
     document = yaml.safe_load(result.stdout)
     assert list(document) == ["listeners", "routes", "clusters", "endpoints", "secrets", "status"]
@@ -40,6 +41,16 @@ def test_examples_translate_cleanly_as_yaml() -> None:
         for condition in status["conditions"]
         if condition["type"] == "Accepted"
     )
+
+
+def test_without_the_inference_extension_a_rule_naming_a_pool_is_a_problem_the_rest_translates() -> None:
+    result = _translate("examples/002-inference-pool")
+    assert result.returncode == 1
+    assert (
+        "AIGatewayRoute/default/inference-extension-example: spec.rules[0].backendRefs[0].kind: "
+        "the Inference Extension is off" in result.stderr
+    ), result.stderr
+    assert yaml.safe_load(result.stdout)["clusters"], "the other rules keep translating"
 
 
 def test_invalid_input_exits_1_prints_problem_lines_and_the_accepted_rest() -> None:

@@ -26,7 +26,9 @@ XDS_CASES = sorted((TESTDATA / "xds").glob("*.in.yaml"))
 
 def _translated(path: Path) -> dict[str, object]:
     loaded = load_paths([path])
-    result = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
+    result = translate(
+        loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1", inference_extension=True)
+    )
     problems = sorted_problems([*loaded.problems, *result.problems])
     return {
         **envoy_document(result.envoy),

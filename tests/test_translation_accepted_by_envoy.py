@@ -44,7 +44,9 @@ def _snapshot(case: Path) -> Snapshot:
     ports = free_port_map(case)
     files = [case] if case.is_file() else sorted(case.glob("*.yaml"))
     loaded = combine(load_text(map_ports(path.read_text(), ports), file=str(path)) for path in files)
-    options = TranslateOptions(listen_address="127.0.0.1", default_port=ports.get(10080) or 0)
+    options = TranslateOptions(
+        listen_address="127.0.0.1", default_port=ports.get(10080) or 0, inference_extension=True
+    )
     return translate(loaded.resource_set(), options=options).snapshot()
 
 

@@ -7,7 +7,11 @@ import pytest
 
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.netutil import free_port
+from controlplane.pipeline import TranslateOptions, translate
+from controlplane.sources.files import load_paths
+from controlplane.xds.resource import LISTENER
 from tests.conftest import BackendFactory, EnvoyFactory
+from tests.e2e import EXAMPLES
 from tests.xds_support import ServerThread, http_get, http_route_snapshot
 
 pytestmark = pytest.mark.envoy
@@ -35,3 +39,17 @@ def test_envoy_is_live_only_with_every_listener_active(
         assert _active_listeners(envoy) == {"listener-ready"}, f"start {start}"
         assert http_get(port) == (200, "ready")
         envoy.stop()
+
+
+def test_live_with_the_examples_means_every_gateway_listener_is_active(
+    xds: ServerThread, envoys: EnvoyFactory
+) -> None:
+    # The translator's shape: gateway listeners reach backend hops (internal listeners, some with an
+    # SDS credential) through endpoints, so a first reply must carry hops and gateways together.
+    loaded = load_paths([EXAMPLES])
+    options = TranslateOptions(listen_address="127.0.0.1", inference_extension=True)
+    snapshot = translate(loaded.resource_set(), options=options).snapshot()
+    xds.cache.set_snapshot(snapshot)
+    envoy = envoys(node_id="examples")
+    envoy.wait_ready(poll_seconds=0.005)
+    assert _active_listeners(envoy) == set(snapshot.get(LISTENER))

@@ -33,6 +33,12 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: b
         f"(default {defaults.GATEWAY_CLASS_CONTROLLER}, as Envoy AI Gateway's)",
     )
     parser.add_argument(
+        "--enable-inference-extension",
+        action="store_true",
+        help="accept InferencePools (Gateway API Inference Extension) as backends, with their endpoint "
+        "pickers; in a cluster, also watch them and their Pods",
+    )
+    parser.add_argument(
         "--listener-port",
         type=int,
         default=None,
@@ -51,4 +57,5 @@ def pipeline_options(args: argparse.Namespace) -> TranslateOptions:
         gateway_class_controller=args.gateway_class_controller or defaults.GATEWAY_CLASS_CONTROLLER,
         # In a cluster, Gateways of classes that do not exist may be another controller's to come.
         require_gateway_class=bool(getattr(args, "kubernetes", False)),
+        inference_extension=args.enable_inference_extension,
     )

@@ -46,11 +46,6 @@ class _Serve:
             help="watch only this namespace (repeat for more; default: all)",
         )
         cluster.add_argument(
-            "--enable-inference-extension",
-            action="store_true",
-            help="also watch InferencePools (Gateway API Inference Extension) and their Pods",
-        )
-        cluster.add_argument(
             "--leader-election-namespace",
             metavar="NS",
             help="namespace of the Lease that picks the replica writing status (default: the Pod's own)",

@@ -29,22 +29,29 @@ class ControlPlaneError(RuntimeError):
 
 
 class ControlPlaneProcess:
-    def __init__(self, args: Sequence[str], *, log_file: Path) -> None:
-        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here."""
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        log_file: Path,
+        program: Sequence[str] = (sys.executable, "-m", "controlplane"),
+    ) -> None:
+        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here. ``program`` is the
+        ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
+        self._program = list(program)
         self.xds_port = free_port()
         self.admin_port = free_port()
         self._args = list(args)
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, timeout: float = 30.0) -> ControlPlaneProcess:
+    def start(self, *, timeout: float = 30.0, wait: bool = True) -> ControlPlaneProcess:
+        """Starts ``serve``; with ``wait``, returns once ``/readyz`` answers 200 (at most ``timeout``)."""
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with self._log_file.open("ab") as log:
             self._process = subprocess.Popen(
                 [
-                    sys.executable,
-                    "-m",
-                    "controlplane",
+                    *self._program,
                     "serve",
                     *self._args,
                     "--xds-port",
@@ -58,7 +65,8 @@ class ControlPlaneProcess:
                 start_new_session=True,
                 preexec_fn=terminate_with_parent,
             )
-        self.wait_ready(timeout=timeout)
+        if wait:
+            self.wait_ready(timeout=timeout)
         return self
 
     def wait_ready(self, *, timeout: float) -> None:

@@ -26,6 +26,8 @@ UPSTREAM_CRDS = {
     "sigs.k8s.io/gateway-api-inference-extension": [
         "config/crd/bases/inference.networking.k8s.io_inferencepools.yaml",
         "config/crd/bases/inference.networking.x-k8s.io_inferencepools.yaml",
+        # The endpoint picker watches these too (devtools.epp), and does not start without the kind.
+        "config/crd/bases/inference.networking.x-k8s.io_inferenceobjectives.yaml",
     ],
 }
 """The CRDs of the kinds we read but do not own, as each project publishes them."""
@@ -35,9 +37,10 @@ def upstream_crd_files(tools: GoTools) -> list[Path]:
     return [tools.module(module) / path for module, paths in UPSTREAM_CRDS.items() for path in paths]
 
 
-def install_crds(kube: LocalKube, tools: GoTools) -> None:
-    """Applies the upstream CRDs and ours, then waits until the API server serves every one of them."""
-    for path in [*upstream_crd_files(tools), *sorted(OUR_CRDS.glob("*.yaml"))]:
+def install_crds(kube: LocalKube, tools: GoTools, *, ours: bool = True) -> None:
+    """Applies the upstream CRDs and ours (unless ``ours`` is False: the Helm chart installs those), then
+    waits until the API server serves every one of them."""
+    for path in [*upstream_crd_files(tools), *(sorted(OUR_CRDS.glob("*.yaml")) if ours else [])]:
         # Server-side apply: some upstream CRDs are too large for client-side apply's annotation.
         kube.kubectl("apply", "--server-side", "-f", str(path))
     kube.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")

@@ -1,12 +1,13 @@
 """The Go programs the tests and benchmarks run beside the control plane, built once and reused.
 
 Claims about Kubernetes are proven against a real API server, not a mock: a real ``etcd``,
-``kube-apiserver`` and ``kubectl`` (and ``helm``), built from the module versions pinned in ``tools/*/go.mod``
-(with their ``go.sum``) through the Go module proxy, the way controller-runtime's envtest runs them. Each
-group of tools is built into a cache outside the work tree, in a folder named by the hash of its pins, so a
-changed pin builds anew and an unchanged one is reused by every later run, checkout and CI job on the
-machine. Upstream CRDs and examples the tests read (Gateway API, Envoy Gateway, Envoy AI Gateway) come from
-the Go module cache at pinned versions too: nothing is copied into the repository.
+``kube-apiserver`` and ``kubectl`` (and ``helm``, and the Inference Extension's endpoint picker ``epp``),
+built from the module versions pinned in ``tools/*/go.mod`` (with their ``go.sum``) through the Go module
+proxy, the way controller-runtime's envtest runs them. Each group of tools is built into a cache outside
+the work tree, in a folder named by the hash of its pins, so a changed pin builds anew and an unchanged one
+is reused by every later run, checkout and CI job on the machine. Upstream CRDs and examples the tests read
+(Gateway API, Envoy Gateway, Envoy AI Gateway) come from the Go module cache at pinned versions too:
+nothing is copied into the repository.
 
 ``python -m controlplane.devtools.gotools`` builds everything (``make test`` runs it first, so the first
 run's build time is not spent inside a test's time-out); tests call :func:`ensure_test_tools`.
@@ -50,6 +51,8 @@ TOOL_GROUPS = (
         },
     ),
     ToolGroup("helm", {"helm": "helm.sh/helm/v3/cmd/helm"}),
+    # The Inference Extension's endpoint picker, which InferencePool tests run against the real API server.
+    ToolGroup("epp", {"epp": "sigs.k8s.io/gateway-api-inference-extension/cmd/epp"}),
 )
 
 UPSTREAM_MODULES = {

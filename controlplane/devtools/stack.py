@@ -69,7 +69,8 @@ class LocalStack:
             [str(self.config_dir)] if kubeconfig is None else ["--kubernetes", f"--kubeconfig={kubeconfig}"]
         )
         self.control_plane = ControlPlaneProcess(
-            [*source, "--listen-address", "127.0.0.1", *serve_args],
+            # The examples include seed 002, an InferencePool.
+            [*source, "--listen-address", "127.0.0.1", "--enable-inference-extension", *serve_args],
             log_file=self.workdir / "controlplane.log",
         )
 

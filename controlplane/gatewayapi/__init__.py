@@ -31,6 +31,8 @@ class TranslateOptions:
     """Gateways whose GatewayClass names another controller are left alone."""
     require_gateway_class: bool = False
     """A Gateway whose GatewayClass does not exist is not ours (in a cluster); files may omit the class."""
+    inference_extension: bool = False
+    """InferencePools are accepted (``--enable-inference-extension``); off, a rule naming one is told so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +56,9 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         controller_name=options.gateway_class_controller,
         require_gateway_class=options.require_gateway_class,
     )
-    backends = BackendResolver(resources=resources, report=report)
+    backends = BackendResolver(
+        resources=resources, report=report, inference_extension=options.inference_extension
+    )
     for backend in resources.backends():
         backends.ai_service_backend(backend)
     tables = build_routes(

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
+from controlplane.gatewayapi.pools import PoolResolver
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend
 from controlplane.resources.gateway_api import HTTPHeader
-from controlplane.resources.inference import InferencePoolBase, InferencePoolV1Alpha2
+from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.resource_set import ResourceSet
 
 
@@ -31,16 +32,37 @@ class ResolvedBackend:
     host_rewrite: str | None
     credential: ir.Credential | None
     headers: ir.HeaderEdits
+    picker: ir.EndpointPicker | None = None
+    picker_fails_open: bool = False
+    """A picker that is down or erroring is bypassed: the Pods are balanced without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPool:
+    """A pool's members, and what a route using it is told about the pool's problems."""
+
+    members: list[ResolvedBackend]
+    problems: tuple[str, ...]
+
+
+INFERENCE_EXTENSION_OFF = (
+    "the Inference Extension is off: InferencePools are used only with --enable-inference-extension"
+)
 
 
 class BackendResolver:
-    def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+    def __init__(self, *, resources: ResourceSet, report: Report, inference_extension: bool) -> None:
         self._resources = resources
         self._report = report
+        self.inference_extension = inference_extension
+        if not inference_extension:
+            for pool in resources.inference_pools():
+                report.reject(pool, "", INFERENCE_EXTENSION_OFF, reason="InferenceExtensionDisabled")
         self._upstreams = UpstreamResolver(resources=resources, report=report)
         self._credentials = CredentialResolver(resources=resources, report=report)
         self._backends: dict[tuple[str, str], ResolvedBackend | None] = {}
-        self._pools: dict[tuple[str, str], list[ResolvedBackend]] = {}
+        self._pool_pods = PoolResolver(resources=resources, report=report, upstreams=self._upstreams)
+        self._pools: dict[tuple[str, str], ResolvedPool] = {}
 
     @property
     def resources(self) -> ResourceSet:
@@ -64,7 +86,7 @@ class BackendResolver:
             self._backends[key] = self._resolve_backend(backend)
         return self._backends[key]
 
-    def inference_pool(self, pool: InferencePoolBase) -> list[ResolvedBackend]:
+    def inference_pool(self, pool: InferencePoolBase) -> ResolvedPool:
         """The pool's members: AIServiceBackends whose labels match its selector, then its ready Pods."""
         key = (pool.namespace, pool.name)
         if key not in self._pools:
@@ -101,22 +123,25 @@ class BackendResolver:
             headers=header_edits(mutation.set if mutation else (), mutation.remove if mutation else ()),
         )
 
-    def _resolve_pool(self, pool: InferencePoolBase) -> list[ResolvedBackend]:
+    def _resolve_pool(self, pool: InferencePoolBase) -> ResolvedPool:
         self._report.consider(pool)
-        if pool.endpoint_picker is not None:
-            self._report.warn(
-                pool,
-                "spec.extensionRef" if isinstance(pool, InferencePoolV1Alpha2) else "spec.endpointPickerRef",
-                "the endpoint picker is not called yet; the pool's endpoints are balanced round robin",
-            )
         members = [
             backend
             for backend in self._resources.backends()
             if pool.selects(backend.namespace, backend.metadata.labels)
         ]
         resolved = [found for found in map(self.ai_service_backend, members) if found is not None]
-        pods = self._upstreams.for_pool_pods(pool)
-        if pods is not None:
+        if resolved and pool.endpoint_picker is not None:
+            self._report.warn(
+                pool,
+                pool.endpoint_picker_path,
+                "the endpoint picker chooses among the pool's Pods; its AIServiceBackend members are "
+                "balanced like a rule's backends",
+                reason="PickerNotUsed",
+            )
+        pods = self._pool_pods.pods(pool)
+        problems = list(pods.problems)
+        if pods.cluster is not None:
             credential = self._credentials.for_target(pool)
             if isinstance(credential, PolicyFailed):
                 self._report.unresolved(pool, "spec", "its BackendSecurityPolicy could not be applied")
@@ -124,20 +149,24 @@ class BackendResolver:
                 resolved.append(
                     ResolvedBackend(
                         label=f"{pool.namespace}/{pool.name}",
-                        upstream=pods,
+                        upstream=pods.cluster,
                         path_prefix=ir.OPENAI_PATH_PREFIX,
                         host_rewrite=None,
                         credential=credential,
                         headers=ir.HeaderEdits(),
+                        picker=pods.picker,
+                        picker_fails_open=pods.fail_open,
                     )
                 )
-        if not resolved:
-            self._report.unresolved(
-                pool,
-                "spec.selector",
-                "no AIServiceBackend or ready Pod in the namespace matches the selector",
-            )
-        return resolved
+        if not resolved and not problems:
+            why = "no AIServiceBackend or ready Pod in the namespace matches the selector"
+            if not pool.target_ports and any(
+                pool.selects(pod.namespace, pod.metadata.labels) for pod in self._resources.pods()
+            ):
+                why = "it selects Pods but names no target port"
+            self._report.unresolved(pool, "spec.selector", why)
+            problems.append(f"has no members ({why})")
+        return ResolvedPool(members=resolved, problems=tuple(problems))
 
 
 def header_edits(set_headers: Iterable[HTTPHeader], remove: Iterable[str]) -> ir.HeaderEdits:

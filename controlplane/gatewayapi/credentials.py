@@ -26,6 +26,9 @@ _KEY_TYPES: Final = {
 }
 
 
+CREDENTIAL_HEADERS: Final = tuple(sorted({header.lower() for _, _, header, _ in _KEY_TYPES.values()}))
+"""Every header a credential travels in, lower case (what an endpoint picker is never sent)."""
+
 _TargetKey = tuple[str, str, str]
 """(kind, namespace, name): InferencePool targets match either pool version, so the group is left out."""
 

@@ -9,11 +9,16 @@ its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
-from controlplane.gatewayapi.backends import BackendResolver, ResolvedBackend, header_edits
+from controlplane.gatewayapi.backends import (
+    INFERENCE_EXTENSION_OFF,
+    BackendResolver,
+    ResolvedBackend,
+    header_edits,
+)
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.report import Report
@@ -125,13 +130,28 @@ def _rule_cluster(
         for member_index, target in enumerate(_targets(route, ref, path, backends, report)):
             suffix = f"/{member_index}" if ref.is_inference_pool else ""
             hop = _hop(f"{base}/backend/{ref_index}{suffix}", ref, target)
+            # Levels are ranked, not numbered: doubling leaves room for a fail-open level right after.
+            level = ref.priority * 2
             hops.append(hop)
             endpoints.append(
-                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=ref.priority)
+                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=level)
             )
+            if target.picker_fails_open:
+                # FailOpen: the picker's 503 (down, erroring) is retried on the same Pods without the picker.
+                bypass = replace(hop, name=f"{hop.name}/without-picker", picker=None)
+                hops.append(bypass)
+                endpoints.append(
+                    ir.WeightedEndpoint(
+                        ir.InternalEndpoint(bypass.name), weight=ref.weight, priority=level + 1
+                    )
+                )
     if not endpoints:
         return None, []
     return ir.RuleCluster(name=base, endpoints=tuple(endpoints), outlier=outlier), hops
+
+
+def _hop_endpoint(hop: ir.BackendHop, weight: int, level: int) -> ir.WeightedEndpoint:
+    return ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=weight, priority=level)
 
 
 def _targets(
@@ -159,15 +179,18 @@ def _targets(
             route, f"{path}.namespace", denied_message(kind=target_kind, namespace=namespace, name=ref.name)
         )
         return []
+    if ref.is_inference_pool and not backends.inference_extension:
+        report.unresolved(route, f"{path}.kind", INFERENCE_EXTENSION_OFF)
+        return []
     if ref.is_inference_pool:
         pool = backends.resources.inference_pool(namespace, ref.name, group=ref.group)
         if pool is None:
             report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} not found")
             return []
-        members = backends.inference_pool(pool)
-        if not members:
-            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name} has no members")
-        return members
+        pool_members = backends.inference_pool(pool)
+        for problem in pool_members.problems:
+            report.unresolved(route, f"{path}.name", f"InferencePool {namespace}/{ref.name}: {problem}")
+        return pool_members.members
     if ref.kind not in (None, "AIServiceBackend"):
         report.reject(route, f"{path}.kind", f"{ref.kind} is not a supported backendRef kind")
         return []
@@ -197,6 +220,7 @@ def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) 
         request_headers=headers.merged_over(target.headers),
         path_prefix=target.path_prefix,
         host_rewrite=target.host_rewrite,
+        picker=target.picker,
     )
 
 

@@ -1,4 +1,4 @@
-"""Real destinations: Envoy Gateway Backends, Kubernetes Services and InferencePool Pods as clusters.
+"""Real destinations: Envoy Gateway Backends and Kubernetes Services as clusters (InferencePools: ``pools``).
 
 Cluster names are derived from what they point at (``backend/<ns>/<name>``, ``service/<ns>/<name>/<port>``,
 ``inferencepool/<ns>/<name>``), so two AIServiceBackends on the same Backend share one cluster and its
@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from controlplane import ir
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.report import Report
-from controlplane.resources.core import Service
+from controlplane.resources.core import Service, ServicePort
 from controlplane.resources.envoy_gateway import Backend
 from controlplane.resources.gateway_api import BackendObjectReference, BackendTLSPolicy
 from controlplane.resources.groups import ENVOY_GATEWAY_GROUP
-from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.resource_set import ResourceSet
 
@@ -79,24 +78,9 @@ class UpstreamResolver:
         )
         return None
 
-    def for_pool_pods(self, pool: InferencePoolBase) -> str | None:
-        """One cluster over the pool's ready Pods on its target ports; None when it selects no Pod."""
-        endpoints = sorted(
-            {
-                ir.SocketEndpoint(address=pod.ip, port=port)
-                for pod in self._resources.pods()
-                if pod.ip is not None and pod.ready and pool.selects(pod.namespace, pod.metadata.labels)
-                for port in pool.target_ports
-            },
-            key=lambda endpoint: (endpoint.address, endpoint.port),
-        )
-        if not endpoints:
-            return None
-        name = f"inferencepool/{pool.namespace}/{pool.name}"
-        self._clusters[name] = ir.UpstreamCluster(
-            name=name, discovery=ir.DiscoveryType.EDS, endpoints=tuple(endpoints)
-        )
-        return name
+    def add(self, cluster: ir.UpstreamCluster) -> None:
+        """A cluster built elsewhere (an InferencePool's Pods or endpoint picker) joins the others."""
+        self._clusters[cluster.name] = cluster
 
     def _backend(self, backend: Backend) -> Upstream | None:
         self._report.consider(backend)
@@ -142,29 +126,11 @@ class UpstreamResolver:
                 owner, f"{path}.port", f"Service {service.namespace}/{service.name} has no port {port}"
             )
             return None
-        endpoints: set[ir.SocketEndpoint] = set()
-        for endpoint_slice in self._resources.endpoint_slices_for(service.namespace, service.name):
-            target = next(
-                (p.port for p in endpoint_slice.ports if p.port is not None and p.name == service_port.name),
-                None,
-            )
-            if target is None:
-                continue
-            endpoints.update(
-                ir.SocketEndpoint(address, target)
-                for endpoint in endpoint_slice.endpoints
-                if endpoint.ready
-                for address in endpoint.addresses
-            )
-        cluster_ip = service.spec.cluster_ip
-        if not endpoints and cluster_ip and cluster_ip != "None":
-            # No EndpointSlices (a file-only setup): the Service's virtual IP still reaches it in a cluster.
-            endpoints.add(ir.SocketEndpoint(cluster_ip, port))
         name = f"service/{service.namespace}/{service.name}/{port}"
         self._clusters[name] = ir.UpstreamCluster(
             name=name,
             discovery=ir.DiscoveryType.EDS,
-            endpoints=tuple(sorted(endpoints, key=lambda e: (e.address, e.port))),
+            endpoints=service_endpoints(self._resources, service, service_port),
             tls=self._tls_for(service, default_sni=None),
         )
         return Upstream(cluster=name, hostname=None)
@@ -193,6 +159,31 @@ class UpstreamResolver:
             verify_hostname=validation.hostname,
             ca_secret=ca_secret,
         )
+
+
+def service_endpoints(
+    resources: ResourceSet, service: Service, service_port: ServicePort
+) -> tuple[ir.SocketEndpoint, ...]:
+    """The ready endpoints behind one port of a Service (its EndpointSlices), sorted; its cluster IP when it
+    has no EndpointSlices (a file-only setup: the virtual IP still reaches it in a cluster)."""
+    endpoints: set[ir.SocketEndpoint] = set()
+    for endpoint_slice in resources.endpoint_slices_for(service.namespace, service.name):
+        target = next(
+            (p.port for p in endpoint_slice.ports if p.port is not None and p.name == service_port.name),
+            None,
+        )
+        if target is None:
+            continue
+        endpoints.update(
+            ir.SocketEndpoint(address, target)
+            for endpoint in endpoint_slice.endpoints
+            if endpoint.ready
+            for address in endpoint.addresses
+        )
+    cluster_ip = service.spec.cluster_ip
+    if not endpoints and cluster_ip and cluster_ip != "None":
+        endpoints.add(ir.SocketEndpoint(cluster_ip, service_port.port))
+    return tuple(sorted(endpoints, key=lambda e: (e.address, e.port)))
 
 
 def _tls_policies_by_target(resources: ResourceSet, report: Report) -> dict[object, BackendTLSPolicy]:

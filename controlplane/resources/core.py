@@ -44,6 +44,8 @@ class ServiceSpec(LooseModel):
     selector: dict[str, str] = Field(default_factory=dict)
     ports: list[ServicePort] = Field(default_factory=list)
     cluster_ip: str | None = Field(default=None, alias="clusterIP")
+    external_name: str | None = None
+    """``type: ExternalName``: the DNS name the Service stands for."""
 
 
 class Service(Resource):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -42,6 +42,9 @@ class EndpointPicker:
 
 class InferencePoolBase(Resource):
     """What both InferencePool versions mean. Subclasses only translate their own shape into this view."""
+
+    endpoint_picker_path: ClassVar[str]
+    """Where the manifest names its endpoint picker (for problems and conditions)."""
 
     @property
     @abstractmethod
@@ -112,6 +115,7 @@ class InferencePool(InferencePoolBase):
     api_group = INFERENCE_GROUP
     api_kind = INFERENCE_POOL_KIND
     api_versions = ("v1",)
+    endpoint_picker_path = "spec.endpointPickerRef"
 
     spec: InferencePoolSpec
 
@@ -159,6 +163,7 @@ class InferencePoolV1Alpha2(InferencePoolBase):
     api_group = INFERENCE_X_GROUP
     api_kind = INFERENCE_POOL_KIND
     api_versions = ("v1alpha2",)
+    endpoint_picker_path = "spec.extensionRef"
 
     spec: InferencePoolV1Alpha2Spec
 

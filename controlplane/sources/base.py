@@ -25,6 +25,12 @@ class Source(Protocol):
         """What the source adds to ``/status`` about itself (nothing secret)."""
         ...
 
+    def synced(self) -> bool:
+        """Whether the source has read everything once (it may have served a partial view before, after
+        waiting too long). Readiness waits for it, so a replica that cannot read its source is not sent
+        Envoys to configure with a partial view; once true it stays true."""
+        ...
+
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first full view, then after every settled change, until cancelled."""
         ...

@@ -105,6 +105,10 @@ class FileSource:
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
 
+    def synced(self) -> bool:
+        # Every file is read before the first load goes out.
+        return True
+
     def load(self) -> LoadResult:
         """Reads what changed since the last call and returns the whole configuration."""
         problems: list[Problem] = []

@@ -4,11 +4,12 @@ Routing, model rewriting, credential injection and failover are all decided insi
 them work is to put something behind Envoy that records what arrived and fails on command. ``FakeBackend`` is
 that: it answers chat/text completions and the model list with its configured name and model, records every
 request, and switches at runtime between answering, erroring (429/5xx), being slow, resetting, and refusing
-connections. Run one by hand with
+connections; ``/metrics`` reports a load the test sets, in vLLM's names. Run one by hand with
 ``python -m controlplane.devtools.fake_backend --name eu --model gpt-4o --port 8081``.
 """
 
 from controlplane.devtools.fake_backend._responses import BACKEND_HEADER
+from controlplane.devtools.fake_backend.metrics import ServerLoad
 from controlplane.devtools.fake_backend.modes import Mode, Normal, Refuse, Reset, Slow, Status
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestPredicate
 from controlplane.devtools.fake_backend.server import FakeBackend, TlsFiles, TlsKeyPair
@@ -22,6 +23,7 @@ __all__ = [
     "Refuse",
     "RequestPredicate",
     "Reset",
+    "ServerLoad",
     "Slow",
     "Status",
     "TlsFiles",

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
+from controlplane.devtools.fake_backend.metrics import ServerLoad, prometheus_text
 from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
@@ -34,6 +35,12 @@ class ModeSource(Protocol):
     def __call__(self) -> Mode: ...
 
 
+class LoadSource(Protocol):
+    """Returns the load the server reports right now."""
+
+    def __call__(self) -> ServerLoad: ...
+
+
 class Responder:
     """aiohttp low-level request handler for one fake backend."""
 
@@ -45,15 +52,19 @@ class Responder:
         log: RequestLog,
         mode: ModeSource,
         server_names: Mapping[ssl.SSLObject, str],
+        load: LoadSource = ServerLoad,
     ) -> None:
         self._name = name
         self._model = model
         self._log = log
         self._mode = mode
+        self._load = load
         self._server_names = server_names
         self._ids = itertools.count(1)
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET" and request.path == "/metrics":
+            return self._metrics(request)
         body = await request.read()
         received = self._record(request, body)
         self._log.append(received)
@@ -67,6 +78,14 @@ class Responder:
         if isinstance(mode, Slow):
             await asyncio.sleep(mode.seconds)
         return await self._route(request, received)
+
+    def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Scrapes are not recorded (a picker scrapes every few ms); only connection faults apply to them."""
+        if isinstance(self._mode(), Reset | Refuse):
+            _reset_connection(request)
+            return web.Response()
+        text = prometheus_text(self._load(), model=self._model)
+        return web.Response(text=text, content_type="text/plain", charset="utf-8")
 
     def _record(self, request: web.BaseRequest, body: bytes) -> ReceivedRequest:
         try:

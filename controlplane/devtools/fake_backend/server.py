@@ -25,6 +25,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from controlplane.devtools.fake_backend._responses import Responder
+from controlplane.devtools.fake_backend.metrics import ServerLoad
 from controlplane.devtools.fake_backend.modes import Mode, Normal, Refuse
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog, RequestPredicate
 
@@ -119,6 +120,7 @@ class FakeBackend:
             self._ssl.sni_callback = self._remember_server_name
         self._log = RequestLog()
         self._mode: Mode = Normal()
+        self._load = ServerLoad()
         # Serialises start/stop/set_mode callers; server state itself is only touched on the loop thread.
         self._lifecycle = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,6 +178,10 @@ class FakeBackend:
                 return
             self._call(self._loop, self._apply_mode(mode))
         _log.info("fake backend mode changed", backend=self._name, mode=repr(mode))
+
+    def set_load(self, load: ServerLoad) -> None:
+        """What ``/metrics`` reports from now on (one assignment: safe while the server thread reads it)."""
+        self._load = load
 
     def start(self) -> None:
         """Start serving (listening, or holding the port if the mode is ``Refuse``); returns once ready."""
@@ -238,6 +244,7 @@ class FakeBackend:
                 log=self._log,
                 mode=lambda: self._mode,
                 server_names=self._server_names,
+                load=lambda: self._load,
             )
         )
         if isinstance(self._mode, Refuse):

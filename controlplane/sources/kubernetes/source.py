@@ -59,6 +59,7 @@ class KubernetesSource:
         self._reflectors: dict[WatchScope, Reflector] = {}
         self._unavailable: dict[WatchScope, str] = {}
         self._changed = asyncio.Event()
+        self._synced = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer = StatusWriter(self._api, may_write=self._may_write)
         self._elector = LeaderElector(self._api, options.lease, on_change=self._leadership_changed)
@@ -77,6 +78,14 @@ class KubernetesSource:
                 },
             }
         }
+
+    def synced(self) -> bool:
+        """True once every watch started at the beginning has listed (or found its kind refused or not
+        served): until then a first load sent after ``_SYNC_TIMEOUT`` is partial."""
+        if not self._synced:
+            initial = [reflector for scope, reflector in self._reflectors.items() if scope.name is None]
+            self._synced = bool(initial) and all(reflector.synced.is_set() for reflector in initial)
+        return self._synced
 
     async def run(self, on_load: LoadHandler) -> None:
         """Watches until cancelled, calling ``on_load`` with the first full view and after every change."""

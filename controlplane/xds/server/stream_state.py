@@ -326,6 +326,11 @@ class Planner:
             held = self._cluster_taken_in(key.name)
         if held is None and key in self._provisional:
             held = self._snapshot.find(key)
+        elif held is None and self._provisional and not self._types[key.type_url].subscribed:
+            # Planning a first reply: what its listeners need of a type Envoy has not asked for yet
+            # (their secrets, their routes) is fetched by Envoy once it has them, and Envoy reports
+            # ready only after its first listeners have it.
+            held = self._snapshot.find(key)
         if held is None:
             self._ready[key] = False
             return False

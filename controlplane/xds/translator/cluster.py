@@ -15,6 +15,7 @@ from envoy.type.v3 import range_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.endpoint import upstream_load_assignment
+from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
@@ -53,6 +54,15 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
         )
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
+    apply_balancing(message, cluster)
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    if cluster.outlier is not None:
+        message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+        options.CopyFrom(_error_classification(cluster.outlier.error_status_codes))
+    if cluster.http2:
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    if options.ListFields():
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
     return message
 
 
@@ -80,7 +90,8 @@ def _error_classification(status_codes: tuple[int, ...]) -> Any:
     """Which responses count toward ``consecutive_5xx``: 5xx and the extra codes (e.g. 429).
 
     The matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also requires
-    an explicit protocol once outlier options are set (hops speak HTTP/1.1).
+    an explicit protocol once outlier options are set (HTTP/1.1, as hops and model servers speak; an
+    HTTP/2 cluster replaces it).
     """
     rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in status_codes]
     return http_protocol_options_pb2.HttpProtocolOptions(
@@ -117,7 +128,10 @@ def _tls_socket(tls: ir.UpstreamTls, *, system_ca_file: str) -> Any:
             )
         )
     context = tls_pb2.CommonTlsContext()
-    if tls.ca_secret is None:
+    if not tls.verify:
+        # Encrypted, any certificate accepted: what endpoint pickers serve (a self-signed one by default).
+        context.alpn_protocols.append("h2")
+    elif tls.ca_secret is None:
         validation.trusted_ca.filename = system_ca_file
         context.validation_context.CopyFrom(validation)
     else:

@@ -19,6 +19,10 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from controlplane import ir
 from controlplane.xds.translator import local_reply
 from controlplane.xds.translator.filters.credential import credential_filter
+from controlplane.xds.translator.filters.endpoint_picker import (
+    endpoint_picker_filter,
+    served_endpoint_filter,
+)
 from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.router import router_filter
@@ -48,6 +52,11 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     filters = []
     if hop.model_override is not None:
         filters.append(model_override_filter(model=hop.model_override))
+    if hop.picker is not None:
+        # After the model override (the picker sees the model the pool is asked for), before the
+        # credential (the picker never sees the API key); responses meet the served endpoint's filter
+        # first (filters run in reverse on the way back).
+        filters += [endpoint_picker_filter(hop.picker), served_endpoint_filter()]
     if hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
     filters.append(router_filter(suppress_envoy_headers=True))

@@ -13,7 +13,11 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.messages import pack, seconds
+
+PICKED_ENDPOINT_RETRIES = 2
+_UNREACHABLE = "connect-failure,refused-stream,reset"
 
 
 def route_configuration(listener: ir.HttpListener) -> Any:
@@ -47,6 +51,19 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         )
     if hop.host_rewrite is not None:
         route.route.host_rewrite_literal = hop.host_rewrite
+    if hop.picker is not None:
+        # The picker's fallback endpoints: a picked endpoint that cannot be reached is retried on the next
+        # one it named (then on any pool endpoint), inside the hop, before the rule fails over.
+        route.route.retry_policy.CopyFrom(
+            rc.RetryPolicy(retry_on=_UNREACHABLE, num_retries={"value": PICKED_ENDPOINT_RETRIES})
+        )
+        # The endpoint that served (a fallback, after a retry), for the picker (filters.endpoint_picker).
+        route.response_headers_to_add.append(
+            base_pb2.HeaderValueOption(
+                header=base_pb2.HeaderValue(key=SERVED_ENDPOINT_KEY, value="%UPSTREAM_HOST%"),
+                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            )
+        )
     return route_pb2.RouteConfiguration(
         name=hop.name,
         virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=[route])],
