@@ -117,6 +117,13 @@ class LLMRequestCost(Model):
 _ONLY_GATEWAYS = "only Gateway is supported"
 
 
+INT32_MAX = 2**31 - 1
+"""Upstream's ``int32`` fields: the API server does not range-check the format, a Go client refuses more."""
+MAX_BACKEND_WEIGHT = 1_000_000
+"""Upstream documents the weight as exactly Gateway API's BackendRef weight, whose CRD caps it here; it also
+keeps a priority level's summed weights (at most 128 refs) within Envoy's uint32."""
+
+
 class AIGatewayRouteRuleBackendRef(Model):
     """A backend of a rule: an AIServiceBackend, or an InferencePool when kind says so."""
 
@@ -130,9 +137,9 @@ class AIGatewayRouteRuleBackendRef(Model):
     """The model name sent to this backend instead of the client's (body and x-ai-eg-model header)."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
-    weight: int = Field(default=1, ge=0, strict=True)
+    weight: int = Field(default=1, ge=0, le=MAX_BACKEND_WEIGHT, strict=True)
     """This backend's share of its priority level's traffic."""
-    priority: int = Field(default=0, ge=0, strict=True)
+    priority: int = Field(default=0, ge=0, le=INT32_MAX, strict=True)
     """Lower levels are tried first; the next level takes over when a level fails."""
 
     @property

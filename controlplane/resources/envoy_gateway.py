@@ -10,13 +10,14 @@ retry_types.go, healthcheck_types.go, timeout_types.go).
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.fieldtypes import DNS_SUBDOMAIN, Duration
 from controlplane.resources.gateway_api import (
     LocalObjectReference,
     LocalPolicyTargetReferenceWithSectionName,
@@ -50,18 +51,36 @@ UnimplementedList = Annotated[list[Loose] | None, UNIMPLEMENTED]
 # --- Backend ------------------------------------------------------------------------------------------
 
 
+# Upstream's pattern; it lets through some strings that are no address ("1:2"), which the check below refuses
+# (Envoy would NACK them as malformed).
+_IP_PATTERN = (
+    r"^((25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)$"
+    r"|^(([0-9a-fA-F]{1,4}:){1,7}[0-9a-fA-F]{1,4}|::|(([0-9a-fA-F]{1,4}:){0,5})?(:[0-9a-fA-F]{1,4}){1,2})$"
+)
+
+
 class FQDNEndpoint(Model):
-    hostname: str = Field(min_length=1)
+    hostname: str = Field(min_length=1, max_length=253, pattern=rf"^{DNS_SUBDOMAIN}$")
     port: PortNumber
 
 
 class IPEndpoint(Model):
-    address: str = Field(min_length=1)
+    address: str = Field(min_length=3, max_length=45, pattern=_IP_PATTERN)
     port: PortNumber
+
+    @field_validator("address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise PydanticCustomError("ip_address", "must be an IPv4 or IPv6 address") from None
+        return value
 
 
 class UnixSocket(Model):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, max_length=108)
+    """A socket path's limit (``sun_path``); upstream states it as a CEL rule."""
 
 
 class BackendEndpoint(Model):

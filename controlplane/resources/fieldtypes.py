@@ -91,9 +91,9 @@ IntOrString = Annotated[
 
 # --- Gateway API's named strings ----------------------------------------------------------------------
 
-_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 
-Group = Annotated[str, Field(max_length=253, pattern=rf"^$|^{_DNS_SUBDOMAIN}$")]
+Group = Annotated[str, Field(max_length=253, pattern=rf"^$|^{DNS_SUBDOMAIN}$")]
 """An API group; empty is the core group."""
 _KIND = r"[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?"
 Kind = Annotated[str, Field(min_length=1, max_length=63, pattern=rf"^{_KIND}$")]
@@ -102,8 +102,8 @@ KindOrEmpty = Annotated[str, Field(max_length=63, pattern=rf"^$|^{_KIND}$")]
 ObjectName = Annotated[str, Field(min_length=1, max_length=253)]
 Namespace = Annotated[str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
 """A DNS label (RFC 1123)."""
-SectionName = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^{_DNS_SUBDOMAIN}$")]
-Hostname = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^(\*\.)?{_DNS_SUBDOMAIN}$")]
+SectionName = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^{DNS_SUBDOMAIN}$")]
+Hostname = Annotated[str, Field(min_length=1, max_length=253, pattern=rf"^(\*\.)?{DNS_SUBDOMAIN}$")]
 """A DNS name, optionally with one leading ``*.`` label."""
 HeaderName = Annotated[str, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9!#$%&'*+\-.^_\x60|~]+$")]
 """An HTTP header name (an RFC 7230 token)."""
