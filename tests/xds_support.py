@@ -181,6 +181,8 @@ class TrafficLoop:
 
     port: int
     keepalive_clients: int = 2
+    host: str | None = None
+    """The Host header, for a listener with virtual hosts by name."""
     answers: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -216,7 +218,7 @@ class TrafficLoop:
             try:
                 if connection is None:
                     connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                connection.request("GET", "/v1/models")
+                connection.request("GET", "/v1/models", headers={"host": self.host} if self.host else {})
                 response = connection.getresponse()
                 response.read()
                 backend = response.getheader("x-fake-backend") or ""
