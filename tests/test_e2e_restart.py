@@ -65,7 +65,7 @@ def _in_sync(stack: LocalStack) -> bool:
         code = main(["proxy-status", f"--xds-address=127.0.0.1:{stack.xds_port}", "-o", "json"])
     assert code == 0
     (proxy,) = json.loads(printed.getvalue())["proxies"]
-    syncs = {status["type_url"].rsplit(".", 1)[-1]: status["sync"] for status in proxy["types"]}
+    syncs: dict[str, str] = {s["type_url"].rsplit(".", 1)[-1]: s["sync"] for s in proxy["types"]}
     assert set(syncs.values()) <= {"SYNCED", "NOT_SENT"}, syncs
     return syncs["Listener"] == syncs["Cluster"] == "SYNCED"
 
