@@ -22,7 +22,7 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from controlplane.devtools.fake_backend.metrics import ServerLoad, prometheus_text
-from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.modes import HoldStream, Mode, Refuse, Reset, Slow, Status
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
@@ -77,7 +77,7 @@ class Responder:
             return self._status_error(mode)
         if isinstance(mode, Slow):
             await asyncio.sleep(mode.seconds)
-        return await self._route(request, received)
+        return await self._route(request, received, hold=mode if isinstance(mode, HoldStream) else None)
 
     def _metrics(self, request: web.BaseRequest) -> web.StreamResponse:
         """Scrapes are not recorded (a picker scrapes every few ms); only connection faults apply to them."""
@@ -109,7 +109,9 @@ class Responder:
             received_at=time.monotonic(),
         )
 
-    async def _route(self, request: web.BaseRequest, received: ReceivedRequest) -> web.StreamResponse:
+    async def _route(
+        self, request: web.BaseRequest, received: ReceivedRequest, *, hold: HoldStream | None
+    ) -> web.StreamResponse:
         path = request.path
         if request.method == "GET" and path.endswith("/v1/models"):
             return self._json(
@@ -120,11 +122,11 @@ class Responder:
         if request.method == "POST" and (chat or path.endswith("/v1/completions")):
             if not isinstance(received.json, dict):
                 return self._error(HTTPStatus.BAD_REQUEST, "the request body must be a JSON object")
-            return await self._complete(request, received.json, chat=chat)
+            return await self._complete(request, received.json, chat=chat, hold=hold)
         return self._error(HTTPStatus.NOT_FOUND, f"Invalid URL ({request.method} {path})")
 
     async def _complete(
-        self, request: web.BaseRequest, body: dict[str, Any], *, chat: bool
+        self, request: web.BaseRequest, body: dict[str, Any], *, chat: bool, hold: HoldStream | None
     ) -> web.StreamResponse:
         asked = body.get("model")
         content = f"{self._name},{self._model},{asked if isinstance(asked, str) and asked else '-'}"
@@ -147,7 +149,8 @@ class Responder:
             include_usage = isinstance(body.get("stream_options"), dict) and bool(
                 body["stream_options"].get("include_usage")
             )
-            return await self._stream(request, head, pieces, usage if include_usage else None, chat=chat)
+            usage_event = usage if include_usage else None
+            return await self._stream(request, head, pieces, usage_event, chat=chat, hold=hold)
         choice = _choice(content, "stop", chat=chat, streamed=False)
         return self._json(HTTPStatus.OK, {**head, "choices": [choice], "usage": usage})
 
@@ -159,6 +162,7 @@ class Responder:
         usage: dict[str, int] | None,
         *,
         chat: bool,
+        hold: HoldStream | None,
     ) -> web.StreamResponse:
         response = web.StreamResponse(
             headers={
@@ -176,8 +180,10 @@ class Responder:
         events = [{**chunk_head, "choices": [choice]} for choice in choices]
         if usage is not None:
             events.append({**chunk_head, "choices": [], "usage": usage})
-        for event in events:
+        for index, event in enumerate(events):
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            if index == 0 and hold is not None:
+                await asyncio.to_thread(hold.release.wait, hold.max_hold_seconds)
         await response.write(_SSE_DONE)
         await response.write_eof()
         return response
