@@ -41,7 +41,9 @@ def group(namespace: str, *, port: int, backend_ports: tuple[int, int]) -> list[
             "metadata": {"name": "gw", **meta},
             "spec": {
                 "gatewayClassName": "ai-gateway",
-                "listeners": [{"name": "http", "protocol": "HTTP", "port": port}],
+                "listeners": [
+                    {"name": "http", "protocol": "HTTP", "port": port, "hostname": f"*.{namespace}.example"}
+                ],
             },
         },
         {
@@ -50,11 +52,20 @@ def group(namespace: str, *, port: int, backend_ports: tuple[int, int]) -> list[
             "metadata": {"name": "route", **meta},
             "spec": {
                 "parentRefs": [{"name": "gw"}],
+                "hostnames": [f"llm.{namespace}.example"],
                 "rules": [
                     {
                         "matches": [{"headers": [{"name": "x-ai-eg-model", "value": "chat"}]}],
                         "backendRefs": [
-                            {"name": "primary", "priority": 0, "modelNameOverride": "big"},
+                            {
+                                "name": "primary",
+                                "priority": 0,
+                                "modelNameOverride": "big",
+                                "headerMutation": {
+                                    "set": [{"name": "x-ref", "value": "a"}],
+                                    "remove": ["x-drop"],
+                                },
+                            },
                             {"name": "fallback", "priority": 1, "weight": 2},
                         ],
                         "timeouts": {"request": "30s"},
@@ -64,8 +75,21 @@ def group(namespace: str, *, port: int, backend_ports: tuple[int, int]) -> list[
                             {
                                 "headers": [
                                     {"type": "RegularExpression", "name": "x-ai-eg-model", "value": "m-.*"}
-                                ]
+                                ],
+                                "path": {"type": "PathPrefix", "value": "/m"},
                             }
+                        ],
+                        "filters": [
+                            {
+                                "type": "URLRewrite",
+                                "urlRewrite": {
+                                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/v1"}
+                                },
+                            },
+                            {
+                                "type": "RequestHeaderModifier",
+                                "requestHeaderModifier": {"set": [{"name": "x-r", "value": "1"}]},
+                            },
                         ],
                         "backendRefs": [{"name": "fallback"}],
                     },
@@ -108,6 +132,23 @@ def group(namespace: str, *, port: int, backend_ports: tuple[int, int]) -> list[
                 ],
                 "type": "APIKey",
                 "apiKey": {"secretRef": {"name": "openai"}},
+            },
+        },
+        {
+            "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+            "kind": "BackendTrafficPolicy",
+            "metadata": {"name": "failover", **meta},
+            "spec": {
+                "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "route"}],
+                "retry": {
+                    "numAttemptsPerPriority": 1,
+                    "numRetries": 3,
+                    "perRetry": {"backOff": {"baseInterval": "100ms", "maxInterval": "1s"}, "timeout": "10s"},
+                    "retryOn": {
+                        "httpStatusCodes": [500, 503],
+                        "triggers": ["connect-failure", "retriable-status-codes"],
+                    },
+                },
             },
         },
         {
