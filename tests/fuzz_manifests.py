@@ -189,9 +189,9 @@ def _set(doc: Doc, path: tuple[Step, ...], value: Any) -> None:
 _DELETE = object()
 _STRINGS = st.one_of(
     st.text(min_size=1, max_size=40),  # unicode of every category but surrogates
-    st.sampled_from(
-        ["a" * 254, "x" * 4097, "y" * 70_000, "ghost", "-bad-", "UPPER", "a/b", "*", "${x}", "\x00"]
-    ),
+    st.sampled_from(["a" * 254, "x" * 4097, "y" * 70_000, "ghost", "-bad-", "UPPER", "a/b", "*", "${x}"]),
+    # What Envoy is picky about: control characters, format-string percents, paths that are no paths.
+    st.sampled_from(["\x00", "a\nb", "\r\n", "%", "50%", "%REQ(x)%", "/a b", "v1", "/x/../y", "bad name"]),
 )
 
 

@@ -102,8 +102,9 @@ def test_a_primary_failing_before_its_first_byte_streams_from_the_next_priority(
         assert reply.status_code == 200
         events = list(_events(reply.iter_lines()))
     assert events[-1] == "[DONE]"
-    assert _content(events) == "azure-host,azure-host,azure-model"
+    assert _content(events) == "azure-host,azure-host,azure-model@50%"
     (received,) = azure.received
+    assert received.model == "azure-model@50%", "a '%' in the override arrives as written"
     assert received.json is not None
     assert received.json["stream"] is True
     assert received.headers["api-key"] == "sk-e2e-azure-93ce4a"

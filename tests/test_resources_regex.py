@@ -61,7 +61,11 @@ def test_a_regex_envoy_refuses_is_refused_with_its_field(pattern: str, valid: bo
 
 def test_an_exact_match_is_not_a_regex() -> None:
     route = _route("(unclosed").replace("type: RegularExpression", "type: Exact")
-    assert [p.format() for p in load_text(route).problems if p.severity is Severity.ERROR] == []
+    problems = [p for p in load_text(route).problems if p.severity is Severity.ERROR]
+    # The header takes any value; an exact path must still be a path.
+    assert [(p.field_path, "RE2" in p.message) for p in problems] == [
+        ("spec.rules[0].matches[0].path.value", False)
+    ]
 
 
 def test_the_limit_is_reported_with_the_size() -> None:

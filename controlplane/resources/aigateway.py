@@ -17,7 +17,15 @@ from pydantic_core import PydanticCustomError
 
 from controlplane.ir import OPENAI_PATH_PREFIX
 from controlplane.resources.cel import cel, x_validations
-from controlplane.resources.fieldtypes import Duration, Group, Hostname, KindOrEmpty, Namespace
+from controlplane.resources.fieldtypes import (
+    Duration,
+    Group,
+    HeaderNameToRemove,
+    Hostname,
+    KindOrEmpty,
+    ModelName,
+    Namespace,
+)
 from controlplane.resources.gateway_api import (
     BackendObjectReference,
     HTTPHeader,
@@ -83,7 +91,9 @@ MAX_MUTATIONS = 16
 
 class HTTPHeaderMutation(Model):
     set: Annotated[list[HTTPHeader], list_map("name")] = Field(default_factory=list, max_length=MAX_MUTATIONS)
-    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    remove: Annotated[list[HeaderNameToRemove], LIST_SET] = Field(
+        default_factory=list, max_length=MAX_MUTATIONS
+    )
 
 
 class HTTPBodyField(Model):
@@ -133,7 +143,7 @@ class AIGatewayRouteRuleBackendRef(Model):
     group: Group | None = None
     kind: KindOrEmpty | None = None
     """``InferencePool`` for a pool; an AIServiceBackend when not set."""
-    model_name_override: str = ""
+    model_name_override: ModelName = ""
     """The model name sent to this backend instead of the client's (body and x-ai-eg-model header)."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None

@@ -14,14 +14,18 @@ from pydantic_core import PydanticCustomError
 
 from controlplane.resources.cel import cel, x_validations
 from controlplane.resources.fieldtypes import (
+    AbsolutePath,
     Duration,
     Group,
     HeaderName,
+    HeaderNameToRemove,
     HeaderValue,
     Kind,
     Namespace,
     ObjectName,
+    PreciseHostname,
     SectionName,
+    validate_absolute_path,
 )
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
@@ -83,6 +87,12 @@ def _envoy_regex(value: str, info: ValidationInfo) -> str:
     return value
 
 
+def _path_or_regex(value: str, info: ValidationInfo) -> str:
+    if info.data.get("type", "PathPrefix") != "RegularExpression":
+        return validate_absolute_path(value)
+    return _envoy_regex(value, info)
+
+
 class HTTPHeaderMatch(Model):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: HeaderName
@@ -93,26 +103,26 @@ class HTTPHeaderMatch(Model):
 
 class HTTPPathMatch(Model):
     type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
-    value: str = Field(default="/", min_length=1)
+    value: str = Field(default="/", min_length=1, max_length=1024)
 
-    _regex = field_validator("value")(_envoy_regex)
+    _path = field_validator("value")(_path_or_regex)
 
 
 class HTTPPathModifier(Model):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
-    replace_full_path: str | None = None
-    replace_prefix_match: str | None = None
+    replace_full_path: AbsolutePath | None = None
+    replace_prefix_match: AbsolutePath | None = None
 
 
 class HTTPURLRewriteFilter(Model):
-    hostname: str | None = None
+    hostname: PreciseHostname | None = None
     path: HTTPPathModifier | None = None
 
 
 class HTTPHeaderFilter(Model):
     set: list[HTTPHeader] = Field(default_factory=list)
     add: list[HTTPHeader] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    remove: list[HeaderNameToRemove] = Field(default_factory=list)
 
 
 class HTTPRouteFilter(Model):
