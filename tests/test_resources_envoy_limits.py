@@ -116,3 +116,73 @@ def test_what_envoy_takes_is_taken() -> None:
         '    backendRefs: [{name: b, modelNameOverride: "50%-model", headerMutation: {remove: [x-drop]}}]'
     )
     assert _route_errors(rule) == []
+
+
+def _policy(retry: str, health: str = "") -> str:
+    return (
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: BackendTrafficPolicy\n"
+        "metadata: {name: p, namespace: n}\nspec:\n"
+        "  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]\n"
+        f"  retry: {retry}\n" + (f"  healthCheck: {{passive: {health}}}\n" if health else "")
+    )
+
+
+@pytest.mark.parametrize(
+    ("retry", "health", "field", "message"),
+    [
+        ("{perRetry: {backOff: {baseInterval: 0s}}}", "", "spec.retry.perRetry.backOff.baseInterval", ">0"),
+        ("{perRetry: {backOff: {maxInterval: 0s}}}", "", "spec.retry.perRetry.backOff.maxInterval", ">0"),
+        (
+            "{perRetry: {backOff: {baseInterval: 2s, maxInterval: 1s}}}",
+            "",
+            "spec.retry.perRetry.backOff",
+            "maxInterval must not be shorter than baseInterval",
+        ),
+        ("{numRetries: 2147483648}", "", "spec.retry.numRetries", "must be at most 2147483647"),
+        ("{}", "{interval: 0s}", "spec.healthCheck.passive.interval", ">0"),
+        ("{}", "{baseEjectionTime: 0s}", "spec.healthCheck.passive.baseEjectionTime", ">0"),
+        (
+            "{}",
+            "{consecutive5XxErrors: 4294967296}",
+            "spec.healthCheck.passive.consecutive5XxErrors",
+            "4294967295",
+        ),
+    ],
+)
+def test_traffic_policy_values_envoy_would_refuse_are_refused(
+    retry: str, health: str, field: str, message: str
+) -> None:
+    problems = [p for p in load_text(_policy(retry, health)).problems if p.severity is Severity.ERROR]
+    expected = "must be longer than 0s" if message == ">0" else message
+    assert [(p.field_path, expected in p.message) for p in problems] == [(field, True)]
+
+
+def test_a_base_back_off_alone_gets_upstreams_default_maximum() -> None:
+    """Ten times the base, as Envoy Gateway documents: a fixed default could fall below a long base."""
+    from controlplane.pipeline import translate
+
+    route = (
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIGatewayRoute\n"
+        "metadata: {name: r, namespace: n}\n"
+        "spec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: b}]}]\n---\n"
+        "apiVersion: aigateway.envoyproxy.io/v1beta1\nkind: AIServiceBackend\n"
+        "metadata: {name: b, namespace: n}\n"
+        "spec: {schema: {name: OpenAI}, backendRef: {name: h, kind: Backend, group: gateway.envoyproxy.io}}\n"
+        "---\n"
+        "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: h, namespace: n}\n"
+        "spec: {endpoints: [{ip: {address: 127.0.0.1, port: 8000}}]}\n---\n"
+    )
+    loaded = load_text(route + _policy("{perRetry: {backOff: {baseInterval: 3s}}}"))
+    assert [p.format() for p in loaded.problems if p.severity is Severity.ERROR] == []
+    result = translate(loaded.resource_set())
+    policies = [
+        r.route.retry_policy
+        for c in result.envoy.routes
+        for v in c.virtual_hosts
+        for r in v.routes
+        if r.route.cluster
+    ]
+    assert policies
+    for policy in policies:
+        assert policy.retry_back_off.base_interval.seconds == 3
+        assert policy.retry_back_off.max_interval.seconds == 30

@@ -137,7 +137,9 @@ def _overridden(base: ir.RetryPolicy, retry: Retry, *, levels: int) -> ir.RetryP
             base = replace(base, per_try_timeout_seconds=per_retry.timeout.total_seconds())
         back_off = per_retry.back_off
         if back_off is not None and back_off.base_interval is not None:
-            base = replace(base, back_off_base_seconds=back_off.base_interval.total_seconds())
+            seconds = back_off.base_interval.total_seconds()
+            # Upstream's default maximum is 10 times the base (a fixed default could fall below it).
+            base = replace(base, back_off_base_seconds=seconds, back_off_max_seconds=10 * seconds)
         if back_off is not None and back_off.max_interval is not None:
             base = replace(base, back_off_max_seconds=back_off.max_interval.total_seconds())
     return base

@@ -18,6 +18,7 @@ from pydantic_core import PydanticCustomError
 from controlplane.ir import OPENAI_PATH_PREFIX
 from controlplane.resources.cel import cel, x_validations
 from controlplane.resources.fieldtypes import (
+    INT32_MAX,
     Duration,
     Group,
     HeaderNameToRemove,
@@ -127,8 +128,6 @@ class LLMRequestCost(Model):
 _ONLY_GATEWAYS = "only Gateway is supported"
 
 
-INT32_MAX = 2**31 - 1
-"""Upstream's ``int32`` fields: the API server does not range-check the format, a Go client refuses more."""
 MAX_BACKEND_WEIGHT = 1_000_000
 """Upstream documents the weight as exactly Gateway API's BackendRef weight, whose CRD caps it here; it also
 keeps a priority level's summed weights (at most 128 refs) within Envoy's uint32."""

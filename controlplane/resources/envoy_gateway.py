@@ -17,7 +17,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane.resources.fieldtypes import DNS_SUBDOMAIN, Duration
+from controlplane.resources.fieldtypes import (
+    DNS_SUBDOMAIN,
+    INT32_MAX,
+    UINT32_MAX,
+    Duration,
+    PositiveDuration,
+)
 from controlplane.resources.gateway_api import (
     LocalObjectReference,
     LocalPolicyTargetReferenceWithSectionName,
@@ -150,8 +156,15 @@ class RetryOn(Model):
 
 
 class BackOffPolicy(Model):
-    base_interval: Duration | None = None
-    max_interval: Duration | None = None
+    base_interval: PositiveDuration | None = None
+    max_interval: PositiveDuration | None = None
+    """10 times ``base_interval`` when not set, as upstream documents (and Envoy does)."""
+
+    @model_validator(mode="after")
+    def _max_not_below_base(self) -> BackOffPolicy:
+        if self.base_interval and self.max_interval and self.max_interval < self.base_interval:
+            raise PydanticCustomError("back_off_order", "maxInterval must not be shorter than baseInterval")
+        return self
 
 
 class PerRetryPolicy(Model):
@@ -160,19 +173,19 @@ class PerRetryPolicy(Model):
 
 
 class Retry(Model):
-    num_retries: int = Field(default=2, ge=0)
-    num_attempts_per_priority: int | None = Field(default=None, ge=0)
+    num_retries: int = Field(default=2, ge=0, le=INT32_MAX)
+    num_attempts_per_priority: int | None = Field(default=None, ge=0, le=INT32_MAX)
     retry_on: RetryOn | None = None
     per_retry: PerRetryPolicy | None = None
 
 
 class PassiveHealthCheck(Model):
     split_external_local_origin_errors: bool = False
-    interval: Duration = timedelta(seconds=3)
-    consecutive_local_origin_failures: int = Field(default=5, ge=0)
-    consecutive_gateway_errors: int | None = Field(default=None, ge=0)
-    consecutive_5xx_errors: int = Field(default=5, ge=0, alias="consecutive5XxErrors")
-    base_ejection_time: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(seconds=3)
+    consecutive_local_origin_failures: int = Field(default=5, ge=0, le=UINT32_MAX)
+    consecutive_gateway_errors: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    consecutive_5xx_errors: int = Field(default=5, ge=0, le=UINT32_MAX, alias="consecutive5XxErrors")
+    base_ejection_time: PositiveDuration = timedelta(seconds=30)
     max_ejection_percent: Percent = 10
     failure_percentage_threshold: Percent | None = None
     always_eject_one_endpoint: bool = False

@@ -83,10 +83,27 @@ Duration = Annotated[
 ]
 """A Gateway API duration string, held as ``timedelta``."""
 
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise PydanticCustomError("duration_positive", "must be longer than 0s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+"""A duration Envoy needs above zero (an interval, a back-off); the upstream CRDs do not say so."""
+
 IntOrString = Annotated[
     int | str, PlainValidator(_int_or_string), WithJsonSchema({"x-kubernetes-int-or-string": True})
 ]
 """Kubernetes IntOrString (a Service ``targetPort``: a number or a container port name)."""
+
+
+INT32_MAX = 2**31 - 1
+"""Upstream's ``int32`` fields: the API server does not range-check the format; a Go client (and Envoy's
+protobuf fields) refuse more."""
+UINT32_MAX = 2**32 - 1
+"""Upstream's ``uint32`` fields, likewise."""
 
 
 # --- Gateway API's named strings ----------------------------------------------------------------------
