@@ -162,7 +162,7 @@ def group(namespace: str, *, port: int, backend_ports: tuple[int, int]) -> list[
 
 # --- mutations ---------------------------------------------------------------------------------------
 
-WRONG_TYPES: list[Any] = [None, True, -1, 0, 2**70, 1.5, "", "text", [], ["x"], {}, {"x": 1}]
+WRONG_TYPES: list[Any] = [None, True, -1, 0, 2**31, 2**32, 2**70, 1.5, "", "text", [], ["x"], {}, {"x": 1}]
 """Values put where another type belongs; the integers are never usable ports (Envoy would refuse to bind)."""
 
 
@@ -192,6 +192,7 @@ _STRINGS = st.one_of(
     st.sampled_from(["a" * 254, "x" * 4097, "y" * 70_000, "ghost", "-bad-", "UPPER", "a/b", "*", "${x}"]),
     # What Envoy is picky about: control characters, format-string percents, paths that are no paths.
     st.sampled_from(["\x00", "a\nb", "\r\n", "%", "50%", "%REQ(x)%", "/a b", "v1", "/x/../y", "bad name"]),
+    st.sampled_from(["0s", "1ms", "99999h", "99999h99999m99999s99999ms"]),  # durations at both ends
 )
 
 
