@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools crds demo test lint fuzz bench clean
+.PHONY: install tools crds demo test lint fuzz bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: lint tools
 fuzz: install
 	AIXDS_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_fuzz_manifests.py -p no:cacheprovider --timeout 3600 \
 		--hypothesis-show-statistics
+
+# The incremental-translation property test with many more edit sequences than CI runs (minutes).
+soak: install
+	PIPELINE_PROPERTY_EXAMPLES=2000 $(BIN)/pytest -q tests/test_pipeline_incremental.py
 
 bench: install
 	$(BIN)/python -m bench.xds_push

@@ -101,7 +101,7 @@ class _Config:
         ]
 
 
-class _Acks:
+class Acks:
     """Observer telling when a node has ACKed every resource of a snapshot."""
 
     def __init__(self) -> None:
@@ -166,7 +166,7 @@ async def _time_static(config: _Config) -> float:
 async def _time_ads(
     *,
     cache: SnapshotCache,
-    acks: _Acks,
+    acks: Acks,
     port: int,
     config: _Config,
     snapshot: Snapshot,
@@ -204,7 +204,7 @@ def _median(values: Sequence[float]) -> float:
 
 async def _bench(sizes: Sequence[int], repeat: int) -> list[dict[str, float]]:
     cache = SnapshotCache()
-    acks = _Acks()
+    acks = Acks()
     server = XdsServer(cache=cache, settings=XdsSettings(debounce_seconds=0.0))
     server.add_observer(acks)
     port = await server.start()

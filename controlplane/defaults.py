@@ -20,9 +20,16 @@ XDS_PORT = 18000
 """The control plane's ADS port (``serve --xds-port``)."""
 ADMIN_PORT = 19000
 """The control plane's admin port: metrics, health, status (``serve --admin-port``)."""
+ENVOY_ADMIN_PORT = 9901
+"""The admin port of the Envoy that ``controlplane bootstrap`` configures (``bootstrap --admin-port``):
+Envoy's own documented port, so the README's commands run on one host next to ``serve`` (a test checks
+that no two of these defaults are equal)."""
 
-DEBOUNCE_SECONDS = 0.3
-"""Quiet time after file changes before reloading (``serve --debounce``)."""
+DEBOUNCE_SECONDS = 0.05
+"""Quiet time after file events before reloading (``serve --debounce``): enough for an editor's save or a
+``cp`` of a folder to finish; a file caught half-written keeps serving its last good version anyway."""
+FILE_RESYNC_SECONDS = 10.0
+"""How often the file source checks its files even without file events (filesystems that send none)."""
 LEASE_DURATION_SECONDS = 15.0
 """How long a replica that stopped renewing keeps the status-writing Lease (client-go's default;
 ``serve --leader-election-lease-duration``)."""

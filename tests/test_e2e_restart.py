@@ -22,7 +22,7 @@ import pytest
 from controlplane.cli import main
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.stack import LocalStack
-from tests.e2e import EXAMPLES, running_stack
+from tests.e2e import CHAT, EXAMPLES, running_stack
 from tests.polling import wait_until
 from tests.xds_support import TrafficLoop
 
@@ -72,7 +72,7 @@ def _in_sync(stack: LocalStack) -> bool:
 
 def test_kill_9_and_restart_lose_no_request_and_change_nothing_in_envoy(stack: LocalStack) -> None:
     envoy = _envoy(stack)
-    with TrafficLoop(port=stack.port(10080), host=HOST) as loop:
+    with TrafficLoop(port=stack.port(10080), host=HOST, chat=True) as loop:
         wait_until(lambda: _answered_more(loop, 50), message="traffic through Envoy")
         version = stack.control_plane.status()["snapshotVersion"]
         before = _modified(envoy)
@@ -84,7 +84,7 @@ def test_kill_9_and_restart_lose_no_request_and_change_nothing_in_envoy(stack: L
             stack.control_plane.start()
             assert stack.control_plane.status()["snapshotVersion"] == version
             wait_until(lambda: _connected(envoy) == 1, timeout=30, message="Envoy to reconnect")
-            wait_until(partial(_in_sync, stack), message="Envoy to ACK the restarted control plane")
+            wait_until(partial(_in_sync, stack), timeout=30, message="Envoy to ACK the restart")
             sent = loop.total()
             wait_until(partial(_answered_more, loop, sent + 50), message="traffic after the restart")
         assert _modified(envoy) == before
@@ -96,7 +96,7 @@ def test_kill_9_and_restart_lose_no_request_and_change_nothing_in_envoy(stack: L
 
 def test_sigterm_ends_the_streams_and_exits_0_while_envoy_serves_on(stack: LocalStack) -> None:
     envoy = _envoy(stack)
-    with TrafficLoop(port=stack.port(10080), host=HOST) as loop:
+    with TrafficLoop(port=stack.port(10080), host=HOST, chat=True) as loop:
         wait_until(lambda: _answered_more(loop, 50), message="traffic through Envoy")
         assert stack.control_plane.terminate() == 0
         wait_until(lambda: _connected(envoy) == 0, message="Envoy to see the control plane gone")
@@ -113,7 +113,7 @@ def test_a_killed_primary_costs_no_request_and_none_left_is_a_prompt_json_error(
     stack: LocalStack,
 ) -> None:
     eu, us = stack.backends["vllm-eu"], stack.backends["vllm-us"]
-    with TrafficLoop(port=stack.port(10080), host=HOST) as loop:
+    with TrafficLoop(port=stack.port(10080), host=HOST, chat=True) as loop:
         wait_until(lambda: _answered_more(loop, 50), message="traffic through Envoy")
         eu.stop()
         wait_until(lambda: loop.answers["vllm-us"] > 100, timeout=30, message="us to take over")
@@ -122,7 +122,7 @@ def test_a_killed_primary_costs_no_request_and_none_left_is_a_prompt_json_error(
     us.stop()
     with httpx.Client(timeout=10) as client:  # a hang would fail here, not stall the suite
         for _ in range(3):
-            reply = client.get(stack.url(10080, "/v1/models"), headers={"host": HOST})
+            reply = client.post(stack.url(10080), json=CHAT, headers={"host": HOST})
             assert reply.status_code == 503
             assert reply.headers["content-type"] == "application/json"
             assert reply.json()["error"]["type"] == "server_error"

@@ -179,16 +179,33 @@ class AIGatewayRouteRule(Model):
     timeouts: HTTPRouteTimeouts | None = None
     """``request`` defaults to 60s; ``0s`` means none."""
     stream_idle_timeout: Duration | None = None
-    """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere)."""
-    models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"
-    models_created_at: Annotated[datetime | None, UNIMPLEMENTED] = None
+    """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere):
+    Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it (per its API notes; v1.1 is not on the
+    Go module proxy to read). ``0s`` means none."""
+    models_owned_by: str = "Envoy AI Gateway"
+    """``owned_by`` of the models this rule declares on ``GET /v1/models``."""
+    models_created_at: datetime | None = None
+    """``created`` of the models this rule declares (default: the route's creation time)."""
 
     @property
     def request_timeout(self) -> timedelta:
-        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API)."""
-        if self.timeouts is not None and self.timeouts.request is not None:
-            return self.timeouts.request
+        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API).
+
+        With ``request`` unset, a longer ``backendRequest`` is the limit, as upstream: Envoy Gateway makes
+        ``backendRequest`` the route's timeout, so 60s never cuts a backend allowed longer.
+        """
+        timeouts = self.timeouts
+        if timeouts is not None and timeouts.request is not None:
+            return timeouts.request
+        if timeouts is not None and timeouts.backend_request is not None:
+            return max(DEFAULT_REQUEST_TIMEOUT, timeouts.backend_request)
         return DEFAULT_REQUEST_TIMEOUT
+
+    @property
+    def backend_request_timeout(self) -> timedelta | None:
+        """``timeouts.backendRequest``: the limit of each attempt; None when unset or ``0s`` (none)."""
+        backend = self.timeouts.backend_request if self.timeouts is not None else None
+        return backend if backend else None
 
 
 class AIGatewayRouteSpec(Model):

@@ -32,7 +32,7 @@ from controlplane.resources.gateway_api import (
 )
 from controlplane.resources.groups import ENVOY_GATEWAY_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
-from controlplane.resources.notes import UNIMPLEMENTED
+from controlplane.resources.notes import UNIMPLEMENTED, FieldNote, FieldState
 
 HTTPStatus = Annotated[int, Field(ge=100, le=599)]
 RetryTrigger = Literal[
@@ -52,6 +52,11 @@ RetryTrigger = Literal[
 ]
 Percent = Annotated[int, Field(ge=0, le=100)]
 Unimplemented = Annotated[Loose | None, UNIMPLEMENTED]
+CONNECTION_LEVEL = FieldNote(
+    FieldState.UNIMPLEMENTED,
+    "not implemented: a backend's connections are shared by every route using it, so a route's policy "
+    "does not set them",
+)
 UnimplementedList = Annotated[list[Loose] | None, UNIMPLEMENTED]
 
 # --- Backend ------------------------------------------------------------------------------------------
@@ -236,16 +241,33 @@ class HealthCheck(Model):
     panic_threshold: Percent | None = None
 
 
+class PerEndpointCircuitBreakers(Model):
+    max_connections: int = Field(default=1024, ge=0, le=4294967295)
+
+
+class CircuitBreaker(Model):
+    """Envoy Gateway's circuit breaker; every limit defaults to 1024, as there."""
+
+    max_connections: int = Field(default=1024, ge=0, le=4294967295)
+    max_pending_requests: int = Field(default=1024, ge=0, le=4294967295)
+    max_parallel_requests: int = Field(default=1024, ge=0, le=4294967295)
+    max_parallel_retries: int = Field(default=1024, ge=0, le=4294967295)
+    max_requests_per_connection: int | None = Field(default=None, ge=0, le=4294967295)
+    per_endpoint: PerEndpointCircuitBreakers | None = None
+
+
 class TCPTimeout(Model):
-    connect_timeout: Duration | None = None
+    connect_timeout: Annotated[Duration | None, CONNECTION_LEVEL] = None
 
 
 class HTTPTimeout(Model):
-    connection_idle_timeout: Duration | None = None
-    max_connection_duration: Duration | None = None
+    connection_idle_timeout: Annotated[Duration | None, CONNECTION_LEVEL] = None
+    max_connection_duration: Annotated[Duration | None, CONNECTION_LEVEL] = None
     request_timeout: Duration | None = None
-    max_stream_duration: Duration | None = None
-    stream_idle_timeout: Duration | None = None
+    """The route's timeout when the rule sets no ``timeouts.request`` (the rule's wins, as in Envoy
+    Gateway, where Gateway API timeouts take precedence)."""
+    max_stream_duration: Annotated[Duration | None, UNIMPLEMENTED] = None
+    stream_idle_timeout: Annotated[Duration | None, UNIMPLEMENTED] = None
 
 
 class Timeout(Model):
@@ -263,7 +285,7 @@ class BackendTrafficPolicySpec(Model):
     load_balancer: Unimplemented = None
     proxy_protocol: Unimplemented = None
     tcp_keepalive: Unimplemented = None
-    circuit_breaker: Unimplemented = None
+    circuit_breaker: CircuitBreaker | None = None
     connection: Unimplemented = None
     dns: Unimplemented = None
     http2: Unimplemented = None

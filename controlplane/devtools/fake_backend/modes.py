@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-__all__ = ["HoldStream", "Mode", "Normal", "Refuse", "Reset", "Slow", "Status"]
+__all__ = ["HoldStream", "Mode", "Normal", "Refuse", "Reset", "Slow", "StallStream", "Status"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,18 @@ class Slow:
 
 
 @dataclass(frozen=True)
+class StallStream:
+    """Answer normally, but a streamed answer goes silent for this many seconds after its first chunk
+    (a model that stalls mid-generation); non-streamed answers are not delayed."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError(f"StallStream mode needs a delay >= 0, got {self.seconds}")
+
+
+@dataclass(frozen=True)
 class HoldStream:
     """Answer normally, but a streamed answer sends its first event and then waits for ``release`` (set from
     any thread) before the rest: a test sees the first chunk arrive while the backend has not finished."""
@@ -64,4 +76,4 @@ class Refuse:
     """Stop listening, keeping the port reserved: new connections are refused, open ones are closed."""
 
 
-Mode = Normal | Status | Slow | HoldStream | Reset | Refuse
+Mode = Normal | Status | Slow | StallStream | HoldStream | Reset | Refuse
