@@ -36,3 +36,11 @@ LEASE_DURATION_SECONDS = 15.0
 ENVOY_DRAIN_SECONDS = 600.0
 """Envoy's ``--drain-time-s`` default: how long a replaced listener's resources are kept
 (``serve --envoy-drain-seconds``)."""
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""Largest manifest file read (``--max-file-bytes``); a bigger one is refused unread, as a file that does
+not parse is (its last good version keeps serving). Kubernetes caps one object near 1.5 MiB; a file holds
+many."""
+MAX_OBJECTS = 10_000
+"""Most objects a folder of files may hold in all (``--max-objects``); above it the whole load is refused and
+the last load within the limit keeps serving, rather than serving some arbitrary part of the configuration."""

@@ -35,7 +35,7 @@ from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
-from controlplane.sources.files import FileSource
+from controlplane.sources.files import FileLimits, FileSource
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings, XdsTlsFiles
 
@@ -173,6 +173,7 @@ class ServeOptions:
     admin_port: int = defaults.ADMIN_PORT
     translation: TranslateOptions = field(default_factory=TranslateOptions)
     debounce_seconds: float = defaults.DEBOUNCE_SECONDS
+    file_limits: FileLimits = field(default_factory=FileLimits)
     envoy_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     shutdown_grace_seconds: float = 5.0
 
@@ -210,7 +211,9 @@ async def serve(options: ServeOptions) -> None:
 
 def _source(options: ServeOptions) -> Source:
     if options.kubernetes is None:
-        return FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+        return FileSource(
+            options.paths, debounce_seconds=options.debounce_seconds, limits=options.file_limits
+        )
     # Imported here: a file-only server need not load the Kubernetes client.
     from controlplane.sources.kubernetes import KubernetesSource
 

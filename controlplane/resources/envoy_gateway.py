@@ -10,13 +10,20 @@ retry_types.go, healthcheck_types.go, timeout_types.go).
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.fieldtypes import (
+    DNS_SUBDOMAIN,
+    INT32_MAX,
+    UINT32_MAX,
+    Duration,
+    PositiveDuration,
+)
 from controlplane.resources.gateway_api import (
     LocalObjectReference,
     LocalPolicyTargetReferenceWithSectionName,
@@ -55,18 +62,36 @@ UnimplementedList = Annotated[list[Loose] | None, UNIMPLEMENTED]
 # --- Backend ------------------------------------------------------------------------------------------
 
 
+# Upstream's pattern; it lets through some strings that are no address ("1:2"), which the check below refuses
+# (Envoy would NACK them as malformed).
+_IP_PATTERN = (
+    r"^((25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)$"
+    r"|^(([0-9a-fA-F]{1,4}:){1,7}[0-9a-fA-F]{1,4}|::|(([0-9a-fA-F]{1,4}:){0,5})?(:[0-9a-fA-F]{1,4}){1,2})$"
+)
+
+
 class FQDNEndpoint(Model):
-    hostname: str = Field(min_length=1)
+    hostname: str = Field(min_length=1, max_length=253, pattern=rf"^{DNS_SUBDOMAIN}$")
     port: PortNumber
 
 
 class IPEndpoint(Model):
-    address: str = Field(min_length=1)
+    address: str = Field(min_length=3, max_length=45, pattern=_IP_PATTERN)
     port: PortNumber
+
+    @field_validator("address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise PydanticCustomError("ip_address", "must be an IPv4 or IPv6 address") from None
+        return value
 
 
 class UnixSocket(Model):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, max_length=108)
+    """A socket path's limit (``sun_path``); upstream states it as a CEL rule."""
 
 
 class BackendEndpoint(Model):
@@ -136,8 +161,15 @@ class RetryOn(Model):
 
 
 class BackOffPolicy(Model):
-    base_interval: Duration | None = None
-    max_interval: Duration | None = None
+    base_interval: PositiveDuration | None = None
+    max_interval: PositiveDuration | None = None
+    """10 times ``base_interval`` when not set, as upstream documents (and Envoy does)."""
+
+    @model_validator(mode="after")
+    def _max_not_below_base(self) -> BackOffPolicy:
+        if self.base_interval and self.max_interval and self.max_interval < self.base_interval:
+            raise PydanticCustomError("back_off_order", "maxInterval must not be shorter than baseInterval")
+        return self
 
 
 class PerRetryPolicy(Model):
@@ -146,19 +178,19 @@ class PerRetryPolicy(Model):
 
 
 class Retry(Model):
-    num_retries: int = Field(default=2, ge=0)
-    num_attempts_per_priority: int | None = Field(default=None, ge=0)
+    num_retries: int = Field(default=2, ge=0, le=INT32_MAX)
+    num_attempts_per_priority: int | None = Field(default=None, ge=0, le=INT32_MAX)
     retry_on: RetryOn | None = None
     per_retry: PerRetryPolicy | None = None
 
 
 class PassiveHealthCheck(Model):
     split_external_local_origin_errors: bool = False
-    interval: Duration = timedelta(seconds=3)
-    consecutive_local_origin_failures: int = Field(default=5, ge=0)
-    consecutive_gateway_errors: int | None = Field(default=None, ge=0)
-    consecutive_5xx_errors: int = Field(default=5, ge=0, alias="consecutive5XxErrors")
-    base_ejection_time: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(seconds=3)
+    consecutive_local_origin_failures: int = Field(default=5, ge=0, le=UINT32_MAX)
+    consecutive_gateway_errors: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    consecutive_5xx_errors: int = Field(default=5, ge=0, le=UINT32_MAX, alias="consecutive5XxErrors")
+    base_ejection_time: PositiveDuration = timedelta(seconds=30)
     max_ejection_percent: Percent = 10
     failure_percentage_threshold: Percent | None = None
     always_eject_one_endpoint: bool = False

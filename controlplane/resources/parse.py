@@ -230,6 +230,8 @@ def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Pro
 def _describe(error: ErrorDetails) -> tuple[str, str]:
     """(field path, message) for one validation error; never includes the input value (it may be secret)."""
     template = _MESSAGES.get(error["type"])
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length", 1) > 1:
+        template = "must be at least {min_length} characters long"
     try:
         message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
     except KeyError:

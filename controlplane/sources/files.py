@@ -16,6 +16,9 @@ load happens once no event arrived for ``debounce_seconds``. Reading and parsing
 
 A file that stops parsing (an editor's half-written save, a typo) does not take its objects away: its last
 good version keeps serving, with the parse error reported, so Envoy keeps working while the user fixes it.
+Two limits (``FileLimits``) bound what one load may cost: a file over ``max_file_bytes`` is refused unread
+(like a file that does not parse), and a load of more than ``max_objects`` objects is refused whole (the
+last load within the limit keeps serving): the error says which limit, by how much, and which flag moves it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import asyncio
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +50,32 @@ _EVENT_STEP_MS = 10
 """How often the watcher thread looks for new events (it wakes this often while idle: ~0.5% of a core)."""
 
 
-def load_paths(paths: Sequence[Path]) -> LoadResult:
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    max_file_bytes: int = defaults.MAX_FILE_BYTES
+    max_objects: int = defaults.MAX_OBJECTS
+
+
+_DEFAULT_LIMITS = FileLimits()
+
+
+def load_paths(paths: Sequence[Path], *, limits: FileLimits = _DEFAULT_LIMITS) -> LoadResult:
     """Loads files and directories once (see the module docstring for which files a directory holds)."""
     problems: list[Problem] = []
     files = yaml_files(paths, problems)
-    return combine([load_file(path) for path in files], problems=problems)
+    loaded = combine([load_file(path, max_bytes=limits.max_file_bytes) for path in files], problems=problems)
+    too_many = _object_count_problem(loaded, limits)
+    return loaded if too_many is None else LoadResult(objects=[], problems=[*loaded.problems, too_many])
+
+
+def _object_count_problem(loaded: LoadResult, limits: FileLimits) -> Problem | None:
+    if len(loaded.objects) <= limits.max_objects:
+        return None
+    return Problem(
+        severity=Severity.ERROR,
+        message=f"{len(loaded.objects)} objects, over the limit of {limits.max_objects} (--max-objects): "
+        "none of this load is used",
+    )
 
 
 def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
@@ -101,15 +125,24 @@ def _files_below(folder: Path) -> list[Path]:
     return [Path(name) for name in sorted(found, key=lambda name: name.split(os.sep))]
 
 
-def load_file(path: Path) -> LoadResult:
+def load_file(path: Path, *, max_bytes: int = defaults.MAX_FILE_BYTES) -> LoadResult:
     """One file, on its own: duplicates across files are found by ``combine``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)  # never more, even if the file grows while it is read
+        if len(data) > max_bytes:
+            size = max(path.stat().st_size, len(data))
+            return _unread(path, f"{size} bytes, over the limit of {max_bytes} (--max-file-bytes)")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
-        problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
-        return LoadResult(objects=[], problems=[problem])
+        return _unread(path, reason)
     return load_text(text, file=str(path))
+
+
+def _unread(path: Path, reason: str) -> LoadResult:
+    problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
+    return LoadResult(objects=[], problems=[problem])
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +158,11 @@ class FileSource:
         *,
         debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
         resync_seconds: float = defaults.FILE_RESYNC_SECONDS,
+        limits: FileLimits = _DEFAULT_LIMITS,
     ) -> None:
         self._paths = list(paths)
+        self._limits = limits
+        self._last_within_limits: LoadResult | None = None
         self._debounce = debounce_seconds
         self._resync = resync_seconds
         self._files: dict[Path, _FileState] = {}
@@ -154,7 +190,17 @@ class FileSource:
         for gone in set(self._files) - set(listing):
             del self._files[gone]
             self._good.pop(gone, None)
-        return combine(results, problems=problems)
+        loaded = combine(results, problems=problems)
+        too_many = _object_count_problem(loaded, self._limits)
+        if too_many is None:
+            self._last_within_limits = loaded
+            return loaded
+        kept = self._last_within_limits.objects if self._last_within_limits is not None else []
+        if kept:
+            too_many = replace(
+                too_many, message=f"{too_many.message}; the last load ({len(kept)} objects) serves"
+            )
+        return LoadResult(objects=kept, problems=[*loaded.problems, too_many])
 
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first load, then after every settled change, until cancelled."""
@@ -211,7 +257,7 @@ class FileSource:
         state = self._files.get(path)
         if state is not None and state.fingerprint == fingerprint:
             return state.result
-        result = load_file(path)
+        result = load_file(path, max_bytes=self._limits.max_file_bytes)
         unreadable = not result.objects and any(
             problem.severity is Severity.ERROR and problem.kind is None for problem in result.problems
         )

@@ -23,7 +23,15 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from controlplane.devtools.fake_backend.metrics import ServerLoad, prometheus_text
-from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, StallStream, Status
+from controlplane.devtools.fake_backend.modes import (
+    HoldStream,
+    Mode,
+    Refuse,
+    Reset,
+    Slow,
+    StallStream,
+    Status,
+)
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
@@ -151,7 +159,8 @@ class Responder:
             include_usage = isinstance(body.get("stream_options"), dict) and bool(
                 body["stream_options"].get("include_usage")
             )
-            return await self._stream(request, head, pieces, usage if include_usage else None, chat=chat)
+            usage_event = usage if include_usage else None
+            return await self._stream(request, head, pieces, usage_event, chat=chat)
         choice = _choice(content, "stop", chat=chat, streamed=False)
         return self._json(HTTPStatus.OK, {**head, "choices": [choice], "usage": usage})
 
@@ -185,6 +194,8 @@ class Responder:
             mode = self._mode()
             if index == 0 and isinstance(mode, StallStream):
                 await asyncio.sleep(mode.seconds)
+            if index == 0 and isinstance(mode, HoldStream):
+                await asyncio.to_thread(mode.release.wait, mode.max_hold_seconds)
         await response.write(_SSE_DONE)
         await response.write_eof()
         return response
