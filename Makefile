@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools crds demo test lint bench clean
+.PHONY: install tools crds protos demo test lint fuzz bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,16 @@ lint: install
 
 test: lint tools
 	$(BIN)/pytest
+
+# The manifest property tests at full size: 10,000 mutated sets, 400 of them pushed to a real Envoy; the
+# statistics print how many ran (CI runs 300).
+fuzz: install
+	AIXDS_FUZZ_EXAMPLES=10000 $(BIN)/pytest tests/test_fuzz_manifests.py -p no:cacheprovider --timeout 3600 \
+		--hypothesis-show-statistics
+
+# The incremental-translation property test with many more edit sequences than CI runs (minutes).
+soak: install
+	PIPELINE_PROPERTY_EXAMPLES=2000 $(BIN)/pytest -q tests/test_pipeline_incremental.py
 
 # Every benchmark in bench/ next to its peers (go-control-plane, plain Envoy, aigw, LiteLLM; built or
 # installed into the tools cache on first use), ~15 minutes: bench/RESULTS.md, results.json, charts/.

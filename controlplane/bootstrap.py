@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from controlplane.defaults import ENVOY_ADMIN_PORT
 from controlplane.netutil import split_host_port
 
 DEFAULT_CLUSTER = "ai-gateway"
 _TLS_MARKER = "    # xDS over TLS: `controlplane bootstrap --xds-ca` adds a transport_socket here.\n"
-DEFAULT_ADMIN_PORT = 19000
 _TEMPLATE_NAME = "bootstrap.yaml.tmpl"
 
 
@@ -61,7 +61,7 @@ def render_bootstrap(
     delta: bool = False,
     node_id: str | None = None,
     cluster: str = DEFAULT_CLUSTER,
-    admin_port: int = DEFAULT_ADMIN_PORT,
+    admin_port: int = ENVOY_ADMIN_PORT,
     tls: XdsClientTls | None = None,
 ) -> str:
     """Return the bootstrap YAML for an Envoy fetching its whole config over ADS from `xds_address`

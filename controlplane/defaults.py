@@ -20,12 +20,27 @@ XDS_PORT = 18000
 """The control plane's ADS port (``serve --xds-port``)."""
 ADMIN_PORT = 19000
 """The control plane's admin port: metrics, health, status (``serve --admin-port``)."""
+ENVOY_ADMIN_PORT = 9901
+"""The admin port of the Envoy that ``controlplane bootstrap`` configures (``bootstrap --admin-port``):
+Envoy's own documented port, so the README's commands run on one host next to ``serve`` (a test checks
+that no two of these defaults are equal)."""
 
-DEBOUNCE_SECONDS = 0.3
-"""Quiet time after file changes before reloading (``serve --debounce``)."""
+DEBOUNCE_SECONDS = 0.05
+"""Quiet time after file events before reloading (``serve --debounce``): enough for an editor's save or a
+``cp`` of a folder to finish; a file caught half-written keeps serving its last good version anyway."""
+FILE_RESYNC_SECONDS = 10.0
+"""How often the file source checks its files even without file events (filesystems that send none)."""
 LEASE_DURATION_SECONDS = 15.0
 """How long a replica that stopped renewing keeps the status-writing Lease (client-go's default;
 ``serve --leader-election-lease-duration``)."""
 ENVOY_DRAIN_SECONDS = 600.0
 """Envoy's ``--drain-time-s`` default: how long a replaced listener's resources are kept
 (``serve --envoy-drain-seconds``)."""
+
+MAX_FILE_BYTES = 8 * 1024 * 1024
+"""Largest manifest file read (``--max-file-bytes``); a bigger one is refused unread, as a file that does
+not parse is (its last good version keeps serving). Kubernetes caps one object near 1.5 MiB; a file holds
+many."""
+MAX_OBJECTS = 10_000
+"""Most objects a folder of files may hold in all (``--max-objects``); above it the whole load is refused and
+the last load within the limit keeps serving, rather than serving some arbitrary part of the configuration."""

@@ -76,12 +76,16 @@ class RetryPolicy:
     retriable_status_codes: tuple[int, ...]
     per_try_timeout_seconds: float | None
     per_try_idle_timeout_seconds: float | None
-    back_off_base_seconds: float
-    back_off_max_seconds: float
+    back_off_base_seconds: float | None
+    """None: Envoy's default back-off (25 ms base)."""
+    back_off_max_seconds: float | None
+    """None: Envoy's default (ten times the base)."""
     attempts_per_priority: int | None
     """Move to the next priority level after this many attempts on one; None: stay on the level."""
     avoid_previous_hosts: bool
     """Retry on another host of the same level (a weighted sibling) rather than the one that failed."""
+    host_selection_attempts: int = 3
+    """How many picks a retry may take to find a host it has not tried (with ``avoid_previous_hosts``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,16 +95,35 @@ class OutlierPolicy:
     consecutive_errors: int
     interval_seconds: float
     base_ejection_seconds: float
-    max_ejection_seconds: float
+    max_ejection_seconds: float | None
+    """None: Envoy's default (300 s)."""
     max_ejection_percent: int
     error_status_codes: tuple[int, ...]
     """Statuses counted as errors besides 5xx (429: a rate-limited backend is skipped too)."""
+    consecutive_gateway_errors: int | None = None
+    consecutive_local_origin_failures: int | None = None
+    split_external_local_origin_errors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitBreaker:
+    """Limits on the rule cluster (Envoy Gateway's circuitBreaker); None: Envoy's default."""
+
+    max_connections: int | None = None
+    max_pending_requests: int | None = None
+    max_requests: int | None = None
+    max_retries: int | None = None
+    max_requests_per_connection: int | None = None
+    per_endpoint_max_connections: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
     cluster: str
     timeout_seconds: float
+    """The whole request, every retry included (``timeouts.request``); 0: none."""
+    idle_timeout_seconds: float | None = None
+    """How long the stream may carry nothing either way (Envoy's route idle timeout); 0: none."""
     retry: RetryPolicy | None = None
     path_rewrite: PathRewrite | None = None
     hostname_rewrite: str | None = None
@@ -109,10 +132,21 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class DirectResponse:
-    """Answered by Envoy; the message is wrapped in the same OpenAI-style error JSON as Envoy's own errors."""
+    """Answered by Envoy. An error status wraps the message in the same OpenAI-style error JSON as Envoy's
+    own errors; a success status sends it as is, as JSON (the model list)."""
 
     status: int
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListedModel:
+    """One entry of the ``GET /v1/models`` list (OpenAI's model object)."""
+
+    id: str
+    created: int
+    """Unix seconds."""
+    owned_by: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +200,8 @@ class RuleCluster:
     name: str
     endpoints: tuple[WeightedEndpoint, ...]
     outlier: OutlierPolicy | None = None
+    circuit_breaker: CircuitBreaker | None = None
+    """None: our default (concurrent retries bounded only by each request's retry count)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,13 @@ which writes it as status where it can.
 
 Every load is translated as a whole and set as one snapshot, so Envoy always gets a consistent view. A
 load that cannot become a consistent snapshot (a translator bug, never user input) is refused by the cache
-and the previous snapshot keeps serving. Problems are logged when they appear or go away, not on every
-reload, so a log shows what changed; the current list is always on the admin port's ``/status``.
+and the previous snapshot keeps serving. Translating and building the snapshot run in a worker thread, one
+load at a time, so the event loop keeps serving xDS streams (ACKs, new proxies, keepalives) meanwhile; only
+setting the finished snapshot happens on the loop. Loads that arrive while one is being translated wait,
+and only the newest of them is translated: it holds everything the older ones did.
+
+Problems are logged when they appear or go away, not on every reload, so a log shows what changed; the
+current list is always on the admin port's ``/status``.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import structlog
 from controlplane import defaults
 from controlplane.admin import AdminServer
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
-from controlplane.pipeline import translate
+from controlplane.heap import building_configuration
+from controlplane.pipeline import Translator
+from controlplane.refusals import ProxyRefusals
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
-from controlplane.sources.files import FileSource
-from controlplane.xds.cache import InconsistentSnapshotError, SnapshotCache
+from controlplane.sources.files import FileLimits, FileSource
+from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings, XdsTlsFiles
 
 if TYPE_CHECKING:
@@ -58,30 +65,84 @@ class StatusBoard:
         }
 
 
-class SnapshotPublisher:
-    """Translates each load and publishes it as the snapshot in ``cache``, keeping a status board."""
+@dataclass(frozen=True, slots=True)
+class _Translated:
+    """One load's outcome, built in the worker thread."""
 
-    def __init__(self, *, cache: SnapshotCache, options: TranslateOptions) -> None:
+    statuses: dict[ObjectKey, ObjectStatus]
+    problems: list[Problem]
+    snapshot: Snapshot
+    objects: int
+
+
+class SnapshotPublisher:
+    """Translates each load off the event loop and publishes it as the snapshot in ``cache``, keeping a
+    status board."""
+
+    def __init__(
+        self, *, cache: SnapshotCache, options: TranslateOptions, refusals: ProxyRefusals, reuse: bool = True
+    ) -> None:
         self._cache = cache
-        self._options = options
+        self._translator = Translator(options=options, reuse=reuse)
+        self._refusals = refusals
+        self._translated: Mapping[ObjectKey, ObjectStatus] = {}
         self.board = StatusBoard()
+        self._one_at_a_time = asyncio.Lock()
+        self._newest: LoadResult | None = None
+        self._received = 0
+        """Loads handed over so far; ``_published`` is how many of them the board reflects."""
+        self._published = 0
 
     async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
-        translated = translate(result.resource_set(), options=self._options)
-        problems = sorted_problems([*result.problems, *translated.problems])
-        self._log_changes(problems)
-        snapshot = translated.snapshot()
+        self._newest = result
+        self._received += 1
+        mine = self._received
+        async with self._one_at_a_time:
+            if self._published >= mine:
+                # A newer load was translated while this one waited: its verdicts are the current ones.
+                return self.board.statuses
+            newest, covered = self._newest, self._received
+            self._newest = None
+            assert newest is not None  # set by every call that has not been covered yet
+            translated = await asyncio.to_thread(self._translate, newest)
+            self._publish(translated)
+            self._published = covered
+            return self.board.statuses
+
+    def _translate(self, result: LoadResult) -> _Translated:
+        """The worker thread's part: everything but touching the cache and the board."""
+        with building_configuration():
+            translated = self._translator.snapshot(result.resource_set())
+            snapshot = translated.snapshot
+            snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
+            return _Translated(
+                statuses=translated.statuses,
+                problems=sorted_problems([*result.problems, *translated.problems]),
+                snapshot=snapshot,
+                objects=len(result.objects),
+            )
+
+    def _publish(self, translated: _Translated) -> None:
+        self._log_changes(translated.problems)
+        snapshot = translated.snapshot
         try:
             self._cache.set_snapshot(snapshot)
         except InconsistentSnapshotError as exc:
             _log.error("translation refused, previous configuration kept", reason=exc.reason)
         else:
             self.board.snapshot_version = snapshot.version
-            _log.info("configuration set", version=snapshot.version, objects=len(result.objects))
-        self.board.statuses = translated.statuses
-        self.board.problems = problems
+            _log.info("configuration set", version=snapshot.version, objects=translated.objects)
+            self._refusals.forget_outdated(snapshot)
+        self._translated = translated.statuses
+        self.board.statuses = self._refusals.apply(translated.statuses)
+        self.board.problems = translated.problems
         self.board.loads += 1
-        return translated.statuses
+
+    def refusals_changed(self) -> None:
+        """A proxy refused part of the configuration: the statuses say so at once, not at the next load."""
+        self.board.statuses = self._refusals.apply(self._translated)
+        if self.board.source is not None:
+            self.board.source.report(self.board.statuses)
 
     def _log_changes(self, problems: list[Problem]) -> None:
         before = {problem.format() for problem in self.board.problems}
@@ -112,6 +173,7 @@ class ServeOptions:
     admin_port: int = defaults.ADMIN_PORT
     translation: TranslateOptions = field(default_factory=TranslateOptions)
     debounce_seconds: float = defaults.DEBOUNCE_SECONDS
+    file_limits: FileLimits = field(default_factory=FileLimits)
     envoy_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     shutdown_grace_seconds: float = 5.0
 
@@ -119,10 +181,12 @@ class ServeOptions:
 async def serve(options: ServeOptions) -> None:
     """Runs until SIGINT/SIGTERM, then drains the streams and returns."""
     cache = SnapshotCache()
-    publisher = SnapshotPublisher(cache=cache, options=options.translation)
+    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
+    refusals = ProxyRefusals(registry=server.metrics, on_new_refusal=lambda: publisher.refusals_changed())
+    server.add_observer(refusals)
+    publisher = SnapshotPublisher(cache=cache, options=options.translation, refusals=refusals)
     source = _source(options)
     publisher.board.source = source
-    server = XdsServer(cache=cache, settings=XdsSettings(listener_drain_seconds=options.envoy_drain_seconds))
     admin = AdminServer(registry=server.metrics, ready=lambda: server.ready and source.synced())
     admin.add_json_route("/status", publisher.board.document)
     stop = asyncio.Event()
@@ -147,7 +211,9 @@ async def serve(options: ServeOptions) -> None:
 
 def _source(options: ServeOptions) -> Source:
     if options.kubernetes is None:
-        return FileSource(options.paths, debounce_seconds=options.debounce_seconds)
+        return FileSource(
+            options.paths, debounce_seconds=options.debounce_seconds, limits=options.file_limits
+        )
     # Imported here: a file-only server need not load the Kubernetes client.
     from controlplane.sources.kubernetes import KubernetesSource
 

@@ -120,6 +120,8 @@ FORBIDDEN = (
     # Out of range
     _forbidden("negative-weight", route(), f"{_REF}.weight", -1),
     _forbidden("negative-priority", route(), f"{_REF}.priority", -2),
+    _forbidden("weight-over-gateway-api-maximum", route(), f"{_REF}.weight", 1_000_001),
+    _forbidden("priority-over-int32", route(), f"{_REF}.priority", 2**31),
     _forbidden("port-out-of-range", route(), "spec.parentRefs[0].port", 70000),
     # Of another type (the models are as strict as the API server: no "3" for 3)
     _forbidden("weight-as-a-string", route(), f"{_REF}.weight", "3"),
@@ -218,6 +220,7 @@ ACCEPTED = (
     Case("pool-by-kind-alone", route(), {f"{_REF}.kind": "InferencePool", f"{_REF}.name": "pool"}),
     # Zero means no timeout, so any backendRequest fits.
     Case("no-request-timeout", route(), {f"{_RULE}.timeouts.request": "0s"}),
+    Case("largest-weight-and-priority", route(), {f"{_REF}.weight": 10**6, f"{_REF}.priority": 2**31 - 1}),
     # Extensions: a path match with a rewrite, and a core Service as the backend.
     Case(
         "path-match-and-rewrite",

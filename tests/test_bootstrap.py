@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap, template_dir
+from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap, template_dir
 from controlplane.cli import main
+from controlplane.defaults import ENVOY_ADMIN_PORT
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.envoy_process import envoy_binary
 
@@ -105,7 +106,7 @@ def test_bootstrap_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert config["node"]["id"]
     assert config["admin"]["address"]["socket_address"] == {
         "address": "127.0.0.1",
-        "port_value": DEFAULT_ADMIN_PORT,
+        "port_value": ENVOY_ADMIN_PORT,
     }
     ads = _ads(config)
     assert ads["transport_api_version"] == "V3"

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from controlplane.devtools.fake_backend import Refuse, Status
+from controlplane.devtools.fake_backend import Normal, Refuse, Status
 from controlplane.devtools.stack import LocalStack
 from tests.e2e import CHAT, EXAMPLES, answered_by, running_stack
 from tests.polling import wait_until
@@ -182,6 +182,27 @@ def test_upstream_backend_traffic_policy_overrides_the_defaults(
     assert _region(stack, http).status_code == 429
 
 
+def test_a_policy_retry_section_left_empty_means_envoy_gateways_defaults(
+    start: StartStack, http: httpx.Client, tmp_path: Path
+) -> None:
+    """``retry: {}`` is Envoy Gateway's retry: a 503 is retried twice, a 500 not at all, and with no
+    ``numAttemptsPerPriority`` retries stay on the first level (where this policy replaces our failover)."""
+    manifests = tmp_path / "with-empty-retry"
+    manifests.mkdir()
+    (manifests / "route.yaml").write_text((REGION / "route.yaml").read_text() + _EMPTY_RETRY_POLICY)
+    stack = start(manifests, lambda s, c: answered_by(_region(s, c)))
+    eu, us = stack.backends["vllm-eu"], stack.backends["vllm-us"]
+    for status, attempts in ((500, 1), (503, 3)):
+        # A success first: our outlier detection (not replaced) must not have ejected eu in between.
+        eu.set_mode(Normal())
+        assert answered_by(_region(stack, http)) == "vllm-eu"
+        eu.clear()
+        us.clear()
+        eu.set_mode(Status(status))
+        assert _region(stack, http).status_code == status
+        assert (len(eu.received), len(us.received)) == (attempts, 0)
+
+
 def test_all_priorities_down_gives_a_prompt_openai_style_503(start: StartStack, http: httpx.Client) -> None:
     stack = start(REGION, lambda s, c: answered_by(_region(s, c)))
     for backend in stack.backends.values():
@@ -211,6 +232,16 @@ spec:
     retryOn:
       httpStatusCodes: [500]
       triggers: [connect-failure, retriable-status-codes]
+"""
+
+_EMPTY_RETRY_POLICY = """---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: defaults, namespace: default}
+spec:
+  targetRefs:
+  - {group: aigateway.envoyproxy.io, kind: AIGatewayRoute, name: inference}
+  retry: {}
 """
 
 _BACKEND_EU_2 = """---

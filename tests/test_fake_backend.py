@@ -23,6 +23,7 @@ from controlplane.devtools.certs import generate_dev_certs
 from controlplane.devtools.fake_backend import (
     BACKEND_HEADER,
     FakeBackend,
+    HoldStream,
     Normal,
     ReceivedRequest,
     Refuse,
@@ -159,6 +160,26 @@ def test_streamed_text_completion_without_usage(client: httpx.Client) -> None:
     chunks = [json.loads(event) for event in events[:-1]]
     assert all("usage" not in chunk for chunk in chunks)
     assert "".join(chunk["choices"][0]["text"] for chunk in chunks) == "eu,gpt-4o,-"
+
+
+def test_a_held_stream_sends_its_first_event_then_waits_for_the_release(
+    backend: FakeBackend, client: httpx.Client
+) -> None:
+    hold = HoldStream()
+    backend.set_mode(hold)
+    request = {**CHAT, "stream": True}
+    try:
+        with client.stream("POST", "/v1/chat/completions", json=request) as response:
+            lines = response.iter_lines()
+            first = next(line for line in lines if line.startswith("data: "))
+            assert json.loads(first.removeprefix("data: "))["choices"][0]["delta"]["role"] == "assistant"
+            assert not hold.release.is_set()  # the first event came while the answer was held
+            hold.release.set()
+            rest = [line.removeprefix("data: ") for line in lines if line.startswith("data: ")]
+    finally:
+        hold.release.set()
+    assert rest[-1] == "[DONE]"
+    assert client.post("/v1/chat/completions", json=CHAT).status_code == 200, "unstreamed: answered at once"
 
 
 # --- recording ----------------------------------------------------------------------------------------------

@@ -63,6 +63,13 @@ DIFFERENT_FROM_UPSTREAM = {
         ".spec.rules[].timeouts.backendRequest",
         "pattern",
     ): "the same durations, non-capturing",
+    ("AIGatewayRoute", ".spec.rules[].backendRefs[].weight", "maximum"): (
+        "upstream's int32 weight is documented as Gateway API's, whose CRD caps it at 1,000,000 (it also"
+        " keeps a level's sum within Envoy's uint32); 2**70 crashed the translator"
+    ),
+    ("AIGatewayRoute", ".spec.rules[].backendRefs[].priority", "maximum"): (
+        "upstream's int32 format, which the API server does not range-check"
+    ),
     ("BackendSecurityPolicy", ".spec.targetRefs", "x-kubernetes-validations"): "checked per item instead",
     ("BackendSecurityPolicy", ".spec.targetRefs[]", "x-kubernetes-validations"): (
         "upstream's list rule per item (the error names spec.targetRefs[i]), without pinning the pool's group"

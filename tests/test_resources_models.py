@@ -180,9 +180,7 @@ def test_fields_marked_unimplemented_are_reported_when_set() -> None:
     text = _route(
         "  llmRequestCosts: [{metadataKey: in, type: InputToken}]\n"
         "  rules:\n"
-        "    - modelsOwnedBy: me\n"
-        "      modelsCreatedAt: 2025-01-01T00:00:00Z\n"
-        "      backendRefs:\n"
+        "    - backendRefs:\n"
         "        - name: a\n"
         "        - {name: b, bodyMutation: {remove: [x]}}\n"
     )
@@ -191,8 +189,6 @@ def test_fields_marked_unimplemented_are_reported_when_set() -> None:
     expected = [
         "spec.llmRequestCosts",
         "spec.rules[0].backendRefs[1].bodyMutation",
-        "spec.rules[0].modelsCreatedAt",
-        "spec.rules[0].modelsOwnedBy",
     ]
     assert unimplemented_fields(loaded.object) == expected
     assert deprecated_fields(loaded.object) == []

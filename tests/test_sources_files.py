@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controlplane.sources.files import load_paths
+from controlplane.resources.problems import Severity
+from controlplane.sources.files import FileLimits, FileSource, load_paths
 
 
 def _config_map(name: str) -> str:
@@ -50,4 +51,45 @@ def test_missing_and_unreadable_paths_are_reported(tmp_path: Path) -> None:
     assert sorted(p.format() for p in result.problems) == [
         f"{tmp_path / 'absent.yaml'}:-: -: -: no such file or directory",
         f"{binary}:-: -: -: cannot read file: not UTF-8 text",
+    ]
+
+
+def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    (tmp_path / "small.yaml").write_text(_config_map("small"))
+    big = tmp_path / "big.yaml"
+    big.write_text(_config_map("big") + "# " + "x" * 200 + "\n")
+    result = load_paths([tmp_path], limits=FileLimits(max_file_bytes=200))
+    assert [o.object.name for o in result.objects] == ["small"]
+    assert [p.format() for p in result.problems] == [
+        f"{big}:-: -: -: cannot read file: {big.stat().st_size} bytes, over the limit of 200 "
+        "(--max-file-bytes)"
+    ]
+
+
+def test_a_load_over_the_object_limit_is_refused_whole(tmp_path: Path) -> None:
+    (tmp_path / "maps.yaml").write_text("---\n".join(_config_map(f"m{i}") for i in range(4)))
+    assert len(load_paths([tmp_path], limits=FileLimits(max_objects=4)).objects) == 4
+    result = load_paths([tmp_path], limits=FileLimits(max_objects=3))
+    assert result.objects == []
+    assert [p.format() for p in result.problems] == [
+        "-:-: -: -: 4 objects, over the limit of 3 (--max-objects): none of this load is used"
+    ]
+
+
+def test_the_file_source_keeps_serving_its_last_load_within_the_limits(tmp_path: Path) -> None:
+    maps = tmp_path / "maps.yaml"
+    maps.write_text(_config_map("a"))
+    source = FileSource([tmp_path], limits=FileLimits(max_objects=2, max_file_bytes=1000))
+    assert [o.object.name for o in source.load().objects] == ["a"]
+    maps.write_text(_config_map("b") + "#" * 1000)
+    too_big = source.load()
+    assert [o.object.name for o in too_big.objects] == ["a"]
+    assert [p.severity for p in too_big.problems] == [Severity.ERROR, Severity.WARNING]
+    assert "over the limit of 1000 (--max-file-bytes)" in too_big.problems[0].message
+    maps.write_text("---\n".join(_config_map(n) for n in "abc"))
+    too_many = source.load()
+    assert [o.object.name for o in too_many.objects] == ["a"]
+    assert [p.message for p in too_many.problems] == [
+        "3 objects, over the limit of 2 (--max-objects): none of this load is used; "
+        "the last load (1 objects) serves"
     ]

@@ -84,3 +84,17 @@ def test_secret_values_never_appear_in_output() -> None:
         for value in ("sk-demo-not-a-real-key", "sk-secret-value"):
             assert value not in output
         assert "[redacted]" in result.stdout
+
+
+def test_the_file_limits_are_flags(tmp_path: Path) -> None:
+    big = tmp_path / "big.yaml"
+    big.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n" + "#" * 100)
+    result = _translate(str(big), "--max-file-bytes", "64")
+    assert result.returncode == 1
+    assert (
+        f"{big}:-: -: -: cannot read file: {big.stat().st_size} bytes, over the limit of 64" in result.stderr
+    )
+    result = _translate("examples", "--max-objects", "3")
+    assert result.returncode == 1
+    assert "objects, over the limit of 3 (--max-objects): none of this load is used" in result.stderr
+    assert yaml.safe_load(result.stdout)["clusters"] == []

@@ -174,13 +174,21 @@ def wait_for_backend(port: int, backend: str) -> None:
     wait_until(answered, message=f"{backend} to answer through port {port}")
 
 
+_CHAT_BODY = b'{"messages": [{"role": "user", "content": "hello"}]}'
+
+
 @dataclass
 class TrafficLoop:
-    """Clients sending GETs through Envoy until stopped: keep-alive ones and one opening a connection per
-    request. Every answer other than 200 and every connection error counts as a failure."""
+    """Clients sending GETs (or, with ``chat``, chat completions) through Envoy until stopped: keep-alive ones
+    and one opening a connection per request. Every answer other than 200 and every connection error counts
+    as a failure."""
 
     port: int
     keepalive_clients: int = 2
+    host: str | None = None
+    """The Host header, for a listener with virtual hosts by name."""
+    chat: bool = False
+    """POST a chat completion instead of ``GET /v1/models`` (which a translated Gateway answers itself)."""
     answers: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -216,7 +224,12 @@ class TrafficLoop:
             try:
                 if connection is None:
                     connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                connection.request("GET", "/v1/models")
+                headers = {"host": self.host} if self.host else {}
+                if self.chat:
+                    headers["content-type"] = "application/json"
+                    connection.request("POST", "/v1/chat/completions", body=_CHAT_BODY, headers=headers)
+                else:
+                    connection.request("GET", "/v1/models", headers=headers)
                 response = connection.getresponse()
                 response.read()
                 backend = response.getheader("x-fake-backend") or ""

@@ -10,6 +10,7 @@ from controlplane import defaults
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
+    from controlplane.sources.files import FileLimits
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: bool = True) -> None:
@@ -45,6 +46,29 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: b
         metavar="N",
         help=f"port of the one Envoy listener when no Gateway is given (default {defaults.LISTENER_PORT})",
     )
+
+
+def add_file_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=defaults.MAX_FILE_BYTES,
+        metavar="N",
+        help=f"a manifest file larger than this is refused unread (default {defaults.MAX_FILE_BYTES})",
+    )
+    parser.add_argument(
+        "--max-objects",
+        type=int,
+        default=defaults.MAX_OBJECTS,
+        metavar="N",
+        help=f"a load of more objects than this is refused whole (default {defaults.MAX_OBJECTS})",
+    )
+
+
+def file_limits(args: argparse.Namespace) -> FileLimits:
+    from controlplane.sources.files import FileLimits
+
+    return FileLimits(max_file_bytes=args.max_file_bytes, max_objects=args.max_objects)
 
 
 def pipeline_options(args: argparse.Namespace) -> TranslateOptions:

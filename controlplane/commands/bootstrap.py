@@ -6,12 +6,13 @@ import argparse
 import sys
 from dataclasses import dataclass
 
-from controlplane.bootstrap import DEFAULT_ADMIN_PORT, DEFAULT_CLUSTER, render_bootstrap
+from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap
 from controlplane.commands._xds_client_args import (
     XdsClientTlsError,
     add_xds_client_tls_arguments,
     xds_client_tls,
 )
+from controlplane.defaults import ENVOY_ADMIN_PORT
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,9 @@ class _Bootstrap:
         parser.add_argument(
             "--admin-port",
             type=int,
-            default=DEFAULT_ADMIN_PORT,
+            default=ENVOY_ADMIN_PORT,
             metavar="N",
-            help=f"Envoy admin port on 127.0.0.1 (default: {DEFAULT_ADMIN_PORT})",
+            help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
         )
 
         add_xds_client_tls_arguments(parser, client="Envoy")

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane import defaults
-from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
+from controlplane.commands._pipeline_args import (
+    add_file_limit_arguments,
+    add_pipeline_arguments,
+    file_limits,
+    pipeline_options,
+)
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
@@ -31,6 +36,7 @@ class _Serve:
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         add_pipeline_arguments(parser, paths_required=False)
+        add_file_limit_arguments(parser)
         cluster = parser.add_argument_group("Kubernetes (instead of PATH)")
         cluster.add_argument(
             "--kubernetes", action="store_true", help="watch a Kubernetes API server and write status there"
@@ -118,6 +124,7 @@ class _Serve:
             admin_port=args.admin_port,
             translation=pipeline_options(args),
             debounce_seconds=args.debounce,
+            file_limits=file_limits(args),
             envoy_drain_seconds=args.envoy_drain_seconds,
         )
         from controlplane.xds.server import TlsFileError

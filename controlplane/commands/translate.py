@@ -15,7 +15,12 @@ from dataclasses import dataclass
 
 import yaml
 
-from controlplane.commands._pipeline_args import add_pipeline_arguments, pipeline_options
+from controlplane.commands._pipeline_args import (
+    add_file_limit_arguments,
+    add_pipeline_arguments,
+    file_limits,
+    pipeline_options,
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class _Translate:
 
     def configure(self, parser: argparse.ArgumentParser) -> None:
         add_pipeline_arguments(parser)
+        add_file_limit_arguments(parser)
         parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -33,7 +39,7 @@ class _Translate:
         from controlplane.resources.problems import Severity, sorted_problems
         from controlplane.sources.files import load_paths
 
-        loaded = load_paths(args.paths)
+        loaded = load_paths(args.paths, limits=file_limits(args))
         result = translate(loaded.resource_set(), options=pipeline_options(args))
         problems = sorted_problems([*loaded.problems, *result.problems])
         document = {**envoy_document(result.envoy), "status": status_document(result.statuses)}

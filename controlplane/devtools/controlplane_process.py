@@ -110,6 +110,18 @@ class ControlPlaneProcess:
             self._process.wait(timeout=10)
             self._process = None
 
+    def terminate(self, *, timeout: float = 30.0) -> int:
+        """SIGTERM, as an orchestrator stops it, and its exit code once it is gone (killed after
+        ``timeout``, which a test then sees as a code of -9)."""
+        process, self._process = self._process, None
+        assert process is not None, "not started"
+        process.terminate()
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait(timeout=5)
+
     def stop(self) -> None:
         """SIGTERM (a resumed process first, so it can act on it), then SIGKILL after ten seconds."""
         process, self._process = self._process, None

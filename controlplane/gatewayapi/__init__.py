@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from controlplane import defaults, ir
 from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
-from controlplane.resources.notes import FieldState, noted_fields
+from controlplane.resources.notes import FieldState
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
 
@@ -44,10 +45,23 @@ class IRResult:
     problems: list[Problem]
 
 
-def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
+def build_ir(
+    resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo | None = None
+) -> IRResult:
     """Accepted input objects in; the IR (listeners, routes, clusters, hops, upstreams, secrets) out, with
-    each object's conditions and problems. A bad object drops only itself and the references to it."""
-    report = Report(source_of=resources.source)
+    each object's conditions and problems. A bad object drops only itself and the references to it.
+
+    ``memo`` (kept by the caller from one translation to the next) lets unchanged parts be reused instead
+    of computed again (see ``gatewayapi.memo``); the result is the same either way."""
+    memo = memo or TranslationMemo()
+    try:
+        return _build_ir(memo.begin(resources), options=options, memo=memo)
+    finally:
+        memo.finish()
+
+
+def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo) -> IRResult:
+    report = Report(source_of=resources.source, memo=memo)
     _note_fields(resources, report)
     binder = ListenerBinder(
         resources=resources,
@@ -57,8 +71,9 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         require_gateway_class=options.require_gateway_class,
     )
     backends = BackendResolver(
-        resources=resources, report=report, inference_extension=options.inference_extension
+        resources=resources, report=report, memo=memo, inference_extension=options.inference_extension
     )
+    memo.bind(backends.replay)
     for backend in resources.backends():
         backends.ai_service_backend(backend)
     tables = build_routes(
@@ -67,6 +82,7 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
         binder=binder,
         backends=backends,
         listen_address=options.listen_address,
+        memo=memo,
     )
     infra = ir.Infra(
         listeners=tables.listeners,
@@ -81,7 +97,7 @@ def build_ir(resources: ResourceSet, *, options: TranslateOptions) -> IRResult:
 
 def _note_fields(resources: ResourceSet, report: Report) -> None:
     for loaded in resources:
-        for noted in noted_fields(loaded.object):
+        for noted in loaded.noted:
             reason = (
                 "UnimplementedFields" if noted.note.state is FieldState.UNIMPLEMENTED else "DeprecatedFields"
             )

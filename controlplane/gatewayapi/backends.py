@@ -13,10 +13,11 @@ from dataclasses import dataclass
 
 from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
+from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
-from controlplane.resources.aigateway import AIServiceBackend
+from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.gateway_api import HTTPHeader
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.resource_set import ResourceSet
@@ -51,18 +52,19 @@ INFERENCE_EXTENSION_OFF = (
 
 
 class BackendResolver:
-    def __init__(self, *, resources: ResourceSet, report: Report, inference_extension: bool) -> None:
+    def __init__(
+        self, *, resources: ResourceSet, report: Report, memo: TranslationMemo, inference_extension: bool
+    ) -> None:
         self._resources = resources
         self._report = report
+        self._memo = memo
         self.inference_extension = inference_extension
         if not inference_extension:
             for pool in resources.inference_pools():
                 report.reject(pool, "", INFERENCE_EXTENSION_OFF, reason="InferenceExtensionDisabled")
-        self._upstreams = UpstreamResolver(resources=resources, report=report)
-        self._credentials = CredentialResolver(resources=resources, report=report)
-        self._backends: dict[tuple[str, str], ResolvedBackend | None] = {}
+        self._upstreams = UpstreamResolver(resources=resources, report=report, memo=memo)
+        self._credentials = CredentialResolver(resources=resources, report=report, memo=memo)
         self._pool_pods = PoolResolver(resources=resources, report=report, upstreams=self._upstreams)
-        self._pools: dict[tuple[str, str], ResolvedPool] = {}
 
     @property
     def resources(self) -> ResourceSet:
@@ -81,17 +83,30 @@ class BackendResolver:
         return self._upstreams.ca_bundles
 
     def ai_service_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
-        key = (backend.namespace, backend.name)
-        if key not in self._backends:
-            self._backends[key] = self._resolve_backend(backend)
-        return self._backends[key]
+        """Resolved once per translation (and kept across translations while what it read is unchanged)."""
+        return self._memo.cached(("backend", backend.key), lambda: self._resolve_backend(backend))
 
     def inference_pool(self, pool: InferencePoolBase) -> ResolvedPool:
         """The pool's members: AIServiceBackends whose labels match its selector, then its ready Pods."""
-        key = (pool.namespace, pool.name)
-        if key not in self._pools:
-            self._pools[key] = self._resolve_pool(pool)
-        return self._pools[key]
+        return self._memo.cached(("pool", pool.key), lambda: self._resolve_pool(pool))
+
+    def replay(self, effect: Effect) -> None:
+        """Applies a replayed effect of a fragment to this translation (see ``gatewayapi.memo``)."""
+        if effect[0] == "report":
+            self._report.replay(effect)
+        elif effect[0] == "register":
+            (self._credentials if effect[1] == "secret" else self._upstreams).replay(effect)
+        else:
+            kind, key = effect[1]
+            obj = self._resources.get(key)
+            if isinstance(obj, AIServiceBackend) and kind == "backend":
+                self.ai_service_backend(obj)
+            elif isinstance(obj, InferencePoolBase) and kind == "pool":
+                self.inference_pool(obj)
+            elif isinstance(obj, BackendSecurityPolicy) and kind == "policy":
+                self._credentials.policy_credential(obj)
+            else:
+                raise AssertionError(f"a replayed fragment used {kind} {key}, which is not in the input")
 
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)

@@ -11,10 +11,10 @@ from typing import Final
 
 from controlplane import ir
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
+from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.inference import InferencePoolBase
-from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.resources.security import API_KEY_SECRET_KEY, SecretKeyRef
 
@@ -40,12 +40,12 @@ class PolicyFailed:
 class CredentialResolver:
     FAILED: Final = PolicyFailed()
 
-    def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+    def __init__(self, *, resources: ResourceSet, report: Report, memo: TranslationMemo) -> None:
         self._resources = resources
         self._report = report
+        self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
         self._policies = self._policies_by_target()
-        self._resolved: dict[ObjectKey, ir.Credential | PolicyFailed] = {}
 
     @property
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
@@ -53,12 +53,23 @@ class CredentialResolver:
 
     def for_target(self, target: AIServiceBackend | InferencePoolBase) -> ir.Credential | PolicyFailed | None:
         """The credential ``target``'s hops inject; None when no policy applies to it."""
+        # Which policy applies comes from every policy and every legacy backendSecurityPolicyRef.
+        self._resources.uses_all(BackendSecurityPolicy)
+        self._memo.read_key(LEGACY_POLICY_REFS)
         policy = self._policies.get(_target(target.kind, target.namespace, target.name))
         if policy is None:
             return None
-        if policy.key not in self._resolved:
-            self._resolved[policy.key] = self._resolve(policy)
-        return self._resolved[policy.key]
+        return self.policy_credential(policy)
+
+    def policy_credential(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+        """The credential of one policy, resolved once per translation whichever targets use it."""
+        return self._memo.cached(("policy", policy.key), lambda: self._resolve(policy))
+
+    def replay(self, effect: Effect) -> None:
+        """Registers a credential secret (recorded for the memo, or replayed by it)."""
+        self._memo.effect(effect)
+        _, _, name, value = effect
+        self._secrets[name] = value
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
         spec = policy.spec
@@ -98,9 +109,8 @@ class CredentialResolver:
             )
             return self.FAILED
         name = f"credential/{policy.namespace}/{policy.name}"
-        self._secrets[name] = ir.CredentialSecret(
-            name=name, header_value=prefix + value.get_secret_value().strip()
-        )
+        secret_value = prefix + value.get_secret_value().strip()
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=secret_value)))
         return ir.Credential(secret=name, header=header)
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:

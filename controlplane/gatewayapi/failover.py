@@ -12,17 +12,21 @@ ejects one host of two.
 
 An Envoy Gateway ``BackendTrafficPolicy`` targeting the route (as ``HTTPRoute`` with the AIGatewayRoute's
 name, the way Envoy AI Gateway's provider-fallback example attaches it, or as the AIGatewayRoute itself)
-overrides these defaults field by field: only the fields it sets replace ours.
+replaces these defaults section by section: a section it sets (``retry``, ``healthCheck.passive``,
+``circuitBreaker``, ``timeout.http.requestTimeout``) means what it means in Envoy Gateway v1.5, with Envoy
+Gateway's defaults for the fields it leaves out, since that is what its authors wrote it against; a section it
+does not set keeps ours.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from controlplane import ir
 from controlplane.gatewayapi.report import Report
-from controlplane.resources.aigateway import AIGatewayRoute
-from controlplane.resources.envoy_gateway import BackendTrafficPolicy, PassiveHealthCheck, Retry
+from controlplane.resources.aigateway import AIGatewayRoute, AIGatewayRouteRule
+from controlplane.resources.envoy_gateway import BackendTrafficPolicy, Retry
 from controlplane.resources.groups import AIGATEWAY_GROUP, GATEWAY_API_GROUP
 from controlplane.resources.resource_set import ResourceSet
 
@@ -41,6 +45,11 @@ DEFAULT_OUTLIER = ir.OutlierPolicy(
     error_status_codes=RETRIABLE_STATUS_CODES,
 )
 
+# Envoy Gateway's retry defaults (internal/xds/translator/route.go at v1.5.0), for a retry section.
+EG_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled", "retriable-status-codes")
+EG_RETRIABLE_STATUS_CODES = (503,)
+EG_HOST_SELECTION_ATTEMPTS = 5
+
 _ROUTE_TARGETS = {(GATEWAY_API_GROUP, "HTTPRoute"), (AIGATEWAY_GROUP, "AIGatewayRoute")}
 
 
@@ -48,6 +57,7 @@ class TrafficPolicies:
     """Finds the BackendTrafficPolicy of each route; reports policies that target nothing we serve."""
 
     def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+        self._resources = resources
         self._by_route: dict[tuple[str, str], BackendTrafficPolicy] = {}
         for policy in resources.backend_traffic_policies():
             report.consider(policy)
@@ -78,6 +88,7 @@ class TrafficPolicies:
                     )
 
     def for_route(self, route: AIGatewayRoute) -> BackendTrafficPolicy | None:
+        self._resources.uses_all(BackendTrafficPolicy)
         return self._by_route.get((route.namespace, route.name))
 
 
@@ -91,7 +102,9 @@ def retry_policy(
 ) -> ir.RetryPolicy | None:
     """One attempt per priority level, or one retry on a sibling when the rule has a single level.
 
-    None when there is nothing to fail over to (one backend) and no policy asks for retries.
+    With nothing to fail over to (one backend) and no policy asking for retries, a policy that never
+    retries still carries the per-attempt timeouts (``backendRequest``, ``streamIdleTimeout``), which Envoy
+    keeps on the retry policy; None when there are none either.
     """
     can_fail_over = levels > 1 or widest_level > 1
     default = ir.RetryPolicy(
@@ -107,53 +120,94 @@ def retry_policy(
     )
     retry = policy.spec.retry if policy is not None else None
     if retry is not None:
-        return _overridden(default, retry, levels=levels)
-    return default if can_fail_over else None
+        return _envoy_gateway_retry(
+            retry,
+            per_try_timeout_seconds=per_try_timeout_seconds,
+            per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
+        )
+    if can_fail_over:
+        return default
+    if per_try_timeout_seconds is None and per_try_idle_timeout_seconds is None:
+        return None
+    return replace(default, retry_on=(), retriable_status_codes=())
 
 
 def outlier_policy(policy: BackendTrafficPolicy | None) -> ir.OutlierPolicy:
     health = policy.spec.health_check if policy is not None else None
     if health is None or health.passive is None:
         return DEFAULT_OUTLIER
-    return _passive(DEFAULT_OUTLIER, health.passive)
+    passive = health.passive
+    # Envoy Gateway's outlier detection: its defaults for what the section leaves out, only 5xx counted,
+    # Envoy's own maximum ejection time.
+    return ir.OutlierPolicy(
+        consecutive_errors=passive.consecutive_5xx_errors,
+        interval_seconds=passive.interval.total_seconds(),
+        base_ejection_seconds=passive.base_ejection_time.total_seconds(),
+        max_ejection_seconds=None,
+        max_ejection_percent=passive.max_ejection_percent,
+        error_status_codes=(),
+        consecutive_gateway_errors=passive.consecutive_gateway_errors,
+        consecutive_local_origin_failures=passive.consecutive_local_origin_failures,
+        split_external_local_origin_errors=passive.split_external_local_origin_errors,
+    )
 
 
-def _overridden(base: ir.RetryPolicy, retry: Retry, *, levels: int) -> ir.RetryPolicy:
-    chosen = retry.model_fields_set
-    if "num_retries" in chosen or base.num_retries == 0:
-        # Unset, Envoy Gateway's default (2) applies where our defaults would not retry at all.
-        base = replace(base, num_retries=retry.num_retries)
-    if retry.num_attempts_per_priority is not None and levels > 1:
-        base = replace(base, attempts_per_priority=retry.num_attempts_per_priority)
-    if retry.retry_on is not None:
-        triggers = tuple(retry.retry_on.triggers) or base.retry_on
-        codes = tuple(retry.retry_on.http_status_codes)
-        if codes and "retriable-status-codes" not in triggers:
-            triggers = (*triggers, "retriable-status-codes")
-        base = replace(base, retry_on=triggers, retriable_status_codes=codes or base.retriable_status_codes)
+def request_timeout(rule: AIGatewayRouteRule, policy: BackendTrafficPolicy | None) -> timedelta:
+    """The route's timeout: the rule's ``timeouts.request``, else the policy's ``timeout.http.requestTimeout``
+    (in Envoy Gateway the route's own timeouts take precedence too), else the rule's default."""
+    timeouts = policy.spec.timeout if policy is not None else None
+    from_policy = (
+        timeouts.http.request_timeout if timeouts is not None and timeouts.http is not None else None
+    )
+    if from_policy is not None and (rule.timeouts is None or rule.timeouts.request is None):
+        return from_policy
+    return rule.request_timeout
+
+
+def circuit_breaker(policy: BackendTrafficPolicy | None) -> ir.CircuitBreaker | None:
+    breaker = policy.spec.circuit_breaker if policy is not None else None
+    if breaker is None:
+        return None
+    return ir.CircuitBreaker(
+        max_connections=breaker.max_connections,
+        max_pending_requests=breaker.max_pending_requests,
+        max_requests=breaker.max_parallel_requests,
+        max_retries=breaker.max_parallel_retries,
+        max_requests_per_connection=breaker.max_requests_per_connection,
+        per_endpoint_max_connections=(
+            breaker.per_endpoint.max_connections if breaker.per_endpoint is not None else None
+        ),
+    )
+
+
+def _envoy_gateway_retry(
+    retry: Retry, *, per_try_timeout_seconds: float | None, per_try_idle_timeout_seconds: float | None
+) -> ir.RetryPolicy:
+    """The policy's retry section as Envoy Gateway builds it, with its defaults for what it leaves out.
+
+    The rule's ``backendRequest`` stays the per-attempt timeout unless ``perRetry.timeout`` sets one, and
+    its ``streamIdleTimeout`` the per-attempt idle timeout (Envoy AI Gateway sets it on any retry policy).
+    """
+    retry_on = retry.retry_on
     per_retry = retry.per_retry
-    if per_retry is not None:
-        if per_retry.timeout is not None:
-            base = replace(base, per_try_timeout_seconds=per_retry.timeout.total_seconds())
-        back_off = per_retry.back_off
-        if back_off is not None and back_off.base_interval is not None:
-            base = replace(base, back_off_base_seconds=back_off.base_interval.total_seconds())
-        if back_off is not None and back_off.max_interval is not None:
-            base = replace(base, back_off_max_seconds=back_off.max_interval.total_seconds())
-    return base
+    back_off = per_retry.back_off if per_retry is not None else None
+    timeout = per_retry.timeout if per_retry is not None else None
+    return ir.RetryPolicy(
+        num_retries=retry.num_retries,
+        retry_on=tuple(retry_on.triggers) if retry_on is not None and retry_on.triggers else EG_RETRY_ON,
+        # A retryOn section replaces the status codes too, with none when it lists none.
+        retriable_status_codes=(
+            tuple(retry_on.http_status_codes) if retry_on is not None else EG_RETRIABLE_STATUS_CODES
+        ),
+        per_try_timeout_seconds=timeout.total_seconds() if timeout is not None else per_try_timeout_seconds,
+        per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
+        back_off_base_seconds=_seconds(back_off.base_interval if back_off is not None else None),
+        back_off_max_seconds=_seconds(back_off.max_interval if back_off is not None else None),
+        attempts_per_priority=retry.num_attempts_per_priority or None,
+        avoid_previous_hosts=True,
+        host_selection_attempts=EG_HOST_SELECTION_ATTEMPTS,
+    )
 
 
-def _passive(default: ir.OutlierPolicy, passive: PassiveHealthCheck) -> ir.OutlierPolicy:
-    chosen = passive.model_fields_set
-    policy = default
-    if "consecutive_5xx_errors" in chosen:
-        policy = replace(policy, consecutive_errors=passive.consecutive_5xx_errors)
-    if "interval" in chosen:
-        policy = replace(policy, interval_seconds=passive.interval.total_seconds())
-    if "base_ejection_time" in chosen:
-        seconds = passive.base_ejection_time.total_seconds()
-        # Envoy Gateway leaves the maximum at Envoy's 300 s; keeping it at the base keeps failback bounded.
-        policy = replace(policy, base_ejection_seconds=seconds, max_ejection_seconds=seconds)
-    if "max_ejection_percent" in chosen:
-        policy = replace(policy, max_ejection_percent=passive.max_ejection_percent)
-    return policy
+def _seconds(value: timedelta | None) -> float | None:
+    return value.total_seconds() if value is not None else None

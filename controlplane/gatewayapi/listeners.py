@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import AIGatewayRoute
-from controlplane.resources.gateway_api import Gateway
+from controlplane.resources.gateway_api import Gateway, GatewayClass
 from controlplane.resources.resource_set import ResourceSet
 
 _SUPPORTED_PROTOCOLS = frozenset({"HTTP"})
@@ -58,6 +58,9 @@ class ListenerBinder:
         )
 
     def attach(self, route: AIGatewayRoute) -> list[Attachment]:
+        # The slots (and which Gateways are ours) come from every Gateway and GatewayClass.
+        self._resources.uses_all(Gateway)
+        self._resources.uses_all(GatewayClass)
         if self.default_mode:
             return [Attachment(self.slots[0], _domains(route.spec.hostnames, None) or ("*",))]
         if not route.spec.parent_refs:

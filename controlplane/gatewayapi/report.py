@@ -9,9 +9,10 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
@@ -44,14 +45,15 @@ class _Finding:
 
 
 class Report:
-    def __init__(self, *, source_of: SourceLookup) -> None:
+    def __init__(self, *, source_of: SourceLookup, memo: TranslationMemo | None = None) -> None:
         self._source_of = source_of
+        self._memo = memo
         self._findings: dict[ObjectKey, list[_Finding]] = defaultdict(list)
         self._seen: set[ObjectKey] = set()
 
     def consider(self, obj: Resource) -> None:
         """Marks ``obj`` as judged, so it gets a status even when nothing was wrong."""
-        self._seen.add(obj.key)
+        self.replay(("report", obj.key, None))
 
     def reject(self, obj: Resource, field_path: str, message: str, *, reason: str = "Invalid") -> None:
         """``obj`` (or the part at ``field_path``) cannot be used; an error line and ``Accepted=False``."""
@@ -99,17 +101,27 @@ class Report:
 
     def statuses(self) -> dict[ObjectKey, ObjectStatus]:
         return {
-            key: ObjectStatus(key, _conditions(self._findings.get(key, ()))) for key in sorted(self._seen)
+            key: ObjectStatus(key, _conditions(self._findings.get(key, ())))
+            for key in sorted(self._seen, key=ObjectKey.order)
         }
 
-    def _add(self, obj: Resource, finding: _Finding) -> None:
-        self._seen.add(obj.key)
+    def replay(self, effect: Effect) -> None:
+        """Applies one ``("report", key, finding or None)`` effect (recorded for the memo, or replayed)."""
+        if self._memo is not None:
+            self._memo.effect(effect)
+        _, key, finding = effect
+        self._seen.add(key)
         # The same route is judged once per listener it attaches to; say each thing once.
-        if finding not in self._findings[obj.key]:
-            self._findings[obj.key].append(finding)
+        if finding is not None and finding not in self._findings[key]:
+            self._findings[key].append(finding)
+
+    def _add(self, obj: Resource, finding: _Finding) -> None:
+        self.replay(("report", obj.key, finding))
 
 
-def _conditions(findings: Iterable[_Finding]) -> tuple[Condition, ...]:
+def _conditions(findings: Sequence[_Finding]) -> tuple[Condition, ...]:
+    if not findings:
+        return _ALL_WELL
     by_type: dict[str, list[_Finding]] = defaultdict(list)
     for finding in findings:
         by_type[finding.condition].append(finding)
@@ -131,3 +143,10 @@ def _condition(kind: str, findings: list[_Finding], *, ok_reason: str) -> Condit
 
 def _message(findings: list[_Finding]) -> str:
     return "; ".join(f"{f.field_path}: {f.message}" if f.field_path else f.message for f in findings)
+
+
+_ALL_WELL = (
+    Condition("Accepted", True, "Accepted", ""),
+    Condition("ResolvedRefs", True, "ResolvedRefs", ""),
+)
+"""Most objects' conditions: built once, not once per object per translation."""

@@ -3,13 +3,15 @@
 Routes of every AIGatewayRoute attached to a listener are merged into its virtual hosts and ordered by
 Gateway API precedence (exact paths, then longer prefixes, then more header matches, then older routes,
 then rule order); a rule whose match is identical to an earlier one's is a conflict and loses, reported on
-its own route. Each virtual host ends with a catch-all answering 404 in OpenAI's error shape.
+its own route. Each virtual host starts with ``GET /v1/models`` (see ``models``) and ends with a catch-all
+answering 404 in OpenAI's error shape.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
+from functools import partial
 
 from controlplane import ir
 from controlplane.gatewayapi import failover
@@ -21,6 +23,8 @@ from controlplane.gatewayapi.backends import (
 )
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.models import declared_model, models_route
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
@@ -41,11 +45,31 @@ _CATCH_ALL = "route-not-found"
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:
-    order: tuple[object, ...]
+    rank: tuple[int, int, int]
+    """Gateway API precedence before the route's age: path type, path length, header count."""
+    position: tuple[int, int]
+    """Rule and match index in the route: the last tie-breaks."""
     identity: tuple[object, ...]
     route: ir.Route
     owner: AIGatewayRoute
     field_path: str
+    model: ir.ListedModel | None
+    route_order: int = 0
+    """The route's place among all routes by age; set per translation (a route added before it moves it)."""
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        return (*self.rank, self.route_order, *self.position)
+
+
+@dataclass(frozen=True, slots=True)
+class _RouteOutput:
+    """One route's share of the tables, computed once per route and kept while its inputs are unchanged."""
+
+    clusters: tuple[ir.RuleCluster, ...]
+    hops: tuple[ir.BackendHop, ...]
+    placed: tuple[tuple[tuple[str, str], _Candidate], ...]
+    """Each candidate route with the (Envoy listener, domain) it goes to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,35 +86,63 @@ def build_routes(
     binder: ListenerBinder,
     backends: BackendResolver,
     listen_address: str,
+    memo: TranslationMemo,
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
     by_host: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
     clusters: list[ir.RuleCluster] = []
     hops: list[ir.BackendHop] = []
     for route_order, route in enumerate(sorted(resources.routes(), key=_age)):
-        report.consider(route)
-        if not _rule_names_unique(route, report):
-            continue
-        attachments = binder.attach(route)
-        policy = policies.for_route(route)
-        outlier = failover.outlier_policy(policy)
-        for index, rule in enumerate(route.spec.rules):
-            # Rules are resolved even when the route attaches nowhere, so its status names every problem.
-            cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
-            action = _action(route, index, rule, cluster, report, policy)
-            if cluster is not None and attachments:
-                clusters.append(cluster)
-                hops.extend(rule_hops)
-            for candidate in _candidates(route, route_order, index, rule, action):
-                for attachment in attachments:
-                    for domain in attachment.domains:
-                        by_host[(attachment.slot.envoy_listener, domain)].append(candidate)
+        output = memo.cached(
+            ("route", route.key),
+            partial(_route, route, report=report, binder=binder, backends=backends, policies=policies),
+        )
+        clusters.extend(output.clusters)
+        hops.extend(output.hops)
+        for place, candidate in output.placed:
+            if candidate.route_order != route_order:
+                candidate = replace(candidate, route_order=route_order)
+            by_host[place].append(candidate)
     listeners = _listeners(binder, by_host, report, listen_address)
     return RouteTables(
         listeners=listeners,
         rule_clusters=tuple(sorted(clusters, key=lambda c: c.name)),
         hops=tuple(sorted(hops, key=lambda h: h.name)),
     )
+
+
+def _route(
+    route: AIGatewayRoute,
+    *,
+    report: Report,
+    binder: ListenerBinder,
+    backends: BackendResolver,
+    policies: failover.TrafficPolicies,
+) -> _RouteOutput:
+    report.consider(route)
+    if not _rule_names_unique(route, report):
+        return _RouteOutput((), (), ())
+    clusters: list[ir.RuleCluster] = []
+    hops: list[ir.BackendHop] = []
+    placed: list[tuple[tuple[str, str], _Candidate]] = []
+    attachments = binder.attach(route)
+    policy = policies.for_route(route)
+    outlier = failover.outlier_policy(policy)
+    breaker = failover.circuit_breaker(policy)
+    for index, rule in enumerate(route.spec.rules):
+        # Rules are resolved even when the route attaches nowhere, so its status names every problem.
+        cluster, rule_hops = _rule_cluster(route, index, rule, backends, report, outlier)
+        if cluster is not None and breaker is not None:
+            cluster = replace(cluster, circuit_breaker=breaker)
+        action = _action(route, index, rule, cluster, report, policy)
+        if cluster is not None and attachments:
+            clusters.append(cluster)
+            hops.extend(rule_hops)
+        for candidate in _candidates(route, index, rule, action):
+            for attachment in attachments:
+                for domain in attachment.domains:
+                    placed.append(((attachment.slot.envoy_listener, domain), candidate))
+    return _RouteOutput(tuple(clusters), tuple(hops), tuple(placed))
 
 
 def _age(route: AIGatewayRoute) -> tuple[str, str, str]:
@@ -148,10 +200,6 @@ def _rule_cluster(
     if not endpoints:
         return None, []
     return ir.RuleCluster(name=base, endpoints=tuple(endpoints), outlier=outlier), hops
-
-
-def _hop_endpoint(hop: ir.BackendHop, weight: int, level: int) -> ir.WeightedEndpoint:
-    return ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=weight, priority=level)
 
 
 def _targets(
@@ -237,11 +285,13 @@ def _action(
         return ir.DirectResponse(
             500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
         )
-    backend_timeout = rule.timeouts.backend_request if rule.timeouts is not None else None
+    backend_timeout = rule.backend_request_timeout
     per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
+    request_timeout = failover.request_timeout(rule, policy).total_seconds()
     forward = ir.Forward(
         cluster=cluster.name,
-        timeout_seconds=rule.request_timeout.total_seconds(),
+        timeout_seconds=request_timeout,
+        idle_timeout_seconds=_route_idle_timeout(request_timeout),
         retry=failover.retry_policy(
             levels=len(per_level),
             widest_level=max(per_level.values()),
@@ -253,6 +303,17 @@ def _action(
         ),
     )
     return _with_filters(forward, route, index, rule, report)
+
+
+_ROUTE_IDLE_TIMEOUT_SECONDS = 3600.0
+
+
+def _route_idle_timeout(request_timeout: float) -> float:
+    """Envoy Gateway's route idle timeout: an hour, never shorter than the request timeout, none when the
+    request has none; Envoy's 5 minute default would cut a long streamed completion that pauses."""
+    if request_timeout == 0:
+        return 0.0
+    return max(_ROUTE_IDLE_TIMEOUT_SECONDS, request_timeout)
 
 
 def _with_filters(
@@ -282,14 +343,7 @@ def _with_filters(
             ).merged_over(headers)
         else:
             report.reject(route, path, f"filter type {item.type} needs its matching configuration field")
-    return ir.Forward(
-        cluster=forward.cluster,
-        timeout_seconds=forward.timeout_seconds,
-        retry=forward.retry,
-        path_rewrite=path_rewrite,
-        hostname_rewrite=hostname,
-        request_headers=headers,
-    )
+    return replace(forward, path_rewrite=path_rewrite, hostname_rewrite=hostname, request_headers=headers)
 
 
 _PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatchType.REGEX: 2}
@@ -297,7 +351,6 @@ _PATH_RANK = {ir.PathMatchType.EXACT: 0, ir.PathMatchType.PREFIX: 1, ir.PathMatc
 
 def _candidates(
     route: AIGatewayRoute,
-    route_order: int,
     index: int,
     rule: AIGatewayRouteRule,
     action: ir.Forward | ir.DirectResponse,
@@ -314,18 +367,13 @@ def _candidates(
         name = f"route/{route.namespace}/{route.name}/rule/{index}/match/{match_index}"
         out.append(
             _Candidate(
-                order=(
-                    _PATH_RANK[path.type],
-                    -len(path.value),
-                    -len(headers),
-                    route_order,
-                    index,
-                    match_index,
-                ),
+                rank=(_PATH_RANK[path.type], -len(path.value), -len(headers)),
+                position=(index, match_index),
                 identity=(path, headers),
                 route=ir.Route(name=name, path=path, headers=headers, action=action),
                 owner=route,
                 field_path=f"spec.rules[{index}]" + (f".matches[{match_index}]" if match is not None else ""),
+                model=declared_model(route, rule, match),
             )
         )
     return out
@@ -388,7 +436,11 @@ def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ..
                 f"matches exactly what {first.route.name} matches, which takes precedence",
                 reason="Conflicted",
             )
-    routes = [winner.route for winner in sorted(winners.values(), key=lambda c: c.order)]
+    ordered = sorted(winners.values(), key=lambda c: c.order)
+    # Listed in declaration order (route age, rule, match), as upstream lists them.
+    declared = sorted((c for c in ordered if c.model is not None), key=lambda c: c.order[3:])
+    routes = [models_route([c.model for c in declared if c.model is not None])]
+    routes.extend(winner.route for winner in ordered)
     routes.append(
         ir.Route(
             name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from controlplane import ir
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
+from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.core import Service, ServicePort
 from controlplane.resources.envoy_gateway import Backend
@@ -29,9 +30,10 @@ class Upstream:
 
 
 class UpstreamResolver:
-    def __init__(self, *, resources: ResourceSet, report: Report) -> None:
+    def __init__(self, *, resources: ResourceSet, report: Report, memo: TranslationMemo) -> None:
         self._resources = resources
         self._report = report
+        self._memo = memo
         self._clusters: dict[str, ir.UpstreamCluster] = {}
         self._ca_bundles: dict[str, ir.CaBundle] = {}
         self._tls_policies = _tls_policies_by_target(resources, report)
@@ -80,7 +82,13 @@ class UpstreamResolver:
 
     def add(self, cluster: ir.UpstreamCluster) -> None:
         """A cluster built elsewhere (an InferencePool's Pods or endpoint picker) joins the others."""
-        self._clusters[cluster.name] = cluster
+        self.replay(("register", "cluster", cluster.name, cluster))
+
+    def replay(self, effect: Effect) -> None:
+        """Registers a cluster or CA bundle (recorded for the memo, or replayed by it)."""
+        self._memo.effect(effect)
+        _, table, name, value = effect
+        (self._clusters if table == "cluster" else self._ca_bundles)[name] = value
 
     def _backend(self, backend: Backend) -> Upstream | None:
         self._report.consider(backend)
@@ -108,12 +116,13 @@ class UpstreamResolver:
         if spec.tls is not None:
             self._report.warn(backend, "spec.tls", "not implemented yet; use a BackendTLSPolicy")
         tls = self._tls_for(backend, default_sni=hostname)
-        self._clusters[name] = ir.UpstreamCluster(
+        cluster = ir.UpstreamCluster(
             name=name,
             discovery=ir.DiscoveryType.DNS if hostname is not None else ir.DiscoveryType.EDS,
             endpoints=tuple(endpoints),
             tls=tls,
         )
+        self.replay(("register", "cluster", name, cluster))
         return Upstream(cluster=name, hostname=hostname)
 
     def _service(self, owner: Resource, service: Service, port: int | None, path: str) -> Upstream | None:
@@ -127,15 +136,17 @@ class UpstreamResolver:
             )
             return None
         name = f"service/{service.namespace}/{service.name}/{port}"
-        self._clusters[name] = ir.UpstreamCluster(
+        cluster = ir.UpstreamCluster(
             name=name,
             discovery=ir.DiscoveryType.EDS,
             endpoints=service_endpoints(self._resources, service, service_port),
             tls=self._tls_for(service, default_sni=None),
         )
+        self.replay(("register", "cluster", name, cluster))
         return Upstream(cluster=name, hostname=None)
 
     def _tls_for(self, target: Resource, *, default_sni: str | None) -> ir.UpstreamTls | None:
+        self._resources.uses_all(BackendTLSPolicy)
         policy = self._tls_policies.get(target.key)
         if policy is None:
             return None
@@ -152,7 +163,7 @@ class UpstreamResolver:
                 )
                 continue
             ca_secret = f"ca/{policy.namespace}/{ref.name}"
-            self._ca_bundles[ca_secret] = ir.CaBundle(name=ca_secret, pem=pem)
+            self.replay(("register", "ca", ca_secret, ir.CaBundle(name=ca_secret, pem=pem)))
             break
         return ir.UpstreamTls(
             sni=validation.hostname or default_sni or "",

@@ -17,7 +17,16 @@ from pydantic_core import PydanticCustomError
 
 from controlplane.ir import OPENAI_PATH_PREFIX
 from controlplane.resources.cel import cel, x_validations
-from controlplane.resources.fieldtypes import Duration, Group, Hostname, KindOrEmpty, Namespace
+from controlplane.resources.fieldtypes import (
+    INT32_MAX,
+    Duration,
+    Group,
+    HeaderNameToRemove,
+    Hostname,
+    KindOrEmpty,
+    ModelName,
+    Namespace,
+)
 from controlplane.resources.gateway_api import (
     BackendObjectReference,
     HTTPHeader,
@@ -83,7 +92,9 @@ MAX_MUTATIONS = 16
 
 class HTTPHeaderMutation(Model):
     set: Annotated[list[HTTPHeader], list_map("name")] = Field(default_factory=list, max_length=MAX_MUTATIONS)
-    remove: Annotated[list[str], LIST_SET] = Field(default_factory=list, max_length=MAX_MUTATIONS)
+    remove: Annotated[list[HeaderNameToRemove], LIST_SET] = Field(
+        default_factory=list, max_length=MAX_MUTATIONS
+    )
 
 
 class HTTPBodyField(Model):
@@ -117,6 +128,11 @@ class LLMRequestCost(Model):
 _ONLY_GATEWAYS = "only Gateway is supported"
 
 
+MAX_BACKEND_WEIGHT = 1_000_000
+"""Upstream documents the weight as exactly Gateway API's BackendRef weight, whose CRD caps it here; it also
+keeps a priority level's summed weights (at most 128 refs) within Envoy's uint32."""
+
+
 class AIGatewayRouteRuleBackendRef(Model):
     """A backend of a rule: an AIServiceBackend, or an InferencePool when kind says so."""
 
@@ -126,13 +142,13 @@ class AIGatewayRouteRuleBackendRef(Model):
     group: Group | None = None
     kind: KindOrEmpty | None = None
     """``InferencePool`` for a pool; an AIServiceBackend when not set."""
-    model_name_override: str = ""
+    model_name_override: ModelName = ""
     """The model name sent to this backend instead of the client's (body and x-ai-eg-model header)."""
     header_mutation: HTTPHeaderMutation | None = None
     body_mutation: Annotated[HTTPBodyMutation | None, UNIMPLEMENTED] = None
-    weight: int = Field(default=1, ge=0, strict=True)
+    weight: int = Field(default=1, ge=0, le=MAX_BACKEND_WEIGHT, strict=True)
     """This backend's share of its priority level's traffic."""
-    priority: int = Field(default=0, ge=0, strict=True)
+    priority: int = Field(default=0, ge=0, le=INT32_MAX, strict=True)
     """Lower levels are tried first; the next level takes over when a level fails."""
 
     @property
@@ -163,16 +179,33 @@ class AIGatewayRouteRule(Model):
     timeouts: HTTPRouteTimeouts | None = None
     """``request`` defaults to 60s; ``0s`` means none."""
     stream_idle_timeout: Duration | None = None
-    """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere)."""
-    models_owned_by: Annotated[str, UNIMPLEMENTED] = "Envoy AI Gateway"
-    models_created_at: Annotated[datetime | None, UNIMPLEMENTED] = None
+    """How long the backend may send nothing before the attempt is abandoned (and retried elsewhere):
+    Envoy's per-try idle timeout, as Envoy AI Gateway v1.1 sets it (per its API notes; v1.1 is not on the
+    Go module proxy to read). ``0s`` means none."""
+    models_owned_by: str = "Envoy AI Gateway"
+    """``owned_by`` of the models this rule declares on ``GET /v1/models``."""
+    models_created_at: datetime | None = None
+    """``created`` of the models this rule declares (default: the route's creation time)."""
 
     @property
     def request_timeout(self) -> timedelta:
-        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API)."""
-        if self.timeouts is not None and self.timeouts.request is not None:
-            return self.timeouts.request
+        """``timeouts.request``, defaulting to AI Gateway's 60s; zero means no timeout (Gateway API).
+
+        With ``request`` unset, a longer ``backendRequest`` is the limit, as upstream: Envoy Gateway makes
+        ``backendRequest`` the route's timeout, so 60s never cuts a backend allowed longer.
+        """
+        timeouts = self.timeouts
+        if timeouts is not None and timeouts.request is not None:
+            return timeouts.request
+        if timeouts is not None and timeouts.backend_request is not None:
+            return max(DEFAULT_REQUEST_TIMEOUT, timeouts.backend_request)
         return DEFAULT_REQUEST_TIMEOUT
+
+    @property
+    def backend_request_timeout(self) -> timedelta | None:
+        """``timeouts.backendRequest``: the limit of each attempt; None when unset or ``0s`` (none)."""
+        backend = self.timeouts.backend_request if self.timeouts is not None else None
+        return backend if backend else None
 
 
 class AIGatewayRouteSpec(Model):

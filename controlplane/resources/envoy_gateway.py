@@ -10,13 +10,20 @@ retry_types.go, healthcheck_types.go, timeout_types.go).
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from controlplane.resources.fieldtypes import Duration
+from controlplane.resources.fieldtypes import (
+    DNS_SUBDOMAIN,
+    INT32_MAX,
+    UINT32_MAX,
+    Duration,
+    PositiveDuration,
+)
 from controlplane.resources.gateway_api import (
     LocalObjectReference,
     LocalPolicyTargetReferenceWithSectionName,
@@ -25,7 +32,7 @@ from controlplane.resources.gateway_api import (
 )
 from controlplane.resources.groups import ENVOY_GATEWAY_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
-from controlplane.resources.notes import UNIMPLEMENTED
+from controlplane.resources.notes import UNIMPLEMENTED, FieldNote, FieldState
 
 HTTPStatus = Annotated[int, Field(ge=100, le=599)]
 RetryTrigger = Literal[
@@ -45,23 +52,46 @@ RetryTrigger = Literal[
 ]
 Percent = Annotated[int, Field(ge=0, le=100)]
 Unimplemented = Annotated[Loose | None, UNIMPLEMENTED]
+CONNECTION_LEVEL = FieldNote(
+    FieldState.UNIMPLEMENTED,
+    "not implemented: a backend's connections are shared by every route using it, so a route's policy "
+    "does not set them",
+)
 UnimplementedList = Annotated[list[Loose] | None, UNIMPLEMENTED]
 
 # --- Backend ------------------------------------------------------------------------------------------
 
 
+# Upstream's pattern; it lets through some strings that are no address ("1:2"), which the check below refuses
+# (Envoy would NACK them as malformed).
+_IP_PATTERN = (
+    r"^((25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)\.){3}(25[0-5]|2[0-4][0-9]|[01]?[0-9][0-9]?)$"
+    r"|^(([0-9a-fA-F]{1,4}:){1,7}[0-9a-fA-F]{1,4}|::|(([0-9a-fA-F]{1,4}:){0,5})?(:[0-9a-fA-F]{1,4}){1,2})$"
+)
+
+
 class FQDNEndpoint(Model):
-    hostname: str = Field(min_length=1)
+    hostname: str = Field(min_length=1, max_length=253, pattern=rf"^{DNS_SUBDOMAIN}$")
     port: PortNumber
 
 
 class IPEndpoint(Model):
-    address: str = Field(min_length=1)
+    address: str = Field(min_length=3, max_length=45, pattern=_IP_PATTERN)
     port: PortNumber
+
+    @field_validator("address")
+    @classmethod
+    def _an_address(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise PydanticCustomError("ip_address", "must be an IPv4 or IPv6 address") from None
+        return value
 
 
 class UnixSocket(Model):
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, max_length=108)
+    """A socket path's limit (``sun_path``); upstream states it as a CEL rule."""
 
 
 class BackendEndpoint(Model):
@@ -131,8 +161,15 @@ class RetryOn(Model):
 
 
 class BackOffPolicy(Model):
-    base_interval: Duration | None = None
-    max_interval: Duration | None = None
+    base_interval: PositiveDuration | None = None
+    max_interval: PositiveDuration | None = None
+    """10 times ``base_interval`` when not set, as upstream documents (and Envoy does)."""
+
+    @model_validator(mode="after")
+    def _max_not_below_base(self) -> BackOffPolicy:
+        if self.base_interval and self.max_interval and self.max_interval < self.base_interval:
+            raise PydanticCustomError("back_off_order", "maxInterval must not be shorter than baseInterval")
+        return self
 
 
 class PerRetryPolicy(Model):
@@ -141,19 +178,19 @@ class PerRetryPolicy(Model):
 
 
 class Retry(Model):
-    num_retries: int = Field(default=2, ge=0)
-    num_attempts_per_priority: int | None = Field(default=None, ge=0)
+    num_retries: int = Field(default=2, ge=0, le=INT32_MAX)
+    num_attempts_per_priority: int | None = Field(default=None, ge=0, le=INT32_MAX)
     retry_on: RetryOn | None = None
     per_retry: PerRetryPolicy | None = None
 
 
 class PassiveHealthCheck(Model):
     split_external_local_origin_errors: bool = False
-    interval: Duration = timedelta(seconds=3)
-    consecutive_local_origin_failures: int = Field(default=5, ge=0)
-    consecutive_gateway_errors: int | None = Field(default=None, ge=0)
-    consecutive_5xx_errors: int = Field(default=5, ge=0, alias="consecutive5XxErrors")
-    base_ejection_time: Duration = timedelta(seconds=30)
+    interval: PositiveDuration = timedelta(seconds=3)
+    consecutive_local_origin_failures: int = Field(default=5, ge=0, le=UINT32_MAX)
+    consecutive_gateway_errors: int | None = Field(default=None, ge=0, le=UINT32_MAX)
+    consecutive_5xx_errors: int = Field(default=5, ge=0, le=UINT32_MAX, alias="consecutive5XxErrors")
+    base_ejection_time: PositiveDuration = timedelta(seconds=30)
     max_ejection_percent: Percent = 10
     failure_percentage_threshold: Percent | None = None
     always_eject_one_endpoint: bool = False
@@ -204,16 +241,33 @@ class HealthCheck(Model):
     panic_threshold: Percent | None = None
 
 
+class PerEndpointCircuitBreakers(Model):
+    max_connections: int = Field(default=1024, ge=0, le=4294967295)
+
+
+class CircuitBreaker(Model):
+    """Envoy Gateway's circuit breaker; every limit defaults to 1024, as there."""
+
+    max_connections: int = Field(default=1024, ge=0, le=4294967295)
+    max_pending_requests: int = Field(default=1024, ge=0, le=4294967295)
+    max_parallel_requests: int = Field(default=1024, ge=0, le=4294967295)
+    max_parallel_retries: int = Field(default=1024, ge=0, le=4294967295)
+    max_requests_per_connection: int | None = Field(default=None, ge=0, le=4294967295)
+    per_endpoint: PerEndpointCircuitBreakers | None = None
+
+
 class TCPTimeout(Model):
-    connect_timeout: Duration | None = None
+    connect_timeout: Annotated[Duration | None, CONNECTION_LEVEL] = None
 
 
 class HTTPTimeout(Model):
-    connection_idle_timeout: Duration | None = None
-    max_connection_duration: Duration | None = None
+    connection_idle_timeout: Annotated[Duration | None, CONNECTION_LEVEL] = None
+    max_connection_duration: Annotated[Duration | None, CONNECTION_LEVEL] = None
     request_timeout: Duration | None = None
-    max_stream_duration: Duration | None = None
-    stream_idle_timeout: Duration | None = None
+    """The route's timeout when the rule sets no ``timeouts.request`` (the rule's wins, as in Envoy
+    Gateway, where Gateway API timeouts take precedence)."""
+    max_stream_duration: Annotated[Duration | None, UNIMPLEMENTED] = None
+    stream_idle_timeout: Annotated[Duration | None, UNIMPLEMENTED] = None
 
 
 class Timeout(Model):
@@ -231,7 +285,7 @@ class BackendTrafficPolicySpec(Model):
     load_balancer: Unimplemented = None
     proxy_protocol: Unimplemented = None
     tcp_keepalive: Unimplemented = None
-    circuit_breaker: Unimplemented = None
+    circuit_breaker: CircuitBreaker | None = None
     connection: Unimplemented = None
     dns: Unimplemented = None
     http2: Unimplemented = None

@@ -9,22 +9,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from controlplane.resources.cel import cel, x_validations
 from controlplane.resources.fieldtypes import (
+    AbsolutePath,
     Duration,
     Group,
     HeaderName,
+    HeaderNameToRemove,
     HeaderValue,
     Kind,
     Namespace,
     ObjectName,
+    PreciseHostname,
     SectionName,
+    validate_absolute_path,
 )
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.meta import Loose, Model, Resource
+from controlplane.resources.regex import re2_problem
 
 PortNumber = Annotated[int, Field(ge=1, le=65535, strict=True)]
 """Strict, as the API server is: ``"8080"`` (a string) is refused, not read as a number."""
@@ -75,32 +80,49 @@ class HTTPHeader(Model):
     value: HeaderValue
 
 
+def _envoy_regex(value: str, info: ValidationInfo) -> str:
+    """A ``RegularExpression`` match's value must compile as Envoy compiles it (see ``regex``)."""
+    if info.data.get("type") == "RegularExpression" and (problem := re2_problem(value)):
+        raise PydanticCustomError("regex", problem)
+    return value
+
+
+def _path_or_regex(value: str, info: ValidationInfo) -> str:
+    if info.data.get("type", "PathPrefix") != "RegularExpression":
+        return validate_absolute_path(value)
+    return _envoy_regex(value, info)
+
+
 class HTTPHeaderMatch(Model):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: HeaderName
     value: HeaderValue
 
+    _regex = field_validator("value")(_envoy_regex)
+
 
 class HTTPPathMatch(Model):
     type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
-    value: str = Field(default="/", min_length=1)
+    value: str = Field(default="/", min_length=1, max_length=1024)
+
+    _path = field_validator("value")(_path_or_regex)
 
 
 class HTTPPathModifier(Model):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
-    replace_full_path: str | None = None
-    replace_prefix_match: str | None = None
+    replace_full_path: AbsolutePath | None = None
+    replace_prefix_match: AbsolutePath | None = None
 
 
 class HTTPURLRewriteFilter(Model):
-    hostname: str | None = None
+    hostname: PreciseHostname | None = None
     path: HTTPPathModifier | None = None
 
 
 class HTTPHeaderFilter(Model):
     set: list[HTTPHeader] = Field(default_factory=list)
     add: list[HTTPHeader] = Field(default_factory=list)
-    remove: list[str] = Field(default_factory=list)
+    remove: list[HeaderNameToRemove] = Field(default_factory=list)
 
 
 class HTTPRouteFilter(Model):

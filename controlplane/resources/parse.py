@@ -11,7 +11,7 @@ sources' business (``controlplane.sources``).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
-from controlplane.resources.notes import FieldState, noted_fields
+from controlplane.resources.notes import FieldState, NotedField, noted_fields
 from controlplane.resources.problems import (
     ObjectKey,
     Problem,
@@ -70,10 +70,16 @@ class Loaded:
     doc_index: int | None = None
     path_prefix: str = ""
     """Set for an object inside a ``kind: List`` document (``items[3]``); field paths are relative to it."""
+    noted: tuple[NotedField, ...] = field(init=False, repr=False, compare=False)
+    """The object's noted fields, walked once here: both the load's problems and the translation's status
+    conditions need them, and an unchanged object is not walked again on the next load."""
 
-    @property
-    def key(self) -> ObjectKey:
-        return self.object.key
+    key: ObjectKey = field(init=False, repr=False, compare=False)
+    """The object's key, worked out once: every load looks it up for every object."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
+        object.__setattr__(self, "key", self.object.key)
 
     def problem(self, *, severity: Severity, message: str, field_path: str = "") -> Problem:
         """A problem about this object, located at ``field_path`` (relative to the object, YAML names)."""
@@ -224,6 +230,8 @@ def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Pro
 def _describe(error: ErrorDetails) -> tuple[str, str]:
     """(field path, message) for one validation error; never includes the input value (it may be secret)."""
     template = _MESSAGES.get(error["type"])
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length", 1) > 1:
+        template = "must be at least {min_length} characters long"
     try:
         message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
     except KeyError:
@@ -237,7 +245,7 @@ def _error_sort_key(error: ErrorDetails) -> str:
 
 def _note_problems(loaded: Loaded) -> list[Problem]:
     out = []
-    for noted in noted_fields(loaded.object):
+    for noted in loaded.noted:
         if noted.note.state is FieldState.UNIMPLEMENTED:
             out.append(
                 loaded.problem(severity=Severity.WARNING, message=noted.note.reason, field_path=noted.path)

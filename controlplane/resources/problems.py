@@ -42,6 +42,11 @@ class ObjectKey:
             return f"{self.kind}/{self.namespace}/{self.name}"
         return f"{self.kind}/{self.name}"
 
+    def order(self) -> tuple[str, str, str, str]:
+        """The sort key of the ordering above, for ``sorted(..., key=...)``: comparing plain tuples is
+        several times faster than the generated ``__lt__`` on thousands of keys."""
+        return (self.group, self.kind, self.namespace, self.name)
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Problem:

@@ -33,7 +33,12 @@ class ResourceSet:
             if item.key in index:
                 raise ValueError(f"duplicate object {item.key}")
             index[item.key] = item
-        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(dict(sorted(index.items())))
+        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(
+            dict(sorted(index.items(), key=lambda item: item[0].order()))
+        )
+        self._by_class: dict[type, list[Resource]] | None = None
+        """Objects by their exact class, in key order: built on the first ``of_type``, so each kind's
+        list costs one pass over the set, not one per call."""
 
     def __len__(self) -> int:
         return len(self._index)
@@ -58,7 +63,19 @@ class ResourceSet:
 
     def of_type(self, model: type[R]) -> list[R]:
         """Every object of ``model`` (including subclasses), sorted by key."""
-        return [item.object for item in self._index.values() if isinstance(item.object, model)]
+        if self._by_class is None:
+            by_class: dict[type, list[Resource]] = {}
+            for item in self._index.values():
+                by_class.setdefault(type(item.object), []).append(item.object)
+            self._by_class = by_class
+        found = [objects for cls, objects in self._by_class.items() if issubclass(cls, model)]
+        if len(found) == 1:
+            return list(found[0])  # type: ignore[arg-type]
+        return sorted((obj for objects in found for obj in objects), key=lambda obj: obj.key.order())  # type: ignore[misc]
+
+    def uses_all(self, model: type[Resource]) -> None:
+        """Says that what the caller computes depends on every ``model`` object (it consults something
+        built from all of them); a recording view (``gatewayapi.memo``) notes it, this one ignores it."""
 
     def by_kind(self, kind: str, *, group: str | None = None) -> list[Resource]:
         return [

@@ -31,6 +31,11 @@ class Source(Protocol):
         Envoys to configure with a partial view; once true it stays true."""
         ...
 
+    def report(self, statuses: Mapping[ObjectKey, ObjectStatus], /) -> None:
+        """Verdicts that changed between loads (a proxy refused part of an object): written where the
+        source can write status, like the ones ``on_load`` returns."""
+        ...
+
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first full view, then after every settled change, until cancelled."""
         ...

@@ -5,52 +5,92 @@ order, skipping hidden entries (among them a ConfigMap volume's ``..data`` and t
 hold the same files a second time). ``load_paths`` reads them once (the ``translate`` command);
 ``FileSource`` keeps reading them (``serve``).
 
-Polling (file size and mtime) is used instead of inotify so that it behaves the same on every filesystem,
-including ConfigMap volumes whose files change by symlink swap. A burst of writes (an editor saving, ``cp``
-of a folder) is coalesced: a load happens only after the files stopped changing for ``debounce_seconds``.
+Changes are noticed through the operating system's file events (inotify, through ``watchfiles``), so a
+save is seen at once rather than at the next poll. Events only say "look again": what changed is decided by
+each file's size and mtime, read through symlinks, so a ConfigMap volume, whose files change by swapping
+its ``..data`` symlink, behaves like a plain folder. Directories are watched recursively, a named file
+through its own directory (where the symlink swap happens), and a path that does not exist yet through its
+nearest existing parent. Every ``resync_seconds`` the files are checked anyway, for filesystems that send
+no events (some network mounts). A burst of writes (an editor saving, ``cp`` of a folder) is coalesced: a
+load happens once no event arrived for ``debounce_seconds``. Reading and parsing run in a worker thread.
 
 A file that stops parsing (an editor's half-written save, a typo) does not take its objects away: its last
 good version keeps serving, with the parse error reported, so Envoy keeps working while the user fixes it.
+Two limits (``FileLimits``) bound what one load may cost: a file over ``max_file_bytes`` is refused unread
+(like a file that does not parse), and a load of more than ``max_objects`` objects is refused whole (the
+last load within the limit keeps serving): the error says which limit, by how much, and which flag moves it.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
+import watchfiles
 
 from controlplane import defaults
+from controlplane.heap import building_configuration
 from controlplane.resources.parse import LoadResult, combine, load_text
-from controlplane.resources.problems import Problem, Severity
+from controlplane.resources.problems import ObjectKey, Problem, Severity
 from controlplane.sources.base import LoadHandler
+
+if TYPE_CHECKING:
+    from controlplane.gatewayapi import ObjectStatus
 
 _log = structlog.get_logger(__name__)
 
 YAML_SUFFIXES = frozenset({".yaml", ".yml"})
+_EVENT_STEP_MS = 10
+"""How often the watcher thread looks for new events (it wakes this often while idle: ~0.5% of a core)."""
 
 
-def load_paths(paths: Sequence[Path]) -> LoadResult:
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    max_file_bytes: int = defaults.MAX_FILE_BYTES
+    max_objects: int = defaults.MAX_OBJECTS
+
+
+_DEFAULT_LIMITS = FileLimits()
+
+
+def load_paths(paths: Sequence[Path], *, limits: FileLimits = _DEFAULT_LIMITS) -> LoadResult:
     """Loads files and directories once (see the module docstring for which files a directory holds)."""
     problems: list[Problem] = []
     files = yaml_files(paths, problems)
-    return combine([load_file(path) for path in files], problems=problems)
+    loaded = combine([load_file(path, max_bytes=limits.max_file_bytes) for path in files], problems=problems)
+    too_many = _object_count_problem(loaded, limits)
+    return loaded if too_many is None else LoadResult(objects=[], problems=[*loaded.problems, too_many])
+
+
+def _object_count_problem(loaded: LoadResult, limits: FileLimits) -> Problem | None:
+    if len(loaded.objects) <= limits.max_objects:
+        return None
+    return Problem(
+        severity=Severity.ERROR,
+        message=f"{len(loaded.objects)} objects, over the limit of {limits.max_objects} (--max-objects): "
+        "none of this load is used",
+    )
 
 
 def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
     """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
-    seen: set[Path] = set()
-    out: list[Path] = []
+    return list(_listing(paths, problems))
+
+
+def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[Path, tuple[int, int]]:
+    """``yaml_files`` with each file's fingerprint (mtime, size), read through symlinks. A file reached twice
+    (a symlink, overlapping paths) is listed once, under the first name."""
+    seen: set[tuple[int, int]] = set()
+    out: dict[Path, tuple[int, int]] = {}
     for path in paths:
         if path.is_dir():
-            candidates = sorted(
-                p
-                for p in path.rglob("*")
-                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p.relative_to(path))
-            )
+            candidates = _files_below(path)
         elif path.is_file():
             candidates = [path]
         else:
@@ -59,27 +99,50 @@ def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
             )
             continue
         for candidate in candidates:
-            resolved = candidate.resolve()
-            if resolved not in seen:
-                seen.add(resolved)
-                out.append(candidate)
+            try:
+                found = candidate.stat()
+            except OSError:
+                continue  # a dangling symlink, or gone since the directory was read
+            identity = (found.st_dev, found.st_ino)
+            if not stat.S_ISREG(found.st_mode) or identity in seen:
+                continue
+            seen.add(identity)
+            out[candidate] = (found.st_mtime_ns, found.st_size)
     return out
 
 
-def load_file(path: Path) -> LoadResult:
+def _files_below(folder: Path) -> list[Path]:
+    """YAML files under ``folder`` in sorted order, hidden entries skipped (among them a ConfigMap volume's
+    ``..data`` and timestamped folders); symlinked folders are not entered, symlinked files are listed."""
+    found: list[str] = []
+    for directory, subdirectories, files in os.walk(folder):
+        subdirectories[:] = [name for name in subdirectories if not name.startswith(".")]
+        found.extend(
+            os.path.join(directory, name)
+            for name in files
+            if not name.startswith(".") and os.path.splitext(name)[1] in YAML_SUFFIXES
+        )
+    return [Path(name) for name in sorted(found, key=lambda name: name.split(os.sep))]
+
+
+def load_file(path: Path, *, max_bytes: int = defaults.MAX_FILE_BYTES) -> LoadResult:
     """One file, on its own: duplicates across files are found by ``combine``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(max_bytes + 1)  # never more, even if the file grows while it is read
+        if len(data) > max_bytes:
+            size = max(path.stat().st_size, len(data))
+            return _unread(path, f"{size} bytes, over the limit of {max_bytes} (--max-file-bytes)")
+        text = data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
-        problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
-        return LoadResult(objects=[], problems=[problem])
+        return _unread(path, reason)
     return load_text(text, file=str(path))
 
 
-def _hidden(relative: Path) -> bool:
-    # Also skips Kubernetes ConfigMap volume internals (``..data``, ``..2024_01_01...``).
-    return any(part.startswith(".") for part in relative.parts)
+def _unread(path: Path, reason: str) -> LoadResult:
+    problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
+    return LoadResult(objects=[], problems=[problem])
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +156,18 @@ class FileSource:
         self,
         paths: Sequence[Path],
         *,
-        poll_interval_seconds: float = 0.5,
         debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
+        resync_seconds: float = defaults.FILE_RESYNC_SECONDS,
+        limits: FileLimits = _DEFAULT_LIMITS,
     ) -> None:
         self._paths = list(paths)
-        self._poll_interval = poll_interval_seconds
+        self._limits = limits
+        self._last_within_limits: LoadResult | None = None
         self._debounce = debounce_seconds
+        self._resync = resync_seconds
         self._files: dict[Path, _FileState] = {}
         self._good: dict[Path, LoadResult] = {}
+        self._seen: dict[Path, tuple[int, int]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
@@ -109,52 +176,88 @@ class FileSource:
         # Every file is read before the first load goes out.
         return True
 
+    def report(self, statuses: Mapping[ObjectKey, ObjectStatus], /) -> None:
+        """Files have no status to write: verdicts are on ``/status`` and in the log."""
+
     def load(self) -> LoadResult:
         """Reads what changed since the last call and returns the whole configuration."""
         problems: list[Problem] = []
-        results = []
-        current = yaml_files(self._paths, problems)
-        for path in current:
-            results.append(self._load_one(path))
-        for gone in set(self._files) - set(current):
+        return self._load(_listing(self._paths, problems), problems)
+
+    def _load(self, listing: dict[Path, tuple[int, int]], problems: list[Problem]) -> LoadResult:
+        self._seen = listing
+        results = [self._load_one(path, fingerprint) for path, fingerprint in listing.items()]
+        for gone in set(self._files) - set(listing):
             del self._files[gone]
             self._good.pop(gone, None)
-        return combine(results, problems=problems)
+        loaded = combine(results, problems=problems)
+        too_many = _object_count_problem(loaded, self._limits)
+        if too_many is None:
+            self._last_within_limits = loaded
+            return loaded
+        kept = self._last_within_limits.objects if self._last_within_limits is not None else []
+        if kept:
+            too_many = replace(
+                too_many, message=f"{too_many.message}; the last load ({len(kept)} objects) serves"
+            )
+        return LoadResult(objects=kept, problems=[*loaded.problems, too_many])
 
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first load, then after every settled change, until cancelled."""
-        await on_load(self.load())
-        seen = self._fingerprints()
-        while True:
-            await asyncio.sleep(self._poll_interval)
-            now = self._fingerprints()
-            if now == seen:
-                continue
-            # Wait for the writer to finish: keep polling until nothing moved for a whole debounce period.
+        events: asyncio.Queue[None] = asyncio.Queue()
+        watched: tuple[_WatchRoot, ...] = ()
+        watchers: list[asyncio.Task[None]] = []
+        result: LoadResult | None = None
+        try:
             while True:
-                await asyncio.sleep(self._debounce)
-                settled = self._fingerprints()
-                if settled == now:
-                    break
-                now = settled
-            seen = now
-            _log.info("configuration changed, reloading", files=len(now))
-            await on_load(self.load())
+                roots = _watch_roots(self._paths)
+                if roots != watched:
+                    # Paths appeared or went away: watch them where they are now.
+                    await _stopped(watchers)
+                    watchers = [asyncio.create_task(_watch(root, events)) for root in roots]
+                    watched = roots
+                    await asyncio.sleep(0)  # the watchers register before the files are read
+                    result = await asyncio.to_thread(self._load_without_collection)
+                if result is not None:
+                    await on_load(result)
+                await self._settled(events)
+                result = await asyncio.to_thread(self._load_if_changed)
+                if result is not None:
+                    _log.info("configuration changed, reloading", files=len(self._seen))
+        finally:
+            await _stopped(watchers)
 
-    def _fingerprints(self) -> dict[Path, tuple[int, int]]:
-        fingerprints = {}
-        for path in yaml_files(self._paths, []):
-            fingerprint = _fingerprint(path)
-            if fingerprint is not None:
-                fingerprints[path] = fingerprint
-        return fingerprints
+    async def _settled(self, events: asyncio.Queue[None]) -> None:
+        """Returns once a burst of events is over (or ``resync_seconds`` passed without any)."""
+        try:
+            await asyncio.wait_for(events.get(), timeout=self._resync)
+        except TimeoutError:
+            return
+        while True:
+            try:
+                await asyncio.wait_for(events.get(), timeout=self._debounce)
+            except TimeoutError:
+                return
 
-    def _load_one(self, path: Path) -> LoadResult:
-        fingerprint = _fingerprint(path)
+    def _load_without_collection(self) -> LoadResult:
+        with building_configuration():
+            return self.load()
+
+    def _load_if_changed(self) -> LoadResult | None:
+        """The whole configuration if any file changed since the last load (events also come for files that
+        are not ours, and for writes that left a file as it was)."""
+        problems: list[Problem] = []
+        listing = _listing(self._paths, problems)
+        if listing == self._seen:
+            return None
+        with building_configuration():
+            return self._load(listing, problems)
+
+    def _load_one(self, path: Path, fingerprint: tuple[int, int]) -> LoadResult:
         state = self._files.get(path)
-        if state is not None and fingerprint is not None and state.fingerprint == fingerprint:
+        if state is not None and state.fingerprint == fingerprint:
             return state.result
-        result = load_file(path)
+        result = load_file(path, max_bytes=self._limits.max_file_bytes)
         unreadable = not result.objects and any(
             problem.severity is Severity.ERROR and problem.kind is None for problem in result.problems
         )
@@ -168,14 +271,45 @@ class FileSource:
             result = LoadResult(objects=previous.objects, problems=[*result.problems, kept])
         else:
             self._good[path] = result
-        if fingerprint is not None:
-            self._files[path] = _FileState(fingerprint, result)
+        self._files[path] = _FileState(fingerprint, result)
         return result
 
 
-def _fingerprint(path: Path) -> tuple[int, int] | None:
+@dataclass(frozen=True, slots=True)
+class _WatchRoot:
+    path: Path
+    recursive: bool
+
+
+def _watch_roots(paths: Sequence[Path]) -> tuple[_WatchRoot, ...]:
+    """Where to listen for events about ``paths`` (see the module docstring)."""
+    roots: dict[Path, bool] = {}
+    for path in paths:
+        if path.is_dir():
+            roots[path] = True
+            continue
+        parent = path.parent
+        while not parent.is_dir() and parent != parent.parent:
+            parent = parent.parent
+        roots.setdefault(parent, False)
+    return tuple(_WatchRoot(path, recursive) for path, recursive in sorted(roots.items()))
+
+
+async def _watch(root: _WatchRoot, events: asyncio.Queue[None]) -> None:
     try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size)
+        # Every event counts, hidden ones included: a ConfigMap update is a rename of ``..data``.
+        async for _ in watchfiles.awatch(
+            root.path, watch_filter=None, step=_EVENT_STEP_MS, recursive=root.recursive
+        ):
+            events.put_nowait(None)
+    except (OSError, RuntimeError) as exc:
+        # The root went away under the watcher: look again now (and re-plan the roots from what exists).
+        _log.warning("file watch ended", path=str(root.path), error=str(exc))
+        events.put_nowait(None)
+
+
+async def _stopped(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the watchers and waits for them, so their threads end with them."""
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from types import MappingProxyType
 from typing import Protocol
 
@@ -79,11 +80,24 @@ class Snapshot:
             (SECRET, secrets),
         ):
             grouped[type_url].extend(messages)
+        return cls.from_built(
+            {
+                type_url: [XdsResource.build(type_url, message) for message in messages]
+                for type_url, messages in grouped.items()
+            }
+        )
+
+    @classmethod
+    def from_built(cls, by_type: Mapping[str, Iterable[XdsResource]]) -> Snapshot:
+        """Build a snapshot from prepared resources ``{type_url: resources}``; two resources of one type
+        with the same name are an error."""
+        unsupported = set(by_type) - set(TYPE_URLS)
+        if unsupported:
+            raise ValueError(f"unsupported type URL {sorted(unsupported)[0]!r}")
         resources: dict[str, Mapping[str, XdsResource]] = {}
-        for type_url, messages in grouped.items():
+        for type_url in TYPE_URLS:
             by_name: dict[str, XdsResource] = {}
-            for message in messages:
-                resource = XdsResource.build(type_url, message)
+            for resource in by_type.get(type_url, ()):
                 if resource.name in by_name:
                     raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
                 by_name[resource.name] = resource
@@ -104,7 +118,14 @@ class Snapshot:
         return self.get(key.type_url).get(key.name)
 
     def consistency_problems(self) -> list[str]:
-        """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine)."""
+        """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine).
+
+        Worked out once per snapshot (it is immutable), so whoever builds a snapshot off the event loop can
+        pay for the check there and ``set_snapshot`` on the loop finds it done."""
+        return list(self._consistency_problems)
+
+    @cached_property
+    def _consistency_problems(self) -> tuple[str, ...]:
         problems = []
         endpoints = self.get(ENDPOINT)
         for type_url in TYPE_URLS:
@@ -122,7 +143,7 @@ class Snapshot:
                 for key in resource.warming:
                     if key.type_url == ENDPOINT and key.name not in endpoints:
                         problems.append(f"EDS {_describe(resource.key)} has no load assignment {key.name!r}")
-        return sorted(problems)
+        return tuple(sorted(problems))
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})

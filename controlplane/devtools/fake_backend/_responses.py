@@ -8,6 +8,7 @@ from the answer alone which backend served a request and what it was asked for.
 from __future__ import annotations
 
 import asyncio
+import email
 import itertools
 import json
 import socket
@@ -22,7 +23,15 @@ from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy, MultiDict, MultiDictProxy
 
 from controlplane.devtools.fake_backend.metrics import ServerLoad, prometheus_text
-from controlplane.devtools.fake_backend.modes import Mode, Refuse, Reset, Slow, Status
+from controlplane.devtools.fake_backend.modes import (
+    HoldStream,
+    Mode,
+    Refuse,
+    Reset,
+    Slow,
+    StallStream,
+    Status,
+)
 from controlplane.devtools.fake_backend.recorder import ReceivedRequest, RequestLog
 
 BACKEND_HEADER = "x-fake-backend"
@@ -116,6 +125,9 @@ class Responder:
                 HTTPStatus.OK,
                 {"object": "list", "data": [{"id": self._model, "object": "model", "owned_by": self._name}]},
             )
+        if request.method == "POST" and path.endswith("/audio/transcriptions"):
+            asked = _form_field(received, "model")
+            return self._json(HTTPStatus.OK, {"text": f"{self._name},{self._model},{asked or '-'}"})
         chat = path.endswith("/chat/completions")
         if request.method == "POST" and (chat or path.endswith("/v1/completions")):
             if not isinstance(received.json, dict):
@@ -147,7 +159,8 @@ class Responder:
             include_usage = isinstance(body.get("stream_options"), dict) and bool(
                 body["stream_options"].get("include_usage")
             )
-            return await self._stream(request, head, pieces, usage if include_usage else None, chat=chat)
+            usage_event = usage if include_usage else None
+            return await self._stream(request, head, pieces, usage_event, chat=chat)
         choice = _choice(content, "stop", chat=chat, streamed=False)
         return self._json(HTTPStatus.OK, {**head, "choices": [choice], "usage": usage})
 
@@ -176,8 +189,13 @@ class Responder:
         events = [{**chunk_head, "choices": [choice]} for choice in choices]
         if usage is not None:
             events.append({**chunk_head, "choices": [], "usage": usage})
-        for event in events:
+        for index, event in enumerate(events):
             await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            mode = self._mode()
+            if index == 0 and isinstance(mode, StallStream):
+                await asyncio.sleep(mode.seconds)
+            if index == 0 and isinstance(mode, HoldStream):
+                await asyncio.to_thread(mode.release.wait, mode.max_hold_seconds)
         await response.write(_SSE_DONE)
         await response.write_eof()
         return response
@@ -211,6 +229,19 @@ def _choice(text: str, finish_reason: str | None, *, chat: bool, streamed: bool)
         return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
     delta = {} if finish_reason is not None else {"content": text}
     return {"index": 0, "delta": delta, "finish_reason": finish_reason}
+
+
+def _form_field(received: ReceivedRequest, name: str) -> str | None:
+    """A text field of a ``multipart/form-data`` body (a transcription's ``model``)."""
+    content_type = received.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    form = email.message_from_bytes(b"content-type: " + content_type.encode() + b"\r\n\r\n" + received.body)
+    for part in form.walk():
+        if part.get_param("name", header="content-disposition") == name:
+            payload = part.get_payload(decode=True)
+            return payload.decode() if isinstance(payload, bytes) else None
+    return None
 
 
 def _count_words(prompt: Any) -> int:

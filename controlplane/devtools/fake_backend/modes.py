@@ -7,9 +7,10 @@ assignment, safe to make from the test thread while the server thread reads it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
-__all__ = ["Mode", "Normal", "Refuse", "Reset", "Slow", "Status"]
+__all__ = ["HoldStream", "Mode", "Normal", "Refuse", "Reset", "Slow", "StallStream", "Status"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,28 @@ class Slow:
 
 
 @dataclass(frozen=True)
+class StallStream:
+    """Answer normally, but a streamed answer goes silent for this many seconds after its first chunk
+    (a model that stalls mid-generation); non-streamed answers are not delayed."""
+
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0:
+            raise ValueError(f"StallStream mode needs a delay >= 0, got {self.seconds}")
+
+
+@dataclass(frozen=True)
+class HoldStream:
+    """Answer normally, but a streamed answer sends its first event and then waits for ``release`` (set from
+    any thread) before the rest: a test sees the first chunk arrive while the backend has not finished."""
+
+    release: threading.Event = field(default_factory=threading.Event, compare=False)
+    max_hold_seconds: float = 60.0
+    """A release never given ends the hold anyway, so a failed test leaves no stream open for ever."""
+
+
+@dataclass(frozen=True)
 class Reset:
     """Read the request, then reset the connection (TCP RST) without answering."""
 
@@ -53,4 +76,4 @@ class Refuse:
     """Stop listening, keeping the port reserved: new connections are refused, open ones are closed."""
 
 
-Mode = Normal | Status | Slow | Reset | Refuse
+Mode = Normal | Status | Slow | StallStream | HoldStream | Reset | Refuse

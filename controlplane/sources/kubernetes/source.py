@@ -226,6 +226,9 @@ class KubernetesSource:
     def _crd_scope(self) -> WatchScope:
         return WatchScope(CRDS.group, CRDS.kind)
 
+    def report(self, statuses: Mapping[ObjectKey, ObjectStatus], /) -> None:
+        self._submit_statuses(statuses)
+
     def _submit_statuses(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> None:
         if not self._options.write_status:
             return

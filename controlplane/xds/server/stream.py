@@ -45,6 +45,8 @@ class XdsEvent:
     """(name, version) of each resource in the response."""
     removed: tuple[str, ...] = ()
     error: str = ""
+    refused: tuple[str, ...] = ()
+    """A NACK's refused resource names (Envoy applied the rest of the response)."""
     latency_seconds: float | None = None
 
 
@@ -301,7 +303,14 @@ class Stream(abc.ABC):
             refused=sorted(refused),
             error=error.message,
         )
-        self._emit("nack", state, in_flight, error=error.message, latency_seconds=latency)
+        self._emit(
+            "nack",
+            state,
+            in_flight,
+            error=error.message,
+            refused=tuple(sorted(refused)),
+            latency_seconds=latency,
+        )
 
     def _emit(
         self, kind: Literal["push", "ack", "nack"], state: TypeState, in_flight: InFlight, **extra: Any

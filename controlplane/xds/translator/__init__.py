@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import cache, partial
 from typing import Any
 
 from controlplane import ir
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_URLS
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
 from controlplane.xds.translator.endpoint import rule_load_assignment, upstream_load_assignment
 from controlplane.xds.translator.listener import hop_listener, http_listener
@@ -24,32 +27,46 @@ class EnvoyResources:
     secrets: tuple[Any, ...]
 
 
+Fragment = tuple[str, Callable[[Any], Any], Hashable]
+"""One Envoy resource to be: its type URL, the function that translates it and that function's IR input.
+The function is pure, so equal inputs give equal resources (``reuse`` relies on that)."""
+
+
+@cache
+def _upstream_cluster(system_ca_file: str) -> Callable[[ir.UpstreamCluster], Any]:
+    """``upstream_cluster`` for one trust store, the same function object each time (a ``reuse`` key)."""
+    return partial(upstream_cluster, system_ca_file=system_ca_file)
+
+
+def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[Fragment]:
+    """Every Envoy resource of ``infra`` as (type URL, translate function, IR input), not yet translated."""
+    eds_upstreams = [cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS]
+    out: list[Fragment] = []
+    out += [(LISTENER, http_listener, listener) for listener in infra.listeners]
+    out += [(LISTENER, hop_listener, hop) for hop in infra.hops]
+    out += [(ROUTE, route_configuration, listener) for listener in infra.listeners]
+    out += [(CLUSTER, rule_cluster, cluster) for cluster in infra.rule_clusters]
+    out += [(CLUSTER, _upstream_cluster(system_ca_file), cluster) for cluster in infra.upstreams]
+    out += [(ENDPOINT, rule_load_assignment, cluster) for cluster in infra.rule_clusters]
+    out += [(ENDPOINT, upstream_load_assignment, cluster) for cluster in eds_upstreams]
+    out += [(SECRET, credential_secret, secret) for secret in infra.credentials]
+    out += [(SECRET, ca_secret, bundle) for bundle in infra.ca_bundles]
+    return out
+
+
 def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
     """The IR in; the Envoy listeners (public and hops), route configurations, clusters (rule and upstream),
     load assignments and secrets (credentials, CA bundles) out. ``system_ca_file`` is the trust store of
     upstream TLS without a CA of its own."""
-    eds_upstreams = [cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS]
+    by_type: dict[str, list[Any]] = {type_url: [] for type_url in TYPE_URLS}
+    for type_url, translate, node in fragments(infra, system_ca_file=system_ca_file):
+        by_type[type_url].append(translate(node))
     return EnvoyResources(
-        listeners=_by_name(
-            [http_listener(listener) for listener in infra.listeners]
-            + [hop_listener(hop) for hop in infra.hops]
-        ),
-        routes=_by_name([route_configuration(listener) for listener in infra.listeners]),
-        clusters=_by_name(
-            [rule_cluster(cluster) for cluster in infra.rule_clusters]
-            + [upstream_cluster(cluster, system_ca_file=system_ca_file) for cluster in infra.upstreams]
-        ),
-        endpoints=tuple(
-            sorted(
-                [rule_load_assignment(cluster) for cluster in infra.rule_clusters]
-                + [upstream_load_assignment(cluster) for cluster in eds_upstreams],
-                key=lambda assignment: assignment.cluster_name,
-            )
-        ),
-        secrets=_by_name(
-            [credential_secret(secret) for secret in infra.credentials]
-            + [ca_secret(bundle) for bundle in infra.ca_bundles]
-        ),
+        listeners=_by_name(by_type[LISTENER]),
+        routes=_by_name(by_type[ROUTE]),
+        clusters=_by_name(by_type[CLUSTER]),
+        endpoints=tuple(sorted(by_type[ENDPOINT], key=lambda assignment: assignment.cluster_name)),
+        secrets=_by_name(by_type[SECRET]),
     )
 
 

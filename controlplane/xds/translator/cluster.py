@@ -30,14 +30,42 @@ def rule_cluster(cluster: ir.RuleCluster) -> Any:
     # sending to a re-ejected backend for a second, ~20 retried requests per probe instead of 3.
     message.common_lb_config.update_merge_window.CopyFrom(seconds(0))
     # Envoy's default of 3 concurrent retries per cluster hands the primary's error to every client past the
-    # third during a failover; retries are bounded by num_retries (one per level) and by ejection instead.
-    message.circuit_breakers.thresholds.add(max_retries={"value": _MAX_CONCURRENT_RETRIES})
+    # third during a failover; retries are bounded by num_retries (one per level) and by ejection instead
+    # (Envoy Gateway allows 1024 too).
+    if cluster.circuit_breaker is None:
+        message.circuit_breakers.thresholds.add(max_retries={"value": _MAX_CONCURRENT_RETRIES})
+    else:
+        _set_circuit_breaker(message, cluster.circuit_breaker)
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
-        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(
-            pack(_error_classification(cluster.outlier.error_status_codes))
-        )
+    options = _http_options(
+        error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
+        max_requests_per_connection=(
+            cluster.circuit_breaker.max_requests_per_connection
+            if cluster.circuit_breaker is not None
+            else None
+        ),
+    )
+    if options is not None:
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
     return message
+
+
+def _set_circuit_breaker(message: Any, breaker: ir.CircuitBreaker) -> None:
+    """Envoy Gateway's thresholds (its default of 1024 concurrent retries included)."""
+    retries = breaker.max_retries if breaker.max_retries is not None else _MAX_CONCURRENT_RETRIES
+    thresholds = message.circuit_breakers.thresholds.add(max_retries={"value": retries})
+    for field, value in (
+        ("max_connections", breaker.max_connections),
+        ("max_pending_requests", breaker.max_pending_requests),
+        ("max_requests", breaker.max_requests),
+    ):
+        if value is not None:
+            getattr(thresholds, field).value = value
+    if breaker.per_endpoint_max_connections is not None:
+        message.circuit_breakers.per_host_thresholds.add(
+            max_connections={"value": breaker.per_endpoint_max_connections}
+        )
 
 
 def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTEM_CA_FILE) -> Any:
@@ -55,13 +83,16 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
     if cluster.tls is not None:
         message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
     apply_balancing(message, cluster)
-    options = http_protocol_options_pb2.HttpProtocolOptions()
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
-        options.CopyFrom(_error_classification(cluster.outlier.error_status_codes))
+    options = _http_options(
+        error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
+        max_requests_per_connection=None,
+    )
     if cluster.http2:
+        options = options or http_protocol_options_pb2.HttpProtocolOptions()
         options.explicit_http_config.http2_protocol_options.SetInParent()
-    if options.ListFields():
+    if options is not None:
         message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
     return message
 
@@ -77,33 +108,45 @@ def _eds_cluster(name: str, *, connect_timeout_seconds: float) -> Any:
 
 
 def _outlier_detection(policy: ir.OutlierPolicy) -> Any:
-    return outlier_detection_pb2.OutlierDetection(
+    detection = outlier_detection_pb2.OutlierDetection(
         consecutive_5xx={"value": policy.consecutive_errors},
         interval=seconds(policy.interval_seconds),
         base_ejection_time=seconds(policy.base_ejection_seconds),
-        max_ejection_time=seconds(policy.max_ejection_seconds),
         max_ejection_percent={"value": policy.max_ejection_percent},
+        split_external_local_origin_errors=policy.split_external_local_origin_errors,
     )
+    if policy.max_ejection_seconds is not None:
+        detection.max_ejection_time.CopyFrom(seconds(policy.max_ejection_seconds))
+    if policy.consecutive_gateway_errors is not None:
+        detection.consecutive_gateway_failure.value = policy.consecutive_gateway_errors
+    if policy.consecutive_local_origin_failures is not None:
+        detection.consecutive_local_origin_failure.value = policy.consecutive_local_origin_failures
+    return detection
 
 
-def _error_classification(status_codes: tuple[int, ...]) -> Any:
-    """Which responses count toward ``consecutive_5xx``: 5xx and the extra codes (e.g. 429).
+def _http_options(
+    *, error_status_codes: tuple[int, ...], max_requests_per_connection: int | None
+) -> Any | None:
+    """The rule cluster's HTTP options, when it needs any: which responses count toward
+    ``consecutive_5xx`` besides 5xx (e.g. 429), and a limit of requests per connection.
 
-    The matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also requires
-    an explicit protocol once outlier options are set (HTTP/1.1, as hops and model servers speak; an
+    The error matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also
+    requires an explicit protocol once such options are set (HTTP/1.1, as hops and model servers speak; an
     HTTP/2 cluster replaces it).
     """
-    rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in status_codes]
-    return http_protocol_options_pb2.HttpProtocolOptions(
+    if not error_status_codes and max_requests_per_connection is None:
+        return None
+    options = http_protocol_options_pb2.HttpProtocolOptions(
         explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
             http_protocol_options=protocol_pb2.Http1ProtocolOptions()
-        ),
-        outlier_detection=http_protocol_options_pb2.HttpProtocolOptions.OutlierDetection(
-            error_matcher=matcher_pb2.MatchPredicate(
-                or_match=matcher_pb2.MatchPredicate.MatchSet(rules=rules)
-            )
-        ),
+        )
     )
+    if error_status_codes:
+        rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in error_status_codes]
+        options.outlier_detection.error_matcher.or_match.rules.extend(rules)
+    if max_requests_per_connection is not None:
+        options.common_http_protocol_options.max_requests_per_connection.value = max_requests_per_connection
+    return options
 
 
 def _status_range(start: int, end: int) -> Any:

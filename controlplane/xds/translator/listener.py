@@ -18,6 +18,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from controlplane import ir
 from controlplane.xds.translator import local_reply
+from controlplane.xds.translator.filters.body_check import body_check_filter
 from controlplane.xds.translator.filters.credential import credential_filter
 from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
@@ -25,6 +26,7 @@ from controlplane.xds.translator.filters.endpoint_picker import (
 )
 from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
+from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.messages import ads_source, pack
 from controlplane.xds.translator.route import hop_route_configuration
@@ -36,8 +38,8 @@ def http_listener(listener: ir.HttpListener) -> Any:
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[model_header_filter(), router_filter()],
-        local_reply_config=local_reply.openai_error_replies(),
+        http_filters=[multipart_model_filter(), body_check_filter(), model_header_filter(), router_filter()],
+        local_reply_config=local_reply.openai_error_replies(direct_success=True),
     )
     return listener_pb2.Listener(
         name=listener.name,
@@ -66,7 +68,7 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         http_filters=filters,
         # A hop's own errors (backend refused, unresolvable) travel back through the public listener as
         # upstream responses, so they need the JSON envelope here.
-        local_reply_config=local_reply.openai_error_replies(),
+        local_reply_config=local_reply.openai_error_replies(direct_success=False),
     )
     return listener_pb2.Listener(
         name=hop.name,

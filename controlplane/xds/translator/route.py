@@ -13,20 +13,35 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.messages import pack, seconds
 
 PICKED_ENDPOINT_RETRIES = 2
 _UNREACHABLE = "connect-failure,refused-stream,reset"
+_DIRECT_BODY_LIMIT = 4096
+"""Envoy's default limit on a direct response body; a long model list raises it."""
 
 
 def route_configuration(listener: ir.HttpListener) -> Any:
-    return route_pb2.RouteConfiguration(
+    config = route_pb2.RouteConfiguration(
         name=listener.route_config,
         virtual_hosts=[_virtual_host(vhost) for vhost in listener.virtual_hosts],
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
+    longest = max(
+        (
+            len(route.action.message.encode())
+            for vhost in listener.virtual_hosts
+            for route in vhost.routes
+            if isinstance(route.action, ir.DirectResponse)
+        ),
+        default=0,
+    )
+    if longest > _DIRECT_BODY_LIMIT:
+        config.max_direct_response_body_size_bytes.value = longest
+    return config
 
 
 def hop_route_configuration(hop: ir.BackendHop) -> Any:
@@ -72,7 +87,9 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
 
 def _virtual_host(vhost: ir.VirtualHost) -> Any:
     return rc.VirtualHost(
-        name=vhost.name, domains=list(vhost.domains), routes=[_route(route) for route in vhost.routes]
+        name=vhost.name,
+        domains=list(vhost.domains),
+        routes=[invalid_body_route(), *(_route(route) for route in vhost.routes)],
     )
 
 
@@ -116,6 +133,8 @@ def _header_matcher(header: ir.HeaderMatch) -> Any:
 
 def _forward(action: ir.Forward) -> Any:
     route = rc.RouteAction(cluster=action.cluster, timeout=seconds(action.timeout_seconds))
+    if action.idle_timeout_seconds is not None:
+        route.idle_timeout.CopyFrom(seconds(action.idle_timeout_seconds))
     rewrite = action.path_rewrite
     if rewrite is not None and rewrite.full_path is not None:
         route.regex_rewrite.CopyFrom(
@@ -137,11 +156,11 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
         retry_on=",".join(retry.retry_on),
         num_retries={"value": retry.num_retries},
         retriable_status_codes=list(retry.retriable_status_codes),
-        retry_back_off=rc.RetryPolicy.RetryBackOff(
-            base_interval=seconds(retry.back_off_base_seconds),
-            max_interval=seconds(retry.back_off_max_seconds),
-        ),
     )
+    if retry.num_retries and retry.back_off_base_seconds is not None:
+        policy.retry_back_off.base_interval.CopyFrom(seconds(retry.back_off_base_seconds))
+    if retry.num_retries and retry.back_off_max_seconds is not None:
+        policy.retry_back_off.max_interval.CopyFrom(seconds(retry.back_off_max_seconds))
     if retry.per_try_timeout_seconds is not None:
         policy.per_try_timeout.CopyFrom(seconds(retry.per_try_timeout_seconds))
     if retry.per_try_idle_timeout_seconds is not None:
@@ -160,7 +179,7 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
             name="envoy.retry_host_predicates.previous_hosts",
             typed_config=pack(previous_hosts_pb2.PreviousHostsPredicate()),
         )
-        policy.host_selection_retry_max_attempts = 3
+        policy.host_selection_retry_max_attempts = retry.host_selection_attempts
     return policy
 
 

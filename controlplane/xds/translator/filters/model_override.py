@@ -19,7 +19,8 @@ from controlplane.xds.translator.messages import pack
 
 def model_override_filter(*, model: str) -> Any:
     body = struct_pb2.Struct()
-    body.update({"model": model})
+    # The body is a format string: a literal "%" in a model name must be escaped.
+    body.update({"model": model.replace("%", "%%")})
     config = transform_pb2.TransformConfig(
         request_transformation=transform_pb2.Transformation(
             body_transformation=transform_pb2.BodyTransformation(

@@ -1,0 +1,207 @@
+"""Incremental translation: each resolved backend, pool, credential and route is kept with what it read.
+
+``build_ir`` resolves every AIServiceBackend, then translates every route; resolving a route's backendRefs
+resolves InferencePools and credentials on first use. Each of those is one *fragment*, computed through
+``TranslationMemo.cached``, which records while it runs:
+
+- its **reads**: every ``ResourceSet`` look-up it makes (an object's key, found or not) and every scan of a
+  kind (``routes()``, ``security_policies()``, ...), including the reads of the fragments it uses;
+- its **effects**: what it reports about any object, the clusters, CA bundles and credential secrets it
+  registers, and which other fragments it uses (so they are in place even if whoever computed them first
+  is gone).
+
+The next translation compares the new input with the previous one. A fragment none of whose reads changed
+(no key it looked up was added, removed or modified, no kind it scanned had a change) is not computed
+again: its effects are replayed, in the same order as a full translation would make them, and its result
+is reused. Everything else (the objects' noted fields, Gateways -> listeners, policy maps, merging routes
+into virtual hosts, statuses) is recomputed each time; it is linear and cheap. The recorded reads are the
+dependency index, taken from the code that does the reading, so it cannot drift from it. A fresh memo
+(``translate``) computes everything, through the same code; tests/test_pipeline_incremental.py checks on
+random edit sequences that both give the same snapshot, statuses and problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.meta import Resource
+from controlplane.resources.problems import ObjectKey
+from controlplane.resources.resource_set import ResourceSet
+
+T = TypeVar("T")
+
+FragmentKey = tuple[str, ObjectKey]
+"""What a fragment is for: ("backend" | "pool" | "policy" | "route", the object's key)."""
+Effect = tuple[Any, ...]
+"""("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
+
+LEGACY_POLICY_REFS = "legacy-policy-refs"
+"""Read by whoever asks which BackendSecurityPolicy applies to a target: that map also depends on the
+AIServiceBackends naming a policy the legacy way (``backendSecurityPolicyRef``)."""
+
+
+class EffectSink(Protocol):
+    """Applies a replayed effect to the current translation (its report and resolvers)."""
+
+    def __call__(self, effect: Effect, /) -> None: ...
+
+
+@dataclass(slots=True)
+class _Frame:
+    keys: set[Hashable] = field(default_factory=set)
+    kinds: set[type] = field(default_factory=set)
+    effects: list[Effect] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    keys: frozenset[Hashable]
+    kinds: frozenset[type]
+    effects: tuple[Effect, ...]
+    result: Any
+
+
+class TranslationMemo:
+    """Fragments of the previous translation and the recording of the current one (one at a time)."""
+
+    def __init__(self) -> None:
+        self._previous: dict[FragmentKey, _Entry] = {}
+        self._current: dict[FragmentKey, _Entry] = {}
+        self._input: dict[ObjectKey, Any] = {}
+        self._changed_keys: set[Hashable] = set()
+        self._changed_kinds: set[type] = set()
+        self._frames: list[_Frame | None] = []
+        self._sink: EffectSink | None = None
+        self.computed = 0
+        """How many fragments the last translation computed (the others were replayed)."""
+
+    def begin(self, resources: ResourceSet) -> ResourceSet:
+        """Starts a translation of ``resources``; returns the view of them the translation must read."""
+        current = {loaded.key: loaded.object for loaded in resources}
+        previous = self._input
+        differing = [
+            key for key, obj in current.items() if previous.get(key) is not obj and previous.get(key) != obj
+        ]
+        differing += [key for key in previous if key not in current]
+        changed: set[Hashable] = set(differing)
+        kinds: set[type] = set()
+        for key in differing:
+            for obj in (previous.get(key), current.get(key)):
+                if obj is not None:
+                    kinds.add(type(obj))
+                    if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
+                        changed.add(LEGACY_POLICY_REFS)
+        self._changed_keys, self._changed_kinds = changed, kinds
+        self._input = current
+        self._previous, self._current = {**self._previous, **self._current}, {}
+        self.computed = 0
+        return RecordingResourceSet(resources, memo=self)
+
+    def bind(self, sink: EffectSink) -> None:
+        """Where replayed effects go in this translation."""
+        self._sink = sink
+
+    def finish(self) -> None:
+        """Keeps only what this translation used, for the next one."""
+        self._previous, self._current = self._current, {}
+        self._sink = None
+
+    # --- recording ---
+
+    def read_key(self, key: Hashable) -> None:
+        frame = self._frames[-1] if self._frames else None
+        if frame is not None:
+            frame.keys.add(key)
+
+    def read_kind(self, kind: type) -> None:
+        frame = self._frames[-1] if self._frames else None
+        if frame is not None:
+            frame.kinds.add(kind)
+
+    def effect(self, effect: Effect) -> None:
+        """Called by the report and the resolvers for everything they do; applied by them as well."""
+        frame = self._frames[-1] if self._frames else None
+        if frame is not None:
+            frame.effects.append(effect)
+
+    def cached(self, key: FragmentKey, compute: Callable[[], T]) -> T:
+        """``compute()``, or what it gave last time if nothing it read has changed (see the docstring)."""
+        entry = self._current.get(key)
+        if entry is None:
+            previous = self._previous.get(key)
+            if previous is not None and self._fresh(previous):
+                entry = previous
+                self._replay(entry)
+            else:
+                entry = self._compute(key, compute)
+            self._current[key] = entry
+        parent = self._frames[-1] if self._frames else None
+        if parent is not None:
+            parent.keys |= entry.keys
+            parent.kinds |= entry.kinds
+            parent.effects.append(("use", key))
+        result: T = entry.result
+        return result
+
+    def _compute(self, key: FragmentKey, compute: Callable[[], Any]) -> _Entry:
+        frame = _Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
+        self._frames.append(frame)
+        try:
+            result = compute()
+        finally:
+            self._frames.pop()
+        self.computed += 1
+        return _Entry(frozenset(frame.keys), frozenset(frame.kinds), tuple(frame.effects), result)
+
+    def _replay(self, entry: _Entry) -> None:
+        assert self._sink is not None, "bind() first"
+        with self._not_recording():
+            for effect in entry.effects:
+                self._sink(effect)
+
+    @contextmanager
+    def _not_recording(self) -> Iterator[None]:
+        # What a replayed fragment uses is already in its own recorded reads and effects.
+        self._frames.append(None)
+        try:
+            yield
+        finally:
+            self._frames.pop()
+
+    def _fresh(self, entry: _Entry) -> bool:
+        if not entry.keys.isdisjoint(self._changed_keys):
+            return False
+        return not any(issubclass(changed, kind) for kind in entry.kinds for changed in self._changed_kinds)
+
+
+class RecordingResourceSet(ResourceSet):
+    """The same objects as ``resources``, telling ``memo`` about every look-up and scan."""
+
+    def __init__(self, resources: ResourceSet, *, memo: TranslationMemo) -> None:
+        super().__init__()
+        self._index = resources._index
+        self._by_class = resources._by_class
+        self._memo = memo
+
+    def get(self, key: ObjectKey) -> Resource | None:
+        self._memo.read_key(key)
+        return super().get(key)
+
+    def of_type(self, model: type[Any]) -> list[Any]:
+        self._memo.read_kind(model)
+        return super().of_type(model)
+
+    def uses_all(self, model: type[Resource]) -> None:
+        self._memo.read_kind(model)
+
+    def by_kind(self, kind: str, *, group: str | None = None) -> list[Resource]:
+        self._memo.read_kind(Resource)
+        return super().by_kind(kind, group=group)
+
+    def inference_pools(self) -> list[InferencePoolBase]:
+        self._memo.read_kind(InferencePoolBase)
+        return super().inference_pools()

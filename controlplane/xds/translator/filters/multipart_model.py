@@ -1,0 +1,69 @@
+"""Take the model header from a multipart form's ``model`` field, and never from the client.
+
+The model header filter (``model_header``) reads ``model`` from JSON bodies only, and acts on nothing else:
+a multipart request (``/v1/audio/transcriptions``, ``/v1/images/edits``) carried no model into routing, and
+a header the client set on a non-JSON request reached the route table as if Envoy had set it. Envoy AI
+Gateway reads the form field. Envoy has no native multipart parser, so this small Lua filter runs first:
+it removes a client-sent model header from every request, and for ``multipart/form-data`` sets it from the
+``model`` field (the whole form is buffered, within the listener's buffer limit) and re-picks the route.
+"""
+
+from __future__ import annotations
+
+import string
+from typing import Any
+
+from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.lua.v3 import lua_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+
+from controlplane.ir import MODEL_HEADER
+from controlplane.xds.translator.messages import pack
+
+_SOURCE_TEMPLATE = """
+local MODEL_HEADER = "$header"
+
+local function form_field(data, boundary, name)
+  local delimiter = "\\r\\n--" .. boundary
+  local at = 1
+  while true do
+    local first, last = string.find(data, 'name="' .. name .. '"', at, true)
+    if first == nil then return nil end
+    local before = string.sub(data, first - 1, first - 1)
+    if before == " " or before == ";" then
+      local body_start = string.find(data, "\\r\\n\\r\\n", last, true)
+      if body_start == nil then return nil end
+      local body_end = string.find(data, delimiter, body_start + 4, true)
+      if body_end == nil then return nil end
+      return string.sub(data, body_start + 4, body_end - 1)
+    end
+    at = last + 1
+  end
+end
+
+function envoy_on_request(handle)
+  local headers = handle:headers()
+  headers:remove(MODEL_HEADER)
+  local content_type = headers:get("content-type")
+  if content_type == nil or string.find(string.lower(content_type), "multipart/form-data", 1, true) ~= 1 then
+    return
+  end
+  local boundary = string.match(content_type, 'boundary="([^"]+)"')
+    or string.match(content_type, "boundary=([^;%s]+)")
+  if boundary == nil then return end
+  local body = handle:body()
+  if body == nil then return end
+  local model = form_field(body:getBytes(0, body:length()), boundary, "model")
+  if model ~= nil and model ~= "" and not string.find(model, "[\\r\\n]") then
+    -- Reading the body yields: the header map must be fetched again.
+    handle:headers():replace(MODEL_HEADER, model)
+    handle:clearRouteCache()
+  end
+end
+"""
+
+
+def multipart_model_filter() -> Any:
+    source = string.Template(_SOURCE_TEMPLATE).substitute(header=MODEL_HEADER)
+    config = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=source))
+    return hcm.HttpFilter(name="envoy.filters.http.lua", typed_config=pack(config))
