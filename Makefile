@@ -13,10 +13,13 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
-# The Go programs tests run beside the control plane (etcd, kube-apiserver, kubectl, helm), built from the
-# pins in tools/*/go.mod into ~/.cache/ai-xds-controlplane/tools: minutes on the first run, then reused.
+# The Go programs tests run beside the control plane (etcd, kube-apiserver, kubectl, helm, epp), built from
+# the pins in tools/*/go.mod into ~/.cache/ai-xds-controlplane/tools: minutes on the first run, then reused;
+# then what the benchmarks' smoke test drives (nginx and wrk from Debian, go-control-plane, aigw, LiteLLM).
 tools: install
 	$(BIN)/python -m controlplane.devtools.gotools
+	tools/os-packages.sh
+	$(BIN)/python -m bench.tools
 
 # Our CRDs (crds/) are generated from the pydantic models; run after changing a model (a test fails on drift).
 crds: install

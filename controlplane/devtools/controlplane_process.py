@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import stop_process, terminate_with_parent
 from controlplane.netutil import free_port
 
 
@@ -128,12 +128,7 @@ class ControlPlaneProcess:
         if process is None or process.poll() is not None:
             return
         os.kill(process.pid, signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop_process(process)
 
     def __enter__(self) -> ControlPlaneProcess:
         try:

@@ -10,7 +10,6 @@ front); its output goes to a log file the test can read when something fails.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ import grpc
 import yaml
 
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import stop_process, terminate_with_parent
 from controlplane.netutil import free_port
 from controlplane.resources.groups import INFERENCE_GROUP
 
@@ -132,14 +131,8 @@ class EppProcess:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after ten seconds."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        if process is not None:
+            stop_process(process)
 
     def __enter__(self) -> Self:
         try:

@@ -29,7 +29,7 @@ from typing import Any
 
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import stop_process, terminate_with_parent
 
 ETCD_SOCKET = "localhost:2379"
 """etcd reads a ``unix://host:port`` URL as a socket file of that name in its working directory."""
@@ -83,13 +83,8 @@ class LocalKube:
 
     def stop(self) -> None:
         for process in (self._apiserver, self._etcd):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            if process is not None:
+                stop_process(process)
         self._apiserver = self._etcd = None
         self._reserved.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -118,14 +113,8 @@ class LocalKube:
         """SIGTERM, then SIGKILL after a few seconds: a graceful stop waits for every open watch to end, and
         a client that is not reading (a paused process) would hold it up."""
         process, self._apiserver = self._apiserver, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        if process is not None:
+            stop_process(process, grace_seconds=5)
 
     def start_apiserver(self) -> None:
         self._start_apiserver()

@@ -1,4 +1,5 @@
-"""Child processes (Envoy, ``controlplane serve``) that cannot outlive the process that started them.
+"""Child processes (Envoy, ``controlplane serve``) that cannot outlive the process that started them,
+and the one way they are stopped.
 
 Tests, the demo and the benchmarks start real processes and stop them in ``finally`` blocks; but a runner
 killed hard (a CI time-out, SIGKILL) runs no ``finally``, and the orphans keep ports and CPU for the next
@@ -10,8 +11,10 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 
@@ -34,3 +37,15 @@ def _linux_pdeathsig() -> Callable[[], None] | None:
 terminate_with_parent: Callable[[], None] | None = _linux_pdeathsig()
 """A ``preexec_fn`` for ``subprocess.Popen``: the child gets SIGTERM when the thread that started it ends
 (start children from a long-lived thread, e.g. the main one). None where unsupported."""
+
+
+def stop_process(process: subprocess.Popen[Any], *, grace_seconds: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL if it is still there after ``grace_seconds``; returns its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+    return process.returncode
