@@ -17,10 +17,9 @@ import time
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from controlplane.devtools.procutil import stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
 from controlplane.netutil import free_port
 
 
@@ -28,7 +27,7 @@ class ControlPlaneError(RuntimeError):
     """The process exited or did not get ready; the message ends with its log."""
 
 
-class ControlPlaneProcess:
+class ControlPlaneProcess(StartStop):
     def __init__(
         self,
         args: Sequence[str],
@@ -129,18 +128,6 @@ class ControlPlaneProcess:
             return
         os.kill(process.pid, signal.SIGCONT)
         stop_process(process)
-
-    def __enter__(self) -> ControlPlaneProcess:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _check_running(self) -> None:
         if self._process is None:

@@ -13,14 +13,13 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import grpc
 import yaml
 
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
 from controlplane.netutil import free_port
 from controlplane.resources.groups import INFERENCE_GROUP
 
@@ -49,7 +48,7 @@ def default_picker_config(tools: GoTools) -> str:
     raise EppError(f"no ConfigMap {_CONFIG_MAP} in {manifests}")
 
 
-class EppProcess:
+class EppProcess(StartStop):
     """``epp --pool-name NAME --pool-namespace NS`` against the API server of ``kubeconfig``."""
 
     def __init__(
@@ -133,18 +132,6 @@ class EppProcess:
         process, self._process = self._process, None
         if process is not None:
             stop_process(process)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def _check_running(self) -> None:
         if self._process is None:

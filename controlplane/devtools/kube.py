@@ -24,12 +24,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
 
 ETCD_SOCKET = "localhost:2379"
 """etcd reads a ``unix://host:port`` URL as a socket file of that name in its working directory."""
@@ -44,7 +43,7 @@ class KubeError(RuntimeError):
     """etcd or the API server did not start, or a kubectl command failed (the message has its output)."""
 
 
-class LocalKube:
+class LocalKube(StartStop):
     """etcd + kube-apiserver (RBAC on) in a private temporary folder; use as a context manager.
 
     ``stop`` removes the folder; read ``workdir`` (logs, kubeconfig) before that."""
@@ -88,18 +87,6 @@ class LocalKube:
         self._apiserver = self._etcd = None
         self._reserved.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> LocalKube:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- operations tests need ---
 

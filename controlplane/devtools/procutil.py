@@ -8,13 +8,15 @@ run. On Linux the kernel can deliver a signal to a child when its parent dies; e
 
 from __future__ import annotations
 
+import abc
 import ctypes
 import ctypes.util
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 _PR_SET_PDEATHSIG = 1
 
@@ -49,3 +51,26 @@ def stop_process(process: subprocess.Popen[Any], *, grace_seconds: float = 10.0)
             process.kill()
             process.wait(timeout=10)
     return process.returncode
+
+
+class StartStop(abc.ABC):
+    """A started thing used as a context manager: entered, it starts (and is stopped again if starting
+    fails half-way); left, it stops, whatever the block did."""
+
+    @abc.abstractmethod
+    def start(self) -> Self: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
