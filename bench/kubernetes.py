@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.manifests import NAMESPACE, gateway_manifests
 from controlplane.devtools.crds import start_kube_with_crds
 from controlplane.devtools.gotools import ensure_test_tools
 from controlplane.devtools.kube import LocalKube
@@ -35,29 +36,11 @@ from controlplane.sources.kubernetes.api import ApiResource, KubeApi
 
 GATEWAY_PORT = 10090
 BACKEND_PORT = 18190
-NAMESPACE = "bench"
 BODY = {"messages": [{"role": "user", "content": "hello"}]}
 _ROUTES = ApiResource("aigateway.envoyproxy.io", "v1beta1", "aigatewayroutes", "AIGatewayRoute")
-_SHARED = f"""
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: ai-gateway
-spec:
-  controllerName: gateway.envoyproxy.io/gatewayclass-controller
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: bench
-  namespace: {NAMESPACE}
-spec:
-  gatewayClassName: ai-gateway
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: {GATEWAY_PORT}
----
+_SHARED = (
+    gateway_manifests(GATEWAY_PORT)
+    + f"""---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: Backend
 metadata:
@@ -82,6 +65,7 @@ spec:
     kind: Backend
     group: gateway.envoyproxy.io
 """
+)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.manifests import NAMESPACE, gateway_manifests
 from bench.xds_push import Acks
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
@@ -47,27 +48,7 @@ from controlplane.sources.files import FileSource
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
-NAMESPACE = "bench"
 _TIMEOUT = 600.0
-_SHARED = f"""apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata:
-  name: ai-gateway
-spec:
-  controllerName: gateway.envoyproxy.io/gatewayclass-controller
----
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata:
-  name: bench
-  namespace: {NAMESPACE}
-spec:
-  gatewayClassName: ai-gateway
-  listeners:
-  - name: http
-    protocol: HTTP
-    port: {{gateway_port}}
-"""
 
 
 def route_file(index: int, *, backend_port: int) -> str:
@@ -120,7 +101,7 @@ spec:
 
 def write_manifests(folder: Path, routes: int, *, gateway_port: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "shared.yaml").write_text(_SHARED.format(gateway_port=gateway_port))
+    (folder / "shared.yaml").write_text(gateway_manifests(gateway_port))
     for index in range(routes):
         _route_path(folder, index).write_text(route_file(index, backend_port=18190))
 
@@ -208,7 +189,7 @@ def _serve_rss(folder: Path, workdir: Path) -> tuple[float, float]:
 async def _changes(folder: Path, *, routes: int, count: int, reuse: bool) -> Changes:
     result = Changes("reused" if reuse else "full rebuild")
     # A port of its own: the previous mode's Envoy may not have released its listener yet.
-    (folder / "shared.yaml").write_text(_SHARED.format(gateway_port=free_port()))
+    (folder / "shared.yaml").write_text(gateway_manifests(free_port()))
     cache = SnapshotCache()
     acks = Acks()
     server = XdsServer(cache=cache, settings=XdsSettings())
