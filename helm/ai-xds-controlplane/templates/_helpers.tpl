@@ -47,6 +47,11 @@ app.kubernetes.io/component: envoy
 {{- end -}}
 {{- end -}}
 
+{{/* Where the Envoy Pod mounts envoy.xdsTLS.secretName (beside, not inside, the bootstrap's ConfigMap). */}}
+{{- define "controlplane.envoyXdsTlsDir" -}}
+/etc/envoy-xds-tls
+{{- end -}}
+
 {{/* The control plane Service's in-cluster address, as Envoys reach it. */}}
 {{- define "controlplane.xdsAddress" -}}
 {{- printf "%s.%s.svc:%d" (include "controlplane.fullname" .) .Release.Namespace (int .Values.controller.xdsPort) -}}
