@@ -31,24 +31,28 @@ def envoy_document(envoy: EnvoyResources) -> dict[str, list[dict[str, Any]]]:
 
 
 def status_document(statuses: dict[ObjectKey, ObjectStatus]) -> list[dict[str, Any]]:
-    return [
-        {
-            "group": key.group,
-            "kind": key.kind,
-            "namespace": key.namespace,
-            "name": key.name,
-            "conditions": [
-                {
-                    "type": condition.type,
-                    "status": "True" if condition.status else "False",
-                    "reason": condition.reason,
-                    "message": condition.message,
-                }
-                for condition in status.conditions
-            ],
-        }
-        for key, status in sorted(statuses.items())
-    ]
+    return [_object_status(key, status) for key, status in sorted(statuses.items())]
+
+
+def _object_status(key: ObjectKey, status: ObjectStatus) -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "group": key.group,
+        "kind": key.kind,
+        "namespace": key.namespace,
+        "name": key.name,
+        "conditions": [
+            {
+                "type": condition.type,
+                "status": "True" if condition.status else "False",
+                "reason": condition.reason,
+                "message": condition.message,
+            }
+            for condition in status.conditions
+        ],
+    }
+    if status.parents:
+        document["parents"] = [f"{parent.namespace}/{parent.name}" for parent in status.parents]
+    return document
 
 
 def _plain(message: Message) -> dict[str, Any]:

@@ -87,6 +87,11 @@ def test_inference_extension_adds_exactly_its_rbac_and_the_controller_flag(helm:
             "resources": ["inferencepools"],
             "verbs": ["get", "list", "watch"],
         },
+        {
+            "apiGroups": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
+            "resources": ["inferencepools/status"],
+            "verbs": ["patch", "update"],
+        },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     ]
 

@@ -61,7 +61,8 @@ app.kubernetes.io/component: envoy
 What the Kubernetes source reads in the namespaces it watches: exactly the kinds of
 controlplane/sources/kubernetes/kinds.py (tests/test_helm_chart.py compares the two). Secrets and ConfigMaps
 are listed and watched one by one, by name (a metadata.name field selector), never fetched otherwise.
-Status is written through the status subresource of our three kinds only.
+Status is written through the status subresource of our three kinds, and of InferencePools (our own
+per-Gateway entries) with the Inference Extension on.
 */}}
 {{- define "controlplane.namespacedRules" -}}
 - apiGroups: [aigateway.envoyproxy.io]
@@ -89,6 +90,9 @@ Status is written through the status subresource of our three kinds only.
 - apiGroups: [inference.networking.k8s.io, inference.networking.x-k8s.io]
   resources: [inferencepools]
   verbs: [get, list, watch]
+- apiGroups: [inference.networking.k8s.io, inference.networking.x-k8s.io]
+  resources: [inferencepools/status]
+  verbs: [patch, update]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
