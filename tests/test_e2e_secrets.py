@@ -181,3 +181,27 @@ def _proxy_status(stack: LocalStack) -> str:
     with contextlib.redirect_stdout(printed):
         assert main(["proxy-status", f"--xds-address=127.0.0.1:{stack.xds_port}", "-o", "json"]) == 0
     return printed.getvalue()
+
+
+def test_a_rotated_aws_key_signs_the_next_requests(stack: LocalStack) -> None:
+    original = (KEYS / "route.yaml").read_text(encoding="utf-8")
+    rotated = BEDROCK_KEY.secret_access_key.replace("bedrock", "rotated")
+    bedrock = stack.backends["bedrock-host"]
+
+    def signed_with(secret_access_key: str) -> bool:
+        bedrock.clear()
+        reply = httpx.post(stack.url(10090), json=_chat("gpt-oss"), timeout=5)
+        key = dataclasses.replace(BEDROCK_KEY, secret_access_key=secret_access_key)
+        try:
+            verify_sigv4(bedrock.received[-1], key=key, region=BEDROCK_REGION, service="bedrock")
+        except SignatureMismatch:
+            return False
+        return answered_by(reply) == "bedrock-host"
+
+    stack.rewrite_config("route.yaml", original.replace(BEDROCK_KEY.secret_access_key, rotated))
+    try:
+        wait_until(lambda: signed_with(rotated), message="requests signed with the rotated key")
+    finally:
+        stack.rewrite_config("route.yaml", original)
+    wait_until(lambda: signed_with(BEDROCK_KEY.secret_access_key), message="the original key again")
+    assert rotated not in stack.control_plane_log()
