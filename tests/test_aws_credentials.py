@@ -1,11 +1,22 @@
-"""An AWS credentials file in a Secret -> the key of the profile a policy picks, or an error quoting none."""
+"""An AWS credentials file in a Secret -> the key of the profile a policy picks, or an error quoting none.
+
+And upstream's AWS examples: their AWSCredentials policies are accepted; what is left reported is only the
+Bedrock schemas Envoy 1.40 cannot translate to.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from controlplane import ir
+from controlplane.devtools.gotools import GoTools
+from controlplane.gatewayapi import TranslateOptions
 from controlplane.gatewayapi.aws_credentials import CredentialsFileError, profile_keys
+from controlplane.gatewayapi.backends import UNSERVABLE_SCHEMAS
+from controlplane.pipeline import translate
+from controlplane.resources.problems import Severity
+from controlplane.sources.files import load_paths
+from tests.test_kubernetes_crds import AI_GATEWAY_MODULE
 
 FILE = """
 # written by `aws configure`
@@ -68,3 +79,35 @@ def test_a_file_that_gives_no_key_says_why_and_quotes_nothing(
     assert message in str(raised.value)
     assert raised.value.field == field
     assert "secret" not in str(raised.value).replace("aws_secret_access_key", "")
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        ("basic/basic.yaml", "basic/aws.yaml"),
+        ("basic/basic.yaml", "basic/aws-irsa.yaml"),
+        ("basic/basic.yaml", "basic/aws-pod-identity.yaml"),
+        ("basic/basic.yaml", "basic/aws-bedrock-openai-anthropic.yaml"),
+        ("provider_fallback/base.yaml", "provider_fallback/fallback.yaml"),
+    ],
+    ids=lambda files: files[-1].removesuffix(".yaml"),
+)
+def test_upstreams_aws_examples_report_only_the_schemas_envoy_cannot_serve(
+    kube_tools: GoTools, files: tuple[str, ...]
+) -> None:
+    examples = kube_tools.module(AI_GATEWAY_MODULE) / "examples"
+    loaded = load_paths([examples / name for name in files])
+    result = translate(loaded.resource_set(), options=TranslateOptions(listen_address="127.0.0.1"))
+    policies = [key for key in result.statuses if key.kind == "BackendSecurityPolicy"]
+    assert policies, "the example has an AWSCredentials policy"
+    for key in policies:
+        assert all(condition.status for condition in result.statuses[key].conditions), key
+    aws_problems = {
+        problem.message
+        for problem in result.problems
+        if problem.severity is Severity.ERROR and problem.kind == "AIServiceBackend"
+    }
+    assert aws_problems
+    assert aws_problems <= {
+        f"schema {schema} is not supported: {why}" for schema, why in UNSERVABLE_SCHEMAS.items()
+    }
