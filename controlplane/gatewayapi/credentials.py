@@ -9,6 +9,7 @@ and go nowhere but the Envoy resource that carries them: no problem message, sta
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 from controlplane import ir
@@ -143,7 +144,7 @@ class CredentialResolver:
                 f"Secret {namespace}/{secret.name} key {AWS_CREDENTIALS_SECRET_KEY} {error}",
             )
             return self.FAILED
-        return ir.AwsSigning(region=signing.region, service=signing.service, keys=keys)
+        return dataclasses.replace(signing, keys=keys)
 
     def _secret_value(
         self, policy: BackendSecurityPolicy, ref: SecretObjectReference, *, path: str, key: str
