@@ -46,20 +46,6 @@ class ResolvedPool:
     problems: tuple[str, ...]
 
 
-UNSERVABLE_SCHEMAS = {
-    "AWSBedrock": "Envoy 1.40's AI transcoder cannot produce it: its protocols are OpenAI Chat "
-    "Completions and Responses, Anthropic Messages and Gemini generateContent, with no Bedrock Converse "
-    "(/model/{model}/converse) and no AWS eventstream responses (converse-stream)",
-    "AWSAnthropic": "Envoy 1.40's AI transcoder cannot produce it: its Anthropic output has no Bedrock "
-    "InvokeModel path (/model/{model}/invoke) or anthropic_version setting, and it cannot read the AWS "
-    "eventstream responses of invoke-with-response-stream",
-}
-"""Schemas no Envoy filter can translate to, and why. Checked on the 1.40 binary: its
-``envoy.type.ai.v3.LLMProtocol`` lists only OPENAI_CHAT_COMPLETIONS, OPENAI_RESPONSES, ANTHROPIC_MESSAGES
-and GEMINI_GENERATE_CONTENT, the transcoder's config is a direction (TO_IR / FROM_IR) with no path or version
-settings, and its streams are SSE only. A backend with one of these is reported and left out of its rules,
-which keep their other backends."""
-
 INFERENCE_EXTENSION_OFF = (
     "the Inference Extension is off: InferencePools are used only with --enable-inference-extension"
 )
@@ -125,14 +111,6 @@ class BackendResolver:
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)
         schema = backend.spec.api_schema
-        if schema.name in UNSERVABLE_SCHEMAS:
-            self._report.reject(
-                backend,
-                "spec.schema.name",
-                f"schema {schema.name} is not supported: {UNSERVABLE_SCHEMAS[schema.name]}",
-                reason="UnsupportedValue",
-            )
-            return None
         if schema.name != "OpenAI":
             self._report.reject(
                 backend,
