@@ -1,7 +1,8 @@
 """An AWS credentials file in a Secret -> the key of the profile a policy picks, or an error quoting none.
 
 And upstream's AWS examples: their AWSCredentials policies are accepted; what is left reported is only the
-Bedrock schemas (AWSBedrock, AWSAnthropic) Envoy 1.40 cannot translate to.
+Bedrock schemas (AWSBedrock, AWSAnthropic) Envoy 1.40 cannot translate to. The Kubernetes source watches a
+credentials-file Secret by name, like any other referenced Secret.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from controlplane.devtools.gotools import GoTools
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.gatewayapi.aws_credentials import CredentialsFileError, profile_keys
 from controlplane.pipeline import translate
+from controlplane.resources.core import Secret
+from controlplane.resources.parse import load_text
 from controlplane.resources.problems import Severity
+from controlplane.resources.references import referenced_secrets_and_config_maps
 from controlplane.sources.files import load_paths
 from tests.test_kubernetes_crds import AI_GATEWAY_MODULE
 
@@ -111,3 +115,20 @@ def test_upstreams_aws_examples_report_only_the_bedrock_schemas(
     assert backend_errors
     for message in backend_errors:
         assert re.match(r"spec\.schema\.name: schema (AWSBedrock|AWSAnthropic) ", message), message
+
+
+def test_the_kubernetes_source_watches_a_credentials_file_secret_by_name() -> None:
+    policy = """
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: BackendSecurityPolicy
+metadata: {name: aws, namespace: team}
+spec:
+  type: AWSCredentials
+  awsCredentials:
+    region: us-east-1
+    credentialsFile: {secretRef: {name: aws-credentials}, profile: bedrock}
+"""
+    resources = load_text(policy, file="policy.yaml").resource_set()
+    assert referenced_secrets_and_config_maps(resources.security_policies()) == {
+        Secret.key_for("team", "aws-credentials")
+    }
