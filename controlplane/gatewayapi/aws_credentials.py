@@ -8,7 +8,6 @@ line's text: the file is a secret.
 
 from __future__ import annotations
 
-import configparser
 from typing import Final
 
 from controlplane import ir
@@ -34,33 +33,58 @@ class CredentialsFileError(ValueError):
 
 def profile_keys(text: str, *, profile: str) -> ir.AwsKeys:
     """The keys of ``profile`` in the credentials file ``text``."""
-    parser = configparser.ConfigParser(interpolation=None, default_section="\x00no-defaults")
-    try:
-        parser.read_string(text)
-    except configparser.MissingSectionHeaderError as error:
-        raise CredentialsFileError(
-            f"is not an AWS credentials file: line {error.lineno} comes before any [profile] header",
-            field="secretRef",
-        ) from None
-    except configparser.ParsingError as error:
-        lines = ", ".join(str(line) for line, _ in error.errors)
-        raise CredentialsFileError(
-            f"is not an AWS credentials file: cannot parse line {lines}", field="secretRef"
-        ) from None
-    except configparser.Error as error:
-        # Duplicate sections or settings: the exception names the section and setting, not their values.
-        raise CredentialsFileError(
-            f"is not an AWS credentials file: {type(error).__name__}", field="secretRef"
-        ) from None
-    if not parser.has_section(profile):
-        found = ", ".join(parser.sections()) or "none"
+    profiles = _profiles(text)
+    if profile not in profiles:
+        found = ", ".join(profiles) or "none"
         raise CredentialsFileError(f"has no profile [{profile}] (profiles: {found})", field="profile")
-    section = parser[profile]
-    missing = [name for name in (_ACCESS_KEY_ID, _SECRET_ACCESS_KEY) if not section.get(name, "").strip()]
+    section = profiles[profile]
+    missing = [name for name in (_ACCESS_KEY_ID, _SECRET_ACCESS_KEY) if not section.get(name)]
     if missing:
         raise CredentialsFileError(f"profile [{profile}] has no {' or '.join(missing)}", field="profile")
     return ir.AwsKeys(
-        access_key_id=section[_ACCESS_KEY_ID].strip(),
-        secret_access_key=section[_SECRET_ACCESS_KEY].strip(),
-        session_token=section.get(_SESSION_TOKEN, "").strip(),
+        access_key_id=section[_ACCESS_KEY_ID],
+        secret_access_key=section[_SECRET_ACCESS_KEY],
+        session_token=section.get(_SESSION_TOKEN, ""),
     )
+
+
+def _profiles(text: str) -> dict[str, dict[str, str]]:
+    """The file's ``[profile]`` sections and their ``name = value`` settings, as AWS tools read them.
+
+    Parsed here rather than with ``configparser``, whose parser and section proxies refer to each other:
+    every translation would leave that cycle for the garbage collector (see ``controlplane.heap``).
+    """
+    profiles: dict[str, dict[str, str]] = {}
+    section: dict[str, str] | None = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            name = line[1:-1].strip()
+            if name in profiles:
+                raise CredentialsFileError(
+                    f"is not an AWS credentials file: profile [{name}] appears twice (line {number})",
+                    field="secretRef",
+                )
+            section = profiles[name] = {}
+            continue
+        key, separator, value = line.partition("=")
+        if not separator:
+            key, separator, value = line.partition(":")
+        if not separator or not key.strip():
+            raise CredentialsFileError(
+                f"is not an AWS credentials file: cannot parse line {number}", field="secretRef"
+            )
+        if section is None:
+            raise CredentialsFileError(
+                f"is not an AWS credentials file: line {number} comes before any [profile] header",
+                field="secretRef",
+            )
+        setting = key.strip().lower()
+        if setting in section:
+            raise CredentialsFileError(
+                f"is not an AWS credentials file: {setting} is set twice (line {number})", field="secretRef"
+            )
+        section[setting] = value.strip()
+    return profiles
