@@ -29,6 +29,7 @@ from controlplane.xds.translator.filters.model_override import model_override_fi
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.messages import ads_source, pack
+from controlplane.xds.translator.provider_paths import query_filter
 from controlplane.xds.translator.route import hop_route_configuration
 
 _HCM_NAME = "envoy.filters.network.http_connection_manager"
@@ -61,6 +62,8 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         filters += [endpoint_picker_filter(hop.picker), served_endpoint_filter()]
     if hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
+    if hop.provider_api is not None and hop.provider_api.query:
+        filters.append(query_filter(hop.provider_api))
     filters.append(router_filter(suppress_envoy_headers=True))
     manager = hcm.HttpConnectionManager(
         stat_prefix=hop.name,
