@@ -21,7 +21,9 @@ from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.gateway_api import HTTPHeader
 from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
+from controlplane.tokens.requests import MintRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,10 @@ class BackendResolver:
         return self._credentials.secrets
 
     @property
+    def mint_requests(self) -> dict[ObjectKey, MintRequest]:
+        return self._credentials.mint_requests
+
+    @property
     def ca_bundles(self) -> tuple[ir.CaBundle, ...]:
         return self._upstreams.ca_bundles
 
@@ -97,7 +103,7 @@ class BackendResolver:
         if effect[0] == "report":
             self._report.replay(effect)
         elif effect[0] == "register":
-            (self._credentials if effect[1] == "secret" else self._upstreams).replay(effect)
+            (self._credentials if effect[1] in ("secret", "mint") else self._upstreams).replay(effect)
         else:
             kind, key = effect[1]
             obj = self._resources.get(key)

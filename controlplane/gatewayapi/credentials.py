@@ -1,8 +1,9 @@
 """BackendSecurityPolicy -> the credential a backend's hop injects, delivered to Envoy as an SDS secret.
 
-Only key-style credentials are translated (APIKey, AzureAPIKey, AnthropicAPIKey); the cloud credential
-types need token exchange and are reported as unsupported, never silently skipped. Secret values are read
-here and go nowhere but the SDS resource: no problem message, status or log line contains them.
+Key-style credentials (APIKey, AzureAPIKey, AnthropicAPIKey) come from a Secret. AzureCredentials and
+GCPCredentials become an access token the control plane mints (``controlplane.tokens``): the policy is turned
+into a mint request here, and the token minted for it is read back as an input of the translation. Secret
+values and tokens go nowhere but the SDS resource: no problem message, status or log line contains them.
 """
 
 from __future__ import annotations
@@ -13,10 +14,15 @@ from controlplane import ir
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
+from controlplane.gatewayapi.token_policies import TOKEN_TYPES, token_request
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
+from controlplane.resources.gateway_api import SecretObjectReference
 from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.resources.security import API_KEY_SECRET_KEY, SecretKeyRef
+from controlplane.tokens.requests import MintRequest
+from controlplane.tokens.state import MintFailure, utc_time
 
 # type -> (spec field holding the secret ref, its YAML name, header, value prefix)
 _KEY_TYPES: Final = {
@@ -45,6 +51,7 @@ class CredentialResolver:
         self._report = report
         self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
+        self._mint_requests: dict[ObjectKey, MintRequest] = {}
         self._policies = self._policies_by_target()
 
     @property
@@ -65,14 +72,28 @@ class CredentialResolver:
         """The credential of one policy, resolved once per translation whichever targets use it."""
         return self._memo.cached(("policy", policy.key), lambda: self._resolve(policy))
 
+    @property
+    def mint_requests(self) -> dict[ObjectKey, MintRequest]:
+        """What to mint, per policy whose credential is an access token the control plane mints."""
+        return dict(sorted(self._mint_requests.items(), key=lambda item: item[0].order()))
+
     def replay(self, effect: Effect) -> None:
-        """Registers a credential secret (recorded for the memo, or replayed by it)."""
+        """Registers a credential secret or a token to mint (recorded for the memo, or replayed by it)."""
         self._memo.effect(effect)
-        _, _, name, value = effect
-        self._secrets[name] = value
+        _, table, name, value = effect
+        if table == "mint":
+            self._mint_requests[name] = value
+        else:
+            self._secrets[name] = value
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
         spec = policy.spec
+        if spec.type in TOKEN_TYPES:
+            request = token_request(policy, read_secret=self.read_secret, report=self._report)
+            if request is None:
+                return self.FAILED
+            self.replay(("register", "mint", policy.key, request))
+            return self._minted_credential(policy)
         if spec.type not in _KEY_TYPES:
             self._report.reject(
                 policy,
@@ -83,34 +104,71 @@ class CredentialResolver:
             return self.FAILED
         attribute, yaml_name, header, prefix = _KEY_TYPES[spec.type]
         ref: SecretKeyRef = getattr(spec, attribute)
-        namespace = ref.secret_ref.namespace or policy.namespace
-        path = f"spec.{yaml_name}.secretRef"
+        value = self.read_secret(
+            policy, ref.secret_ref, path=f"spec.{yaml_name}.secretRef", key=API_KEY_SECRET_KEY
+        )
+        if value is None:
+            return self.FAILED
+        return self._register(policy, header=header, value=prefix + value)
+
+    def read_secret(
+        self, policy: BackendSecurityPolicy, ref: SecretObjectReference, *, path: str, key: str
+    ) -> str | None:
+        """The stripped, non-empty value at ``key`` of the Secret ``ref`` names; else None, reported."""
+        namespace = ref.namespace or policy.namespace
         if not reference_allowed(
             self._resources,
             source=policy,
             target_group="",
             target_kind="Secret",
             namespace=namespace,
-            name=ref.secret_ref.name,
+            name=ref.name,
         ):
-            message = denied_message(kind="Secret", namespace=namespace, name=ref.secret_ref.name)
+            message = denied_message(kind="Secret", namespace=namespace, name=ref.name)
             self._report.unresolved(policy, f"{path}.namespace", message)
-            return self.FAILED
-        secret = self._resources.secret(namespace, ref.secret_ref.name)
+            return None
+        secret = self._resources.secret(namespace, ref.name)
         if secret is None:
-            self._report.unresolved(
-                policy, f"{path}.name", f"Secret {namespace}/{ref.secret_ref.name} not found"
-            )
-            return self.FAILED
-        value = secret.value(API_KEY_SECRET_KEY)
+            self._report.unresolved(policy, f"{path}.name", f"Secret {namespace}/{ref.name} not found")
+            return None
+        value = secret.value(key)
         if value is None or not value.get_secret_value().strip():
             self._report.unresolved(
-                policy, path, f"Secret {namespace}/{secret.name} has no non-empty key {API_KEY_SECRET_KEY}"
+                policy, path, f"Secret {namespace}/{secret.name} has no non-empty key {key}"
+            )
+            return None
+        return value.get_secret_value().strip()
+
+    def _minted_credential(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+        """The policy's access token as ``Authorization: Bearer``, once minted and while valid."""
+        field_path = TOKEN_TYPES[policy.spec.type]
+        state = self._resources.token(policy.key)
+        if state is None:
+            self._report.reject(
+                policy,
+                field_path,
+                "the access token is being minted; not used until it is",
+                reason="TokenPending",
             )
             return self.FAILED
+        if isinstance(state, MintFailure):
+            self._report.reject(
+                policy, field_path, f"no access token: {state.message}", reason="TokenMintFailed"
+            )
+            return self.FAILED
+        if state.refresh_problem is not None:
+            self._report.warn(
+                policy,
+                field_path,
+                f"refreshing the access token failed ({state.refresh_problem}); the current one is used "
+                f"until it expires at {utc_time(state.expires_at)}",
+                reason="TokenRefreshFailed",
+            )
+        return self._register(policy, header="Authorization", value=f"Bearer {state.value}")
+
+    def _register(self, policy: BackendSecurityPolicy, *, header: str, value: str) -> ir.Credential:
         name = f"credential/{policy.namespace}/{policy.name}"
-        secret_value = prefix + value.get_secret_value().strip()
-        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=secret_value)))
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=value)))
         return ir.Credential(secret=name, header=header)
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
