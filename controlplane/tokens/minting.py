@@ -12,6 +12,7 @@ fake servers on loopback).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, quote_plus
 
 import aiohttp
 
@@ -129,8 +130,10 @@ class HttpMinter:
         form = {"grant_type": "client_credentials"}
         if client.scopes:
             form["scope"] = " ".join(client.scopes)
-        auth = aiohttp.BasicAuth(client.client_id, client.client_secret)
-        return self._oauth_token(url, await self._post(url, data=form, auth=auth))
+        # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
+        pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
+        auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
+        return self._oauth_token(url, await self._post(url, data=form, headers=auth))
 
     async def _gcp(self, request: GcpWorkloadIdentity) -> Minted:
         identity = await self._oidc(request.oidc)
