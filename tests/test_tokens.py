@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -224,7 +225,10 @@ def test_broker_recovers_after_failures() -> None:
 
 def _secret_value(snapshot: Snapshot, name: str) -> str | None:
     found = snapshot.get(SECRET).get(name)
-    return None if found is None else str(found.message.generic_secret.secret.inline_string)
+    if found is None:
+        return None
+    secret: Any = found.message
+    return str(secret.generic_secret.secret.inline_string)
 
 
 def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
@@ -245,7 +249,7 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
     assert pending.statuses[AZURE_POLICY].conditions[0].reason == "TokenPending"
     assert _secret_value(pending.snapshot, secret) is None
 
-    first = {key: MintedToken("first", 2000.0) for key in keys}
+    first: dict[ObjectKey, TokenState] = {key: MintedToken("first", 2000.0) for key in keys}
     steps: list[tuple[dict[ObjectKey, TokenState], str | None, str]] = [
         (first, "Bearer first", "Accepted"),
         ({**first, AZURE_POLICY: MintedToken("second", 3000.0)}, "Bearer second", "Accepted"),

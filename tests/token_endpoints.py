@@ -51,7 +51,7 @@ class TokenEndpoints:
     # --- endpoints ---
 
     async def _entra(self, request: web.Request) -> web.Response:
-        form = dict(await request.post())
+        form = {name: str(value) for name, value in (await request.post()).items()}
         self.received.append((f"entra {request.match_info['tenant']}", dict(form)))
         if self.failing:
             return _error(503, "temporarily_unavailable", "AADSTS90033: try again later")
@@ -60,9 +60,7 @@ class TokenEndpoints:
         ).startswith("oidc-")
         if form.get("client_secret") != ENTRA_SECRET and not assertion_ok:
             return _error(401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-        if form.get("grant_type") != "client_credentials" or not str(form.get("scope", "")).endswith(
-            "/.default"
-        ):
+        if form.get("grant_type") != "client_credentials" or not form.get("scope", "").endswith("/.default"):
             return _error(400, "invalid_request", "AADSTS900144: bad grant or scope")
         return _oauth(self._issue("entra"), self.lifetime_seconds)
 
@@ -71,7 +69,7 @@ class TokenEndpoints:
         return web.json_response({"issuer": self.url, "token_endpoint": f"{self.url}/oidc/token"})
 
     async def _oidc(self, request: web.Request) -> web.Response:
-        form = dict(await request.post())
+        form = {name: str(value) for name, value in (await request.post()).items()}
         auth = BasicAuth.decode(request.headers.get("Authorization", ""))
         self.received.append(("oidc", {**form, "client_id": auth.login}))
         if self.failing:
