@@ -69,7 +69,7 @@ def test_azure_client_secret_grant(endpoints: TokenEndpoints) -> None:
     minted = _mint(
         endpoints, AzureClientSecret(tenant_id="tenant-1", client_id="app", client_secret=ENTRA_SECRET)
     )
-    assert (minted.value, minted.expires_at) == ("entra-1", 1600.0)
+    assert (minted.value, minted.expires_at) == ("entra-minted-1", 1600.0)
     where, form = endpoints.received[-1]
     assert where == "entra tenant-1"
     assert form == {
@@ -82,7 +82,7 @@ def test_azure_client_secret_grant(endpoints: TokenEndpoints) -> None:
 
 def test_azure_federated_grant_sends_the_oidc_token_as_client_assertion(endpoints: TokenEndpoints) -> None:
     request = AzureFederated(tenant_id="t", client_id="app", oidc=_oidc(url=endpoints.url))
-    assert _mint(endpoints, request).value == "entra-1"
+    assert _mint(endpoints, request).value == "entra-minted-1"
     steps = [where for where, _ in endpoints.received]
     assert steps == ["oidc discovery", "oidc", "entra t"]
     assert endpoints.received[1][1] == {
@@ -90,7 +90,7 @@ def test_azure_federated_grant_sends_the_oidc_token_as_client_assertion(endpoint
         "scope": "openid api",
         "client_id": "gateway",
     }
-    assert endpoints.received[2][1]["client_assertion"] == "oidc-1"
+    assert endpoints.received[2][1]["client_assertion"] == "oidc-minted-1"
 
 
 def test_gcp_workload_identity_exchanges_then_impersonates(endpoints: TokenEndpoints) -> None:
@@ -101,22 +101,22 @@ def test_gcp_workload_identity_exchanges_then_impersonates(endpoints: TokenEndpo
         oidc=_oidc(url=endpoints.url, discovered=False),
     )
     minted = _mint(endpoints, request)
-    assert minted.value == "gcp-1"
+    assert minted.value == "gcp-minted-1"
     assert [where for where, _ in endpoints.received] == [
         "oidc",
         "sts",
         "iam caller@proj.iam.gserviceaccount.com",
     ]
     sts = endpoints.received[1][1]
-    assert sts["subjectToken"] == "oidc-1"
+    assert sts["subjectToken"] == "oidc-minted-1"
     assert sts["audience"] == audience
     assert sts["scope"] == "https://www.googleapis.com/auth/iam"
     assert sts["subjectTokenType"] == "urn:ietf:params:oauth:token-type:jwt"
     iam = endpoints.received[2][1]
-    assert iam == {"scope": ["https://www.googleapis.com/auth/cloud-platform"], "bearer": "sts-1"}
+    assert iam == {"scope": ["https://www.googleapis.com/auth/cloud-platform"], "bearer": "sts-minted-1"}
     # Without impersonation the federated token itself is the credential, for the cloud-platform scope.
     federated = GcpWorkloadIdentity(audience=audience, service_account=None, oidc=request.oidc)
-    assert _mint(endpoints, federated).value == "sts-2"
+    assert _mint(endpoints, federated).value == "sts-minted-2"
     assert endpoints.received[-1][1]["scope"] == "https://www.googleapis.com/auth/cloud-platform"
 
 

@@ -4,8 +4,8 @@ Each endpoint speaks the provider's documented protocol (form-encoded OAuth2 cli
 ``client_secret`` or a JWT-bearer ``client_assertion``, OIDC discovery, RFC 8693 exchange as Google's STS
 takes it in JSON, ``generateAccessToken`` with a bearer token) and checks what it receives: a request
 carrying the wrong secret, assertion or subject token is answered 401 the way the provider answers. Tokens
-are numbered per kind (``entra-1``, ``entra-2``, ...) so tests see refreshes; ``fail`` makes every
-endpoint answer 503 until ``recover``. Runs its own event loop in a thread, like the fake backends.
+are numbered per kind (``entra-minted-1``, ``entra-minted-2``, ...) so tests see refreshes; ``failing``
+makes every endpoint answer 503. Runs its own event loop in a thread, like the fake backends.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from aiohttp import BasicAuth, web
 ENTRA_SECRET = "e2e-entra-client-secret-5d2a"
 OIDC_CLIENT_ID = "gateway"
 OIDC_SECRET = "e2e-oidc-client-secret-8c41"
+TOKEN_MARK = "-minted-"
+"""In every token issued (``entra-minted-1``), so a test finds them all."""
 
 
 @dataclass
@@ -40,11 +42,11 @@ class TokenEndpoints:
         return f"http://127.0.0.1:{self.port}"
 
     def issued(self, kind: str) -> list[str]:
-        return [f"{kind}-{number}" for number in range(1, self._issued.get(kind, 0) + 1)]
+        return [f"{kind}{TOKEN_MARK}{number}" for number in range(1, self._issued.get(kind, 0) + 1)]
 
     def _issue(self, kind: str) -> str:
         self._issued[kind] = self._issued.get(kind, 0) + 1
-        token = f"{kind}-{self._issued[kind]}"
+        token = f"{kind}{TOKEN_MARK}{self._issued[kind]}"
         self._tokens.add(token)
         return token
 
