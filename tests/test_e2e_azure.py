@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from controlplane.devtools.stack import LocalStack
 from tests.e2e import answered_by, everywhere_but_upstream, reset_backends, running_stack
@@ -53,14 +54,20 @@ def stack(idp: TokenEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "OIDC_SECRET": OIDC_SECRET,
     }.items():
         template = template.replace(placeholder, value)
-    (manifests / "minted.yaml").write_text(template, encoding="utf-8")
+    key_file = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "vertex-key-file", "namespace": "default"},
+        "stringData": {"service_account.json": idp.service_account_key()},
+    }
+    (manifests / "minted.yaml").write_text(f"{template}---\n{yaml.safe_dump(key_file)}", encoding="utf-8")
     with contextlib.ExitStack() as cleanup:
         # The control plane reads where the token endpoints are when it starts.
         with pytest.MonkeyPatch.context() as patch:
             for name, value in idp.environment().items():
                 patch.setenv(name, value)
             running = cleanup.enter_context(running_stack(manifests, tmp_path_factory.mktemp("azure")))
-        for model in ("gpt-4o", "entra", "gemini"):
+        for model in ("gpt-4o", "entra", "gemini", "gemini-key"):
             wait_until(functools.partial(_answered, running, model))
         reset_backends(running)
         yield running
@@ -91,17 +98,20 @@ def test_minted_tokens_reach_the_providers_as_bearer_tokens(stack: LocalStack, i
     with httpx.Client(timeout=10, headers={"authorization": "Bearer client"}) as client:
         assert answered_by(client.post(stack.url(10095), json=_chat("entra"))) == "azure-entra-host"
         assert answered_by(client.post(stack.url(10095), json=_chat("gemini"))) == "vertex-host"
+        assert answered_by(client.post(stack.url(10095), json=_chat("gemini-key"))) == "vertex-key-host"
     azure = stack.backends["azure-entra-host"].received[-1]
     assert azure.path == "/openai/deployments/gpt-4o/chat/completions"
     assert dict(azure.query) == {"api-version": "2025-01-01-preview"}
     assert azure.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("entra")]
+    keyed = stack.backends["vertex-key-host"].received[-1]
+    assert keyed.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("gcpkey")]
     vertex = stack.backends["vertex-host"].received[-1]
     assert (
         vertex.path == "/v1beta1/projects/my-project/locations/us-central1/endpoints/openapi/chat/completions"
     )
     assert vertex.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("gcp")]
     steps = {where for where, _ in idp.received}
-    assert {"entra e2e-tenant", "oidc discovery", "oidc", "sts"} <= steps
+    assert {"entra e2e-tenant", "oidc discovery", "oidc", "sts", "google oauth"} <= steps
     assert "iam vertex-caller@my-project.iam.gserviceaccount.com" in steps
 
 
@@ -113,10 +123,11 @@ def test_tokens_are_refreshed_before_they_expire(stack: LocalStack, idp: TokenEn
 
 
 def test_no_secret_or_token_leaks(stack: LocalStack) -> None:
-    answers = [httpx.post(stack.url(10095), json=_chat(model), timeout=10) for model in ("entra", "gemini")]
+    models = ("entra", "gemini", "gemini-key")
+    answers = [httpx.post(stack.url(10095), json=_chat(model), timeout=10) for model in models]
     places = everywhere_but_upstream(stack, answers, translate_exit=0)
     for where, text in places.items():
-        for secret in (ENTRA_SECRET, OIDC_SECRET, TOKEN_MARK, "sk-e2e-"):
+        for secret in (ENTRA_SECRET, OIDC_SECRET, TOKEN_MARK, "sk-e2e-", "PRIVATE KEY"):
             assert secret not in text, f"a secret or token leaked into the {where}"
     assert "credential/default/azure-entra" in places["envoy secrets"]
 

@@ -4,6 +4,8 @@ rules on a fake clock, and minted tokens as an input of translation (a refreshed
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from controlplane.tokens.minting import Endpoints, HttpMinter, Minted, MintError
 from controlplane.tokens.requests import (
     AzureClientSecret,
     AzureFederated,
+    GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
     OidcClient,
@@ -118,6 +121,20 @@ def test_gcp_workload_identity_exchanges_then_impersonates(endpoints: TokenEndpo
     federated = GcpWorkloadIdentity(audience=audience, service_account=None, oidc=request.oidc)
     assert _mint(endpoints, federated).value == "sts-minted-2"
     assert endpoints.received[-1][1]["scope"] == "https://www.googleapis.com/auth/cloud-platform"
+
+
+def test_gcp_service_account_key_signs_a_jwt_for_a_token(endpoints: TokenEndpoints) -> None:
+    document = json.loads(endpoints.service_account_key())
+    key = GcpServiceAccountKey(
+        client_email=document["client_email"],
+        private_key_id="key-1",
+        private_key=document["private_key"],
+        token_uri=document["token_uri"],
+    )
+    assert _mint(endpoints, key).value == "gcpkey-minted-1"  # the fake checked the signature and claims
+    with pytest.raises(MintError) as refused:
+        _mint(endpoints, dataclasses.replace(key, private_key="-----BEGIN PRIVATE KEY-----\nnot a key"))
+    assert str(refused.value) == "the service account key's private_key is no RSA private key in PEM"
 
 
 def test_failures_name_the_endpoint_and_the_providers_reason_but_no_secret(endpoints: TokenEndpoints) -> None:
@@ -235,7 +252,7 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
     resources = load_paths([MINTED_CASE]).resource_set()
     options = TranslateOptions(listen_address="127.0.0.1")
     translator = Translator(options=options)
-    names = ("azure-secret", "azure-federated", "gcp-federated")
+    names = ("azure-secret", "azure-federated", "gcp-federated", "gcp-key-file")
     keys = [BackendSecurityPolicy.key_for("default", name) for name in names]
     secret = "credential/default/azure-secret"
 

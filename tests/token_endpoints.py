@@ -11,6 +11,8 @@ makes every endpoint answer 503. Runs its own event loop in a thread, like the f
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,10 +21,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import BasicAuth, web
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 ENTRA_SECRET = "e2e-entra-client-secret-5d2a"
 OIDC_CLIENT_ID = "gateway"
 OIDC_SECRET = "e2e-oidc-client-secret-8c41"
+SERVICE_ACCOUNT = "vertex-caller@my-project.iam.gserviceaccount.com"
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_MARK = "-minted-"
 """In every token issued (``entra-minted-1``), so a test finds them all."""
 
@@ -36,6 +43,7 @@ class TokenEndpoints:
     _issued: dict[str, int] = field(default_factory=dict)
     _tokens: set[str] = field(default_factory=set)
     port: int = 0
+    _key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(65537, 2048))
 
     @property
     def url(self) -> str:
@@ -91,6 +99,49 @@ class TokenEndpoints:
             return _error(400, "invalid_grant", "The audience or subject token is invalid")
         return _oauth(self._issue("sts"), self.lifetime_seconds)
 
+    async def _google_oauth(self, request: web.Request) -> web.Response:
+        form = {name: str(value) for name, value in (await request.post()).items()}
+        self.received.append(("google oauth", form))
+        if self.failing:
+            return _error(503, "temporarily_unavailable", "try again")
+        try:
+            claims = self._verified_claims(form.get("assertion", ""))
+        except (ValueError, InvalidSignature):
+            return _error(400, "invalid_grant", "Invalid JWT Signature.")
+        expected = {"iss": SERVICE_ACCOUNT, "aud": f"{self.url}/google/token", "scope": CLOUD_PLATFORM}
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" or any(
+            claims.get(name) != value for name, value in expected.items()
+        ):
+            return _error(400, "invalid_grant", "Invalid grant or claims.")
+        return _oauth(self._issue("gcpkey"), self.lifetime_seconds)
+
+    def _verified_claims(self, jwt: str) -> dict[str, Any]:
+        header, claims, signature = (
+            base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)) for part in jwt.split(".")
+        )
+        if json.loads(header) != {"alg": "RS256", "typ": "JWT", "kid": "key-1"}:
+            raise ValueError("header")
+        signed = jwt.rsplit(".", 1)[0].encode()
+        self._key.public_key().verify(signature, signed, padding.PKCS1v15(), hashes.SHA256())
+        found: dict[str, Any] = json.loads(claims)
+        return found
+
+    def service_account_key(self) -> str:
+        """A service account key file (``service_account.json``) whose token_uri is this provider."""
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode()
+        return json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "my-project",
+                "private_key_id": "key-1",
+                "private_key": pem,
+                "client_email": SERVICE_ACCOUNT,
+                "token_uri": f"{self.url}/google/token",
+            }
+        )
+
     async def _iam(self, request: web.Request) -> web.Response:
         body = await request.json()
         bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
@@ -112,6 +163,7 @@ class TokenEndpoints:
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_post("/oidc/token", self._oidc)
         app.router.add_post("/sts/v1/token", self._sts)
+        app.router.add_post("/google/token", self._google_oauth)
         app.router.add_post("/iam/v1/projects/-/serviceAccounts/{account}:generateAccessToken", self._iam)
         loop = asyncio.new_event_loop()
         runner = web.AppRunner(app)

@@ -8,12 +8,15 @@ secret are read from the key ``client-secret``; Entra ID is asked for the Cognit
 token Azure takes as a client assertion and GCP exchanges at STS for the audience
 ``//iam.googleapis.com/projects/{projectID}/locations/global/workloadIdentityPools/{pool}/providers/{provider}``,
 then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named.
-Not translated, and reported: GCP's ``credentialsFile`` (a service account key) and GCP credentials with
-neither form (upstream leaves those to Application Default Credentials in its external processor).
+A GCP ``credentialsFile`` Secret holds a service account key file at ``service_account.json`` (upstream reads
+it with Google's ``CredentialsFromJSON`` for the cloud-platform scope); only keys of type ``service_account``
+are taken. Not translated, and reported: GCP credentials with neither form (upstream leaves those to
+Application Default Credentials in its external processor).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, Protocol
 
 from pydantic import ValidationError
@@ -25,12 +28,15 @@ from controlplane.resources.security import OIDCExchangeToken
 from controlplane.tokens.requests import (
     AzureClientSecret,
     AzureFederated,
+    GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
     OidcClient,
 )
 
 CLIENT_SECRET_KEY: Final = "client-secret"  # noqa: S105 - the name of a key, not a secret
+SERVICE_ACCOUNT_KEY: Final = "service_account.json"
+GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 TOKEN_TYPES: Final = {"AzureCredentials": "spec.azureCredentials", "GCPCredentials": "spec.gcpCredentials"}
 """The policy types whose credential is a minted access token, and the spec field each is configured in."""
 
@@ -72,16 +78,18 @@ def token_request(
     assert gcp is not None  # TOKEN_TYPES holds only the two types
     path = TOKEN_TYPES["GCPCredentials"]
     federation = gcp.workload_identity_federation_config
-    if federation is None:
-        field, what = (
-            ("credentialsFile", "a service account key file")
-            if gcp.credentials_file
-            else ("workloadIdentityFederationConfig", "Application Default Credentials")
+    if gcp.credentials_file is not None:
+        key_path = f"{path}.credentialsFile.secretRef"
+        key_file = read_secret(
+            policy, gcp.credentials_file.secret_ref, path=key_path, key=SERVICE_ACCOUNT_KEY
         )
+        return None if key_file is None else _service_account_key(policy, key_file, key_path, report)
+    if federation is None:
         report.reject(
             policy,
-            f"{path}.{field}",
-            f"GCP credentials from {what} are not supported yet; use workloadIdentityFederationConfig",
+            f"{path}.workloadIdentityFederationConfig",
+            "GCP credentials from Application Default Credentials are not supported; name a "
+            "credentialsFile or a workloadIdentityFederationConfig",
             reason="UnsupportedValue",
         )
         return None
@@ -106,6 +114,41 @@ def token_request(
             else f"{impersonated.service_account_name}@{gcp.project_name}.iam.gserviceaccount.com"
         ),
         oidc=oidc,
+    )
+
+
+def _service_account_key(
+    policy: BackendSecurityPolicy, key_file: str, path: str, report: Report
+) -> GcpServiceAccountKey | None:
+    """The parts of a service account key file minting needs; what is wrong is said without its content."""
+    try:
+        document = json.loads(key_file)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} is not a JSON object")
+        return None
+    if document.get("type") != "service_account":
+        report.reject(
+            policy,
+            path,
+            f"{SERVICE_ACCOUNT_KEY} must be a key of type service_account",
+            reason="UnsupportedValue",
+        )
+        return None
+    fields = {name: document.get(name) for name in ("client_email", "private_key", "private_key_id")}
+    missing = sorted(name for name, value in fields.items() if not isinstance(value, str) or not value)
+    token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
+    if not _is_url(token_uri):
+        missing.append("token_uri")
+    if missing:
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} has no usable {', '.join(missing)}")
+        return None
+    return GcpServiceAccountKey(
+        client_email=str(fields["client_email"]),
+        private_key_id=str(fields["private_key_id"]),
+        private_key=str(fields["private_key"]),
+        token_uri=str(token_uri),
     )
 
 

@@ -1,13 +1,14 @@
-"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS and IAM Credentials.
+"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials and OAuth2.
 
-Each mint is one or two HTTP exchanges as the providers document them (OAuth2 client credentials, RFC 8693
-token exchange, ``generateAccessToken``). Failures raise ``MintError`` with a message fit for a condition:
-the endpoint, the HTTP status and the provider's own error code and description, never a secret (every
-secret the request carries is scrubbed from the message too).
+Each mint is one to three HTTP exchanges as the providers document them (OAuth2 client credentials, RFC 8693
+token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523).
+Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
+provider's own error code and description, never a secret (every secret the request carries is scrubbed
+from the message too).
 
 Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
 ``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints; the tests point all three at
-fake servers on loopback).
+fake servers on loopback); a service account key names its own ``token_uri``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from typing import Any, Final, Protocol
 from urllib.parse import quote, quote_plus
 
 import aiohttp
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from controlplane.tokens.requests import (
     AZURE_SCOPE,
@@ -30,11 +34,13 @@ from controlplane.tokens.requests import (
     GCP_IAM_SCOPE,
     AzureClientSecret,
     AzureFederated,
+    GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
     OidcClient,
 )
 
+_JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 _ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
@@ -118,7 +124,17 @@ class HttpMinter:
                     "client_assertion": assertion.value,
                 },
             )
+        if isinstance(request, GcpServiceAccountKey):
+            return await self._service_account(request)
         return await self._gcp(request)
+
+    async def _service_account(self, request: GcpServiceAccountKey) -> Minted:
+        try:
+            assertion = signed_jwt(request, scope=GCP_CLOUD_PLATFORM_SCOPE, now=self._clock())
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise MintError("the service account key's private_key is no RSA private key in PEM") from None
+        form = {"grant_type": _JWT_BEARER_GRANT, "assertion": assertion}
+        return self._oauth_token(request.token_uri, await self._post(request.token_uri, data=form))
 
     async def _entra(self, tenant: str, client: dict[str, str]) -> Minted:
         url = f"{self._endpoints.azure_authority}/{quote(tenant, safe='')}/oauth2/v2.0/token"
@@ -234,9 +250,34 @@ def _provider_error(document: Any) -> str:
     return f" ({detail})" if detail else ""
 
 
+def signed_jwt(key: GcpServiceAccountKey, *, scope: str, now: float) -> str:
+    """The RS256 JWT a service account presents for an access token, valid for an hour (Google's limit)."""
+    header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
+    issued = int(now)
+    claims = {
+        "iss": key.client_email,
+        "scope": scope,
+        "aud": key.token_uri,
+        "iat": issued,
+        "exp": issued + 3600,
+    }
+    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+    private_key = serialization.load_pem_private_key(key.private_key.encode(), password=None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise TypeError("not an RSA key")
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
 def _secrets_of(request: MintRequest) -> tuple[str, ...]:
     if isinstance(request, AzureClientSecret):
         return (request.client_secret,)
+    if isinstance(request, GcpServiceAccountKey):
+        return (request.private_key,)
     return (request.oidc.client_secret,)
 
 

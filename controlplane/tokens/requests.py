@@ -58,4 +58,15 @@ class GcpWorkloadIdentity:
     oidc: OidcClient
 
 
-MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity
+@dataclass(frozen=True, slots=True)
+class GcpServiceAccountKey:
+    """A service account key file: a JWT signed with its private key, traded for a token (RFC 7523)."""
+
+    client_email: str
+    private_key_id: str
+    private_key: str = field(repr=False)
+    """PEM."""
+    token_uri: str
+
+
+MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity | GcpServiceAccountKey
