@@ -17,6 +17,7 @@ from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.pipeline import Translator, translate
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.problems import ObjectKey
+from controlplane.resources.references import referenced_secrets_and_config_maps
 from controlplane.sources.files import load_paths
 from controlplane.tokens.broker import TokenBroker
 from controlplane.tokens.minting import Endpoints, HttpMinter, Minted, MintError
@@ -294,3 +295,12 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
                 assert resource.message == fresh.snapshot().get(type_url)[name].message
         reasons = {condition.reason for condition in incremental.statuses[AZURE_POLICY].conditions}
         assert reason in reasons
+
+
+def test_every_secret_a_minting_policy_names_is_watched_in_a_cluster() -> None:
+    """The Kubernetes source watches only referenced Secrets: the OIDC client's, inside the loose upstream
+    settings, is one of them."""
+    resources = load_paths([MINTED_CASE]).resource_set()
+    referenced = referenced_secrets_and_config_maps(loaded.object for loaded in resources)
+    names = {key.name for key in referenced}
+    assert {"azure-client", "idp-client", "gcp-key", "gcp-bad-key", "nowhere"} <= names
