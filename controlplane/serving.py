@@ -135,14 +135,15 @@ class SnapshotPublisher:
         await self._minter.close()
 
     def _tokens_changed(self) -> None:
-        load = self._last_load
-        if load is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._translate_again(load), name="tokens changed")
+        task = asyncio.get_running_loop().create_task(self._translate_again(), name="tokens changed")
         self._again.add(task)
         task.add_done_callback(self._again.discard)
 
-    async def _translate_again(self, load: LoadResult) -> None:
+    async def _translate_again(self) -> None:
+        # The newest load when this runs: one that arrived since the tokens changed must not be undone.
+        load = self._last_load
+        if load is None:
+            return
         statuses = await self(load)
         if self.board.source is not None:
             self.board.source.report(statuses)

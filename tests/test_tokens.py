@@ -186,6 +186,11 @@ class _ScriptedMinter:
         self.calls = 0
         self.done = asyncio.Event()
 
+    def then(self, outcomes: list[int | str]) -> None:
+        """More outcomes, for the mints that follow."""
+        self._outcomes += outcomes
+        self.done = asyncio.Event()
+
     async def __call__(self, request: MintRequest, /) -> Minted:
         if not self._outcomes:
             self.done.set()
@@ -239,6 +244,32 @@ def test_broker_recovers_after_failures() -> None:
     seen, clock = _run_broker(["down", "down", 50])
     assert seen == [MintFailure("down"), MintedToken("token-3", 1053.0), None]
     assert clock.sleeps[:3] == [1.0, 2.0, 40.0]
+
+
+def test_a_rotated_secret_is_minted_anew_while_the_current_token_keeps_serving() -> None:
+    clock = _Clock()
+    seen: list[TokenState | None] = []
+
+    async def scenario() -> None:
+        broker: TokenBroker
+        minter = _ScriptedMinter(clock, [100])
+        broker = TokenBroker(
+            minter=minter,
+            on_change=lambda: seen.append(broker.tokens().get(AZURE_POLICY)),
+            clock=clock,
+            sleep=clock.sleep,
+        )
+        old = AzureClientSecret(tenant_id="t", client_id="c", client_secret="old")
+        broker.want({AZURE_POLICY: old})
+        await minter.done.wait()
+        minter.then(["AADSTS7000215: Invalid client secret provided."])  # the new secret is refused
+        broker.want({AZURE_POLICY: dataclasses.replace(old, client_secret="new")})
+        await minter.done.wait()
+        await broker.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), timeout=10))
+    problem = "AADSTS7000215: Invalid client secret provided."
+    assert seen == [MintedToken("token-1", 1100.0), MintedToken("token-1", 1100.0, refresh_problem=problem)]
 
 
 def _secret_value(snapshot: Snapshot, name: str) -> str | None:

@@ -5,8 +5,8 @@ request gets a task of its own that mints, then refreshes at ``REFRESH_FRACTION`
 A failed mint is retried with a growing back-off (never later than the current token's expiry); meanwhile
 the last good token is kept, with the failure noted, until it expires, and only then does the policy have
 no token (``MintFailure``). Every change of a policy's state calls ``on_change`` so the server translates
-again with the new tokens as input. A request that goes away (policy deleted, its Secret changed) stops
-its task and forgets its token.
+again with the new tokens as input. A request that goes away (policy deleted) stops its task and forgets
+its token; a changed one (its Secret rotated) is minted anew while the token it had keeps serving.
 """
 
 from __future__ import annotations
@@ -66,12 +66,16 @@ class TokenBroker:
         for key in [key for key in self._wanted if self._wanted[key] != requests.get(key)]:
             del self._wanted[key]
             self._tasks.pop(key).cancel()
-            forgotten |= self._states.pop(key, None) is not None
+            if key not in requests:
+                forgotten |= self._states.pop(key, None) is not None
         for key, request in requests.items():
             if key not in self._wanted:
+                # A changed request (a rotated client secret) keeps serving the token it has meanwhile.
+                current = self._states.get(key)
+                kept = Minted(current.value, current.expires_at) if isinstance(current, MintedToken) else None
                 self._wanted[key] = request
                 self._tasks[key] = asyncio.get_running_loop().create_task(
-                    self._keep_fresh(key, request), name=f"token {key}"
+                    self._keep_fresh(key, request, kept), name=f"token {key}"
                 )
         if forgotten:
             self._on_change()
@@ -86,8 +90,7 @@ class TokenBroker:
         self._tasks.clear()
         self._wanted.clear()
 
-    async def _keep_fresh(self, key: ObjectKey, request: MintRequest) -> None:
-        good: Minted | None = None
+    async def _keep_fresh(self, key: ObjectKey, request: MintRequest, good: Minted | None) -> None:
         failures = 0
         while True:
             started = self._clock()
