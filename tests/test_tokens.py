@@ -312,6 +312,7 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
     memo = TranslationMemo()
     build_ir(resources.with_tokens({}), options=options, memo=memo)
     everything = memo.computed
+    previous: Snapshot | None = None
     for tokens, expected_value, reason in steps:
         incremental = translator.snapshot(resources.with_tokens(tokens))
         fresh = translate(resources.with_tokens(tokens), options=options)
@@ -326,6 +327,17 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
                 assert resource.message == fresh.snapshot().get(type_url)[name].message
         reasons = {condition.reason for condition in incremental.statuses[AZURE_POLICY].conditions}
         assert reason in reasons
+        if previous is not None and expected_value is not None:
+            # A refreshed token is one SDS push: no listener, route or cluster changes version.
+            changed = {
+                (type_url, name)
+                for type_url in TYPE_URLS
+                for name, resource in incremental.snapshot.get(type_url).items()
+                if previous.get(type_url).get(name) is None
+                or previous.get(type_url)[name].version != resource.version
+            }
+            assert changed <= {(SECRET, secret)}
+        previous = incremental.snapshot
 
 
 def test_every_secret_a_minting_policy_names_is_watched_in_a_cluster() -> None:
