@@ -94,6 +94,23 @@ def test_azure_api_key_backend_gets_the_deployment_path_and_its_key(stack: Local
     assert "serves only /v1/chat/completions" in unserved.json()["error"]["message"]
 
 
+def test_azure_streams_from_the_deployment_path(stack: LocalStack) -> None:
+    backend = stack.backends["azure-key-host"]
+    backend.clear()
+    streamed = {**_chat("gpt-4o"), "stream": True}
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream("POST", stack.url(10095), json=streamed) as reply,
+    ):
+        assert reply.status_code == 200
+        assert reply.headers["content-type"].startswith("text/event-stream")
+        lines = [line for line in reply.iter_lines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    (received,) = backend.received
+    assert received.path == "/openai/deployments/gpt-4o/chat/completions"
+    assert received.json["stream"] is True
+
+
 def test_minted_tokens_reach_the_providers_as_bearer_tokens(stack: LocalStack, idp: TokenEndpoints) -> None:
     with httpx.Client(timeout=10, headers={"authorization": "Bearer client"}) as client:
         assert answered_by(client.post(stack.url(10095), json=_chat("entra"))) == "azure-entra-host"
