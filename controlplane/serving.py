@@ -17,6 +17,7 @@ current list is always on the admin port's ``/status``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
 
 _log = structlog.get_logger(__name__)
+FIRST_TOKEN_WAIT_SECONDS = 2.0
+"""How long a load that needs a token never minted before waits for it (then goes out without it)."""
 
 
 @dataclass
@@ -77,6 +80,8 @@ class _Translated:
     problems: list[Problem]
     snapshot: Snapshot
     objects: int
+    tokens: Tokens
+    """The tokens it was translated with."""
     mint_requests: dict[ObjectKey, MintRequest]
 
 
@@ -98,6 +103,7 @@ class SnapshotPublisher:
         self._minter = minter or HttpMinter()
         self._tokens = TokenBroker(minter=self._minter, on_change=self._tokens_changed)
         self._last_load: LoadResult | None = None
+        self._published_tokens: Tokens = {}
         self._again: set[asyncio.Task[None]] = set()
         self._translator = Translator(options=options, reuse=reuse)
         self._refusals = refusals
@@ -122,9 +128,17 @@ class SnapshotPublisher:
             self._newest = None
             assert newest is not None  # set by every call that has not been covered yet
             translated = await asyncio.to_thread(self._translate, newest, self._tokens.tokens())
+            self._tokens.want(translated.mint_requests)
+            if any(key not in translated.tokens for key in translated.mint_requests):
+                # A policy new to the broker: its first token usually takes a moment, so the configuration
+                # waits for it (briefly) instead of going out without the policy's backends.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_TOKEN_WAIT_SECONDS):
+                        await self._tokens.first_tokens()
+                tokens = self._tokens.tokens()
+                translated = await asyncio.to_thread(self._translate, newest, tokens)
             self._publish(translated)
             self._published = covered
-            self._tokens.want(translated.mint_requests)
             return self.board.statuses
 
     async def close(self) -> None:
@@ -142,8 +156,8 @@ class SnapshotPublisher:
     async def _translate_again(self) -> None:
         # The newest load when this runs: one that arrived since the tokens changed must not be undone.
         load = self._last_load
-        if load is None:
-            return
+        if load is None or self._tokens.tokens() == self._published_tokens:
+            return  # nothing loaded yet, or a translation since the change already had these tokens
         statuses = await self(load)
         if self.board.source is not None:
             self.board.source.report(statuses)
@@ -159,10 +173,12 @@ class SnapshotPublisher:
                 problems=sorted_problems([*result.problems, *translated.problems]),
                 snapshot=snapshot,
                 objects=len(result.objects),
+                tokens=tokens,
                 mint_requests=translated.mint_requests,
             )
 
     def _publish(self, translated: _Translated) -> None:
+        self._published_tokens = translated.tokens
         self._log_changes(translated.problems)
         snapshot = translated.snapshot
         try:

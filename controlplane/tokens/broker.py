@@ -55,6 +55,8 @@ class TokenBroker:
         self._wanted: dict[ObjectKey, MintRequest] = {}
         self._tasks: dict[ObjectKey, asyncio.Task[None]] = {}
         self._states: dict[ObjectKey, TokenState] = {}
+        self._changed = asyncio.Event()
+        """Set (and replaced) on every change of a state: what ``first_tokens`` waits on."""
 
     def tokens(self) -> dict[ObjectKey, TokenState]:
         """Each policy's current token or failure (a policy being minted for the first time is absent)."""
@@ -79,6 +81,11 @@ class TokenBroker:
                 )
         if forgotten:
             self._on_change()
+
+    async def first_tokens(self) -> None:
+        """Returns once every wanted policy has its first token (or failure); callers bound the wait."""
+        while any(key not in self._states for key in self._wanted):
+            await self._changed.wait()
 
     async def close(self) -> None:
         tasks = list(self._tasks.values())
@@ -117,5 +124,7 @@ class TokenBroker:
                 delay = max((good.expires_at - started) * REFRESH_FRACTION, MIN_REFRESH_SECONDS)
             if self._states.get(key) != state:
                 self._states[key] = state
+                self._changed.set()
+                self._changed = asyncio.Event()
                 self._on_change()
             await self._sleep(delay)
