@@ -254,6 +254,28 @@ class EndpointPicker:
     """Request headers the picker is not sent (the client's credentials: it needs none to choose)."""
 
 
+MODEL_IN_PATH = "{model}"
+"""Where a provider path names the model (Azure OpenAI's deployment): filled per attempt by the hop."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderPath:
+    """One OpenAI endpoint and where the provider serves it (may hold ``MODEL_IN_PATH``)."""
+
+    openai_path: str
+    provider_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderApi:
+    """A provider that speaks OpenAI's JSON at other paths (Azure OpenAI): the hop maps each endpoint it
+    serves, adds the query parameters (``api-version``) and refuses every other path."""
+
+    schema: str
+    paths: tuple[ProviderPath, ...]
+    query: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class BackendHop:
     """The per-backendRef step that runs once per attempt, after the rule cluster picked this backend."""
@@ -267,6 +289,8 @@ class BackendHop:
     host_rewrite: str | None = None
     picker: EndpointPicker | None = None
     """Ask this endpoint picker which of the upstream cluster's endpoints serves each attempt."""
+    provider_api: ProviderApi | None = None
+    """The provider's own paths instead of ``path_prefix`` (the model may be part of the path)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from controlplane.gatewayapi import ObjectStatus, TranslateOptions, build_ir
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
+from controlplane.tokens.requests import MintRequest
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.translator import EnvoyResources, build_xds
 from controlplane.xds.translator.reuse import ReusingTranslator
@@ -59,6 +60,8 @@ class TranslatedSnapshot:
     snapshot: Snapshot
     statuses: dict[ObjectKey, ObjectStatus]
     problems: list[Problem]
+    mint_requests: dict[ObjectKey, MintRequest]
+    """The access tokens this configuration needs minted, per policy (``controlplane.tokens``)."""
 
 
 class Translator:
@@ -73,8 +76,11 @@ class Translator:
 
     def snapshot(self, resources: ResourceSet) -> TranslatedSnapshot:
         if self._reuse is None:
-            full = translate(resources, options=self._options)
-            return TranslatedSnapshot(full.snapshot(), full.statuses, full.problems)
+            built = build_ir(resources, options=self._options)
+            full = PipelineResult(
+                envoy=build_xds(built.infra), statuses=built.statuses, problems=built.problems
+            )
+            return TranslatedSnapshot(full.snapshot(), full.statuses, full.problems, built.mint_requests)
         built = build_ir(resources, options=self._options, memo=self._memo)
         snapshot = Snapshot.from_built(self._reuse.resources(built.infra))
-        return TranslatedSnapshot(snapshot, built.statuses, built.problems)
+        return TranslatedSnapshot(snapshot, built.statuses, built.problems, built.mint_requests)

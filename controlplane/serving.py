@@ -17,6 +17,7 @@ current list is always on the admin port's ``/status``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,10 @@ from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileLimits, FileSource
+from controlplane.tokens.broker import TokenBroker
+from controlplane.tokens.minting import HttpMinter, Minter
+from controlplane.tokens.requests import MintRequest
+from controlplane.tokens.state import Tokens
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings, XdsTlsFiles
 
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
 
 _log = structlog.get_logger(__name__)
+FIRST_TOKEN_WAIT_SECONDS = 2.0
+"""How long a load that needs a token never minted before waits for it (then goes out without it)."""
 
 
 @dataclass
@@ -73,16 +80,31 @@ class _Translated:
     problems: list[Problem]
     snapshot: Snapshot
     objects: int
+    tokens: Tokens
+    """The tokens it was translated with."""
+    mint_requests: dict[ObjectKey, MintRequest]
 
 
 class SnapshotPublisher:
     """Translates each load off the event loop and publishes it as the snapshot in ``cache``, keeping a
-    status board."""
+    status board. The access tokens the configuration needs are minted by a ``TokenBroker``; each change of
+    one translates the newest load again, with the tokens as part of its input."""
 
     def __init__(
-        self, *, cache: SnapshotCache, options: TranslateOptions, refusals: ProxyRefusals, reuse: bool = True
+        self,
+        *,
+        cache: SnapshotCache,
+        options: TranslateOptions,
+        refusals: ProxyRefusals,
+        reuse: bool = True,
+        minter: Minter | None = None,
     ) -> None:
         self._cache = cache
+        self._minter = minter or HttpMinter()
+        self._tokens = TokenBroker(minter=self._minter, on_change=self._tokens_changed)
+        self._last_load: LoadResult | None = None
+        self._published_tokens: Tokens = {}
+        self._again: set[asyncio.Task[None]] = set()
         self._translator = Translator(options=options, reuse=reuse)
         self._refusals = refusals
         self._translated: Mapping[ObjectKey, ObjectStatus] = {}
@@ -94,6 +116,7 @@ class SnapshotPublisher:
         self._published = 0
 
     async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
+        self._last_load = result
         self._newest = result
         self._received += 1
         mine = self._received
@@ -104,15 +127,45 @@ class SnapshotPublisher:
             newest, covered = self._newest, self._received
             self._newest = None
             assert newest is not None  # set by every call that has not been covered yet
-            translated = await asyncio.to_thread(self._translate, newest)
+            translated = await asyncio.to_thread(self._translate, newest, self._tokens.tokens())
+            self._tokens.want(translated.mint_requests)
+            if any(key not in translated.tokens for key in translated.mint_requests):
+                # A policy new to the broker: its first token usually takes a moment, so the configuration
+                # waits for it (briefly) instead of going out without the policy's backends.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FIRST_TOKEN_WAIT_SECONDS):
+                        await self._tokens.first_tokens()
+                tokens = self._tokens.tokens()
+                translated = await asyncio.to_thread(self._translate, newest, tokens)
             self._publish(translated)
             self._published = covered
             return self.board.statuses
 
-    def _translate(self, result: LoadResult) -> _Translated:
+    async def close(self) -> None:
+        """Stops minting (and translating again for new tokens)."""
+        await self._tokens.close()
+        for task in list(self._again):
+            task.cancel()
+        await self._minter.close()
+
+    def _tokens_changed(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._translate_again(), name="tokens changed")
+        self._again.add(task)
+        task.add_done_callback(self._again.discard)
+
+    async def _translate_again(self) -> None:
+        # The newest load when this runs: one that arrived since the tokens changed must not be undone.
+        load = self._last_load
+        if load is None or self._tokens.tokens() == self._published_tokens:
+            return  # nothing loaded yet, or a translation since the change already had these tokens
+        statuses = await self(load)
+        if self.board.source is not None:
+            self.board.source.report(statuses)
+
+    def _translate(self, result: LoadResult, tokens: Tokens) -> _Translated:
         """The worker thread's part: everything but touching the cache and the board."""
         with building_configuration():
-            translated = self._translator.snapshot(result.resource_set())
+            translated = self._translator.snapshot(result.resource_set().with_tokens(tokens))
             snapshot = translated.snapshot
             snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
             return _Translated(
@@ -120,9 +173,12 @@ class SnapshotPublisher:
                 problems=sorted_problems([*result.problems, *translated.problems]),
                 snapshot=snapshot,
                 objects=len(result.objects),
+                tokens=tokens,
+                mint_requests=translated.mint_requests,
             )
 
     def _publish(self, translated: _Translated) -> None:
+        self._published_tokens = translated.tokens
         self._log_changes(translated.problems)
         snapshot = translated.snapshot
         try:
@@ -205,6 +261,7 @@ async def serve(options: ServeOptions) -> None:
         watcher.cancel()
         stopped.cancel()
         _log.info("shutting down")
+        await publisher.close()
         await server.stop(grace_seconds=options.shutdown_grace_seconds)
         await admin.stop()
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +13,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from controlplane.cli import main
 from controlplane.devtools.fake_backend import Normal
 from controlplane.devtools.stack import LocalStack, free_port_map
 
@@ -36,3 +41,46 @@ def answered_by(reply: httpx.Response) -> str:
     assert reply.status_code == 200, f"HTTP {reply.status_code}: {reply.text}"
     content: str = reply.json()["choices"][0]["message"]["content"]
     return content.split(",", 1)[0]
+
+
+def everywhere_but_upstream(
+    stack: LocalStack, answers: list[httpx.Response], *, translate_exit: int
+) -> dict[str, str]:
+    """Every place a secret could leak to, read: both processes' logs, Envoy's admin, the control plane's
+    metrics, status and proxy-status, the clients' answers and ``translate`` (which must exit so)."""
+    envoy = stack.envoy
+    assert envoy is not None
+    admin = f"http://127.0.0.1:{stack.admin_port}"
+    places = {
+        "control plane log": stack.control_plane_log(),
+        "envoy log": envoy.log_path.read_text(encoding="utf-8", errors="replace"),
+        "envoy config dump": envoy.admin("/config_dump", params={"include_eds": "true"}),
+        "envoy secrets": envoy.admin("/config_dump", params={"resource": "dynamic_active_secrets"}),
+        "envoy stats": envoy.admin("/stats"),
+        "envoy prometheus stats": envoy.admin("/stats/prometheus"),
+        "envoy clusters": envoy.admin("/clusters"),
+        "envoy listeners": envoy.admin("/listeners"),
+        "control plane metrics": httpx.get(f"{admin}/metrics").text,
+        "control plane status": httpx.get(f"{admin}/status").text,
+        "proxy-status": _proxy_status(stack),
+        "client answers": "\n".join(f"{reply.headers}\n{reply.text}" for reply in answers),
+    }
+    for output in ("yaml", "json"):
+        translated = subprocess.run(
+            [sys.executable, "-m", "controlplane", "translate", str(stack.config_dir), "-o", output],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert translated.returncode == translate_exit, translated.stderr
+        places[f"translate -o {output}"] = translated.stdout
+        places[f"translate -o {output} problems"] = translated.stderr
+    return places
+
+
+def _proxy_status(stack: LocalStack) -> str:
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["proxy-status", f"--xds-address=127.0.0.1:{stack.xds_port}", "-o", "json"]) == 0
+    return printed.getvalue()

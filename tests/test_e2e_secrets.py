@@ -11,11 +11,7 @@ stays so.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,11 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from controlplane.cli import main
 from controlplane.devtools.fake_backend import Status
 from controlplane.devtools.stack import LocalStack
 from tests.aws_sigv4 import AwsKey, SignatureMismatch, verify_sigv4
-from tests.e2e import answered_by, reset_backends, running_stack
+from tests.e2e import answered_by, everywhere_but_upstream, reset_backends, running_stack
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -81,7 +76,7 @@ def test_each_key_type_replaces_what_the_client_sent_and_leaks_nowhere(stack: Lo
         received = stack.backends[backend].received[-1]
         assert received.headers.getall(header) == [value], f"{backend} got the client's {header}"
 
-    places = _everywhere_but_upstream(stack, answers)
+    places = everywhere_but_upstream(stack, answers, translate_exit=1)  # 1: the unparsable Secret
     assert len(places) >= 14
     for where, text in places.items():
         assert text, f"nothing read from the {where}"
@@ -142,45 +137,6 @@ def test_aws_credentials_sign_each_request_as_the_backend_receives_it(stack: Loc
             region=BEDROCK_REGION,
             service="bedrock",
         )
-
-
-def _everywhere_but_upstream(stack: LocalStack, answers: list[httpx.Response]) -> dict[str, str]:
-    envoy = stack.envoy
-    assert envoy is not None
-    admin = f"http://127.0.0.1:{stack.admin_port}"
-    places = {
-        "control plane log": stack.control_plane_log(),
-        "envoy log": envoy.log_path.read_text(encoding="utf-8", errors="replace"),
-        "envoy config dump": envoy.admin("/config_dump", params={"include_eds": "true"}),
-        "envoy secrets": envoy.admin("/config_dump", params={"resource": "dynamic_active_secrets"}),
-        "envoy stats": envoy.admin("/stats"),
-        "envoy prometheus stats": envoy.admin("/stats/prometheus"),
-        "envoy clusters": envoy.admin("/clusters"),
-        "envoy listeners": envoy.admin("/listeners"),
-        "control plane metrics": httpx.get(f"{admin}/metrics").text,
-        "control plane status": httpx.get(f"{admin}/status").text,
-        "proxy-status": _proxy_status(stack),
-        "client answers": "\n".join(f"{reply.headers}\n{reply.text}" for reply in answers),
-    }
-    for output in ("yaml", "json"):
-        translated = subprocess.run(
-            [sys.executable, "-m", "controlplane", "translate", str(stack.config_dir), "-o", output],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert translated.returncode == 1, "the unparsable Secret is an error"
-        places[f"translate -o {output}"] = translated.stdout
-        places[f"translate -o {output} problems"] = translated.stderr
-    return places
-
-
-def _proxy_status(stack: LocalStack) -> str:
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        assert main(["proxy-status", f"--xds-address=127.0.0.1:{stack.xds_port}", "-o", "json"]) == 0
-    return printed.getvalue()
 
 
 def test_a_rotated_aws_key_signs_the_next_requests(stack: LocalStack) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,15 +16,19 @@ import pytest
 from controlplane.gatewayapi import IRResult, ObjectStatus, TranslateOptions, build_ir
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.refusals import ProxyRefusals
+from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.parse import LoadResult, load_text
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.serving import SnapshotPublisher
 from controlplane.sources.files import load_paths
+from controlplane.tokens.minting import Minted
+from controlplane.tokens.requests import MintRequest
 from controlplane.xds.cache import SnapshotCache
-from controlplane.xds.resource import CLUSTER
+from controlplane.xds.resource import CLUSTER, SECRET
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
+MINTED_CASE = Path(__file__).parent / "testdata" / "translate" / "minted-credentials.in.yaml"
 
 
 def _example(name: str) -> LoadResult:
@@ -97,3 +102,40 @@ def test_an_invalid_object_in_a_queued_load_is_reported_by_the_translation_that_
     asyncio.run(publish())
     assert publisher.board.loads == 2
     assert any(problem.name == "lost" for problem in publisher.board.problems)
+
+
+class _Minter:
+    """Answers every mint at once with a token, or never (``hang``)."""
+
+    def __init__(self, *, hang: bool) -> None:
+        self._hang = hang
+
+    async def __call__(self, request: MintRequest, /) -> Minted:
+        if self._hang:
+            await asyncio.Event().wait()
+        return Minted(value="minted-at-once", expires_at=time.time() + 3600)
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["answers", "hangs"])
+def test_a_new_policys_first_token_is_waited_for_briefly(hang: bool) -> None:
+    cache = SnapshotCache()
+    publisher = SnapshotPublisher(
+        cache=cache, options=TranslateOptions(), refusals=ProxyRefusals(), minter=_Minter(hang=hang)
+    )
+    policy = BackendSecurityPolicy.key_for("default", "azure-secret")
+
+    async def publish() -> Mapping[ObjectKey, ObjectStatus]:
+        try:
+            return await publisher(load_paths([MINTED_CASE]))
+        finally:
+            await publisher.close()
+
+    reasons = {condition.reason for condition in asyncio.run(publish())[policy].conditions}
+    snapshot = cache.get_snapshot()
+    assert snapshot is not None
+    # Answered at once: the first configuration already carries the token; never: it goes out without.
+    assert ("credential/default/azure-secret" in snapshot.get(SECRET)) is not hang
+    assert ("TokenPending" in reasons) is hang

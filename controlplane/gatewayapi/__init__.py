@@ -6,7 +6,7 @@ has them: a bad route, backend or policy loses only itself (or the references to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from controlplane import defaults, ir
 from controlplane.gatewayapi.backends import BackendResolver
@@ -17,6 +17,7 @@ from controlplane.gatewayapi.routes import build_routes
 from controlplane.resources.notes import FieldState
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
+from controlplane.tokens.requests import MintRequest
 
 __all__ = ["Condition", "IRResult", "ObjectStatus", "TranslateOptions", "build_ir"]
 
@@ -43,6 +44,8 @@ class IRResult:
     infra: ir.Infra
     statuses: dict[ObjectKey, ObjectStatus]
     problems: list[Problem]
+    mint_requests: dict[ObjectKey, MintRequest] = field(default_factory=dict)
+    """The access tokens the configuration needs minted (``controlplane.tokens``), per policy."""
 
 
 def build_ir(
@@ -92,8 +95,12 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    statuses = report.statuses(managed_parents=binder.our_gateways)
-    return IRResult(infra=infra, statuses=statuses, problems=report.problems())
+    return IRResult(
+        infra=infra,
+        statuses=report.statuses(managed_parents=binder.our_gateways),
+        problems=report.problems(),
+        mint_requests=backends.mint_requests,
+    )
 
 
 def _note_fields(resources: ResourceSet, report: Report) -> None:

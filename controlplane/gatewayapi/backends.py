@@ -15,12 +15,15 @@ from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
+from controlplane.gatewayapi.providers import PATH_SCHEMAS, SchemaProblem, provider_api
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.gateway_api import HTTPHeader
 from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
+from controlplane.tokens.requests import MintRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class ResolvedBackend:
     headers: ir.HeaderEdits
     picker: ir.EndpointPicker | None = None
     picker_fails_open: bool = False
+    provider_api: ir.ProviderApi | None = None
     """A picker that is down or erroring is bypassed: the Pods are balanced without it."""
 
 
@@ -79,6 +83,10 @@ class BackendResolver:
         return self._credentials.secrets
 
     @property
+    def mint_requests(self) -> dict[ObjectKey, MintRequest]:
+        return self._credentials.mint_requests
+
+    @property
     def ca_bundles(self) -> tuple[ir.CaBundle, ...]:
         return self._upstreams.ca_bundles
 
@@ -95,7 +103,7 @@ class BackendResolver:
         if effect[0] == "report":
             self._report.replay(effect)
         elif effect[0] == "register":
-            (self._credentials if effect[1] == "secret" else self._upstreams).replay(effect)
+            (self._credentials if effect[1] in ("secret", "mint") else self._upstreams).replay(effect)
         else:
             kind, key = effect[1]
             obj = self._resources.get(key)
@@ -111,13 +119,18 @@ class BackendResolver:
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)
         schema = backend.spec.api_schema
-        if schema.name != "OpenAI":
+        if schema.name not in PATH_SCHEMAS:
             self._report.reject(
                 backend,
                 "spec.schema.name",
                 f"schema {schema.name} is not supported yet (only OpenAI-compatible backends are translated)",
                 reason="UnsupportedValue",
             )
+            return None
+        try:
+            provider = provider_api(schema)
+        except SchemaProblem as problem:
+            self._report.reject(backend, f"spec.schema.{problem.field}", str(problem))
             return None
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
@@ -136,6 +149,7 @@ class BackendResolver:
             host_rewrite=upstream.hostname,
             credential=credential,
             headers=header_edits(mutation.set if mutation else (), mutation.remove if mutation else ()),
+            provider_api=provider,
         )
 
     def _resolve_pool(self, pool: InferencePoolBase) -> ResolvedPool:

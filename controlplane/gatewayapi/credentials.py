@@ -1,10 +1,12 @@
 """BackendSecurityPolicy -> the credential a backend's hop applies to each attempt.
 
 Key-style credentials (APIKey, AzureAPIKey, AnthropicAPIKey) become a header injected from an SDS secret.
-AWSCredentials become SigV4 signing by Envoy's ``aws_request_signing`` filter with the key of one profile of a
-credentials file (or Envoy's default credential chain when the policy names no source); its OIDC exchange and
-the Azure and GCP token types are reported as unsupported, never silently skipped. Secret values are read here
-and go nowhere but the Envoy resource that carries them: no problem message, status or log line contains them.
+AzureCredentials and GCPCredentials become an access token the control plane mints (``controlplane.tokens``):
+the policy is turned into a mint request here, and the token minted for it is read back as an input of the
+translation. AWSCredentials become SigV4 signing by Envoy's ``aws_request_signing`` filter with the key of one
+profile of a credentials file (or Envoy's default credential chain when the policy names no source); its OIDC
+exchange is reported as unsupported, never silently skipped. Secret values and tokens are read here and go
+nowhere but the Envoy resource that carries them: no problem message, status or log line contains them.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from controlplane.gatewayapi.aws_credentials import (
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
+from controlplane.gatewayapi.token_policies import TOKEN_TYPES, token_request
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.gateway_api import SecretObjectReference
 from controlplane.resources.inference import InferencePoolBase
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.resources.security import (
     API_KEY_SECRET_KEY,
@@ -31,6 +35,8 @@ from controlplane.resources.security import (
     AWSCredentials,
     SecretKeyRef,
 )
+from controlplane.tokens.requests import MintRequest
+from controlplane.tokens.state import MintFailure, utc_time
 
 # type -> (spec field holding the secret ref, its YAML name, header, value prefix)
 _KEY_TYPES: Final = {
@@ -59,6 +65,7 @@ class CredentialResolver:
         self._report = report
         self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
+        self._mint_requests: dict[ObjectKey, MintRequest] = {}
         self._policies = self._policies_by_target()
 
     @property
@@ -83,16 +90,30 @@ class CredentialResolver:
         """The credential of one policy, resolved once per translation whichever targets use it."""
         return self._memo.cached(("policy", policy.key), lambda: self._resolve(policy))
 
+    @property
+    def mint_requests(self) -> dict[ObjectKey, MintRequest]:
+        """What to mint, per policy whose credential is an access token the control plane mints."""
+        return dict(sorted(self._mint_requests.items(), key=lambda item: item[0].order()))
+
     def replay(self, effect: Effect) -> None:
-        """Registers a credential secret (recorded for the memo, or replayed by it)."""
+        """Registers a credential secret or a token to mint (recorded for the memo, or replayed by it)."""
         self._memo.effect(effect)
-        _, _, name, value = effect
-        self._secrets[name] = value
+        _, table, name, value = effect
+        if table == "mint":
+            self._mint_requests[name] = value
+        else:
+            self._secrets[name] = value
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         spec = policy.spec
         if spec.aws_credentials is not None:
             return self._aws_signing(policy, spec.aws_credentials)
+        if spec.type in TOKEN_TYPES:
+            request = token_request(policy, read_secret=self.read_secret, report=self._report)
+            if request is None:
+                return self.FAILED
+            self.replay(("register", "mint", policy.key, request))
+            return self._minted_credential(policy)
         if spec.type not in _KEY_TYPES:
             self._report.reject(
                 policy,
@@ -103,14 +124,12 @@ class CredentialResolver:
             return self.FAILED
         attribute, yaml_name, header, prefix = _KEY_TYPES[spec.type]
         ref: SecretKeyRef = getattr(spec, attribute)
-        value = self._secret_value(
+        value = self.read_secret(
             policy, ref.secret_ref, path=f"spec.{yaml_name}.secretRef", key=API_KEY_SECRET_KEY
         )
         if value is None:
             return self.FAILED
-        name = f"credential/{policy.namespace}/{policy.name}"
-        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=prefix + value)))
-        return ir.Credential(secret=name, header=header)
+        return self._register(policy, header=header, value=prefix + value)
 
     def _aws_signing(
         self, policy: BackendSecurityPolicy, aws: AWSCredentials
@@ -128,7 +147,7 @@ class CredentialResolver:
         if aws.credentials_file is None:
             return signing
         path = "spec.awsCredentials.credentialsFile"
-        text = self._secret_value(
+        text = self.read_secret(
             policy, aws.credentials_file.secret_ref, path=f"{path}.secretRef", key=AWS_CREDENTIALS_SECRET_KEY
         )
         if text is None:
@@ -146,10 +165,10 @@ class CredentialResolver:
             return self.FAILED
         return dataclasses.replace(signing, keys=keys)
 
-    def _secret_value(
+    def read_secret(
         self, policy: BackendSecurityPolicy, ref: SecretObjectReference, *, path: str, key: str
     ) -> str | None:
-        """The stripped, non-empty value under ``key`` of the Secret ``ref`` names; None after reporting."""
+        """The stripped, non-empty value at ``key`` of the Secret ``ref`` names; else None, reported."""
         namespace = ref.namespace or policy.namespace
         if not reference_allowed(
             self._resources,
@@ -173,6 +192,38 @@ class CredentialResolver:
             )
             return None
         return value.get_secret_value().strip()
+
+    def _minted_credential(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+        """The policy's access token as ``Authorization: Bearer``, once minted and while valid."""
+        field_path = TOKEN_TYPES[policy.spec.type]
+        state = self._resources.token(policy.key)
+        if state is None:
+            self._report.reject(
+                policy,
+                field_path,
+                "the access token is being minted; not used until it is",
+                reason="TokenPending",
+            )
+            return self.FAILED
+        if isinstance(state, MintFailure):
+            self._report.reject(
+                policy, field_path, f"no access token: {state.message}", reason="TokenMintFailed"
+            )
+            return self.FAILED
+        if state.refresh_problem is not None:
+            self._report.warn(
+                policy,
+                field_path,
+                f"refreshing the access token failed ({state.refresh_problem}); the current one is used "
+                f"until it expires at {utc_time(state.expires_at)}",
+                reason="TokenRefreshFailed",
+            )
+        return self._register(policy, header="Authorization", value=f"Bearer {state.value}")
+
+    def _register(self, policy: BackendSecurityPolicy, *, header: str, value: str) -> ir.Credential:
+        name = f"credential/{policy.namespace}/{policy.name}"
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=value)))
+        return ir.Credential(secret=name, header=header)
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
         """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""

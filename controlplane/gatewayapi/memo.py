@@ -31,6 +31,7 @@ from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
+from controlplane.tokens.state import TokenState
 
 T = TypeVar("T")
 
@@ -39,6 +40,8 @@ FragmentKey = tuple[str, ObjectKey]
 Effect = tuple[Any, ...]
 """("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
 
+TOKENS_MODE = "tokens-mode"
+"""Read with every token: whether tokens are minted (``serve``) or taken as minted (``translate``)."""
 LEGACY_POLICY_REFS = "legacy-policy-refs"
 """Read by whoever asks which BackendSecurityPolicy applies to a target: that map also depends on the
 AIServiceBackends naming a policy the legacy way (``backendSecurityPolicyRef``)."""
@@ -72,6 +75,8 @@ class TranslationMemo:
         self._previous: dict[FragmentKey, _Entry] = {}
         self._current: dict[FragmentKey, _Entry] = {}
         self._input: dict[ObjectKey, Any] = {}
+        self._tokens: dict[ObjectKey, Any] = {}
+        self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
         self._changed_kinds: set[type] = set()
         self._frames: list[_Frame | None] = []
@@ -95,6 +100,15 @@ class TranslationMemo:
                     kinds.add(type(obj))
                     if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
                         changed.add(LEGACY_POLICY_REFS)
+        tokens = dict(resources.tokens())
+        changed.update(
+            token_key(key)
+            for key in tokens.keys() | self._tokens.keys()
+            if tokens.get(key) != self._tokens.get(key)
+        )
+        if resources.minting != self._minting:
+            changed.add(TOKENS_MODE)
+        self._tokens, self._minting = tokens, resources.minting
         self._changed_keys, self._changed_kinds = changed, kinds
         self._input = current
         self._previous, self._current = {**self._previous, **self._current}, {}
@@ -178,6 +192,11 @@ class TranslationMemo:
         return not any(issubclass(changed, kind) for kind in entry.kinds for changed in self._changed_kinds)
 
 
+def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:
+    """What a read of ``policy``'s access token is recorded as."""
+    return ("token", policy)
+
+
 class RecordingResourceSet(ResourceSet):
     """The same objects as ``resources``, telling ``memo`` about every look-up and scan."""
 
@@ -185,7 +204,13 @@ class RecordingResourceSet(ResourceSet):
         super().__init__()
         self._index = resources._index
         self._by_class = resources._by_class
+        self._tokens = resources._tokens
         self._memo = memo
+
+    def token(self, policy: ObjectKey) -> TokenState | None:
+        self._memo.read_key(token_key(policy))
+        self._memo.read_key(TOKENS_MODE)
+        return super().token(policy)
 
     def get(self, key: ObjectKey) -> Resource | None:
         self._memo.read_key(key)

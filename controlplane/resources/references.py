@@ -44,6 +44,10 @@ def _walk(value: Any) -> Iterator[Any]:
         if kind in _REFERABLE and isinstance(name, str) and getattr(value, "group", "") in ("", None):
             yield value
         yield from _references(value)
+        # A model keeping an upstream object loose names the references inside it itself.
+        loose = getattr(value, "loose_references", None)
+        if callable(loose):
+            yield from loose()
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _walk(item)

@@ -19,9 +19,11 @@ from controlplane.resources.groups import INFERENCE_GROUP, INFERENCE_X_GROUP
 from controlplane.resources.inference import InferencePool, InferencePoolBase, InferencePoolV1Alpha2
 from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey
+from controlplane.tokens.state import OFFLINE_TOKEN
 
 if TYPE_CHECKING:
     from controlplane.resources.parse import Loaded
+    from controlplane.tokens.state import Tokens, TokenState
 
 R = TypeVar("R", bound=Resource)
 
@@ -39,6 +41,8 @@ class ResourceSet:
         self._by_class: dict[type, list[Resource]] | None = None
         """Objects by their exact class, in key order: built on the first ``of_type``, so each kind's
         list costs one pass over the set, not one per call."""
+        self._tokens: Tokens | None = None
+        """The minted access tokens (``serve``); None: nothing is minted (``translate``)."""
 
     def __len__(self) -> int:
         return len(self._index)
@@ -72,6 +76,28 @@ class ResourceSet:
         if len(found) == 1:
             return list(found[0])  # type: ignore[arg-type]
         return sorted((obj for objects in found for obj in objects), key=lambda obj: obj.key.order())  # type: ignore[misc]
+
+    def with_tokens(self, tokens: Tokens) -> ResourceSet:
+        """The same objects, with the access tokens minted so far as one more input."""
+        copy = ResourceSet()
+        copy._index = self._index
+        copy._tokens = tokens
+        return copy
+
+    @property
+    def minting(self) -> bool:
+        """Whether tokens are minted for this input (``serve``) or taken as minted (``translate``)."""
+        return self._tokens is not None
+
+    def tokens(self) -> Tokens:
+        return self._tokens or {}
+
+    def token(self, policy: ObjectKey) -> TokenState | None:
+        """The access token minted for ``policy``; None while it is being minted. Without minting
+        (``translate``) every token is taken as minted (``tokens.state.OFFLINE_TOKEN``)."""
+        if self._tokens is None:
+            return OFFLINE_TOKEN
+        return self._tokens.get(policy)
 
     def uses_all(self, model: type[Resource]) -> None:
         """Says that what the caller computes depends on every ``model`` object (it consults something

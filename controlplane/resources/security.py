@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, JsonValue, model_validator
+from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -73,6 +73,14 @@ class OIDCExchangeToken(Model):
     oidc: Loose
     grant_type: str = ""
     aud: str = ""
+
+    def loose_references(self) -> list[SecretObjectReference]:
+        """The OIDC client's Secret, which the loose ``oidc`` holds as ``clientSecret`` (for
+        ``resources.references``: a Kubernetes source watches it like any typed reference)."""
+        try:
+            return [SecretObjectReference.model_validate(self.oidc.get("clientSecret"))]
+        except ValidationError:
+            return []
 
 
 class AWSOIDCExchangeToken(OIDCExchangeToken):

@@ -31,6 +31,7 @@ from controlplane.xds.translator.filters.model_override import model_override_fi
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.messages import ads_source, pack
+from controlplane.xds.translator.provider_paths import query_filter
 from controlplane.xds.translator.route import hop_route_configuration
 
 _HCM_NAME = "envoy.filters.network.http_connection_manager"
@@ -66,6 +67,8 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         signing = aws_signing_upstream_filters(hop.credential)
     elif hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
+    if hop.provider_api is not None and hop.provider_api.query:
+        filters.append(query_filter(hop.provider_api))
     filters.append(router_filter(suppress_envoy_headers=True, upstream_filters=signing))
     manager = hcm.HttpConnectionManager(
         stat_prefix=hop.name,

@@ -16,6 +16,7 @@ from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.messages import pack, seconds
+from controlplane.xds.translator.provider_paths import provider_routes
 
 PICKED_ENDPOINT_RETRIES = 2
 _UNREACHABLE = "connect-failure,refused-stream,reset"
@@ -57,7 +58,7 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         request_headers_to_add=_header_options(hop.request_headers.set),
         request_headers_to_remove=list(hop.request_headers.remove),
     )
-    if hop.path_prefix != ir.OPENAI_PATH_PREFIX:
+    if hop.provider_api is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
                 pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/"),
@@ -79,9 +80,13 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
                 append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
             )
         )
+    routes = (
+        [route]
+        if hop.provider_api is None
+        else provider_routes(hop.provider_api, forward=route, model_override=hop.model_override)
+    )
     return route_pb2.RouteConfiguration(
-        name=hop.name,
-        virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=[route])],
+        name=hop.name, virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=routes)]
     )
 
 

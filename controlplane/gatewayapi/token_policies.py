@@ -1,0 +1,200 @@
+"""AzureCredentials and GCPCredentials policies -> the mint request the token broker acts on.
+
+Upstream facts (envoyproxy/ai-gateway ``internal/controller`` at v1.0.0, ``backend_security_policy.go``,
+``rotators/gcp_oidc_token_rotator.go``, ``tokenprovider/``): Azure's client secret and an OIDC client's
+secret are read from the key ``client-secret``; Entra ID is asked for the Cognitive Services scope; an
+``oidcExchangeToken`` is an OAuth2 client-credentials grant at the Envoy Gateway ``OIDC`` provider it embeds
+(its ``provider.issuer``, ``provider.tokenEndpoint``, ``clientID``, ``clientSecret`` and ``scopes``), whose
+token Azure takes as a client assertion and GCP exchanges at STS for the audience
+``//iam.googleapis.com/projects/{projectID}/locations/global/workloadIdentityPools/{pool}/providers/{provider}``,
+then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named.
+A GCP ``credentialsFile`` Secret holds a service account key file at ``service_account.json`` (upstream reads
+it with Google's ``CredentialsFromJSON`` for the cloud-platform scope); only keys of type ``service_account``
+are taken. Not translated, and reported: GCP credentials with neither form (upstream leaves those to
+Application Default Credentials in its external processor).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, Protocol
+
+from pydantic import ValidationError
+
+from controlplane.gatewayapi.report import Report
+from controlplane.resources.aigateway import BackendSecurityPolicy
+from controlplane.resources.gateway_api import SecretObjectReference
+from controlplane.resources.security import OIDCExchangeToken
+from controlplane.tokens.requests import (
+    AzureClientSecret,
+    AzureFederated,
+    GcpServiceAccountKey,
+    GcpWorkloadIdentity,
+    MintRequest,
+    OidcClient,
+)
+
+CLIENT_SECRET_KEY: Final = "client-secret"  # noqa: S105 - the name of a key, not a secret
+SERVICE_ACCOUNT_KEY: Final = "service_account.json"
+GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+TOKEN_TYPES: Final = {"AzureCredentials": "spec.azureCredentials", "GCPCredentials": "spec.gcpCredentials"}
+"""The policy types whose credential is a minted access token, and the spec field each is configured in."""
+
+
+class SecretReader(Protocol):
+    """Reads one key of a Secret a policy names (reporting on the policy what keeps it from being read)."""
+
+    def __call__(
+        self, policy: BackendSecurityPolicy, ref: SecretObjectReference, *, path: str, key: str
+    ) -> str | None: ...
+
+
+def token_request(
+    policy: BackendSecurityPolicy, *, read_secret: SecretReader, report: Report
+) -> MintRequest | None:
+    """What to mint for ``policy`` (an AzureCredentials or GCPCredentials one); None when it cannot be
+    minted, with the reason reported on the policy."""
+    spec = policy.spec
+    if spec.azure_credentials is not None:
+        azure = spec.azure_credentials
+        path = TOKEN_TYPES["AzureCredentials"]
+        if azure.client_secret_ref is not None:
+            secret = read_secret(
+                policy, azure.client_secret_ref, path=f"{path}.clientSecretRef", key=CLIENT_SECRET_KEY
+            )
+            if secret is None:
+                return None
+            return AzureClientSecret(
+                tenant_id=azure.tenant_id, client_id=azure.client_id, client_secret=secret
+            )
+        assert azure.oidc_exchange_token is not None  # the model requires exactly one of the two
+        oidc = _oidc_client(
+            policy, azure.oidc_exchange_token, f"{path}.oidcExchangeToken", read_secret, report
+        )
+        if oidc is None:
+            return None
+        return AzureFederated(tenant_id=azure.tenant_id, client_id=azure.client_id, oidc=oidc)
+    gcp = spec.gcp_credentials
+    assert gcp is not None  # TOKEN_TYPES holds only the two types
+    path = TOKEN_TYPES["GCPCredentials"]
+    federation = gcp.workload_identity_federation_config
+    if gcp.credentials_file is not None:
+        key_path = f"{path}.credentialsFile.secretRef"
+        key_file = read_secret(
+            policy, gcp.credentials_file.secret_ref, path=key_path, key=SERVICE_ACCOUNT_KEY
+        )
+        return None if key_file is None else _service_account_key(policy, key_file, key_path, report)
+    if federation is None:
+        report.reject(
+            policy,
+            f"{path}.workloadIdentityFederationConfig",
+            "GCP credentials from Application Default Credentials are not supported; name a "
+            "credentialsFile or a workloadIdentityFederationConfig",
+            reason="UnsupportedValue",
+        )
+        return None
+    oidc = _oidc_client(
+        policy,
+        federation.oidc_exchange_token,
+        f"{path}.workloadIdentityFederationConfig.oidcExchangeToken",
+        read_secret,
+        report,
+    )
+    if oidc is None:
+        return None
+    impersonated = federation.service_account_impersonation
+    return GcpWorkloadIdentity(
+        audience=(
+            f"//iam.googleapis.com/projects/{federation.project_id}/locations/global/workloadIdentityPools/"
+            f"{federation.workload_identity_pool_name}/providers/{federation.workload_identity_provider_name}"
+        ),
+        service_account=(
+            None
+            if impersonated is None
+            else f"{impersonated.service_account_name}@{gcp.project_name}.iam.gserviceaccount.com"
+        ),
+        oidc=oidc,
+    )
+
+
+def _service_account_key(
+    policy: BackendSecurityPolicy, key_file: str, path: str, report: Report
+) -> GcpServiceAccountKey | None:
+    """The parts of a service account key file minting needs; what is wrong is said without its content."""
+    try:
+        document = json.loads(key_file)
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} is not a JSON object")
+        return None
+    if document.get("type") != "service_account":
+        report.reject(
+            policy,
+            path,
+            f"{SERVICE_ACCOUNT_KEY} must be a key of type service_account",
+            reason="UnsupportedValue",
+        )
+        return None
+    fields = {name: document.get(name) for name in ("client_email", "private_key", "private_key_id")}
+    missing = sorted(name for name, value in fields.items() if not isinstance(value, str) or not value)
+    token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
+    if not _is_url(token_uri):
+        missing.append("token_uri")
+    if missing:
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} has no usable {', '.join(missing)}")
+        return None
+    return GcpServiceAccountKey(
+        client_email=str(fields["client_email"]),
+        private_key_id=str(fields["private_key_id"]),
+        private_key=str(fields["private_key"]),
+        token_uri=str(token_uri),
+    )
+
+
+def _oidc_client(
+    policy: BackendSecurityPolicy,
+    exchange: OIDCExchangeToken,
+    path: str,
+    read_secret: SecretReader,
+    report: Report,
+) -> OidcClient | None:
+    """The embedded Envoy Gateway OIDC settings, checked here since the model keeps them loose."""
+    oidc = exchange.oidc
+    provider = oidc.get("provider")
+    issuer = provider.get("issuer") if isinstance(provider, dict) else None
+    token_endpoint = provider.get("tokenEndpoint") if isinstance(provider, dict) else None
+    client_id = oidc.get("clientID")
+    scopes = oidc.get("scopes", [])
+    problems = [
+        (f"{path}.oidc.provider.issuer", "must be an https or http URL") if not _is_url(issuer) else None,
+        (f"{path}.oidc.provider.tokenEndpoint", "must be an https or http URL")
+        if token_endpoint is not None and not _is_url(token_endpoint)
+        else None,
+        (f"{path}.oidc.clientID", "is required") if not isinstance(client_id, str) or not client_id else None,
+        (f"{path}.oidc.scopes", "must be a list of strings")
+        if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes)
+        else None,
+    ]
+    try:
+        secret_ref = SecretObjectReference.model_validate(oidc.get("clientSecret"))
+    except ValidationError:
+        problems.append((f"{path}.oidc.clientSecret", "must name a Secret (name, optional namespace)"))
+    for found in problems:
+        if found is not None:
+            report.reject(policy, found[0], found[1])
+            return None
+    secret = read_secret(policy, secret_ref, path=f"{path}.oidc.clientSecret", key=CLIENT_SECRET_KEY)
+    if secret is None:
+        return None
+    return OidcClient(
+        issuer=str(issuer),
+        token_endpoint=token_endpoint,
+        client_id=str(client_id),
+        client_secret=secret,
+        scopes=tuple(scopes),
+    )
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) > 8

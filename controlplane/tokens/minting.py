@@ -1,0 +1,288 @@
+"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials and OAuth2.
+
+Each mint is one to three HTTP exchanges as the providers document them (OAuth2 client credentials, RFC 8693
+token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523).
+Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
+provider's own error code and description, never a secret (every secret the request carries is scrubbed
+from the message too).
+
+Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
+``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints; the tests point all three at
+fake servers on loopback); a service account key names its own ``token_uri``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Protocol
+from urllib.parse import quote, quote_plus
+
+import aiohttp
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from controlplane.tokens.requests import (
+    AZURE_SCOPE,
+    GCP_CLOUD_PLATFORM_SCOPE,
+    GCP_IAM_SCOPE,
+    AzureClientSecret,
+    AzureFederated,
+    GcpServiceAccountKey,
+    GcpWorkloadIdentity,
+    MintRequest,
+    OidcClient,
+)
+
+_JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
+_ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
+_JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a URN
+_TIMEOUT_SECONDS: Final = 30.0
+_MAX_DETAIL: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    azure_authority: str = "https://login.microsoftonline.com"
+    gcp_sts: str = "https://sts.googleapis.com/v1/token"
+    gcp_iam_credentials: str = "https://iamcredentials.googleapis.com"
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Endpoints:
+        default = cls()
+        return cls(
+            azure_authority=environ.get("AZURE_AUTHORITY_HOST", default.azure_authority).rstrip("/"),
+            gcp_sts=environ.get("AIXDS_GCP_STS_URL", default.gcp_sts),
+            gcp_iam_credentials=environ.get(
+                "AIXDS_GCP_IAM_CREDENTIALS_URL", default.gcp_iam_credentials
+            ).rstrip("/"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    value: str = field(repr=False)
+    expires_at: float
+    """Unix seconds."""
+
+
+class MintError(Exception):
+    """Why a token could not be minted, without any secret in the message."""
+
+
+class Minter(Protocol):
+    async def __call__(self, request: MintRequest, /) -> Minted: ...
+
+    async def close(self) -> None:
+        """Releases its connections (the server is stopping)."""
+        ...
+
+
+class HttpMinter:
+    """Mints over HTTP with one session (opened on first use, on the running loop)."""
+
+    def __init__(self, *, endpoints: Endpoints | None = None, clock: Callable[[], float] = time.time) -> None:
+        self._endpoints = endpoints or Endpoints.from_environment()
+        self._clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __call__(self, request: MintRequest, /) -> Minted:
+        secrets = _secrets_of(request)
+        try:
+            return await self._mint(request)
+        except MintError as error:
+            raise MintError(_scrub(str(error), secrets)) from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            raise MintError(_scrub(f"{type(error).__name__}: {error}", secrets)) from None
+
+    async def _mint(self, request: MintRequest) -> Minted:
+        if isinstance(request, AzureClientSecret):
+            return await self._entra(
+                request.tenant_id,
+                {"client_id": request.client_id, "client_secret": request.client_secret},
+            )
+        if isinstance(request, AzureFederated):
+            assertion = await self._oidc(request.oidc)
+            return await self._entra(
+                request.tenant_id,
+                {
+                    "client_id": request.client_id,
+                    "client_assertion_type": _JWT_BEARER_ASSERTION,
+                    "client_assertion": assertion.value,
+                },
+            )
+        if isinstance(request, GcpServiceAccountKey):
+            return await self._service_account(request)
+        return await self._gcp(request)
+
+    async def _service_account(self, request: GcpServiceAccountKey) -> Minted:
+        try:
+            assertion = signed_jwt(request, scope=GCP_CLOUD_PLATFORM_SCOPE, now=self._clock())
+        except (ValueError, TypeError, UnsupportedAlgorithm):
+            raise MintError("the service account key's private_key is no RSA private key in PEM") from None
+        form = {"grant_type": _JWT_BEARER_GRANT, "assertion": assertion}
+        return self._oauth_token(request.token_uri, await self._post(request.token_uri, data=form))
+
+    async def _entra(self, tenant: str, client: dict[str, str]) -> Minted:
+        url = f"{self._endpoints.azure_authority}/{quote(tenant, safe='')}/oauth2/v2.0/token"
+        form = {"grant_type": "client_credentials", "scope": AZURE_SCOPE, **client}
+        return self._oauth_token(url, await self._post(url, data=form))
+
+    async def _oidc(self, client: OidcClient) -> Minted:
+        url = client.token_endpoint or await self._discover_token_endpoint(client.issuer)
+        form = {"grant_type": "client_credentials"}
+        if client.scopes:
+            form["scope"] = " ".join(client.scopes)
+        # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
+        pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
+        auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
+        return self._oauth_token(url, await self._post(url, data=form, headers=auth))
+
+    async def _gcp(self, request: GcpWorkloadIdentity) -> Minted:
+        identity = await self._oidc(request.oidc)
+        exchange = {
+            "grantType": _TOKEN_EXCHANGE,
+            "audience": request.audience,
+            "scope": GCP_IAM_SCOPE if request.service_account else GCP_CLOUD_PLATFORM_SCOPE,
+            "requestedTokenType": _ACCESS_TOKEN_TYPE,
+            "subjectToken": identity.value,
+            "subjectTokenType": _JWT_TOKEN_TYPE,
+        }
+        federated = self._oauth_token(
+            self._endpoints.gcp_sts, await self._post(self._endpoints.gcp_sts, json_body=exchange)
+        )
+        if request.service_account is None:
+            return federated
+        url = (
+            f"{self._endpoints.gcp_iam_credentials}/v1/projects/-/serviceAccounts/"
+            f"{quote(request.service_account, safe='@')}:generateAccessToken"
+        )
+        answer = await self._post(
+            url,
+            json_body={"scope": [GCP_CLOUD_PLATFORM_SCOPE]},
+            headers={"Authorization": f"Bearer {federated.value}"},
+        )
+        token, expiry = answer.get("accessToken"), answer.get("expireTime")
+        if not isinstance(token, str) or not token or not isinstance(expiry, str):
+            raise MintError(f"{url} answered without accessToken and expireTime")
+        try:
+            expires_at = datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise MintError(f"{url} answered an expireTime that is no RFC 3339 time") from None
+        return Minted(value=token, expires_at=expires_at)
+
+    async def _discover_token_endpoint(self, issuer: str) -> str:
+        url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
+        async with self._http().get(url) as response:
+            document = await _json_answer(url, response)
+        endpoint = document.get("token_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            raise MintError(f"{url} names no token_endpoint")
+        return endpoint
+
+    async def _post(
+        self,
+        url: str,
+        *,
+        data: dict[str, str] | None = None,
+        json_body: dict[str, Any] | None = None,
+        auth: aiohttp.BasicAuth | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        async with self._http().post(url, data=data, json=json_body, auth=auth, headers=headers) as response:
+            return await _json_answer(url, response)
+
+    def _oauth_token(self, url: str, answer: dict[str, Any]) -> Minted:
+        token, lifetime = answer.get("access_token"), answer.get("expires_in")
+        try:
+            seconds = float(lifetime)  # type: ignore[arg-type]  # Entra ID has sent it as a string
+        except (TypeError, ValueError):
+            seconds = -1
+        if not isinstance(token, str) or not token or seconds <= 0:
+            raise MintError(f"{url} answered without access_token and a positive expires_in")
+        return Minted(value=token, expires_at=self._clock() + seconds)
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_SECONDS))
+        return self._session
+
+
+async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, Any]:
+    text = await response.text(errors="replace")
+    try:
+        document = json.loads(text)
+    except ValueError:
+        document = None
+    if response.status != 200:
+        raise MintError(f"{url} answered HTTP {response.status}{_provider_error(document)}")
+    if not isinstance(document, dict):
+        raise MintError(f"{url} answered HTTP 200 with no JSON object")
+    return document
+
+
+def _provider_error(document: Any) -> str:
+    """The provider's own error code and description (OAuth2's ``error``/``error_description``, Google's
+    ``error.status``/``error.message``), shortened; none of them repeat the credentials sent."""
+    if not isinstance(document, dict):
+        return ""
+    error = document.get("error")
+    if isinstance(error, dict):
+        code, description = error.get("status"), error.get("message")
+    else:
+        code, description = error, document.get("error_description")
+    detail = ": ".join(str(part) for part in (code, description) if part)
+    if len(detail) > _MAX_DETAIL:
+        detail = detail[:_MAX_DETAIL] + "..."
+    return f" ({detail})" if detail else ""
+
+
+def signed_jwt(key: GcpServiceAccountKey, *, scope: str, now: float) -> str:
+    """The RS256 JWT a service account presents for an access token, valid for an hour (Google's limit)."""
+    header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
+    issued = int(now)
+    claims = {
+        "iss": key.client_email,
+        "scope": scope,
+        "aud": key.token_uri,
+        "iat": issued,
+        "exp": issued + 3600,
+    }
+    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
+    private_key = serialization.load_pem_private_key(key.private_key.encode(), password=None)
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise TypeError("not an RSA key")
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _secrets_of(request: MintRequest) -> tuple[str, ...]:
+    if isinstance(request, AzureClientSecret):
+        return (request.client_secret,)
+    if isinstance(request, GcpServiceAccountKey):
+        return (request.private_key,)
+    return (request.oidc.client_secret,)
+
+
+def _scrub(message: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[redacted]")
+    return message

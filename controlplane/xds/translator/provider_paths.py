@@ -1,0 +1,111 @@
+"""Inside a backend hop: send each OpenAI endpoint to the path the provider serves it at (Azure OpenAI).
+
+Verified on Envoy 1.40 with a static configuration (the notes behind this design):
+
+- ``header_mutation`` and ``transform`` refuse to set ``:path`` ("``:``-prefixed or host headers may not be
+  modified"), so the path cannot be written from a header by a filter.
+- The route's ``path_rewrite`` takes a substitution format: ``/openai/deployments/%REQ(x-ai-eg-model)%/...``
+  puts the model the attempt carries into the path. It replaces the path and keeps the query string, so a
+  ``?`` inside it would make a second one when the client sent a query.
+- ``header_mutation``'s ``query_parameter_mutations`` sets ``api-version`` on the request before the router
+  rewrites the path, so the provider gets ``...?api-version=V`` with the client's own parameters after it.
+
+The model comes from the model header (filled from the body on the public listener) unless the backendRef
+overrides it, then it is the override itself. A model that cannot be a path segment (``/``, ``?``, ``#``,
+``%``, blanks) or no model at all is answered 400 by the hop, and a path the provider has no endpoint for
+404, both in the OpenAI error envelope; that happens per attempt, so failover still applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
+from google.protobuf import struct_pb2
+
+from controlplane import ir
+from controlplane.xds.translator.messages import pack
+
+_PATH_SEGMENT = r"[^/?#%\s]+"
+"""What a model taken from the header must look like to be placed in a path as it is."""
+_MODEL_FROM_HEADER = f"%REQ({ir.MODEL_HEADER})%"
+
+
+def provider_routes(api: ir.ProviderApi, *, forward: Any, model_override: str | None) -> list[Any]:
+    """The hop's routes: one per endpoint the provider serves (``forward`` with the path rewritten), then
+    the refusals. ``forward`` is the hop's route to the upstream, copied for each endpoint."""
+    routes: list[Any] = []
+    refusals: list[Any] = []
+    for mapping in api.paths:
+        route = rc.Route()
+        route.CopyFrom(forward)
+        route.name = f"{forward.name}/{mapping.openai_path}"
+        route.match.Clear()
+        route.match.path = mapping.openai_path
+        needs_model = ir.MODEL_IN_PATH in mapping.provider_path
+        if needs_model and model_override is None:
+            route.match.headers.append(
+                rc.HeaderMatcher(
+                    name=ir.MODEL_HEADER,
+                    string_match=string_pb2.StringMatcher(
+                        safe_regex=regex_pb2.RegexMatcher(regex=_PATH_SEGMENT)
+                    ),
+                )
+            )
+            refusals.append(
+                _refusal(
+                    f"{forward.name}/{mapping.openai_path}/model",
+                    rc.RouteMatch(path=mapping.openai_path),
+                    400,
+                    f"{api.schema} needs a model that names a deployment (no '/', '?', '#', '%' or blanks)",
+                )
+            )
+        # The path is a format string: a literal "%" must be doubled; the override is escaped as a segment.
+        model = (
+            _MODEL_FROM_HEADER
+            if model_override is None
+            else quote(model_override, safe="").replace("%", "%%")
+        )
+        route.route.path_rewrite = mapping.provider_path.replace(ir.MODEL_IN_PATH, model)
+        routes.append(route)
+    served = ", ".join(mapping.openai_path for mapping in api.paths)
+    refusals.append(
+        _refusal(
+            f"{forward.name}/unserved",
+            rc.RouteMatch(prefix="/"),
+            404,
+            f"this {api.schema} backend serves only {served}",
+        )
+    )
+    return routes + refusals
+
+
+def query_filter(api: ir.ProviderApi) -> Any:
+    """Sets the provider's query parameters (``api-version``) on every request of the hop."""
+    mutations = header_mutation_pb2.Mutations(
+        query_parameter_mutations=[
+            base_pb2.KeyValueMutation(
+                append=base_pb2.KeyValueAppend(
+                    record=base_pb2.KeyValuePair(key=key, value=struct_pb2.Value(string_value=value)),
+                    action=base_pb2.KeyValueAppend.OVERWRITE_IF_EXISTS_OR_ADD,
+                )
+            )
+            for key, value in api.query
+        ]
+    )
+    return hcm.HttpFilter(
+        name="envoy.filters.http.header_mutation",
+        typed_config=pack(header_mutation_pb2.HeaderMutation(mutations=mutations)),
+    )
+
+
+def _refusal(name: str, match: Any, status: int, message: str) -> Any:
+    route = rc.Route(name=name, match=match)
+    route.direct_response.status = status
+    route.direct_response.body.inline_string = message
+    return route
