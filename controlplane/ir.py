@@ -254,6 +254,25 @@ class EndpointPicker:
     """Request headers the picker is not sent (the client's credentials: it needs none to choose)."""
 
 
+class LlmApi(StrEnum):
+    """A provider's wire API, by the name Envoy's ``envoy.type.ai.v3.LLMProtocol`` gives it."""
+
+    ANTHROPIC_MESSAGES = "ANTHROPIC_MESSAGES"
+    GEMINI_GENERATE_CONTENT = "GEMINI_GENERATE_CONTENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcoding:
+    """The backend speaks another API than the clients' OpenAI Chat Completions: Envoy's transcoder converts
+    each request and response (SSE streams included) in the hop (see ``gatewayapi.providers``)."""
+
+    api: LlmApi
+    path_pattern: str
+    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``)."""
+    path_substitution: str
+    """What the matched part becomes: the provider's own path."""
+
+
 @dataclass(frozen=True, slots=True)
 class BackendHop:
     """The per-backendRef step that runs once per attempt, after the rule cluster picked this backend."""
@@ -267,6 +286,8 @@ class BackendHop:
     host_rewrite: str | None = None
     picker: EndpointPicker | None = None
     """Ask this endpoint picker which of the upstream cluster's endpoints serves each attempt."""
+    transcoding: Transcoding | None = None
+    """None: the backend speaks OpenAI's API, and the request goes as sent (``path_prefix`` aside)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
+from controlplane.gatewayapi.providers import NotServed, provider_shape
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
@@ -36,6 +37,7 @@ class ResolvedBackend:
     picker: ir.EndpointPicker | None = None
     picker_fails_open: bool = False
     """A picker that is down or erroring is bypassed: the Pods are balanced without it."""
+    transcoding: ir.Transcoding | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,13 +113,10 @@ class BackendResolver:
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)
         schema = backend.spec.api_schema
-        if schema.name != "OpenAI":
-            self._report.reject(
-                backend,
-                "spec.schema.name",
-                f"schema {schema.name} is not supported yet (only OpenAI-compatible backends are translated)",
-                reason="UnsupportedValue",
-            )
+        policy = self._credentials.policy_of(backend)
+        shape = provider_shape(schema, policy=policy.spec if policy is not None else None)
+        if isinstance(shape, NotServed):
+            self._report.reject(backend, shape.field, shape.message, reason="UnsupportedValue")
             return None
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
@@ -129,13 +128,16 @@ class BackendResolver:
             )
             return None
         mutation = backend.spec.header_mutation
+        # The user's headerMutation wins over the provider's own headers (an anthropic-version they pin).
+        headers = header_edits(mutation.set if mutation else (), mutation.remove if mutation else ())
         return ResolvedBackend(
             label=f"{backend.namespace}/{backend.name}",
             upstream=upstream.cluster,
             path_prefix=schema.path_prefix,
             host_rewrite=upstream.hostname,
             credential=credential,
-            headers=header_edits(mutation.set if mutation else (), mutation.remove if mutation else ()),
+            headers=headers.merged_over(ir.HeaderEdits(set=shape.headers)),
+            transcoding=shape.transcoding,
         )
 
     def _resolve_pool(self, pool: InferencePoolBase) -> ResolvedPool:

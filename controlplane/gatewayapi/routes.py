@@ -269,6 +269,7 @@ def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) 
         path_prefix=target.path_prefix,
         host_rewrite=target.host_rewrite,
         picker=target.picker,
+        transcoding=target.transcoding,
     )
 
 

@@ -28,6 +28,7 @@ from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
+from controlplane.xds.translator.filters.transcoder import transcoder_filter
 from controlplane.xds.translator.messages import ads_source, pack
 from controlplane.xds.translator.route import hop_route_configuration
 
@@ -54,6 +55,9 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     filters = []
     if hop.model_override is not None:
         filters.append(model_override_filter(model=hop.model_override))
+    if hop.transcoding is not None:
+        # After the model override, which edits the OpenAI body the transcoder then converts.
+        filters.append(transcoder_filter())
     if hop.picker is not None:
         # After the model override (the picker sees the model the pool is asked for), before the
         # credential (the picker never sees the API key); responses meet the served endpoint's filter

