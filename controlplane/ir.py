@@ -165,6 +165,16 @@ class VirtualHost:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenCost:
+    """One ``llmRequestCosts`` entry: a count of the OpenAI response's ``usage`` published as dynamic
+    metadata (namespace ``io.envoy.ai_gateway``) under the user's key."""
+
+    metadata_key: str
+    usage_field: tuple[str, ...]
+    """The path below ``usage``: ``("prompt_tokens",)``, ``("prompt_tokens_details", "cached_tokens")``."""
+
+
+@dataclass(frozen=True, slots=True)
 class HttpListener:
     """One Envoy listener per address:port; virtual hosts carry the Gateway listeners' hostnames."""
 
@@ -173,6 +183,8 @@ class HttpListener:
     port: int
     route_config: str
     virtual_hosts: tuple[VirtualHost, ...]
+    token_costs: tuple[TokenCost, ...] = ()
+    """Every cost of the routes on this listener (sorted): each response's usage sets all of them."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,11 @@ is converted on the retry only.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -122,3 +124,67 @@ def test_failover_from_an_openai_backend_is_transcoded_on_the_retry(
     assert completion.choices[0].message.content == "anthropic,claude-fallback,hello"
     (received,) = anthropic.received
     assert received.body["model"] == "claude-fallback", "the retry carries the Anthropic backend's model"
+
+
+def _prometheus(stack: LocalStack, name: str) -> dict[str, float]:
+    """``envoy_<name>`` samples from Envoy's Prometheus page, by their label set."""
+    assert stack.envoy is not None
+    samples = {}
+    for line in stack.envoy.admin("/stats/prometheus").splitlines():
+        if line.startswith(f"envoy_{name}{{"):
+            labels, value = line[len(f"envoy_{name}") :].rsplit(" ", 1)
+            samples[labels] = float(value)
+    return samples
+
+
+def test_token_costs_are_published_per_response_and_counted_per_route(
+    client: openai.OpenAI, stack: LocalStack
+) -> None:
+    before = _prometheus(stack, "ai_gateway_request_cost")
+    client.chat.completions.create(model="claude-e2e", messages=[{"role": "user", "content": "hello"}])
+    stream = client.chat.completions.create(
+        model="claude-e2e", messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+    assert list(stream)
+    route = 'route="route/default/providers/rule/0/match/0"'
+    per_response = {
+        "llm_input_token": ANTHROPIC_USAGE["input_tokens"],
+        "llm_output_token": ANTHROPIC_USAGE["output_tokens"],
+        "llm_total_token": sum(ANTHROPIC_USAGE.values()),
+    }
+
+    def counted() -> dict[str, float]:
+        after = _prometheus(stack, "ai_gateway_request_cost")
+        return {
+            key: after.get(f'{{cost="{key}",{route}}}', 0) - before.get(f'{{cost="{key}",{route}}}', 0)
+            for key in per_response
+        }
+
+    # One JSON response and one stream, each publishing its usage under the route's keys.
+    wait_until(lambda: counted() == {key: 2 * value for key, value in per_response.items()}, timeout=15)
+    assert not any("llm_cel" in labels for labels in _prometheus(stack, "ai_gateway_request_cost"))
+
+
+def test_token_usage_histogram_per_route_backend_and_model(client: openai.OpenAI, stack: LocalStack) -> None:
+    client.chat.completions.create(model="claude-e2e", messages=[{"role": "user", "content": "hello"}])
+
+    def sums() -> dict[str, float]:
+        return {
+            labels: value
+            for labels, value in _prometheus(stack, "ai_gateway_gen_ai_client_token_usage_sum").items()
+            if 'gen_ai_request_model="claude-e2e"' in labels
+        }
+
+    # Histograms reach the admin page at Envoy's stats flush.
+    wait_until(lambda: len(sums()) == 2, timeout=30)
+    by_type = {("input" if 'gen_ai_token_type="input"' in labels else "output"): labels for labels in sums()}
+    assert set(by_type) == {"input", "output"}
+    assert 'route="route/default/providers/rule/0/match/0"' in by_type["input"]
+    # The backend is the hop (one per backendRef) that served.
+    assert 'backend="envoy://route/default/providers/rule/0/backend/0/"' in by_type["output"]
+
+
+def test_the_cel_cost_is_reported_on_the_route(stack: LocalStack) -> None:
+    statuses = httpx.get(f"http://127.0.0.1:{stack.admin_port}/status", timeout=10).json()["objects"]
+    (route,) = [s for s in statuses if s["kind"] == "AIGatewayRoute"]
+    assert "spec.llmRequestCosts[3].type: CEL costs are not computed" in json.dumps(route)

@@ -28,6 +28,7 @@ from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
+from controlplane.xds.translator.filters.token_usage import token_usage_log, usage_filters
 from controlplane.xds.translator.filters.transcoder import transcoder_filter
 from controlplane.xds.translator.messages import ads_source, pack
 from controlplane.xds.translator.route import hop_route_configuration
@@ -39,8 +40,15 @@ def http_listener(listener: ir.HttpListener) -> Any:
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[multipart_model_filter(), body_check_filter(), model_header_filter(), router_filter()],
+        http_filters=[
+            multipart_model_filter(),
+            body_check_filter(),
+            model_header_filter(),
+            *usage_filters(listener.token_costs),
+            router_filter(),
+        ],
         local_reply_config=local_reply.openai_error_replies(direct_success=True),
+        access_log=[token_usage_log(listener.token_costs)],
     )
     return listener_pb2.Listener(
         name=listener.name,

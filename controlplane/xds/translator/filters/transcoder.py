@@ -42,16 +42,17 @@ def transcoder_filter() -> Any:
         "request_handling": {},
         "filters": [transcoder("TO_IR", "FROM_IR"), transcoder("FROM_IR", "TO_IR")],
     }
-    return hcm.HttpFilter(name=TRANSCODER_FILTER, typed_config=_typed_struct(_MANAGER, config))
+    return hcm.HttpFilter(name=TRANSCODER_FILTER, typed_config=typed_struct(_MANAGER, config))
 
 
 def transcoder_route_config(transcoding: ir.Transcoding) -> Any:
     """The hop route's APIs: the client's request API and the provider's."""
     config = {"request": {"llm_protocol": CLIENT_API}, "response": {"llm_protocol": transcoding.api.value}}
-    return _typed_struct(_PER_ROUTE, config)
+    return typed_struct(_PER_ROUTE, config)
 
 
-def _typed_struct(type_url: str, value: dict[str, Any]) -> Any:
+def typed_struct(type_url: str, value: dict[str, Any]) -> Any:
+    """A config of a type ``xds-protos`` lacks, for Envoy to convert into ``type_url``'s message."""
     fields = struct_pb2.Struct()
     fields.update(value)
     return pack(typed_struct_pb2.TypedStruct(type_url=type_url, value=fields))
