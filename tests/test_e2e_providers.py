@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import ANTHROPIC_USAGE, FakeProvider
 from controlplane.devtools.stack import LocalStack, free_port_map
 from tests.polling import wait_until
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.envoy
 MANIFESTS = Path(__file__).parent / "testdata" / "e2e" / "providers.yaml"
 GATEWAY = 10091
 ANTHROPIC_PORT = 18301
+OPENAI_PORT = 18303
 KEY = "sk-e2e-anthropic-provider"
 
 
@@ -34,10 +36,22 @@ def anthropic() -> Iterator[FakeProvider]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, anthropic: FakeProvider) -> Iterator[LocalStack]:
-    # The fake bound its own port; every other port of the manifests gets a free one (the unreachable
+def openai_backend() -> Iterator[FakeBackend]:
+    backend = FakeBackend(name="openai", model="gpt-e2e")
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, anthropic: FakeProvider, openai_backend: FakeBackend
+) -> Iterator[LocalStack]:
+    # The fakes bound their own ports; every other port of the manifests gets a free one (the unreachable
     # backend's stays unbound).
-    ports = {**free_port_map(MANIFESTS), ANTHROPIC_PORT: anthropic.port}
+    ports = {**free_port_map(MANIFESTS), ANTHROPIC_PORT: anthropic.port, OPENAI_PORT: openai_backend.port}
     workdir = tmp_path_factory.mktemp("providers")
     with LocalStack(MANIFESTS, port_map=ports, workdir=workdir, fake_backends=False) as running:
         yield running
@@ -188,3 +202,23 @@ def test_the_cel_cost_is_reported_on_the_route(stack: LocalStack) -> None:
     statuses = httpx.get(f"http://127.0.0.1:{stack.admin_port}/status", timeout=10).json()["objects"]
     (route,) = [s for s in statuses if s["kind"] == "AIGatewayRoute"]
     assert "spec.llmRequestCosts[3].type: CEL costs are not computed" in json.dumps(route)
+
+
+def test_a_stream_to_an_openai_backend_is_asked_for_its_usage(
+    client: openai.OpenAI, openai_backend: FakeBackend, stack: LocalStack
+) -> None:
+    openai_backend.clear()
+    stream = client.chat.completions.create(
+        model="gpt-e2e", messages=[{"role": "user", "content": "hello"}], stream=True
+    )
+    chunks = list(stream)
+    assert [chunk.usage for chunk in chunks if chunk.usage is not None], "the last chunk carries the usage"
+    client.chat.completions.create(model="gpt-e2e", messages=[{"role": "user", "content": "hello"}])
+    streamed, unary = (request.json for request in openai_backend.received)
+    assert streamed is not None
+    assert unary is not None
+    assert streamed["stream_options"] == {"include_usage": True}
+    assert "stream_options" not in unary, "OpenAI refuses stream_options without stream"
+    assert "x-ai-eg-stream" not in openai_backend.received[0].headers
+    total = '{cost="llm_total_token",route="route/default/providers/rule/1/match/0"}'
+    wait_until(lambda: _prometheus(stack, "ai_gateway_request_cost").get(total, 0) > 0, timeout=15)

@@ -28,6 +28,7 @@ from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
+from controlplane.xds.translator.filters.stream_usage import include_usage_filter
 from controlplane.xds.translator.filters.token_usage import token_usage_log, usage_filters
 from controlplane.xds.translator.filters.transcoder import transcoder_filter
 from controlplane.xds.translator.messages import ads_source, pack
@@ -44,6 +45,7 @@ def http_listener(listener: ir.HttpListener) -> Any:
             multipart_model_filter(),
             body_check_filter(),
             model_header_filter(),
+            include_usage_filter(),
             *usage_filters(listener.token_costs),
             router_filter(),
         ],

@@ -15,6 +15,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
+from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.filters.transcoder import TRANSCODER_FILTER, transcoder_route_config
 from controlplane.xds.translator.messages import pack, seconds
 
@@ -56,7 +57,8 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
             timeout=seconds(0),
         ),
         request_headers_to_add=_header_options(hop.request_headers.set),
-        request_headers_to_remove=list(hop.request_headers.remove),
+        # The stream header is the gateway's own (filters.stream_usage): it never reaches a backend.
+        request_headers_to_remove=[*hop.request_headers.remove, STREAM_HEADER],
     )
     if hop.transcoding is not None:
         transcoding = hop.transcoding
