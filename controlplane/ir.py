@@ -23,6 +23,8 @@ MODEL_HEADER = "x-ai-eg-model"
 """The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
 OPENAI_PATH_PREFIX = "/v1"
 """Where clients send OpenAI-compatible requests; also a backend's path prefix when its schema names none."""
+ANTHROPIC_CLIENT_PATH = "/anthropic/v1/messages"
+"""Where clients of Anthropic's own Messages API call (upstream's ``/anthropic`` endpoint prefix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +285,12 @@ class Transcoding:
     """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``)."""
     path_substitution: str
     """What the matched part becomes: the provider's own path."""
+    default_headers: tuple[tuple[str, str], ...] = ()
+    """Headers the provider requires, added when the request has none (``anthropic-version``)."""
+    native_prefix: str | None = None
+    """Clients of the provider's own API call this path (``/anthropic/v1/messages``): their requests go
+    through untranscoded, the prefix replaced by ``native_substitution``."""
+    native_substitution: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -222,3 +222,30 @@ def test_a_stream_to_an_openai_backend_is_asked_for_its_usage(
     assert "x-ai-eg-stream" not in openai_backend.received[0].headers
     total = '{cost="llm_total_token",route="route/default/providers/rule/1/match/0"}'
     wait_until(lambda: _prometheus(stack, "ai_gateway_request_cost").get(total, 0) > 0, timeout=15)
+
+
+def test_a_client_of_anthropics_own_api_goes_through_as_sent(
+    client: openai.OpenAI, stack: LocalStack, anthropic: FakeProvider
+) -> None:
+    """Upstream's Anthropic examples: ``/anthropic/v1/messages`` with Anthropic's request, unary and
+    streamed, reaches ``/v1/messages`` untouched (the client's version header kept) and answers as is."""
+    anthropic.received.clear()
+    url = stack.url(GATEWAY, "/anthropic/v1/messages")
+    request = {"model": "claude-e2e", "max_tokens": 20, "messages": [{"role": "user", "content": "hello"}]}
+    headers = {"anthropic-version": "2023-01-01", "x-api-key": "client-key"}
+    with httpx.Client(timeout=10, headers=headers) as http:
+        reply = http.post(url, json=request)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["type"] == "message"
+        assert reply.json()["content"] == [{"type": "text", "text": "anthropic,claude-e2e,hello"}]
+        with http.stream("POST", url, json={**request, "stream": True}) as streamed:
+            events = [line for line in streamed.iter_lines() if line.startswith("event: ")]
+    assert events[0] == "event: message_start"
+    assert events[-1] == "event: message_stop"
+    unary, stream = anthropic.received
+    for received in (unary, stream):
+        assert received.path == "/v1/messages"
+        assert received.headers["anthropic-version"] == "2023-01-01", "the client's version wins"
+        assert received.headers["x-api-key"] == KEY
+    assert unary.body == request
+    assert stream.body == {**request, "stream": True}, "no stream_options in Anthropic's API"

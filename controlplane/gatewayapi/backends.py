@@ -128,15 +128,13 @@ class BackendResolver:
             )
             return None
         mutation = backend.spec.header_mutation
-        # The user's headerMutation wins over the provider's own headers (an anthropic-version they pin).
-        headers = header_edits(mutation.set if mutation else (), mutation.remove if mutation else ())
         return ResolvedBackend(
             label=f"{backend.namespace}/{backend.name}",
             upstream=upstream.cluster,
             path_prefix=schema.path_prefix,
             host_rewrite=upstream.hostname,
             credential=credential,
-            headers=headers.merged_over(ir.HeaderEdits(set=shape.headers)),
+            headers=header_edits(mutation.set if mutation else (), mutation.remove if mutation else ()),
             transcoding=shape.transcoding,
         )
 

@@ -28,8 +28,12 @@ Works on 1.40 (alpha, "work in progress" warnings at startup):
   ``/v1beta/models/{model}:generateContent`` or ``:streamGenerateContent?alt=sse`` (model and streaming move
   from the body into the path); a route ``regex_rewrite`` then maps it onto Vertex AI's path.
 - The transcoder does not change the path for Anthropic: the route rewrites it to ``/v1/messages``. It does
-  not add ``anthropic-version`` either: the hop sets it. It cannot read a compressed response
-  (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
+  not add ``anthropic-version`` either: the hop adds it when the client sent none. It cannot read a
+  compressed response (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
+- Clients of Anthropic's own API call ``/anthropic/v1/messages``, as upstream serves them: an Anthropic
+  backend's hop has a route for that path with the AI Protocol Manager disabled (the request goes as sent,
+  to ``/v1/messages``). Other backends do not serve that path yet (upstream converts Anthropic clients to
+  OpenAI and Bedrock backends; the transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
 - ``ResponseHandling.token_usage`` extracts usage and publishes ``envoy.data.ai.v3.TokenUsage`` as *typed*
   dynamic metadata under ``metadata_namespace`` (stat ``ai_protocol_manager.token_usage_found``). Typed
   metadata is not readable by ``%DYNAMIC_METADATA%``, rate-limit descriptors or ``response_hits_addend``
@@ -59,7 +63,7 @@ from controlplane.resources.security import BackendSecurityPolicySpec
 
 ANTHROPIC_VERSION_HEADER = "anthropic-version"
 ANTHROPIC_DEFAULT_VERSION = "2023-06-01"
-"""The Messages API version Anthropic documents; a schema's ``version`` replaces it."""
+"""The Messages API version Anthropic documents; a schema's ``version`` replaces it; a client's wins."""
 _TRANSCODED_PATH = f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/chat/completions"
 _GEMINI_PATH = "^/v1beta/models/"
 """Where the transcoder puts a Gemini call (its Generative Language API path)."""
@@ -81,10 +85,9 @@ UNSUPPORTED_SCHEMAS = {
 
 @dataclass(frozen=True, slots=True)
 class ProviderShape:
-    """What a hop to this schema's backend adds to the request: a conversion and the provider's headers."""
+    """What a hop to this schema's backend does to the request: None, it goes as the client sent it."""
 
     transcoding: ir.Transcoding | None
-    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +104,16 @@ def provider_shape(
     if schema.name == "OpenAI":
         return ProviderShape(transcoding=None)
     if schema.name == "Anthropic":
+        messages = f"{schema.path_prefix}/messages"
         return ProviderShape(
             transcoding=ir.Transcoding(
                 api=ir.LlmApi.ANTHROPIC_MESSAGES,
                 path_pattern=_TRANSCODED_PATH,
-                path_substitution=f"{schema.path_prefix}/messages",
-            ),
-            headers=((ANTHROPIC_VERSION_HEADER, schema.version or ANTHROPIC_DEFAULT_VERSION),),
+                path_substitution=messages,
+                default_headers=((ANTHROPIC_VERSION_HEADER, schema.version or ANTHROPIC_DEFAULT_VERSION),),
+                native_prefix=ir.ANTHROPIC_CLIENT_PATH,
+                native_substitution=messages,
+            )
         )
     if schema.name == "GCPVertexAI":
         gcp = policy.gcp_credentials if policy is not None else None

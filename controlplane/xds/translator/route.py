@@ -16,7 +16,7 @@ from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
-from controlplane.xds.translator.filters.transcoder import TRANSCODER_FILTER, transcoder_route_config
+from controlplane.xds.translator.filters.transcoder import transcoded_routes
 from controlplane.xds.translator.messages import pack, seconds
 
 PICKED_ENDPOINT_RETRIES = 2
@@ -60,19 +60,7 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         # The stream header is the gateway's own (filters.stream_usage): it never reaches a backend.
         request_headers_to_remove=[*hop.request_headers.remove, STREAM_HEADER],
     )
-    if hop.transcoding is not None:
-        transcoding = hop.transcoding
-        # Applied by the router, after the transcoder: the provider's path for the path it left.
-        route.route.regex_rewrite.CopyFrom(
-            regex_pb2.RegexMatchAndSubstitute(
-                pattern=regex_pb2.RegexMatcher(regex=transcoding.path_pattern),
-                substitution=transcoding.path_substitution,
-            )
-        )
-        route.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(transcoder_route_config(transcoding))
-        # The transcoder cannot read a compressed response.
-        route.request_headers_to_remove.append("accept-encoding")
-    elif hop.path_prefix != ir.OPENAI_PATH_PREFIX:
+    if hop.transcoding is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
                 pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/"),
@@ -94,9 +82,10 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
                 append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
             )
         )
+    routes = [route] if hop.transcoding is None else transcoded_routes(route, hop.transcoding)
     return route_pb2.RouteConfiguration(
         name=hop.name,
-        virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=[route])],
+        virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=routes)],
     )
 
 

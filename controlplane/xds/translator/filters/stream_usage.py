@@ -4,7 +4,8 @@ An OpenAI-compatible server reports the usage of a stream only when asked; witho
 would cost nothing and count nowhere (``filters.token_usage``). The model header filter also copies the body's
 ``stream`` into a header (``STREAM_HEADER``, the client's own removed first); a ``transform`` filter, wrapped
 in ``match_delegate`` so that it runs only when that header is ``true``, merges ``include_usage: true`` into
-the body (a non-streaming request must not carry ``stream_options``: OpenAI refuses it). The client then gets
+the body (a non-streaming request must not carry ``stream_options``: OpenAI refuses it; nor must a
+request of Anthropic's own API, on ``ir.ANTHROPIC_CLIENT_PATH``). The client then gets
 one more chunk, with empty ``choices`` and the usage, which OpenAI's SDKs expect. Transcoded backends need
 nothing: the transcoder puts the provider's usage in the last chunk.
 """
@@ -23,6 +24,7 @@ from google.protobuf import struct_pb2
 from xds.core.v3 import extension_pb2 as xds_extension_pb2
 from xds.type.matcher.v3 import matcher_pb2, string_pb2
 
+from controlplane import ir
 from controlplane.xds.translator.messages import pack
 
 STREAM_HEADER = "x-ai-eg-stream"
@@ -40,13 +42,15 @@ def include_usage_filter() -> Any:
             )
         )
     )
-    streamed = matcher_pb2.Matcher.MatcherList.Predicate(
-        single_predicate=matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
-            input=xds_extension_pb2.TypedExtensionConfig(
-                name="stream",
-                typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name=STREAM_HEADER)),
-            ),
-            value_match=string_pb2.StringMatcher(exact="true"),
+    predicate = matcher_pb2.Matcher.MatcherList.Predicate
+    anthropic_client = _header_is(":path", string_pb2.StringMatcher(prefix=ir.ANTHROPIC_CLIENT_PATH))
+    openai_stream = predicate(
+        and_matcher=predicate.PredicateList(
+            predicate=[
+                _header_is(STREAM_HEADER, string_pb2.StringMatcher(exact="true")),
+                # Anthropic's own API (its clients' path) has no stream_options.
+                predicate(not_matcher=anthropic_client),
+            ]
         )
     )
     skip = matcher_pb2.Matcher.OnMatch(
@@ -58,7 +62,7 @@ def include_usage_filter() -> Any:
         matcher_list=matcher_pb2.Matcher.MatcherList(
             matchers=[
                 matcher_pb2.Matcher.MatcherList.FieldMatcher(
-                    predicate=matcher_pb2.Matcher.MatcherList.Predicate(not_matcher=streamed), on_match=skip
+                    predicate=predicate(not_matcher=openai_stream), on_match=skip
                 )
             ]
         )
@@ -70,3 +74,14 @@ def include_usage_filter() -> Any:
         ),
     )
     return hcm.HttpFilter(name="envoy.filters.http.match_delegate", typed_config=pack(config))
+
+
+def _header_is(name: str, value: Any) -> Any:
+    return matcher_pb2.Matcher.MatcherList.Predicate(
+        single_predicate=matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
+            input=xds_extension_pb2.TypedExtensionConfig(
+                name=name, typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name=name))
+            ),
+            value_match=value,
+        )
+    )

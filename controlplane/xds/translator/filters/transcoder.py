@@ -2,16 +2,21 @@
 
 The two transcoders go through OpenAI Chat Completions, the canonical form (client API -> canonical on the
 way in, canonical -> provider API); the APIs themselves come from the hop route's per-route config, so the
-filter is the same in every hop. What Envoy 1.40 does with it is written down in ``gatewayapi.providers``.
+filter is the same in every hop; a route for clients of the provider's own API disables it. What Envoy 1.40
+does with it is written down in ``gatewayapi.providers``.
 ``xds-protos`` has none of these messages: they travel as ``xds.type.v3.TypedStruct``, which Envoy converts
 into the named message (and validates) like any typed config.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from envoy.config.core.v3 import base_pb2
+from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.type.matcher.v3 import regex_pb2
 from google.protobuf import struct_pb2
 from xds.type.v3 import typed_struct_pb2
 
@@ -45,10 +50,52 @@ def transcoder_filter() -> Any:
     return hcm.HttpFilter(name=TRANSCODER_FILTER, typed_config=typed_struct(_MANAGER, config))
 
 
-def transcoder_route_config(transcoding: ir.Transcoding) -> Any:
-    """The hop route's APIs: the client's request API and the provider's."""
+def transcoded_routes(base: Any, transcoding: ir.Transcoding) -> list[Any]:
+    """The hop's routes for a provider: ``base`` (the hop's route) converted from OpenAI's API, preceded by
+    one for clients of the provider's own API (``native_prefix``) that goes through as it is."""
+    defaults = [
+        base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=name, value=value.replace("%", "%%")),
+            append_action=base_pb2.HeaderValueOption.ADD_IF_ABSENT,
+        )
+        for name, value in transcoding.default_headers
+    ]
+    converted = rc.Route()
+    converted.CopyFrom(base)
+    # Applied by the router, after the transcoder: the provider's path for the path it left.
+    converted.route.regex_rewrite.CopyFrom(
+        regex_pb2.RegexMatchAndSubstitute(
+            pattern=regex_pb2.RegexMatcher(regex=transcoding.path_pattern),
+            substitution=transcoding.path_substitution,
+        )
+    )
     config = {"request": {"llm_protocol": CLIENT_API}, "response": {"llm_protocol": transcoding.api.value}}
-    return typed_struct(_PER_ROUTE, config)
+    converted.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(typed_struct(_PER_ROUTE, config))
+    # The transcoder cannot read a compressed response.
+    converted.request_headers_to_remove.append("accept-encoding")
+    _add_first(converted, defaults)
+    if transcoding.native_prefix is None:
+        return [converted]
+    native = rc.Route()
+    native.CopyFrom(base)
+    native.name = f"{base.name}/native"
+    native.match.prefix = transcoding.native_prefix
+    native.route.regex_rewrite.CopyFrom(
+        regex_pb2.RegexMatchAndSubstitute(
+            pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(transcoding.native_prefix)}"),
+            substitution=transcoding.native_substitution,
+        )
+    )
+    native.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(pack(rc.FilterConfig(disabled=True)))
+    _add_first(native, defaults)
+    return [native, converted]
+
+
+def _add_first(route: Any, headers: list[Any]) -> None:
+    """Before the route's own headers, so that those the user sets win."""
+    own = list(route.request_headers_to_add)
+    del route.request_headers_to_add[:]
+    route.request_headers_to_add.extend([*headers, *own])
 
 
 def typed_struct(type_url: str, value: dict[str, Any]) -> Any:
