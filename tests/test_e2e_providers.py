@@ -249,3 +249,26 @@ def test_a_client_of_anthropics_own_api_goes_through_as_sent(
         assert received.headers["x-api-key"] == KEY
     assert unary.body == request
     assert stream.body == {**request, "stream": True}, "no stream_options in Anthropic's API"
+
+
+def test_the_anthropic_key_reaches_only_the_provider(
+    client: openai.OpenAI, stack: LocalStack, anthropic: FakeProvider
+) -> None:
+    """The transcoded and the native requests carried the key (above); nothing else holds it."""
+    reply = client.chat.completions.with_raw_response.create(
+        model="claude-e2e", messages=[{"role": "user", "content": "hello"}]
+    )
+    assert anthropic.received[-1].headers["x-api-key"] == KEY
+    envoy = stack.envoy
+    assert envoy is not None
+    places = {
+        "control plane log": stack.control_plane_log(),
+        "envoy log": envoy.log_path.read_text(encoding="utf-8", errors="replace"),
+        "envoy config dump": envoy.admin("/config_dump", params={"include_eds": "true"}),
+        "envoy prometheus stats": envoy.admin("/stats/prometheus"),
+        "control plane status": httpx.get(f"http://127.0.0.1:{stack.admin_port}/status", timeout=10).text,
+        "client answer": f"{reply.headers}\n{reply.text}",
+    }
+    for where, text in places.items():
+        assert text, f"nothing read from the {where}"
+        assert KEY not in text, f"the Anthropic key leaked into the {where}"
