@@ -18,6 +18,7 @@ the last one counts). They publish:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from envoy.config.accesslog.v3 import accesslog_pb2
@@ -45,6 +46,7 @@ TOKEN_METRIC = "gen_ai.client.token.usage"  # noqa: S105 (a metric name)
 STATS_PREFIX = "ai_gateway"
 """Envoy requires one; Prometheus names start ``envoy_ai_gateway_``."""
 COST_METRIC = "request_cost"
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _rules(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
@@ -118,6 +120,9 @@ def token_usage_log(costs: tuple[ir.TokenCost, ...]) -> Any:
             value_format=f"%DYNAMIC_METADATA({COSTS_NAMESPACE}:{cost.metadata_key})%",
         )
         for cost in costs
+        # A key is spliced into a format string: one with other characters (":" is its path separator) is
+        # published all the same, but not counted.
+        if _PLAIN_KEY.fullmatch(cost.metadata_key)
     ]
     config = stats_pb2.Config(stat_prefix=STATS_PREFIX, histograms=histograms, counters=counters)
     return accesslog_pb2.AccessLog(name="envoy.access_loggers.stats", typed_config=pack(config))
