@@ -1,9 +1,10 @@
 """``make bench`` / ``python -m bench``: every benchmark in one run, each figure next to its baseline.
 
-Runs rows 1-6 of the benchmark table (issue 12) at sizes that fit in about 15 minutes on two cores (or
-``--tiny``, what the smoke test runs), prints one table per row, and writes ``RESULTS.md``,
-``results.json`` and PNG charts into ``--output`` (``bench/`` by default). A benchmark or peer that fails
-is reported "not measured" with its reason, the others still run, and the exit status is 1.
+Runs rows 1-6 of the benchmark table (issue 12) and the transcoder's cost (issue 16) at sizes that fit in
+about 15 minutes on two cores (or ``--tiny``, what the smoke tests run), prints one table per row, and
+writes ``RESULTS.md``, ``results.json`` and PNG charts into ``--output`` (``bench/`` by default). A
+benchmark or peer that fails is reported "not measured" with its reason, the others still run, and the exit
+status is 1.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import dataplane, failover, fanout, xds_push
+from bench import dataplane, failover, fanout, transcoding, xds_push
 from bench.report import Missing, Table, cell_text, render_text
 from controlplane.devtools.envoy_process import envoy_binary
 from controlplane.log import configure_logging
@@ -47,6 +48,7 @@ class Sizes:
     connections: tuple[int, ...]
     failover_seconds: float
     failover_settle: float
+    transcoding_seconds: float
 
 
 FULL = Sizes(
@@ -63,6 +65,7 @@ FULL = Sizes(
     connections=(1, 16, 64),
     failover_seconds=10,
     failover_settle=6.5,
+    transcoding_seconds=10,
 )
 TINY = Sizes(
     scale_args=("--sizes", "20", "--changes", "2"),
@@ -78,6 +81,7 @@ TINY = Sizes(
     connections=(1, 4),
     failover_seconds=1,
     failover_settle=0,
+    transcoding_seconds=1,
 )
 
 
@@ -146,6 +150,10 @@ def benchmarks(sizes: Sizes) -> list[tuple[str, Callable[[], list[Table]]]]:
         (
             "row 6: failover (bench.failover)",
             lambda: [failover.measure(seconds=sizes.failover_seconds, settle_seconds=sizes.failover_settle)],
+        ),
+        (
+            "issue 16: transcoding (bench.transcoding)",
+            lambda: [transcoding.measure(seconds=sizes.transcoding_seconds)],
         ),
     ]
 

@@ -23,6 +23,8 @@ MODEL_HEADER = "x-ai-eg-model"
 """The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
 OPENAI_PATH_PREFIX = "/v1"
 """Where clients send OpenAI-compatible requests; also a backend's path prefix when its schema names none."""
+ANTHROPIC_CLIENT_PATH = "/anthropic/v1/messages"
+"""Where clients of Anthropic's own Messages API call (upstream's ``/anthropic`` endpoint prefix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +167,16 @@ class VirtualHost:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenCost:
+    """One ``llmRequestCosts`` entry: a count of the OpenAI response's ``usage`` published as dynamic
+    metadata (namespace ``io.envoy.ai_gateway``) under the user's key."""
+
+    metadata_key: str
+    usage_field: tuple[str, ...]
+    """The path below ``usage``: ``("prompt_tokens",)``, ``("prompt_tokens_details", "cached_tokens")``."""
+
+
+@dataclass(frozen=True, slots=True)
 class HttpListener:
     """One Envoy listener per address:port; virtual hosts carry the Gateway listeners' hostnames."""
 
@@ -173,6 +185,8 @@ class HttpListener:
     port: int
     route_config: str
     virtual_hosts: tuple[VirtualHost, ...]
+    token_costs: tuple[TokenCost, ...] = ()
+    """Every cost of the routes on this listener (sorted): each response's usage sets all of them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +290,31 @@ class ProviderApi:
     query: tuple[tuple[str, str], ...] = ()
 
 
+class LlmApi(StrEnum):
+    """A provider's wire API, by the name Envoy's ``envoy.type.ai.v3.LLMProtocol`` gives it."""
+
+    ANTHROPIC_MESSAGES = "ANTHROPIC_MESSAGES"
+    GEMINI_GENERATE_CONTENT = "GEMINI_GENERATE_CONTENT"
+
+
+@dataclass(frozen=True, slots=True)
+class Transcoding:
+    """The backend speaks another API than the clients' OpenAI Chat Completions: Envoy's transcoder converts
+    each request and response (SSE streams included) in the hop (see ``gatewayapi.providers``)."""
+
+    api: LlmApi
+    path_pattern: str
+    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``)."""
+    path_substitution: str
+    """What the matched part becomes: the provider's own path."""
+    default_headers: tuple[tuple[str, str], ...] = ()
+    """Headers the provider requires, added when the request has none (``anthropic-version``)."""
+    native_prefix: str | None = None
+    """Clients of the provider's own API call this path (``/anthropic/v1/messages``): their requests go
+    through untranscoded, the prefix replaced by ``native_substitution``."""
+    native_substitution: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class BackendHop:
     """The per-backendRef step that runs once per attempt, after the rule cluster picked this backend."""
@@ -291,6 +330,8 @@ class BackendHop:
     """Ask this endpoint picker which of the upstream cluster's endpoints serves each attempt."""
     provider_api: ProviderApi | None = None
     """The provider's own paths instead of ``path_prefix`` (the model may be part of the path)."""
+    transcoding: Transcoding | None = None
+    """None: the backend speaks OpenAI's API, and the request goes as sent (``path_prefix`` aside)."""
 
 
 @dataclass(frozen=True, slots=True)

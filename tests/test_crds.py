@@ -261,7 +261,10 @@ def test_descriptions_come_from_the_models() -> None:
     assert "Routes OpenAI-compatible requests" in _schema("AIGatewayRoute")["description"]
     assert "tried first" in _at("AIGatewayRoute", "spec.rules.[].backendRefs.[].priority")["description"]
     assert _at("AIGatewayRoute", "spec.targetRefs")["description"].startswith("Deprecated: ")
-    assert "not implemented yet" in _at("AIGatewayRoute", "spec.llmRequestCosts")["description"]
+    assert (
+        "not implemented yet"
+        in _at("AIGatewayRoute", "spec.rules.[].backendRefs.[].bodyMutation")["description"]
+    )
 
 
 def test_committed_files_parse_as_the_crds() -> None:

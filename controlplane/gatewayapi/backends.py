@@ -15,7 +15,7 @@ from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
-from controlplane.gatewayapi.providers import PATH_SCHEMAS, SchemaProblem, provider_api
+from controlplane.gatewayapi.providers import NotServed, provider_shape
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.upstreams import UpstreamResolver
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
@@ -38,8 +38,9 @@ class ResolvedBackend:
     headers: ir.HeaderEdits
     picker: ir.EndpointPicker | None = None
     picker_fails_open: bool = False
-    provider_api: ir.ProviderApi | None = None
     """A picker that is down or erroring is bypassed: the Pods are balanced without it."""
+    provider_api: ir.ProviderApi | None = None
+    transcoding: ir.Transcoding | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,18 +120,10 @@ class BackendResolver:
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)
         schema = backend.spec.api_schema
-        if schema.name not in PATH_SCHEMAS:
-            self._report.reject(
-                backend,
-                "spec.schema.name",
-                f"schema {schema.name} is not supported yet (only OpenAI-compatible backends are translated)",
-                reason="UnsupportedValue",
-            )
-            return None
-        try:
-            provider = provider_api(schema)
-        except SchemaProblem as problem:
-            self._report.reject(backend, f"spec.schema.{problem.field}", str(problem))
+        policy = self._credentials.policy_of(backend)
+        shape = provider_shape(schema, policy=policy.spec if policy is not None else None)
+        if isinstance(shape, NotServed):
+            self._report.reject(backend, shape.field, shape.message, reason=shape.reason)
             return None
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
@@ -149,7 +142,8 @@ class BackendResolver:
             host_rewrite=upstream.hostname,
             credential=credential,
             headers=header_edits(mutation.set if mutation else (), mutation.remove if mutation else ()),
-            provider_api=provider,
+            provider_api=shape.api,
+            transcoding=shape.transcoding,
         )
 
     def _resolve_pool(self, pool: InferencePoolBase) -> ResolvedPool:

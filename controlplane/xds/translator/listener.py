@@ -30,6 +30,9 @@ from controlplane.xds.translator.filters.model_header import model_header_filter
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
+from controlplane.xds.translator.filters.stream_usage import include_usage_filter
+from controlplane.xds.translator.filters.token_usage import token_usage_log, usage_filters
+from controlplane.xds.translator.filters.transcoder import transcoder_filter
 from controlplane.xds.translator.messages import ads_source, pack
 from controlplane.xds.translator.provider_paths import query_filter
 from controlplane.xds.translator.route import hop_route_configuration
@@ -41,8 +44,16 @@ def http_listener(listener: ir.HttpListener) -> Any:
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[multipart_model_filter(), body_check_filter(), model_header_filter(), router_filter()],
+        http_filters=[
+            multipart_model_filter(),
+            body_check_filter(),
+            model_header_filter(),
+            include_usage_filter(),
+            *usage_filters(listener.token_costs),
+            router_filter(),
+        ],
         local_reply_config=local_reply.openai_error_replies(direct_success=True),
+        access_log=[token_usage_log(listener.token_costs)],
     )
     return listener_pb2.Listener(
         name=listener.name,
@@ -57,6 +68,9 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     filters = []
     if hop.model_override is not None:
         filters.append(model_override_filter(model=hop.model_override))
+    if hop.transcoding is not None:
+        # After the model override, which edits the OpenAI body the transcoder then converts.
+        filters.append(transcoder_filter())
     if hop.picker is not None:
         # After the model override (the picker sees the model the pool is asked for), before the
         # credential (the picker never sees the API key); responses meet the served endpoint's filter

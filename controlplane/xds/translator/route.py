@@ -15,6 +15,8 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
+from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
+from controlplane.xds.translator.filters.transcoder import transcoded_routes
 from controlplane.xds.translator.messages import pack, seconds
 from controlplane.xds.translator.provider_paths import provider_routes
 
@@ -56,9 +58,10 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
             timeout=seconds(0),
         ),
         request_headers_to_add=_header_options(hop.request_headers.set),
-        request_headers_to_remove=list(hop.request_headers.remove),
+        # The stream header is the gateway's own (filters.stream_usage): it never reaches a backend.
+        request_headers_to_remove=[*hop.request_headers.remove, STREAM_HEADER],
     )
-    if hop.provider_api is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
+    if hop.provider_api is None and hop.transcoding is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
                 pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/"),
@@ -80,11 +83,12 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
                 append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
             )
         )
-    routes = (
-        [route]
-        if hop.provider_api is None
-        else provider_routes(hop.provider_api, forward=route, model_override=hop.model_override)
-    )
+    if hop.provider_api is not None:
+        routes = provider_routes(hop.provider_api, forward=route, model_override=hop.model_override)
+    elif hop.transcoding is not None:
+        routes = transcoded_routes(route, hop.transcoding)
+    else:
+        routes = [route]
     return route_pb2.RouteConfiguration(
         name=hop.name, virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=routes)]
     )

@@ -16,6 +16,7 @@ from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
 from controlplane.ir import MODEL_HEADER
+from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.messages import pack
 
 
@@ -25,9 +26,17 @@ def model_header_filter() -> Any:
         request_transformation=transform_pb2.Transformation(
             headers_mutations=[
                 mutation_rules_pb2.HeaderMutation(remove=MODEL_HEADER),
+                mutation_rules_pb2.HeaderMutation(remove=STREAM_HEADER),
                 mutation_rules_pb2.HeaderMutation(
                     append=base_pb2.HeaderValueOption(
                         header=base_pb2.HeaderValue(key=MODEL_HEADER, value="%REQUEST_BODY(model)%"),
+                        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                    )
+                ),
+                # For the stream usage filter (filters.stream_usage).
+                mutation_rules_pb2.HeaderMutation(
+                    append=base_pb2.HeaderValueOption(
+                        header=base_pb2.HeaderValue(key=STREAM_HEADER, value="%REQUEST_BODY(stream)%"),
                         append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
                     )
                 ),

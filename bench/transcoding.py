@@ -1,0 +1,189 @@
+"""What Envoy's transcoder adds to a request: OpenAI passthrough vs. the same request served by Anthropic.
+
+One local stack (our control plane, a real Envoy) with two rules on one Gateway: ``gpt-bench`` to a fake
+OpenAI backend (passthrough), ``claude-bench`` to a fake that speaks only Anthropic's Messages API (Envoy's
+AI transcoder converts the request, the JSON reply and the SSE stream in the backend's hop). Sequential
+requests alternate between the two for the same time, unary and streamed, so load and noise hit both alike;
+the table gives each one's p50/p99 and the added p50/p99 (transcoded minus passthrough). Not a test: numbers
+depend on the machine.
+
+    .venv/bin/python -m bench.transcoding [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.report import Table, median, percentile, render_text
+from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.devtools.fake_providers import FakeProvider
+from controlplane.devtools.stack import LocalStack
+from controlplane.log import configure_logging
+from controlplane.netutil import free_port
+
+MANIFESTS = """\
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: bench, namespace: default}}
+spec:
+  gatewayClassName: ai-gateway
+  listeners: [{{name: http, protocol: HTTP, port: {gateway}}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {{name: bench, namespace: default}}
+spec:
+  parentRefs: [{{name: bench}}]
+  rules:
+  - matches: [{{headers: [{{name: x-ai-eg-model, value: gpt-bench}}]}}]
+    backendRefs: [{{name: openai}}]
+  - matches: [{{headers: [{{name: x-ai-eg-model, value: claude-bench}}]}}]
+    backendRefs: [{{name: anthropic}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: openai, namespace: default}}
+spec:
+  schema: {{name: OpenAI}}
+  backendRef: {{name: openai-host, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: anthropic, namespace: default}}
+spec:
+  schema: {{name: Anthropic}}
+  backendRef: {{name: anthropic-host, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: BackendSecurityPolicy
+metadata: {{name: anthropic-key, namespace: default}}
+spec:
+  targetRefs: [{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: anthropic}}]
+  type: AnthropicAPIKey
+  anthropicAPIKey: {{secretRef: {{name: anthropic-key}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: anthropic-key, namespace: default}}
+stringData: {{apiKey: bench-key}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: openai-host, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {openai}}}}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: anthropic-host, namespace: default}}
+spec:
+  endpoints: [{{ip: {{address: 127.0.0.1, port: {anthropic}}}}}]
+"""
+MODELS = {"passthrough": "gpt-bench", "transcoded": "claude-bench"}
+
+
+def measure(*, seconds: float) -> Table:
+    """Alternating sequential requests for ``seconds`` per kind (unary, then streamed)."""
+    table = Table(
+        rows_of_issue="16",
+        title="(issue 16) Transcoding cost: OpenAI passthrough vs. OpenAI -> Anthropic Messages",
+        columns=[
+            "request",
+            "requests each",
+            "passthrough p50 ms",
+            "passthrough p99 ms",
+            "transcoded p50 ms",
+            "transcoded p99 ms",
+            "added p50 ms",
+            "added p99 ms",
+            "non-200",
+        ],
+        notes=[f"{seconds:.0f} s per kind, the two models alternating; streamed: until the last byte."],
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-transcoding-") as folder,
+        FakeBackend(name="openai", model="gpt-bench") as openai,
+        FakeProvider(api="anthropic", name="anthropic") as anthropic,
+    ):
+        gateway = free_port()
+        manifests = Path(folder) / "bench.yaml"
+        manifests.write_text(MANIFESTS.format(gateway=gateway, openai=openai.port, anthropic=anthropic.port))
+        with (
+            LocalStack(manifests, workdir=Path(folder) / "stack", fake_backends=False) as stack,
+            httpx.Client(timeout=10) as http,
+        ):
+            url = stack.url(gateway)
+            _warm_up(http, url)
+            for stream in (False, True):
+                samples, failures = _alternate(http, url, stream=stream, seconds=seconds)
+                passthrough, transcoded = samples["passthrough"], samples["transcoded"]
+                p50 = (median(passthrough), median(transcoded))
+                p99 = (percentile(passthrough, 0.99), percentile(transcoded, 0.99))
+                table.rows.append(
+                    [
+                        "streamed" if stream else "unary",
+                        min(len(passthrough), len(transcoded)),
+                        p50[0],
+                        p99[0],
+                        p50[1],
+                        p99[1],
+                        p50[1] - p50[0],
+                        p99[1] - p99[0],
+                        failures,
+                    ]
+                )
+    return table
+
+
+def _body(model: str, *, stream: bool) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
+
+
+def _alternate(
+    http: httpx.Client, url: str, *, stream: bool, seconds: float
+) -> tuple[dict[str, list[float]], int]:
+    samples: dict[str, list[float]] = {kind: [] for kind in MODELS}
+    failures = 0
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for kind, model in MODELS.items():
+            started = time.perf_counter()
+            with http.stream("POST", url, json=_body(model, stream=stream)) as reply:
+                reply.read()
+            samples[kind].append((time.perf_counter() - started) * 1000)
+            failures += reply.status_code != 200
+    return samples, failures
+
+
+def _warm_up(http: httpx.Client, url: str) -> None:
+    deadline = time.monotonic() + 30
+    pending = set(MODELS.values())
+    while pending and time.monotonic() < deadline:
+        for model in sorted(pending):
+            try:
+                if http.post(url, json=_body(model, stream=False)).status_code == 200:
+                    pending.discard(model)
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.1)
+    if pending:
+        raise RuntimeError(f"the stack never answered for {sorted(pending)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each kind of request")
+    args = parser.parse_args()
+    configure_logging(json=False, level="warning")
+    print(render_text(measure(seconds=args.seconds)))
+
+
+if __name__ == "__main__":
+    main()

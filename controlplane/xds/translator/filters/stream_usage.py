@@ -1,0 +1,87 @@
+"""Ask every streamed chat completion for its usage (``stream_options.include_usage``), as upstream does.
+
+An OpenAI-compatible server reports the usage of a stream only when asked; without it a streamed request
+would cost nothing and count nowhere (``filters.token_usage``). The model header filter also copies the body's
+``stream`` into a header (``STREAM_HEADER``, the client's own removed first); a ``transform`` filter, wrapped
+in ``match_delegate`` so that it runs only when that header is ``true``, merges ``include_usage: true`` into
+the body (a non-streaming request must not carry ``stream_options``: OpenAI refuses it; nor must a
+request of Anthropic's own API, on ``ir.ANTHROPIC_CLIENT_PATH``). The client then gets
+one more chunk, with empty ``choices`` and the usage, which OpenAI's SDKs expect. Transcoded backends need
+nothing: the transcoder puts the provider's usage in the last chunk.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from envoy.config.core.v3 import extension_pb2, substitution_format_string_pb2
+from envoy.extensions.common.matching.v3 import extension_matcher_pb2
+from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
+from envoy.extensions.filters.http.transform.v3 import transform_pb2
+from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.type.matcher.v3 import http_inputs_pb2
+from google.protobuf import struct_pb2
+from xds.core.v3 import extension_pb2 as xds_extension_pb2
+from xds.type.matcher.v3 import matcher_pb2, string_pb2
+
+from controlplane import ir
+from controlplane.xds.translator.messages import pack
+
+STREAM_HEADER = "x-ai-eg-stream"
+"""The request body's ``stream`` (``true`` for a streamed request), set by the model header filter."""
+
+
+def include_usage_filter() -> Any:
+    body = struct_pb2.Struct()
+    body.update({"stream_options": {"include_usage": True}})
+    merge = transform_pb2.TransformConfig(
+        request_transformation=transform_pb2.Transformation(
+            body_transformation=transform_pb2.BodyTransformation(
+                body_format=substitution_format_string_pb2.SubstitutionFormatString(json_format=body),
+                action=transform_pb2.BodyTransformation.MERGE,
+            )
+        )
+    )
+    predicate = matcher_pb2.Matcher.MatcherList.Predicate
+    anthropic_client = _header_is(":path", string_pb2.StringMatcher(prefix=ir.ANTHROPIC_CLIENT_PATH))
+    openai_stream = predicate(
+        and_matcher=predicate.PredicateList(
+            predicate=[
+                _header_is(STREAM_HEADER, string_pb2.StringMatcher(exact="true")),
+                # Anthropic's own API (its clients' path) has no stream_options.
+                predicate(not_matcher=anthropic_client),
+            ]
+        )
+    )
+    skip = matcher_pb2.Matcher.OnMatch(
+        action=xds_extension_pb2.TypedExtensionConfig(
+            name="skip", typed_config=pack(skip_action_pb2.SkipFilter())
+        )
+    )
+    only_streams = matcher_pb2.Matcher(
+        matcher_list=matcher_pb2.Matcher.MatcherList(
+            matchers=[
+                matcher_pb2.Matcher.MatcherList.FieldMatcher(
+                    predicate=predicate(not_matcher=openai_stream), on_match=skip
+                )
+            ]
+        )
+    )
+    config = extension_matcher_pb2.ExtensionWithMatcher(
+        xds_matcher=only_streams,
+        extension_config=extension_pb2.TypedExtensionConfig(
+            name="envoy.filters.http.transform", typed_config=pack(merge)
+        ),
+    )
+    return hcm.HttpFilter(name="envoy.filters.http.match_delegate", typed_config=pack(config))
+
+
+def _header_is(name: str, value: Any) -> Any:
+    return matcher_pb2.Matcher.MatcherList.Predicate(
+        single_predicate=matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
+            input=xds_extension_pb2.TypedExtensionConfig(
+                name=name, typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name=name))
+            ),
+            value_match=value,
+        )
+    )
