@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import httpx
 
 from controlplane.devtools.fake_backend import Normal
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 @contextmanager
 def running_stack(manifests: Path, workdir: Path, *, delta: bool = False) -> Iterator[LocalStack]:
-    with LocalStack(manifests, port_map=free_port_map(manifests), delta=delta, workdir=workdir) as stack:
+    with LocalStack(manifests, move_ports=True, delta=delta, workdir=workdir) as stack:
         yield stack
 
 
