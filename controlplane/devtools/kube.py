@@ -233,6 +233,7 @@ class LocalKube(StartStop):
             try:
                 if ready():
                     return
+                last = "answered, not ready yet"
             except OSError as error:
                 last = str(error)
             time.sleep(0.1)
