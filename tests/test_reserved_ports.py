@@ -69,6 +69,27 @@ def test_reservations_hold_distinct_ports_until_released() -> None:
     assert all(_bind_error(port) is None for port in ports)
 
 
+def test_the_kernel_hands_a_reserved_port_to_nobody_asking_for_any_port() -> None:
+    """What a program binding port 0 (whatever its options) or connecting out is given is never held."""
+    option_sets = ((), (socket.SO_REUSEADDR,), (socket.SO_REUSEADDR, socket.SO_REUSEPORT))
+    with PortReservations() as reservations:
+        held = {reservations.reserve() for _ in range(50)}
+        handed_out = set()
+        for _ in range(2000):
+            for options in option_sets:
+                with socket.socket() as other:
+                    for option in options:
+                        other.setsockopt(socket.SOL_SOCKET, option, 1)
+                    other.bind(("127.0.0.1", 0))
+                    handed_out.add(other.getsockname()[1])
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            for _ in range(200):
+                with socket.create_connection(server.getsockname(), timeout=5) as client:
+                    handed_out.add(client.getsockname()[1])
+                    server.accept()[0].close()
+        assert held.isdisjoint(handed_out)
+
+
 @pytest.mark.envoy
 def test_envoy_listens_on_a_reserved_port_and_every_connection_reaches_it(
     xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, ports: PortReservations
