@@ -3,9 +3,9 @@
 A test that claims the server works must run the server users run, not an in-process stand-in: this starts
 the real command with its own xDS and admin ports, waits for ``/readyz``, reads ``/status``, and can pause
 and resume it (SIGSTOP/SIGCONT), which is how tests make a watch fall behind the API server. The two ports
-are reserved (:class:`~controlplane.netutil.ReservedPort`) for the life of this object, so a server killed
-and started again gets the same ones back and nobody takes them meanwhile. The child dies
-with its parent, and ``stop`` escalates from SIGTERM to SIGKILL, so a failed test leaves no process behind.
+are reserved (:class:`~controlplane.netutil.ReservedPort`) until ``stop``, so a server killed and started
+again gets the same ones back and nobody takes them meanwhile. The child dies with its parent, and
+``stop`` escalates from SIGTERM to SIGKILL, so a failed test leaves no process behind.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class ControlPlaneProcess(StartStop):
         log_file: Path,
         program: Sequence[str] = (sys.executable, "-m", "controlplane"),
     ) -> None:
-        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here. ``program`` is the
-        ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
+        """``args`` follow ``controlplane serve``; the xDS and admin ports are reserved here. ``program`` is
+        the ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
         self._program = list(program)
         self._reserved = (ReservedPort(), ReservedPort())
         self.xds_port, self.admin_port = (reserved.port for reserved in self._reserved)

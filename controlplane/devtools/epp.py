@@ -3,9 +3,9 @@
 Claims about the endpoint picker protocol are only worth anything against the picker users deploy, so the
 tests run the real one: it watches the pool and its Pods in a real API server (``devtools.kube``), scrapes
 the model servers' ``/metrics`` on the pool's target port, and serves ext_proc over TLS with a self-signed
-certificate, as in a cluster. Its gRPC, health and metrics ports are reserved here for the life of this object
-(it needs numbers up front; Go listens with ``SO_REUSEADDR``, so it binds a reserved port, and a picker
-killed and started again gets the same ones); its output goes to a log file the test can read when something
+certificate, as in a cluster. Its gRPC, health and metrics ports are reserved here until ``stop`` (it
+needs numbers up front; Go listens with ``SO_REUSEADDR``, so it binds a reserved port, and a picker killed
+and started again gets the same ones); its output goes to a log file the test can read when something
 fails.
 """
 
