@@ -12,18 +12,10 @@ from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneError, ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess
 from controlplane.netutil import PortReservations
+from tests.kube_support import unreachable_kubeconfig
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
-
-_UNREACHABLE_CLUSTER = """\
-apiVersion: v1
-kind: Config
-clusters: [{{name: gone, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
-users: [{{name: someone, user: {{token: not-a-secret}}}}]
-contexts: [{{name: gone, context: {{cluster: gone, user: someone}}}}]
-current-context: gone
-"""
 
 
 def test_envoy_not_live_in_time_says_what_ready_last_answered(ports: PortReservations) -> None:
@@ -41,8 +33,7 @@ def test_envoy_not_live_in_time_says_what_ready_last_answered(ports: PortReserva
 def test_serve_not_ready_in_time_says_what_readyz_last_answered(
     tmp_path: Path, ports: PortReservations
 ) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(_UNREACHABLE_CLUSTER.format(port=ports.reserve()))
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig", port=ports.reserve())
     serve = ControlPlaneProcess(
         ["--kubernetes", f"--kubeconfig={kubeconfig}"], log_file=tmp_path / "serve.log"
     )
