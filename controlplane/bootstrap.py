@@ -119,5 +119,6 @@ def _transport_socket(tls: XdsClientTls, *, sni: str | None) -> str:
     if sni is not None:
         context["sni"] = sni
     socket_config = {"name": "envoy.transport_sockets.tls", "typed_config": context}
-    # One JSON flow mapping is valid YAML and needs no indentation bookkeeping.
-    return f"    transport_socket: {json.dumps(socket_config, sort_keys=True)}\n"
+    # One JSON flow mapping is valid YAML and needs no indentation bookkeeping. Compact and sorted, it is
+    # byte for byte what the Helm chart's toJson renders for the same block.
+    return f"    transport_socket: {json.dumps(socket_config, sort_keys=True, separators=(',', ':'))}\n"

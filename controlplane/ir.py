@@ -261,7 +261,7 @@ class BackendHop:
     name: str
     upstream_cluster: str
     model_override: str | None = None
-    credential: Credential | None = None
+    credential: Credential | AwsSigning | None = None
     request_headers: HeaderEdits = HeaderEdits()
     path_prefix: str = OPENAI_PATH_PREFIX
     host_rewrite: str | None = None
@@ -275,6 +275,28 @@ class Credential:
 
     secret: str
     header: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwsKeys:
+    """An AWS access key (and session token, for temporary keys) a hop signs with."""
+
+    access_key_id: str = field(repr=False)
+    secret_access_key: str = field(repr=False)
+    session_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class AwsSigning:
+    """Sign each attempt with AWS Signature V4 (BackendSecurityPolicy AWSCredentials).
+
+    ``keys`` None means Envoy's own default credential chain (its environment, IRSA, Pod Identity, instance
+    role), as upstream does when a policy names neither a credentials file nor an OIDC exchange.
+    """
+
+    region: str
+    service: str
+    keys: AwsKeys | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ def expected_grants(*, inference_extension: bool, watch_namespaces: tuple[str, .
         verbs = _READ if kind.scope is Scope.ALL else _WATCH_BY_NAME
         for scope in scopes:
             grants |= {(scope, kind.group, kind.plural, verb, None) for verb in verbs}
-            if kind.status_is_ours:
+            if kind.writes_status:
                 grants |= {(scope, kind.group, f"{kind.plural}/status", verb, None) for verb in _WRITE_STATUS}
     grants |= {(None, CRDS.group, CRDS.plural, verb, None) for verb in _READ}
     lease = LeaseSettings(namespace=RELEASE_NAMESPACE)

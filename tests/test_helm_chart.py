@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controlplane.devtools.certs import generate_dev_certs
 from controlplane.devtools.envoy_process import envoy_binary
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.helm import CHART, Helm
@@ -85,6 +86,11 @@ def test_inference_extension_adds_exactly_its_rbac_and_the_controller_flag(helm:
             "apiGroups": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
             "resources": ["inferencepools"],
             "verbs": ["get", "list", "watch"],
+        },
+        {
+            "apiGroups": ["inference.networking.k8s.io", "inference.networking.x-k8s.io"],
+            "resources": ["inferencepools/status"],
+            "verbs": ["patch", "update"],
         },
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},
     ]
@@ -208,11 +214,29 @@ def test_bad_values_fail_with_the_schema_naming_the_field(helm: Helm, setting: s
     assert message in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("delta", [False, True])
+_ENVOY_XDS_TLS_DIR = "/etc/envoy-xds-tls"
+_TLS_VALUES = {
+    None: "",
+    "tls": ",controller.xdsTLS.secretName=cp-tls,envoy.xdsTLS.secretName=envoy-tls",
+    "mtls": ",controller.xdsTLS.secretName=cp-tls,controller.xdsTLS.requireClientCertificate=true"
+    ",envoy.xdsTLS.secretName=envoy-tls",
+}
+_TLS_BOOTSTRAP_FLAGS = {
+    None: (),
+    "tls": (f"--xds-ca={_ENVOY_XDS_TLS_DIR}/ca.crt",),
+    "mtls": (
+        f"--xds-ca={_ENVOY_XDS_TLS_DIR}/ca.crt",
+        f"--xds-client-cert={_ENVOY_XDS_TLS_DIR}/tls.crt",
+        f"--xds-client-key={_ENVOY_XDS_TLS_DIR}/tls.key",
+    ),
+}
+
+
+@pytest.mark.parametrize(("delta", "tls"), [(False, None), (True, None), (False, "tls"), (True, "mtls")])
 def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_validates_it(
-    helm: Helm, tmp_path: Path, delta: bool
+    helm: Helm, tmp_path: Path, delta: bool, tls: str | None
 ) -> None:
-    objects = helm.template("--set", f"envoy.enabled=true,envoy.delta={str(delta).lower()}")
+    objects = helm.template("--set", f"envoy.enabled=true,envoy.delta={str(delta).lower()}{_TLS_VALUES[tls]}")
     envoy_name = f"{FULLNAME}-envoy"
     rendered = one(objects, "ConfigMap", f"{envoy_name}-bootstrap")["data"]["bootstrap.yaml"]
     printed = subprocess.run(
@@ -224,6 +248,7 @@ def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_val
             f"--xds-address={FULLNAME}.{RELEASE_NAMESPACE}.svc:18000",
             f"--node-id={envoy_name}",
             *(["--delta"] if delta else []),
+            *_TLS_BOOTSTRAP_FLAGS[tls],
         ],
         capture_output=True,
         text=True,
@@ -233,7 +258,17 @@ def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_val
     assert rendered == printed
 
     config = tmp_path / "bootstrap.yaml"
-    config.write_text(rendered)
+    # Envoy reads the certificate files while validating: point it at real ones in place of the Pod's.
+    certs = generate_dev_certs(tmp_path / "certs", dns_names=[f"{FULLNAME}.{RELEASE_NAMESPACE}.svc"])
+    tls_dir = tmp_path / "envoy-xds-tls"
+    tls_dir.mkdir()
+    for name, source in (
+        ("ca.crt", certs.ca_file),
+        ("tls.crt", certs.cert_file),
+        ("tls.key", certs.key_file),
+    ):
+        (tls_dir / name).write_bytes(source.read_bytes())
+    config.write_text(rendered.replace(_ENVOY_XDS_TLS_DIR, str(tls_dir)))
     validated = subprocess.run(
         [str(envoy_binary()), "--mode", "validate", "--config-path", str(config), "--disable-hot-restart"],
         capture_output=True,
@@ -251,6 +286,42 @@ def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_val
     assert "--envoy-drain-seconds=600" in controller_args
     service = one(objects, "Service", envoy_name)
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, "http")]
+
+
+def test_xds_tls_mounts_the_secrets_and_passes_the_server_files(helm: Helm) -> None:
+    objects = helm.template("--set", "envoy.enabled=true" + _TLS_VALUES["mtls"])
+    controller = one(objects, "Deployment", FULLNAME)
+    assert [
+        arg for arg in _container(controller)["args"] if arg.startswith(("--xds-tls", "--xds-client"))
+    ] == [
+        "--xds-tls-cert=/etc/controlplane/xds-tls/tls.crt",
+        "--xds-tls-key=/etc/controlplane/xds-tls/tls.key",
+        "--xds-client-ca=/etc/controlplane/xds-tls/ca.crt",
+    ]
+    for deployment, secret, mount in (
+        (controller, "cp-tls", "/etc/controlplane/xds-tls"),
+        (one(objects, "Deployment", f"{FULLNAME}-envoy"), "envoy-tls", _ENVOY_XDS_TLS_DIR),
+    ):
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["xds-tls"]["secret"] == {"secretName": secret}
+        mounts = {m["name"]: m for m in _container(deployment)["volumeMounts"]}
+        assert mounts["xds-tls"] == {"name": "xds-tls", "mountPath": mount, "readOnly": True}
+    # Server-side TLS alone: no client CA flag.
+    plain_tls = one(helm.template("--set", "envoy.enabled=true" + _TLS_VALUES["tls"]), "Deployment", FULLNAME)
+    assert not [arg for arg in _container(plain_tls)["args"] if arg.startswith("--xds-client")]
+
+
+def test_xds_tls_for_the_controller_needs_the_envoy_trust_secret(helm: Helm) -> None:
+    result = helm.run(
+        "template",
+        "rel",
+        str(CHART),
+        "--set",
+        "envoy.enabled=true,controller.xdsTLS.secretName=cp-tls",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "envoy.xdsTLS.secretName: required when controller.xdsTLS.secretName is set" in result.stderr
 
 
 def test_without_envoy_enabled_no_envoy_objects(helm: Helm) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controlplane.gatewayapi import TranslateOptions, build_ir
+from controlplane.resources.problems import ObjectKey
 from controlplane.sources.files import load_paths
 
 POOLS = Path(__file__).parent / "testdata" / "translate" / "inference-pools.in.yaml"
@@ -59,3 +60,27 @@ def test_only_the_pool_hop_calls_the_picker_and_fail_open_adds_a_hop_without_it(
         f"{open_hop.name}/without-picker",
         "route/default/pools/rule/0/backend/1",
     ], "the picker, then the same Pods without it, then the priority-1 backend"
+
+
+def test_each_pool_a_rule_uses_is_served_through_the_gateway_the_route_attaches_to() -> None:
+    resources = load_paths([POOLS]).resource_set()
+    statuses = build_ir(resources, options=TranslateOptions(inference_extension=True)).statuses
+    pools = {key.name: status for key, status in statuses.items() if key.kind == "InferencePool"}
+    gateway = ObjectKey("gateway.networking.k8s.io", "Gateway", "default", "gw")
+    used = {name for name, status in pools.items() if status.parents}
+    assert all(status.parents == (gateway,) for name, status in pools.items() if name in used)
+    assert used == {
+        "open-pool",
+        "close-pool",
+        "plain-pool",
+        "missing-picker-open",
+        "missing-picker-close",
+        "wrong-port",
+        "wrong-kind",
+        "unready",
+        "no-port",
+    }
+    assert all(status.managed_parents == frozenset({gateway}) for status in pools.values())
+    # A picker Service that is missing is the pool's own reference problem, with upstream's reason.
+    resolved = {c.type: c for c in pools["missing-picker-close"].conditions}["ResolvedRefs"]
+    assert (resolved.status, resolved.reason) == (False, "InvalidExtensionRef")

@@ -13,6 +13,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import httpx
 import pytest
@@ -131,6 +132,55 @@ def test_seed_002_yes_goes_through_the_real_picker_and_no_to_the_plain_backend(
     assert DESTINATION_ENDPOINT_KEY not in running.setup.plain.received[-1].headers
     route = conditions(running.kube, "aigatewayroutes", running.namespace, "inference")
     assert route["ResolvedRefs"]["status"] == "True", route
+
+
+def _pool_parents(running: Running) -> dict[str, dict[str, Any]]:
+    """The pool's ``status.parents`` as written in the cluster, by Gateway name."""
+    pool = running.kube.get_json("inferencepools.inference.networking.k8s.io", POOL, "-n", running.namespace)
+    return {entry["parentRef"]["name"]: entry for entry in pool.get("status", {}).get("parents", [])}
+
+
+def _served_through_gw(running: Running) -> dict[str, dict[str, Any]]:
+    parents = _pool_parents(running)
+    assert "gw" in parents, parents
+    entry = parents["gw"]
+    assert entry["parentRef"] == {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "namespace": running.namespace,
+        "name": "gw",
+    }, entry
+    found = {condition["type"]: condition for condition in entry["conditions"]}
+    assert found["Accepted"]["status"] == found["ResolvedRefs"]["status"] == "True", found
+    assert found["Accepted"]["observedGeneration"] == 1, found
+    return parents
+
+
+def test_the_pool_status_names_our_gateway_and_keeps_other_controllers_entries(running: Running) -> None:
+    wait_until(lambda: _served_through_gw(running), timeout=30)
+    # Another controller's Gateway entry, written while ours was lost: ours comes back, theirs stays.
+    foreign = {
+        "parentRef": {"name": "their-gateway"},
+        "conditions": [
+            {
+                "type": "Accepted",
+                "status": "True",
+                "reason": "Accepted",
+                "message": "",
+                "lastTransitionTime": "2026-01-01T00:00:00Z",
+            }
+        ],
+    }
+    running.kube.kubectl(
+        "patch", "inferencepools.inference.networking.k8s.io", POOL, "-n", running.namespace,
+        "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"parents": [foreign]}}),
+    )  # fmt: skip
+    theirs = _pool_parents(running)
+    assert set(theirs) == {"their-gateway"}, theirs
+    # Status-only changes are not input; the next translation (any change) writes ours again.
+    running.kube.kubectl("create", "service", "clusterip", "nudge", "--tcp=80:80", "-n", running.namespace)
+    parents = wait_until(lambda: _served_through_gw(running), timeout=30)
+    assert parents["their-gateway"] == theirs["their-gateway"]
 
 
 def test_each_of_100_requests_reaches_the_pod_the_real_picker_named(

@@ -15,7 +15,12 @@ from controlplane.resources.problems import ObjectKey
 from controlplane.resources.status import MAX_CONDITION_MESSAGE
 from controlplane.sources.kubernetes.leader import LeaseSettings
 from controlplane.sources.kubernetes.reflector import Backoff, WatchScope
-from controlplane.sources.kubernetes.status import desired_conditions, needs_write
+from controlplane.sources.kubernetes.status import (
+    desired_conditions,
+    desired_parents,
+    needs_write,
+    parents_need_write,
+)
 from controlplane.sources.kubernetes.store import ObjectStore
 
 KEY = ObjectKey("aigateway.envoyproxy.io", "AIGatewayRoute", "ns", "route")
@@ -117,3 +122,35 @@ def test_back_off_doubles_with_jitter_up_to_its_cap(attempts: int) -> None:
 def test_lease_timings_keep_client_go_proportions() -> None:
     settings = LeaseSettings.for_duration(namespace="ns", lease_duration=15.0)
     assert (settings.lease_duration, settings.renew_deadline, settings.retry_period) == (15.0, 10.0, 2.0)
+
+
+def _parent_entry(name: str, *, namespace: str | None = None, accepted: str = "True") -> dict[str, Any]:
+    ref = {"name": name, **({"namespace": namespace} if namespace else {})}
+    condition = {"type": "Accepted", "status": accepted, "reason": "Accepted", "message": ""}
+    return {"parentRef": ref, "conditions": [{**condition, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+
+
+def test_pool_parents_replace_ours_drop_our_stale_gateway_and_keep_other_controllers() -> None:
+    def gateway(name: str) -> ObjectKey:
+        return ObjectKey("gateway.networking.k8s.io", "Gateway", "ns", name)
+
+    status = ObjectStatus(
+        ObjectKey("inference.networking.k8s.io", "InferencePool", "ns", "pool"),
+        (Condition("Accepted", True, "Accepted", ""),),
+        parents=(gateway("ours-now"),),
+        managed_parents=frozenset({gateway("ours-now"), gateway("ours-before")}),
+    )
+    # parentRef namespace defaults to the pool's: "ours-before" without one is ours and goes.
+    current = (
+        _parent_entry("theirs"),
+        _parent_entry("ours-before"),
+        _parent_entry("ours-now", namespace="ns"),
+    )
+    desired = desired_parents(status, generation=3, current=current, now="2026-12-06T00:00:00Z")
+    assert [entry["parentRef"]["name"] for entry in desired] == ["theirs", "ours-now"]
+    assert desired[0] is current[0]
+    (ours,) = desired[1]["conditions"]
+    assert ours["observedGeneration"] == 3
+    assert ours["lastTransitionTime"] == "2026-01-01T00:00:00Z", "status did not flip"
+    assert parents_need_write(desired, current)
+    assert not parents_need_write(desired, tuple(reversed(desired))), "order alone is no reason to write"

@@ -31,7 +31,7 @@ class ResolvedBackend:
     upstream: str
     path_prefix: str
     host_rewrite: str | None
-    credential: ir.Credential | None
+    credential: ir.Credential | ir.AwsSigning | None
     headers: ir.HeaderEdits
     picker: ir.EndpointPicker | None = None
     picker_fails_open: bool = False

@@ -1,22 +1,36 @@
-"""BackendSecurityPolicy -> the credential a backend's hop injects, delivered to Envoy as an SDS secret.
+"""BackendSecurityPolicy -> the credential a backend's hop applies to each attempt.
 
-Only key-style credentials are translated (APIKey, AzureAPIKey, AnthropicAPIKey); the cloud credential
-types need token exchange and are reported as unsupported, never silently skipped. Secret values are read
-here and go nowhere but the SDS resource: no problem message, status or log line contains them.
+Key-style credentials (APIKey, AzureAPIKey, AnthropicAPIKey) become a header injected from an SDS secret.
+AWSCredentials become SigV4 signing by Envoy's ``aws_request_signing`` filter with the key of one profile of a
+credentials file (or Envoy's default credential chain when the policy names no source); its OIDC exchange and
+the Azure and GCP token types are reported as unsupported, never silently skipped. Secret values are read here
+and go nowhere but the Envoy resource that carries them: no problem message, status or log line contains them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Final
 
 from controlplane import ir
+from controlplane.gatewayapi.aws_credentials import (
+    BEDROCK_SIGNING_SERVICE,
+    CredentialsFileError,
+    profile_keys,
+)
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
+from controlplane.resources.gateway_api import SecretObjectReference
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.resource_set import ResourceSet
-from controlplane.resources.security import API_KEY_SECRET_KEY, SecretKeyRef
+from controlplane.resources.security import (
+    API_KEY_SECRET_KEY,
+    AWS_CREDENTIALS_SECRET_KEY,
+    AWSCredentials,
+    SecretKeyRef,
+)
 
 # type -> (spec field holding the secret ref, its YAML name, header, value prefix)
 _KEY_TYPES: Final = {
@@ -51,7 +65,9 @@ class CredentialResolver:
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
         return tuple(self._secrets[name] for name in sorted(self._secrets))
 
-    def for_target(self, target: AIServiceBackend | InferencePoolBase) -> ir.Credential | PolicyFailed | None:
+    def for_target(
+        self, target: AIServiceBackend | InferencePoolBase
+    ) -> ir.Credential | ir.AwsSigning | PolicyFailed | None:
         """The credential ``target``'s hops inject; None when no policy applies to it."""
         # Which policy applies comes from every policy and every legacy backendSecurityPolicyRef.
         self._resources.uses_all(BackendSecurityPolicy)
@@ -61,7 +77,9 @@ class CredentialResolver:
             return None
         return self.policy_credential(policy)
 
-    def policy_credential(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+    def policy_credential(
+        self, policy: BackendSecurityPolicy
+    ) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         """The credential of one policy, resolved once per translation whichever targets use it."""
         return self._memo.cached(("policy", policy.key), lambda: self._resolve(policy))
 
@@ -71,8 +89,10 @@ class CredentialResolver:
         _, _, name, value = effect
         self._secrets[name] = value
 
-    def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
+    def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         spec = policy.spec
+        if spec.aws_credentials is not None:
+            return self._aws_signing(policy, spec.aws_credentials)
         if spec.type not in _KEY_TYPES:
             self._report.reject(
                 policy,
@@ -83,35 +103,76 @@ class CredentialResolver:
             return self.FAILED
         attribute, yaml_name, header, prefix = _KEY_TYPES[spec.type]
         ref: SecretKeyRef = getattr(spec, attribute)
-        namespace = ref.secret_ref.namespace or policy.namespace
-        path = f"spec.{yaml_name}.secretRef"
+        value = self._secret_value(
+            policy, ref.secret_ref, path=f"spec.{yaml_name}.secretRef", key=API_KEY_SECRET_KEY
+        )
+        if value is None:
+            return self.FAILED
+        name = f"credential/{policy.namespace}/{policy.name}"
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=prefix + value)))
+        return ir.Credential(secret=name, header=header)
+
+    def _aws_signing(
+        self, policy: BackendSecurityPolicy, aws: AWSCredentials
+    ) -> ir.AwsSigning | PolicyFailed:
+        if aws.oidc_exchange_token is not None:
+            self._report.reject(
+                policy,
+                "spec.awsCredentials.oidcExchangeToken",
+                "the OIDC token exchange (STS AssumeRoleWithWebIdentity) is not supported yet; use "
+                "credentialsFile, or neither for Envoy's default credential chain (IRSA, Pod Identity)",
+                reason="UnsupportedValue",
+            )
+            return self.FAILED
+        signing = ir.AwsSigning(region=aws.region, service=BEDROCK_SIGNING_SERVICE)
+        if aws.credentials_file is None:
+            return signing
+        path = "spec.awsCredentials.credentialsFile"
+        text = self._secret_value(
+            policy, aws.credentials_file.secret_ref, path=f"{path}.secretRef", key=AWS_CREDENTIALS_SECRET_KEY
+        )
+        if text is None:
+            return self.FAILED
+        try:
+            keys = profile_keys(text, profile=aws.credentials_file.profile)
+        except CredentialsFileError as error:
+            secret = aws.credentials_file.secret_ref
+            namespace = secret.namespace or policy.namespace
+            self._report.unresolved(
+                policy,
+                f"{path}.{error.field}",
+                f"Secret {namespace}/{secret.name} key {AWS_CREDENTIALS_SECRET_KEY} {error}",
+            )
+            return self.FAILED
+        return dataclasses.replace(signing, keys=keys)
+
+    def _secret_value(
+        self, policy: BackendSecurityPolicy, ref: SecretObjectReference, *, path: str, key: str
+    ) -> str | None:
+        """The stripped, non-empty value under ``key`` of the Secret ``ref`` names; None after reporting."""
+        namespace = ref.namespace or policy.namespace
         if not reference_allowed(
             self._resources,
             source=policy,
             target_group="",
             target_kind="Secret",
             namespace=namespace,
-            name=ref.secret_ref.name,
+            name=ref.name,
         ):
-            message = denied_message(kind="Secret", namespace=namespace, name=ref.secret_ref.name)
+            message = denied_message(kind="Secret", namespace=namespace, name=ref.name)
             self._report.unresolved(policy, f"{path}.namespace", message)
-            return self.FAILED
-        secret = self._resources.secret(namespace, ref.secret_ref.name)
+            return None
+        secret = self._resources.secret(namespace, ref.name)
         if secret is None:
-            self._report.unresolved(
-                policy, f"{path}.name", f"Secret {namespace}/{ref.secret_ref.name} not found"
-            )
-            return self.FAILED
-        value = secret.value(API_KEY_SECRET_KEY)
+            self._report.unresolved(policy, f"{path}.name", f"Secret {namespace}/{ref.name} not found")
+            return None
+        value = secret.value(key)
         if value is None or not value.get_secret_value().strip():
             self._report.unresolved(
-                policy, path, f"Secret {namespace}/{secret.name} has no non-empty key {API_KEY_SECRET_KEY}"
+                policy, path, f"Secret {namespace}/{secret.name} has no non-empty key {key}"
             )
-            return self.FAILED
-        name = f"credential/{policy.namespace}/{policy.name}"
-        secret_value = prefix + value.get_secret_value().strip()
-        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=secret_value)))
-        return ir.Credential(secret=name, header=header)
+            return None
+        return value.get_secret_value().strip()
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
         """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""

@@ -50,6 +50,7 @@ class ListenerBinder:
         self._require_gateway_class = require_gateway_class
         self._not_ours: dict[tuple[str, str], str] = {}
         gateways = [gateway for gateway in resources.gateways() if self._is_ours(gateway)]
+        self.our_gateways = frozenset(gateway.key for gateway in gateways)
         self.default_mode = not resources.gateways() and not require_gateway_class
         self.slots = (
             [ListenerSlot(f"default/{default_port}", default_port, None, None, None)]

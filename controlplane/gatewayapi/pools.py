@@ -64,7 +64,9 @@ class PoolResolver:
         if spec is not None:
             resolved = self._picker(pool, spec)
             if isinstance(resolved, str):
-                self._report.unresolved(pool, pool.endpoint_picker_path, resolved)
+                self._report.unresolved(
+                    pool, pool.endpoint_picker_path, resolved, reason="InvalidExtensionRef"
+                )
                 problems = (f"endpoint picker: {resolved}",)
                 if spec.failure_mode == "FailClose":
                     return PoolPods(cluster=None, picker=None, problems=problems)

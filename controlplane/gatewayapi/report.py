@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
@@ -32,6 +33,19 @@ class Condition:
 class ObjectStatus:
     key: ObjectKey
     conditions: tuple[Condition, ...]
+    parents: tuple[ObjectKey, ...] = ()
+    """For an InferencePool: the Gateways of ours it serves through routes attached there, the conditions
+    applying to each (the Inference Extension's status is per parent)."""
+    managed_parents: frozenset[ObjectKey] = frozenset()
+    """Every Gateway this control plane programs: a parent entry naming one of them that is not in
+    ``parents`` any more is ours to remove; entries naming other Gateways belong to other controllers."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Parent:
+    """A report effect: the object is served through this Gateway."""
+
+    gateway: ObjectKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +63,7 @@ class Report:
         self._source_of = source_of
         self._memo = memo
         self._findings: dict[ObjectKey, list[_Finding]] = defaultdict(list)
+        self._parents: dict[ObjectKey, set[ObjectKey]] = defaultdict(set)
         self._seen: set[ObjectKey] = set()
 
     def consider(self, obj: Resource) -> None:
@@ -59,9 +74,15 @@ class Report:
         """``obj`` (or the part at ``field_path``) cannot be used; an error line and ``Accepted=False``."""
         self._add(obj, _Finding(Severity.ERROR, field_path, message, "Accepted", reason))
 
-    def unresolved(self, obj: Resource, field_path: str, message: str) -> None:
+    def unresolved(
+        self, obj: Resource, field_path: str, message: str, *, reason: str = "BackendNotFound"
+    ) -> None:
         """A reference in ``obj`` points at nothing usable; the rest of ``obj`` still works."""
-        self._add(obj, _Finding(Severity.ERROR, field_path, message, "ResolvedRefs", "BackendNotFound"))
+        self._add(obj, _Finding(Severity.ERROR, field_path, message, "ResolvedRefs", reason))
+
+    def parent(self, obj: Resource, gateway: ObjectKey) -> None:
+        """``obj`` is served through ``gateway`` (a route of ours attached there uses it)."""
+        self.replay(("report", obj.key, _Parent(gateway)))
 
     def warn(
         self, obj: Resource, field_path: str, message: str, *, reason: str = "UnimplementedFields"
@@ -99,11 +120,20 @@ class Report:
                     )
         return out
 
-    def statuses(self) -> dict[ObjectKey, ObjectStatus]:
-        return {
-            key: ObjectStatus(key, _conditions(self._findings.get(key, ())))
-            for key in sorted(self._seen, key=ObjectKey.order)
-        }
+    def statuses(
+        self, *, managed_parents: frozenset[ObjectKey] = frozenset()
+    ) -> dict[ObjectKey, ObjectStatus]:
+        """Each judged object's conditions; ``managed_parents`` (the Gateways that are ours) goes with the
+        objects that have parents (see ``ObjectStatus``)."""
+        out: dict[ObjectKey, ObjectStatus] = {}
+        for key in sorted(self._seen, key=ObjectKey.order):
+            conditions = _conditions(self._findings.get(key, ()))
+            if key.kind == INFERENCE_POOL_KIND:
+                parents = tuple(sorted(self._parents.get(key, ()), key=ObjectKey.order))
+                out[key] = ObjectStatus(key, conditions, parents, managed_parents)
+            else:
+                out[key] = ObjectStatus(key, conditions)
+        return out
 
     def replay(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (recorded for the memo, or replayed)."""
@@ -111,6 +141,9 @@ class Report:
             self._memo.effect(effect)
         _, key, finding = effect
         self._seen.add(key)
+        if isinstance(finding, _Parent):
+            self._parents[key].add(finding.gateway)
+            return
         # The same route is judged once per listener it attaches to; say each thing once.
         if finding is not None and finding not in self._findings[key]:
             self._findings[key].append(finding)

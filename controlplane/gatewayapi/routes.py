@@ -22,7 +22,7 @@ from controlplane.gatewayapi.backends import (
     header_edits,
 )
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.listeners import ListenerBinder
+from controlplane.gatewayapi.listeners import Attachment, ListenerBinder
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.models import declared_model, models_route
 from controlplane.gatewayapi.report import Report
@@ -34,6 +34,7 @@ from controlplane.resources.aigateway import (
     AIGatewayRouteRuleMatch,
 )
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_GROUP, INFERENCE_POOL_KIND
+from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
 NOT_FOUND_MESSAGE = (
@@ -138,11 +139,41 @@ def _route(
         if cluster is not None and attachments:
             clusters.append(cluster)
             hops.extend(rule_hops)
+        _report_pool_parents(route, rule, attachments, backends, report)
         for candidate in _candidates(route, index, rule, action):
             for attachment in attachments:
                 for domain in attachment.domains:
                     placed.append(((attachment.slot.envoy_listener, domain), candidate))
     return _RouteOutput(tuple(clusters), tuple(hops), tuple(placed))
+
+
+def _report_pool_parents(
+    route: AIGatewayRoute,
+    rule: AIGatewayRouteRule,
+    attachments: list[Attachment],
+    backends: BackendResolver,
+    report: Report,
+) -> None:
+    """An InferencePool a rule uses is served through the Gateways the route attached to (its status)."""
+    gateways = {attachment.slot.gateway.key for attachment in attachments if attachment.slot.gateway}
+    if not gateways or not backends.inference_extension:
+        return
+    resources = backends.resources
+    for ref in rule.backend_refs:
+        if not ref.is_inference_pool:
+            continue
+        namespace = ref.namespace or route.namespace
+        pool = resources.inference_pool(namespace, ref.name, group=ref.group)
+        if pool is not None and reference_allowed(
+            resources,
+            source=route,
+            target_group=pool.key.group,
+            target_kind=INFERENCE_POOL_KIND,
+            namespace=namespace,
+            name=ref.name,
+        ):
+            for gateway in sorted(gateways, key=ObjectKey.order):
+                report.parent(pool, gateway)
 
 
 def _age(route: AIGatewayRoute) -> tuple[str, str, str]:

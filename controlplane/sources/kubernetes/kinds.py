@@ -34,8 +34,15 @@ class WatchedKind:
     scope: Scope = Scope.ALL
     status_is_ours: bool = False
     """The control plane writes this kind's status (and ignores status-only changes to it)."""
+    status_parents_field: str | None = None
+    """The control plane writes its own entries of this per-Gateway status list (another kind's status, so
+    other controllers' entries stay) and ignores status-only changes to it."""
     inference_extension: bool = False
     """Watched only with the Inference Extension switched on."""
+
+    @property
+    def writes_status(self) -> bool:
+        return self.status_is_ours or self.status_parents_field is not None
 
     @property
     def group(self) -> str:
@@ -76,8 +83,10 @@ WATCHED_KINDS: tuple[WatchedKind, ...] = (
     WatchedKind(EndpointSlice, "endpointslices"),
     WatchedKind(Secret, "secrets", scope=Scope.REFERENCED),
     WatchedKind(ConfigMap, "configmaps", scope=Scope.REFERENCED),
-    WatchedKind(InferencePool, "inferencepools", inference_extension=True),
-    WatchedKind(InferencePoolV1Alpha2, "inferencepools", inference_extension=True),
+    WatchedKind(InferencePool, "inferencepools", status_parents_field="parents", inference_extension=True),
+    WatchedKind(
+        InferencePoolV1Alpha2, "inferencepools", status_parents_field="parent", inference_extension=True
+    ),
     WatchedKind(Pod, "pods", inference_extension=True),
 )
 

@@ -57,7 +57,7 @@ class KubernetesSource:
         self._options = options
         self._api = api or KubeApi.connect(kubeconfig=options.kubeconfig)
         self._kinds = watched_kinds(inference_extension=options.inference_extension)
-        self._store = ObjectStore(status_is_ours=[(k.group, k.kind) for k in self._kinds if k.status_is_ours])
+        self._store = ObjectStore(status_is_ours=[(k.group, k.kind) for k in self._kinds if k.writes_status])
         self._reflectors: dict[WatchScope, Reflector] = {}
         self._unavailable: dict[WatchScope, str] = {}
         self._changed = asyncio.Event()
@@ -233,7 +233,7 @@ class KubernetesSource:
     def _submit_statuses(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> None:
         if not self._options.write_status:
             return
-        ours = {(kind.group, kind.kind): kind for kind in self._kinds if kind.status_is_ours}
+        ours = {(kind.group, kind.kind): kind for kind in self._kinds if kind.writes_status}
         observed: dict[ObjectKey, Observed] = {}
         for key in statuses:
             kind = ours.get((key.group, key.kind))
@@ -244,8 +244,12 @@ class KubernetesSource:
             version = str(raw.get("apiVersion", "")).rpartition("/")[2]
             resource = ApiResource(kind.group, version, kind.plural, kind.kind)
             generation = (raw.get("metadata") or {}).get("generation")
-            conditions = tuple((raw.get("status") or {}).get("conditions") or ())
-            observed[key] = Observed(resource, generation, conditions)
+            status = raw.get("status") or {}
+            if kind.status_parents_field is None:
+                observed[key] = Observed(resource, generation, tuple(status.get("conditions") or ()))
+            else:
+                parents = tuple(status.get(kind.status_parents_field) or ())
+                observed[key] = Observed(resource, generation, (), kind.status_parents_field, parents)
         self._writer.submit(statuses, observed)
 
     def _may_write(self) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 
 from controlplane.gatewayapi import ObjectStatus
+from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.status import MAX_CONDITION_MESSAGE
 from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
@@ -35,6 +36,10 @@ class Observed:
     resource: ApiResource
     generation: int | None
     conditions: tuple[dict[str, Any], ...]
+    parents_field: str | None = None
+    """Set for kinds whose status is a list of per-Gateway entries (``WatchedKind.status_parents_field``);
+    ``parents`` is then what the list holds now and ``conditions`` is unused."""
+    parents: tuple[dict[str, Any], ...] = ()
 
 
 def desired_conditions(
@@ -61,10 +66,70 @@ def desired_conditions(
 
 
 def needs_write(desired: list[dict[str, Any]], current: tuple[dict[str, Any], ...]) -> bool:
-    def seen(conditions: Any) -> list[tuple[Any, ...]]:
-        return sorted(tuple(str(c.get(key, "")) for key in _SEEN_KEYS) for c in conditions)
+    return _seen(desired) != _seen(current)
+
+
+def _seen(conditions: Any) -> list[tuple[Any, ...]]:
+    return sorted(tuple(str(c.get(key, "")) for key in _SEEN_KEYS) for c in conditions)
+
+
+def desired_parents(
+    status: ObjectStatus, *, generation: int | None, current: tuple[dict[str, Any], ...], now: str
+) -> list[dict[str, Any]]:
+    """The per-Gateway status list with our entries as ``status`` says: one per Gateway in
+    ``status.parents``; entries naming another of our Gateways are dropped (no longer served there);
+    entries naming anyone else's Gateway are kept as they are, first, as other controllers wrote them."""
+    namespace = status.key.namespace
+    ours = set(status.parents)
+    previous = {_parent_key(entry, namespace): entry for entry in current}
+    kept = [
+        entry
+        for entry in current
+        if (key := _parent_key(entry, namespace)) not in ours and key not in status.managed_parents
+    ]
+    entries = list(kept)
+    for gateway in status.parents[: max(0, _MAX_PARENTS - len(kept))]:
+        before = tuple((previous.get(gateway) or {}).get("conditions") or ())
+        entries.append(
+            {
+                "parentRef": {
+                    "group": GATEWAY_API_GROUP,
+                    "kind": "Gateway",
+                    "namespace": gateway.namespace,
+                    "name": gateway.name,
+                },
+                "conditions": desired_conditions(status, generation=generation, current=before, now=now),
+            }
+        )
+    return entries
+
+
+def parents_need_write(desired: list[dict[str, Any]], current: tuple[dict[str, Any], ...]) -> bool:
+    def seen(entries: Any) -> list[tuple[Any, ...]]:
+        # Order does not matter: rewriting a list only to reorder it would wake every watcher for nothing.
+        return sorted((_parent_ref(entry), _seen(entry.get("conditions") or ())) for entry in entries)
 
     return seen(desired) != seen(current)
+
+
+_MAX_PARENTS = 32
+"""The Inference Extension's CRD caps the list (``maxItems``); other controllers' entries go first."""
+
+
+def _parent_ref(entry: dict[str, Any]) -> tuple[str, ...]:
+    ref = entry.get("parentRef") or {}
+    return tuple(str(ref.get(field) or "") for field in ("group", "kind", "namespace", "name"))
+
+
+def _parent_key(entry: dict[str, Any], namespace: str) -> ObjectKey:
+    """A parentRef as an object key, with the API's defaults (a Gateway in the pool's own namespace)."""
+    ref = entry.get("parentRef") or {}
+    return ObjectKey(
+        str(ref.get("group") or GATEWAY_API_GROUP),
+        str(ref.get("kind") or "Gateway"),
+        str(ref.get("namespace") or namespace),
+        str(ref.get("name") or ""),
+    )
 
 
 class StatusWriter:
@@ -79,7 +144,7 @@ class StatusWriter:
         self._lock = threading.Lock()
         self._pending: tuple[dict[ObjectKey, ObjectStatus], dict[ObjectKey, Observed]] | None = None
         self._latest: tuple[dict[ObjectKey, ObjectStatus], dict[ObjectKey, Observed]] | None = None
-        self._written: dict[ObjectKey, tuple[int | None, list[dict[str, Any]]]] = {}
+        self._written: dict[ObjectKey, tuple[int | None, Any]] = {}
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="status-writer", daemon=True)
@@ -127,25 +192,38 @@ class StatusWriter:
             status = statuses.get(key)
             if status is None or self._stopped.is_set():
                 continue
-            desired = desired_conditions(status, generation=seen.generation, current=seen.conditions, now=now)
-            if not needs_write(desired, seen.conditions):
+            body = _status_body(status, seen, now=now)
+            if body is None:
                 continue
             # The watch may not have shown our last write yet: do not write the same thing twice.
-            if self._written.get(key) == (seen.generation, _without_times(desired)):
+            if self._written.get(key) == (seen.generation, _without_times(body)):
                 continue
             if not self._may_write():
                 return
             try:
-                self._api.patch_status(
-                    seen.resource, namespace=key.namespace, name=key.name, status={"conditions": desired}
-                )
+                self._api.patch_status(seen.resource, namespace=key.namespace, name=key.name, status=body)
             except ApiError as error:
                 if error.status != 404:  # deleted meanwhile: nothing to say
                     _log.warning("status write failed", object=str(key), error=str(error))
                 continue
-            self._written[key] = (seen.generation, _without_times(desired))
+            self._written[key] = (seen.generation, _without_times(body))
             self.writes += 1
 
 
-def _without_times(conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in conditions]
+def _status_body(status: ObjectStatus, seen: Observed, *, now: str) -> dict[str, Any] | None:
+    """The status to write (a merge patch: it replaces the fields it names), or None when the cluster
+    already shows it."""
+    if seen.parents_field is None:
+        conditions = desired_conditions(status, generation=seen.generation, current=seen.conditions, now=now)
+        return {"conditions": conditions} if needs_write(conditions, seen.conditions) else None
+    parents = desired_parents(status, generation=seen.generation, current=seen.parents, now=now)
+    return {seen.parents_field: parents} if parents_need_write(parents, seen.parents) else None
+
+
+def _without_times(value: Any) -> Any:
+    """``value`` with every ``lastTransitionTime`` left out, for comparing what a write says."""
+    if isinstance(value, dict):
+        return {k: _without_times(v) for k, v in value.items() if k != "lastTransitionTime"}
+    if isinstance(value, list):
+        return [_without_times(item) for item in value]
+    return value

@@ -3,9 +3,10 @@
 A hop is an Envoy internal listener (no socket; reached through ``envoy_internal_address`` endpoints of a rule
 cluster). Because the rule cluster picks the hop per attempt, everything a backend needs that differs from its
 siblings — model rewrite, credential, headers, path prefix, Host — runs once per attempt, after the priority
-and weight choice, using ordinary downstream filters. The alternatives were checked and rejected: the
-``transform`` filter cannot run as an upstream filter, Lua cannot see the chosen host, and aggregate clusters
-skip their children's upstream filters and retry-priority plugins.
+and weight choice, using ordinary downstream filters (and the hop router's upstream filters for an AWS
+signature, which must see the rewritten path: ``filters.aws_signing``). The alternatives were checked and
+rejected: the ``transform`` filter cannot run as an upstream filter, Lua cannot see the chosen host, and
+aggregate clusters skip their children's upstream filters and retry-priority plugins.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from controlplane import ir
 from controlplane.xds.translator import local_reply
+from controlplane.xds.translator.filters.aws_signing import aws_signing_upstream_filters
 from controlplane.xds.translator.filters.body_check import body_check_filter
 from controlplane.xds.translator.filters.credential import credential_filter
 from controlplane.xds.translator.filters.endpoint_picker import (
@@ -59,9 +61,12 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         # credential (the picker never sees the API key); responses meet the served endpoint's filter
         # first (filters run in reverse on the way back).
         filters += [endpoint_picker_filter(hop.picker), served_endpoint_filter()]
-    if hop.credential is not None:
+    signing: list[Any] = []
+    if isinstance(hop.credential, ir.AwsSigning):
+        signing = aws_signing_upstream_filters(hop.credential)
+    elif hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
-    filters.append(router_filter(suppress_envoy_headers=True))
+    filters.append(router_filter(suppress_envoy_headers=True, upstream_filters=signing))
     manager = hcm.HttpConnectionManager(
         stat_prefix=hop.name,
         route_config=hop_route_configuration(hop),

@@ -47,6 +47,11 @@ app.kubernetes.io/component: envoy
 {{- end -}}
 {{- end -}}
 
+{{/* Where the Envoy Pod mounts envoy.xdsTLS.secretName (beside, not inside, the bootstrap's ConfigMap). */}}
+{{- define "controlplane.envoyXdsTlsDir" -}}
+/etc/envoy-xds-tls
+{{- end -}}
+
 {{/* The control plane Service's in-cluster address, as Envoys reach it. */}}
 {{- define "controlplane.xdsAddress" -}}
 {{- printf "%s.%s.svc:%d" (include "controlplane.fullname" .) .Release.Namespace (int .Values.controller.xdsPort) -}}
@@ -56,7 +61,8 @@ app.kubernetes.io/component: envoy
 What the Kubernetes source reads in the namespaces it watches: exactly the kinds of
 controlplane/sources/kubernetes/kinds.py (tests/test_helm_chart.py compares the two). Secrets and ConfigMaps
 are listed and watched one by one, by name (a metadata.name field selector), never fetched otherwise.
-Status is written through the status subresource of our three kinds only.
+Status is written through the status subresource of our three kinds, and of InferencePools (our own
+per-Gateway entries) with the Inference Extension on.
 */}}
 {{- define "controlplane.namespacedRules" -}}
 - apiGroups: [aigateway.envoyproxy.io]
@@ -84,6 +90,9 @@ Status is written through the status subresource of our three kinds only.
 - apiGroups: [inference.networking.k8s.io, inference.networking.x-k8s.io]
   resources: [inferencepools]
   verbs: [get, list, watch]
+- apiGroups: [inference.networking.k8s.io, inference.networking.x-k8s.io]
+  resources: [inferencepools/status]
+  verbs: [patch, update]
 - apiGroups: [""]
   resources: [pods]
   verbs: [get, list, watch]
