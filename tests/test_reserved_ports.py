@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
+from controlplane.devtools.stack import LocalStack
 from controlplane.netutil import PortReservations, ReservedPort
 from tests.conftest import BackendFactory, EnvoyFactory
+from tests.e2e import EXAMPLES
 from tests.polling import wait_until
 from tests.xds_support import ServerThread, http_get, http_route_snapshot, wait_for_backend
 
@@ -88,6 +90,19 @@ def test_the_kernel_hands_a_reserved_port_to_nobody_asking_for_any_port() -> Non
                     handed_out.add(client.getsockname()[1])
                     server.accept()[0].close()
         assert held.isdisjoint(handed_out)
+
+
+def test_a_stack_holds_every_port_of_its_manifests_the_caller_did_not_place(tmp_path: Path) -> None:
+    placed = 1234  # say, a backend the test started itself
+    stack = LocalStack(EXAMPLES, port_map={10080: placed}, move_ports=True, workdir=tmp_path)
+    try:
+        moved = {port: stack.port(port) for port in stack.port_map if port != 10080}
+        assert stack.port(10080) == placed
+        assert moved
+        assert all(_bind_error(port) == errno.EADDRINUSE for port in moved.values())
+    finally:
+        stack.stop()
+    assert all(_bind_error(port) is None for port in moved.values())
 
 
 @pytest.mark.envoy

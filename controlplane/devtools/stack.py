@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -29,13 +29,15 @@ _PORT = re.compile(r"(\bport:\s*)(\d+)")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def reserved_port_map(manifests: Path, reservations: PortReservations) -> dict[int, int]:
+def reserved_port_map(
+    manifests: Path, reservations: PortReservations, *, skip: Collection[int] = ()
+) -> dict[int, int]:
     """A port held in ``reservations`` for every ``port:`` in the manifests (Gateway listeners and loopback
-    Backends)."""
+    Backends) but those in ``skip``."""
     ports = {
         int(match.group(2)) for path in _yaml_files(manifests) for match in _PORT.finditer(path.read_text())
     }
-    return {port: reservations.reserve() for port in sorted(ports)}
+    return {port: reservations.reserve() for port in sorted(ports) if port not in skip}
 
 
 def map_ports(text: str, port_map: Mapping[int, int]) -> str:
@@ -50,6 +52,7 @@ class LocalStack:
         self,
         manifests: Path,
         *,
+        port_map: Mapping[int, int] | None = None,
         move_ports: bool = False,
         delta: bool = False,
         workdir: Path | None = None,
@@ -57,13 +60,16 @@ class LocalStack:
         fake_backends: bool = True,
         kubeconfig: Path | None = None,
     ) -> None:
-        """With ``move_ports`` every port of the manifests is moved to a reserved one (``port_map``, known
-        from here on; released by ``stop``). With ``kubeconfig`` the control plane watches that cluster
-        (``serve --kubernetes``) instead of the manifests' folder: the caller applies ``config_dir`` there
-        (ports already mapped)."""
+        """``port_map`` says where ports named in the manifests really are (e.g. a backend's port, bound
+        by the caller); with ``move_ports`` every other port of the manifests is moved to one reserved here
+        and released by ``stop`` (``self.port_map`` has both, from here on). With ``kubeconfig`` the
+        control plane watches that cluster (``serve --kubernetes``) instead of the manifests' folder: the
+        caller applies ``config_dir`` there (ports already mapped)."""
         self._source = manifests
         self._reserved_ports = PortReservations()
-        self.port_map = reserved_port_map(manifests, self._reserved_ports) if move_ports else {}
+        explicit = dict(port_map or {})
+        moved = reserved_port_map(manifests, self._reserved_ports, skip=explicit) if move_ports else {}
+        self.port_map = {**moved, **explicit}
         self._delta = delta
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-stack-"))
