@@ -9,15 +9,14 @@ import socket
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import pytest
 
+from controlplane.cli import main
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.stack import LocalStack
 from controlplane.netutil import PortReservations, ReservedPort
 from tests.conftest import BackendFactory, EnvoyFactory
 from tests.e2e import EXAMPLES
-from tests.polling import wait_until
 from tests.xds_support import ServerThread, http_get, http_route_snapshot, wait_for_backend
 
 REQUESTS = 200
@@ -128,9 +127,9 @@ def test_envoy_listens_on_a_reserved_port_and_every_connection_reaches_it(
 def test_serve_restarted_after_kill_9_gets_its_reserved_ports_back(tmp_path: Path) -> None:
     (tmp_path / "config").mkdir()
     with ControlPlaneProcess([str(tmp_path / "config")], log_file=tmp_path / "serve.log") as serve:
-        readyz = f"http://127.0.0.1:{serve.admin_port}/readyz"
         serve.kill()
         for port in (serve.xds_port, serve.admin_port):
             assert _bind_error(port) == errno.EADDRINUSE
-        serve.start()
-        wait_until(lambda: httpx.get(readyz, timeout=5).status_code == 200, message="serve ready again")
+        serve.start()  # returns once /readyz answers on the same admin port
+        # and the xDS port answers too (the proxy-status service is served there)
+        assert main(["proxy-status", f"--xds-address=127.0.0.1:{serve.xds_port}", "-o", "json"]) == 0
