@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install tools crds protos demo test lint fuzz bench soak clean
+.PHONY: install tools crds protos demo test stress lint fuzz bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,12 @@ lint: install
 
 test: lint tools
 	$(BIN)/pytest
+
+# The suite under load: STRESS_RUNS times in a row (default 3) with `stress-ng --cpu STRESS_CPUS` (default 2)
+# keeping the cores busy, a pass/fail line per run; STRESS_ARGS narrows it (e.g. STRESS_ARGS=tests/test_x.py).
+STRESS_ARGS ?=
+stress: lint tools
+	tools/stress.sh $(BIN)/pytest $(STRESS_ARGS)
 
 # The manifest property tests at full size: 10,000 mutated sets, 400 of them pushed to a real Envoy; the
 # statistics print how many ran (CI runs 300).

@@ -40,7 +40,7 @@ from controlplane.devtools.controlplane_process import ControlPlaneError, Contro
 from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess, envoy_binary
 from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.log import configure_logging
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations, ReservedPort
 
 MODEL = "bench-model"
 OVERRIDE = "gpt-4o-mini"
@@ -338,8 +338,9 @@ def aigw_run(workdir: Path, ports: Ports) -> Iterator[str]:
         "AIGW_STATE_HOME": str(home / "state"),
         "AIGW_RUNTIME_DIR": str(home / "run"),
     }
-    command = [str(binary), "run", "--admin-port", str(free_port()), str(home / "bench.yaml")]
-    with _child(command, log=workdir / "aigw.log", env=env):
+    admin = ReservedPort()
+    command = [str(binary), "run", "--admin-port", str(admin.port), str(home / "bench.yaml")]
+    with admin, _child(command, log=workdir / "aigw.log", env=env):
         url = f"http://127.0.0.1:{ports.gateway}{PATH}"
         _wait_answering(url, what="aigw run", log=workdir / "aigw.log")
         yield url
@@ -385,7 +386,9 @@ def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str
     missing: list[Missing] = []
     with tempfile.TemporaryDirectory(prefix="bench-dataplane-") as folder, contextlib.ExitStack() as running:
         root = Path(folder)
-        backend_ports = (free_port(), free_port())
+        # Held until every child is gone (the stack unwinds in reverse): each child binds its own.
+        reserved = running.enter_context(PortReservations())
+        backend_ports = (reserved.reserve(), reserved.reserve())
         urls: dict[str, str] = {}
         try:
             running.enter_context(nginx(root, backend_ports))
@@ -395,7 +398,7 @@ def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str
         for name in targets:
             workdir = root / re.sub(r"\W", "-", name)
             workdir.mkdir()
-            ports = Ports(gateway=free_port(), primary=backend_ports[0], secondary=backend_ports[1])
+            ports = Ports(gateway=reserved.reserve(), primary=backend_ports[0], secondary=backend_ports[1])
             try:
                 urls[name] = running.enter_context(TARGETS[name](workdir, ports))
                 # A discarded second first: connection pools, lazy initialisation, caches.

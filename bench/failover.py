@@ -21,7 +21,7 @@ import httpx
 
 from bench.report import Table, median, percentile, render_text
 from controlplane.devtools.fake_backend import Mode, Normal, Refuse, Status
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "000-region-failover"
@@ -42,7 +42,7 @@ class Result:
 
 def measure(*, seconds: float, settle_seconds: float = 6.5) -> Table:
     """Row 6: each scenario for `seconds`; `settle_seconds` lets an ejected primary back in between them."""
-    with LocalStack(EXAMPLE, port_map=free_port_map(EXAMPLE)) as stack, httpx.Client(timeout=10) as http:
+    with LocalStack(EXAMPLE, move_ports=True) as stack, httpx.Client(timeout=10) as http:
         url = stack.url(10080)
         _warm_up(http, url)
         scenarios: list[tuple[str, Mode]] = [

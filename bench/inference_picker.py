@@ -33,7 +33,7 @@ from controlplane.devtools.model_pool import ModelPool
 from controlplane.devtools.picker import LocalPicker
 from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
-from controlplane.netutil import free_port
+from controlplane.netutil import ReservedPort
 from tests.inference_support import INFERENCE_HEADER, POOL, POOL_LABELS, PoolSetup, pool_manifests
 
 DIRECT_HEADER = "x-bench-direct"
@@ -60,7 +60,7 @@ def main() -> None:
             picker_address = (picker.host, picker.port)
         setup = PoolSetup(
             namespace=namespace,
-            gateway_port=free_port(),
+            gateway_port=stack.enter_context(ReservedPort()).port,
             pool=pool,
             plain=plain,
             picker_address=picker_address,

@@ -30,7 +30,7 @@ from bench.manifests import NAMESPACE, gateway_manifests
 from controlplane.devtools.crds import start_kube_with_crds
 from controlplane.devtools.gotools import ensure_test_tools
 from controlplane.devtools.kube import LocalKube
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
 from controlplane.sources.kubernetes.api import ApiResource, KubeApi
 
@@ -120,7 +120,7 @@ def main() -> None:
 
 
 def _run_files(manifests: Path, routes_text: str, args: argparse.Namespace, workdir: Path) -> Result:
-    with LocalStack(manifests, port_map=free_port_map(manifests), workdir=workdir) as stack:
+    with LocalStack(manifests, move_ports=True, workdir=workdir) as stack:
         started = time.monotonic()
         stack.rewrite_config("routes.yaml", routes_text)
         written = time.monotonic() - started
@@ -137,9 +137,8 @@ def _run_kubernetes(manifests: Path, routes_text: str, args: argparse.Namespace,
     try:
         kube.kubectl("create", "namespace", NAMESPACE)
         arguments = (f"--namespace={NAMESPACE}", f"--leader-election-namespace={NAMESPACE}")
-        port_map = free_port_map(manifests)
         with LocalStack(
-            manifests, port_map=port_map, workdir=workdir, kubeconfig=kube.kubeconfig, serve_args=arguments
+            manifests, move_ports=True, workdir=workdir, kubeconfig=kube.kubeconfig, serve_args=arguments
         ) as stack:
             kube.apply((stack.config_dir / "shared.yaml").read_text())
             started = time.monotonic()

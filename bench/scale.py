@@ -38,7 +38,7 @@ from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.heap import building_configuration
 from controlplane.log import configure_logging
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.pipeline import Translator
 from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult
@@ -186,10 +186,10 @@ def _serve_rss(folder: Path, workdir: Path) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-async def _changes(folder: Path, *, routes: int, count: int, reuse: bool) -> Changes:
+async def _changes(folder: Path, *, routes: int, count: int, reuse: bool, gateway_port: int) -> Changes:
     result = Changes("reused" if reuse else "full rebuild")
     # A port of its own: the previous mode's Envoy may not have released its listener yet.
-    (folder / "shared.yaml").write_text(gateway_manifests(free_port()))
+    (folder / "shared.yaml").write_text(gateway_manifests(gateway_port))
     cache = SnapshotCache()
     acks = Acks()
     server = XdsServer(cache=cache, settings=XdsSettings())
@@ -290,13 +290,17 @@ def main() -> None:
     configure_logging(json=False, level="warning")
     rows = []
     for routes in (int(size) for size in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch, PortReservations() as ports:
             folder = Path(scratch) / "manifests"
-            write_manifests(folder, routes, gateway_port=free_port())
+            write_manifests(folder, routes, gateway_port=ports.reserve())
             load_s, translate_s = _full(folder)
             rss, peak = _serve_rss(folder, Path(scratch))
             changes = [
-                asyncio.run(_changes(folder, routes=routes, count=args.changes, reuse=reuse))
+                asyncio.run(
+                    _changes(
+                        folder, routes=routes, count=args.changes, reuse=reuse, gateway_port=ports.reserve()
+                    )
+                )
                 for reuse in (False, True)
             ]
         rows.append(Row(routes, load_s, translate_s, rss, peak, changes))

@@ -38,7 +38,7 @@ from bench.tools import PeerUnavailable
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess
 from controlplane.log import configure_logging
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
@@ -284,9 +284,10 @@ async def _bench(
     port = await server.start()
     rows: list[dict[str, Any]] = []
     missing: list[Missing] = []
+    reserved = PortReservations()
     try:
         for size in sizes:
-            config = ClusterConfig(size=size, listener_port=free_port())
+            config = ClusterConfig(size=size, listener_port=reserved.reserve())
             built = time.perf_counter()
             snapshots = _Snapshots.build(config, changes=changes)
             row: dict[str, Any] = {"clusters": size, "snapshot_build_s": time.perf_counter() - built}
@@ -326,6 +327,7 @@ async def _bench(
             print(json.dumps(row), flush=True)
     finally:
         await server.stop(grace_seconds=1)
+        reserved.release()
     return rows, missing
 
 

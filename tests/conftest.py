@@ -1,7 +1,7 @@
 """Shared fixtures: an xDS server on a background loop, real Envoys (one per protocol variant), fake backends.
 
-Every process and server here binds port 0 or a port the kernel just handed out, and is stopped in the
-fixture's teardown whatever the test did.
+Every process and server here binds port 0 or a port held for it by a ``ports`` reservation (never a number
+guessed free), and is stopped in the fixture's teardown whatever the test did.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import pytest
 
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.netutil import PortReservations
 from controlplane.xds.server import XdsSettings
 from tests.xds_support import SERVER_DRAIN_SECONDS, ServerThread, start_envoy
 
@@ -88,6 +89,13 @@ def mode(request: pytest.FixtureRequest) -> str:
     """The ADS variant under test: state of the world or incremental."""
     value: str = request.param
     return value
+
+
+@pytest.fixture
+def ports() -> Iterator[PortReservations]:
+    """Ports for the test's Envoy listeners and children: ``ports.reserve()``, held until teardown."""
+    with PortReservations() as reservations:
+        yield reservations
 
 
 @pytest.fixture

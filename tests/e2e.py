@@ -15,7 +15,7 @@ import httpx
 
 from controlplane.cli import main
 from controlplane.devtools.fake_backend import Normal
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -26,7 +26,7 @@ T = TypeVar("T")
 
 @contextmanager
 def running_stack(manifests: Path, workdir: Path, *, delta: bool = False) -> Iterator[LocalStack]:
-    with LocalStack(manifests, port_map=free_port_map(manifests), delta=delta, workdir=workdir) as stack:
+    with LocalStack(manifests, move_ports=True, delta=delta, workdir=workdir) as stack:
         yield stack
 
 

@@ -93,6 +93,23 @@ def serve_arguments(kube: LocalKube, namespace: str) -> list[str]:
     ]
 
 
+_UNREACHABLE_CLUSTER = """\
+apiVersion: v1
+kind: Config
+clusters: [{{name: gone, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: someone, user: {{token: not-a-secret}}}}]
+contexts: [{{name: gone, context: {{cluster: gone, user: someone}}}}]
+current-context: gone
+"""
+
+
+def unreachable_kubeconfig(path: Path, *, port: int) -> Path:
+    """Writes a kubeconfig naming an API server on ``port`` where nothing listens (give it a reserved
+    port: every connection is refused)."""
+    path.write_text(_UNREACHABLE_CLUSTER.format(port=port), encoding="utf-8")
+    return path
+
+
 def conditions(kube: LocalKube, resource: str, namespace: str, name: str) -> dict[str, dict[str, Any]]:
     """An object's ``status.conditions`` as written in the cluster, by type."""
     found = kube.get_json(resource, name, "-n", namespace)

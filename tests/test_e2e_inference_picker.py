@@ -19,7 +19,7 @@ from controlplane.devtools.model_pool import ModelPool
 from controlplane.devtools.picker import Erroring, LocalPicker, Outside
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.gatewayapi.pools import H2C_APP_PROTOCOL
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.pipeline import translate
 from controlplane.resources.parse import load_text
 from controlplane.xds.translator.filters.endpoint_picker import (
@@ -74,6 +74,7 @@ def serve(
     picker: LocalPicker,
     plain: FakeBackend,
     http: httpx.Client,
+    ports: PortReservations,
 ) -> Serve:
     """Serves the pool (with our picker unless ``with_picker=False``; ``plaintext_picker`` instead, if given,
     named as h2c) and returns the chat URL once the pool answers through Envoy."""
@@ -88,7 +89,7 @@ def serve(
         serving = plaintext_picker or picker
         setup = PoolSetup(
             namespace="default",
-            gateway_port=free_port(),
+            gateway_port=ports.reserve(),
             pool=pool,
             plain=plain,
             picker_address=(serving.host, serving.port) if with_picker else None,

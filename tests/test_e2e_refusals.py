@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from controlplane.devtools.stack import LocalStack, free_port_map
-from controlplane.netutil import free_port
+from controlplane.devtools.stack import LocalStack
+from controlplane.netutil import PortReservations
 from tests.e2e import CHAT, EXAMPLES, answered_by
 from tests.polling import wait_until
 
@@ -40,14 +40,18 @@ def _refused_listeners(stack: LocalStack) -> float:
 
 
 @pytest.mark.parametrize("delta", [False, True], ids=["sotw", "delta"])
-def test_a_listener_envoy_cannot_bind_is_reported_on_its_gateway(tmp_path: Path, delta: bool) -> None:
-    port_map = free_port_map(EXAMPLES)
+def test_a_listener_envoy_cannot_bind_is_reported_on_its_gateway(
+    tmp_path: Path, delta: bool, ports: PortReservations
+) -> None:
+    stack = LocalStack(EXAMPLES, move_ports=True, delta=delta, workdir=tmp_path / "stack")
     with socket.socket() as squatter:
-        # Another process holds the Gateway's port before Envoy is given its listener.
-        squatter.bind(("127.0.0.1", port_map[SPLIT_GATEWAY_PORT]))
+        # Another process listens on the Gateway's port before Envoy is given its listener (binding it
+        # beside the stack's reservation, as any listener with SO_REUSEADDR may).
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", stack.port(SPLIT_GATEWAY_PORT)))
         squatter.listen()
         with (
-            LocalStack(EXAMPLES, port_map=port_map, delta=delta, workdir=tmp_path / "stack") as stack,
+            stack,
             httpx.Client(timeout=5) as http,
         ):
             refused = wait_until(
@@ -56,7 +60,7 @@ def test_a_listener_envoy_cannot_bind_is_reported_on_its_gateway(tmp_path: Path,
             assert [(c["status"], c["reason"]) for c in refused] == [("False", "RefusedByProxy")]
             message = refused[0]["message"]
             assert message.startswith("Envoy local refused Listener gateway/default/qwen-gateway/")
-            assert str(port_map[SPLIT_GATEWAY_PORT]) in message
+            assert str(stack.port(SPLIT_GATEWAY_PORT)) in message
             assert _refused_listeners(stack) == 1.0
             # Everything else serves, and other objects carry no such condition.
             assert answered_by(http.post(stack.url(OTHER_GATEWAY_PORT, "/model"), json=CHAT))
@@ -65,7 +69,7 @@ def test_a_listener_envoy_cannot_bind_is_reported_on_its_gateway(tmp_path: Path,
             assert stack.control_plane_log().count("proxy refused configuration") == 1
 
             # Moved to a free port, the Gateway is programmed and serves; the refusal is gone.
-            moved = free_port()
+            moved = ports.reserve()
             text = (EXAMPLES / SPLIT).read_text(encoding="utf-8")
             stack.rewrite_config(SPLIT, text.replace(f"port: {SPLIT_GATEWAY_PORT}", f"port: {moved}", 1))
             wait_until(

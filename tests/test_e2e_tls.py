@@ -14,7 +14,7 @@ import pytest
 from controlplane.devtools.certs import generate_dev_certs
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.stack import LocalStack
-from controlplane.netutil import free_port
+from controlplane.netutil import ReservedPort
 from tests.e2e import CHAT, answered_by
 from tests.polling import wait_until
 
@@ -99,12 +99,16 @@ def tls_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsStack]:
             _MANIFESTS.format(port=backend.port, ca="\n".join("    " + line for line in ca_pem.splitlines())),
             encoding="utf-8",
         )
-        gateway_port = free_port()
-        serve_args = ("--listener-port", str(gateway_port))
-        with LocalStack(
-            manifests, workdir=workdir / "stack", serve_args=serve_args, fake_backends=False
-        ) as stack:
-            yield stack, backend, gateway_port
+        with (
+            ReservedPort() as gateway,
+            LocalStack(
+                manifests,
+                workdir=workdir / "stack",
+                serve_args=("--listener-port", str(gateway.port)),
+                fake_backends=False,
+            ) as stack,
+        ):
+            yield stack, backend, gateway.port
 
 
 def test_upstream_tls_with_sni_and_a_ca_from_a_configmap(

@@ -21,7 +21,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3.http_connection
 )
 
 from controlplane.devtools.envoy_process import EnvoyProcess, envoy_binary
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 
 
 @pytest.mark.envoy
@@ -63,8 +63,8 @@ def test_both_distributions_share_the_envoy_directory() -> None:
 
 
 @pytest.mark.envoy
-def test_envoy_process_lifecycle() -> None:
-    listener_port = free_port()
+def test_envoy_process_lifecycle(ports: PortReservations) -> None:
+    listener_port = ports.reserve()
     hcm = "type.googleapis.com/" + HttpConnectionManager.DESCRIPTOR.full_name
     bootstrap = f"""
 admin: {{address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}}}

@@ -6,6 +6,8 @@ import contextlib
 import http.client
 import json
 import os
+import re
+import selectors
 import signal
 import socket
 import ssl
@@ -13,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,7 @@ from controlplane.devtools.fake_backend import (
     Slow,
     Status,
 )
+from tests.polling import wait_until
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "say hello to me"}]}
 
@@ -58,15 +61,6 @@ def _connect(port: int) -> socket.socket:
 
 def _message(content: str) -> dict[str, str]:
     return {"role": "assistant", "content": content}
-
-
-def _poll(condition: Callable[[], bool], *, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 # --- answers ------------------------------------------------------------------------------------------------
@@ -393,7 +387,12 @@ def test_many_start_stop_cycles_leak_no_threads_or_sockets() -> None:
                 fake.set_mode(Refuse())
         held.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("fake-backend-")]
-    assert _poll(lambda: _open_fds() <= baseline_fds), f"{_open_fds()} fds open, {baseline_fds} before"
+    wait_until(
+        lambda: _open_fds() <= baseline_fds,
+        timeout=5.0,
+        interval=0.01,
+        message=f"open fds back to {baseline_fds} (the value is whether they are)",
+    )
 
 
 # --- TLS ----------------------------------------------------------------------------------------------------
@@ -425,33 +424,35 @@ def test_tls_with_the_dev_ca_records_the_sni(tmp_path: Path) -> None:
 # --- command line -------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=1.0).status_code == 200
-    except httpx.TransportError:
-        return False
+def _first_line(process: subprocess.Popen[str], *, timeout: float) -> str:
+    """The first line the process prints, read within ``timeout`` (it may never print one)."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout):
+            raise AssertionError(f"nothing printed within {timeout} s (exit code {process.poll()})")
+    return process.stdout.readline()
 
 
 @pytest.mark.envoy
 def test_command_line_serves_until_terminated() -> None:
-    url = f"http://127.0.0.1:{_free_port()}"
-    args = ["--name", "cli", "--model", "m", "--port", url.rsplit(":", 1)[1]]
+    args = ["--name", "cli", "--model", "m", "--port", "0"]
     process = subprocess.Popen(
         [sys.executable, "-m", "controlplane.devtools.fake_backend", *args], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert _poll(lambda: _answers(f"{url}/v1/models"), timeout=15.0)
+        # It binds port 0 itself and says where it listens, in one line a script can parse.
+        announced = _first_line(process, timeout=15.0)
+        listening = re.fullmatch(
+            r"fake backend cli \(m\) listening on (http://127\.0\.0\.1:\d+)\n", announced
+        )
+        assert listening is not None, announced
+        url = listening.group(1)
         assert httpx.get(f"{url}/v1/models", timeout=5.0).json()["data"][0]["owned_by"] == "cli"
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=10.0)
         assert process.returncode == 0
-        assert output == f"fake backend cli (m) listening on {url}\n"
+        assert output == ""
     finally:
         if process.poll() is None:
             process.kill()

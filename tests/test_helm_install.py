@@ -24,7 +24,7 @@ from controlplane.devtools.crds import install_crds
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.helm import CHART, Helm, documents
 from controlplane.devtools.kube import LocalKube
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from tests.e2e import CHAT, EXAMPLES, answered_by
 from tests.helm_support import one, our_crd_files
 from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, in_namespace
@@ -156,7 +156,7 @@ def test_the_controller_as_the_chart_service_account_serves_an_applied_example_t
     with (
         LocalStack(
             EXAMPLES,
-            port_map=free_port_map(EXAMPLES),
+            move_ports=True,
             workdir=tmp_path,
             kubeconfig=service_account_kubeconfig,
             serve_args=tuple(args),

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from controlplane.devtools.kube import LocalKube
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from tests.e2e import CHAT, EXAMPLES, answered_by
 from tests.kube_support import GATEWAY_CLASS, apply_in_namespace, conditions, fresh_namespace
 from tests.polling import wait_until
@@ -37,7 +37,7 @@ def stack(
     namespace_args = (f"--namespace={cluster_namespace}", f"--leader-election-namespace={cluster_namespace}")
     with LocalStack(
         EXAMPLES,
-        port_map=free_port_map(EXAMPLES),
+        move_ports=True,
         workdir=tmp_path_factory.mktemp("kube-stack"),
         kubeconfig=kube.kubeconfig,
         serve_args=namespace_args,

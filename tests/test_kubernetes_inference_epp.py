@@ -24,7 +24,7 @@ from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.kube import LocalKube
 from controlplane.devtools.model_pool import ModelPool
 from controlplane.devtools.stack import LocalStack
-from controlplane.netutil import free_port
+from controlplane.netutil import ReservedPort
 from controlplane.xds.translator.filters.endpoint_picker import DESTINATION_ENDPOINT_KEY
 from tests.e2e import CHAT, answered_by
 from tests.inference_support import (
@@ -66,6 +66,7 @@ def running(
         fresh_namespace(kube) as namespace,
         ModelPool(name="vllm", model="llama3-8b", size=3) as pool,
         FakeBackend(name="plain", model="plain-model") as plain,
+        ReservedPort() as gateway,
     ):
         picker = EppProcess(
             binary=kube_tools.binary("epp"),
@@ -77,7 +78,7 @@ def running(
         )
         setup = PoolSetup(
             namespace=namespace,
-            gateway_port=free_port(),
+            gateway_port=gateway.port,
             pool=pool,
             plain=plain,
             picker_address=picker.address,

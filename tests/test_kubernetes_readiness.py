@@ -1,7 +1,8 @@
 """``/readyz`` of ``serve --kubernetes``, which the Helm chart's readiness probe asks: a replica that has not
 read the cluster once is not ready, even after it served a partial first load (the source stops waiting
 for slow lists after a while), so a Service sends no Envoy to it; ``/healthz`` answers all along, so the
-liveness probe does not restart it. Once the API server answers, it becomes ready.
+liveness probe does not restart it. Once the API server answers, it becomes ready. Stopped before it ever
+read the cluster, it still exits at once and cleanly.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.kube import LocalKube
-from tests.kube_support import fresh_namespace, serve_arguments
+from controlplane.netutil import PortReservations
+from tests.kube_support import fresh_namespace, serve_arguments, unreachable_kubeconfig
 from tests.polling import wait_until
 
 
@@ -58,3 +62,20 @@ def test_not_ready_until_the_cluster_was_read_once_and_alive_meanwhile(
             )
         finally:
             process.stop()
+
+
+@pytest.mark.envoy
+def test_sigterm_while_the_api_server_is_unreachable_exits_0(tmp_path: Path, ports: PortReservations) -> None:
+    """The wait for the first lists is cancelled with everything else: no thread holds the exit up (it used
+    to, until the 30 s wait ended, so a 10 s grace ended in SIGKILL)."""
+    kubeconfig = unreachable_kubeconfig(tmp_path / "kubeconfig", port=ports.reserve())
+    process = ControlPlaneProcess(
+        ["--kubernetes", f"--kubeconfig={kubeconfig}"], log_file=tmp_path / "serve.log"
+    )
+    try:
+        process.start(wait=False)
+        wait_until(lambda: _answer(process, "/healthz") == 200, timeout=60, message="/healthz")
+        assert _answer(process, "/readyz") == 503
+        assert process.terminate(timeout=10) == 0, process.log()[-3000:]
+    finally:
+        process.stop()

@@ -12,7 +12,7 @@ import pytest
 
 from controlplane.cli import main
 from controlplane.devtools.protos import stale_modules
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.resource import CLUSTER, LISTENER
 from tests.conftest import BackendFactory, EnvoyFactory
 from tests.polling import wait_until
@@ -46,8 +46,9 @@ def test_proxy_status_shows_each_proxy_in_sync_or_what_it_refused(
     envoys: EnvoyFactory,
     backends: BackendFactory,
     mode: str,
+    ports: PortReservations,
 ) -> None:
-    good_port, bad_port = free_port(), free_port()
+    good_port, bad_port = ports.reserve(), ports.reserve()
     good = http_route_snapshot(generation="good", port=good_port, backend_port=backends("good").port)
     xds.cache.set_snapshot(good)
     # The second proxy's group first gets a working config, then one whose cluster it refuses.
@@ -90,7 +91,7 @@ def test_proxy_status_shows_each_proxy_in_sync_or_what_it_refused(
     assert "example.unknown" in table[3]
 
     # A newer config it accepts puts it back in sync.
-    fixed = http_route_snapshot(generation="fixed", port=free_port(), backend_port=backends("fixed").port)
+    fixed = http_route_snapshot(generation="fixed", port=ports.reserve(), backend_port=backends("fixed").port)
     xds.cache.set_snapshot(fixed, group="edge-2")
     wait_until(lambda: xds.events.holds(fixed, LISTENER, "edge-2"), message="the fixed config on edge-2")
     wait_until(
@@ -99,8 +100,10 @@ def test_proxy_status_shows_each_proxy_in_sync_or_what_it_refused(
     )
 
 
-def test_proxy_status_says_when_nothing_listens(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["proxy-status", f"--xds-address=127.0.0.1:{free_port()}", "--timeout=2"])
+def test_proxy_status_says_when_nothing_listens(
+    capsys: pytest.CaptureFixture[str], ports: PortReservations
+) -> None:
+    code = main(["proxy-status", f"--xds-address=127.0.0.1:{ports.reserve()}", "--timeout=2"])
     captured = capsys.readouterr()
     assert code == 1
     assert captured.err.startswith("controlplane proxy-status: 127.0.0.1:")

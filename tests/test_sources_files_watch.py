@@ -77,8 +77,8 @@ def running(paths: list[Path]) -> Iterator[Recorder]:
     finally:
         loop.call_soon_threadsafe(task.cancel)
         thread.join(timeout=10)
+        assert not thread.is_alive(), "the file source still runs 10 s after it was cancelled"
         loop.close()
-        assert not thread.is_alive()
 
 
 def test_a_saved_file_and_a_new_file_are_loaded_on_their_events(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 
 The golden tests pin what the translator emits; this proves Envoy takes it, including the cases no
 end-to-end test sends traffic through (Services, Pods, TLS with a CA bundle, traffic policies, rejected
-objects). The snapshots go over ADS exactly as ``serve`` sends them, with every port moved to a free one.
+objects). The snapshots go over ADS exactly as ``serve`` sends them, with every port moved to a reserved
+one.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.devtools.stack import free_port_map, map_ports
+from controlplane.devtools.stack import map_ports, reserved_port_map
 from controlplane.gatewayapi import TranslateOptions
+from controlplane.netutil import PortReservations
 from controlplane.pipeline import translate
 from controlplane.resources.parse import combine, load_text
 from controlplane.xds.cache import Snapshot
@@ -30,18 +32,20 @@ CASES = [
 
 
 @pytest.mark.parametrize("mode", ["sotw"])
-def test_envoy_accepts_every_golden_translation(xds: ServerThread, envoys: EnvoyFactory) -> None:
+def test_envoy_accepts_every_golden_translation(
+    xds: ServerThread, envoys: EnvoyFactory, ports: PortReservations
+) -> None:
     envoys(node_id="validator")
     for case in CASES:
-        snapshot = _snapshot(case)
+        snapshot = _snapshot(case, ports)
         xds.cache.set_snapshot(snapshot)
         wait_until(partial(_held, xds, snapshot), message=f"Envoy to hold every resource of {case.name}")
         nacks = xds.events.all(kind="nack")
         assert not nacks, f"Envoy rejected the translation of {case.name}: {nacks[-1].error}"
 
 
-def _snapshot(case: Path) -> Snapshot:
-    ports = free_port_map(case)
+def _snapshot(case: Path, reservations: PortReservations) -> Snapshot:
+    ports = reserved_port_map(case, reservations)
     files = [case] if case.is_file() else sorted(case.glob("*.yaml"))
     loaded = combine(load_text(map_ports(path.read_text(), ports), file=str(path)) for path in files)
     options = TranslateOptions(

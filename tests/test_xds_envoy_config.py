@@ -15,7 +15,7 @@ from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tl
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.devtools.certs import generate_dev_certs
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, resource_name
 from controlplane.xds.translator.messages import ads_source
@@ -39,25 +39,27 @@ def _active_clusters(envoy_dump: dict[str, object]) -> list[str]:
 
 
 def test_node_identity_picks_the_group(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str, ports: PortReservations
 ) -> None:
     """Group by node id, then node cluster, then the default; Envoy sends its node only once."""
     groups = {None: "default", "edge": "by-cluster", "gateway-7": "by-node"}
-    ports = {}
+    listener_ports = {}
     for group, name in groups.items():
-        ports[name] = free_port()
-        snapshot = http_route_snapshot(generation=name, port=ports[name], backend_port=backends(name).port)
+        listener_ports[name] = ports.reserve()
+        snapshot = http_route_snapshot(
+            generation=name, port=listener_ports[name], backend_port=backends(name).port
+        )
         xds.cache.set_snapshot(snapshot, group=group)
     by_node = envoys(node_id="gateway-7", cluster="edge")
     by_cluster = envoys(node_id="gateway-8", cluster="edge")
     default = envoys(node_id="gateway-9", cluster="unknown")
     for envoy, name in ((by_node, "by-node"), (by_cluster, "by-cluster"), (default, "default")):
         envoy.wait_ready()
-        wait_for_backend(ports[name], name)
+        wait_for_backend(listener_ports[name], name)
     assert {event.node_id for event in xds.events.all(kind="ack")} == {"gateway-7", "gateway-8", "gateway-9"}
     # A later snapshot for a group reaches exactly its proxies.
     updated = http_route_snapshot(
-        generation="by-cluster-2", port=free_port(), backend_port=backends("v2").port
+        generation="by-cluster-2", port=ports.reserve(), backend_port=backends("v2").port
     )
     xds.cache.set_snapshot(updated, group="edge")
     wait_until(lambda: xds.events.holds(updated, LISTENER, "gateway-8"), message="edge group update")
@@ -65,9 +67,9 @@ def test_node_identity_picks_the_group(
 
 
 def test_names_requested_before_they_exist_are_sent_when_they_appear(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, ports: PortReservations
 ) -> None:
-    port, backend = free_port(), backends("late")
+    port, backend = ports.reserve(), backends("late")
     complete = http_route_snapshot(generation="late", port=port, backend_port=backend.port)
     without_routes = Snapshot.from_resources(
         {

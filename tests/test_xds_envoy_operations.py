@@ -14,7 +14,7 @@ import pytest
 from envoy.service.discovery.v3 import discovery_pb2
 from grpc._cython import cygrpc  # channelz data, as the grpcio-channelz service would serve it
 
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER
 from controlplane.xds.server import XdsSettings
@@ -145,9 +145,9 @@ def test_large_resources_pass_both_ways(xds: ServerThread, envoys: EnvoyFactory,
 
 
 def test_graceful_shutdown_ends_streams_cleanly(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str, ports: PortReservations
 ) -> None:
-    port = free_port()
+    port = ports.reserve()
     xds.cache.set_snapshot(
         http_route_snapshot(generation="kept", port=port, backend_port=backends("kept").port)
     )
@@ -173,9 +173,9 @@ def test_graceful_shutdown_ends_streams_cleanly(
 
 
 def test_malformed_requests_fail_only_their_stream(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str, ports: PortReservations
 ) -> None:
-    port = free_port()
+    port = ports.reserve()
     xds.cache.set_snapshot(
         http_route_snapshot(generation="before", port=port, backend_port=backends("before").port)
     )
@@ -199,7 +199,7 @@ def test_malformed_requests_fail_only_their_stream(
     errors = xds.server.metrics.get_sample_value("xds_stream_errors_total", {"code": "INVALID_ARGUMENT"})
     assert errors == len(cases)
     # The server and the real proxy's stream carry on.
-    new_port = free_port()
+    new_port = ports.reserve()
     xds.cache.set_snapshot(
         http_route_snapshot(generation="after", port=new_port, backend_port=backends("after").port)
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
 from controlplane.xds.server import XdsSettings
@@ -72,10 +72,15 @@ def test_bursts_coalesce_and_one_response_per_type_is_in_flight(
 
 
 def test_reconnecting_to_a_restarted_control_plane(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str, xds_settings: XdsSettings
+    xds: ServerThread,
+    envoys: EnvoyFactory,
+    backends: BackendFactory,
+    mode: str,
+    xds_settings: XdsSettings,
+    ports: PortReservations,
 ) -> None:
     """Traffic flows while the control plane restarts; in delta mode nothing Envoy holds is sent again."""
-    port = free_port()
+    port = ports.reserve()
     snapshot = http_route_snapshot(generation="steady", port=port, backend_port=backends("steady").port)
     xds.cache.set_snapshot(snapshot)
     envoy = envoys()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from controlplane.devtools.envoy_process import EnvoyProcess
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.pipeline import TranslateOptions, translate
 from controlplane.sources.files import load_paths
 from controlplane.xds.resource import LISTENER
@@ -26,10 +26,10 @@ def _active_listeners(envoy: EnvoyProcess) -> set[str]:
 
 
 def test_envoy_is_live_only_with_every_listener_active(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, ports: PortReservations
 ) -> None:
     backend = backends("ready")
-    port = free_port()
+    port = ports.reserve()
     snapshot = http_route_snapshot(generation="ready", port=port, backend_port=backend.port)
     xds.cache.set_snapshot(snapshot)
     for start in range(STARTS):

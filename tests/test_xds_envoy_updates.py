@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests import xds_builders
@@ -31,9 +31,9 @@ def _nacks(xds: ServerThread, mode: str) -> float:
 
 
 def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str
+    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, mode: str, ports: PortReservations
 ) -> None:
-    port = free_port()
+    port = ports.reserve()
     good = http_route_snapshot(generation="good", port=port, backend_port=backends("good").port)
     xds.cache.set_snapshot(good)
     envoy = envoys()
@@ -56,7 +56,7 @@ def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
 
     # An unrelated change makes every stream plan again: the refused cluster is not part of any push.
     cluster_pushes = len(xds.events.all(kind="push", type_url=CLUSTER))
-    more = http_route_snapshot(generation="more", port=free_port(), backend_port=backends("more").port)
+    more = http_route_snapshot(generation="more", port=ports.reserve(), backend_port=backends("more").port)
     unrelated = Snapshot.from_resources(
         {
             t: [r.message for s in (refused, more) for r in s.get(t).values()]
@@ -83,9 +83,13 @@ def test_refused_version_is_counted_not_resent_and_last_good_config_serves(
 
 @pytest.mark.parametrize("internal_hop", [False, True], ids=["direct", "internal-hop"])
 def test_renaming_everything_three_times_fails_no_request(
-    xds: ServerThread, envoys: EnvoyFactory, backends: BackendFactory, internal_hop: bool
+    xds: ServerThread,
+    envoys: EnvoyFactory,
+    backends: BackendFactory,
+    internal_hop: bool,
+    ports: PortReservations,
 ) -> None:
-    port = free_port()
+    port = ports.reserve()
     generations = [
         http_route_snapshot(
             generation=f"gen{index}",

@@ -20,7 +20,7 @@ from controlplane.bootstrap import XdsClientTls
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.server import XdsSettings, XdsTlsFiles
 from tests.polling import wait_until
 from tests.xds_support import (
@@ -98,11 +98,11 @@ def _envoy(server: ServerThread, mode: str, tls: XdsClientTls) -> Iterator[Envoy
 
 @pytest.mark.parametrize("mode", ["sotw", "delta"])
 def test_envoy_with_a_client_certificate_is_served_over_mutual_tls(
-    pki: Pki, backend: FakeBackend, mode: str
+    pki: Pki, backend: FakeBackend, mode: str, ports: PortReservations
 ) -> None:
     server = _serving(XdsTlsFiles(certificate=pki.server_cert, private_key=pki.server_key, client_ca=pki.ca))
     try:
-        port = free_port()
+        port = ports.reserve()
         server.cache.set_snapshot(http_route_snapshot(generation="tls", port=port, backend_port=backend.port))
         tls = XdsClientTls(
             ca=pki.ca, sni="xds.test", client_certificate=pki.client_cert, client_key=pki.client_key
@@ -115,11 +115,13 @@ def test_envoy_with_a_client_certificate_is_served_over_mutual_tls(
         server.close()
 
 
-def test_envoy_without_a_client_certificate_gets_nothing(pki: Pki, backend: FakeBackend) -> None:
+def test_envoy_without_a_client_certificate_gets_nothing(
+    pki: Pki, backend: FakeBackend, ports: PortReservations
+) -> None:
     server = _serving(XdsTlsFiles(certificate=pki.server_cert, private_key=pki.server_key, client_ca=pki.ca))
     try:
         server.cache.set_snapshot(
-            http_route_snapshot(generation="refused", port=free_port(), backend_port=backend.port)
+            http_route_snapshot(generation="refused", port=ports.reserve(), backend_port=backend.port)
         )
         with _envoy(server, "sotw", XdsClientTls(ca=pki.ca, sni="xds.test")) as envoy:
             envoy.wait_ready(live=False)
@@ -137,14 +139,14 @@ def test_envoy_without_a_client_certificate_gets_nothing(pki: Pki, backend: Fake
 
 
 def test_envoy_that_does_not_trust_the_server_gets_nothing(
-    pki: Pki, backend: FakeBackend, tmp_path: Path
+    pki: Pki, backend: FakeBackend, tmp_path: Path, ports: PortReservations
 ) -> None:
     server = _serving(XdsTlsFiles(certificate=pki.server_cert, private_key=pki.server_key))
     other_ca = tmp_path / "other-ca.pem"
     other_ca.write_bytes(CertificateAuthority(common_name="someone else").certificate_pem())
     try:
         server.cache.set_snapshot(
-            http_route_snapshot(generation="untrusted", port=free_port(), backend_port=backend.port)
+            http_route_snapshot(generation="untrusted", port=ports.reserve(), backend_port=backend.port)
         )
         with _envoy(server, "delta", XdsClientTls(ca=other_ca, sni="xds.test")) as envoy:
             envoy.wait_ready(live=False)

@@ -106,7 +106,13 @@ class ServerThread:
         return server
 
     def run(self, work: Coroutine[Any, Any, _T], timeout: float = 30.0) -> _T:
-        return asyncio.run_coroutine_threadsafe(work, self._loop).result(timeout)
+        name = repr(work)
+        future = asyncio.run_coroutine_threadsafe(work, self._loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"{name} still running on the xDS server loop after {timeout} s") from None
 
     def call(self, function: Callable[[], _T]) -> _T:
         """Run `function` on the server's loop (to read its state without racing it)."""

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Debian packages the benchmarks drive (nginx as the canned backend, wrk as the load generator; the
-# smoke test in `make test` runs them at a tiny size): installed from Debian once, when missing.
+# smoke test in `make test` runs them at a tiny size) and stress-ng, which keeps the cores busy while
+# `make stress` runs the suite: installed from Debian once, when missing.
 # Needs root or passwordless sudo, as any apt install does.
 set -euo pipefail
 missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v stress-ng >/dev/null || missing+=(stress-ng)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing ${missing[*]} from Debian (first run only) ..."
 sudo=""

@@ -2,8 +2,10 @@
 
 A test that claims the server works must run the server users run, not an in-process stand-in: this starts
 the real command with its own xDS and admin ports, waits for ``/readyz``, reads ``/status``, and can pause
-and resume it (SIGSTOP/SIGCONT), which is how tests make a watch fall behind the API server. The child dies
-with its parent, and ``stop`` escalates from SIGTERM to SIGKILL, so a failed test leaves no process behind.
+and resume it (SIGSTOP/SIGCONT), which is how tests make a watch fall behind the API server. The two ports
+are reserved (:class:`~controlplane.netutil.ReservedPort`) until ``stop``, so a server killed and started
+again gets the same ones back and nobody takes them meanwhile. The child dies with its parent, and
+``stop`` escalates from SIGTERM to SIGKILL, so a failed test leaves no process behind.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
-from controlplane.netutil import free_port
+from controlplane.netutil import ReservedPort
 
 
 class ControlPlaneError(RuntimeError):
@@ -35,11 +37,11 @@ class ControlPlaneProcess(StartStop):
         log_file: Path,
         program: Sequence[str] = (sys.executable, "-m", "controlplane"),
     ) -> None:
-        """``args`` follow ``controlplane serve``; the xDS and admin ports are chosen here. ``program`` is the
-        ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
+        """``args`` follow ``controlplane serve``; the xDS and admin ports are reserved here. ``program`` is
+        the ``controlplane`` command to run (another installation's, e.g. the image's venv)."""
         self._program = list(program)
-        self.xds_port = free_port()
-        self.admin_port = free_port()
+        self._reserved = (ReservedPort(), ReservedPort())
+        self.xds_port, self.admin_port = (reserved.port for reserved in self._reserved)
         self._args = list(args)
         self._log_file = log_file
         self._process: subprocess.Popen[bytes] | None = None
@@ -70,16 +72,20 @@ class ControlPlaneProcess(StartStop):
 
     def wait_ready(self, *, timeout: float) -> None:
         deadline = time.monotonic() + timeout
+        last = "no answer yet"
         while time.monotonic() < deadline:
             self._check_running()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/readyz", timeout=1) as reply:
                     if reply.status == 200:
                         return
-            except OSError:
-                pass
+                    last = f"/readyz answered {reply.status}"
+            except OSError as error:  # HTTPError (503: not ready) included
+                last = f"/readyz: {error}"
             time.sleep(0.1)
-        raise ControlPlaneError(f"controlplane serve not ready after {timeout}s:\n{self.log()[-3000:]}")
+        raise ControlPlaneError(
+            f"controlplane serve not ready after {timeout}s (last: {last}):\n{self.log()[-3000:]}"
+        )
 
     def status(self) -> dict[str, Any]:
         """The admin port's ``/status`` document."""
@@ -122,12 +128,14 @@ class ControlPlaneProcess(StartStop):
             return process.wait(timeout=5)
 
     def stop(self) -> None:
-        """SIGTERM (a resumed process first, so it can act on it), then SIGKILL after ten seconds."""
+        """SIGTERM (a resumed process first, so it can act on it), then SIGKILL after ten seconds; the
+        ports are released."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        os.kill(process.pid, signal.SIGCONT)
-        stop_process(process)
+        if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)
+            stop_process(process)
+        for reserved in self._reserved:
+            reserved.release()
 
     def _check_running(self) -> None:
         if self._process is None:

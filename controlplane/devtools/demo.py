@@ -18,7 +18,7 @@ import httpx
 
 from controlplane.devtools.controlplane_process import ControlPlaneError
 from controlplane.devtools.fake_backend import Normal, Status
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
 
 _CHAT: dict[str, object] = {"messages": [{"role": "user", "content": "What is kubernetes?"}]}
@@ -27,14 +27,15 @@ _CHAT: dict[str, object] = {"messages": [{"role": "user", "content": "What is ku
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controlplane.devtools.demo", description=__doc__)
     parser.add_argument("examples", type=Path, nargs="?", default=Path("examples"))
-    parser.add_argument("--free-ports", action="store_true", help="move every example port to a free one")
+    parser.add_argument(
+        "--free-ports", action="store_true", help="move every example port to one reserved for the demo"
+    )
     parser.add_argument("--delta", action="store_true", help="Envoy uses incremental xDS")
     args = parser.parse_args(argv)
     configure_logging(json=False, level="warning")
-    port_map = free_port_map(args.examples) if args.free_ports else None
     try:
         with (
-            LocalStack(args.examples, port_map=port_map, delta=args.delta) as stack,
+            LocalStack(args.examples, move_ports=args.free_ports, delta=args.delta) as stack,
             httpx.Client(timeout=10) as http,
         ):
             _say(f"control plane: xDS :{stack.xds_port}, admin http://127.0.0.1:{stack.admin_port}/status")

@@ -135,6 +135,7 @@ class EnvoyProcess:
         Benchmarks timing start-up poll more often than the default.
         """
         deadline = time.monotonic() + timeout
+        last = "no admin address written yet"
         while True:
             self._check_running()
             if self._admin_address is None and self._admin_address_file.is_file():
@@ -142,13 +143,16 @@ class EnvoyProcess:
                 self._admin_address = address or None
             if self._admin_address is not None:
                 try:
-                    status, _body = self._http("GET", "/ready")
-                except OSError:
-                    status = 0
+                    status, body = self._http("GET", "/ready")
+                    last = f"/ready answered {status} {body.strip()}"
+                except OSError as error:
+                    status, last = 0, f"/ready: {error}"
                 if status == 200 or (status != 0 and not live):
                     return
             if time.monotonic() > deadline:
-                raise EnvoyError(f"Envoy not ready after {timeout}s; log tail:\n{self.log_tail()}")
+                raise EnvoyError(
+                    f"Envoy not ready after {timeout}s (last: {last}); log tail:\n{self.log_tail()}"
+                )
             time.sleep(poll_seconds)
 
     def admin(self, path: str, *, params: Mapping[str, str] | None = None, method: str = "GET") -> str:

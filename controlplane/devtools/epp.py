@@ -3,8 +3,10 @@
 Claims about the endpoint picker protocol are only worth anything against the picker users deploy, so the
 tests run the real one: it watches the pool and its Pods in a real API server (``devtools.kube``), scrapes
 the model servers' ``/metrics`` on the pool's target port, and serves ext_proc over TLS with a self-signed
-certificate, as in a cluster. Its gRPC, health and metrics ports are chosen here (it needs numbers up
-front); its output goes to a log file the test can read when something fails.
+certificate, as in a cluster. Its gRPC, health and metrics ports are reserved here until ``stop`` (it
+needs numbers up front; Go listens with ``SO_REUSEADDR``, so it binds a reserved port, and a picker killed
+and started again gets the same ones); its output goes to a log file the test can read when something
+fails.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import yaml
 
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.resources.groups import INFERENCE_GROUP
 
 INFERENCE_MODULE = "sigs.k8s.io/gateway-api-inference-extension"
@@ -64,9 +66,10 @@ class EppProcess(StartStop):
     ) -> None:
         """``config_text`` is its EndpointPickerConfig (scorers and profiles), e.g.
         :func:`default_picker_config`."""
-        self.grpc_port = free_port()
-        self.health_port = free_port()
-        self.metrics_port = free_port()
+        self._ports = PortReservations()
+        self.grpc_port = self._ports.reserve()
+        self.health_port = self._ports.reserve()
+        self.metrics_port = self._ports.reserve()
         self._args = [
             str(binary),
             f"--pool-name={pool_name}",
@@ -105,17 +108,20 @@ class EppProcess(StartStop):
     def wait_ready(self, *, timeout: float) -> None:
         """Until its health service answers SERVING (it has read the pool from the API server)."""
         deadline = time.monotonic() + timeout
+        last = "no answer yet"
         with grpc.insecure_channel(f"127.0.0.1:{self.health_port}") as channel:
             check = channel.unary_unary(_HEALTH_CHECK)
             while time.monotonic() < deadline:
                 self._check_running()
                 try:
-                    if check(b"", timeout=1) == _SERVING:
+                    answer = check(b"", timeout=1)
+                    if answer == _SERVING:
                         return
-                except grpc.RpcError:
-                    pass
+                    last = f"health answered {answer!r}"
+                except grpc.RpcError as error:
+                    last = f"health check failed: {error.code()}"
                 time.sleep(0.2)
-        raise EppError(f"epp not ready after {timeout}s:\n{self.log()[-3000:]}")
+        raise EppError(f"epp not ready after {timeout}s (last: {last}):\n{self.log()[-3000:]}")
 
     def log(self) -> str:
         return self._log_file.read_text(encoding="utf-8", errors="replace") if self._log_file.exists() else ""
@@ -128,10 +134,11 @@ class EppProcess(StartStop):
             process.wait(timeout=10)
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after ten seconds."""
+        """SIGTERM, then SIGKILL after ten seconds; the ports are released."""
         process, self._process = self._process, None
         if process is not None:
             stop_process(process)
+        self._ports.release()
 
     def _check_running(self) -> None:
         if self._process is None:

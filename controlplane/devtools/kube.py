@@ -7,9 +7,10 @@ plane test does not need (no controller manager, scheduler or kubelet: Pods and 
 by the test itself).
 
 Ports are never guessed: etcd serves on a Unix socket in the work directory, and the API server's port is
-first bound here with ``SO_REUSEPORT`` and kept bound (never listening, so it receives no connection) for
-the whole life of this object; the API server binds the same port with ``--permit-port-sharing``, so no
-other program can take it between the two, across API server restarts included.
+reserved here (:class:`~controlplane.netutil.ReservedPort`: bound, never listening, so it receives no
+connection) for the whole life of this object; the API server binds the same port with
+``--permit-port-sharing``, so no other program can take it between the two, across API server restarts
+included.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.gotools import GoTools
 from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
+from controlplane.netutil import ReservedPort
 
 ETCD_SOCKET = "localhost:2379"
 """etcd reads a ``unix://host:port`` URL as a socket file of that name in its working directory."""
@@ -52,10 +54,8 @@ class LocalKube(StartStop):
         # Short on purpose: etcd's socket lives here and a Unix socket path has at most 107 bytes.
         self.workdir = Path(tempfile.mkdtemp(prefix="kube-"))
         self._tools = tools
-        self._reserved = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._reserved.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self._reserved.bind(("127.0.0.1", 0))
-        self.port: int = self._reserved.getsockname()[1]
+        self._reserved = ReservedPort()
+        self.port = self._reserved.port
         self._etcd: subprocess.Popen[bytes] | None = None
         self._apiserver: subprocess.Popen[bytes] | None = None
         self._ca = CertificateAuthority(common_name="local-kube CA")
@@ -85,7 +85,7 @@ class LocalKube(StartStop):
             if process is not None:
                 stop_process(process)
         self._apiserver = self._etcd = None
-        self._reserved.close()
+        self._reserved.release()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     # --- operations tests need ---
@@ -233,6 +233,7 @@ class LocalKube(StartStop):
             try:
                 if ready():
                     return
+                last = "answered, not ready yet"
             except OSError as error:
                 last = str(error)
             time.sleep(0.1)

@@ -1,9 +1,11 @@
 """A whole local deployment on loopback: fake model servers, the control plane, and a real Envoy.
 
 The demo runs the examples on it, and the end-to-end tests run every example on it with each port moved
-to a free one. The control plane runs as a separate ``controlplane serve`` process (exactly what users
-run), Envoy gets its bootstrap from ``controlplane bootstrap``, and the fake backends run in this process
-so tests can switch their fault modes and read what they received.
+to one reserved for the stack (:class:`~controlplane.netutil.ReservedPort`, held until the stack stops, so
+Envoy's listeners and the fake backends bind ports nobody else can take). The control plane runs as a
+separate ``controlplane serve`` process (exactly what users run), Envoy gets its bootstrap from
+``controlplane bootstrap``, and the fake backends run in this process so tests can switch their fault
+modes and read what they received.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -19,7 +21,7 @@ from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.resources.envoy_gateway import Backend
 from controlplane.sources.files import load_paths
 
@@ -27,12 +29,15 @@ _PORT = re.compile(r"(\bport:\s*)(\d+)")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def free_port_map(manifests: Path) -> dict[int, int]:
-    """A free port for every ``port:`` in the manifests (Gateway listeners and loopback Backends)."""
+def reserved_port_map(
+    manifests: Path, reservations: PortReservations, *, skip: Collection[int] = ()
+) -> dict[int, int]:
+    """A port held in ``reservations`` for every ``port:`` in the manifests (Gateway listeners and loopback
+    Backends) but those in ``skip``."""
     ports = {
         int(match.group(2)) for path in _yaml_files(manifests) for match in _PORT.finditer(path.read_text())
     }
-    return {port: free_port() for port in sorted(ports)}
+    return {port: reservations.reserve() for port in sorted(ports) if port not in skip}
 
 
 def map_ports(text: str, port_map: Mapping[int, int]) -> str:
@@ -48,16 +53,23 @@ class LocalStack:
         manifests: Path,
         *,
         port_map: Mapping[int, int] | None = None,
+        move_ports: bool = False,
         delta: bool = False,
         workdir: Path | None = None,
         serve_args: tuple[str, ...] = (),
         fake_backends: bool = True,
         kubeconfig: Path | None = None,
     ) -> None:
-        """With ``kubeconfig`` the control plane watches that cluster (``serve --kubernetes``) instead of
-        the manifests' folder: the caller applies ``config_dir`` there (ports already mapped)."""
+        """``port_map`` says where ports named in the manifests really are (e.g. a backend's port, bound
+        by the caller); with ``move_ports`` every other port of the manifests is moved to one reserved here
+        and released by ``stop`` (``self.port_map`` has both, from here on). With ``kubeconfig`` the
+        control plane watches that cluster (``serve --kubernetes``) instead of the manifests' folder: the
+        caller applies ``config_dir`` there (ports already mapped)."""
         self._source = manifests
-        self.port_map = dict(port_map or {})
+        self._reserved_ports = PortReservations()
+        explicit = dict(port_map or {})
+        moved = reserved_port_map(manifests, self._reserved_ports, skip=explicit) if move_ports else {}
+        self.port_map = {**moved, **explicit}
         self._delta = delta
         self._owns_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="aigw-stack-"))
@@ -125,6 +137,7 @@ class LocalStack:
         for backend in self.backends.values():
             backend.stop()
         self.backends.clear()
+        self._reserved_ports.release()
         if self._owns_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -224,7 +224,15 @@ class FakeBackend:
     # --- everything below runs on the loop thread, except _call and _halt -------------------------------
 
     def _call(self, loop: asyncio.AbstractEventLoop, work: Coroutine[Any, Any, _T]) -> _T:
-        return asyncio.run_coroutine_threadsafe(work, loop).result(timeout=_CALL_TIMEOUT)
+        name = repr(work)
+        future = asyncio.run_coroutine_threadsafe(work, loop)
+        try:
+            return future.result(timeout=_CALL_TIMEOUT)
+        except TimeoutError:
+            future.cancel()
+            raise TimeoutError(
+                f"fake backend {self._name}: {name} not done after {_CALL_TIMEOUT} s on its loop"
+            ) from None
 
     def _halt(self) -> None:
         loop, thread = self._loop, self._thread

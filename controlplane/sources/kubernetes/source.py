@@ -36,6 +36,8 @@ _SYNC_TIMEOUT = 30.0
 """Longest wait for the first lists before serving what has arrived (the rest follows as it comes)."""
 _MAX_BATCH_SECONDS = 1.0
 """Under a steady stream of events, a load still goes out at least this often."""
+_SYNC_POLL_SECONDS = 0.01
+"""How often the loop looks at the reflectors' first lists while it waits for them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,20 +169,19 @@ class KubernetesSource:
         self._changed.clear()
 
     async def _wait_synced(self, scopes: Sequence[WatchScope] | None = None) -> None:
-        reflectors = (
+        late = (
             [self._reflectors[s] for s in scopes] if scopes is not None else list(self._reflectors.values())
         )
-        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + _SYNC_TIMEOUT
-
-        def wait_all() -> list[str]:
-            return [
-                str(r.scope) for r in reflectors if not r.synced.wait(max(0.0, deadline - time.monotonic()))
-            ]
-
-        late = await loop.run_in_executor(None, wait_all)
-        if late:
-            _log.warning("serving before every watch has listed", waiting_for=late)
+        # Polled on the loop rather than waited for in a worker thread: a SIGTERM cancels this at once,
+        # where a thread blocked on the reflectors would hold the process's exit until the deadline.
+        while late := [reflector for reflector in late if not reflector.synced.is_set()]:
+            if time.monotonic() >= deadline:
+                _log.warning(
+                    "serving before every watch has listed", waiting_for=[str(r.scope) for r in late]
+                )
+                return
+            await asyncio.sleep(_SYNC_POLL_SECONDS)
 
     async def _follow_references(self) -> None:
         """Watches the Secrets and ConfigMaps the objects reference now, and no others."""
