@@ -24,7 +24,7 @@ from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
-from controlplane.netutil import free_port
+from controlplane.netutil import ReservedPort
 
 MANIFESTS = """\
 apiVersion: gateway.networking.k8s.io/v1
@@ -109,8 +109,9 @@ def measure(*, seconds: float) -> Table:
         tempfile.TemporaryDirectory(prefix="bench-transcoding-") as folder,
         FakeBackend(name="openai", model="gpt-bench") as openai,
         FakeProvider(api="anthropic", name="anthropic") as anthropic,
+        ReservedPort() as gateway_port,
     ):
-        gateway = free_port()
+        gateway = gateway_port.port
         manifests = Path(folder) / "bench.yaml"
         manifests.write_text(MANIFESTS.format(gateway=gateway, openai=openai.port, anthropic=anthropic.port))
         with (

@@ -17,7 +17,7 @@ import pytest
 
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import ANTHROPIC_USAGE, FakeProvider
-from controlplane.devtools.stack import LocalStack, free_port_map
+from controlplane.devtools.stack import LocalStack
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -49,11 +49,13 @@ def openai_backend() -> Iterator[FakeBackend]:
 def stack(
     tmp_path_factory: pytest.TempPathFactory, anthropic: FakeProvider, openai_backend: FakeBackend
 ) -> Iterator[LocalStack]:
-    # The fakes bound their own ports; every other port of the manifests gets a free one (the unreachable
-    # backend's stays unbound).
-    ports = {**free_port_map(MANIFESTS), ANTHROPIC_PORT: anthropic.port, OPENAI_PORT: openai_backend.port}
+    # The fakes bound their own ports; every other port of the manifests is moved to one reserved for it
+    # (the unreachable backend's stays unbound).
+    pinned = {ANTHROPIC_PORT: anthropic.port, OPENAI_PORT: openai_backend.port}
     workdir = tmp_path_factory.mktemp("providers")
-    with LocalStack(MANIFESTS, port_map=ports, workdir=workdir, fake_backends=False) as running:
+    with LocalStack(
+        MANIFESTS, port_map=pinned, move_ports=True, workdir=workdir, fake_backends=False
+    ) as running:
         yield running
 
 

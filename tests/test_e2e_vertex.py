@@ -17,7 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from controlplane import ir
 from controlplane.devtools.fake_providers import GEMINI_USAGE, FakeProvider
-from controlplane.netutil import free_port
+from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.translator import build_xds
 from tests.conftest import EnvoyFactory
@@ -81,9 +81,9 @@ def vertex() -> Iterator[FakeProvider]:
 
 @pytest.mark.parametrize("mode", ["sotw"])
 def test_gemini_on_vertex_serves_openai_chat_unary_and_streamed(
-    xds: ServerThread, envoys: EnvoyFactory, vertex: FakeProvider
+    xds: ServerThread, envoys: EnvoyFactory, vertex: FakeProvider, ports: PortReservations
 ) -> None:
-    gateway = free_port()
+    gateway = ports.reserve()
     resources = build_xds(_infra(gateway_port=gateway, vertex_port=vertex.port))
     xds.cache.set_snapshot(
         Snapshot.from_resources(
