@@ -298,15 +298,34 @@ class LlmApi(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPath:
+    """A provider path built per attempt from the attempt's model (``MODEL_IN_PATH``), one for unary calls
+    and one for streamed ones (chosen by the request's ``stream``)."""
+
+    schema: str
+    """The backend's schema (named in the hop's error messages)."""
+    unary: str
+    streaming: str | None
+    """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
+    not_streamed_because: str = ""
+    """Why streaming is not served (the error's message), when ``streaming`` is None."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transcoding:
     """The backend speaks another API than the clients' OpenAI Chat Completions: Envoy's transcoder converts
     each request and response (SSE streams included) in the hop (see ``gatewayapi.providers``)."""
 
     api: LlmApi
-    path_pattern: str
-    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``)."""
-    path_substitution: str
+    path_pattern: str = ""
+    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``);
+    empty when ``model_path`` names the provider's path instead."""
+    path_substitution: str = ""
     """What the matched part becomes: the provider's own path."""
+    model_path: ModelPath | None = None
+    """The provider's path names the model and the method (Vertex AI rawPredict, Bedrock invoke)."""
+    body_version: str | None = None
+    """The provider wants the Anthropic body with this ``anthropic_version`` and without ``model``."""
     default_headers: tuple[tuple[str, str], ...] = ()
     """Headers the provider requires, added when the request has none (``anthropic-version``)."""
     native_prefix: str | None = None

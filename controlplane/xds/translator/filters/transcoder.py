@@ -22,6 +22,7 @@ from xds.type.v3 import typed_struct_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.messages import pack
+from controlplane.xds.translator.provider_paths import model_path_routes
 
 TRANSCODER_FILTER = "envoy.filters.http.ai_protocol_manager"
 _TYPES = "type.googleapis.com/envoy.extensions"
@@ -50,9 +51,10 @@ def transcoder_filter() -> Any:
     return hcm.HttpFilter(name=TRANSCODER_FILTER, typed_config=typed_struct(_MANAGER, config))
 
 
-def transcoded_routes(base: Any, transcoding: ir.Transcoding) -> list[Any]:
+def transcoded_routes(base: Any, transcoding: ir.Transcoding, *, model_override: str | None) -> list[Any]:
     """The hop's routes for a provider: ``base`` (the hop's route) converted from OpenAI's API, preceded by
-    one for clients of the provider's own API (``native_prefix``) that goes through as it is."""
+    one for clients of the provider's own API (``native_prefix``) that goes through as it is.
+    ``model_override`` is the backendRef's (a ``model_path`` names it instead of the client's model)."""
     defaults = [
         base_pb2.HeaderValueOption(
             header=base_pb2.HeaderValue(key=name, value=value.replace("%", "%%")),
@@ -74,6 +76,8 @@ def transcoded_routes(base: Any, transcoding: ir.Transcoding) -> list[Any]:
     # The transcoder cannot read a compressed response.
     converted.request_headers_to_remove.append("accept-encoding")
     _add_first(converted, defaults)
+    if transcoding.model_path is not None:
+        return model_path_routes(converted, transcoding.model_path, model_override=model_override)
     if transcoding.native_prefix is None:
         return [converted]
     native = rc.Route()
