@@ -25,6 +25,8 @@ OPENAI_PATH_PREFIX = "/v1"
 """Where clients send OpenAI-compatible requests; also a backend's path prefix when its schema names none."""
 ANTHROPIC_CLIENT_PATH = "/anthropic/v1/messages"
 """Where clients of Anthropic's own Messages API call (upstream's ``/anthropic`` endpoint prefix)."""
+COHERE_RERANK_PATH = "/cohere/v2/rerank"
+"""Where clients of Cohere's Rerank API v2 call (upstream's ``/cohere`` endpoint prefix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,16 +276,17 @@ MODEL_IN_PATH = "{model}"
 
 @dataclass(frozen=True, slots=True)
 class ProviderPath:
-    """One OpenAI endpoint and where the provider serves it (may hold ``MODEL_IN_PATH``)."""
+    """One endpoint clients call (OpenAI's, or ``COHERE_RERANK_PATH``) and where the provider serves it (may
+    hold ``MODEL_IN_PATH``)."""
 
-    openai_path: str
+    client_path: str
     provider_path: str
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderApi:
-    """A provider that speaks OpenAI's JSON at other paths (Azure OpenAI): the hop maps each endpoint it
-    serves, adds the query parameters (``api-version``) and refuses every other path."""
+    """A provider whose requests go as the client sent them, at other paths (Azure OpenAI, Cohere): the hop
+    maps each endpoint it serves, adds the query parameters (``api-version``) and refuses every other path."""
 
     schema: str
     paths: tuple[ProviderPath, ...]

@@ -1,5 +1,5 @@
 """Fake hosted providers on loopback that speak their own APIs: Anthropic Messages, Gemini on Vertex AI,
-and Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``).
+Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``), and Cohere's Rerank v2.
 
 A backend whose schema is Anthropic, GCPVertexAI, GCPAnthropic or AWSAnthropic is reached through Envoy's
 transcoder; the only proof that the conversion is right is a server that accepts only what the provider
@@ -8,7 +8,8 @@ provider's own JSON otherwise), records every request, and answers in the provid
 its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``, which Vertex AI's
 ``streamRawPredict`` sends too; Gemini's ``data:`` events of ``streamGenerateContent?alt=sse``). The cloud
 Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
-body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``.
+body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``. Cohere
+ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
 
@@ -55,7 +56,7 @@ class ProviderRequest:
 class FakeProvider:
     """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one)."""
 
-    APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic")
+    APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
     def __init__(self, *, api: str, name: str, port: int = 0) -> None:
         if api not in self.APIS:
@@ -94,6 +95,8 @@ class FakeProvider:
             return _vertex_claude(self.name, request)
         if self.api == "bedrock-anthropic":
             return _bedrock_claude(self.name, request)
+        if self.api == "cohere":
+            return _cohere_rerank(self.name, request)
         return _vertex(self.name, request)
 
 
@@ -158,6 +161,28 @@ def _bedrock_claude(name: str, request: ProviderRequest) -> tuple[int, Answer]:
         if extraneous in body:
             return error(400, f"Malformed input request: extraneous key [{extraneous}] is not permitted")
     return _claude(name, body, model=unquote(matched["model"]), streaming=False)
+
+
+def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+    """Cohere's Rerank API v2: ``POST /v2/rerank`` with a bearer key, ``model``, ``query``, ``documents``."""
+
+    def error(status: int, message: str) -> tuple[int, Answer]:
+        return status, {"id": name, "message": message}
+
+    if request.path != "/v2/rerank":
+        return error(404, f"no such path {request.path}")
+    if not request.headers.get("authorization", "").startswith("Bearer "):
+        return error(401, "no api key supplied")
+    body = request.body
+    for required in ("model", "query", "documents"):
+        if not body.get(required):
+            return error(400, f"invalid request: {required} is required")
+    ranked = range(min(len(body["documents"]), int(body.get("top_n") or len(body["documents"]))))
+    return 200, {
+        "id": f"{name},{body['model']}",
+        "results": [{"index": index, "relevance_score": 1 / (index + 1)} for index in ranked],
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+    }
 
 
 def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> tuple[int, Answer]:

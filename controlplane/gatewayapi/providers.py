@@ -67,8 +67,12 @@ Not served on 1.40:
   with ``header_rules`` and a ``content_parser``) only copies values into dynamic metadata; nothing rewrites
   the body. A streamed request to such a backend is answered 400 in OpenAI's error envelope, per attempt
   (failover applies), and the backend carries a Warnings condition saying so.
-- ``AWSBedrock`` (Converse API) and ``Cohere``: no such ``LLMProtocol`` in 1.40 (reported on the
-  AIServiceBackend, ``spec.schema.name``, and on the rules that lose it).
+- ``AWSBedrock`` (Converse API): no such ``LLMProtocol`` in 1.40 (reported on the AIServiceBackend,
+  ``spec.schema.name``, and on the rules that lose it).
+
+``Cohere`` needs no transcoder either: upstream serves only its Rerank API v2 (``cohere_rerank_v2.go``),
+clients calling ``/cohere/v2/rerank`` with Cohere's own body, which goes through as sent (the model from
+it, as for OpenAI's) to ``/{version}/rerank``; every other path is refused for a Cohere backend.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ _GEMINI_PATH = "^/v1beta/models/"
 
 GCP_ANTHROPIC: Final = "GCPAnthropic"
 AWS_ANTHROPIC: Final = "AWSAnthropic"
+COHERE: Final = "Cohere"
 VERTEX_ANTHROPIC_VERSION: Final = "vertex-2023-10-16"
 BEDROCK_ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
 """The ``anthropic_version`` each cloud documents (as Anthropic's SDKs send); a schema's ``version`` wins."""
@@ -101,7 +106,6 @@ BEDROCK_STREAMS_NOT_SERVED: Final = (
 UNSUPPORTED_SCHEMAS = {
     "AWSBedrock": "Envoy 1.40's transcoder has no Bedrock Converse API (it converts between OpenAI, "
     "Anthropic Messages and Gemini generateContent)",
-    "Cohere": "Envoy 1.40's transcoder has no Cohere API",
 }
 """Schemas a hop cannot serve on Envoy 1.40, and why (the condition on the AIServiceBackend)."""
 
@@ -110,14 +114,14 @@ AZURE_OPENAI: Final = "AzureOpenAI"
 AZURE_API_VERSION_PARAMETER: Final = "api-version"
 _AZURE_PATHS: Final = (
     ir.ProviderPath(
-        openai_path=f"{ir.OPENAI_PATH_PREFIX}/chat/completions",
+        client_path=f"{ir.OPENAI_PATH_PREFIX}/chat/completions",
         provider_path=f"/openai/deployments/{ir.MODEL_IN_PATH}/chat/completions",
     ),
     ir.ProviderPath(
-        openai_path=f"{ir.OPENAI_PATH_PREFIX}/embeddings",
+        client_path=f"{ir.OPENAI_PATH_PREFIX}/embeddings",
         provider_path=f"/openai/deployments/{ir.MODEL_IN_PATH}/embeddings",
     ),
-    ir.ProviderPath(openai_path=f"{ir.OPENAI_PATH_PREFIX}/responses", provider_path="/openai/responses"),
+    ir.ProviderPath(client_path=f"{ir.OPENAI_PATH_PREFIX}/responses", provider_path="/openai/responses"),
 )
 
 
@@ -159,6 +163,12 @@ def provider_shape(
             schema=AZURE_OPENAI, paths=_AZURE_PATHS, query=((AZURE_API_VERSION_PARAMETER, version),)
         )
         return ProviderShape(api=api)
+    if schema.name == COHERE:
+        # As upstream: the schema's version names the API (v2 by default, the only Rerank API it serves).
+        rerank = ir.ProviderPath(
+            client_path=ir.COHERE_RERANK_PATH, provider_path=f"/{(schema.version or 'v2').strip('/')}/rerank"
+        )
+        return ProviderShape(api=ir.ProviderApi(schema=COHERE, paths=(rerank,)))
     if schema.name == "Anthropic":
         messages = f"{schema.path_prefix}/messages"
         return ProviderShape(

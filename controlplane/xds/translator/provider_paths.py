@@ -44,15 +44,15 @@ def provider_routes(api: ir.ProviderApi, *, forward: Any, model_override: str | 
     refusals: list[Any] = []
     for mapping in api.paths:
         route = _copy(
-            forward, f"{forward.name}/{mapping.openai_path}", rc.RouteMatch(path=mapping.openai_path)
+            forward, f"{forward.name}/{mapping.client_path}", rc.RouteMatch(path=mapping.client_path)
         )
         if _rewrite_path(route, mapping.provider_path, model_override=model_override):
-            match = rc.RouteMatch(path=mapping.openai_path)
+            match = rc.RouteMatch(path=mapping.client_path)
             refusals.append(
                 _bad_model(route.name, match, f"{api.schema} needs a model that names a deployment")
             )
         routes.append(route)
-    return routes + refusals + [_unserved(forward.name, api.schema, [m.openai_path for m in api.paths])]
+    return routes + refusals + [_unserved(forward.name, api.schema, [m.client_path for m in api.paths])]
 
 
 def model_path_routes(converted: Any, model_path: ir.ModelPath, *, model_override: str | None) -> list[Any]:

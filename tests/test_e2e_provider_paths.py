@@ -1,8 +1,11 @@
-"""Claude on Vertex AI (GCPAnthropic) and on Bedrock (AWSAnthropic) through a real Envoy configured only by
-our xDS server: the OpenAI SDK's chat completions reach fakes that accept only what each cloud documents
-(the model and method in the path, ``anthropic_version`` and no ``model`` in the body, Vertex's bearer
-token, Bedrock's SigV4 signature, no ``stream`` key on Bedrock) and get OpenAI answers back. Vertex streams;
-a streamed request to Bedrock is refused in OpenAI's error envelope without reaching it.
+"""Providers whose path the hop builds, through a real Envoy configured only by our xDS server.
+
+Claude on Vertex AI (GCPAnthropic) and on Bedrock (AWSAnthropic): the OpenAI SDK's chat completions reach
+fakes that accept only what each cloud documents (the model and method in the path, ``anthropic_version``
+and no ``model`` in the body, Vertex's bearer token, Bedrock's SigV4 signature, no ``stream`` key on
+Bedrock) and get OpenAI answers back. Vertex streams; a streamed request to Bedrock is refused in OpenAI's
+error envelope without reaching it. Cohere: its own Rerank v2 request on ``/cohere/v2/rerank`` reaches
+``/v2/rerank`` as sent, with the key; other paths are refused.
 
 The hops come from ``gatewayapi.providers.provider_shape`` (as ``translate`` makes them; the translate
 golden ``providers`` pins the rest), so the shapes tested here are the shipped ones.
@@ -13,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
+import httpx
 import openai
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
@@ -43,6 +47,8 @@ VERTEX_MODEL = "claude-sonnet-4@20250514"
 OVERRIDDEN_MODEL = "claude-3-5-haiku@20241022"
 BEDROCK_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 VERTEX_TOKEN = "ya29.vertex-e2e-token"
+COHERE_KEY = "co-e2e-key"
+RERANK_MODEL = "rerank-english-v3.0"
 BEDROCK_KEY = AwsKey(access_key_id="AKIDBEDROCKE2E", secret_access_key="bedrock-e2e-secret")
 CHAT: list[ChatCompletionMessageParam] = [
     {"role": "system", "content": "be brief"},
@@ -95,7 +101,10 @@ def _infra(*, gateway_port: int, hops: list[tuple[str, ir.BackendHop]], upstream
                 endpoints=(ir.SocketEndpoint("127.0.0.1", upstream_port),),
             ),
         ),
-        credentials=(ir.CredentialSecret(name="vertex-token", header_value=f"Bearer {VERTEX_TOKEN}"),),
+        credentials=(
+            ir.CredentialSecret(name="cohere-key", header_value=f"Bearer {COHERE_KEY}"),
+            ir.CredentialSecret(name="vertex-token", header_value=f"Bearer {VERTEX_TOKEN}"),
+        ),
     )
 
 
@@ -136,6 +145,12 @@ def _assert_cloud_body(request: ProviderRequest, *, version: str) -> None:
 @pytest.fixture
 def vertex() -> Iterator[FakeProvider]:
     with FakeProvider(api="vertex-anthropic", name="vertex") as provider:
+        yield provider
+
+
+@pytest.fixture
+def cohere() -> Iterator[FakeProvider]:
+    with FakeProvider(api="cohere", name="cohere") as provider:
         yield provider
 
 
@@ -258,3 +273,46 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
     signed = _Signed(method="POST", path=path, query={}, headers=unary.headers, body=unary.raw)
     assert not query
     verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
+
+
+@pytest.mark.parametrize("mode", ["sotw"])
+def test_cohere_rerank_goes_as_sent_to_its_v2_path_with_the_key(
+    xds: ServerThread, envoys: EnvoyFactory, cohere: FakeProvider, ports: PortReservations
+) -> None:
+    shape = _shape("Cohere", None)
+    hop = ir.BackendHop(
+        name="route/default/r/rule/0/backend/0",
+        upstream_cluster="backend/default/cloud",
+        credential=ir.Credential(secret="cohere-key", header="authorization"),
+        provider_api=shape.api,
+    )
+    gateway = ports.reserve()
+    _serve(
+        xds,
+        envoys,
+        _infra(gateway_port=gateway, hops=[(RERANK_MODEL, hop)], upstream_port=cohere.port),
+        node_id="cohere",
+    )
+    request = {"model": RERANK_MODEL, "query": "which?", "documents": ["a", "b", "c"], "top_n": 2}
+    with httpx.Client(base_url=f"http://127.0.0.1:{gateway}", timeout=10) as client:
+
+        def reranked() -> httpx.Response | None:
+            answer = client.post(
+                "/cohere/v2/rerank", json=request, headers={"authorization": "Bearer client"}
+            )
+            return answer if answer.status_code == 200 else None
+
+        answer = wait_until(reranked, timeout=30)
+        assert answer is not None
+        chat = client.post("/v1/chat/completions", json={"model": RERANK_MODEL, "messages": []})
+    assert answer.json()["id"] == f"cohere,{RERANK_MODEL}"
+    assert [result["index"] for result in answer.json()["results"]] == [0, 1]
+    received = cohere.received[-1]
+    assert received.path == "/v2/rerank"
+    assert received.body == request
+    assert received.headers["authorization"] == f"Bearer {COHERE_KEY}", (
+        "the backend's key replaces the client's"
+    )
+    assert chat.status_code == 404
+    assert "serves only /cohere/v2/rerank" in chat.json()["error"]["message"]
+    assert all(seen.path == "/v2/rerank" for seen in cohere.received)
