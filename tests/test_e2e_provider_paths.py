@@ -22,6 +22,7 @@ import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 from controlplane import ir
+from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_providers import (
     ANTHROPIC_USAGE,
     BEDROCK_ANTHROPIC_VERSION,
@@ -108,7 +109,7 @@ def _infra(*, gateway_port: int, hops: list[tuple[str, ir.BackendHop]], upstream
     )
 
 
-def _serve(xds: ServerThread, envoys: EnvoyFactory, infra: ir.Infra, *, node_id: str) -> None:
+def _serve(xds: ServerThread, envoys: EnvoyFactory, infra: ir.Infra, *, node_id: str) -> EnvoyProcess:
     resources = build_xds(infra)
     xds.cache.set_snapshot(
         Snapshot.from_resources(
@@ -119,7 +120,21 @@ def _serve(xds: ServerThread, envoys: EnvoyFactory, infra: ir.Infra, *, node_id:
             secrets=resources.secrets,
         )
     )
-    envoys(node_id=node_id)
+    return envoys(node_id=node_id)
+
+
+def _assert_leaks_nowhere(envoy: EnvoyProcess, secret: str, answers: list[str]) -> None:
+    """The credential reached the provider (the test checks that) and none of Envoy's log, config dump,
+    secrets or stats, nor the answers the client got."""
+    envoy.wait_ready()  # long since served: this only learns the admin address
+    places = {
+        "envoy log": envoy.log_path.read_text(encoding="utf-8", errors="replace"),
+        "config dump": envoy.admin("/config_dump", params={"include_eds": "true"}),
+        "secrets": envoy.admin("/config_dump", params={"resource": "dynamic_active_secrets"}),
+        "stats": envoy.admin("/stats"),
+        "answers": "\n".join(answers),
+    }
+    assert [place for place, text in places.items() if secret in text] == []
 
 
 def _first_answer(client: openai.OpenAI, model: str) -> ChatCompletion:
@@ -193,7 +208,7 @@ def test_claude_on_vertex_serves_openai_chat_unary_streamed_and_overridden(
         hops=[(VERTEX_MODEL, hop), ("claude-overridden", overridden)],
         upstream_port=vertex.port,
     )
-    _serve(xds, envoys, infra, node_id="vertex-claude")
+    envoy = _serve(xds, envoys, infra, node_id="vertex-claude")
     with openai.OpenAI(
         base_url=f"http://127.0.0.1:{gateway}/v1", api_key="unused", max_retries=0, timeout=10
     ) as client:
@@ -217,6 +232,9 @@ def test_claude_on_vertex_serves_openai_chat_unary_streamed_and_overridden(
         assert request.headers["authorization"] == f"Bearer {VERTEX_TOKEN}"
     assert "stream" not in unary.body
     assert streamed.body["stream"] is True
+    _assert_leaks_nowhere(
+        envoy, VERTEX_TOKEN, [completion.model_dump_json(), other.model_dump_json(), *pieces]
+    )
 
 
 @dataclass(frozen=True)
@@ -247,7 +265,7 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
         transcoding=shape.transcoding,
     )
     gateway = ports.reserve()
-    _serve(
+    envoy = _serve(
         xds,
         envoys,
         _infra(gateway_port=gateway, hops=[(BEDROCK_MODEL, hop)], upstream_port=bedrock.port),
@@ -273,6 +291,9 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
     signed = _Signed(method="POST", path=path, query={}, headers=unary.headers, body=unary.raw)
     assert not query
     verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
+    _assert_leaks_nowhere(
+        envoy, BEDROCK_KEY.secret_access_key, [completion.model_dump_json(), str(refused.value)]
+    )
 
 
 @pytest.mark.parametrize("mode", ["sotw"])
@@ -287,7 +308,7 @@ def test_cohere_rerank_goes_as_sent_to_its_v2_path_with_the_key(
         provider_api=shape.api,
     )
     gateway = ports.reserve()
-    _serve(
+    envoy = _serve(
         xds,
         envoys,
         _infra(gateway_port=gateway, hops=[(RERANK_MODEL, hop)], upstream_port=cohere.port),
@@ -316,3 +337,4 @@ def test_cohere_rerank_goes_as_sent_to_its_v2_path_with_the_key(
     assert chat.status_code == 404
     assert "serves only /cohere/v2/rerank" in chat.json()["error"]["message"]
     assert all(seen.path == "/v2/rerank" for seen in cohere.received)
+    _assert_leaks_nowhere(envoy, COHERE_KEY, [f"{answer.headers}\n{answer.text}", chat.text])
