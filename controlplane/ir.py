@@ -312,6 +312,8 @@ class ModelPath:
     """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
     not_streamed_because: str = ""
     """Why streaming is not served (the error's message), when ``streaming`` is None."""
+    stream_in_body: bool = True
+    """The body keeps Anthropic's ``stream`` (Vertex AI); False: the provider refuses the key (Bedrock)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,8 @@ Claude on Vertex AI (GCPAnthropic) and on Bedrock (AWSAnthropic): the OpenAI SDK
 fakes that accept only what each cloud documents (the model and method in the path, ``anthropic_version``
 and no ``model`` in the body, Vertex's bearer token, Bedrock's SigV4 signature, no ``stream`` key on
 Bedrock) and get OpenAI answers back. Vertex streams; a streamed request to Bedrock is refused in OpenAI's
-error envelope without reaching it. Cohere: its own Rerank v2 request on ``/cohere/v2/rerank`` reaches
+error envelope without reaching it. Clients of Anthropic's own API (``/anthropic/v1/messages``) reach both
+the same way, untranscoded. Cohere: its own Rerank v2 request on ``/cohere/v2/rerank`` reaches
 ``/v2/rerank`` as sent, with the key; other paths are refused.
 
 The hops come from ``gatewayapi.providers.provider_shape`` (as ``translate`` makes them; the translate
@@ -137,6 +138,33 @@ def _assert_leaks_nowhere(envoy: EnvoyProcess, secret: str, answers: list[str]) 
     assert [place for place, text in places.items() if secret in text] == []
 
 
+@dataclass(frozen=True)
+class _NativeAnswers:
+    unary: httpx.Response
+    events: list[str]
+    """The ``event:`` lines of the streamed answer (none when it was refused)."""
+    streamed: httpx.Response
+
+
+def _anthropic_client(gateway: int, model: str) -> _NativeAnswers:
+    """A client of Anthropic's own Messages API (upstream's ``/anthropic/v1/messages``): unary then streamed,
+    its system prompt top-level as Anthropic's API has it."""
+    url = f"http://127.0.0.1:{gateway}{ir.ANTHROPIC_CLIENT_PATH}"
+    request = {
+        "model": model,
+        "max_tokens": 20,
+        "system": "be brief",
+        "messages": [{"role": "user", "content": "hello"}],
+        "stream": False,
+    }
+    with httpx.Client(timeout=10, headers={"anthropic-version": "2023-06-01"}) as http:
+        unary = http.post(url, json=request)
+        with http.stream("POST", url, json={**request, "stream": True}) as streamed:
+            events = [line for line in streamed.iter_lines() if line.startswith("event: ")]
+    assert unary.status_code == 200, unary.text
+    return _NativeAnswers(unary=unary, events=events, streamed=streamed)
+
+
 def _first_answer(client: openai.OpenAI, model: str) -> ChatCompletion:
     def answered() -> ChatCompletion | None:
         try:
@@ -232,8 +260,21 @@ def test_claude_on_vertex_serves_openai_chat_unary_streamed_and_overridden(
         assert request.headers["authorization"] == f"Bearer {VERTEX_TOKEN}"
     assert "stream" not in unary.body
     assert streamed.body["stream"] is True
+    native = _anthropic_client(gateway, VERTEX_MODEL)
+    assert native.unary.json()["content"] == [{"type": "text", "text": f"vertex,{VERTEX_MODEL},hello"}]
+    assert native.events[0] == "event: message_start", "Vertex's SSE events, as they came"
+    assert native.events[-1] == "event: message_stop"
+    native_unary, native_streamed = vertex.received[-2:]
+    assert native_unary.path == f"{base}/{VERTEX_MODEL}:rawPredict"
+    assert native_streamed.path == f"{base}/{VERTEX_MODEL}:streamRawPredict"
+    for request in (native_unary, native_streamed):
+        _assert_cloud_body(request, version=VERTEX_ANTHROPIC_VERSION)
+        assert request.headers["authorization"] == f"Bearer {VERTEX_TOKEN}"
+    assert native_unary.body["stream"] is False, "the client's own stream field is kept for Vertex"
     _assert_leaks_nowhere(
-        envoy, VERTEX_TOKEN, [completion.model_dump_json(), other.model_dump_json(), *pieces]
+        envoy,
+        VERTEX_TOKEN,
+        [completion.model_dump_json(), other.model_dump_json(), *pieces, native.unary.text, *native.events],
     )
 
 
@@ -281,7 +322,7 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
         received = len(bedrock.received)
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model=BEDROCK_MODEL, messages=CHAT, stream=True)
-    assert "does not serve streamed chat completions" in str(refused.value)
+    assert "does not serve streamed requests" in str(refused.value)
     assert len(bedrock.received) == received, "a refused stream never reaches Bedrock"
     unary = bedrock.received[-1]
     assert unary.path == f"/model/{BEDROCK_MODEL}/invoke"
@@ -291,8 +332,23 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
     signed = _Signed(method="POST", path=path, query={}, headers=unary.headers, body=unary.raw)
     assert not query
     verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
+    native = _anthropic_client(gateway, BEDROCK_MODEL)
+    assert native.unary.json()["content"] == [{"type": "text", "text": f"bedrock,{BEDROCK_MODEL},hello"}]
+    assert native.streamed.status_code == 400
+    assert native.events == []
+    native_unary = bedrock.received[-1]
+    assert len(bedrock.received) == received + 1, "the native stream never reached Bedrock either"
+    assert native_unary.path == f"/model/{BEDROCK_MODEL}/invoke"
+    _assert_cloud_body(native_unary, version=BEDROCK_ANTHROPIC_VERSION)
+    assert "stream" not in native_unary.body, "Bedrock refuses the key: its path names the method"
+    signed = _Signed(
+        method="POST", path=native_unary.path, query={}, headers=native_unary.headers, body=native_unary.raw
+    )
+    verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
     _assert_leaks_nowhere(
-        envoy, BEDROCK_KEY.secret_access_key, [completion.model_dump_json(), str(refused.value)]
+        envoy,
+        BEDROCK_KEY.secret_access_key,
+        [completion.model_dump_json(), str(refused.value), native.unary.text],
     )
 
 

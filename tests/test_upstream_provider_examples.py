@@ -40,6 +40,6 @@ def test_upstreams_provider_example_reports_only_the_converse_schema(
         for problem in result.problems
         if problem.severity is Severity.WARNING
         and problem.kind == "AIServiceBackend"
-        and "streamed chat completions" in problem.message
+        and "streamed requests are answered 400" in problem.message
     }
     assert warned == {name for name, schema in schemas.items() if schema == "AWSAnthropic"}

@@ -216,9 +216,10 @@ def provider_shape(
                 unary=f"{model}/invoke",
                 streaming=None,
                 not_streamed_because=BEDROCK_STREAMS_NOT_SERVED,
+                stream_in_body=False,
             ),
             default_version=BEDROCK_ANTHROPIC_VERSION,
-            warning=f"streamed chat completions are answered 400: {BEDROCK_STREAMS_NOT_SERVED}",
+            warning=f"streamed requests are answered 400: {BEDROCK_STREAMS_NOT_SERVED}",
         )
     why = UNSUPPORTED_SCHEMAS.get(schema.name, "Envoy 1.40's transcoder has no such API")
     return NotServed("spec.schema.name", f"schema {schema.name} cannot be served: {why}")
@@ -234,6 +235,7 @@ def _anthropic_in_path(
             api=ir.LlmApi.ANTHROPIC_MESSAGES,
             model_path=model_path,
             body_version=(schema.version or "").strip() or default_version,
+            native_prefix=ir.ANTHROPIC_CLIENT_PATH,
         ),
         warning=warning,
     )

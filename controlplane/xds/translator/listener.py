@@ -74,7 +74,11 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         filters.append(transcoder_filter())
         if hop.transcoding.body_version is not None:
             # After the transcoder, whose Anthropic body it reshapes (no model, anthropic_version).
-            filters.append(anthropic_body_filter(version=hop.transcoding.body_version))
+            path = hop.transcoding.model_path
+            with_stream = path is None or path.stream_in_body
+            filters.append(
+                anthropic_body_filter(version=hop.transcoding.body_version, with_stream=with_stream)
+            )
     if hop.picker is not None:
         # After the model override (the picker sees the model the pool is asked for), before the
         # credential (the picker never sees the API key); responses meet the served endpoint's filter

@@ -55,34 +55,39 @@ def provider_routes(api: ir.ProviderApi, *, forward: Any, model_override: str | 
     return routes + refusals + [_unserved(forward.name, api.schema, [m.client_path for m in api.paths])]
 
 
-def model_path_routes(converted: Any, model_path: ir.ModelPath, *, model_override: str | None) -> list[Any]:
-    """A transcoded hop whose provider names the model and the method in the path (Vertex AI's rawPredict,
-    Bedrock's invoke): chat completions only, streamed ones (the stream header, ``STREAM_HEADER``) on their
-    own path or refused, a model that cannot be a path segment refused, every other path 404."""
-    chat = f"{ir.OPENAI_PATH_PREFIX}/chat/completions"
-    converted.route.ClearField("regex_rewrite")
-    stream_match = rc.RouteMatch(
-        path=chat,
-        headers=[rc.HeaderMatcher(name=STREAM_HEADER, string_match=string_pb2.StringMatcher(exact="true"))],
-    )
+def model_path_routes(
+    bases: dict[str, Any], model_path: ir.ModelPath, *, name: str, model_override: str | None
+) -> list[Any]:
+    """A hop whose provider names the model and the method in the path (Vertex AI's rawPredict, Bedrock's
+    invoke). ``bases`` maps each client path served (OpenAI's chat completions, transcoded; Anthropic's own,
+    as sent) to its route; streamed requests (the stream header, ``STREAM_HEADER``) go to their own path or
+    are refused, a model that cannot be a path segment is refused, every other path gets 404 (a route
+    ``name``d after the hop's)."""
     routes: list[Any] = []
-    if model_path.streaming is None:
-        why = f"this {model_path.schema} backend does not serve streamed chat completions: "
-        routes.append(
-            _refusal(f"{converted.name}/stream", stream_match, 400, why + model_path.not_streamed_because)
+    for client_path, base in bases.items():
+        base.route.ClearField("regex_rewrite")
+        stream_match = rc.RouteMatch(
+            path=client_path,
+            headers=[
+                rc.HeaderMatcher(name=STREAM_HEADER, string_match=string_pb2.StringMatcher(exact="true"))
+            ],
         )
-    else:
-        streamed = _copy(converted, f"{converted.name}/stream", stream_match)
-        _rewrite_path(streamed, model_path.streaming, model_override=model_override)
-        routes.append(streamed)
-    unary = _copy(converted, f"{converted.name}/unary", rc.RouteMatch(path=chat))
-    routes.append(unary)
-    if _rewrite_path(unary, model_path.unary, model_override=model_override):
-        # After both: a streamed request whose model fails the streamed route's match lands here too.
-        routes.append(
-            _bad_model(converted.name, rc.RouteMatch(path=chat), f"{model_path.schema} needs a model")
-        )
-    return [*routes, _unserved(converted.name, model_path.schema, [chat])]
+        if model_path.streaming is None:
+            why = f"this {model_path.schema} backend does not serve streamed requests: "
+            routes.append(
+                _refusal(f"{base.name}/stream", stream_match, 400, why + model_path.not_streamed_because)
+            )
+        else:
+            streamed = _copy(base, f"{base.name}/stream", stream_match)
+            _rewrite_path(streamed, model_path.streaming, model_override=model_override)
+            routes.append(streamed)
+        unary = _copy(base, f"{base.name}/unary", rc.RouteMatch(path=client_path))
+        routes.append(unary)
+        if _rewrite_path(unary, model_path.unary, model_override=model_override):
+            # After both: a streamed request whose model fails the streamed route's match lands here too.
+            match = rc.RouteMatch(path=client_path)
+            routes.append(_bad_model(base.name, match, f"{model_path.schema} needs a model"))
+    return [*routes, _unserved(name, model_path.schema, list(bases))]
 
 
 def _copy(route: Any, name: str, match: Any) -> Any:

@@ -37,9 +37,11 @@ MESSAGES_FIELDS: Final = (
 """The Messages API request fields other than ``model`` (what the transcoder fills from OpenAI's)."""
 
 
-def anthropic_body_filter(*, version: str) -> Any:
+def anthropic_body_filter(*, version: str, with_stream: bool) -> Any:
+    """``with_stream`` False drops ``stream`` too (Bedrock refuses the key: its path names the method)."""
     fields = struct_pb2.Struct()
-    fields.update({name: f"%REQUEST_BODY({name})%" for name in MESSAGES_FIELDS})
+    kept = [name for name in MESSAGES_FIELDS if with_stream or name != "stream"]
+    fields.update({name: f"%REQUEST_BODY({name})%" for name in kept})
     # The body is a format string: a literal "%" in the version must be escaped.
     fields.update({"anthropic_version": version.replace("%", "%%")})
     config = transform_pb2.TransformConfig(

@@ -76,23 +76,25 @@ def transcoded_routes(base: Any, transcoding: ir.Transcoding, *, model_override:
     # The transcoder cannot read a compressed response.
     converted.request_headers_to_remove.append("accept-encoding")
     _add_first(converted, defaults)
-    if transcoding.model_path is not None:
-        return model_path_routes(converted, transcoding.model_path, model_override=model_override)
-    if transcoding.native_prefix is None:
-        return [converted]
-    native = rc.Route()
-    native.CopyFrom(base)
-    native.name = f"{base.name}/native"
-    native.match.prefix = transcoding.native_prefix
-    native.route.regex_rewrite.CopyFrom(
-        regex_pb2.RegexMatchAndSubstitute(
-            pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(transcoding.native_prefix)}"),
-            substitution=transcoding.native_substitution,
+    bases = {f"{ir.OPENAI_PATH_PREFIX}/chat/completions": converted}
+    prefix = transcoding.native_prefix
+    if prefix is not None:
+        native = rc.Route()
+        native.CopyFrom(base)
+        native.name = f"{base.name}/native"
+        native.match.prefix = prefix
+        native.route.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}"),
+                substitution=transcoding.native_substitution,
+            )
         )
-    )
-    native.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(pack(rc.FilterConfig(disabled=True)))
-    _add_first(native, defaults)
-    return [native, converted]
+        native.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(pack(rc.FilterConfig(disabled=True)))
+        _add_first(native, defaults)
+        bases = {prefix: native, **bases}
+    if transcoding.model_path is not None:
+        return model_path_routes(bases, transcoding.model_path, name=base.name, model_override=model_override)
+    return list(bases.values())
 
 
 def _add_first(route: Any, headers: list[Any]) -> None:
