@@ -32,8 +32,9 @@ Works on 1.40 (alpha, "work in progress" warnings at startup):
   compressed response (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
 - Clients of Anthropic's own API call ``/anthropic/v1/messages``, as upstream serves them: an Anthropic
   backend's hop has a route for that path with the AI Protocol Manager disabled (the request goes as sent,
-  to ``/v1/messages``). Other backends do not serve that path yet (upstream converts Anthropic clients to
-  OpenAI and Bedrock backends; the transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
+  to ``/v1/messages``); so does a GCPAnthropic or AWSAnthropic backend's (below). Other backends do not
+  serve that path yet (upstream converts Anthropic clients to OpenAI and Bedrock Converse backends; the
+  transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
 - ``ResponseHandling.token_usage`` extracts usage and publishes ``envoy.data.ai.v3.TokenUsage`` as *typed*
   dynamic metadata under ``metadata_namespace`` (stat ``ai_protocol_manager.token_usage_found``). Typed
   metadata is not readable by ``%DYNAMIC_METADATA%``, rate-limit descriptors or ``response_hits_addend``
@@ -57,7 +58,9 @@ without ``model`` and with ``anthropic_version`` (``vertex-2023-10-16``, ``bedro
 ``version`` replaces it). The hop transcodes to Anthropic's API as above, then a ``transform`` filter
 rebuilds the body (``xds.translator.filters.anthropic_body``), and the route builds the path from the model
 header and picks the method by the stream header (``xds.translator.provider_paths``), all verified on the
-binary. Vertex streams Anthropic's own SSE events, which the transcoder converts.
+binary. Vertex streams Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own
+API get the same body and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
+Upstream's ``anthropic-beta`` header -> ``anthropic_beta`` body field for Bedrock is not done.
 
 Not served on 1.40:
 

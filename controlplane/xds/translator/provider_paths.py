@@ -1,4 +1,10 @@
-"""Inside a backend hop: send each OpenAI endpoint to the path the provider serves it at (Azure OpenAI).
+"""Inside a backend hop: send each endpoint to the path the provider serves it at.
+
+Azure OpenAI and Cohere (``provider_routes``): the request goes as sent, to the provider's path for its
+endpoint. Claude on Vertex AI and Bedrock (``model_path_routes``, after the transcoder): the path names the
+model and the method, the method chosen by the stream header the public listener set from the body's
+``stream`` (a route header match), or a streamed request refused when the provider's stream cannot be
+converted.
 
 Verified on Envoy 1.40 with a static configuration (the notes behind this design):
 
@@ -13,7 +19,7 @@ Verified on Envoy 1.40 with a static configuration (the notes behind this design
 The model comes from the model header (filled from the body on the public listener) unless the backendRef
 overrides it, then it is the override itself. A model that cannot be a path segment (``/``, ``?``, ``#``,
 ``%``, blanks) or no model at all is answered 400 by the hop, and a path the provider has no endpoint for
-404, both in the OpenAI error envelope; that happens per attempt, so failover still applies.
+404, both in the OpenAI error envelope, per attempt (a 4xx: the rule does not retry it elsewhere).
 """
 
 from __future__ import annotations
