@@ -68,9 +68,11 @@ Not served on 1.40:
   binary frames (a base64 ``bytes`` payload per event). No ``LLMProtocol`` names them, and
   ``envoy.filters.http.aws_eventstream_parser`` (its descriptor, read from the binary: ``response_rules``
   with ``header_rules`` and a ``content_parser``) only copies values into dynamic metadata; nothing rewrites
-  the body. A streamed request whose attempt lands on such a backend is answered 400 in OpenAI's error
-  envelope by its hop (a 4xx, which the rule does not retry elsewhere), and the backend carries a Warnings
-  condition saying so.
+  the body. Sending a streamed request to ``invoke`` instead was tried: the transcoder then answers one
+  ``chat.completion`` JSON (it follows the reply's content type), which a streaming client cannot read. A
+  streamed request whose attempt lands on such a backend is answered 400 in OpenAI's error envelope by its
+  hop (a 4xx, which the rule does not retry elsewhere), and the backend carries a Warnings condition saying
+  so.
 - ``AWSBedrock`` (Converse API): no such ``LLMProtocol`` in 1.40 (reported on the AIServiceBackend,
   ``spec.schema.name``, and on the rules that lose it).
 
