@@ -25,6 +25,8 @@ OPENAI_PATH_PREFIX = "/v1"
 """Where clients send OpenAI-compatible requests; also a backend's path prefix when its schema names none."""
 ANTHROPIC_CLIENT_PATH = "/anthropic/v1/messages"
 """Where clients of Anthropic's own Messages API call (upstream's ``/anthropic`` endpoint prefix)."""
+COHERE_RERANK_PATH = "/cohere/v2/rerank"
+"""Where clients of Cohere's Rerank API v2 call (upstream's ``/cohere`` endpoint prefix)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,16 +276,17 @@ MODEL_IN_PATH = "{model}"
 
 @dataclass(frozen=True, slots=True)
 class ProviderPath:
-    """One OpenAI endpoint and where the provider serves it (may hold ``MODEL_IN_PATH``)."""
+    """One endpoint clients call (OpenAI's, or ``COHERE_RERANK_PATH``) and where the provider serves it (may
+    hold ``MODEL_IN_PATH``)."""
 
-    openai_path: str
+    client_path: str
     provider_path: str
 
 
 @dataclass(frozen=True, slots=True)
 class ProviderApi:
-    """A provider that speaks OpenAI's JSON at other paths (Azure OpenAI): the hop maps each endpoint it
-    serves, adds the query parameters (``api-version``) and refuses every other path."""
+    """A provider whose requests go as the client sent them, at other paths (Azure OpenAI, Cohere): the hop
+    maps each endpoint it serves, adds the query parameters (``api-version``) and refuses every other path."""
 
     schema: str
     paths: tuple[ProviderPath, ...]
@@ -298,15 +301,36 @@ class LlmApi(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPath:
+    """A provider path built per attempt from the attempt's model (``MODEL_IN_PATH``), one for unary calls
+    and one for streamed ones (chosen by the request's ``stream``)."""
+
+    schema: str
+    """The backend's schema (named in the hop's error messages)."""
+    unary: str
+    streaming: str | None
+    """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
+    not_streamed_because: str = ""
+    """Why streaming is not served (the error's message), when ``streaming`` is None."""
+    stream_in_body: bool = True
+    """The body keeps Anthropic's ``stream`` (Vertex AI); False: the provider refuses the key (Bedrock)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Transcoding:
     """The backend speaks another API than the clients' OpenAI Chat Completions: Envoy's transcoder converts
     each request and response (SSE streams included) in the hop (see ``gatewayapi.providers``)."""
 
     api: LlmApi
-    path_pattern: str
-    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``)."""
-    path_substitution: str
+    path_pattern: str = ""
+    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``);
+    empty when ``model_path`` names the provider's path instead."""
+    path_substitution: str = ""
     """What the matched part becomes: the provider's own path."""
+    model_path: ModelPath | None = None
+    """The provider's path names the model and the method (Vertex AI rawPredict, Bedrock invoke)."""
+    body_version: str | None = None
+    """The provider wants the Anthropic body with this ``anthropic_version`` and without ``model``."""
     default_headers: tuple[tuple[str, str], ...] = ()
     """Headers the provider requires, added when the request has none (``anthropic-version``)."""
     native_prefix: str | None = None

@@ -12,13 +12,13 @@ import datetime
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-
-from controlplane.devtools.fake_backend import ReceivedRequest
 
 _AUTHORIZATION = re.compile(
     r"AWS4-HMAC-SHA256 Credential=(?P<scope>[^,]+), SignedHeaders=(?P<signed>[^,]+), "
@@ -34,11 +34,29 @@ class AwsKey:
     session_token: str | None = None
 
 
+class SignedRequest(Protocol):
+    """What a signature check reads of a received request (a fake backend's or a fake provider's record)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def query(self) -> Mapping[str, str]: ...
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Reachable by lower-case name."""
+        ...
+
+    @property
+    def body(self) -> bytes: ...
+
+
 class SignatureMismatch(AssertionError):
     """The request is not signed by the key AWS would check it against."""
 
 
-def verify_sigv4(request: ReceivedRequest, *, key: AwsKey, region: str, service: str) -> list[str]:
+def verify_sigv4(request: SignedRequest, *, key: AwsKey, region: str, service: str) -> list[str]:
     """Raises :class:`SignatureMismatch` unless ``request`` is signed by ``key``; returns what it signed."""
     found = _AUTHORIZATION.fullmatch(request.headers.get("authorization", ""))
     if found is None:

@@ -1,11 +1,15 @@
-"""Fake hosted providers on loopback that speak their own APIs: Anthropic Messages and Gemini on Vertex AI.
+"""Fake hosted providers on loopback that speak their own APIs: Anthropic Messages, Gemini on Vertex AI,
+Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``), and Cohere's Rerank v2.
 
-A backend whose schema is Anthropic or GCPVertexAI is reached through Envoy's transcoder; the only proof that
-the conversion is right is a server that accepts only what the provider documents. Each fake checks the path,
-the auth and version headers and the required body fields (an error in the provider's own JSON otherwise),
-records every request, and answers in the provider's shape: a JSON body, or its SSE stream (Anthropic's
-named events ``message_start`` ... ``message_stop``; Gemini's ``data:`` events of
-``streamGenerateContent?alt=sse``).
+A backend whose schema is Anthropic, GCPVertexAI, GCPAnthropic or AWSAnthropic is reached through Envoy's
+transcoder; the only proof that the conversion is right is a server that accepts only what the provider
+documents. Each fake checks the path, the auth and version headers and the body fields (an error in the
+provider's own JSON otherwise), records every request, and answers in the provider's shape: a JSON body, or
+its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``, which Vertex AI's
+``streamRawPredict`` sends too; Gemini's ``data:`` events of ``streamGenerateContent?alt=sse``). The cloud
+Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
+body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``. Cohere
+ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
 
@@ -18,9 +22,17 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 ANTHROPIC_USAGE = {"input_tokens": 11, "output_tokens": 7}
 GEMINI_USAGE = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
+BEDROCK_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+_VERTEX_CLAUDE_PATH = re.compile(
+    r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/models/"
+    r"(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)$"
+)
+_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
 _VERTEX_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/google/models/"
     r"(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)(?P<query>\?.*)?$"
@@ -37,13 +49,17 @@ class ProviderRequest:
     headers: dict[str, str]
     """Lower-case names."""
     body: dict[str, Any]
+    raw: bytes = b""
+    """The body as received (what a signature covers)."""
 
 
 class FakeProvider:
-    """``api`` is ``anthropic`` or ``vertex``; binds ``port`` on 127.0.0.1 (0: any free one)."""
+    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one)."""
+
+    APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
     def __init__(self, *, api: str, name: str, port: int = 0) -> None:
-        if api not in ("anthropic", "vertex"):
+        if api not in self.APIS:
             raise ValueError(f"unknown provider API {api!r}")
         self.api = api
         self.name = name
@@ -73,7 +89,15 @@ class FakeProvider:
     def answer(self, request: ProviderRequest) -> tuple[int, Answer]:
         """The status and either a JSON body or SSE events (name, data) for one recorded request."""
         self.received.append(request)
-        return _anthropic(self.name, request) if self.api == "anthropic" else _vertex(self.name, request)
+        if self.api == "anthropic":
+            return _anthropic(self.name, request)
+        if self.api == "vertex-anthropic":
+            return _vertex_claude(self.name, request)
+        if self.api == "bedrock-anthropic":
+            return _bedrock_claude(self.name, request)
+        if self.api == "cohere":
+            return _cohere_rerank(self.name, request)
+        return _vertex(self.name, request)
 
 
 def _text(model: str, name: str, last_user: str) -> str:
@@ -90,17 +114,93 @@ def _anthropic(name: str, request: ProviderRequest) -> tuple[int, Answer]:
         return error(401, "authentication_error", "x-api-key header is required")
     if not request.headers.get("anthropic-version"):
         return error(400, "invalid_request_error", "anthropic-version header is required")
+    if "model" not in request.body:
+        return error(400, "invalid_request_error", "model: Field required")
+    return _claude(
+        name, request.body, model=request.body["model"], streaming=bool(request.body.get("stream"))
+    )
+
+
+def _vertex_claude(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+    """Claude on Vertex AI: ``rawPredict``/``streamRawPredict`` under the project's path, an OAuth token."""
+
+    def error(status: int, reason: str, message: str) -> tuple[int, Answer]:
+        return status, {"error": {"code": status, "message": message, "status": reason}}
+
+    matched = _VERTEX_CLAUDE_PATH.match(request.path)
+    if matched is None:
+        return error(404, "NOT_FOUND", f"no such path {request.path}")
+    if not request.headers.get("authorization", "").startswith("Bearer "):
+        return error(401, "UNAUTHENTICATED", "Request is missing required authentication credential")
     body = request.body
-    for required in ("model", "max_tokens", "messages"):
+    if body.get("anthropic_version") != VERTEX_ANTHROPIC_VERSION:
+        return error(400, "INVALID_ARGUMENT", f"anthropic_version must be {VERTEX_ANTHROPIC_VERSION}")
+    if "model" in body:
+        return error(400, "INVALID_ARGUMENT", "model: Extra inputs are not permitted (the path names it)")
+    streaming = matched["method"] == "streamRawPredict"
+    if bool(body.get("stream")) != streaming:
+        return error(400, "INVALID_ARGUMENT", "stream must be true on streamRawPredict and absent otherwise")
+    return _claude(name, body, model=matched["model"], streaming=streaming)
+
+
+def _bedrock_claude(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+    """Claude on Bedrock: ``InvokeModel`` at ``/model/{modelId}/invoke``, signed with SigV4."""
+
+    def error(status: int, message: str) -> tuple[int, Answer]:
+        return status, {"message": message}
+
+    matched = _BEDROCK_PATH.match(request.path)
+    if matched is None:
+        return error(404, f"no such path {request.path}")
+    if not request.headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+        return error(403, "Missing Authentication Token")
+    body = request.body
+    if body.get("anthropic_version") != BEDROCK_ANTHROPIC_VERSION:
+        return error(400, f"anthropic_version must be {BEDROCK_ANTHROPIC_VERSION}")
+    for extraneous in ("model", "stream"):
+        if extraneous in body:
+            return error(400, f"Malformed input request: extraneous key [{extraneous}] is not permitted")
+    return _claude(name, body, model=unquote(matched["model"]), streaming=False)
+
+
+def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+    """Cohere's Rerank API v2: ``POST /v2/rerank`` with a bearer key, ``model``, ``query``, ``documents``."""
+
+    def error(status: int, message: str) -> tuple[int, Answer]:
+        return status, {"id": name, "message": message}
+
+    if request.path != "/v2/rerank":
+        return error(404, f"no such path {request.path}")
+    if not request.headers.get("authorization", "").startswith("Bearer "):
+        return error(401, "no api key supplied")
+    body = request.body
+    for required in ("model", "query", "documents"):
+        if not body.get(required):
+            return error(400, f"invalid request: {required} is required")
+    ranked = range(min(len(body["documents"]), int(body.get("top_n") or len(body["documents"]))))
+    return 200, {
+        "id": f"{name},{body['model']}",
+        "results": [{"index": index, "relevance_score": 1 / (index + 1)} for index in ranked],
+        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+    }
+
+
+def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> tuple[int, Answer]:
+    """Anthropic's Messages answer to a valid request (JSON, or the SSE events when ``streaming``)."""
+
+    def error(status: int, kind: str, message: str) -> tuple[int, Answer]:
+        return status, {"type": "error", "error": {"type": kind, "message": message}}
+
+    for required in ("max_tokens", "messages"):
         if required not in body:
             return error(400, "invalid_request_error", f"{required}: Field required")
     users = [m for m in body["messages"] if m.get("role") == "user"]
     if any(m.get("role") == "system" for m in body["messages"]):
         return error(400, "invalid_request_error", "messages: system is a top-level parameter")
     content = users[-1]["content"] if users else ""
-    text = _text(body["model"], name, content if isinstance(content, str) else content[0].get("text", ""))
-    message = {"id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"]}
-    if not body.get("stream"):
+    text = _text(model, name, content if isinstance(content, str) else content[0].get("text", ""))
+    message: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
+    if not streaming:
         reply = {**message, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
         return 200, {**reply, "stop_sequence": None, "usage": ANTHROPIC_USAGE}
     pieces = text.split(",")
@@ -188,7 +288,8 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = {}
             headers = {name.lower(): value for name, value in self.headers.items()}
-            status, answer = provider.answer(ProviderRequest(path=self.path, headers=headers, body=body))
+            request = ProviderRequest(path=self.path, headers=headers, body=body, raw=raw)
+            status, answer = provider.answer(request)
             if isinstance(answer, dict):
                 data = json.dumps(answer).encode()
                 self.send_response(status)

@@ -1,4 +1,4 @@
-"""Hosted providers that speak their own API (Anthropic, Gemini on Vertex AI), served by Envoy's transcoder.
+"""Hosted providers that speak their own API (Anthropic, Gemini and Claude on Vertex AI, Claude on Bedrock).
 
 Clients speak OpenAI Chat Completions; an AIServiceBackend whose schema names another API gets a hop that
 converts each request and response (SSE streams included) inside Envoy, with no external processor. This
@@ -32,8 +32,9 @@ Works on 1.40 (alpha, "work in progress" warnings at startup):
   compressed response (``unsupported_content_encoding`` stat): the hop removes ``accept-encoding``.
 - Clients of Anthropic's own API call ``/anthropic/v1/messages``, as upstream serves them: an Anthropic
   backend's hop has a route for that path with the AI Protocol Manager disabled (the request goes as sent,
-  to ``/v1/messages``). Other backends do not serve that path yet (upstream converts Anthropic clients to
-  OpenAI and Bedrock backends; the transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
+  to ``/v1/messages``); so does a GCPAnthropic or AWSAnthropic backend's (below). Other backends do not
+  serve that path yet (upstream converts Anthropic clients to OpenAI and Bedrock Converse backends; the
+  transcoder could, with ``request.llm_protocol: ANTHROPIC_MESSAGES``).
 - ``ResponseHandling.token_usage`` extracts usage and publishes ``envoy.data.ai.v3.TokenUsage`` as *typed*
   dynamic metadata under ``metadata_namespace`` (stat ``ai_protocol_manager.token_usage_found``). Typed
   metadata is not readable by ``%DYNAMIC_METADATA%``, rate-limit descriptors or ``response_hits_addend``
@@ -50,15 +51,34 @@ API to ``/openai/responses``; every other endpoint is refused for an Azure backe
 body's ``model``, so the path alone chooses the deployment (how the hop builds it:
 ``xds.translator.provider_paths``).
 
-Not served on 1.40 (reported on the AIServiceBackend, ``spec.schema.name``, and on the rules that lose it):
+Claude on the clouds, ``GCPAnthropic`` (Vertex AI ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic``
+(Bedrock ``invoke``), as upstream calls them (``internal/translator/openai_gcpanthropic.go``,
+``openai_awsanthropic.go``, v1.0.0): the model and the method are in the path, the body is Anthropic's
+without ``model`` and with ``anthropic_version`` (``vertex-2023-10-16``, ``bedrock-2023-05-31``; the schema's
+``version`` replaces it). The hop transcodes to Anthropic's API as above, then a ``transform`` filter
+rebuilds the body (``xds.translator.filters.anthropic_body``), and the route builds the path from the model
+header and picks the method by the stream header (``xds.translator.provider_paths``), all verified on the
+binary. Vertex streams Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own
+API get the same body and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
+Upstream's ``anthropic-beta`` header -> ``anthropic_beta`` body field for Bedrock is not done.
 
-- ``GCPAnthropic`` (Vertex ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic`` (Bedrock ``invoke``,
-  ``invoke-with-response-stream``): both carry the model and the streaming choice in the path and want
-  ``anthropic_version`` in the body and no ``model``. The transcoder emits Anthropic's own API (model and
-  ``stream`` in the body, path untouched); a route rewrite cannot read the body, and the ``transform``
-  filter can add a body field but cannot remove one or pick the method from ``stream``. Bedrock streams are
-  also AWS event-stream frames, which no ``LLMProtocol`` names (``aws_eventstream_parser`` was not tried).
-- ``AWSBedrock`` (Converse API) and ``Cohere``: no such ``LLMProtocol`` in 1.40.
+Not served on 1.40:
+
+- ``AWSAnthropic`` streams (``invoke-with-response-stream``): Bedrock wraps each event in AWS event-stream
+  binary frames (a base64 ``bytes`` payload per event). No ``LLMProtocol`` names them, and
+  ``envoy.filters.http.aws_eventstream_parser`` (its descriptor, read from the binary: ``response_rules``
+  with ``header_rules`` and a ``content_parser``) only copies values into dynamic metadata; nothing rewrites
+  the body. Sending a streamed request to ``invoke`` instead was tried: the transcoder then answers one
+  ``chat.completion`` JSON (it follows the reply's content type), which a streaming client cannot read. A
+  streamed request whose attempt lands on such a backend is answered 400 in OpenAI's error envelope by its
+  hop (a 4xx, which the rule does not retry elsewhere), and the backend carries a Warnings condition saying
+  so.
+- ``AWSBedrock`` (Converse API): no such ``LLMProtocol`` in 1.40 (reported on the AIServiceBackend,
+  ``spec.schema.name``, and on the rules that lose it).
+
+``Cohere`` needs no transcoder either: upstream serves only its Rerank API v2 (``cohere_rerank_v2.go``),
+clients calling ``/cohere/v2/rerank`` with Cohere's own body, which goes through as sent (the model from
+it, as for OpenAI's) to ``/{version}/rerank``; every other path is refused for a Cohere backend.
 """
 
 from __future__ import annotations
@@ -78,16 +98,20 @@ _TRANSCODED_PATH = f"^{re.escape(ir.OPENAI_PATH_PREFIX)}/chat/completions"
 _GEMINI_PATH = "^/v1beta/models/"
 """Where the transcoder puts a Gemini call (its Generative Language API path)."""
 
+GCP_ANTHROPIC: Final = "GCPAnthropic"
+AWS_ANTHROPIC: Final = "AWSAnthropic"
+COHERE: Final = "Cohere"
+VERTEX_ANTHROPIC_VERSION: Final = "vertex-2023-10-16"
+BEDROCK_ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
+"""The ``anthropic_version`` each cloud documents (as Anthropic's SDKs send); a schema's ``version`` wins."""
+BEDROCK_STREAMS_NOT_SERVED: Final = (
+    "Bedrock streams Claude as AWS event-stream frames, which Envoy 1.40 cannot convert to server-sent "
+    "events; call without stream"
+)
+
 UNSUPPORTED_SCHEMAS = {
-    "GCPAnthropic": "Vertex AI's rawPredict path names the model and the streaming method, and its body "
-    "must carry anthropic_version and no model; Envoy 1.40's transcoder emits Anthropic's own API (model and "
-    "stream in the body) and no route rewrite can move them",
-    "AWSAnthropic": "Bedrock's invoke path names the model and the streaming method, its body must carry "
-    "anthropic_version and no model, and its streams are AWS event-stream frames; Envoy 1.40's "
-    "transcoder reads and writes Anthropic's own API only",
     "AWSBedrock": "Envoy 1.40's transcoder has no Bedrock Converse API (it converts between OpenAI, "
     "Anthropic Messages and Gemini generateContent)",
-    "Cohere": "Envoy 1.40's transcoder has no Cohere API",
 }
 """Schemas a hop cannot serve on Envoy 1.40, and why (the condition on the AIServiceBackend)."""
 
@@ -96,14 +120,14 @@ AZURE_OPENAI: Final = "AzureOpenAI"
 AZURE_API_VERSION_PARAMETER: Final = "api-version"
 _AZURE_PATHS: Final = (
     ir.ProviderPath(
-        openai_path=f"{ir.OPENAI_PATH_PREFIX}/chat/completions",
+        client_path=f"{ir.OPENAI_PATH_PREFIX}/chat/completions",
         provider_path=f"/openai/deployments/{ir.MODEL_IN_PATH}/chat/completions",
     ),
     ir.ProviderPath(
-        openai_path=f"{ir.OPENAI_PATH_PREFIX}/embeddings",
+        client_path=f"{ir.OPENAI_PATH_PREFIX}/embeddings",
         provider_path=f"/openai/deployments/{ir.MODEL_IN_PATH}/embeddings",
     ),
-    ir.ProviderPath(openai_path=f"{ir.OPENAI_PATH_PREFIX}/responses", provider_path="/openai/responses"),
+    ir.ProviderPath(client_path=f"{ir.OPENAI_PATH_PREFIX}/responses", provider_path="/openai/responses"),
 )
 
 
@@ -115,6 +139,8 @@ class ProviderShape:
     transcoding: ir.Transcoding | None = None
     api: ir.ProviderApi | None = None
     """The provider's own paths and query parameters for OpenAI's JSON (AzureOpenAI)."""
+    warning: str | None = None
+    """Served, but not everything the schema's API does (a Warnings condition on the backend)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +169,12 @@ def provider_shape(
             schema=AZURE_OPENAI, paths=_AZURE_PATHS, query=((AZURE_API_VERSION_PARAMETER, version),)
         )
         return ProviderShape(api=api)
+    if schema.name == COHERE:
+        # As upstream: the schema's version names the API (v2 by default, the only Rerank API it serves).
+        rerank = ir.ProviderPath(
+            client_path=ir.COHERE_RERANK_PATH, provider_path=f"/{(schema.version or 'v2').strip('/')}/rerank"
+        )
+        return ProviderShape(api=ir.ProviderApi(schema=COHERE, paths=(rerank,)))
     if schema.name == "Anthropic":
         messages = f"{schema.path_prefix}/messages"
         return ProviderShape(
@@ -155,22 +187,60 @@ def provider_shape(
                 native_substitution=messages,
             )
         )
-    if schema.name == "GCPVertexAI":
+    if schema.name in ("GCPVertexAI", GCP_ANTHROPIC):
         gcp = policy.gcp_credentials if policy is not None else None
         if gcp is None:
             return NotServed(
                 "spec.schema.name",
-                "GCPVertexAI needs a BackendSecurityPolicy of type GCPCredentials targeting this backend "
+                f"{schema.name} needs a BackendSecurityPolicy of type GCPCredentials targeting this backend "
                 "(its projectName and region make the Vertex AI path)",
+            )
+        location = f"/v1/projects/{gcp.project_name}/locations/{gcp.region}/publishers"
+        if schema.name == GCP_ANTHROPIC:
+            model = f"{location}/anthropic/models/{ir.MODEL_IN_PATH}"
+            return _anthropic_in_path(
+                schema,
+                ir.ModelPath(
+                    schema=GCP_ANTHROPIC, unary=f"{model}:rawPredict", streaming=f"{model}:streamRawPredict"
+                ),
+                default_version=VERTEX_ANTHROPIC_VERSION,
             )
         return ProviderShape(
             transcoding=ir.Transcoding(
                 api=ir.LlmApi.GEMINI_GENERATE_CONTENT,
                 path_pattern=_GEMINI_PATH,
-                path_substitution=(
-                    f"/v1/projects/{gcp.project_name}/locations/{gcp.region}/publishers/google/models/"
-                ),
+                path_substitution=f"{location}/google/models/",
             )
+        )
+    if schema.name == AWS_ANTHROPIC:
+        model = f"/model/{ir.MODEL_IN_PATH}"
+        return _anthropic_in_path(
+            schema,
+            ir.ModelPath(
+                schema=AWS_ANTHROPIC,
+                unary=f"{model}/invoke",
+                streaming=None,
+                not_streamed_because=BEDROCK_STREAMS_NOT_SERVED,
+                stream_in_body=False,
+            ),
+            default_version=BEDROCK_ANTHROPIC_VERSION,
+            warning=f"streamed requests are answered 400: {BEDROCK_STREAMS_NOT_SERVED}",
         )
     why = UNSUPPORTED_SCHEMAS.get(schema.name, "Envoy 1.40's transcoder has no such API")
     return NotServed("spec.schema.name", f"schema {schema.name} cannot be served: {why}")
+
+
+def _anthropic_in_path(
+    schema: VersionedAPISchema, model_path: ir.ModelPath, *, default_version: str, warning: str | None = None
+) -> ProviderShape:
+    """Claude on a cloud (Vertex AI, Bedrock): the Messages API with the model in the path and the schema's
+    ``version`` (else the cloud's default) as the body's ``anthropic_version``."""
+    return ProviderShape(
+        transcoding=ir.Transcoding(
+            api=ir.LlmApi.ANTHROPIC_MESSAGES,
+            model_path=model_path,
+            body_version=(schema.version or "").strip() or default_version,
+            native_prefix=ir.ANTHROPIC_CLIENT_PATH,
+        ),
+        warning=warning,
+    )

@@ -19,6 +19,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from controlplane import ir
 from controlplane.xds.translator import local_reply
+from controlplane.xds.translator.filters.anthropic_body import anthropic_body_filter
 from controlplane.xds.translator.filters.aws_signing import aws_signing_upstream_filters
 from controlplane.xds.translator.filters.body_check import body_check_filter
 from controlplane.xds.translator.filters.credential import credential_filter
@@ -71,6 +72,13 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     if hop.transcoding is not None:
         # After the model override, which edits the OpenAI body the transcoder then converts.
         filters.append(transcoder_filter())
+        if hop.transcoding.body_version is not None:
+            # After the transcoder, whose Anthropic body it reshapes (no model, anthropic_version).
+            path = hop.transcoding.model_path
+            with_stream = path is None or path.stream_in_body
+            filters.append(
+                anthropic_body_filter(version=hop.transcoding.body_version, with_stream=with_stream)
+            )
     if hop.picker is not None:
         # After the model override (the picker sees the model the pool is asked for), before the
         # credential (the picker never sees the API key); responses meet the served endpoint's filter

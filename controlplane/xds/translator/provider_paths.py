@@ -1,4 +1,10 @@
-"""Inside a backend hop: send each OpenAI endpoint to the path the provider serves it at (Azure OpenAI).
+"""Inside a backend hop: send each endpoint to the path the provider serves it at.
+
+Azure OpenAI and Cohere (``provider_routes``): the request goes as sent, to the provider's path for its
+endpoint. Claude on Vertex AI and Bedrock (``model_path_routes``, after the transcoder): the path names the
+model and the method, the method chosen by the stream header the public listener set from the body's
+``stream`` (a route header match), or a streamed request refused when the provider's stream cannot be
+converted.
 
 Verified on Envoy 1.40 with a static configuration (the notes behind this design):
 
@@ -13,7 +19,7 @@ Verified on Envoy 1.40 with a static configuration (the notes behind this design
 The model comes from the model header (filled from the body on the public listener) unless the backendRef
 overrides it, then it is the override itself. A model that cannot be a path segment (``/``, ``?``, ``#``,
 ``%``, blanks) or no model at all is answered 400 by the hop, and a path the provider has no endpoint for
-404, both in the OpenAI error envelope; that happens per attempt, so failover still applies.
+404, both in the OpenAI error envelope, per attempt (a 4xx: the rule does not retry it elsewhere).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import struct_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.messages import pack
 
 _PATH_SEGMENT = r"[^/?#%\s]+"
@@ -42,47 +49,92 @@ def provider_routes(api: ir.ProviderApi, *, forward: Any, model_override: str | 
     routes: list[Any] = []
     refusals: list[Any] = []
     for mapping in api.paths:
-        route = rc.Route()
-        route.CopyFrom(forward)
-        route.name = f"{forward.name}/{mapping.openai_path}"
-        route.match.Clear()
-        route.match.path = mapping.openai_path
-        needs_model = ir.MODEL_IN_PATH in mapping.provider_path
-        if needs_model and model_override is None:
-            route.match.headers.append(
-                rc.HeaderMatcher(
-                    name=ir.MODEL_HEADER,
-                    string_match=string_pb2.StringMatcher(
-                        safe_regex=regex_pb2.RegexMatcher(regex=_PATH_SEGMENT)
-                    ),
-                )
-            )
+        route = _copy(
+            forward, f"{forward.name}/{mapping.client_path}", rc.RouteMatch(path=mapping.client_path)
+        )
+        if _rewrite_path(route, mapping.provider_path, model_override=model_override):
+            match = rc.RouteMatch(path=mapping.client_path)
             refusals.append(
-                _refusal(
-                    f"{forward.name}/{mapping.openai_path}/model",
-                    rc.RouteMatch(path=mapping.openai_path),
-                    400,
-                    f"{api.schema} needs a model that names a deployment (no '/', '?', '#', '%' or blanks)",
-                )
+                _bad_model(route.name, match, f"{api.schema} needs a model that names a deployment")
             )
-        # The path is a format string: a literal "%" must be doubled; the override is escaped as a segment.
-        model = (
-            _MODEL_FROM_HEADER
-            if model_override is None
-            else quote(model_override, safe="").replace("%", "%%")
-        )
-        route.route.path_rewrite = mapping.provider_path.replace(ir.MODEL_IN_PATH, model)
         routes.append(route)
-    served = ", ".join(mapping.openai_path for mapping in api.paths)
-    refusals.append(
-        _refusal(
-            f"{forward.name}/unserved",
-            rc.RouteMatch(prefix="/"),
-            404,
-            f"this {api.schema} backend serves only {served}",
+    return routes + refusals + [_unserved(forward.name, api.schema, [m.client_path for m in api.paths])]
+
+
+def model_path_routes(
+    bases: dict[str, Any], model_path: ir.ModelPath, *, name: str, model_override: str | None
+) -> list[Any]:
+    """A hop whose provider names the model and the method in the path (Vertex AI's rawPredict, Bedrock's
+    invoke). ``bases`` maps each client path served (OpenAI's chat completions, transcoded; Anthropic's own,
+    as sent) to its route; streamed requests (the stream header, ``STREAM_HEADER``) go to their own path or
+    are refused, a model that cannot be a path segment is refused, every other path gets 404 (a route
+    ``name``d after the hop's)."""
+    routes: list[Any] = []
+    for client_path, base in bases.items():
+        base.route.ClearField("regex_rewrite")
+        stream_match = rc.RouteMatch(
+            path=client_path,
+            headers=[
+                rc.HeaderMatcher(name=STREAM_HEADER, string_match=string_pb2.StringMatcher(exact="true"))
+            ],
         )
+        if model_path.streaming is None:
+            why = f"this {model_path.schema} backend does not serve streamed requests: "
+            routes.append(
+                _refusal(f"{base.name}/stream", stream_match, 400, why + model_path.not_streamed_because)
+            )
+        else:
+            streamed = _copy(base, f"{base.name}/stream", stream_match)
+            _rewrite_path(streamed, model_path.streaming, model_override=model_override)
+            routes.append(streamed)
+        unary = _copy(base, f"{base.name}/unary", rc.RouteMatch(path=client_path))
+        routes.append(unary)
+        if _rewrite_path(unary, model_path.unary, model_override=model_override):
+            # After both: a streamed request whose model fails the streamed route's match lands here too.
+            match = rc.RouteMatch(path=client_path)
+            routes.append(_bad_model(base.name, match, f"{model_path.schema} needs a model"))
+    return [*routes, _unserved(name, model_path.schema, list(bases))]
+
+
+def _copy(route: Any, name: str, match: Any) -> Any:
+    copied = rc.Route()
+    copied.CopyFrom(route)
+    copied.name = name
+    copied.match.CopyFrom(match)
+    return copied
+
+
+def _rewrite_path(route: Any, template: str, *, model_override: str | None) -> bool:
+    """Sets ``route``'s path to ``template`` with the attempt's model in it. True when that model comes from
+    the model header: the route then matches only a model that can be a path segment."""
+    needs_model = ir.MODEL_IN_PATH in template
+    from_header = needs_model and model_override is None
+    if from_header:
+        route.match.headers.append(
+            rc.HeaderMatcher(
+                name=ir.MODEL_HEADER,
+                string_match=string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=_PATH_SEGMENT)),
+            )
+        )
+    # The path is a format string: a literal "%" must be doubled; the override is escaped as a segment.
+    model = (
+        _MODEL_FROM_HEADER if model_override is None else quote(model_override, safe=":@").replace("%", "%%")
     )
-    return routes + refusals
+    route.route.path_rewrite = template.replace(ir.MODEL_IN_PATH, model)
+    return from_header
+
+
+def _bad_model(name: str, match: Any, needs: str) -> Any:
+    return _refusal(f"{name}/model", match, 400, f"{needs} (no '/', '?', '#', '%' or blanks)")
+
+
+def _unserved(name: str, schema: str, served: list[str]) -> Any:
+    return _refusal(
+        f"{name}/unserved",
+        rc.RouteMatch(prefix="/"),
+        404,
+        f"this {schema} backend serves only {', '.join(served)}",
+    )
 
 
 def query_filter(api: ir.ProviderApi) -> Any:

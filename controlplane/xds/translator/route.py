@@ -86,7 +86,7 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
     if hop.provider_api is not None:
         routes = provider_routes(hop.provider_api, forward=route, model_override=hop.model_override)
     elif hop.transcoding is not None:
-        routes = transcoded_routes(route, hop.transcoding)
+        routes = transcoded_routes(route, hop.transcoding, model_override=hop.model_override)
     else:
         routes = [route]
     return route_pb2.RouteConfiguration(

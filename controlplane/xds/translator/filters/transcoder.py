@@ -22,6 +22,7 @@ from xds.type.v3 import typed_struct_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.messages import pack
+from controlplane.xds.translator.provider_paths import model_path_routes
 
 TRANSCODER_FILTER = "envoy.filters.http.ai_protocol_manager"
 _TYPES = "type.googleapis.com/envoy.extensions"
@@ -50,9 +51,10 @@ def transcoder_filter() -> Any:
     return hcm.HttpFilter(name=TRANSCODER_FILTER, typed_config=typed_struct(_MANAGER, config))
 
 
-def transcoded_routes(base: Any, transcoding: ir.Transcoding) -> list[Any]:
+def transcoded_routes(base: Any, transcoding: ir.Transcoding, *, model_override: str | None) -> list[Any]:
     """The hop's routes for a provider: ``base`` (the hop's route) converted from OpenAI's API, preceded by
-    one for clients of the provider's own API (``native_prefix``) that goes through as it is."""
+    one for clients of the provider's own API (``native_prefix``) that goes through as it is.
+    ``model_override`` is the backendRef's (a ``model_path`` names it instead of the client's model)."""
     defaults = [
         base_pb2.HeaderValueOption(
             header=base_pb2.HeaderValue(key=name, value=value.replace("%", "%%")),
@@ -74,21 +76,25 @@ def transcoded_routes(base: Any, transcoding: ir.Transcoding) -> list[Any]:
     # The transcoder cannot read a compressed response.
     converted.request_headers_to_remove.append("accept-encoding")
     _add_first(converted, defaults)
-    if transcoding.native_prefix is None:
-        return [converted]
-    native = rc.Route()
-    native.CopyFrom(base)
-    native.name = f"{base.name}/native"
-    native.match.prefix = transcoding.native_prefix
-    native.route.regex_rewrite.CopyFrom(
-        regex_pb2.RegexMatchAndSubstitute(
-            pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(transcoding.native_prefix)}"),
-            substitution=transcoding.native_substitution,
+    bases = {f"{ir.OPENAI_PATH_PREFIX}/chat/completions": converted}
+    prefix = transcoding.native_prefix
+    if prefix is not None:
+        native = rc.Route()
+        native.CopyFrom(base)
+        native.name = f"{base.name}/native"
+        native.match.prefix = prefix
+        native.route.regex_rewrite.CopyFrom(
+            regex_pb2.RegexMatchAndSubstitute(
+                pattern=regex_pb2.RegexMatcher(regex=f"^{re.escape(prefix)}"),
+                substitution=transcoding.native_substitution,
+            )
         )
-    )
-    native.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(pack(rc.FilterConfig(disabled=True)))
-    _add_first(native, defaults)
-    return [native, converted]
+        native.typed_per_filter_config[TRANSCODER_FILTER].CopyFrom(pack(rc.FilterConfig(disabled=True)))
+        _add_first(native, defaults)
+        bases = {prefix: native, **bases}
+    if transcoding.model_path is not None:
+        return model_path_routes(bases, transcoding.model_path, name=base.name, model_override=model_override)
+    return list(bases.values())
 
 
 def _add_first(route: Any, headers: list[Any]) -> None:
