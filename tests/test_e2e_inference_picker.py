@@ -247,7 +247,12 @@ def test_a_streamed_answer_comes_back_whole_through_the_picker(
     assert SERVED_ENDPOINT_KEY not in reply.headers, "the served endpoint is for the picker, not the client"
     events = [line.removeprefix("data: ") for line in reply.text.splitlines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
-    content = "".join(json.loads(event)["choices"][0]["delta"].get("content", "") for event in events[:-1])
+    chunks = [json.loads(event) for event in events[:-1]]
+    # The gateway asks for usage on every stream (stream_options.include_usage, as upstream does): it comes
+    # last, in a chunk with no choices.
+    assert chunks[-1]["choices"] == [], chunks[-1]
+    assert chunks[-1]["usage"]["total_tokens"] > 0, chunks[-1]
+    content = "".join(chunk["choices"][0]["delta"].get("content", "") for chunk in chunks[:-1])
     assert content == f"{pool.pod_name(pool.endpoints.index(picker.picks[-1]))},llama3-8b,llama3-8b"
 
 
