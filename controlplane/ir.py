@@ -12,6 +12,9 @@ Shape of the data path for one AIGatewayRoute rule::
     listener (per port) -> route (per rule match) -> rule cluster (priorities x weights)
         -> per-backendRef internal listener (model override, credential, headers, path prefix)
         -> upstream cluster (per Backend / Service / pool) -> real endpoints
+
+A backendRef whose hop does nothing per attempt (``BackendHop.works_per_attempt``) costs no internal
+listener: the translator puts its upstream's endpoints in the rule cluster (``xds.translator.data_path``).
 """
 
 from __future__ import annotations
@@ -174,6 +177,17 @@ class HttpListener:
     route_config: str
     virtual_hosts: tuple[VirtualHost, ...]
 
+    @property
+    def routes_on_model(self) -> bool:
+        """Whether a route matches on the model header, so the listener must read the model from the body
+        (and refuse a JSON body that does not parse) before it picks a route."""
+        return any(
+            header.name == MODEL_HEADER
+            for vhost in self.virtual_hosts
+            for route in vhost.routes
+            for header in route.headers
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class SocketEndpoint:
@@ -267,6 +281,19 @@ class BackendHop:
     host_rewrite: str | None = None
     picker: EndpointPicker | None = None
     """Ask this endpoint picker which of the upstream cluster's endpoints serves each attempt."""
+
+    @property
+    def works_per_attempt(self) -> bool:
+        """Whether the hop changes anything about an attempt; one that does not is left out of the data
+        path. Per-backend work added to a hop must be named here too."""
+        return (
+            self.model_override is not None
+            or self.credential is not None
+            or self.request_headers != HeaderEdits()
+            or self.path_prefix != OPENAI_PATH_PREFIX
+            or self.host_rewrite is not None
+            or self.picker is not None
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,11 +1,18 @@
-"""Listeners: one public HTTP listener per port, and one internal listener per backend hop.
+"""Listeners: one public HTTP listener per port, and one internal listener per backend hop that does work.
 
 A hop is an Envoy internal listener (no socket; reached through ``envoy_internal_address`` endpoints of a rule
 cluster). Because the rule cluster picks the hop per attempt, everything a backend needs that differs from its
 siblings — model rewrite, credential, headers, path prefix, Host — runs once per attempt, after the priority
-and weight choice, using ordinary downstream filters. The alternatives were checked and rejected: the
-``transform`` filter cannot run as an upstream filter, Lua cannot see the chosen host, and aggregate clusters
-skip their children's upstream filters and retry-priority plugins.
+and weight choice, using ordinary downstream filters. A hop that would do nothing is not built
+(``data_path``). The alternatives were checked and rejected: Envoy 1.40 refuses the ``transform`` filter
+(the only native JSON body rewrite, which the model override needs) as an upstream filter, as it refuses
+``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state``; Lua cannot see the chosen host, and
+aggregate clusters skip their children's upstream filters and retry-priority plugins.
+
+The public listener reads the model from the body only when one of its routes matches on the model header
+(``ir.HttpListener.routes_on_model``): the multipart reader (run only for ``multipart/form-data``), the body
+check and the model header filter then buffer and parse each request; a listener without such routes
+forwards bodies untouched. Either way a model header the client sent is removed before anything else runs.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
     served_endpoint_filter,
 )
-from controlplane.xds.translator.filters.model_header import model_header_filter
+from controlplane.xds.translator.filters.model_header import model_header_filter, without_model_header
 from controlplane.xds.translator.filters.model_override import model_override_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
@@ -35,10 +42,17 @@ _HCM_NAME = "envoy.filters.network.http_connection_manager"
 
 
 def http_listener(listener: ir.HttpListener) -> Any:
+    body_filters = (
+        [multipart_model_filter(), body_check_filter(), model_header_filter()]
+        if listener.routes_on_model
+        else []
+    )
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[multipart_model_filter(), body_check_filter(), model_header_filter(), router_filter()],
+        # Before any filter and the route choice: a client must not pick a route by naming a model.
+        early_header_mutation_extensions=[without_model_header()],
+        http_filters=[*body_filters, router_filter()],
         local_reply_config=local_reply.openai_error_replies(direct_success=True),
     )
     return listener_pb2.Listener(

@@ -26,7 +26,9 @@ _DIRECT_BODY_LIMIT = 4096
 def route_configuration(listener: ir.HttpListener) -> Any:
     config = route_pb2.RouteConfiguration(
         name=listener.route_config,
-        virtual_hosts=[_virtual_host(vhost) for vhost in listener.virtual_hosts],
+        virtual_hosts=[
+            _virtual_host(vhost, checks_body=listener.routes_on_model) for vhost in listener.virtual_hosts
+        ],
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
@@ -85,11 +87,13 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
     )
 
 
-def _virtual_host(vhost: ir.VirtualHost) -> Any:
+def _virtual_host(vhost: ir.VirtualHost, *, checks_body: bool) -> Any:
+    """``checks_body``: the listener runs the body check, whose verdict the first route answers."""
+    first = [invalid_body_route()] if checks_body else []
     return rc.VirtualHost(
         name=vhost.name,
         domains=list(vhost.domains),
-        routes=[invalid_body_route(), *(_route(route) for route in vhost.routes)],
+        routes=[*first, *(_route(route) for route in vhost.routes)],
     )
 
 
