@@ -131,6 +131,9 @@ class Forward:
     path_rewrite: PathRewrite | None = None
     hostname_rewrite: str | None = None
     request_headers: HeaderEdits = HeaderEdits()
+    model_override: str | None = None
+    """The model of the rule's first choice of backend: the route rewrites the body's model and the model
+    header once, before the first attempt; a backend that wants another rewrites it again in its hop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,15 @@ class HttpListener:
     port: int
     route_config: str
     virtual_hosts: tuple[VirtualHost, ...]
+
+    @property
+    def overrides_model(self) -> bool:
+        """Whether a route rewrites the model for its first choice of backend (``Forward.model_override``)."""
+        return any(
+            isinstance(route.action, Forward) and route.action.model_override is not None
+            for vhost in self.virtual_hosts
+            for route in vhost.routes
+        )
 
     @property
     def routes_on_model(self) -> bool:

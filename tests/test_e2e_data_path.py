@@ -1,5 +1,6 @@
 """Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
-keeps its weight whatever number of endpoints its backend has, priority failover still works on them, and a
+keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
+first choice's model override is applied by the route and a fallback still gets the client's model, and a
 client cannot pick a route with a model header of its own."""
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
 
-SPLIT, FAILOVER = "split-model", "failover-model"
+SPLIT, FAILOVER, OVERRIDE = "split-model", "failover-model", "override-model"
+OVERRIDE_HOP = "route/default/direct/rule/2/backend/1"
+"""The only hop: the fallback of the override rule, which puts the client's model back."""
 
 
 def _backend(name: str, ports: list[int]) -> str:
@@ -60,6 +63,10 @@ spec:
     backendRefs: [{{name: pair, weight: 1}}, {{name: single, weight: 1}}]
   - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {FAILOVER}}}]}}]
     backendRefs: [{{name: single, priority: 0}}, {{name: fallback, priority: 1}}]
+  - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {OVERRIDE}}}]}}]
+    backendRefs:
+    - {{name: single, priority: 0, modelNameOverride: gpt-first}}
+    - {{name: fallback, priority: 1}}
 """
         + _backend("pair", [ports["pair-a"], ports["pair-b"]])
         + _backend("single", [ports["single"]])
@@ -100,10 +107,8 @@ def test_each_backend_ref_keeps_its_weight_and_no_hop_is_built(
     local, _ = stack
     assert local.envoy is not None
     listeners = local.envoy.config_dump(resource="dynamic_listeners")["configs"]
-    names = [entry["name"] for entry in listeners]
-    assert names == [f"gateway/default/gw/{next(iter(local.port_map.values()))}"], (
-        f"no backendRef needs a hop, yet Envoy holds {names}"
-    )
+    names = sorted(entry["name"] for entry in listeners)
+    assert names == [f"gateway/default/gw/{next(iter(local.port_map.values()))}", OVERRIDE_HOP]
     with httpx.Client(timeout=5) as client:
         counts = Counter(answered_by(_ask(client, _gateway_url(local), SPLIT)) for _ in range(40))
     # Two endpoints on one backendRef must not give it two shares: 1:1 by backendRef.
@@ -120,6 +125,21 @@ def test_a_refusing_primary_fails_over_with_no_hop_in_between(
     with httpx.Client(timeout=5) as client:
         answers = [answered_by(_ask(client, _gateway_url(local), FAILOVER)) for _ in range(10)]
     assert answers == ["fallback"] * 10
+
+
+def test_the_route_rewrites_the_first_choices_model_and_the_fallback_gets_the_clients_back(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    with httpx.Client(timeout=5) as client:
+        assert answered_by(_ask(client, _gateway_url(local), OVERRIDE)) == "single"
+        first = backends["single"].received[-1]
+        backends["single"].set_mode(Refuse())
+        assert answered_by(_ask(client, _gateway_url(local), OVERRIDE)) == "fallback"
+        fallback = backends["fallback"].received[-1]
+    assert (first.json["model"], first.headers["x-ai-eg-model"]) == ("gpt-first", "gpt-first")
+    assert first.json["messages"] == CHAT["messages"], "the rest of the body is kept"
+    assert (fallback.json["model"], fallback.headers["x-ai-eg-model"]) == (OVERRIDE, OVERRIDE)
 
 
 def test_a_model_header_from_the_client_picks_no_route(

@@ -11,8 +11,9 @@ aggregate clusters skip their children's upstream filters and retry-priority plu
 
 The public listener reads the model from the body only when one of its routes matches on the model header
 (``ir.HttpListener.routes_on_model``): the multipart reader (run only for ``multipart/form-data``), the body
-check and the model header filter then buffer and parse each request; a listener without such routes
-forwards bodies untouched. Either way a model header the client sent is removed before anything else runs.
+check and the model header filter then buffer and parse each request, and the first choice's model override
+runs where a route has one (``filters.model_override``); a listener without such routes forwards bodies
+untouched. Either way a model header the client sent is removed before anything else runs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from controlplane.xds.translator.filters.endpoint_picker import (
     served_endpoint_filter,
 )
 from controlplane.xds.translator.filters.model_header import model_header_filter, without_model_header
-from controlplane.xds.translator.filters.model_override import model_override_filter
+from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.messages import ads_source, pack
@@ -47,6 +48,8 @@ def http_listener(listener: ir.HttpListener) -> Any:
         if listener.routes_on_model
         else []
     )
+    if listener.overrides_model:
+        body_filters.append(route_model_filter())
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),

@@ -15,6 +15,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
+from controlplane.xds.translator.filters.model_override import ROUTE_MODEL_FILTER, route_model_config
 from controlplane.xds.translator.messages import pack, seconds
 
 PICKED_ENDPOINT_RETRIES = 2
@@ -110,6 +111,12 @@ def _route(route: ir.Route) -> Any:
     message.route.CopyFrom(_forward(action))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
     message.request_headers_to_remove.extend(action.request_headers.remove)
+    if action.model_override is not None:
+        # After the rule's own header edits: the model header says what the backend is asked for.
+        message.request_headers_to_add.extend(_header_options(((ir.MODEL_HEADER, action.model_override),)))
+        message.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
+            route_model_config(model=action.model_override)
+        )
     return message
 
 
