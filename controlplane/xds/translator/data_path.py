@@ -63,17 +63,28 @@ def data_path(infra: ir.Infra) -> DataPath:
             name = f"{cluster.name}/{len(localities)}"
             if isinstance(target, ir.InternalEndpoint):
                 name = target.listener
-                hop = hops[target.listener]
-                upstream = upstreams.get(hop.upstream_cluster)
-                if hop.works_per_attempt or upstream is None or not reachable_directly(upstream):
-                    used.add(hop.name)
+                direct = _direct_hosts(hops.get(target.listener), upstreams)
+                if direct is None:
+                    used.add(target.listener)
                 else:
-                    hosts = upstream.endpoints
+                    hosts = direct
             localities.append(
                 Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
             )
         rules.append(RulePath(cluster=cluster.name, localities=tuple(localities)))
     return DataPath(hops=tuple(hop for hop in infra.hops if hop.name in used), rules=tuple(rules))
+
+
+def _direct_hosts(
+    hop: ir.BackendHop | None, upstreams: dict[str, ir.UpstreamCluster]
+) -> tuple[ir.SocketEndpoint, ...] | None:
+    """The endpoints the rule cluster holds instead of ``hop``; None when the hop has to run."""
+    if hop is None or hop.works_per_attempt:
+        return None
+    upstream = upstreams.get(hop.upstream_cluster)
+    if upstream is None or not reachable_directly(upstream):
+        return None
+    return upstream.endpoints
 
 
 def reachable_directly(upstream: ir.UpstreamCluster) -> bool:
