@@ -160,7 +160,6 @@ def test_the_body_is_read_only_on_a_listener_whose_routes_match_on_the_model() -
     assert _http_filters(reading) == [
         "envoy.filters.http.lua",
         "envoy.filters.http.json_to_metadata",
-        "envoy.filters.http.transform",
         "envoy.filters.http.router",
     ]
     assert reading.routes[0].virtual_hosts[0].routes[0].name == "route-invalid-body"

@@ -1,7 +1,8 @@
 """Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
 keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
-first choice's model override is applied by the route and a fallback still gets the client's model, and a
-client cannot pick a route with a model header of its own."""
+first choice's model override is applied by the route and a fallback still gets the client's model, the
+body's model is read once (any JSON content type, Exact and RegularExpression matches), and a client cannot
+pick a route with a model header of its own."""
 
 from __future__ import annotations
 
@@ -67,6 +68,8 @@ spec:
     backendRefs:
     - {{name: single, priority: 0, modelNameOverride: gpt-first}}
     - {{name: fallback, priority: 1}}
+  - matches: [{{headers: [{{type: RegularExpression, name: x-ai-eg-model, value: "pattern-[0-9]+"}}]}}]
+    backendRefs: [{{name: fallback}}]
 """
         + _backend("pair", [ports["pair-a"], ports["pair-b"]])
         + _backend("single", [ports["single"]])
@@ -140,6 +143,22 @@ def test_the_route_rewrites_the_first_choices_model_and_the_fallback_gets_the_cl
     assert (first.json["model"], first.headers["x-ai-eg-model"]) == ("gpt-first", "gpt-first")
     assert first.json["messages"] == CHAT["messages"], "the rest of the body is kept"
     assert (fallback.json["model"], fallback.headers["x-ai-eg-model"]) == (OVERRIDE, OVERRIDE)
+
+
+def test_the_body_is_read_once_for_every_json_content_type_and_regex_matches(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    charset = {"content-type": "application/json; charset=utf-8"}
+    with httpx.Client(timeout=5) as client:
+        by_pattern = client.post(_gateway_url(local), json={**CHAT, "model": "pattern-42"}, headers=charset)
+        not_pattern = client.post(_gateway_url(local), json={**CHAT, "model": "pattern-x"})
+        malformed = client.post(_gateway_url(local), content=b'{"model": "split', headers=charset)
+    assert answered_by(by_pattern) == "fallback"
+    assert backends["fallback"].received[-1].headers["x-ai-eg-model"] == "pattern-42"
+    assert not_pattern.status_code == 404, not_pattern.text
+    assert malformed.status_code == 400, malformed.text
+    assert "not valid JSON" in malformed.json()["error"]["message"]
 
 
 def test_a_model_header_from_the_client_picks_no_route(

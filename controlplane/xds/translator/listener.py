@@ -10,10 +10,11 @@ and weight choice, using ordinary downstream filters. A hop that would do nothin
 aggregate clusters skip their children's upstream filters and retry-priority plugins.
 
 The public listener reads the model from the body only when one of its routes matches on the model header
-(``ir.HttpListener.routes_on_model``): the multipart reader (run only for ``multipart/form-data``), the body
-check and the model header filter then buffer and parse each request, and the first choice's model override
-runs where a route has one (``filters.model_override``); a listener without such routes forwards bodies
-untouched. Either way a model header the client sent is removed before anything else runs.
+(``ir.HttpListener.routes_on_model``): the multipart reader (run only for ``multipart/form-data``) and the
+body check (which records the model, ``filters.model_header``) then buffer and parse each request once, and
+the first choice's model override runs where a route has one (``filters.model_override``); a listener
+without such routes forwards bodies untouched. Either way a model header the client sent is removed before
+anything else runs.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
     served_endpoint_filter,
 )
-from controlplane.xds.translator.filters.model_header import model_header_filter, without_model_header
+from controlplane.xds.translator.filters.model_header import without_model_header
 from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
@@ -43,11 +44,7 @@ _HCM_NAME = "envoy.filters.network.http_connection_manager"
 
 
 def http_listener(listener: ir.HttpListener) -> Any:
-    body_filters = (
-        [multipart_model_filter(), body_check_filter(), model_header_filter()]
-        if listener.routes_on_model
-        else []
-    )
+    body_filters = [multipart_model_filter(), body_check_filter()] if listener.routes_on_model else []
     if listener.overrides_model:
         body_filters.append(route_model_filter())
     manager = hcm.HttpConnectionManager(

@@ -1,10 +1,13 @@
-"""Expose the request body's ``model`` as the model header (``ir.MODEL_HEADER``) before the route is chosen.
+"""The model header (``ir.MODEL_HEADER``): never the client's, and set from the request body's ``model``.
 
-Envoy AI Gateway does this in an external processor; Envoy 1.40's ``transform`` filter does it natively: it
-buffers the JSON body, sets the header from ``%REQUEST_BODY(model)%`` and clears the route cache so rules that
-match the header are re-evaluated. A value the client sent itself is removed before any filter runs
-(``without_model_header``, for every request whatever its body), so a client cannot pick a route by claiming a
-model its body does not name.
+Envoy AI Gateway reads the body's model in an external processor and routes on the header. Here the body is
+parsed once, natively, by the body check's ``json_to_metadata`` filter (``body_check``), which records the
+model in the dynamic metadata; a route matching on the model header matches that metadata instead
+(``model_metadata_match``) and sets the header from it for the backend (``MODEL_FROM_BODY``). Routes are
+picked after the filter has read the body (the first lookup of the route comes later, and the multipart reader
+clears it when it sets the model). A value the client sent itself is removed before any filter runs
+(``without_model_header``, for every request whatever its body), so a client cannot pick a route or tell the
+backend a model its body does not name.
 """
 
 from __future__ import annotations
@@ -12,31 +15,18 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
-from envoy.config.core.v3 import base_pb2, extension_pb2
-from envoy.extensions.filters.http.transform.v3 import transform_pb2
-from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.config.core.v3 import extension_pb2
 from envoy.extensions.http.early_header_mutation.header_mutation.v3 import header_mutation_pb2
+from envoy.type.matcher.v3 import metadata_pb2, value_pb2
 
 from controlplane.ir import MODEL_HEADER
 from controlplane.xds.translator.messages import pack
 
-
-def model_header_filter() -> Any:
-    config = transform_pb2.TransformConfig(
-        clear_route_cache=True,
-        request_transformation=transform_pb2.Transformation(
-            headers_mutations=[
-                mutation_rules_pb2.HeaderMutation(remove=MODEL_HEADER),
-                mutation_rules_pb2.HeaderMutation(
-                    append=base_pb2.HeaderValueOption(
-                        header=base_pb2.HeaderValue(key=MODEL_HEADER, value="%REQUEST_BODY(model)%"),
-                        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-                    )
-                ),
-            ]
-        ),
-    )
-    return hcm.HttpFilter(name="envoy.filters.http.transform", typed_config=pack(config))
+MODEL_NAMESPACE = "io.envoy.ai_gateway"
+"""The dynamic metadata namespace the body's model is recorded in (and the body check's verdict)."""
+MODEL_KEY = "model"
+MODEL_FROM_BODY = f"%DYNAMIC_METADATA({MODEL_NAMESPACE}:{MODEL_KEY})%"
+"""The body's model as a header value format string (empty, so no header, when the body names none)."""
 
 
 def without_model_header() -> Any:
@@ -46,4 +36,13 @@ def without_model_header() -> Any:
     )
     return extension_pb2.TypedExtensionConfig(
         name="envoy.http.early_header_mutation.header_mutation", typed_config=pack(config)
+    )
+
+
+def model_metadata_match(value: Any) -> Any:
+    """A route's match on the body's model, given a ``StringMatcher``."""
+    return metadata_pb2.MetadataMatcher(
+        filter=MODEL_NAMESPACE,
+        path=[metadata_pb2.MetadataMatcher.PathSegment(key=MODEL_KEY)],
+        value=value_pb2.ValueMatcher(string_match=value),
     )

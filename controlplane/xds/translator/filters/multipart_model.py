@@ -4,8 +4,9 @@ The model header filter (``model_header``) reads ``model`` from JSON bodies only
 a multipart request (``/v1/audio/transcriptions``, ``/v1/images/edits``) carried no model into routing, and
 a header the client set on a non-JSON request reached the route table as if Envoy had set it (the listener
 now removes that header first: ``model_header.without_model_header``). Envoy AI Gateway reads the form
-field. Envoy has no native multipart parser, so this small Lua filter sets the model header from the
-``model`` field (the whole form is buffered, within the listener's buffer limit) and re-picks the route. A
+field. Envoy has no native multipart parser, so this small Lua filter sets the model from the ``model``
+field (the whole form is buffered, within the listener's buffer limit) where a JSON body's model goes, the
+dynamic metadata routes match on (``model_header``), and in the header, and re-picks the route. A
 matcher skips it for every request that is not ``multipart/form-data``, so other requests do not pay for a
 Lua call.
 """
@@ -26,6 +27,7 @@ from xds.type.matcher.v3 import matcher_pb2 as xds_matcher_pb2
 from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from controlplane.ir import MODEL_HEADER
+from controlplane.xds.translator.filters.model_header import MODEL_KEY, MODEL_NAMESPACE
 from controlplane.xds.translator.messages import pack
 
 _NAME = "envoy.filters.http.lua"
@@ -66,6 +68,7 @@ function envoy_on_request(handle)
   if model ~= nil and model ~= "" and not string.find(model, "[\\r\\n]") then
     -- Reading the body yields: the header map must be fetched again.
     handle:headers():replace(MODEL_HEADER, model)
+    handle:streamInfo():dynamicMetadata():set("$namespace", "$key", model)
     handle:clearRouteCache()
   end
 end
@@ -73,7 +76,9 @@ end
 
 
 def multipart_model_filter() -> Any:
-    source = string.Template(_SOURCE_TEMPLATE).substitute(header=MODEL_HEADER)
+    source = string.Template(_SOURCE_TEMPLATE).substitute(
+        header=MODEL_HEADER, namespace=MODEL_NAMESPACE, key=MODEL_KEY
+    )
     lua = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=source))
     config = extension_matcher_pb2.ExtensionWithMatcher(
         extension_config=extension_pb2.TypedExtensionConfig(name=_NAME, typed_config=pack(lua)),
