@@ -96,8 +96,21 @@ def test_fallbacks_with_models_of_their_own_keep_them() -> None:
         # The first attempt's backend, and so its model, is chosen per request.
         (EXACT, "[{name: a, modelNameOverride: first}, {name: b, modelNameOverride: second}]"),
         (EXACT, "[{name: a, modelNameOverride: first}, {name: b}]"),
+        # The first choice keeps its hop for other work: the model is rewritten there, where it was.
+        (
+            EXACT,
+            "[{name: a, modelNameOverride: first, headerMutation: {set: [{name: x-team, value: t}]}},"
+            " {name: b, priority: 1}]",
+        ),
     ],
-    ids=["no-model-match", "regex-model-match", "two-models", "split-two-overrides", "split-one-override"],
+    ids=[
+        "no-model-match",
+        "regex-model-match",
+        "two-models",
+        "split-two-overrides",
+        "split-one-override",
+        "first-choice-hop-has-work",
+    ],
 )
 def test_the_override_stays_in_the_hops_when_the_route_cannot_know(matches: str, refs: str) -> None:
     forward, hops = _built(matches, refs)
