@@ -4,10 +4,12 @@ A hop is an Envoy internal listener (no socket; reached through ``envoy_internal
 cluster). Because the rule cluster picks the hop per attempt, everything a backend needs that differs from its
 siblings — model rewrite, credential, headers, path prefix, Host — runs once per attempt, after the priority
 and weight choice, using ordinary downstream filters. A hop that would do nothing is not built
-(``data_path``). The alternatives were checked and rejected: Envoy 1.40 refuses the ``transform`` filter
-(the only native JSON body rewrite, which the model override needs) as an upstream filter, as it refuses
-``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state``; Lua cannot see the chosen host, and
-aggregate clusters skip their children's upstream filters and retry-priority plugins.
+(``data_path``). The alternatives were checked on Envoy 1.40 and rejected: it refuses the ``transform``
+filter (the only native JSON body rewrite, which the model override needs) as an upstream filter, as it
+refuses ``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state`` (it accepts ``header_mutation``,
+``credential_injector``, ``aws_request_signing``, ``ext_proc``, ``lua``, ``buffer`` and ``composite``, whose
+configuration is per cluster: per-backendRef values would have to come from endpoint metadata, not tried yet
+for header-only work); aggregate clusters skip their children's upstream filters and retry-priority plugins.
 
 The public listener reads the model from the body only when one of its routes matches on the model header
 (``ir.HttpListener.routes_on_model``): the multipart reader (run only for ``multipart/form-data``) and the
