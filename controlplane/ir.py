@@ -12,6 +12,9 @@ Shape of the data path for one AIGatewayRoute rule::
     listener (per port) -> route (per rule match) -> rule cluster (priorities x weights)
         -> per-backendRef internal listener (model override, credential, headers, path prefix)
         -> upstream cluster (per Backend / Service / pool) -> real endpoints
+
+A backendRef whose hop does nothing per attempt (``BackendHop.works_per_attempt``) costs no internal
+listener: the translator puts its upstream's endpoints in the rule cluster (``xds.translator.data_path``).
 """
 
 from __future__ import annotations
@@ -132,6 +135,9 @@ class Forward:
     path_rewrite: PathRewrite | None = None
     hostname_rewrite: str | None = None
     request_headers: HeaderEdits = HeaderEdits()
+    model_override: str | None = None
+    """The model of the rule's first choice of backend: the route rewrites the body's model and the model
+    header once, before the first attempt; a backend that wants another rewrites it again in its hop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +195,26 @@ class HttpListener:
     virtual_hosts: tuple[VirtualHost, ...]
     token_costs: tuple[TokenCost, ...] = ()
     """Every cost of the routes on this listener (sorted): each response's usage sets all of them."""
+
+    @property
+    def overrides_model(self) -> bool:
+        """Whether a route rewrites the model for its first choice of backend (``Forward.model_override``)."""
+        return any(
+            isinstance(route.action, Forward) and route.action.model_override is not None
+            for vhost in self.virtual_hosts
+            for route in vhost.routes
+        )
+
+    @property
+    def reads_body(self) -> bool:
+        """Whether the listener reads each request's model and ``stream`` from the body (and refuses a JSON
+        body that does not parse) before it picks a route: a route matches on the model, or forwards to
+        backends, whose token usage is counted per model and whose streams are asked for their usage."""
+        return any(
+            isinstance(route.action, Forward) or any(header.name == MODEL_HEADER for header in route.headers)
+            for vhost in self.virtual_hosts
+            for route in vhost.routes
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +382,26 @@ class BackendHop:
     """The provider's own paths instead of ``path_prefix`` (the model may be part of the path)."""
     transcoding: Transcoding | None = None
     """None: the backend speaks OpenAI's API, and the request goes as sent (``path_prefix`` aside)."""
+
+    @property
+    def works_per_attempt(self) -> bool:
+        """Whether the hop changes anything about an attempt; one that does not is left out of the data
+        path. Per-backend work added to a hop must be named here too."""
+        return (
+            self.model_override is not None
+            or self.credential is not None
+            or self.request_headers != HeaderEdits()
+            or self.path_prefix != OPENAI_PATH_PREFIX
+            or self.host_rewrite is not None
+            or self.picker is not None
+            or self.provider_api is not None
+            or self.transcoding is not None
+        )
+
+    @property
+    def routes_on_stream(self) -> bool:
+        """Whether the hop picks the provider's path by the body's ``stream`` (streams have their own)."""
+        return self.transcoding is not None and self.transcoding.model_path is not None
 
 
 @dataclass(frozen=True, slots=True)

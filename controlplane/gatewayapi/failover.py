@@ -5,7 +5,9 @@ A rule's backendRefs form one cluster with one priority level per distinct ``pri
 already tried, and the client gets that level's answer. Outlier detection stops sending first attempts to a
 backend that keeps failing and lets it back in after a short ejection, so traffic fails back by itself.
 
-The numbers were measured on Envoy 1.40 through the hop design (see ``xds.translator.listener``):
+The numbers were measured on Envoy 1.40 through the hop design (see ``xds.translator.listener``; a
+backendRef with no per-attempt work is now a locality of the rule cluster holding its backend's endpoints,
+``xds.translator.data_path``, so ejection counts per endpoint there, with the same thresholds):
 ejection after 3 consecutive errors; a 5 s ejection probed every second bounds failback to ~6 s while a
 dead primary costs 3 retried requests per probe; ``max_ejection_percent`` 100 because Envoy's 10% never
 ejects one host of two.

@@ -27,6 +27,7 @@ from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.models import declared_model, models_route
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.route_actions import rule_action
+from controlplane.gatewayapi.route_model import first_choice_model
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
     AIGatewayRouteRule,
@@ -137,6 +138,9 @@ def _route(
         if cluster is not None and breaker is not None:
             cluster = replace(cluster, circuit_breaker=breaker)
         action = rule_action(route, index, rule, cluster, report, policy)
+        if cluster is not None and isinstance(action, ir.Forward):
+            model, rule_hops = first_choice_model(rule, cluster, rule_hops)
+            action = replace(action, model_override=model)
         if cluster is not None and attachments:
             clusters.append(cluster)
             hops.extend(rule_hops)

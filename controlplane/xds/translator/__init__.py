@@ -10,6 +10,7 @@ from typing import Any
 from controlplane import ir
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_URLS
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
+from controlplane.xds.translator.data_path import data_path
 from controlplane.xds.translator.endpoint import rule_load_assignment, upstream_load_assignment
 from controlplane.xds.translator.listener import hop_listener, http_listener
 from controlplane.xds.translator.route import route_configuration
@@ -41,13 +42,14 @@ def _upstream_cluster(system_ca_file: str) -> Callable[[ir.UpstreamCluster], Any
 def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[Fragment]:
     """Every Envoy resource of ``infra`` as (type URL, translate function, IR input), not yet translated."""
     eds_upstreams = [cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS]
+    path = data_path(infra)
     out: list[Fragment] = []
     out += [(LISTENER, http_listener, listener) for listener in infra.listeners]
-    out += [(LISTENER, hop_listener, hop) for hop in infra.hops]
+    out += [(LISTENER, hop_listener, hop) for hop in path.hops]
     out += [(ROUTE, route_configuration, listener) for listener in infra.listeners]
     out += [(CLUSTER, rule_cluster, cluster) for cluster in infra.rule_clusters]
     out += [(CLUSTER, _upstream_cluster(system_ca_file), cluster) for cluster in infra.upstreams]
-    out += [(ENDPOINT, rule_load_assignment, cluster) for cluster in infra.rule_clusters]
+    out += [(ENDPOINT, rule_load_assignment, rule) for rule in path.rules]
     out += [(ENDPOINT, upstream_load_assignment, cluster) for cluster in eds_upstreams]
     out += [(SECRET, credential_secret, secret) for secret in infra.credentials]
     out += [(SECRET, ca_secret, bundle) for bundle in infra.ca_bundles]
@@ -55,9 +57,9 @@ def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[
 
 
 def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
-    """The IR in; the Envoy listeners (public and hops), route configurations, clusters (rule and upstream),
-    load assignments and secrets (credentials, CA bundles) out. ``system_ca_file`` is the trust store of
-    upstream TLS without a CA of its own."""
+    """The IR in; the Envoy listeners (public, and the hops that do something), route configurations,
+    clusters (rule and upstream), load assignments and secrets (credentials, CA bundles) out.
+    ``system_ca_file`` is the trust store of upstream TLS without a CA of its own."""
     by_type: dict[str, list[Any]] = {type_url: [] for type_url in TYPE_URLS}
     for type_url, translate, node in fragments(infra, system_ca_file=system_ca_file):
         by_type[type_url].append(translate(node))

@@ -1,4 +1,4 @@
-"""Clusters: one per rule (priorities and weights over backend hops) and one per real upstream."""
+"""Clusters: one per rule (priorities and weights over backendRefs) and one per real upstream."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.data_path import RULE_CONNECT_TIMEOUT_SECONDS
 from controlplane.xds.translator.endpoint import upstream_load_assignment
 from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
@@ -24,11 +25,14 @@ _MAX_CONCURRENT_RETRIES = 1024
 
 
 def rule_cluster(cluster: ir.RuleCluster) -> Any:
-    """The failover cluster; its hosts are the rule's backend hops (internal listeners)."""
-    message = _eds_cluster(cluster.name, connect_timeout_seconds=10.0)
+    """The failover cluster; its hosts are the rule's backend hops (internal listeners) or, for a
+    backendRef whose hop would do nothing, its backend's endpoints (``data_path``)."""
+    message = _eds_cluster(cluster.name, connect_timeout_seconds=RULE_CONNECT_TIMEOUT_SECONDS)
     # Health changes (an ejection) take effect at once: the default 1 s merge window let workers keep
     # sending to a re-ejected backend for a second, ~20 retried requests per probe instead of 3.
     message.common_lb_config.update_merge_window.CopyFrom(seconds(0))
+    # Each backendRef is a locality weighted by its weight, whatever number of endpoints it has.
+    message.common_lb_config.locality_weighted_lb_config.SetInParent()
     # Envoy's default of 3 concurrent retries per cluster hands the primary's error to every client past the
     # third during a failover; retries are bounded by num_retries (one per level) and by ejection instead
     # (Envoy Gateway allows 1024 too).

@@ -1,33 +1,39 @@
-"""Load assignments: rule clusters' hops by priority and weight (EDS), and upstream endpoints (EDS, or
-inline in a DNS cluster)."""
+"""Load assignments: rule clusters' backendRefs by priority and weight (EDS), and upstream endpoints (EDS,
+or inline in a DNS cluster)."""
 
 from __future__ import annotations
 
-from itertools import groupby
+from collections import Counter
 from typing import Any
 
-from envoy.config.core.v3 import address_pb2
+from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.data_path import RulePath
 
 
-def rule_load_assignment(cluster: ir.RuleCluster) -> Any:
-    by_priority = sorted(cluster.endpoints, key=lambda endpoint: endpoint.priority)
-    levels = [
-        (priority, list(level))
-        for priority, level in groupby(by_priority, key=lambda endpoint: endpoint.priority)
-    ]
-    widest = max((len(level) for _, level in levels), default=1)
+def rule_load_assignment(path: RulePath) -> Any:
+    """One locality per backendRef (``data_path``), weighted by its weight, at its rank among priorities."""
+    ranks = {
+        priority: rank
+        for rank, priority in enumerate(sorted({locality.priority for locality in path.localities}))
+    }
+    hosts_per_level = Counter[int]()
+    for locality in path.localities:
+        hosts_per_level[locality.priority] += len(locality.hosts)
+    widest = max(max(hosts_per_level.values(), default=1), 1)
     return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=cluster.name,
+        cluster_name=path.cluster,
         endpoints=[
             endpoint_components_pb2.LocalityLbEndpoints(
+                locality=base_pb2.Locality(sub_zone=locality.name),
+                load_balancing_weight={"value": locality.weight},
                 # Envoy numbers levels densely from 0; the user's priority values only give the order.
-                priority=rank,
-                lb_endpoints=[_lb_endpoint(endpoint.target, weight=endpoint.weight) for endpoint in level],
+                priority=ranks[locality.priority],
+                lb_endpoints=[_lb_endpoint(host, weight=1) for host in locality.hosts],
             )
-            for rank, (_, level) in enumerate(levels)
+            for locality in sorted(path.localities, key=lambda locality: locality.priority)
         ],
         # With one of two hosts ejected, the default factor (140%) still spills 30% of the traffic to the
         # next level; a level should keep all of it while any of its hosts is healthy.

@@ -1,12 +1,25 @@
-"""Listeners: one public HTTP listener per port, and one internal listener per backend hop.
+"""Listeners: one public HTTP listener per port, and one internal listener per backend hop that does work.
 
 A hop is an Envoy internal listener (no socket; reached through ``envoy_internal_address`` endpoints of a rule
 cluster). Because the rule cluster picks the hop per attempt, everything a backend needs that differs from its
 siblings — model rewrite, credential, headers, path prefix, Host — runs once per attempt, after the priority
 and weight choice, using ordinary downstream filters (and the hop router's upstream filters for an AWS
-signature, which must see the rewritten path: ``filters.aws_signing``). The alternatives were checked and
-rejected: the ``transform`` filter cannot run as an upstream filter, Lua cannot see the chosen host, and
-aggregate clusters skip their children's upstream filters and retry-priority plugins.
+signature, which must see the rewritten path: ``filters.aws_signing``). A hop that would do nothing is not
+built (``data_path``). The alternatives were checked on Envoy 1.40 and rejected: it refuses the ``transform``
+filter (the only native JSON body rewrite, which the model override needs) as an upstream filter, as it
+refuses ``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state`` (it accepts ``header_mutation``,
+``credential_injector``, ``aws_request_signing``, ``ext_proc``, ``lua``, ``buffer`` and ``composite``, whose
+configuration is per cluster: per-backendRef values would have to come from endpoint metadata, not tried yet
+for header-only work); Lua cannot see the chosen host; aggregate clusters skip their children's upstream
+filters and retry-priority plugins.
+
+The public listener reads the body when a route matches on the model or forwards to backends
+(``ir.HttpListener.reads_body``: token usage is counted per model and a stream is asked for its usage): the
+multipart reader (run only for ``multipart/form-data``) and the body check (which records the model and
+``stream``, ``filters.model_header``) buffer and parse each request once, and the first choice's model
+override runs where a route has one (``filters.model_override``); a listener of direct responses only
+forwards nothing and reads nothing. Either way a model or stream header the client sent is removed before
+anything else runs.
 """
 
 from __future__ import annotations
@@ -27,8 +40,12 @@ from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
     served_endpoint_filter,
 )
-from controlplane.xds.translator.filters.model_header import model_header_filter
-from controlplane.xds.translator.filters.model_override import model_override_filter
+from controlplane.xds.translator.filters.model_header import (
+    stream_header_filter,
+    stream_metadata_filter,
+    without_model_header,
+)
+from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.filters.stream_usage import include_usage_filter
@@ -42,17 +59,18 @@ _HCM_NAME = "envoy.filters.network.http_connection_manager"
 
 
 def http_listener(listener: ir.HttpListener) -> Any:
+    body_filters: list[Any] = []
+    if listener.reads_body:
+        body_filters = [multipart_model_filter(), body_check_filter(), stream_header_filter()]
+        if listener.overrides_model:
+            body_filters.append(route_model_filter())
+        body_filters += [include_usage_filter(), *usage_filters(listener.token_costs)]
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),
-        http_filters=[
-            multipart_model_filter(),
-            body_check_filter(),
-            model_header_filter(),
-            include_usage_filter(),
-            *usage_filters(listener.token_costs),
-            router_filter(),
-        ],
+        # Before any filter and the route choice: a client must not pick a route by naming a model.
+        early_header_mutation_extensions=[without_model_header()],
+        http_filters=[*body_filters, router_filter()],
         local_reply_config=local_reply.openai_error_replies(direct_success=True),
         access_log=[token_usage_log(listener.token_costs)],
     )
@@ -66,7 +84,8 @@ def http_listener(listener: ir.HttpListener) -> Any:
 
 
 def hop_listener(hop: ir.BackendHop) -> Any:
-    filters = []
+    # First: nothing may pick the hop's route before the body's stream is known.
+    filters = [stream_metadata_filter()] if hop.routes_on_stream else []
     if hop.model_override is not None:
         filters.append(model_override_filter(model=hop.model_override))
     if hop.transcoding is not None:

@@ -35,7 +35,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import struct_pb2
 
 from controlplane import ir
-from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
+from controlplane.xds.translator.filters.model_header import streamed_match
 from controlplane.xds.translator.messages import pack
 
 _PATH_SEGMENT = r"[^/?#%\s]+"
@@ -66,18 +66,13 @@ def model_path_routes(
 ) -> list[Any]:
     """A hop whose provider names the model and the method in the path (Vertex AI's rawPredict, Bedrock's
     invoke). ``bases`` maps each client path served (OpenAI's chat completions, transcoded; Anthropic's own,
-    as sent) to its route; streamed requests (the stream header, ``STREAM_HEADER``) go to their own path or
-    are refused, a model that cannot be a path segment is refused, every other path gets 404 (a route
+    as sent) to its route; streamed requests (the body's ``stream``, ``streamed_match``) go to their own
+    path or are refused, a model that cannot be a path segment is refused, every other path gets 404 (a route
     ``name``d after the hop's)."""
     routes: list[Any] = []
     for client_path, base in bases.items():
         base.route.ClearField("regex_rewrite")
-        stream_match = rc.RouteMatch(
-            path=client_path,
-            headers=[
-                rc.HeaderMatcher(name=STREAM_HEADER, string_match=string_pb2.StringMatcher(exact="true"))
-            ],
-        )
+        stream_match = rc.RouteMatch(path=client_path, dynamic_metadata=[streamed_match()])
         if model_path.streaming is None:
             why = f"this {model_path.schema} backend does not serve streamed requests: "
             routes.append(

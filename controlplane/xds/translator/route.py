@@ -15,6 +15,8 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
+from controlplane.xds.translator.filters.model_header import MODEL_FROM_BODY, model_metadata_match
+from controlplane.xds.translator.filters.model_override import ROUTE_MODEL_FILTER, route_model_config
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.filters.transcoder import transcoded_routes
 from controlplane.xds.translator.messages import pack, seconds
@@ -29,7 +31,9 @@ _DIRECT_BODY_LIMIT = 4096
 def route_configuration(listener: ir.HttpListener) -> Any:
     config = route_pb2.RouteConfiguration(
         name=listener.route_config,
-        virtual_hosts=[_virtual_host(vhost) for vhost in listener.virtual_hosts],
+        virtual_hosts=[
+            _virtual_host(vhost, checks_body=listener.reads_body) for vhost in listener.virtual_hosts
+        ],
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
@@ -58,8 +62,7 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
             timeout=seconds(0),
         ),
         request_headers_to_add=_header_options(hop.request_headers.set),
-        # The stream header is the gateway's own (filters.stream_usage): it never reaches a backend.
-        request_headers_to_remove=[*hop.request_headers.remove, STREAM_HEADER],
+        request_headers_to_remove=list(hop.request_headers.remove),
     )
     if hop.provider_api is None and hop.transcoding is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
@@ -94,15 +97,19 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
     )
 
 
-def _virtual_host(vhost: ir.VirtualHost) -> Any:
+def _virtual_host(vhost: ir.VirtualHost, *, checks_body: bool) -> Any:
+    """``checks_body``: the listener runs the body check, whose verdict the first route answers (and which
+    records the body's model)."""
+    first = [invalid_body_route()] if checks_body else []
     return rc.VirtualHost(
         name=vhost.name,
         domains=list(vhost.domains),
-        routes=[invalid_body_route(), *(_route(route) for route in vhost.routes)],
+        routes=[*first, *(_route(route, reads_model=checks_body) for route in vhost.routes)],
     )
 
 
-def _route(route: ir.Route) -> Any:
+def _route(route: ir.Route, *, reads_model: bool) -> Any:
+    """``reads_model``: the listener records the body's model, which the backend gets as the model header."""
     message = rc.Route(
         name=route.name,
         match=_match(route.path, route.headers),
@@ -113,13 +120,30 @@ def _route(route: ir.Route) -> Any:
         message.direct_response.body.inline_string = action.message
         return message
     message.route.CopyFrom(_forward(action))
+    if reads_model:
+        message.request_headers_to_add.append(_header_option(ir.MODEL_HEADER, MODEL_FROM_BODY))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
-    message.request_headers_to_remove.extend(action.request_headers.remove)
+    # The stream header is the public listener's own (filters.stream_usage): it reaches no hop or backend.
+    message.request_headers_to_remove.extend([*action.request_headers.remove, STREAM_HEADER])
+    if action.model_override is not None:
+        # After the rule's own header edits: the model header says what the backend is asked for.
+        message.request_headers_to_add.extend(_header_options(((ir.MODEL_HEADER, action.model_override),)))
+        message.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
+            route_model_config(model=action.model_override)
+        )
     return message
 
 
 def _match(path: ir.PathMatch, headers: tuple[ir.HeaderMatch, ...]) -> Any:
-    match = rc.RouteMatch(headers=[_header_matcher(header) for header in headers])
+    match = rc.RouteMatch(
+        # The model is matched where the body check recorded it (``filters.model_header``).
+        headers=[_header_matcher(header) for header in headers if header.name != ir.MODEL_HEADER],
+        dynamic_metadata=[
+            model_metadata_match(_string_matcher(header))
+            for header in headers
+            if header.name == ir.MODEL_HEADER
+        ],
+    )
     if path.type is ir.PathMatchType.EXACT:
         match.path = path.value
     elif path.type is ir.PathMatchType.REGEX:
@@ -133,11 +157,13 @@ def _match(path: ir.PathMatch, headers: tuple[ir.HeaderMatch, ...]) -> Any:
 
 
 def _header_matcher(header: ir.HeaderMatch) -> Any:
+    return rc.HeaderMatcher(name=header.name, string_match=_string_matcher(header))
+
+
+def _string_matcher(header: ir.HeaderMatch) -> Any:
     if header.regex:
-        string_match = string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=header.value))
-    else:
-        string_match = string_pb2.StringMatcher(exact=header.value)
-    return rc.HeaderMatcher(name=header.name, string_match=string_match)
+        return string_pb2.StringMatcher(safe_regex=regex_pb2.RegexMatcher(regex=header.value))
+    return string_pb2.StringMatcher(exact=header.value)
 
 
 def _forward(action: ir.Forward) -> Any:
@@ -193,11 +219,12 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
 
 
 def _header_options(headers: tuple[tuple[str, str], ...]) -> list[Any]:
-    return [
-        base_pb2.HeaderValueOption(
-            # Envoy reads header values as format strings; a literal "%" from a manifest must be escaped.
-            header=base_pb2.HeaderValue(key=name, value=value.replace("%", "%%")),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-        )
-        for name, value in headers
-    ]
+    # Envoy reads header values as format strings; a literal "%" from a manifest must be escaped.
+    return [_header_option(name, value.replace("%", "%%")) for name, value in headers]
+
+
+def _header_option(name: str, value_format: str) -> Any:
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=name, value=value_format),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+    )

@@ -2,10 +2,13 @@
 
 The model header filter (``model_header``) reads ``model`` from JSON bodies only, and acts on nothing else:
 a multipart request (``/v1/audio/transcriptions``, ``/v1/images/edits``) carried no model into routing, and
-a header the client set on a non-JSON request reached the route table as if Envoy had set it. Envoy AI
-Gateway reads the form field. Envoy has no native multipart parser, so this small Lua filter runs first:
-it removes a client-sent model header from every request, and for ``multipart/form-data`` sets it from the
-``model`` field (the whole form is buffered, within the listener's buffer limit) and re-picks the route.
+a header the client set on a non-JSON request reached the route table as if Envoy had set it (the listener
+now removes that header first: ``model_header.without_model_header``). Envoy AI Gateway reads the form
+field. Envoy has no native multipart parser, so this small Lua filter sets the model from the ``model``
+field (the whole form is buffered, within the listener's buffer limit) where a JSON body's model goes, the
+dynamic metadata routes match on (``model_header``), and in the header, and re-picks the route. A
+matcher skips it for every request that is not ``multipart/form-data``, so other requests do not pay for a
+Lua call.
 """
 
 from __future__ import annotations
@@ -13,12 +16,22 @@ from __future__ import annotations
 import string
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2
+from envoy.config.core.v3 import base_pb2, extension_pb2
+from envoy.extensions.common.matching.v3 import extension_matcher_pb2
+from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
+from envoy.type.matcher.v3 import http_inputs_pb2
+from xds.core.v3 import extension_pb2 as xds_extension_pb2
+from xds.type.matcher.v3 import matcher_pb2 as xds_matcher_pb2
+from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from controlplane.ir import MODEL_HEADER
+from controlplane.xds.translator.filters.model_header import MODEL_KEY, MODEL_NAMESPACE
 from controlplane.xds.translator.messages import pack
+
+_NAME = "envoy.filters.http.lua"
+_MULTIPART = "multipart/form-data"
 
 _SOURCE_TEMPLATE = """
 local MODEL_HEADER = "$header"
@@ -42,9 +55,7 @@ local function form_field(data, boundary, name)
 end
 
 function envoy_on_request(handle)
-  local headers = handle:headers()
-  headers:remove(MODEL_HEADER)
-  local content_type = headers:get("content-type")
+  local content_type = handle:headers():get("content-type")
   if content_type == nil or string.find(string.lower(content_type), "multipart/form-data", 1, true) ~= 1 then
     return
   end
@@ -57,6 +68,7 @@ function envoy_on_request(handle)
   if model ~= nil and model ~= "" and not string.find(model, "[\\r\\n]") then
     -- Reading the body yields: the header map must be fetched again.
     handle:headers():replace(MODEL_HEADER, model)
+    handle:streamInfo():dynamicMetadata():set("$namespace", "$key", model)
     handle:clearRouteCache()
   end
 end
@@ -64,6 +76,41 @@ end
 
 
 def multipart_model_filter() -> Any:
-    source = string.Template(_SOURCE_TEMPLATE).substitute(header=MODEL_HEADER)
-    config = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=source))
-    return hcm.HttpFilter(name="envoy.filters.http.lua", typed_config=pack(config))
+    source = string.Template(_SOURCE_TEMPLATE).substitute(
+        header=MODEL_HEADER, namespace=MODEL_NAMESPACE, key=MODEL_KEY
+    )
+    lua = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=source))
+    config = extension_matcher_pb2.ExtensionWithMatcher(
+        extension_config=extension_pb2.TypedExtensionConfig(name=_NAME, typed_config=pack(lua)),
+        xds_matcher=_unless_multipart(),
+    )
+    return hcm.HttpFilter(name=_NAME, typed_config=pack(config))
+
+
+def _unless_multipart() -> Any:
+    """Skip the filter for a request whose content type is not ``multipart/form-data`` (or that has none)."""
+    content_type = xds_extension_pb2.TypedExtensionConfig(
+        name="content-type",
+        typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name="content-type")),
+    )
+    is_multipart = xds_matcher_pb2.Matcher.MatcherList.Predicate(
+        single_predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
+            input=content_type,
+            value_match=xds_string_pb2.StringMatcher(prefix=_MULTIPART, ignore_case=True),
+        )
+    )
+    skip = xds_matcher_pb2.Matcher.OnMatch(
+        action=xds_extension_pb2.TypedExtensionConfig(
+            name="skip", typed_config=pack(skip_action_pb2.SkipFilter())
+        )
+    )
+    return xds_matcher_pb2.Matcher(
+        matcher_list=xds_matcher_pb2.Matcher.MatcherList(
+            matchers=[
+                xds_matcher_pb2.Matcher.MatcherList.FieldMatcher(
+                    predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate(not_matcher=is_multipart),
+                    on_match=skip,
+                )
+            ]
+        )
+    )

@@ -1,8 +1,9 @@
 """Ask every streamed chat completion for its usage (``stream_options.include_usage``), as upstream does.
 
 An OpenAI-compatible server reports the usage of a stream only when asked; without it a streamed request
-would cost nothing and count nowhere (``filters.token_usage``). The model header filter also copies the body's
-``stream`` into a header (``STREAM_HEADER``, the client's own removed first); a ``transform`` filter, wrapped
+would cost nothing and count nowhere (``filters.token_usage``). The body check records the body's ``stream``
+and ``model_header.stream_header_filter`` copies it into a header (``STREAM_HEADER``, the client's own removed
+first); a ``transform`` filter, wrapped
 in ``match_delegate`` so that it runs only when that header is ``true``, merges ``include_usage: true`` into
 the body (a non-streaming request must not carry ``stream_options``: OpenAI refuses it; nor must a
 request of Anthropic's own API, on ``ir.ANTHROPIC_CLIENT_PATH``). The client then gets
@@ -28,7 +29,8 @@ from controlplane import ir
 from controlplane.xds.translator.messages import pack
 
 STREAM_HEADER = "x-ai-eg-stream"
-"""The request body's ``stream`` (``true`` for a streamed request), set by the model header filter."""
+"""The request body's ``stream`` (``true`` for a streamed request), set by
+``model_header.stream_header_filter``."""
 
 
 def include_usage_filter() -> Any:

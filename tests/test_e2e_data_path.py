@@ -1,0 +1,181 @@
+"""Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
+keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
+first choice's model override is applied by the route and a fallback still gets the client's model, the
+body's model is read once (any JSON content type, Exact and RegularExpression matches), and a client cannot
+pick a route with a model header of its own."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from controlplane.devtools.fake_backend import FakeBackend, Refuse
+from controlplane.devtools.stack import LocalStack
+from controlplane.netutil import PortReservations
+from tests.e2e import CHAT, answered_by
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.envoy
+
+SPLIT, FAILOVER, OVERRIDE = "split-model", "failover-model", "override-model"
+OVERRIDE_HOP = "route/default/direct/rule/2/backend/1"
+"""The only hop: the fallback of the override rule, which puts the client's model back."""
+
+
+def _backend(name: str, ports: list[int]) -> str:
+    endpoints = "".join(f"\n  - ip: {{address: 127.0.0.1, port: {port}}}" for port in ports)
+    return f"""---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIServiceBackend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  schema: {{name: OpenAI}}
+  backendRef: {{name: {name}, kind: Backend, group: gateway.envoyproxy.io}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {{name: {name}, namespace: default}}
+spec:
+  endpoints:{endpoints}
+"""
+
+
+def _manifests(gateway: int, ports: dict[str, int]) -> str:
+    return (
+        f"""apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: gw, namespace: default}}
+spec:
+  gatewayClassName: ai-gateway
+  listeners: [{{name: http, protocol: HTTP, port: {gateway}}}]
+---
+apiVersion: aigateway.envoyproxy.io/v1beta1
+kind: AIGatewayRoute
+metadata: {{name: direct, namespace: default}}
+spec:
+  parentRefs: [{{name: gw}}]
+  rules:
+  - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {SPLIT}}}]}}]
+    backendRefs: [{{name: pair, weight: 1}}, {{name: single, weight: 1}}]
+  - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {FAILOVER}}}]}}]
+    backendRefs: [{{name: single, priority: 0}}, {{name: fallback, priority: 1}}]
+  - matches: [{{headers: [{{type: Exact, name: x-ai-eg-model, value: {OVERRIDE}}}]}}]
+    backendRefs:
+    - {{name: single, priority: 0, modelNameOverride: gpt-first}}
+    - {{name: fallback, priority: 1}}
+  - matches: [{{headers: [{{type: RegularExpression, name: x-ai-eg-model, value: "pattern-[0-9]+"}}]}}]
+    backendRefs: [{{name: fallback}}]
+"""
+        + _backend("pair", [ports["pair-a"], ports["pair-b"]])
+        + _backend("single", [ports["single"]])
+        + _backend("fallback", [ports["fallback"]])
+    )
+
+
+@pytest.fixture
+def stack(tmp_path: Path, ports: PortReservations) -> Iterator[tuple[LocalStack, dict[str, FakeBackend]]]:
+    names = ("pair-a", "pair-b", "single", "fallback")
+    with ExitStack() as running:
+        backends = {name: running.enter_context(FakeBackend(name=name, model=name)) for name in names}
+        gateway = ports.reserve()
+        folder = tmp_path / "manifests"
+        folder.mkdir()
+        backend_ports = {name: backend.port for name, backend in backends.items()}
+        (folder / "route.yaml").write_text(_manifests(gateway, backend_ports))
+        local = running.enter_context(
+            LocalStack(folder, port_map={gateway: gateway}, workdir=tmp_path / "stack", fake_backends=False)
+        )
+        with httpx.Client(timeout=5) as client:
+            wait_until(lambda: _ask(client, local.url(gateway), SPLIT).status_code == 200)
+        yield local, backends
+
+
+def _ask(client: httpx.Client, url: str, model: str) -> httpx.Response:
+    return client.post(url, json={**CHAT, "model": model})
+
+
+def _gateway_url(local: LocalStack) -> str:
+    (port,) = local.port_map.values()
+    return local.url(port)
+
+
+def test_each_backend_ref_keeps_its_weight_and_no_hop_is_built(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, _ = stack
+    assert local.envoy is not None
+    listeners = local.envoy.config_dump(resource="dynamic_listeners")["configs"]
+    names = sorted(entry["name"] for entry in listeners)
+    assert names == [f"gateway/default/gw/{next(iter(local.port_map.values()))}", OVERRIDE_HOP]
+    with httpx.Client(timeout=5) as client:
+        counts = Counter(answered_by(_ask(client, _gateway_url(local), SPLIT)) for _ in range(40))
+    # Two endpoints on one backendRef must not give it two shares: 1:1 by backendRef.
+    assert 12 <= counts["single"] <= 28, counts
+    assert counts["pair-a"] > 0, counts
+    assert counts["pair-b"] > 0, counts
+
+
+def test_a_refusing_primary_fails_over_with_no_hop_in_between(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    backends["single"].set_mode(Refuse())
+    with httpx.Client(timeout=5) as client:
+        answers = [answered_by(_ask(client, _gateway_url(local), FAILOVER)) for _ in range(10)]
+    assert answers == ["fallback"] * 10
+
+
+def test_the_route_rewrites_the_first_choices_model_and_the_fallback_gets_the_clients_back(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    with httpx.Client(timeout=5) as client:
+        assert answered_by(_ask(client, _gateway_url(local), OVERRIDE)) == "single"
+        first = backends["single"].received[-1]
+        backends["single"].set_mode(Refuse())
+        assert answered_by(_ask(client, _gateway_url(local), OVERRIDE)) == "fallback"
+        fallback = backends["fallback"].received[-1]
+    assert (first.json["model"], first.headers["x-ai-eg-model"]) == ("gpt-first", "gpt-first")
+    assert first.json["messages"] == CHAT["messages"], "the rest of the body is kept"
+    assert (fallback.json["model"], fallback.headers["x-ai-eg-model"]) == (OVERRIDE, OVERRIDE)
+
+
+def test_the_body_is_read_once_for_every_json_content_type_and_regex_matches(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    charset = {"content-type": "application/json; charset=utf-8"}
+    with httpx.Client(timeout=5) as client:
+        by_pattern = client.post(_gateway_url(local), json={**CHAT, "model": "pattern-42"}, headers=charset)
+        not_pattern = client.post(_gateway_url(local), json={**CHAT, "model": "pattern-x"})
+        malformed = client.post(_gateway_url(local), content=b'{"model": "split', headers=charset)
+    assert answered_by(by_pattern) == "fallback"
+    assert backends["fallback"].received[-1].headers["x-ai-eg-model"] == "pattern-42"
+    assert not_pattern.status_code == 404, not_pattern.text
+    assert malformed.status_code == 400, malformed.text
+    assert "not valid JSON" in malformed.json()["error"]["message"]
+
+
+def test_a_model_header_from_the_client_picks_no_route(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    for backend in backends.values():
+        backend.clear()
+    with httpx.Client(timeout=5) as client:
+        plain_text = client.post(
+            _gateway_url(local),
+            content=b"hello",
+            headers={"content-type": "text/plain", "x-ai-eg-model": SPLIT},
+        )
+        other_body = client.post(
+            _gateway_url(local), json={**CHAT, "model": "other"}, headers={"x-ai-eg-model": SPLIT}
+        )
+    assert plain_text.status_code == 404, plain_text.text
+    assert other_body.status_code == 404, other_body.text
+    assert not any(backend.received for backend in backends.values())
