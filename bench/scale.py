@@ -44,11 +44,13 @@ from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey
 from controlplane.serving import SnapshotPublisher
-from controlplane.sources.files import FileSource
+from controlplane.sources.files import FileLimits, FileSource
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
 _TIMEOUT = 600.0
+_OBJECTS_PER_ROUTE = 5
+"""Two Backends, two AIServiceBackends and the AIGatewayRoute (``route_file``)."""
 
 
 def route_file(index: int, *, backend_port: int) -> str:
@@ -97,6 +99,12 @@ spec:
     - name: a{index}-b
 """)
     return "---\n".join(documents)
+
+
+def objects_in(routes: int) -> int:
+    """How many objects ``write_manifests`` writes for ``routes`` routes: the file source's default
+    ``--max-objects`` (10,000) is below what 2,000 routes hold, and a load over it is refused whole."""
+    return routes * _OBJECTS_PER_ROUTE + len(gateway_manifests(0).split("\n---\n"))
 
 
 def write_manifests(folder: Path, routes: int, *, gateway_port: int) -> None:
@@ -160,20 +168,28 @@ class TimedHandler:
         return await self._publisher(result)
 
 
-def _full(folder: Path) -> tuple[float, float]:
+def _limits(routes: int) -> FileLimits:
+    return FileLimits(max_objects=objects_in(routes))
+
+
+def _full(folder: Path, routes: int) -> tuple[float, float]:
     """As ``serve`` does it: without full garbage collections (``controlplane.heap``)."""
     started = time.perf_counter()
     with building_configuration():
-        loaded = FileSource([folder]).load()
+        loaded = FileSource([folder], limits=_limits(routes)).load()
     read = time.perf_counter()
+    if len(loaded.objects) != objects_in(routes) or not loaded.ok:
+        raise RuntimeError(f"the load of {routes} routes is incomplete: {loaded.problems[:3]}")
     with building_configuration():
         Translator(reuse=False).snapshot(loaded.resource_set()).snapshot.consistency_problems()
     return read - started, time.perf_counter() - read
 
 
-def _serve_rss(folder: Path, workdir: Path) -> tuple[float, float]:
+def _serve_rss(folder: Path, workdir: Path, routes: int) -> tuple[float, float]:
     """(RSS, peak RSS) in MiB of ``controlplane serve`` once its first snapshot is set."""
-    process = ControlPlaneProcess([str(folder)], log_file=workdir / "serve.log")
+    process = ControlPlaneProcess(
+        [str(folder), "--max-objects", str(objects_in(routes))], log_file=workdir / "serve.log"
+    )
     try:
         process.start(timeout=_TIMEOUT)
         deadline = time.monotonic() + _TIMEOUT
@@ -201,7 +217,7 @@ async def _changes(folder: Path, *, routes: int, count: int, reuse: bool) -> Cha
     handler = TimedHandler(publisher)
     canary = LoopCanary()
     canary_task = asyncio.create_task(canary.run())
-    source_task = asyncio.create_task(FileSource([folder]).run(handler))
+    source_task = asyncio.create_task(FileSource([folder], limits=_limits(routes)).run(handler))
     node_id = f"scale-{routes}-{result.mode.replace(' ', '-')}"
     envoy = EnvoyProcess(
         bootstrap_yaml=render_bootstrap(
@@ -293,8 +309,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch:
             folder = Path(scratch) / "manifests"
             write_manifests(folder, routes, gateway_port=free_port())
-            load_s, translate_s = _full(folder)
-            rss, peak = _serve_rss(folder, Path(scratch))
+            load_s, translate_s = _full(folder, routes)
+            rss, peak = _serve_rss(folder, Path(scratch), routes)
             changes = [
                 asyncio.run(_changes(folder, routes=routes, count=args.changes, reuse=reuse))
                 for reuse in (False, True)
