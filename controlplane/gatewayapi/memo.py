@@ -22,8 +22,7 @@ random edit sequences that both give the same snapshot, statuses and problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -73,7 +72,7 @@ class TranslationMemo:
         self._current: dict[FragmentKey, _Entry] = {}
         self._input: dict[ObjectKey, Any] = {}
         self._changed_keys: set[Hashable] = set()
-        self._changed_kinds: set[type] = set()
+        self._stale_kinds: set[type] = set()
         self._frames: list[_Frame | None] = []
         self._sink: EffectSink | None = None
         self.computed = 0
@@ -95,7 +94,10 @@ class TranslationMemo:
                     kinds.add(type(obj))
                     if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
                         changed.add(LEGACY_POLICY_REFS)
-        self._changed_keys, self._changed_kinds = changed, kinds
+        self._changed_keys = changed
+        # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
+        # object is an instance of.
+        self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
         self._input = current
         self._previous, self._current = {**self._previous, **self._current}, {}
         self.computed = 0
@@ -158,24 +160,21 @@ class TranslationMemo:
         return _Entry(frozenset(frame.keys), frozenset(frame.kinds), tuple(frame.effects), result)
 
     def _replay(self, entry: _Entry) -> None:
-        assert self._sink is not None, "bind() first"
-        with self._not_recording():
-            for effect in entry.effects:
-                self._sink(effect)
-
-    @contextmanager
-    def _not_recording(self) -> Iterator[None]:
-        # What a replayed fragment uses is already in its own recorded reads and effects.
+        sink = self._sink
+        assert sink is not None, "bind() first"
+        current = self._current
+        # Not recording: what a replayed fragment uses is already in its own recorded reads and effects.
         self._frames.append(None)
         try:
-            yield
+            for effect in entry.effects:
+                # A used fragment already in place needs nothing: ``cached`` would only find it there.
+                if effect[0] != "use" or effect[1] not in current:
+                    sink(effect)
         finally:
             self._frames.pop()
 
     def _fresh(self, entry: _Entry) -> bool:
-        if not entry.keys.isdisjoint(self._changed_keys):
-            return False
-        return not any(issubclass(changed, kind) for kind in entry.kinds for changed in self._changed_kinds)
+        return entry.keys.isdisjoint(self._changed_keys) and entry.kinds.isdisjoint(self._stale_kinds)
 
 
 class RecordingResourceSet(ResourceSet):
