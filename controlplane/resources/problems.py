@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 UNKNOWN = "-"
@@ -36,6 +36,14 @@ class ObjectKey:
     kind: str
     namespace: str
     name: str
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Worked out once: every translation hashes each key many times (look-ups, the memo's read sets)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.group, self.kind, self.namespace, self.name)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def __str__(self) -> str:
         if self.namespace:
