@@ -7,6 +7,7 @@ immutable once loaded.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -120,8 +121,9 @@ class Resource(Model):
         """Empty for cluster-scoped kinds, whatever the manifest says (Kubernetes ignores it too)."""
         return "" if self.cluster_scoped else self.metadata.namespace
 
-    @property
+    @cached_property
     def key(self) -> ObjectKey:
+        """Worked out once per object (it is immutable): translations look keys up thousands of times."""
         return ObjectKey(self.api_group, self.api_kind, self.namespace, self.metadata.name)
 
     @classmethod
