@@ -264,16 +264,58 @@ def _walk(root: Message) -> Iterator[Message]:
                 stack.append(inner)
             continue
         yield message
+        worth = _fields_worth_walking(message.DESCRIPTOR)
         for descriptor, value in message.ListFields():
-            if descriptor.message_type is None:
+            # Only message fields are worth walking; a map's, only when its values are messages.
+            if descriptor not in worth:
                 continue
             if not descriptor.is_repeated:
                 stack.append(value)
-            elif descriptor.message_type.GetOptions().map_entry:
-                if descriptor.message_type.fields_by_name["value"].message_type is not None:
-                    stack.extend(value.values())
+            elif descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+                stack.extend(value.values())
             else:
                 stack.extend(value)
+
+
+_worth_walking: dict[Any, frozenset[Any]] = {}
+
+
+def _fields_worth_walking(message_type: Any) -> frozenset[Any]:
+    """The message fields of ``message_type`` whose contents may hold a reference (a collected message or an
+    ``Any``, at any depth): the walk skips the others (most of a cluster or listener). Worked out once per
+    type, for it and every type below it."""
+    found = _worth_walking.get(message_type)
+    if found is not None:
+        return found
+    # Every type reachable from here, with its message fields (a map field by its value's type).
+    children: dict[Any, list[tuple[Any, Any]]] = {}
+    pending = [message_type]
+    while pending:
+        current = pending.pop()
+        if current in children:
+            continue
+        children[current] = []
+        if current.full_name in _OPAQUE or current.full_name == _ANY:
+            continue
+        for field_descriptor in current.fields:
+            child = field_descriptor.message_type
+            if child is not None and child.GetOptions().map_entry:
+                child = child.fields_by_name["value"].message_type
+            if child is not None:
+                children[current].append((field_descriptor, child))
+                pending.append(child)
+    # Which of them may hold a reference: grown to a fixed point, since message types can be recursive.
+    holds = {current for current in children if current.full_name in _COLLECTORS or current.full_name == _ANY}
+    grown = True
+    while grown:
+        grown = False
+        for current, fields in children.items():
+            if current not in holds and any(child in holds for _, child in fields):
+                holds.add(current)
+                grown = True
+    for current, fields in children.items():
+        _worth_walking[current] = frozenset(field for field, child in fields if child in holds)
+    return _worth_walking[message_type]
 
 
 def _unpack(packed: Any) -> Message | None:
