@@ -278,6 +278,8 @@ def _walk(root: Message) -> Iterator[Message]:
 
 
 _worth_walking: dict[Any, frozenset[Any]] = {}
+_holding: set[Any] = set()
+"""Message types that may hold a reference, among those ``_fields_worth_walking`` has seen."""
 
 
 def _fields_worth_walking(message_type: Any) -> frozenset[Any]:
@@ -315,6 +317,7 @@ def _fields_worth_walking(message_type: Any) -> frozenset[Any]:
                 grown = True
     for current, fields in children.items():
         _worth_walking[current] = frozenset(field for field, child in fields if child in holds)
+    _holding.update(holds)
     return _worth_walking[message_type]
 
 
@@ -326,7 +329,10 @@ def _unpack(packed: Any) -> Message | None:
         except KeyError:
             _unpack_classes[type_name] = None
         else:
-            _unpack_classes[type_name] = message_factory.GetMessageClass(descriptor)
+            # A type that cannot hold a reference is not worth parsing (most extension configs).
+            _fields_worth_walking(descriptor)
+            worth = descriptor in _holding
+            _unpack_classes[type_name] = message_factory.GetMessageClass(descriptor) if worth else None
     message_class = _unpack_classes[type_name]
     if message_class is None:
         return None
