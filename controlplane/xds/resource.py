@@ -14,6 +14,7 @@ import hashlib
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -21,7 +22,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 
-# Imported for their side effect: registering the message types that `_walk` unpacks from `Any` fields.
+# Imported for their side effect: registering the message types that `_collected` unpacks from `Any` fields.
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
@@ -184,11 +185,8 @@ class _References(NamedTuple):
 
 def _references(type_url: str, message: Message) -> _References:
     found: dict[bool, set[ResourceKey]] = {True: set(), False: set()}
-    for nested in _walk(message):
-        collect = _COLLECTORS.get(nested.DESCRIPTOR.full_name)
-        if collect is not None:
-            for warming, key in collect(nested):
-                found[warming].add(key)
+    for warming, key in _collected(message):
+        found[warming].add(key)
     cluster: Any = message
     if type_url == CLUSTER and cluster.type == cluster_pb2.Cluster.EDS:
         found[True].add(ResourceKey(ENDPOINT, cluster.eds_cluster_config.service_name or cluster.name))
@@ -250,20 +248,22 @@ _ANY = "google.protobuf.Any"
 _unpack_classes: dict[str, type[Message] | None] = {}
 
 
-def _walk(root: Message) -> Iterator[Message]:
-    """Every message nested in `root` (itself included), looking inside `Any` where the type is known."""
-    stack = [root]
+def _collected(root: Message) -> set[tuple[bool, ResourceKey]]:
+    """What the collectors find in `root` and every message nested in it, inside `Any` where the type is
+    known."""
+    found: set[tuple[bool, ResourceKey]] = set()
+    stack: list[Any] = [root]
     while stack:
         message = stack.pop()
         name = message.DESCRIPTOR.full_name
         if name in _OPAQUE:
             continue
         if name == _ANY:
-            inner = _unpack(message)
-            if inner is not None:
-                stack.append(inner)
+            found |= _collected_in_any(message.type_url, message.value)
             continue
-        yield message
+        collect = _COLLECTORS.get(name)
+        if collect is not None:
+            found.update(collect(message))
         worth = _fields_worth_walking(message.DESCRIPTOR)
         for descriptor, value in message.ListFields():
             # Only message fields are worth walking; a map's, only when its values are messages.
@@ -275,6 +275,14 @@ def _walk(root: Message) -> Iterator[Message]:
                 stack.extend(value.values())
             else:
                 stack.extend(value)
+    return found
+
+
+@lru_cache(maxsize=4096)
+def _collected_in_any(type_url: str, value: bytes) -> frozenset[tuple[bool, ResourceKey]]:
+    """By content: most packed configs (HTTP filters, protocol options) are the same in many resources."""
+    inner = _unpack(type_url, value)
+    return frozenset() if inner is None else frozenset(_collected(inner))
 
 
 _worth_walking: dict[Any, frozenset[Any]] = {}
@@ -321,8 +329,8 @@ def _fields_worth_walking(message_type: Any) -> frozenset[Any]:
     return _worth_walking[message_type]
 
 
-def _unpack(packed: Any) -> Message | None:
-    type_name = packed.type_url.rpartition("/")[2]
+def _unpack(type_url: str, value: bytes) -> Message | None:
+    type_name = type_url.rpartition("/")[2]
     if type_name not in _unpack_classes:
         try:
             descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
@@ -338,7 +346,7 @@ def _unpack(packed: Any) -> Message | None:
         return None
     inner = message_class()
     try:
-        inner.ParseFromString(packed.value)
+        inner.ParseFromString(value)
     except DecodeError:
         return None  # Envoy will reject it; there is nothing to reference inside
     return inner
