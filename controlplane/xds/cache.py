@@ -136,7 +136,7 @@ class Snapshot:
                         problems.append(
                             f"{_describe(resource.key)} names {_describe(key)}, which is not in it"
                         )
-                    elif key.type_url == LISTENER and not target.message.HasField("internal_listener"):
+                    elif key.type_url == LISTENER and not target.internal_listener:
                         problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
                 if type_url != CLUSTER:
                     continue

@@ -105,16 +105,24 @@ class XdsResource:
     type_url: str
     name: str
     version: str
-    message: Message
     packed: any_pb2.Any = field(repr=False)
+    """The serialised content, as sent. Only this form is kept: a parsed copy of every resource of a large
+    configuration would cost tens of MiB (``message`` parses it again when asked)."""
     dependencies: frozenset[ResourceKey]
     warming: frozenset[ResourceKey]
     binds: frozenset[str] = frozenset()
     """Socket addresses only one resource may hold at a time (a listener's), e.g. ``tcp/0.0.0.0:80``."""
+    internal_listener: bool = False
+    """A listener that other resources may target through an internal address."""
 
     @property
     def key(self) -> ResourceKey:
         return ResourceKey(self.type_url, self.name)
+
+    @property
+    def message(self) -> Message:
+        """The content as a message, parsed from ``packed`` on every call (a fresh copy each time)."""
+        return MESSAGE_CLASSES[self.type_url].FromString(self.packed.value)
 
     @classmethod
     def build(cls, type_url: str, message: Message) -> XdsResource:
@@ -136,11 +144,11 @@ class XdsResource:
             type_url=type_url,
             name=name,
             version=version,
-            message=message,
             packed=any_pb2.Any(type_url=type_url, value=serialized),
             dependencies=references.dependencies,
             warming=references.warming,
             binds=_bound_addresses(message) if type_url == LISTENER else frozenset(),
+            internal_listener=type_url == LISTENER and message.HasField("internal_listener"),
         )
         _remember(resource)
         return resource
@@ -153,8 +161,7 @@ class XdsResource:
             type_url=type_url,
             name=name,
             version=version,
-            message=MESSAGE_CLASSES[type_url](),
-            packed=any_pb2.Any(),
+            packed=any_pb2.Any(type_url=type_url),
             dependencies=frozenset(),
             warming=frozenset(),
         )
