@@ -92,7 +92,9 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    return IRResult(infra=infra, statuses=report.statuses(), problems=report.problems())
+    statuses = report.statuses(previous=memo.statuses)
+    memo.statuses = statuses
+    return IRResult(infra=infra, statuses=statuses, problems=report.problems())
 
 
 def _note_fields(resources: ResourceSet, report: Report) -> None:

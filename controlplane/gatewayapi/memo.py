@@ -22,7 +22,7 @@ random edit sequences that both give the same snapshot, statuses and problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -77,6 +77,8 @@ class TranslationMemo:
         self._sink: EffectSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
+        self.statuses: Mapping[ObjectKey, Any] = {}
+        """The last translation's statuses, which the next one takes unchanged ones from."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
@@ -99,11 +99,24 @@ class Report:
                     )
         return out
 
-    def statuses(self) -> dict[ObjectKey, ObjectStatus]:
-        return {
-            key: ObjectStatus(key, _conditions(self._findings.get(key, ())))
-            for key in sorted(self._seen, key=ObjectKey.order)
-        }
+    def statuses(
+        self, *, previous: Mapping[ObjectKey, ObjectStatus] | None = None
+    ) -> dict[ObjectKey, ObjectStatus]:
+        """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
+        when the same objects were judged, and its statuses of objects still all well: most of them."""
+        previous = previous or {}
+        order = previous.keys() if previous.keys() == self._seen else sorted(self._seen, key=ObjectKey.order)
+        out: dict[ObjectKey, ObjectStatus] = {}
+        for key in order:
+            findings = self._findings.get(key)
+            if findings:
+                out[key] = ObjectStatus(key, _conditions(findings))
+                continue
+            kept = previous.get(key)
+            out[key] = (
+                kept if kept is not None and kept.conditions is _ALL_WELL else ObjectStatus(key, _ALL_WELL)
+            )
+        return out
 
     def replay(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (recorded for the memo, or replayed)."""
