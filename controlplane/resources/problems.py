@@ -38,6 +38,8 @@ class ObjectKey:
     name: str
     _hash: int = field(init=False, repr=False, compare=False)
     """Worked out once: every translation hashes each key many times (look-ups, the memo's read sets)."""
+    _order: str = field(init=False, repr=False, compare=False, default="")
+    """``order()``, worked out on its first call."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_hash", hash((self.group, self.kind, self.namespace, self.name)))
@@ -50,10 +52,13 @@ class ObjectKey:
             return f"{self.kind}/{self.namespace}/{self.name}"
         return f"{self.kind}/{self.name}"
 
-    def order(self) -> tuple[str, str, str, str]:
-        """The sort key of the ordering above, for ``sorted(..., key=...)``: comparing plain tuples is
-        several times faster than the generated ``__lt__`` on thousands of keys."""
-        return (self.group, self.kind, self.namespace, self.name)
+    def order(self) -> str:
+        """The sort key of the ordering above, for ``sorted(..., key=...)``: one string (the parts joined by
+        a character no part contains, so it sorts like the parts in turn), several times faster to compare
+        than the generated ``__lt__`` or a tuple of the parts on thousands of keys."""
+        if not self._order:
+            object.__setattr__(self, "_order", "\0".join((self.group, self.kind, self.namespace, self.name)))
+        return self._order
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
