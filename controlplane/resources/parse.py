@@ -10,7 +10,7 @@ sources' business (``controlplane.sources``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,6 +267,9 @@ _PLAIN_SCALARS = frozenset(
 )
 
 
+_general_resolve: Callable[[Any, type[yaml.Node], Any, tuple[bool, bool]], str] = yaml.CSafeLoader.resolve
+
+
 class _NotPlain(Exception):
     """The document needs PyYAML's own constructor (see ``_StrictLoader.construct_document``)."""
 
@@ -283,6 +286,18 @@ class _StrictLoader(yaml.CSafeLoader):
             return self._plain(node, set())
         except (_NotPlain, RecursionError):
             return super().construct_document(node)
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # Called for every node while composing. Without path resolvers (none are set up), a mapping, a
+        # sequence, a quoted scalar and a plain one that no implicit resolver starts with take the default
+        # tag; only the rest needs PyYAML's lookup.
+        if self.yaml_path_resolvers or None in self.yaml_implicit_resolvers:
+            return _general_resolve(self, kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if implicit[0] and (not value or value[0] in self.yaml_implicit_resolvers):
+                return _general_resolve(self, kind, value, implicit)
+            return _STR
+        return _MAP if kind is yaml.MappingNode else _SEQ
 
     def _plain(self, node: yaml.Node, seen: set[int]) -> Any:
         if id(node) in seen:
