@@ -43,7 +43,8 @@ class Model(BaseModel):
     @classmethod
     def _null_means_unset(cls, data: Any) -> Any:
         # Kubernetes (Go's JSON decoding) reads `field: null` or an empty `field:` as "not set".
-        if isinstance(data, dict) and any(value is None for value in data.values()):
+        # (``None in`` compares plain data by identity first, without a generator per model.)
+        if isinstance(data, dict) and None in data.values():
             return {key: value for key, value in data.items() if value is not None}
         return data
 
