@@ -103,11 +103,18 @@ class Report:
         self, *, previous: Mapping[ObjectKey, ObjectStatus] | None = None
     ) -> dict[ObjectKey, ObjectStatus]:
         """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
-        when the same objects were judged, and its statuses of objects still all well: most of them."""
+        and its statuses of objects still all well: most of them."""
         previous = previous or {}
-        order = previous.keys() if previous.keys() == self._seen else sorted(self._seen, key=ObjectKey.order)
-        out: dict[ObjectKey, ObjectStatus] = {}
-        for key in order:
+        if previous.keys() == self._seen:
+            # The same objects judged: only those with findings now or before get a status made again.
+            out = dict(previous)
+            before = [key for key, status in previous.items() if status.conditions is not _ALL_WELL]
+            for key in (*before, *self._findings):
+                findings = self._findings.get(key)
+                out[key] = ObjectStatus(key, _conditions(findings) if findings else _ALL_WELL)
+            return out
+        out = {}
+        for key in sorted(self._seen, key=ObjectKey.order):
             findings = self._findings.get(key)
             if findings:
                 out[key] = ObjectStatus(key, _conditions(findings))
