@@ -22,6 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+
+def _remember_hash(node: object, fields: tuple[object, ...]) -> None:
+    """Listeners, virtual hosts and routes keep their hash: ``xds.translator.reuse`` looks a new listener up
+    by value on every translation, and with each route's hash kept, hashing one of thousands of routes costs
+    one step per route rather than a walk through all their contents."""
+    object.__setattr__(node, "_hash", hash(fields))
+
+
 MODEL_HEADER = "x-ai-eg-model"
 """The header rules match on to select a model; Envoy fills it from the request body's ``model``."""
 OPENAI_PATH_PREFIX = "/v1"
@@ -165,6 +173,13 @@ class Route:
     path: PathMatch
     headers: tuple[HeaderMatch, ...]
     action: Forward | DirectResponse
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _remember_hash(self, (self.name, self.path, self.headers, self.action))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +187,13 @@ class VirtualHost:
     name: str
     domains: tuple[str, ...]
     routes: tuple[Route, ...]
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _remember_hash(self, (self.name, self.domains, self.routes))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +217,16 @@ class HttpListener:
     virtual_hosts: tuple[VirtualHost, ...]
     token_costs: tuple[TokenCost, ...] = ()
     """Every cost of the routes on this listener (sorted): each response's usage sets all of them."""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _remember_hash(
+            self,
+            (self.name, self.address, self.port, self.route_config, self.virtual_hosts, self.token_costs),
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def overrides_model(self) -> bool:

@@ -73,6 +73,7 @@ class Translator:
         self._options = options or TranslateOptions()
         self._reuse = ReusingTranslator() if reuse else None
         self._memo = TranslationMemo() if reuse else None
+        self._previous: Snapshot | None = None
 
     def snapshot(self, resources: ResourceSet) -> TranslatedSnapshot:
         if self._reuse is None:
@@ -82,5 +83,6 @@ class Translator:
             )
             return TranslatedSnapshot(full.snapshot(), full.statuses, full.problems, built.mint_requests)
         built = build_ir(resources, options=self._options, memo=self._memo)
-        snapshot = Snapshot.from_built(self._reuse.resources(built.infra))
+        snapshot = Snapshot.from_built(self._reuse.resources(built.infra), previous=self._previous)
+        self._previous = snapshot
         return TranslatedSnapshot(snapshot, built.statuses, built.problems, built.mint_requests)

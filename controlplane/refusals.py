@@ -102,6 +102,8 @@ class ProxyRefusals:
         return out
 
     def _by_owner(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> dict[ObjectKey, list[Refusal]]:
+        if not self._refused:
+            return {}  # the usual case, without indexing thousands of statuses on the event loop
         owners = Owners(statuses)
         found: dict[ObjectKey, list[Refusal]] = {}
         for key in sorted(self._refused):

@@ -95,11 +95,10 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
+    statuses = report.statuses(managed_parents=binder.our_gateways, previous=memo.statuses)
+    memo.statuses = statuses
     return IRResult(
-        infra=infra,
-        statuses=report.statuses(managed_parents=binder.our_gateways),
-        problems=report.problems(),
-        mint_requests=backends.mint_requests,
+        infra=infra, statuses=statuses, problems=report.problems(), mint_requests=backends.mint_requests
     )
 
 

@@ -22,8 +22,7 @@ random edit sequences that both give the same snapshot, statuses and problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -78,11 +77,13 @@ class TranslationMemo:
         self._tokens: dict[ObjectKey, Any] = {}
         self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
-        self._changed_kinds: set[type] = set()
+        self._stale_kinds: set[type] = set()
         self._frames: list[_Frame | None] = []
         self._sink: EffectSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
+        self.statuses: Mapping[ObjectKey, Any] = {}
+        """The last translation's statuses, which the next one takes unchanged ones from."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
@@ -109,7 +110,10 @@ class TranslationMemo:
         if resources.minting != self._minting:
             changed.add(TOKENS_MODE)
         self._tokens, self._minting = tokens, resources.minting
-        self._changed_keys, self._changed_kinds = changed, kinds
+        self._changed_keys = changed
+        # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
+        # object is an instance of.
+        self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
         self._input = current
         self._previous, self._current = {**self._previous, **self._current}, {}
         self.computed = 0
@@ -172,24 +176,21 @@ class TranslationMemo:
         return _Entry(frozenset(frame.keys), frozenset(frame.kinds), tuple(frame.effects), result)
 
     def _replay(self, entry: _Entry) -> None:
-        assert self._sink is not None, "bind() first"
-        with self._not_recording():
-            for effect in entry.effects:
-                self._sink(effect)
-
-    @contextmanager
-    def _not_recording(self) -> Iterator[None]:
-        # What a replayed fragment uses is already in its own recorded reads and effects.
+        sink = self._sink
+        assert sink is not None, "bind() first"
+        current = self._current
+        # Not recording: what a replayed fragment uses is already in its own recorded reads and effects.
         self._frames.append(None)
         try:
-            yield
+            for effect in entry.effects:
+                # A used fragment already in place needs nothing: ``cached`` would only find it there.
+                if effect[0] != "use" or effect[1] not in current:
+                    sink(effect)
         finally:
             self._frames.pop()
 
     def _fresh(self, entry: _Entry) -> bool:
-        if not entry.keys.isdisjoint(self._changed_keys):
-            return False
-        return not any(issubclass(changed, kind) for kind in entry.kinds for changed in self._changed_kinds)
+        return entry.keys.isdisjoint(self._changed_keys) and entry.kinds.isdisjoint(self._stale_kinds)
 
 
 def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
@@ -65,6 +65,8 @@ class Report:
         self._findings: dict[ObjectKey, list[_Finding]] = defaultdict(list)
         self._parents: dict[ObjectKey, set[ObjectKey]] = defaultdict(set)
         self._seen: set[ObjectKey] = set()
+        self._pools: set[ObjectKey] = set()
+        """The InferencePools judged: their statuses carry parents."""
 
     def consider(self, obj: Resource) -> None:
         """Marks ``obj`` as judged, so it gets a status even when nothing was wrong."""
@@ -121,19 +123,43 @@ class Report:
         return out
 
     def statuses(
-        self, *, managed_parents: frozenset[ObjectKey] = frozenset()
+        self,
+        *,
+        managed_parents: frozenset[ObjectKey] = frozenset(),
+        previous: Mapping[ObjectKey, ObjectStatus] | None = None,
     ) -> dict[ObjectKey, ObjectStatus]:
-        """Each judged object's conditions; ``managed_parents`` (the Gateways that are ours) goes with the
-        objects that have parents (see ``ObjectStatus``)."""
-        out: dict[ObjectKey, ObjectStatus] = {}
+        """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
+        and its statuses of objects still all well: most of them. ``managed_parents`` (the Gateways that are
+        ours) goes with every InferencePool's, which is always made again (see ``ObjectStatus``)."""
+        previous = previous or {}
+        if previous.keys() == self._seen:
+            # The same objects judged: only those with findings now or before get a status made again.
+            out = dict(previous)
+            before = [key for key, status in previous.items() if status.conditions is not _ALL_WELL]
+            for key in (*before, *self._findings, *self._pools):
+                out[key] = self._status(key, managed_parents)
+            return out
+        out = {}
         for key in sorted(self._seen, key=ObjectKey.order):
-            conditions = _conditions(self._findings.get(key, ()))
-            if key.kind == INFERENCE_POOL_KIND:
-                parents = tuple(sorted(self._parents.get(key, ()), key=ObjectKey.order))
-                out[key] = ObjectStatus(key, conditions, parents, managed_parents)
+            kept = previous.get(key)
+            if (
+                kept is None
+                or kept.conditions is not _ALL_WELL
+                or key in self._findings
+                or key in self._pools
+            ):
+                out[key] = self._status(key, managed_parents)
             else:
-                out[key] = ObjectStatus(key, conditions)
+                out[key] = kept
         return out
+
+    def _status(self, key: ObjectKey, managed_parents: frozenset[ObjectKey]) -> ObjectStatus:
+        findings = self._findings.get(key)
+        conditions = _conditions(findings) if findings else _ALL_WELL
+        if key in self._pools:
+            parents = tuple(sorted(self._parents.get(key, ()), key=ObjectKey.order))
+            return ObjectStatus(key, conditions, parents, managed_parents)
+        return ObjectStatus(key, conditions)
 
     def replay(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (recorded for the memo, or replayed)."""
@@ -141,6 +167,8 @@ class Report:
             self._memo.effect(effect)
         _, key, finding = effect
         self._seen.add(key)
+        if key.kind == INFERENCE_POOL_KIND:
+            self._pools.add(key)
         if isinstance(finding, _Parent):
             self._parents[key].add(finding.gateway)
             return

@@ -56,12 +56,11 @@ class _Candidate:
     owner: AIGatewayRoute
     field_path: str
     model: ir.ListedModel | None
-    route_order: int = 0
-    """The route's place among all routes by age; set per translation (a route added before it moves it)."""
 
-    @property
-    def order(self) -> tuple[int, ...]:
-        return (*self.rank, self.route_order, *self.position)
+
+_Ranked = tuple[tuple[int, ...], _Candidate]
+"""A candidate and where it sorts: its rank, the route's place among all routes by age (set per translation:
+a route added before it moves it), its position."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +90,7 @@ def build_routes(
     memo: TranslationMemo,
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
-    by_host: dict[tuple[str, str], list[_Candidate]] = defaultdict(list)
+    by_host: dict[tuple[str, str], list[_Ranked]] = defaultdict(list)
     clusters: list[ir.RuleCluster] = []
     hops: list[ir.BackendHop] = []
     for route_order, route in enumerate(sorted(resources.routes(), key=_age)):
@@ -102,9 +101,7 @@ def build_routes(
         clusters.extend(output.clusters)
         hops.extend(output.hops)
         for place, candidate in output.placed:
-            if candidate.route_order != route_order:
-                candidate = replace(candidate, route_order=route_order)
-            by_host[place].append(candidate)
+            by_host[place].append(((*candidate.rank, route_order, *candidate.position), candidate))
     listeners = _listeners(binder, by_host, report, listen_address)
     return RouteTables(
         listeners=listeners,
@@ -355,7 +352,7 @@ def _header_matches(match: AIGatewayRouteRuleMatch | None) -> tuple[ir.HeaderMat
 
 def _listeners(
     binder: ListenerBinder,
-    by_host: dict[tuple[str, str], list[_Candidate]],
+    by_host: dict[tuple[str, str], list[_Ranked]],
     report: Report,
     listen_address: str,
 ) -> tuple[ir.HttpListener, ...]:
@@ -379,7 +376,8 @@ def _listeners(
         ]
         placed = [c for (name, _), found in by_host.items() if name == slot.envoy_listener for c in found]
         owners: dict[object, AIGatewayRoute] = {}
-        for candidate in sorted(placed, key=lambda c: c.route_order):
+        # Oldest route first, as routes are ordered (the older keeps a cost key two routes give differently).
+        for _, candidate in sorted(placed, key=lambda ranked: _age(ranked[1].owner)):
             owners.setdefault(candidate.owner.key, candidate.owner)
         listeners.append(
             ir.HttpListener(
@@ -394,10 +392,15 @@ def _listeners(
     return tuple(listeners)
 
 
-def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ...]:
-    winners: dict[tuple[object, ...], _Candidate] = {}
-    for candidate in sorted(candidates, key=lambda c: c.order):
-        first = winners.setdefault(candidate.identity, candidate)
+def _order(ranked: _Ranked) -> tuple[int, ...]:
+    return ranked[0]
+
+
+def _ordered(candidates: list[_Ranked], report: Report) -> tuple[ir.Route, ...]:
+    winners: dict[tuple[object, ...], _Ranked] = {}
+    for ranked in sorted(candidates, key=_order):
+        candidate = ranked[1]
+        first = winners.setdefault(candidate.identity, ranked)[1]
         if first is not candidate and first.route.name != candidate.route.name:
             report.reject(
                 candidate.owner,
@@ -405,11 +408,11 @@ def _ordered(candidates: list[_Candidate], report: Report) -> tuple[ir.Route, ..
                 f"matches exactly what {first.route.name} matches, which takes precedence",
                 reason="Conflicted",
             )
-    ordered = sorted(winners.values(), key=lambda c: c.order)
+    ordered = sorted(winners.values(), key=_order)
     # Listed in declaration order (route age, rule, match), as upstream lists them.
-    declared = sorted((c for c in ordered if c.model is not None), key=lambda c: c.order[3:])
-    routes = [models_route([c.model for c in declared if c.model is not None])]
-    routes.extend(winner.route for winner in ordered)
+    declared = sorted((r for r in ordered if r[1].model is not None), key=lambda r: r[0][3:])
+    routes = [models_route([c.model for _, c in declared if c.model is not None])]
+    routes.extend(winner.route for _, winner in ordered)
     routes.append(
         ir.Route(
             name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)

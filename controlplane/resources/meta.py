@@ -7,6 +7,7 @@ immutable once loaded.
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -42,7 +43,8 @@ class Model(BaseModel):
     @classmethod
     def _null_means_unset(cls, data: Any) -> Any:
         # Kubernetes (Go's JSON decoding) reads `field: null` or an empty `field:` as "not set".
-        if isinstance(data, dict) and any(value is None for value in data.values()):
+        # (``None in`` compares plain data by identity first, without a generator per model.)
+        if isinstance(data, dict) and None in data.values():
             return {key: value for key, value in data.items() if value is not None}
         return data
 
@@ -120,8 +122,9 @@ class Resource(Model):
         """Empty for cluster-scoped kinds, whatever the manifest says (Kubernetes ignores it too)."""
         return "" if self.cluster_scoped else self.metadata.namespace
 
-    @property
+    @cached_property
     def key(self) -> ObjectKey:
+        """Worked out once per object (it is immutable): translations look keys up thousands of times."""
         return ObjectKey(self.api_group, self.api_kind, self.namespace, self.metadata.name)
 
     @classmethod

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from functools import cache
+from typing import Any, get_args
 
 from pydantic import BaseModel, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -74,16 +75,16 @@ def deprecated_fields(obj: BaseModel) -> list[str]:
 
 
 def _walk(model: BaseModel, at: tuple[str | int, ...]) -> Iterator[NotedField]:
-    fields = type(model).model_fields
-    for name, info in fields.items():
+    fields_set = model.model_fields_set
+    for name, plan in _plan(type(model)):
         value = getattr(model, name)
-        here = (*at, info.alias or name)
+        here = (*at, plan.alias)
         # A field set to its default (as the API server's CRD defaulting does) changes nothing to note.
-        if name in model.model_fields_set and value is not None and value != info.default:
-            for meta in info.metadata:
-                if isinstance(meta, FieldNote):
-                    yield NotedField(field_path(here), meta)
-        yield from _walk_value(value, here)
+        if plan.notes and name in fields_set and value is not None and value != plan.default:
+            for note in plan.notes:
+                yield NotedField(field_path(here), note)
+        if plan.descend:
+            yield from _walk_value(value, here)
 
 
 def _walk_value(value: Any, at: tuple[str | int, ...]) -> Iterator[NotedField]:
@@ -95,3 +96,52 @@ def _walk_value(value: Any, at: tuple[str | int, ...]) -> Iterator[NotedField]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _walk_value(item, (*at, str(key)))
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldPlan:
+    alias: str
+    notes: tuple[FieldNote, ...]
+    default: Any
+    descend: bool
+    """Its value may hold a model with a noted field (worth walking into)."""
+
+
+@cache
+def _plan(model: type[BaseModel]) -> tuple[tuple[str, _FieldPlan], ...]:
+    """The fields of ``model`` the walk must look at: those with a note and those that may hold one; the
+    rest (most of a manifest) is never walked, which keeps loading thousands of objects cheap."""
+    plans = []
+    for name, info in model.model_fields.items():
+        notes = tuple(meta for meta in info.metadata if isinstance(meta, FieldNote))
+        descend = any(_holds_notes(found) for found in _models_in(info.annotation))
+        if notes or descend:
+            plans.append((name, _FieldPlan(info.alias or name, notes, info.default, descend)))
+    return tuple(plans)
+
+
+@cache
+def _holds_notes(model: type[BaseModel]) -> bool:
+    return _search(model, visiting=set())
+
+
+def _search(model: type[BaseModel], *, visiting: set[type[BaseModel]]) -> bool:
+    if model in visiting:
+        return False  # a cycle: whatever it holds is found on the way that entered it
+    visiting.add(model)
+    for info in model.model_fields.values():
+        if any(isinstance(meta, FieldNote) for meta in info.metadata):
+            return True
+        if any(_search(found, visiting=visiting) for found in _models_in(info.annotation)):
+            return True
+    return False
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The model classes a field's type names anywhere (in unions, lists, dicts, ``Annotated``); values of
+    other types (``Any`` included) are plain data that holds no model."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for argument in get_args(annotation):
+        yield from _models_in(argument)

@@ -10,7 +10,7 @@ sources' business (``controlplane.sources``).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,8 +259,66 @@ def _note_problems(loaded: Loaded) -> list[Problem]:
 # --- YAML ---------------------------------------------------------------------------------------------
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_PLAIN_SCALARS = frozenset(
+    {"tag:yaml.org,2002:null", "tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+)
+
+
+_general_resolve: Callable[[Any, type[yaml.Node], Any, tuple[bool, bool]], str] = yaml.CSafeLoader.resolve
+
+
+class _NotPlain(Exception):
+    """The document needs PyYAML's own constructor (see ``_StrictLoader.construct_document``)."""
+
+
 class _StrictLoader(yaml.CSafeLoader):
     """Safe YAML that refuses a key repeated in one mapping (PyYAML silently keeps the last one)."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        # Manifests are plain data (mappings with string keys, lists, strings, numbers, booleans): built
+        # straight from the node tree, several times faster than PyYAML's general constructor. Anything
+        # else (an alias, a merge key, another tag, a repeated or non-string key, extreme nesting) goes
+        # through PyYAML's constructor, which gives the same data or the error with its position.
+        try:
+            return self._plain(node, set())
+        except (_NotPlain, RecursionError):
+            return super().construct_document(node)
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: tuple[bool, bool]) -> str:
+        # Called for every node while composing. Without path resolvers (none are set up), a mapping, a
+        # sequence, a quoted scalar and a plain one that no implicit resolver starts with take the default
+        # tag; only the rest needs PyYAML's lookup.
+        if self.yaml_path_resolvers or None in self.yaml_implicit_resolvers:
+            return _general_resolve(self, kind, value, implicit)
+        if kind is yaml.ScalarNode:
+            if implicit[0] and (not value or value[0] in self.yaml_implicit_resolvers):
+                return _general_resolve(self, kind, value, implicit)
+            return _STR
+        return _MAP if kind is yaml.MappingNode else _SEQ
+
+    def _plain(self, node: yaml.Node, seen: set[int]) -> Any:
+        if id(node) in seen:
+            raise _NotPlain  # an alias: shared or recursive data
+        seen.add(id(node))
+        tag, kind = node.tag, type(node)
+        if kind is yaml.ScalarNode:
+            if tag == _STR:
+                return node.value
+            if tag in _PLAIN_SCALARS:
+                return self.yaml_constructors[tag](self, node)
+        elif kind is yaml.MappingNode and tag == _MAP:
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag != _STR or type(key_node) is not yaml.ScalarNode or key_node.value in out:
+                    raise _NotPlain
+                out[key_node.value] = self._plain(value_node, seen)
+            return out
+        elif kind is yaml.SequenceNode and tag == _SEQ:
+            return [self._plain(item, seen) for item in node.value]
+        raise _NotPlain
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[Hashable] = set()

@@ -11,6 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 UNKNOWN = "-"
 """Printed in a problem line for any part that is not known (no file, no object, no field)."""
@@ -24,12 +25,12 @@ class Severity(StrEnum):
     INFO = "info"
 
 
-@dataclass(frozen=True, order=True, slots=True)
-class ObjectKey:
+class ObjectKey(NamedTuple):
     """Identifies one object: two objects with the same key are the same object, whatever their version.
 
     ``namespace`` is empty for cluster-scoped kinds (GatewayClass). Ordering is by group, kind, namespace,
-    name, which is the order every emitted list of objects uses.
+    name, which is the order every emitted list of objects uses. A named tuple: a translation hashes and
+    compares keys hundreds of thousands of times, which tuples do without running any Python code.
     """
 
     group: str
@@ -42,10 +43,11 @@ class ObjectKey:
             return f"{self.kind}/{self.namespace}/{self.name}"
         return f"{self.kind}/{self.name}"
 
-    def order(self) -> tuple[str, str, str, str]:
-        """The sort key of the ordering above, for ``sorted(..., key=...)``: comparing plain tuples is
-        several times faster than the generated ``__lt__`` on thousands of keys."""
-        return (self.group, self.kind, self.namespace, self.name)
+    def order(self) -> str:
+        """The sort key of the ordering above, for ``sorted(..., key=...)``: one string (the parts joined by
+        a character no part contains, so it sorts like the parts in turn), several times faster to compare
+        than the parts on thousands of keys."""
+        return "\0".join(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -150,7 +150,8 @@ class ResourceSet:
 
     def inference_pools(self) -> list[InferencePoolBase]:
         """Both InferencePool versions, through their common view."""
-        return [item.object for item in self._index.values() if isinstance(item.object, InferencePoolBase)]
+        # By class, not by scanning every object; the base is abstract, which ``of_type`` does not mind.
+        return self.of_type(InferencePoolBase)  # type: ignore[type-abstract]
 
     def services(self) -> list[Service]:
         return self.of_type(Service)

@@ -80,19 +80,20 @@ def _object_count_problem(loaded: LoadResult, limits: FileLimits) -> Problem | N
 
 def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
     """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
-    return list(_listing(paths, problems))
+    return [Path(name) for name in _listing(paths, problems)]
 
 
-def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[Path, tuple[int, int]]:
-    """``yaml_files`` with each file's fingerprint (mtime, size), read through symlinks. A file reached twice
-    (a symlink, overlapping paths) is listed once, under the first name."""
+def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[str, tuple[int, int]]:
+    """``yaml_files`` (by name: a check of thousands of files makes no ``Path`` objects) with each file's
+    fingerprint (mtime, size), read through symlinks. A file reached twice (a symlink, overlapping paths) is
+    listed once, under the first name."""
     seen: set[tuple[int, int]] = set()
-    out: dict[Path, tuple[int, int]] = {}
+    out: dict[str, tuple[int, int]] = {}
     for path in paths:
         if path.is_dir():
             candidates = _files_below(path)
         elif path.is_file():
-            candidates = [path]
+            candidates = [str(path)]
         else:
             problems.append(
                 Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
@@ -100,7 +101,7 @@ def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[Path, tuple
             continue
         for candidate in candidates:
             try:
-                found = candidate.stat()
+                found = os.stat(candidate)
             except OSError:
                 continue  # a dangling symlink, or gone since the directory was read
             identity = (found.st_dev, found.st_ino)
@@ -111,7 +112,7 @@ def _listing(paths: Sequence[Path], problems: list[Problem]) -> dict[Path, tuple
     return out
 
 
-def _files_below(folder: Path) -> list[Path]:
+def _files_below(folder: Path) -> list[str]:
     """YAML files under ``folder`` in sorted order, hidden entries skipped (among them a ConfigMap volume's
     ``..data`` and timestamped folders); symlinked folders are not entered, symlinked files are listed."""
     found: list[str] = []
@@ -122,7 +123,7 @@ def _files_below(folder: Path) -> list[Path]:
             for name in files
             if not name.startswith(".") and os.path.splitext(name)[1] in YAML_SUFFIXES
         )
-    return [Path(name) for name in sorted(found, key=lambda name: name.split(os.sep))]
+    return sorted(found, key=lambda name: name.split(os.sep))
 
 
 def load_file(path: Path, *, max_bytes: int = defaults.MAX_FILE_BYTES) -> LoadResult:
@@ -165,9 +166,9 @@ class FileSource:
         self._last_within_limits: LoadResult | None = None
         self._debounce = debounce_seconds
         self._resync = resync_seconds
-        self._files: dict[Path, _FileState] = {}
-        self._good: dict[Path, LoadResult] = {}
-        self._seen: dict[Path, tuple[int, int]] = {}
+        self._files: dict[str, _FileState] = {}
+        self._good: dict[str, LoadResult] = {}
+        self._seen: dict[str, tuple[int, int]] = {}
 
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
@@ -184,7 +185,7 @@ class FileSource:
         problems: list[Problem] = []
         return self._load(_listing(self._paths, problems), problems)
 
-    def _load(self, listing: dict[Path, tuple[int, int]], problems: list[Problem]) -> LoadResult:
+    def _load(self, listing: dict[str, tuple[int, int]], problems: list[Problem]) -> LoadResult:
         self._seen = listing
         results = [self._load_one(path, fingerprint) for path, fingerprint in listing.items()]
         for gone in set(self._files) - set(listing):
@@ -253,11 +254,11 @@ class FileSource:
         with building_configuration():
             return self._load(listing, problems)
 
-    def _load_one(self, path: Path, fingerprint: tuple[int, int]) -> LoadResult:
+    def _load_one(self, path: str, fingerprint: tuple[int, int]) -> LoadResult:
         state = self._files.get(path)
         if state is not None and state.fingerprint == fingerprint:
             return state.result
-        result = load_file(path, max_bytes=self._limits.max_file_bytes)
+        result = load_file(Path(path), max_bytes=self._limits.max_file_bytes)
         unreadable = not result.objects and any(
             problem.severity is Severity.ERROR and problem.kind is None for problem in result.problems
         )
@@ -265,7 +266,7 @@ class FileSource:
         if unreadable and previous is not None:
             kept = Problem(
                 severity=Severity.WARNING,
-                file=str(path),
+                file=path,
                 message=f"serving the last good version of this file ({len(previous.objects)} objects)",
             )
             result = LoadResult(objects=previous.objects, problems=[*result.problems, kept])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Protocol
@@ -50,6 +50,9 @@ class Snapshot:
     resources: Mapping[str, Mapping[str, XdsResource]]
     type_versions: Mapping[str, str]
     version: str
+    given: Mapping[str, tuple[XdsResource, ...]] = field(default_factory=dict, repr=False)
+    """What ``from_built`` was given, per type and in that order: the next build tells from it which types
+    are unchanged."""
 
     @classmethod
     def from_resources(
@@ -88,26 +91,37 @@ class Snapshot:
         )
 
     @classmethod
-    def from_built(cls, by_type: Mapping[str, Iterable[XdsResource]]) -> Snapshot:
+    def from_built(
+        cls, by_type: Mapping[str, Iterable[XdsResource]], *, previous: Snapshot | None = None
+    ) -> Snapshot:
         """Build a snapshot from prepared resources ``{type_url: resources}``; two resources of one type
-        with the same name are an error."""
+        with the same name are an error. A type given the very same resources in the same order as to
+        ``previous`` takes its resources and version from there, without sorting or hashing them again."""
         unsupported = set(by_type) - set(TYPE_URLS)
         if unsupported:
             raise ValueError(f"unsupported type URL {sorted(unsupported)[0]!r}")
         resources: dict[str, Mapping[str, XdsResource]] = {}
+        type_versions: dict[str, str] = {}
+        given: dict[str, tuple[XdsResource, ...]] = {}
         for type_url in TYPE_URLS:
+            given[type_url] = tuple(by_type.get(type_url, ()))
+            if previous is not None and previous.given.get(type_url) == given[type_url]:
+                resources[type_url] = previous.resources[type_url]
+                type_versions[type_url] = previous.type_versions[type_url]
+                continue
             by_name: dict[str, XdsResource] = {}
-            for resource in by_type.get(type_url, ()):
+            for resource in given[type_url]:
                 if resource.name in by_name:
                     raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
                 by_name[resource.name] = resource
             resources[type_url] = MappingProxyType(dict(sorted(by_name.items())))
-        type_versions = {type_url: content_version(resources[type_url]) for type_url in TYPE_URLS}
+            type_versions[type_url] = content_version(resources[type_url])
         overall = "".join(f"{type_url}={type_versions[type_url]};" for type_url in TYPE_URLS)
         return cls(
             resources=MappingProxyType(resources),
             type_versions=MappingProxyType(type_versions),
             version=version_digest(overall.encode()),
+            given=MappingProxyType(given),
         )
 
     def get(self, type_url: str) -> Mapping[str, XdsResource]:
@@ -136,7 +150,7 @@ class Snapshot:
                         problems.append(
                             f"{_describe(resource.key)} names {_describe(key)}, which is not in it"
                         )
-                    elif key.type_url == LISTENER and not target.message.HasField("internal_listener"):
+                    elif key.type_url == LISTENER and not target.internal_listener:
                         problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
                 if type_url != CLUSTER:
                     continue

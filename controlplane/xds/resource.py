@@ -14,6 +14,7 @@ import hashlib
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -21,7 +22,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from envoy.config.listener.v3 import listener_pb2
 from envoy.config.route.v3 import route_pb2
 
-# Imported for their side effect: registering the message types that `_walk` unpacks from `Any` fields.
+# Imported for their side effect: registering the message types that `_collected` unpacks from `Any` fields.
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2  # noqa: F401
 from envoy.extensions.filters.network.tcp_proxy.v3 import tcp_proxy_pb2  # noqa: F401
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2  # noqa: F401
@@ -104,16 +105,24 @@ class XdsResource:
     type_url: str
     name: str
     version: str
-    message: Message
     packed: any_pb2.Any = field(repr=False)
+    """The serialised content, as sent. Only this form is kept: a parsed copy of every resource of a large
+    configuration would cost tens of MiB (``message`` parses it again when asked)."""
     dependencies: frozenset[ResourceKey]
     warming: frozenset[ResourceKey]
     binds: frozenset[str] = frozenset()
     """Socket addresses only one resource may hold at a time (a listener's), e.g. ``tcp/0.0.0.0:80``."""
+    internal_listener: bool = False
+    """A listener that other resources may target through an internal address."""
 
     @property
     def key(self) -> ResourceKey:
         return ResourceKey(self.type_url, self.name)
+
+    @property
+    def message(self) -> Message:
+        """The content as a message, parsed from ``packed`` on every call (a fresh copy each time)."""
+        return MESSAGE_CLASSES[self.type_url].FromString(self.packed.value)
 
     @classmethod
     def build(cls, type_url: str, message: Message) -> XdsResource:
@@ -135,11 +144,11 @@ class XdsResource:
             type_url=type_url,
             name=name,
             version=version,
-            message=message,
             packed=any_pb2.Any(type_url=type_url, value=serialized),
             dependencies=references.dependencies,
             warming=references.warming,
             binds=_bound_addresses(message) if type_url == LISTENER else frozenset(),
+            internal_listener=type_url == LISTENER and message.HasField("internal_listener"),
         )
         _remember(resource)
         return resource
@@ -152,8 +161,7 @@ class XdsResource:
             type_url=type_url,
             name=name,
             version=version,
-            message=MESSAGE_CLASSES[type_url](),
-            packed=any_pb2.Any(),
+            packed=any_pb2.Any(type_url=type_url),
             dependencies=frozenset(),
             warming=frozenset(),
         )
@@ -184,11 +192,8 @@ class _References(NamedTuple):
 
 def _references(type_url: str, message: Message) -> _References:
     found: dict[bool, set[ResourceKey]] = {True: set(), False: set()}
-    for nested in _walk(message):
-        collect = _COLLECTORS.get(nested.DESCRIPTOR.full_name)
-        if collect is not None:
-            for warming, key in collect(nested):
-                found[warming].add(key)
+    for warming, key in _collected(message):
+        found[warming].add(key)
     cluster: Any = message
     if type_url == CLUSTER and cluster.type == cluster_pb2.Cluster.EDS:
         found[True].add(ResourceKey(ENDPOINT, cluster.eds_cluster_config.service_name or cluster.name))
@@ -250,47 +255,105 @@ _ANY = "google.protobuf.Any"
 _unpack_classes: dict[str, type[Message] | None] = {}
 
 
-def _walk(root: Message) -> Iterator[Message]:
-    """Every message nested in `root` (itself included), looking inside `Any` where the type is known."""
-    stack = [root]
+def _collected(root: Message) -> set[tuple[bool, ResourceKey]]:
+    """What the collectors find in `root` and every message nested in it, inside `Any` where the type is
+    known."""
+    found: set[tuple[bool, ResourceKey]] = set()
+    stack: list[Any] = [root]
     while stack:
         message = stack.pop()
         name = message.DESCRIPTOR.full_name
         if name in _OPAQUE:
             continue
         if name == _ANY:
-            inner = _unpack(message)
-            if inner is not None:
-                stack.append(inner)
+            found |= _collected_in_any(message.type_url, message.value)
             continue
-        yield message
+        collect = _COLLECTORS.get(name)
+        if collect is not None:
+            found.update(collect(message))
+        worth = _fields_worth_walking(message.DESCRIPTOR)
         for descriptor, value in message.ListFields():
-            if descriptor.message_type is None:
+            # Only message fields are worth walking; a map's, only when its values are messages.
+            if descriptor not in worth:
                 continue
             if not descriptor.is_repeated:
                 stack.append(value)
-            elif descriptor.message_type.GetOptions().map_entry:
-                if descriptor.message_type.fields_by_name["value"].message_type is not None:
-                    stack.extend(value.values())
+            elif descriptor.message_type is not None and descriptor.message_type.GetOptions().map_entry:
+                stack.extend(value.values())
             else:
                 stack.extend(value)
+    return found
 
 
-def _unpack(packed: Any) -> Message | None:
-    type_name = packed.type_url.rpartition("/")[2]
+@lru_cache(maxsize=4096)
+def _collected_in_any(type_url: str, value: bytes) -> frozenset[tuple[bool, ResourceKey]]:
+    """By content: most packed configs (HTTP filters, protocol options) are the same in many resources."""
+    inner = _unpack(type_url, value)
+    return frozenset() if inner is None else frozenset(_collected(inner))
+
+
+_worth_walking: dict[Any, frozenset[Any]] = {}
+_holding: set[Any] = set()
+"""Message types that may hold a reference, among those ``_fields_worth_walking`` has seen."""
+
+
+def _fields_worth_walking(message_type: Any) -> frozenset[Any]:
+    """The message fields of ``message_type`` whose contents may hold a reference (a collected message or an
+    ``Any``, at any depth): the walk skips the others (most of a cluster or listener). Worked out once per
+    type, for it and every type below it."""
+    found = _worth_walking.get(message_type)
+    if found is not None:
+        return found
+    # Every type reachable from here, with its message fields (a map field by its value's type).
+    children: dict[Any, list[tuple[Any, Any]]] = {}
+    pending = [message_type]
+    while pending:
+        current = pending.pop()
+        if current in children:
+            continue
+        children[current] = []
+        if current.full_name in _OPAQUE or current.full_name == _ANY:
+            continue
+        for field_descriptor in current.fields:
+            child = field_descriptor.message_type
+            if child is not None and child.GetOptions().map_entry:
+                child = child.fields_by_name["value"].message_type
+            if child is not None:
+                children[current].append((field_descriptor, child))
+                pending.append(child)
+    # Which of them may hold a reference: grown to a fixed point, since message types can be recursive.
+    holds = {current for current in children if current.full_name in _COLLECTORS or current.full_name == _ANY}
+    grown = True
+    while grown:
+        grown = False
+        for current, fields in children.items():
+            if current not in holds and any(child in holds for _, child in fields):
+                holds.add(current)
+                grown = True
+    for current, fields in children.items():
+        _worth_walking[current] = frozenset(field for field, child in fields if child in holds)
+    _holding.update(holds)
+    return _worth_walking[message_type]
+
+
+def _unpack(type_url: str, value: bytes) -> Message | None:
+    type_name = type_url.rpartition("/")[2]
     if type_name not in _unpack_classes:
         try:
             descriptor = descriptor_pool.Default().FindMessageTypeByName(type_name)
         except KeyError:
             _unpack_classes[type_name] = None
         else:
-            _unpack_classes[type_name] = message_factory.GetMessageClass(descriptor)
+            # A type that cannot hold a reference is not worth parsing (most extension configs).
+            _fields_worth_walking(descriptor)
+            worth = descriptor in _holding
+            _unpack_classes[type_name] = message_factory.GetMessageClass(descriptor) if worth else None
     message_class = _unpack_classes[type_name]
     if message_class is None:
         return None
     inner = message_class()
     try:
-        inner.ParseFromString(packed.value)
+        inner.ParseFromString(value)
     except DecodeError:
         return None  # Envoy will reject it; there is nothing to reference inside
     return inner

@@ -39,7 +39,9 @@ class XdsSettings:
     """Tunables of the xDS server."""
 
     debounce_seconds: float = 0.05
-    """How long a stream waits after a snapshot change before planning, so bursts coalesce."""
+    """Shortest time between two plans of a stream for snapshot changes: a change after a quiet spell is
+    planned at once, the further changes of a burst wait for the end of this window and are planned together
+    (with at most one response per type in flight, the push after that carries the newest snapshot)."""
     listener_drain_seconds: float = defaults.ENVOY_DRAIN_SECONDS
     """How long Envoy drains a replaced or removed listener (its ``--drain-time-s``, 600 by default); what
     the old listener used is kept that long."""

@@ -1,7 +1,7 @@
 """One ADS stream: a proxy's requests in, planned responses out, for either protocol variant.
 
 A stream is a single asyncio task owning all its state, so no locks are needed: a reader task turns incoming
-messages into queue items, the snapshot cache's watcher (possibly on another thread) schedules a debounced
+messages into queue items, the snapshot cache's watcher (possibly on another thread) schedules a throttled
 refresh item, and the stream's loop handles every queued item before planning and sending what is due. At
 most one response per type is in flight; the next is planned from the newest snapshot once the proxy has
 answered, so bursts of snapshots collapse into one push.
@@ -13,6 +13,7 @@ import abc
 import asyncio
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ class Stream(abc.ABC):
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._debounce: asyncio.TimerHandle | None = None
+        self._last_refresh = -math.inf
+        """Loop time of the last refresh queued for a snapshot change."""
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
@@ -210,16 +213,20 @@ class Stream(abc.ABC):
             self._loop.call_soon_threadsafe(self._schedule_refresh)
 
     def _schedule_refresh(self) -> None:
+        # Leading edge: a change after a quiet spell is planned at once (a lone change pays no delay);
+        # changes within ``debounce_seconds`` of the last refresh wait for the end of that window and are
+        # planned together from the newest snapshot.
         if self._debounce is not None:
             return
-        delay = self._services.settings.debounce_seconds
-        if delay <= 0:
-            self._queue.put_nowait(_REFRESH)
+        wait = self._last_refresh + self._services.settings.debounce_seconds - self._loop.time()
+        if wait <= 0:
+            self._debounce_elapsed()
         else:
-            self._debounce = self._loop.call_later(delay, self._debounce_elapsed)
+            self._debounce = self._loop.call_later(wait, self._debounce_elapsed)
 
     def _debounce_elapsed(self) -> None:
         self._debounce = None
+        self._last_refresh = self._loop.time()
         self._queue.put_nowait(_REFRESH)
 
     def _refresh(self) -> None:
