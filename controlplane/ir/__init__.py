@@ -22,6 +22,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controlplane.ir.providers import MODEL_IN_PATH as MODEL_IN_PATH
+from controlplane.ir.providers import AwsKeys as AwsKeys
+from controlplane.ir.providers import AwsSigning as AwsSigning
+from controlplane.ir.providers import Credential as Credential
+from controlplane.ir.providers import CredentialSecret as CredentialSecret
+from controlplane.ir.providers import LlmApi as LlmApi
+from controlplane.ir.providers import ModelPath as ModelPath
+from controlplane.ir.providers import ProviderApi as ProviderApi
+from controlplane.ir.providers import ProviderPath as ProviderPath
+from controlplane.ir.providers import Transcoding as Transcoding
+
 
 def _remember_hash(node: object, fields: tuple[object, ...]) -> None:
     """Listeners, virtual hosts and routes keep their hash: ``xds.translator.reuse`` looks a new listener up
@@ -328,75 +339,6 @@ class EndpointPicker:
     """Request headers the picker is not sent (the client's credentials: it needs none to choose)."""
 
 
-MODEL_IN_PATH = "{model}"
-"""Where a provider path names the model (Azure OpenAI's deployment): filled per attempt by the hop."""
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderPath:
-    """One endpoint clients call (OpenAI's, or ``COHERE_RERANK_PATH``) and where the provider serves it (may
-    hold ``MODEL_IN_PATH``)."""
-
-    client_path: str
-    provider_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderApi:
-    """A provider whose requests go as the client sent them, at other paths (Azure OpenAI, Cohere): the hop
-    maps each endpoint it serves, adds the query parameters (``api-version``) and refuses every other path."""
-
-    schema: str
-    paths: tuple[ProviderPath, ...]
-    query: tuple[tuple[str, str], ...] = ()
-
-
-class LlmApi(StrEnum):
-    """A provider's wire API, by the name Envoy's ``envoy.type.ai.v3.LLMProtocol`` gives it."""
-
-    ANTHROPIC_MESSAGES = "ANTHROPIC_MESSAGES"
-    GEMINI_GENERATE_CONTENT = "GEMINI_GENERATE_CONTENT"
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPath:
-    """A provider path built per attempt from the attempt's model (``MODEL_IN_PATH``), one for unary calls
-    and one for streamed ones (chosen by the request's ``stream``)."""
-
-    schema: str
-    """The backend's schema (named in the hop's error messages)."""
-    unary: str
-    streaming: str | None
-    """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
-    not_streamed_because: str = ""
-    """Why streaming is not served (the error's message), when ``streaming`` is None."""
-    stream_in_body: bool = True
-    """The body keeps Anthropic's ``stream`` (Vertex AI); False: the provider refuses the key (Bedrock)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Transcoding:
-    """The backend speaks another API than the clients' OpenAI Chat Completions: Envoy's transcoder converts
-    each request and response (SSE streams included) in the hop (see ``gatewayapi.providers``)."""
-
-    api: LlmApi
-    path_pattern: str = ""
-    """An RE2 pattern on the path the transcoder leaves (OpenAI's, or Gemini's ``/v1beta/models/...``);
-    empty when ``model_path`` names the provider's path instead."""
-    path_substitution: str = ""
-    """What the matched part becomes: the provider's own path."""
-    model_path: ModelPath | None = None
-    """The provider's path names the model and the method (Vertex AI rawPredict, Bedrock invoke)."""
-    body_version: str | None = None
-    """The provider wants the Anthropic body with this ``anthropic_version`` and without ``model``."""
-    default_headers: tuple[tuple[str, str], ...] = ()
-    """Headers the provider requires, added when the request has none (``anthropic-version``)."""
-    native_prefix: str | None = None
-    """Clients of the provider's own API call this path (``/anthropic/v1/messages``): their requests go
-    through untranscoded, the prefix replaced by ``native_substitution``."""
-    native_substitution: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class BackendHop:
     """The per-backendRef step that runs once per attempt, after the rule cluster picked this backend."""
@@ -434,44 +376,6 @@ class BackendHop:
     def routes_on_stream(self) -> bool:
         """Whether the hop picks the provider's path by the body's ``stream`` (streams have their own)."""
         return self.transcoding is not None and self.transcoding.model_path is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """Which SDS secret a hop injects, and as which header (replacing whatever the client sent)."""
-
-    secret: str
-    header: str
-
-
-@dataclass(frozen=True, slots=True)
-class AwsKeys:
-    """An AWS access key (and session token, for temporary keys) a hop signs with."""
-
-    access_key_id: str = field(repr=False)
-    secret_access_key: str = field(repr=False)
-    session_token: str = field(default="", repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class AwsSigning:
-    """Sign each attempt with AWS Signature V4 (BackendSecurityPolicy AWSCredentials).
-
-    ``keys`` None means Envoy's own default credential chain (its environment, IRSA, Pod Identity, instance
-    role), as upstream does when a policy names neither a credentials file nor an OIDC exchange.
-    """
-
-    region: str
-    service: str
-    keys: AwsKeys | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialSecret:
-    """A header value Envoy injects upstream; the value never leaves the snapshot (no logs, no output)."""
-
-    name: str
-    header_value: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
