@@ -38,6 +38,7 @@ from bench.tools import PeerUnavailable, aigw, litellm
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneError, ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess, envoy_binary
+from controlplane.devtools.manifests import gateway_yaml, openai_backend_yaml
 from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.log import configure_logging
 from controlplane.netutil import PortReservations, ReservedPort
@@ -95,21 +96,7 @@ class Ports:
 def manifests(ports: Ports) -> str:
     """The route every gateway under test serves: priority failover with a model-name override."""
     backends = "".join(
-        f"""---
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: {name}, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  endpoints:
-  - ip: {{address: 127.0.0.1, port: {port}}}
-"""
+        openai_backend_yaml(name, [port])
         for name, port in (("primary", ports.primary), ("secondary", ports.secondary))
     )
     return f"""apiVersion: gateway.networking.k8s.io/v1
@@ -117,14 +104,7 @@ kind: GatewayClass
 metadata: {{name: ai-gateway}}
 spec: {{controllerName: gateway.envoyproxy.io/gatewayclass-controller}}
 ---
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: bench, namespace: default}}
-spec:
-  gatewayClassName: ai-gateway
-  listeners:
-  - {{name: http, protocol: HTTP, port: {ports.gateway}}}
----
+{gateway_yaml("bench", ports.gateway)}---
 apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: bench, namespace: default}}

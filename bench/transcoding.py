@@ -22,18 +22,13 @@ import httpx
 from bench.report import Table, median, percentile, render_text
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
+from controlplane.devtools.manifests import gateway_yaml
 from controlplane.devtools.stack import LocalStack
 from controlplane.log import configure_logging
 from controlplane.netutil import ReservedPort
 
 MANIFESTS = """\
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: bench, namespace: default}}
-spec:
-  gatewayClassName: ai-gateway
-  listeners: [{{name: http, protocol: HTTP, port: {gateway}}}]
----
+{gateway}---
 apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: bench, namespace: default}}
@@ -113,7 +108,11 @@ def measure(*, seconds: float) -> Table:
     ):
         gateway = gateway_port.port
         manifests = Path(folder) / "bench.yaml"
-        manifests.write_text(MANIFESTS.format(gateway=gateway, openai=openai.port, anthropic=anthropic.port))
+        manifests.write_text(
+            MANIFESTS.format(
+                gateway=gateway_yaml("bench", gateway), openai=openai.port, anthropic=anthropic.port
+            )
+        )
         with (
             LocalStack(manifests, workdir=Path(folder) / "stack", fake_backends=False) as stack,
             httpx.Client(timeout=10) as http,

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from controlplane.devtools.fake_backend import FakeBackend, Refuse
+from controlplane.devtools.manifests import gateway_yaml, openai_backend_yaml
 from controlplane.devtools.stack import LocalStack
 from controlplane.netutil import PortReservations
 from tests.e2e import CHAT, answered_by
@@ -27,33 +28,9 @@ OVERRIDE_HOP = "route/default/direct/rule/2/backend/1"
 """The only hop: the fallback of the override rule, which puts the client's model back."""
 
 
-def _backend(name: str, ports: list[int]) -> str:
-    endpoints = "".join(f"\n  - ip: {{address: 127.0.0.1, port: {port}}}" for port in ports)
-    return f"""---
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: {name}, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  endpoints:{endpoints}
-"""
-
-
 def _manifests(gateway: int, ports: dict[str, int]) -> str:
     return (
-        f"""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: ai-gateway
-  listeners: [{{name: http, protocol: HTTP, port: {gateway}}}]
----
+        f"""{gateway_yaml("gw", gateway)}---
 apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: direct, namespace: default}}
@@ -71,9 +48,9 @@ spec:
   - matches: [{{headers: [{{type: RegularExpression, name: x-ai-eg-model, value: "pattern-[0-9]+"}}]}}]
     backendRefs: [{{name: fallback}}]
 """
-        + _backend("pair", [ports["pair-a"], ports["pair-b"]])
-        + _backend("single", [ports["single"]])
-        + _backend("fallback", [ports["fallback"]])
+        + openai_backend_yaml("pair", [ports["pair-a"], ports["pair-b"]])
+        + openai_backend_yaml("single", [ports["single"]])
+        + openai_backend_yaml("fallback", [ports["fallback"]])
     )
 
 

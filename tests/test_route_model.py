@@ -5,36 +5,17 @@ from __future__ import annotations
 import pytest
 
 from controlplane import ir
+from controlplane.devtools.manifests import gateway_yaml, openai_backend_yaml
 from controlplane.gatewayapi import TranslateOptions, build_ir
 from controlplane.resources.parse import load_text
 
 _BACKENDS = "".join(
-    f"""---
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  schema: {{name: OpenAI}}
-  backendRef: {{name: {name}, kind: Backend, group: gateway.envoyproxy.io}}
----
-apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata: {{name: {name}, namespace: default}}
-spec:
-  endpoints: [{{ip: {{address: 127.0.0.1, port: {port}}}}}]
-"""
-    for name, port in (("a", 8001), ("b", 8002), ("c", 8003))
+    openai_backend_yaml(name, [port]) for name, port in (("a", 8001), ("b", 8002), ("c", 8003))
 )
 
 
 def _built(matches: str, refs: str) -> tuple[ir.Forward, dict[str, ir.BackendHop]]:
-    text = f"""apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: gw, namespace: default}}
-spec:
-  gatewayClassName: ai-gateway
-  listeners: [{{name: http, protocol: HTTP, port: 8080}}]
----
+    text = f"""{gateway_yaml("gw", 8080)}---
 apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: AIGatewayRoute
 metadata: {{name: r, namespace: default}}
