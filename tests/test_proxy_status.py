@@ -37,7 +37,7 @@ def _proxy_status(xds: ServerThread, *output: str) -> str:
 def _by_node(document: dict[str, Any]) -> dict[str, dict[str, str]]:
     return {
         proxy["node_id"]: {status["type_url"].rsplit(".", 1)[-1]: status["sync"] for status in proxy["types"]}
-        for proxy in document.get("proxies", [])
+        for proxy in document["proxies"]
     }
 
 
@@ -98,6 +98,10 @@ def test_proxy_status_shows_each_proxy_in_sync_or_what_it_refused(
         lambda: _by_node(json.loads(_proxy_status(xds, "-o", "json")))["edge-2"] == synced,
         message="edge-2 back in sync",
     )
+
+
+def test_json_has_every_field_even_with_no_proxy_connected(xds: ServerThread) -> None:
+    assert json.loads(_proxy_status(xds, "-o", "json")) == {"proxies": []}
 
 
 def test_proxy_status_says_when_nothing_listens(

@@ -65,7 +65,11 @@ class _ProxyStatus:
             print(f"controlplane proxy-status: {args.xds_address}: {error.details()}", file=sys.stderr)
             return 1
         if args.output == "json":
-            document = json_format.MessageToDict(reply, preserving_proto_field_name=True)
+            # Every field, empty ones too: a script reading ``.proxies`` or ``.nack_message`` finds it
+            # whether or not a proxy is connected or a type was refused.
+            document = json_format.MessageToDict(
+                reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+            )
             print(json.dumps(document, indent=2, sort_keys=True))
         else:
             sys.stdout.write(render_table(reply))
