@@ -91,8 +91,9 @@ def test_names_requested_before_they_exist_are_sent_when_they_appear(
     xds.cache.set_snapshot(complete)
     envoy.wait_ready()
     wait_for_backend(port, "late")
-    assert xds.events.holds(complete, ROUTE)
-    assert xds.events.holds(complete, ENDPOINT)
+    # Envoy serves before its ACK reaches the server: wait for the ACKs rather than assume them.
+    wait_until(lambda: xds.events.holds(complete, ROUTE), message="the route configuration ACKed")
+    wait_until(lambda: xds.events.holds(complete, ENDPOINT), message="the endpoints ACKed")
 
 
 def test_secrets_are_served_by_name_over_ads(xds: ServerThread, envoys: EnvoyFactory, tmp_path: Path) -> None:
