@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.manifests import NAMESPACE, gateway_manifests
+from bench.manifests import NAMESPACE, gateway_manifests, route_yaml
 from controlplane.devtools.crds import start_kube_with_crds
 from controlplane.devtools.gotools import ensure_test_tools
 from controlplane.devtools.kube import LocalKube
@@ -80,23 +80,8 @@ class Result:
 
 
 def route(index: int, value: str | None = None) -> str:
-    return f"""
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata:
-  name: r{index}
-  namespace: {NAMESPACE}
-spec:
-  parentRefs:
-  - name: bench
-  rules:
-  - matches:
-    - headers:
-      - name: x-route
-        value: {value or f"r{index}"}
-    backendRefs:
-    - name: model
-"""
+    """Route ``r<index>`` to the one AIServiceBackend ``model`` (``value``: the header it matches)."""
+    return route_yaml(index, ["model"], value=value)
 
 
 def main() -> None:
@@ -111,7 +96,7 @@ def main() -> None:
         manifests = Path(scratch) / "manifests"
         manifests.mkdir()
         (manifests / "shared.yaml").write_text(_SHARED)
-        routes_text = "---".join(route(index) for index in range(args.routes))
+        routes_text = "---\n".join(route(index) for index in range(args.routes))
         results = [
             _run_files(manifests, routes_text, args, Path(scratch) / "files"),
             _run_kubernetes(manifests, routes_text, args, Path(scratch) / "kube"),

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.manifests import NAMESPACE, gateway_manifests
+from bench.manifests import NAMESPACE, gateway_manifests, route_yaml
 from bench.xds_push import Acks
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
@@ -81,23 +81,7 @@ spec:
     kind: Backend
     group: gateway.envoyproxy.io
 """)
-    documents.append(f"""apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIGatewayRoute
-metadata:
-  name: r{index}
-  namespace: {NAMESPACE}
-spec:
-  parentRefs:
-  - name: bench
-  rules:
-  - matches:
-    - headers:
-      - name: x-route
-        value: r{index}
-    backendRefs:
-    - name: a{index}-a
-    - name: a{index}-b
-""")
+    documents.append(route_yaml(index, [f"a{index}-a", f"a{index}-b"]))
     return "---\n".join(documents)
 
 
