@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import importlib.util
 import json
 import os
 import platform
@@ -88,9 +87,6 @@ TINY = Sizes(
 def _child_benchmark(module: str, args: tuple[str, ...], *, rows: str, title: str, timeout: float) -> Table:
     """A benchmark whose figures are its own printed tables (run as a child, shown verbatim)."""
     table = Table(rows_of_issue=rows, title=title, columns=[])
-    if importlib.util.find_spec(module) is None:
-        table.missing.append(Missing(module, f"{module} is not in this checkout"))
-        return table
     result = subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
