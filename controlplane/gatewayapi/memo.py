@@ -13,8 +13,13 @@ resolves InferencePools and credentials on first use. Each of those is one *frag
 The next translation compares the new input with the previous one. A fragment none of whose reads changed
 (no key it looked up was added, removed or modified, no kind it scanned had a change) is not computed
 again: its effects are replayed, in the same order as a full translation would make them, and its result
-is reused. Everything else (the objects' noted fields, Gateways -> listeners, policy maps, merging routes
-into virtual hosts, statuses) is recomputed each time; it is linear and cheap. The recorded reads are the
+is reused. A fragment computed again whose result equals last time's gives back last time's objects, so
+whatever is built from it can tell by identity that nothing changed. Steps that combine many fragments'
+results (ordering routes, merging them into virtual hosts and listeners) go through ``TranslationMemo.kept``:
+given the very same inputs as last time (compared by value, which for the same objects is identity and
+costs next to nothing), they give back last time's result and replay its effects instead of sorting and
+building again. Everything else (the objects' noted fields, Gateways -> listeners, policy maps, statuses)
+is recomputed each time; it is linear and cheap. The recorded reads are the
 dependency index, taken from the code that does the reading, so it cannot drift from it. A fresh memo
 (``translate``) computes everything, through the same code; tests/test_pipeline_incremental.py checks on
 random edit sequences that both give the same snapshot, statuses and problems.
@@ -67,12 +72,21 @@ class _Entry:
     result: Any
 
 
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    inputs: tuple[Any, ...]
+    effects: tuple[Effect, ...]
+    result: Any
+
+
 class TranslationMemo:
     """Fragments of the previous translation and the recording of the current one (one at a time)."""
 
     def __init__(self) -> None:
         self._previous: dict[FragmentKey, _Entry] = {}
         self._current: dict[FragmentKey, _Entry] = {}
+        self._kept_previous: dict[Hashable, _Kept] = {}
+        self._kept_current: dict[Hashable, _Kept] = {}
         self._input: dict[ObjectKey, Any] = {}
         self._tokens: dict[ObjectKey, Any] = {}
         self._minting: bool | None = None
@@ -116,6 +130,7 @@ class TranslationMemo:
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
         self._input = current
         self._previous, self._current = {**self._previous, **self._current}, {}
+        self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
@@ -126,6 +141,7 @@ class TranslationMemo:
     def finish(self) -> None:
         """Keeps only what this translation used, for the next one."""
         self._previous, self._current = self._current, {}
+        self._kept_previous, self._kept_current = self._kept_current, {}
         self._sink = None
 
     # --- recording ---
@@ -153,9 +169,9 @@ class TranslationMemo:
             previous = self._previous.get(key)
             if previous is not None and self._fresh(previous):
                 entry = previous
-                self._replay(entry)
+                self._replay(entry.effects)
             else:
-                entry = self._compute(key, compute)
+                entry = self._compute(key, compute, previous=previous)
             self._current[key] = entry
         parent = self._frames[-1] if self._frames else None
         if parent is not None:
@@ -165,7 +181,29 @@ class TranslationMemo:
         result: T = entry.result
         return result
 
-    def _compute(self, key: FragmentKey, compute: Callable[[], Any]) -> _Entry:
+    def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
+        """``compute()``, or what it gave last translation (its effects replayed) if it was given ``inputs``
+        equal to these then: for a step that combines fragments' results, which are the same objects as
+        last time when nothing they read changed. ``compute`` may read only ``inputs``."""
+        assert not self._frames, "kept() combines fragments; it is not part of one"
+        assert key not in self._kept_current, f"kept({key!r}) twice in one translation"
+        previous = self._kept_previous.get(key)
+        if previous is not None and previous.inputs == inputs:
+            self._replay(previous.effects)
+            entry = previous
+        else:
+            frame = _Frame()
+            self._frames.append(frame)
+            try:
+                result = compute()
+            finally:
+                self._frames.pop()
+            entry = _Kept(inputs, tuple(frame.effects), result)
+        self._kept_current[key] = entry
+        kept: T = entry.result
+        return kept
+
+    def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: _Entry | None) -> _Entry:
         frame = _Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
         self._frames.append(frame)
         try:
@@ -173,16 +211,18 @@ class TranslationMemo:
         finally:
             self._frames.pop()
         self.computed += 1
+        if previous is not None and previous.result == result:
+            result = previous.result  # the same objects: what is built from them is seen to be unchanged
         return _Entry(frozenset(frame.keys), frozenset(frame.kinds), tuple(frame.effects), result)
 
-    def _replay(self, entry: _Entry) -> None:
+    def _replay(self, effects: tuple[Effect, ...]) -> None:
         sink = self._sink
         assert sink is not None, "bind() first"
         current = self._current
         # Not recording: what a replayed fragment uses is already in its own recorded reads and effects.
         self._frames.append(None)
         try:
-            for effect in entry.effects:
+            for effect in effects:
                 # A used fragment already in place needs nothing: ``cached`` would only find it there.
                 if effect[0] != "use" or effect[1] not in current:
                     sink(effect)

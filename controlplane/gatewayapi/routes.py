@@ -1,10 +1,9 @@
 """AIGatewayRoute rules -> Envoy routes, one rule cluster per rule and one hop per backendRef.
 
-Routes of every AIGatewayRoute attached to a listener are merged into its virtual hosts and ordered by
-Gateway API precedence (exact paths, then longer prefixes, then more header matches, then older routes,
-then rule order); a rule whose match is identical to an earlier one's is a conflict and loses, reported on
-its own route. Each virtual host starts with ``GET /v1/models`` (see ``models``) and ends with a catch-all
-answering 404 in OpenAI's error shape.
+Each route's rules become candidates placed on the listeners it attaches to; ``virtual_hosts`` merges the
+candidates of all routes into each listener's virtual hosts, ordered by Gateway API precedence. Each
+virtual host starts with ``GET /v1/models`` (see ``models``) and ends with a catch-all answering 404 in
+OpenAI's error shape.
 """
 
 from __future__ import annotations
@@ -24,10 +23,11 @@ from controlplane.gatewayapi.backends import (
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.listeners import Attachment, ListenerBinder
 from controlplane.gatewayapi.memo import TranslationMemo
-from controlplane.gatewayapi.models import declared_model, models_route
+from controlplane.gatewayapi.models import declared_model
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.route_actions import rule_action
 from controlplane.gatewayapi.route_model import first_choice_model
+from controlplane.gatewayapi.virtual_hosts import CATCH_ALL, Candidate, Ranked, listeners, route_age
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
     AIGatewayRouteRule,
@@ -38,30 +38,6 @@ from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_GROUP, INFE
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
-NOT_FOUND_MESSAGE = (
-    "No matching route found. It is likely because the model specified in your request is not configured "
-    "in the Gateway."
-)
-_CATCH_ALL = "route-not-found"
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    rank: tuple[int, int, int]
-    """Gateway API precedence before the route's age: path type, path length, header count."""
-    position: tuple[int, int]
-    """Rule and match index in the route: the last tie-breaks."""
-    identity: tuple[object, ...]
-    route: ir.Route
-    owner: AIGatewayRoute
-    field_path: str
-    model: ir.ListedModel | None
-
-
-_Ranked = tuple[tuple[int, ...], _Candidate]
-"""A candidate and where it sorts: its rank, the route's place among all routes by age (set per translation:
-a route added before it moves it), its position."""
-
 
 @dataclass(frozen=True, slots=True)
 class _RouteOutput:
@@ -69,7 +45,7 @@ class _RouteOutput:
 
     clusters: tuple[ir.RuleCluster, ...]
     hops: tuple[ir.BackendHop, ...]
-    placed: tuple[tuple[tuple[str, str], _Candidate], ...]
+    placed: tuple[tuple[tuple[str, str], Candidate], ...]
     """Each candidate route with the (Envoy listener, domain) it goes to."""
 
 
@@ -90,24 +66,29 @@ def build_routes(
     memo: TranslationMemo,
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
-    by_host: dict[tuple[str, str], list[_Ranked]] = defaultdict(list)
-    clusters: list[ir.RuleCluster] = []
-    hops: list[ir.BackendHop] = []
-    for route_order, route in enumerate(sorted(resources.routes(), key=_age)):
+    by_host: dict[tuple[str, str], list[Ranked]] = defaultdict(list)
+    routes = tuple(resources.routes())
+    outputs: list[_RouteOutput] = []
+    by_age = memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
+    for route_order, route in enumerate(by_age):
         output = memo.cached(
             ("route", route.key),
             partial(_route, route, report=report, binder=binder, backends=backends, policies=policies),
         )
-        clusters.extend(output.clusters)
-        hops.extend(output.hops)
+        outputs.append(output)
         for place, candidate in output.placed:
             by_host[place].append(((*candidate.rank, route_order, *candidate.position), candidate))
-    listeners = _listeners(binder, by_host, report, listen_address)
-    return RouteTables(
-        listeners=listeners,
-        rule_clusters=tuple(sorted(clusters, key=lambda c: c.name)),
-        hops=tuple(sorted(hops, key=lambda h: h.name)),
-    )
+    tables = listeners(binder, by_host, report, listen_address, memo=memo)
+    clusters, hops = memo.kept("rule clusters and hops", tuple(outputs), partial(_clusters_and_hops, outputs))
+    return RouteTables(listeners=tables, rule_clusters=clusters, hops=hops)
+
+
+def _clusters_and_hops(
+    outputs: list[_RouteOutput],
+) -> tuple[tuple[ir.RuleCluster, ...], tuple[ir.BackendHop, ...]]:
+    clusters = sorted((cluster for output in outputs for cluster in output.clusters), key=lambda c: c.name)
+    hops = sorted((hop for output in outputs for hop in output.hops), key=lambda h: h.name)
+    return tuple(clusters), tuple(hops)
 
 
 def _route(
@@ -124,7 +105,7 @@ def _route(
         return _RouteOutput((), (), ())
     clusters: list[ir.RuleCluster] = []
     hops: list[ir.BackendHop] = []
-    placed: list[tuple[tuple[str, str], _Candidate]] = []
+    placed: list[tuple[tuple[str, str], Candidate]] = []
     attachments = binder.attach(route)
     policy = policies.for_route(route)
     outlier = failover.outlier_policy(policy)
@@ -178,19 +159,13 @@ def _report_pool_parents(
                 report.parent(pool, gateway)
 
 
-def _age(route: AIGatewayRoute) -> tuple[str, str, str]:
-    """Gateway API tie-break: the oldest route wins, then namespace/name."""
-    created = route.metadata.creation_timestamp
-    return (str(created) if created is not None else "", route.namespace, route.name)
-
-
 def _rule_names_unique(route: AIGatewayRoute, report: Report) -> bool:
     seen: dict[str, int] = {}
     for index, rule in enumerate(route.spec.rules):
         if rule.name is None:
             continue
-        if rule.name == _CATCH_ALL or rule.name in seen:
-            why = "is reserved" if rule.name == _CATCH_ALL else f"is already used by rules[{seen[rule.name]}]"
+        if rule.name == CATCH_ALL or rule.name in seen:
+            why = "is reserved" if rule.name == CATCH_ALL else f"is already used by rules[{seen[rule.name]}]"
             report.reject(route, f"spec.rules[{index}].name", f"rule name {rule.name!r} {why}")
             return False
         seen[rule.name] = index
@@ -315,7 +290,7 @@ def _candidates(
     index: int,
     rule: AIGatewayRouteRule,
     action: ir.Forward | ir.DirectResponse,
-) -> list[_Candidate]:
+) -> list[Candidate]:
     matches: list[AIGatewayRouteRuleMatch | None] = list(rule.matches) or [None]
     out = []
     for match_index, match in enumerate(matches):
@@ -327,7 +302,7 @@ def _candidates(
         )
         name = f"route/{route.namespace}/{route.name}/rule/{index}/match/{match_index}"
         out.append(
-            _Candidate(
+            Candidate(
                 rank=(_PATH_RANK[path.type], -len(path.value), -len(headers)),
                 position=(index, match_index),
                 identity=(path, headers),
@@ -348,74 +323,3 @@ def _header_matches(match: AIGatewayRouteRuleMatch | None) -> tuple[ir.HeaderMat
         for header in match.headers
     )
     return tuple(sorted(found, key=lambda h: (h.name, h.value, h.regex)))
-
-
-def _listeners(
-    binder: ListenerBinder,
-    by_host: dict[tuple[str, str], list[_Ranked]],
-    report: Report,
-    listen_address: str,
-) -> tuple[ir.HttpListener, ...]:
-    by_listener: dict[str, list[ir.VirtualHost]] = defaultdict(list)
-    wildcard_routes = {listener: by_host.get((listener, "*"), []) for listener, _ in by_host}
-    for (listener, domain), candidates in sorted(by_host.items()):
-        if domain != "*":
-            # Routes without hostnames answer for every Host, including those other routes name.
-            candidates = candidates + wildcard_routes[listener]
-        by_listener[listener].append(
-            ir.VirtualHost(
-                name=f"{listener}/{domain}", domains=(domain,), routes=_ordered(candidates, report)
-            )
-        )
-    listeners = []
-    for slot in sorted(
-        {slot.envoy_listener: slot for slot in binder.slots}.values(), key=lambda s: s.envoy_listener
-    ):
-        hosts = by_listener.get(slot.envoy_listener) or [
-            ir.VirtualHost(name=f"{slot.envoy_listener}/*", domains=("*",), routes=_ordered([], report))
-        ]
-        placed = [c for (name, _), found in by_host.items() if name == slot.envoy_listener for c in found]
-        owners: dict[object, AIGatewayRoute] = {}
-        # Oldest route first, as routes are ordered (the older keeps a cost key two routes give differently).
-        for _, candidate in sorted(placed, key=lambda ranked: _age(ranked[1].owner)):
-            owners.setdefault(candidate.owner.key, candidate.owner)
-        listeners.append(
-            ir.HttpListener(
-                name=slot.envoy_listener,
-                address=listen_address,
-                port=slot.port,
-                route_config=slot.envoy_listener,
-                virtual_hosts=tuple(hosts),
-                token_costs=costs.listener_costs(owners.values(), report),
-            )
-        )
-    return tuple(listeners)
-
-
-def _order(ranked: _Ranked) -> tuple[int, ...]:
-    return ranked[0]
-
-
-def _ordered(candidates: list[_Ranked], report: Report) -> tuple[ir.Route, ...]:
-    winners: dict[tuple[object, ...], _Ranked] = {}
-    for ranked in sorted(candidates, key=_order):
-        candidate = ranked[1]
-        first = winners.setdefault(candidate.identity, ranked)[1]
-        if first is not candidate and first.route.name != candidate.route.name:
-            report.reject(
-                candidate.owner,
-                candidate.field_path,
-                f"matches exactly what {first.route.name} matches, which takes precedence",
-                reason="Conflicted",
-            )
-    ordered = sorted(winners.values(), key=_order)
-    # Listed in declaration order (route age, rule, match), as upstream lists them.
-    declared = sorted((r for r in ordered if r[1].model is not None), key=lambda r: r[0][3:])
-    routes = [models_route([c.model for _, c in declared if c.model is not None])]
-    routes.extend(winner.route for _, winner in ordered)
-    routes.append(
-        ir.Route(
-            name=_CATCH_ALL, path=ir.PathMatch(), headers=(), action=ir.DirectResponse(404, NOT_FOUND_MESSAGE)
-        )
-    )
-    return tuple(routes)
