@@ -10,7 +10,7 @@ from typing import Any
 from controlplane import ir
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_URLS
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
-from controlplane.xds.translator.data_path import data_path
+from controlplane.xds.translator.data_path import DataPath, data_path
 from controlplane.xds.translator.endpoint import rule_load_assignment, upstream_load_assignment
 from controlplane.xds.translator.listener import hop_listener, http_listener
 from controlplane.xds.translator.route import route_configuration
@@ -28,9 +28,9 @@ class EnvoyResources:
     secrets: tuple[Any, ...]
 
 
-Fragment = tuple[str, Callable[[Any], Any], Hashable]
-"""One Envoy resource to be: its type URL, the function that translates it and that function's IR input.
-The function is pure, so equal inputs give equal resources (``reuse`` relies on that)."""
+Fragments = tuple[str, Callable[[Any], Any], tuple[Hashable, ...]]
+"""Envoy resources to be: their type URL, the function that translates each and that function's IR inputs
+(one resource each). The function is pure, so equal inputs give equal resources (``reuse`` relies on that)."""
 
 
 @cache
@@ -39,21 +39,24 @@ def _upstream_cluster(system_ca_file: str) -> Callable[[ir.UpstreamCluster], Any
     return partial(upstream_cluster, system_ca_file=system_ca_file)
 
 
-def fragments(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> list[Fragment]:
-    """Every Envoy resource of ``infra`` as (type URL, translate function, IR input), not yet translated."""
-    eds_upstreams = [cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS]
-    path = data_path(infra)
-    out: list[Fragment] = []
-    out += [(LISTENER, http_listener, listener) for listener in infra.listeners]
-    out += [(LISTENER, hop_listener, hop) for hop in path.hops]
-    out += [(ROUTE, route_configuration, listener) for listener in infra.listeners]
-    out += [(CLUSTER, rule_cluster, cluster) for cluster in infra.rule_clusters]
-    out += [(CLUSTER, _upstream_cluster(system_ca_file), cluster) for cluster in infra.upstreams]
-    out += [(ENDPOINT, rule_load_assignment, rule) for rule in path.rules]
-    out += [(ENDPOINT, upstream_load_assignment, cluster) for cluster in eds_upstreams]
-    out += [(SECRET, credential_secret, secret) for secret in infra.credentials]
-    out += [(SECRET, ca_secret, bundle) for bundle in infra.ca_bundles]
-    return out
+def fragments(
+    infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE, path: DataPath | None = None
+) -> list[Fragments]:
+    """Every Envoy resource of ``infra`` as (type URL, translate function, IR inputs), not yet translated,
+    one entry per function. ``path`` is ``data_path(infra)`` when the caller has it already."""
+    eds_upstreams = tuple(cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS)
+    path = path or data_path(infra)
+    return [
+        (LISTENER, http_listener, infra.listeners),
+        (LISTENER, hop_listener, path.hops),
+        (ROUTE, route_configuration, infra.listeners),
+        (CLUSTER, rule_cluster, infra.rule_clusters),
+        (CLUSTER, _upstream_cluster(system_ca_file), infra.upstreams),
+        (ENDPOINT, rule_load_assignment, path.rules),
+        (ENDPOINT, upstream_load_assignment, eds_upstreams),
+        (SECRET, credential_secret, infra.credentials),
+        (SECRET, ca_secret, infra.ca_bundles),
+    ]
 
 
 def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
@@ -61,8 +64,8 @@ def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> Envoy
     clusters (rule and upstream), load assignments and secrets (credentials, CA bundles) out.
     ``system_ca_file`` is the trust store of upstream TLS without a CA of its own."""
     by_type: dict[str, list[Any]] = {type_url: [] for type_url in TYPE_URLS}
-    for type_url, translate, node in fragments(infra, system_ca_file=system_ca_file):
-        by_type[type_url].append(translate(node))
+    for type_url, translate, nodes in fragments(infra, system_ca_file=system_ca_file):
+        by_type[type_url].extend(translate(node) for node in nodes)
     return EnvoyResources(
         listeners=_by_name(by_type[LISTENER]),
         routes=_by_name(by_type[ROUTE]),

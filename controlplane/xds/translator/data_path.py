@@ -50,29 +50,82 @@ class DataPath:
     """One per rule cluster, in ``infra.rule_clusters`` order."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Worked:
+    """A rule's path with what it was worked out from: its cluster, and each hop it names with that hop's
+    upstream (None where missing), in endpoint order."""
+
+    cluster: ir.RuleCluster
+    read: tuple[ir.BackendHop | ir.UpstreamCluster | None, ...]
+    path: RulePath
+    runs: tuple[str, ...]
+    """The hops this rule still sends to."""
+
+
+class DataPaths:
+    """``data_path`` for a sequence of IRs: a rule whose cluster, hops and upstreams are the same objects as
+    in the previous IR keeps its ``RulePath`` object (so its load assignment is reused by identity)."""
+
+    def __init__(self) -> None:
+        self._worked: dict[str, _Worked] = {}
+
+    def __call__(self, infra: ir.Infra) -> DataPath:
+        hops = {hop.name: hop for hop in infra.hops}
+        upstreams = {upstream.name: upstream for upstream in infra.upstreams}
+        previous, worked = self._worked, {}
+        used: set[str] = set()
+        rules: list[RulePath] = []
+        for cluster in infra.rule_clusters:
+            read = _reads(cluster, hops, upstreams)
+            kept = previous.get(cluster.name)
+            if kept is None or kept.cluster is not cluster or kept.read != read:
+                kept = _work(cluster, hops, upstreams, read)
+            worked[cluster.name] = kept
+            used.update(kept.runs)
+            rules.append(kept.path)
+        self._worked = worked
+        return DataPath(hops=tuple(hop for hop in infra.hops if hop.name in used), rules=tuple(rules))
+
+
 def data_path(infra: ir.Infra) -> DataPath:
-    hops = {hop.name: hop for hop in infra.hops}
-    upstreams = {upstream.name: upstream for upstream in infra.upstreams}
-    used: set[str] = set()
-    rules = []
-    for cluster in infra.rule_clusters:
-        localities: list[Locality] = []
-        for endpoint in cluster.endpoints:
-            target = endpoint.target
-            hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...] = (target,)
-            name = f"{cluster.name}/{len(localities)}"
-            if isinstance(target, ir.InternalEndpoint):
-                name = target.listener
-                direct = _direct_hosts(hops.get(target.listener), upstreams)
-                if direct is None:
-                    used.add(target.listener)
-                else:
-                    hosts = direct
-            localities.append(
-                Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
-            )
-        rules.append(RulePath(cluster=cluster.name, localities=tuple(localities)))
-    return DataPath(hops=tuple(hop for hop in infra.hops if hop.name in used), rules=tuple(rules))
+    return DataPaths()(infra)
+
+
+def _reads(
+    cluster: ir.RuleCluster, hops: dict[str, ir.BackendHop], upstreams: dict[str, ir.UpstreamCluster]
+) -> tuple[ir.BackendHop | ir.UpstreamCluster | None, ...]:
+    read: list[ir.BackendHop | ir.UpstreamCluster | None] = []
+    for endpoint in cluster.endpoints:
+        if isinstance(endpoint.target, ir.InternalEndpoint):
+            hop = hops.get(endpoint.target.listener)
+            read += (hop, None if hop is None else upstreams.get(hop.upstream_cluster))
+    return tuple(read)
+
+
+def _work(
+    cluster: ir.RuleCluster,
+    hops: dict[str, ir.BackendHop],
+    upstreams: dict[str, ir.UpstreamCluster],
+    read: tuple[ir.BackendHop | ir.UpstreamCluster | None, ...],
+) -> _Worked:
+    localities: list[Locality] = []
+    runs: list[str] = []
+    for endpoint in cluster.endpoints:
+        target = endpoint.target
+        hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...] = (target,)
+        name = f"{cluster.name}/{len(localities)}"
+        if isinstance(target, ir.InternalEndpoint):
+            name = target.listener
+            direct = _direct_hosts(hops.get(target.listener), upstreams)
+            if direct is None:
+                runs.append(target.listener)
+            else:
+                hosts = direct
+        localities.append(
+            Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
+        )
+    path = RulePath(cluster=cluster.name, localities=tuple(localities))
+    return _Worked(cluster, read, path, tuple(runs))
 
 
 def _direct_hosts(
