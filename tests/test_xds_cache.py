@@ -7,7 +7,7 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, ROUTE
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource
 from tests import xds_builders
 
 
@@ -71,6 +71,48 @@ def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:
     with pytest.raises(InconsistentSnapshotError, match="targets Listener 'public', not internal"):
         cache.set_snapshot(not_internal)
     assert cache.get_snapshot() is good
+
+
+def test_a_snapshot_built_from_the_previous_one_is_checked_as_if_from_scratch() -> None:
+    """``from_built`` with ``previous`` re-checks only the replaced resources; the findings must be a full
+    check's, whether a replacement breaks a reference, mends it, or adds a name (a full check then)."""
+
+    def built(*, route_to: str, clusters: tuple[str, ...] = ("c1", "c2")) -> dict[str, list[XdsResource]]:
+        return {
+            LISTENER: [XdsResource.build(LISTENER, xds_builders.http_listener("l1", port=1, rds_name="r1"))],
+            ROUTE: [
+                XdsResource.build(ROUTE, xds_builders.route_configuration("r1", routes=[("/", route_to)]))
+            ],
+            CLUSTER: [XdsResource.build(CLUSTER, xds_builders.eds_cluster(name)) for name in clusters],
+            ENDPOINT: [
+                XdsResource.build(
+                    ENDPOINT, xds_builders.load_assignment("c1", socket_endpoints=[("127.0.0.1", 9)])
+                )
+            ],
+        }
+
+    previous = Snapshot.from_built(built(route_to="c1"))
+    assert previous.consistency_problems() == ["EDS Cluster 'c2' has no load assignment 'c2'"]
+    for step, same_names in (
+        (built(route_to="missing"), True),
+        (built(route_to="c1"), True),
+        (built(route_to="c1", clusters=("c1",)), False),
+        (built(route_to="c2", clusters=("c1",)), True),
+    ):
+        given = {type_url: list(previous.given[type_url]) for type_url in previous.given}
+        for type_url, resources in step.items():
+            # Unchanged resources stay the very same objects, as the translator hands them over.
+            kept = {resource.name: resource for resource in given[type_url]}
+            given[type_url] = [
+                kept[r.name] if r.name in kept and kept[r.name].version == r.version else r for r in resources
+            ]
+        snapshot = Snapshot.from_built(given, previous=previous)
+        assert (snapshot.since is not None) == same_names  # only then is the check incremental
+        assert snapshot.consistency_problems() == Snapshot.from_built(step).consistency_problems()
+        previous = snapshot
+    assert previous.consistency_problems() == [
+        "RouteConfiguration 'r1' names Cluster 'c2', which is not in it"
+    ]
 
 
 def test_listener_naming_a_route_config_that_does_not_exist_yet_is_allowed() -> None:

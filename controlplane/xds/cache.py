@@ -53,6 +53,9 @@ class Snapshot:
     given: Mapping[str, tuple[XdsResource, ...]] = field(default_factory=dict, repr=False)
     """What ``from_built`` was given, per type and in that order: the next build tells from it which types
     are unchanged."""
+    since: _Since | None = field(default=None, repr=False)
+    """Set by ``from_built`` when only some resources were replaced by ones of the same names and no
+    listener changed: the consistency check then looks at those only."""
 
     @classmethod
     def from_resources(
@@ -103,25 +106,38 @@ class Snapshot:
         resources: dict[str, Mapping[str, XdsResource]] = {}
         type_versions: dict[str, str] = {}
         given: dict[str, tuple[XdsResource, ...]] = {}
+        replaced: set[ResourceKey] | None = set() if previous is not None else None
         for type_url in TYPE_URLS:
             given[type_url] = tuple(by_type.get(type_url, ()))
-            if previous is not None and previous.given.get(type_url) == given[type_url]:
+            before = previous.given.get(type_url) if previous is not None else None
+            if previous is not None and before == given[type_url]:
                 resources[type_url] = previous.resources[type_url]
                 type_versions[type_url] = previous.type_versions[type_url]
                 continue
-            by_name: dict[str, XdsResource] = {}
-            for resource in given[type_url]:
-                if resource.name in by_name:
-                    raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
-                by_name[resource.name] = resource
-            resources[type_url] = MappingProxyType(dict(sorted(by_name.items())))
+            renewed = _renewed(before, given[type_url])
+            if previous is not None and renewed is not None:
+                # The same names in the same places: last time's mapping, with the new resources put in.
+                by_name = dict(previous.resources[type_url])
+                by_name.update((resource.name, resource) for resource in renewed)
+                resources[type_url] = MappingProxyType(by_name)
+            else:
+                resources[type_url] = MappingProxyType(_by_name(type_url, given[type_url]))
             type_versions[type_url] = content_version(resources[type_url])
+            if replaced is not None and renewed is not None and type_url != LISTENER:
+                replaced.update(resource.key for resource in renewed)
+            else:
+                replaced = None
         overall = "".join(f"{type_url}={type_versions[type_url]};" for type_url in TYPE_URLS)
+        # The previous snapshot's findings if it was checked (``set_snapshot`` checks every snapshot).
+        checked = previous.__dict__.get("_problems_by_resource") if previous is not None else None
         return cls(
             resources=MappingProxyType(resources),
             type_versions=MappingProxyType(type_versions),
             version=version_digest(overall.encode()),
             given=MappingProxyType(given),
+            since=_Since(checked, frozenset(replaced))
+            if checked is not None and replaced is not None
+            else None,
         )
 
     def get(self, type_url: str) -> Mapping[str, XdsResource]:
@@ -140,24 +156,76 @@ class Snapshot:
 
     @cached_property
     def _consistency_problems(self) -> tuple[str, ...]:
-        problems = []
-        endpoints = self.get(ENDPOINT)
+        return tuple(sorted(problem for found in self._problems_by_resource.values() for problem in found))
+
+    @cached_property
+    def _problems_by_resource(self) -> Mapping[ResourceKey, tuple[str, ...]]:
+        """Each resource's problems (only those with some). With the same names as the previous snapshot
+        and the same listeners, a kept resource's references resolve as they did: only the replaced ones
+        are checked again."""
+        if self.since is not None:
+            found = dict(self.since.checked)
+            for key in self.since.replaced:
+                found.pop(key, None)
+                resource = self.find(key)
+                problems = self._problems_of(resource) if resource is not None else ()
+                if problems:
+                    found[key] = problems
+            return found
+        found = {}
         for type_url in TYPE_URLS:
             for resource in self.get(type_url).values():
-                for key in resource.dependencies:
-                    target = self.find(key)
-                    if target is None:
-                        problems.append(
-                            f"{_describe(resource.key)} names {_describe(key)}, which is not in it"
-                        )
-                    elif key.type_url == LISTENER and not target.internal_listener:
-                        problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
-                if type_url != CLUSTER:
-                    continue
-                for key in resource.warming:
-                    if key.type_url == ENDPOINT and key.name not in endpoints:
-                        problems.append(f"EDS {_describe(resource.key)} has no load assignment {key.name!r}")
-        return tuple(sorted(problems))
+                problems = self._problems_of(resource)
+                if problems:
+                    found[resource.key] = problems
+        return found
+
+    def _problems_of(self, resource: XdsResource) -> tuple[str, ...]:
+        problems = []
+        for key in resource.dependencies:
+            target = self.find(key)
+            if target is None:
+                problems.append(f"{_describe(resource.key)} names {_describe(key)}, which is not in it")
+            elif key.type_url == LISTENER and not target.internal_listener:
+                problems.append(f"{_describe(resource.key)} targets {_describe(key)}, not internal")
+        if resource.type_url == CLUSTER:
+            endpoints = self.get(ENDPOINT)
+            for key in resource.warming:
+                if key.type_url == ENDPOINT and key.name not in endpoints:
+                    problems.append(f"EDS {_describe(resource.key)} has no load assignment {key.name!r}")
+        return tuple(problems)
+
+
+@dataclass(frozen=True, slots=True)
+class _Since:
+    """What a snapshot's consistency check starts from: the previous snapshot's findings, and which
+    resources were replaced since (by ones of the same names)."""
+
+    checked: Mapping[ResourceKey, tuple[str, ...]]
+    replaced: frozenset[ResourceKey]
+
+
+def _renewed(
+    before: tuple[XdsResource, ...] | None, given: tuple[XdsResource, ...]
+) -> list[XdsResource] | None:
+    """The resources of ``given`` that replace another of the same name at the same place in ``before``;
+    None when names were added, removed or moved (or there is no ``before``)."""
+    if before is None or len(before) != len(given):
+        return None
+    renewed = [new for old, new in zip(before, given, strict=True) if old is not new]
+    # Names compared only where the resource changed: elsewhere it is the same object.
+    if any(old.name != new.name for old, new in zip(before, given, strict=True) if old is not new):
+        return None
+    return renewed
+
+
+def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, XdsResource]:
+    by_name: dict[str, XdsResource] = {}
+    for resource in resources:
+        if resource.name in by_name:
+            raise ValueError(f"two {short_type_name(type_url)} resources named {resource.name!r}")
+        by_name[resource.name] = resource
+    return dict(sorted(by_name.items()))
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})
