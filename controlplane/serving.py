@@ -35,6 +35,7 @@ from controlplane.refusals import ProxyRefusals
 from controlplane.render import status_document
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
+from controlplane.resources.resource_set import ResourceSet
 from controlplane.sources.base import Source
 from controlplane.sources.files import FileLimits, FileSource
 from controlplane.tokens.broker import TokenBroker
@@ -106,6 +107,9 @@ class SnapshotPublisher:
         self._published_tokens: Tokens = {}
         self._again: set[asyncio.Task[None]] = set()
         self._translator = Translator(options=options, reuse=reuse)
+        self._resources: ResourceSet | None = None
+        """The last load's objects: the next set says what changed since (the translator then compares
+        only those)."""
         self._refusals = refusals
         self._translated: Mapping[ObjectKey, ObjectStatus] = {}
         self.board = StatusBoard()
@@ -165,7 +169,9 @@ class SnapshotPublisher:
     def _translate(self, result: LoadResult, tokens: Tokens) -> _Translated:
         """The worker thread's part: everything but touching the cache and the board."""
         with building_configuration():
-            translated = self._translator.snapshot(result.resource_set().with_tokens(tokens))
+            resources = result.resource_set(previous=self._resources)
+            self._resources = resources
+            translated = self._translator.snapshot(resources.with_tokens(tokens))
             snapshot = translated.snapshot
             snapshot.consistency_problems()  # computed once here, not on the loop in ``set_snapshot``
             return _Translated(

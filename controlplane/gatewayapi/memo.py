@@ -27,7 +27,7 @@ random edit sequences that both give the same snapshot, statuses and problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -88,6 +88,8 @@ class TranslationMemo:
         self._kept_previous: dict[Hashable, _Kept] = {}
         self._kept_current: dict[Hashable, _Kept] = {}
         self._input: dict[ObjectKey, Any] = {}
+        self._generation: object = None
+        """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
         self._tokens: dict[ObjectKey, Any] = {}
         self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
@@ -101,16 +103,11 @@ class TranslationMemo:
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
-        current = {loaded.key: loaded.object for loaded in resources}
-        previous = self._input
-        differing = [
-            key for key, obj in current.items() if previous.get(key) is not obj and previous.get(key) != obj
-        ]
-        differing += [key for key in previous if key not in current]
+        differing, before = self._differing(resources)
         changed: set[Hashable] = set(differing)
         kinds: set[type] = set()
         for key in differing:
-            for obj in (previous.get(key), current.get(key)):
+            for obj in (before.get(key), resources.get(key)):
                 if obj is not None:
                     kinds.add(type(obj))
                     if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
@@ -128,11 +125,35 @@ class TranslationMemo:
         # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
         # object is an instance of.
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
-        self._input = current
         self._previous, self._current = {**self._previous, **self._current}, {}
         self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
+
+    def _differing(self, resources: ResourceSet) -> tuple[Collection[ObjectKey], Mapping[ObjectKey, Any]]:
+        """The keys whose object differs from the last translation's input, and the objects they had
+        there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
+        ``resources`` says changed since the set last translated, else found by comparing every object."""
+        changes = resources.changes
+        if changes is not None and changes.since is self._generation:
+            before = {key: self._input.get(key) for key in changes.keys}
+            for key in changes.keys:
+                obj = resources.get(key)
+                if obj is None:
+                    self._input.pop(key, None)
+                else:
+                    self._input[key] = obj
+            differing: Collection[ObjectKey] = changes.keys
+        else:
+            current = {loaded.key: loaded.object for loaded in resources}
+            before = self._input
+            differing = [
+                key for key, obj in current.items() if before.get(key) is not obj and before.get(key) != obj
+            ]
+            differing += [key for key in before if key not in current]
+            self._input = current
+        self._generation = resources.generation
+        return differing, before
 
     def bind(self, sink: EffectSink) -> None:
         """Where replayed effects go in this translation."""

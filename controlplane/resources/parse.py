@@ -111,9 +111,10 @@ class LoadResult:
         """True when nothing was rejected (warnings and info lines do not count)."""
         return not any(p.severity is Severity.ERROR for p in self.problems)
 
-    def resource_set(self) -> ResourceSet:
-        """The accepted objects as the pipeline's input."""
-        return ResourceSet(self.objects)
+    def resource_set(self, *, previous: ResourceSet | None = None) -> ResourceSet:
+        """The accepted objects as the pipeline's input; ``previous`` (the same source's last set) lets it
+        say what changed since (``ResourceSet.changes``)."""
+        return ResourceSet(self.objects, previous=previous)
 
 
 def combine(results: Iterable[LoadResult], *, problems: Iterable[Problem] = ()) -> LoadResult:

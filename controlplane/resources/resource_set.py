@@ -7,7 +7,9 @@ an object came from so the translator can locate its own problems.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,21 +30,83 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound=Resource)
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Which keys differ from an earlier set: added, removed, or given another ``Loaded`` (an unchanged
+    file or watched object keeps its ``Loaded``, so identity tells; an equal copy counts as changed)."""
+
+    since: object
+    """The earlier set's ``generation``."""
+    keys: frozenset[ObjectKey]
+
+
+def _order(obj: Resource) -> str:
+    return obj.key.order()
+
+
 class ResourceSet:
-    def __init__(self, loaded: Iterable[Loaded] = ()) -> None:
-        index: dict[ObjectKey, Loaded] = {}
-        for item in loaded:
-            if item.key in index:
-                raise ValueError(f"duplicate object {item.key}")
-            index[item.key] = item
-        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(
-            dict(sorted(index.items(), key=lambda item: item[0].order()))
-        )
+    def __init__(self, loaded: Iterable[Loaded] = (), *, previous: ResourceSet | None = None) -> None:
+        """``previous``: the set the same source gave last, to tell ``changes`` from it and to take its
+        order and per-class lists where nothing was added or removed (no sorting everything again)."""
+        items = list(loaded)
+        index = {item.key: item for item in items}
+        if len(index) != len(items):
+            seen: set[ObjectKey] = set()
+            for item in items:
+                if item.key in seen:
+                    raise ValueError(f"duplicate object {item.key}")
+                seen.add(item.key)
+        self.generation = object()
+        """Shared by this set's copies (``with_tokens``, recording views): what ``Changes.since`` names."""
+        self.changes: Changes | None = None
+        """What differs from ``previous``; None without one."""
         self._by_class: dict[type, list[Resource]] | None = None
         """Objects by their exact class, in key order: built on the first ``of_type``, so each kind's
         list costs one pass over the set, not one per call."""
         self._tokens: Tokens | None = None
         """The minted access tokens (``serve``); None: nothing is minted (``translate``)."""
+        if previous is not None and self._follow(previous, index):
+            return
+        self._index: MappingProxyType[ObjectKey, Loaded] = MappingProxyType(
+            dict(sorted(index.items(), key=lambda item: item[0].order()))
+        )
+
+    def _follow(self, previous: ResourceSet, index: dict[ObjectKey, Loaded]) -> bool:
+        """Sets ``changes``; when the keys are ``previous``'s, takes its order and class lists and says so."""
+        merged = previous._index.copy()  # a plain dict: copied at once, and looked up faster than the proxy
+        changed = {key for key, item in index.items() if merged.get(key) is not item}
+        same_keys = len(index) == len(merged) and all(key in merged for key in changed)
+        self.changes = Changes(
+            previous.generation, frozenset(changed if same_keys else changed | (merged.keys() - index.keys()))
+        )
+        if not same_keys:
+            return False
+        by_class = previous._by_class
+        if by_class is not None and any(
+            type(index[key].object) is not type(merged[key].object) for key in changed
+        ):
+            by_class = None
+        merged.update((key, index[key]) for key in changed)  # the keys are there: the order stays
+        self._index = MappingProxyType(merged)
+        if by_class is None:
+            self._by_class = self._classes()
+            return True
+        # Built now, not on the first ``of_type``: the next set takes them from this one. A changed
+        # object is put where its key sorts in its class's list (which is in key order).
+        self._by_class = dict(by_class)
+        for key in changed:
+            obj = index[key].object
+            objects = self._by_class[type(obj)]
+            if objects is by_class[type(obj)]:
+                objects = self._by_class[type(obj)] = list(objects)
+            objects[bisect_left(objects, key.order(), key=_order)] = obj
+        return True
+
+    def _classes(self) -> dict[type, list[Resource]]:
+        by_class: dict[type, list[Resource]] = {}
+        for item in self._index.values():
+            by_class.setdefault(type(item.object), []).append(item.object)
+        return by_class
 
     def __len__(self) -> int:
         return len(self._index)
@@ -68,10 +132,7 @@ class ResourceSet:
     def of_type(self, model: type[R]) -> list[R]:
         """Every object of ``model`` (including subclasses), sorted by key."""
         if self._by_class is None:
-            by_class: dict[type, list[Resource]] = {}
-            for item in self._index.values():
-                by_class.setdefault(type(item.object), []).append(item.object)
-            self._by_class = by_class
+            self._by_class = self._classes()
         found = [objects for cls, objects in self._by_class.items() if issubclass(cls, model)]
         if len(found) == 1:
             return list(found[0])  # type: ignore[arg-type]
@@ -81,6 +142,8 @@ class ResourceSet:
         """The same objects, with the access tokens minted so far as one more input."""
         copy = ResourceSet()
         copy._index = self._index
+        copy._by_class = self._by_class
+        copy.generation, copy.changes = self.generation, self.changes
         copy._tokens = tokens
         return copy
 
