@@ -102,7 +102,7 @@ class BackendResolver:
     def replay(self, effect: Effect) -> None:
         """Applies a replayed effect of a fragment to this translation (see ``gatewayapi.memo``)."""
         if effect[0] == "report":
-            self._report.replay(effect)
+            self._report.apply(effect)
         elif effect[0] == "register":
             (self._credentials if effect[1] in ("secret", "mint") else self._upstreams).replay(effect)
         else:

@@ -162,18 +162,24 @@ class Report:
         return ObjectStatus(key, conditions)
 
     def replay(self, effect: Effect) -> None:
-        """Applies one ``("report", key, finding or None)`` effect (recorded for the memo, or replayed)."""
+        """Records one ``("report", key, finding or None)`` effect for the memo and applies it."""
         if self._memo is not None:
             self._memo.effect(effect)
+        self.apply(effect)
+
+    def apply(self, effect: Effect) -> None:
+        """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""
         _, key, finding = effect
         self._seen.add(key)
         if key.kind == INFERENCE_POOL_KIND:
             self._pools.add(key)
+        if finding is None:
+            return  # most effects: the object was judged
         if isinstance(finding, _Parent):
             self._parents[key].add(finding.gateway)
             return
         # The same route is judged once per listener it attaches to; say each thing once.
-        if finding is not None and finding not in self._findings[key]:
+        if finding not in self._findings[key]:
             self._findings[key].append(finding)
 
     def _add(self, obj: Resource, finding: _Finding) -> None:

@@ -72,24 +72,34 @@ class ReusingTranslator:
     def _table(
         self, type_url: str, translate: _Translate, nodes: tuple[Hashable, ...], *, previous: _Table | None
     ) -> _Table:
+        if previous is not None and len(previous.nodes) == len(nodes):
+            # Usually a few nodes replaced in place: the others are found at the same position.
+            resources = [
+                made if old is node else self._resource(type_url, translate, node)
+                for old, node, made in zip(previous.nodes, nodes, previous.resources, strict=True)
+            ]
+            return _Table(nodes, tuple(resources))
         known = {}
         if previous is not None:
             known = {
                 id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
             }
-        resources: list[XdsResource] = []
+        resources = []
         for node in nodes:
             same = known.get(id(node))
-            if same is not None and same[0] is node:
-                resources.append(same[1])
-                continue
-            key = (translate, node)
-            found = self._by_value.get(key)
-            if found is None:
-                found = self._by_value[key] = XdsResource.build(type_url, translate(node))
-                self.translated += 1
-            resources.append(found)
+            resources.append(
+                same[1] if same is not None and same[0] is node else self._resource(type_url, translate, node)
+            )
         return _Table(nodes, tuple(resources))
+
+    def _resource(self, type_url: str, translate: _Translate, node: Hashable) -> XdsResource:
+        """The resource of a node that is not last call's object: an equal node's, or translated now."""
+        key = (translate, node)
+        found = self._by_value.get(key)
+        if found is None:
+            found = self._by_value[key] = XdsResource.build(type_url, translate(node))
+            self.translated += 1
+        return found
 
     def _forget_unused(self) -> None:
         """Drops what the last call did not use (hashing only those nodes, to find their entries)."""
