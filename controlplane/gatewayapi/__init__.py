@@ -76,7 +76,7 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
     backends = BackendResolver(
         resources=resources, report=report, memo=memo, inference_extension=options.inference_extension
     )
-    memo.bind(backends.replay)
+    memo.bind(backends.replay, judged=report.judged)
     for backend in resources.backends():
         backends.ai_service_backend(backend)
     tables = build_routes(

@@ -10,19 +10,21 @@ resolves InferencePools and credentials on first use. Each of those is one *frag
   registers, and which other fragments it uses (so they are in place even if whoever computed them first
   is gone).
 
-The next translation compares the new input with the previous one. A fragment none of whose reads changed
-(no key it looked up was added, removed or modified, no kind it scanned had a change) is not computed
-again: its effects are replayed, in the same order as a full translation would make them, and its result
-is reused. A fragment computed again whose result equals last time's gives back last time's objects, so
-whatever is built from it can tell by identity that nothing changed. Steps that combine many fragments'
-results (ordering routes, merging them into virtual hosts and listeners) go through ``TranslationMemo.kept``:
-given the very same inputs as last time (compared by value, which for the same objects is identity and
-costs next to nothing), they give back last time's result and replay its effects instead of sorting and
-building again. Everything else (the objects' noted fields, Gateways -> listeners, policy maps, statuses)
-is recomputed each time; it is linear and cheap. The recorded reads are the
-dependency index, taken from the code that does the reading, so it cannot drift from it. A fresh memo
-(``translate``) computes everything, through the same code; tests/test_pipeline_incremental.py checks on
-random edit sequences that both give the same snapshot, statuses and problems.
+The next translation compares the new input with the previous one (only the keys the input says changed,
+when it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was
+added, removed or modified, no kind it scanned had a change) is not computed again: its effects are
+replayed, in the same order as a full translation would make them (except that the objects it judged are
+marked so all at once, which only adds to sets), and its result is reused. A fragment computed again whose
+result equals last time's gives back last time's objects, so whatever is built from it can tell by
+identity that nothing changed. Steps that combine many fragments' results (ordering routes, merging them
+into virtual hosts and listeners) go through ``TranslationMemo.kept``: given the very same inputs as last
+time (compared by value, which for the same objects is identity and costs next to nothing), they give back
+last time's result and replay its effects instead of sorting and building again. Everything else (the
+objects' noted fields, Gateways -> listeners, policy maps, statuses) is recomputed each time; it is linear
+and cheap. The recorded reads are the dependency index, taken from the code that does the reading, so it
+cannot drift from it. A fresh memo (``translate``) computes everything, through the same code;
+tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot,
+statuses and problems.
 """
 
 from __future__ import annotations
@@ -57,6 +59,13 @@ class EffectSink(Protocol):
     def __call__(self, effect: Effect, /) -> None: ...
 
 
+class JudgedSink(Protocol):
+    """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
+    only add to sets, so where they fall among the others does not matter."""
+
+    def __call__(self, keys: tuple[ObjectKey, ...], /) -> None: ...
+
+
 @dataclass(slots=True)
 class _Frame:
     keys: set[Hashable] = field(default_factory=set)
@@ -65,17 +74,31 @@ class _Frame:
 
 
 @dataclass(frozen=True, slots=True)
+class _Replay:
+    """Recorded effects as they are replayed: the judged objects at once, the rest in order."""
+
+    judged: tuple[ObjectKey, ...]
+    ordered: tuple[Effect, ...]
+
+    @classmethod
+    def of(cls, effects: list[Effect]) -> _Replay:
+        judged = [effect[1] for effect in effects if effect[0] == "report" and effect[2] is None]
+        ordered = [effect for effect in effects if effect[0] != "report" or effect[2] is not None]
+        return cls(tuple(dict.fromkeys(judged)), tuple(ordered))
+
+
+@dataclass(frozen=True, slots=True)
 class _Entry:
     keys: frozenset[Hashable]
     kinds: frozenset[type]
-    effects: tuple[Effect, ...]
+    replay: _Replay
     result: Any
 
 
 @dataclass(frozen=True, slots=True)
 class _Kept:
     inputs: tuple[Any, ...]
-    effects: tuple[Effect, ...]
+    replay: _Replay
     result: Any
 
 
@@ -96,6 +119,7 @@ class TranslationMemo:
         self._stale_kinds: set[type] = set()
         self._frames: list[_Frame | None] = []
         self._sink: EffectSink | None = None
+        self._judged: JudgedSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
         self.statuses: Mapping[ObjectKey, Any] = {}
@@ -155,15 +179,15 @@ class TranslationMemo:
         self._generation = resources.generation
         return differing, before
 
-    def bind(self, sink: EffectSink) -> None:
-        """Where replayed effects go in this translation."""
-        self._sink = sink
+    def bind(self, sink: EffectSink, *, judged: JudgedSink) -> None:
+        """Where replayed effects go in this translation (``judged``: those saying an object was judged)."""
+        self._sink, self._judged = sink, judged
 
     def finish(self) -> None:
         """Keeps only what this translation used, for the next one."""
         self._previous, self._current = self._current, {}
         self._kept_previous, self._kept_current = self._kept_current, {}
-        self._sink = None
+        self._sink = self._judged = None
 
     # --- recording ---
 
@@ -190,7 +214,7 @@ class TranslationMemo:
             previous = self._previous.get(key)
             if previous is not None and self._fresh(previous):
                 entry = previous
-                self._replay(entry.effects)
+                self._replay(entry.replay)
             else:
                 entry = self._compute(key, compute, previous=previous)
             self._current[key] = entry
@@ -210,7 +234,7 @@ class TranslationMemo:
         assert key not in self._kept_current, f"kept({key!r}) twice in one translation"
         previous = self._kept_previous.get(key)
         if previous is not None and previous.inputs == inputs:
-            self._replay(previous.effects)
+            self._replay(previous.replay)
             entry = previous
         else:
             frame = _Frame()
@@ -219,7 +243,7 @@ class TranslationMemo:
                 result = compute()
             finally:
                 self._frames.pop()
-            entry = _Kept(inputs, tuple(frame.effects), result)
+            entry = _Kept(inputs, _Replay.of(frame.effects), result)
         self._kept_current[key] = entry
         kept: T = entry.result
         return kept
@@ -234,16 +258,18 @@ class TranslationMemo:
         self.computed += 1
         if previous is not None and previous.result == result:
             result = previous.result  # the same objects: what is built from them is seen to be unchanged
-        return _Entry(frozenset(frame.keys), frozenset(frame.kinds), tuple(frame.effects), result)
+        return _Entry(frozenset(frame.keys), frozenset(frame.kinds), _Replay.of(frame.effects), result)
 
-    def _replay(self, effects: tuple[Effect, ...]) -> None:
-        sink = self._sink
+    def _replay(self, replay: _Replay) -> None:
+        sink, judged = self._sink, self._judged
         assert sink is not None, "bind() first"
+        assert judged is not None, "bind() first"
+        judged(replay.judged)
         current = self._current
         # Not recording: what a replayed fragment uses is already in its own recorded reads and effects.
         self._frames.append(None)
         try:
-            for effect in effects:
+            for effect in replay.ordered:
                 # A used fragment already in place needs nothing: ``cached`` would only find it there.
                 if effect[0] != "use" or effect[1] not in current:
                     sink(effect)

@@ -167,6 +167,13 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
+    def judged(self, keys: tuple[ObjectKey, ...]) -> None:
+        """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
+        self._seen.update(keys)
+        pools = [key for key in keys if key.kind == INFERENCE_POOL_KIND]
+        if pools:
+            self._pools.update(pools)
+
     def apply(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""
         _, key, finding = effect
