@@ -8,7 +8,6 @@ OpenAI's error shape.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -27,7 +26,14 @@ from controlplane.gatewayapi.models import declared_model
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.route_actions import rule_action
 from controlplane.gatewayapi.route_model import first_choice_model
-from controlplane.gatewayapi.virtual_hosts import CATCH_ALL, Candidate, Ranked, listeners, route_age
+from controlplane.gatewayapi.virtual_hosts import (
+    CATCH_ALL,
+    Candidate,
+    Placed,
+    listeners,
+    placement,
+    route_age,
+)
 from controlplane.resources.aigateway import (
     AIGatewayRoute,
     AIGatewayRouteRule,
@@ -45,8 +51,7 @@ class _RouteOutput:
 
     clusters: tuple[ir.RuleCluster, ...]
     hops: tuple[ir.BackendHop, ...]
-    placed: tuple[tuple[tuple[str, str], Candidate], ...]
-    """Each candidate route with the (Envoy listener, domain) it goes to."""
+    placed: Placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,25 +71,22 @@ def build_routes(
     memo: TranslationMemo,
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
-    by_host: dict[tuple[str, str], list[Ranked]] = defaultdict(list)
     routes = tuple(resources.routes())
-    outputs: list[_RouteOutput] = []
-    by_age = memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
-    for route_order, route in enumerate(by_age):
-        output = memo.cached(
+    outputs = tuple(
+        memo.cached(
             ("route", route.key),
             partial(_route, route, report=report, binder=binder, backends=backends, policies=policies),
         )
-        outputs.append(output)
-        for place, candidate in output.placed:
-            by_host[place].append(((*candidate.rank, route_order, *candidate.position), candidate))
-    tables = listeners(binder, by_host, report, listen_address, memo=memo)
-    clusters, hops = memo.kept("rule clusters and hops", tuple(outputs), partial(_clusters_and_hops, outputs))
+        for route in memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
+    )
+    where = memo.kept("placement", outputs, partial(placement, (output.placed for output in outputs)))
+    tables = listeners(binder, where, report, listen_address, memo=memo)
+    clusters, hops = memo.kept("rule clusters and hops", outputs, partial(_clusters_and_hops, outputs))
     return RouteTables(listeners=tables, rule_clusters=clusters, hops=hops)
 
 
 def _clusters_and_hops(
-    outputs: list[_RouteOutput],
+    outputs: tuple[_RouteOutput, ...],
 ) -> tuple[tuple[ir.RuleCluster, ...], tuple[ir.BackendHop, ...]]:
     clusters = sorted((cluster for output in outputs for cluster in output.clusters), key=lambda c: c.name)
     hops = sorted((hop for output in outputs for hop in output.hops), key=lambda h: h.name)

@@ -12,6 +12,7 @@ Envoy resources built from unchanged ones are found by identity.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 
@@ -55,15 +56,42 @@ def route_age(route: AIGatewayRoute) -> tuple[str, str, str]:
     return (str(created) if created is not None else "", route.namespace, route.name)
 
 
+Placed = tuple[tuple[tuple[str, str], Candidate], ...]
+"""A route's candidates, each with the (Envoy listener, domain) it goes to."""
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Every route's candidates by where they go (built again only when a route's candidates or the
+    routes' order changed)."""
+
+    by_host: dict[tuple[str, str], list[Ranked]]
+    by_listener: dict[str, tuple[Candidate, ...]]
+    """Each Envoy listener's candidates, host by host: the routes whose costs it counts."""
+
+
+def placement(placed: Iterable[Placed]) -> Placement:
+    """``placed``: each route's candidates, oldest route first."""
+    by_host: dict[tuple[str, str], list[Ranked]] = defaultdict(list)
+    for route_order, candidates in enumerate(placed):
+        for place, candidate in candidates:
+            by_host[place].append(((*candidate.rank, route_order, *candidate.position), candidate))
+    by_listener: dict[str, list[Candidate]] = defaultdict(list)
+    for (listener, _), found in by_host.items():
+        by_listener[listener].extend(candidate for _, candidate in found)
+    return Placement(dict(by_host), {listener: tuple(found) for listener, found in by_listener.items()})
+
+
 def listeners(
     binder: ListenerBinder,
-    by_host: dict[tuple[str, str], list[Ranked]],
+    placed: Placement,
     report: Report,
     listen_address: str,
     *,
     memo: TranslationMemo,
 ) -> tuple[ir.HttpListener, ...]:
     """The listeners of ``binder``'s slots, each with its virtual hosts (see the module docstring)."""
+    by_host = placed.by_host
     by_listener: dict[str, list[ir.VirtualHost]] = defaultdict(list)
     wildcard_routes = {listener: by_host.get((listener, "*"), []) for listener, _ in by_host}
     for (listener, domain), candidates in sorted(by_host.items()):
@@ -84,14 +112,9 @@ def listeners(
         hosts = tuple(
             by_listener.get(slot.envoy_listener) or [_virtual_host(slot.envoy_listener, "*", [], report)]
         )
-        placed = tuple(
-            candidate
-            for (name, _), found in by_host.items()
-            if name == slot.envoy_listener
-            for _, candidate in found
-        )
+        owners = placed.by_listener.get(slot.envoy_listener, ())
         token_costs = memo.kept(
-            ("token costs", slot.envoy_listener), placed, partial(_listener_costs, placed, report)
+            ("token costs", slot.envoy_listener), owners, partial(_listener_costs, owners, report)
         )
         build = partial(
             ir.HttpListener,
