@@ -20,6 +20,7 @@ from typing import Protocol
 
 from google.protobuf.message import Message
 
+from controlplane.xds.replaced import replaced_in_place
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,
@@ -114,7 +115,7 @@ class Snapshot:
                 resources[type_url] = previous.resources[type_url]
                 type_versions[type_url] = previous.type_versions[type_url]
                 continue
-            renewed = _renewed(before, given[type_url])
+            renewed = replaced_in_place(before, given[type_url]) if before is not None else None
             if previous is not None and renewed is not None:
                 # The same names in the same places: last time's mapping, with the new resources put in.
                 by_name = dict(previous.resources[type_url])
@@ -203,20 +204,6 @@ class _Since:
 
     checked: Mapping[ResourceKey, tuple[str, ...]]
     replaced: frozenset[ResourceKey]
-
-
-def _renewed(
-    before: tuple[XdsResource, ...] | None, given: tuple[XdsResource, ...]
-) -> list[XdsResource] | None:
-    """The resources of ``given`` that replace another of the same name at the same place in ``before``;
-    None when names were added, removed or moved (or there is no ``before``)."""
-    if before is None or len(before) != len(given):
-        return None
-    renewed = [new for old, new in zip(before, given, strict=True) if old is not new]
-    # Names compared only where the resource changed: elsewhere it is the same object.
-    if any(old.name != new.name for old, new in zip(before, given, strict=True) if old is not new):
-        return None
-    return renewed
 
 
 def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, XdsResource]:

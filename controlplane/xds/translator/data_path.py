@@ -16,9 +16,11 @@ applied to its hop.
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from controlplane import ir
+from controlplane.xds.replaced import replaced_in_place
 
 RULE_CONNECT_TIMEOUT_SECONDS = 10.0
 """The rule cluster's connect timeout; an upstream with another one keeps its hop."""
@@ -52,80 +54,120 @@ class DataPath:
 
 @dataclass(frozen=True, slots=True)
 class _Worked:
-    """A rule's path with what it was worked out from: its cluster, and each hop it names with that hop's
-    upstream (None where missing), in endpoint order."""
+    """A rule's path with the names of what it was worked out from besides its cluster."""
 
     cluster: ir.RuleCluster
-    read: tuple[ir.BackendHop | ir.UpstreamCluster | None, ...]
     path: RulePath
+    reads: tuple[str, ...]
+    """The hops its cluster names and their upstreams (``_read`` keys)."""
     runs: tuple[str, ...]
     """The hops this rule still sends to."""
 
 
+def _read(table: str, name: str) -> str:
+    return f"{table}\0{name}"
+
+
 class DataPaths:
-    """``data_path`` for a sequence of IRs: a rule whose cluster, hops and upstreams are the same objects as
-    in the previous IR keeps its ``RulePath`` object (so its load assignment is reused by identity)."""
+    """``data_path`` for a sequence of IRs. When the IR's rule clusters, hops and upstreams are the previous
+    IR's with some replaced in place (the same names), only the rules whose cluster, or a hop or upstream
+    it reads, was replaced are worked out again (found through an index of who reads what); the others
+    keep their ``RulePath`` objects, so their load assignments are reused by identity."""
 
     def __init__(self) -> None:
+        self._infra: ir.Infra | None = None
+        self._path = DataPath(hops=(), rules=())
+        self._hops: dict[str, ir.BackendHop] = {}
+        self._upstreams: dict[str, ir.UpstreamCluster] = {}
         self._worked: dict[str, _Worked] = {}
+        self._readers: dict[str, set[str]] = defaultdict(set)
+        """By ``_read`` key: the rule clusters reading that hop or upstream."""
+        self._running: Counter[str] = Counter()
+        """How many rules send to each hop."""
 
     def __call__(self, infra: ir.Infra) -> DataPath:
-        hops = {hop.name: hop for hop in infra.hops}
-        upstreams = {upstream.name: upstream for upstream in infra.upstreams}
-        previous, worked = self._worked, {}
-        used: set[str] = set()
-        rules: list[RulePath] = []
+        last, self._infra = self._infra, infra
+        hops = replaced_in_place(last.hops, infra.hops) if last is not None else None
+        upstreams = replaced_in_place(last.upstreams, infra.upstreams) if last is not None else None
+        clusters = replaced_in_place(last.rule_clusters, infra.rule_clusters) if last is not None else None
+        if hops is None or upstreams is None or clusters is None:
+            self._path = self._from_scratch(infra)
+            return self._path
+        self._hops.update((hop.name, hop) for hop in hops)
+        self._upstreams.update((upstream.name, upstream) for upstream in upstreams)
+        replaced = {cluster.name: cluster for cluster in clusters}
+        dirty = set(replaced)
+        for key in (*(_read("hop", hop.name) for hop in hops), *(_read("up", u.name) for u in upstreams)):
+            dirty.update(self._readers.get(key, ()))
+        runs_changed = False
+        for name in dirty:
+            before = self._worked[name]
+            worked = self._work(replaced.get(name, before.cluster))
+            self._forget(before)
+            self._remember(worked)
+            runs_changed = runs_changed or worked.runs != before.runs
+        path = self._path
+        self._path = DataPath(
+            hops=self._running_hops(infra) if hops or runs_changed else path.hops,
+            rules=tuple(self._worked[cluster.name].path for cluster in infra.rule_clusters)
+            if dirty
+            else path.rules,
+        )
+        return self._path
+
+    def _from_scratch(self, infra: ir.Infra) -> DataPath:
+        self._hops = {hop.name: hop for hop in infra.hops}
+        self._upstreams = {upstream.name: upstream for upstream in infra.upstreams}
+        self._worked, self._readers, self._running = {}, defaultdict(set), Counter()
+        rules = []
         for cluster in infra.rule_clusters:
-            read = _reads(cluster, hops, upstreams)
-            kept = previous.get(cluster.name)
-            if kept is None or kept.cluster is not cluster or kept.read != read:
-                kept = _work(cluster, hops, upstreams, read)
-            worked[cluster.name] = kept
-            used.update(kept.runs)
-            rules.append(kept.path)
-        self._worked = worked
-        return DataPath(hops=tuple(hop for hop in infra.hops if hop.name in used), rules=tuple(rules))
+            worked = self._work(cluster)
+            self._remember(worked)
+            rules.append(worked.path)
+        return DataPath(hops=self._running_hops(infra), rules=tuple(rules))
+
+    def _running_hops(self, infra: ir.Infra) -> tuple[ir.BackendHop, ...]:
+        return tuple(hop for hop in infra.hops if self._running[hop.name] > 0)
+
+    def _remember(self, worked: _Worked) -> None:
+        self._worked[worked.cluster.name] = worked
+        for key in worked.reads:
+            self._readers[key].add(worked.cluster.name)
+        self._running.update(worked.runs)
+
+    def _forget(self, worked: _Worked) -> None:
+        for key in worked.reads:
+            self._readers[key].discard(worked.cluster.name)
+        self._running.subtract(worked.runs)
+
+    def _work(self, cluster: ir.RuleCluster) -> _Worked:
+        localities: list[Locality] = []
+        reads: list[str] = []
+        runs: list[str] = []
+        for endpoint in cluster.endpoints:
+            target = endpoint.target
+            hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...] = (target,)
+            name = f"{cluster.name}/{len(localities)}"
+            if isinstance(target, ir.InternalEndpoint):
+                name = target.listener
+                hop = self._hops.get(target.listener)
+                reads.append(_read("hop", target.listener))
+                if hop is not None:
+                    reads.append(_read("up", hop.upstream_cluster))
+                direct = _direct_hosts(hop, self._upstreams)
+                if direct is None:
+                    runs.append(target.listener)
+                else:
+                    hosts = direct
+            localities.append(
+                Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
+            )
+        path = RulePath(cluster=cluster.name, localities=tuple(localities))
+        return _Worked(cluster, path, tuple(reads), tuple(runs))
 
 
 def data_path(infra: ir.Infra) -> DataPath:
     return DataPaths()(infra)
-
-
-def _reads(
-    cluster: ir.RuleCluster, hops: dict[str, ir.BackendHop], upstreams: dict[str, ir.UpstreamCluster]
-) -> tuple[ir.BackendHop | ir.UpstreamCluster | None, ...]:
-    read: list[ir.BackendHop | ir.UpstreamCluster | None] = []
-    for endpoint in cluster.endpoints:
-        if isinstance(endpoint.target, ir.InternalEndpoint):
-            hop = hops.get(endpoint.target.listener)
-            read += (hop, None if hop is None else upstreams.get(hop.upstream_cluster))
-    return tuple(read)
-
-
-def _work(
-    cluster: ir.RuleCluster,
-    hops: dict[str, ir.BackendHop],
-    upstreams: dict[str, ir.UpstreamCluster],
-    read: tuple[ir.BackendHop | ir.UpstreamCluster | None, ...],
-) -> _Worked:
-    localities: list[Locality] = []
-    runs: list[str] = []
-    for endpoint in cluster.endpoints:
-        target = endpoint.target
-        hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...] = (target,)
-        name = f"{cluster.name}/{len(localities)}"
-        if isinstance(target, ir.InternalEndpoint):
-            name = target.listener
-            direct = _direct_hosts(hops.get(target.listener), upstreams)
-            if direct is None:
-                runs.append(target.listener)
-            else:
-                hosts = direct
-        localities.append(
-            Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
-        )
-    path = RulePath(cluster=cluster.name, localities=tuple(localities))
-    return _Worked(cluster, read, path, tuple(runs))
 
 
 def _direct_hosts(
