@@ -61,13 +61,18 @@ class DeltaStream(Stream):
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         # Names in `target` are subscribed (by-name types), so what Envoy holds is simply `acked`.
-        acked = state.acked
+        acked, resend = state.acked, state.resend
         changed = {
             name: resource
             for name, resource in target.items()
-            if (held := acked.get(name)) is None or held.version != resource.version or name in state.resend
+            # Most of a large type is the very resource Envoy holds: one identity check each.
+            if (
+                (held := acked.get(name)) is not resource
+                and (held is None or held.version != resource.version)
+            )
+            or name in resend
         }
-        removed = sorted(resource.name for resource in state.held() if resource.name not in target)
+        removed = sorted(state.held_names() - target.keys())
         if not changed and not removed and not state.response_owed:
             return None
         response = discovery_pb2.DeltaDiscoveryResponse(
