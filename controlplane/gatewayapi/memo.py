@@ -212,7 +212,11 @@ class TranslationMemo:
         entry = self._current.get(key)
         if entry is None:
             previous = self._previous.get(key)
-            if previous is not None and self._fresh(previous):
+            if (
+                previous is not None
+                and previous.keys.isdisjoint(self._changed_keys)
+                and previous.kinds.isdisjoint(self._stale_kinds)
+            ):
                 entry = previous
                 self._replay(entry.replay)
             else:
@@ -265,19 +269,22 @@ class TranslationMemo:
         assert sink is not None, "bind() first"
         assert judged is not None, "bind() first"
         judged(replay.judged)
+        if not replay.ordered:
+            return
         current = self._current
-        # Not recording: what a replayed fragment uses is already in its own recorded reads and effects.
-        self._frames.append(None)
+        # Not recording: what a replayed fragment uses is already in its own recorded reads and effects
+        # (nothing records at the top level anyway).
+        nested = bool(self._frames)
+        if nested:
+            self._frames.append(None)
         try:
             for effect in replay.ordered:
                 # A used fragment already in place needs nothing: ``cached`` would only find it there.
                 if effect[0] != "use" or effect[1] not in current:
                     sink(effect)
         finally:
-            self._frames.pop()
-
-    def _fresh(self, entry: _Entry) -> bool:
-        return entry.keys.isdisjoint(self._changed_keys) and entry.kinds.isdisjoint(self._stale_kinds)
+            if nested:
+                self._frames.pop()
 
 
 def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:
