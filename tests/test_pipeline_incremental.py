@@ -21,6 +21,7 @@ snapshot's consistency problems (checked again only for replaced resources) must
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,13 @@ class EditSequences(RuleBasedStateMachine):
     def delete(self, data: st.DataObject) -> None:
         key = data.draw(st.sampled_from(sorted(self.objects)))
         del self.objects[key]
+
+    @precondition(lambda self: bool(self.objects))
+    @rule(data=st.data())
+    def touch(self, data: st.DataObject) -> None:
+        """Saved again unchanged (a file rewritten, an object delivered again): read anew, equal value."""
+        key = data.draw(st.sampled_from(sorted(self.objects)))
+        self.objects[key] = copy.deepcopy(self.objects[key])
 
     @precondition(lambda self: bool(self.objects))
     @rule(data=st.data(), how=st.integers(min_value=0, max_value=2))

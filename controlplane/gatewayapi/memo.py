@@ -167,7 +167,10 @@ class TranslationMemo:
                     self._input.pop(key, None)
                 else:
                     self._input[key] = obj
-            differing: Collection[ObjectKey] = changes.keys
+            # Read again but equal (a file saved unchanged, an event changing nothing read): not a change.
+            differing: Collection[ObjectKey] = [
+                key for key in changes.keys if before[key] != self._input.get(key)
+            ]
         else:
             current = {loaded.key: loaded.object for loaded in resources}
             before = self._input
