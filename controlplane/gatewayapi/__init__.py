@@ -77,8 +77,7 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         resources=resources, report=report, memo=memo, inference_extension=options.inference_extension
     )
     memo.bind(backends.replay, judged=report.judged)
-    for backend in resources.backends():
-        backends.ai_service_backend(backend)
+    backends.ai_service_backends(resources.backends())
     tables = build_routes(
         resources=resources,
         report=report,

@@ -95,6 +95,13 @@ class BackendResolver:
         """Resolved once per translation (and kept across translations while what it read is unchanged)."""
         return self._memo.cached(("backend", backend.key), lambda: self._resolve_backend(backend))
 
+    def ai_service_backends(self, backends: list[AIServiceBackend]) -> None:
+        """Resolves each of ``backends`` (as ``ai_service_backend``), replaying the unchanged in bulk."""
+        self._memo.cached_each(
+            [("backend", backend.key) for backend in backends],
+            lambda index: self._resolve_backend(backends[index]),
+        )
+
     def inference_pool(self, pool: InferencePoolBase) -> ResolvedPool:
         """The pool's members: AIServiceBackends whose labels match its selector, then its ready Pods."""
         return self._memo.cached(("pool", pool.key), lambda: self._resolve_pool(pool))

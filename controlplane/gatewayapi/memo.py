@@ -29,8 +29,10 @@ statuses and problems.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
+from itertools import chain
 from typing import Any, Protocol, TypeVar
 
 from controlplane.resources.inference import InferencePoolBase
@@ -63,7 +65,7 @@ class JudgedSink(Protocol):
     """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
     only add to sets, so where they fall among the others does not matter."""
 
-    def __call__(self, keys: tuple[ObjectKey, ...], /) -> None: ...
+    def __call__(self, keys: Iterable[ObjectKey], /) -> None: ...
 
 
 @dataclass(slots=True)
@@ -233,6 +235,32 @@ class TranslationMemo:
         result: T = entry.result
         return result
 
+    def cached_each(self, keys: Sequence[FragmentKey], compute: Callable[[int], T]) -> list[T]:
+        """``cached(keys[i], lambda: compute(i))`` for each ``i`` in turn, for a loop over many objects at
+        the top level: the objects judged by every fragment that is replayed are marked at once, and each
+        replayed fragment costs a look-up and its other effects (usually none or one)."""
+        assert not self._frames, "cached_each() is for the top level"
+        current, previous = self._current, self._previous
+        changed, stale = self._changed_keys, self._stale_kinds
+        fresh: list[_Entry | None] = []
+        for key in keys:
+            entry = previous.get(key)
+            fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
+            fresh.append(entry if fit and key not in current else None)
+        judged = self._judged
+        assert judged is not None, "bind() first"
+        judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
+        results: list[T] = []
+        for index, (key, entry) in enumerate(zip(keys, fresh, strict=True)):
+            found = current.get(key)  # a fragment used by an earlier one is in place already
+            if found is None and entry is not None:
+                self._replay_ordered(entry.replay.ordered)
+                found = current[key] = entry
+            elif found is None:
+                found = current[key] = self._compute(key, partial(compute, index), previous=previous.get(key))
+            results.append(found.result)
+        return results
+
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave last translation (its effects replayed) if it was given ``inputs``
         equal to these then: for a step that combines fragments' results, which are the same objects as
@@ -268,12 +296,16 @@ class TranslationMemo:
         return _Entry(frozenset(frame.keys), frozenset(frame.kinds), _Replay.of(frame.effects), result)
 
     def _replay(self, replay: _Replay) -> None:
-        sink, judged = self._sink, self._judged
-        assert sink is not None, "bind() first"
+        judged = self._judged
         assert judged is not None, "bind() first"
         judged(replay.judged)
-        if not replay.ordered:
+        self._replay_ordered(replay.ordered)
+
+    def _replay_ordered(self, ordered: tuple[Effect, ...]) -> None:
+        if not ordered:
             return
+        sink = self._sink
+        assert sink is not None, "bind() first"
         current = self._current
         # Not recording: what a replayed fragment uses is already in its own recorded reads and effects
         # (nothing records at the top level anyway).
@@ -281,7 +313,7 @@ class TranslationMemo:
         if nested:
             self._frames.append(None)
         try:
-            for effect in replay.ordered:
+            for effect in ordered:
                 # A used fragment already in place needs nothing: ``cached`` would only find it there.
                 if effect[0] != "use" or effect[1] not in current:
                     sink(effect)

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
@@ -167,8 +167,9 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
-    def judged(self, keys: tuple[ObjectKey, ...]) -> None:
+    def judged(self, keys: Iterable[ObjectKey]) -> None:
         """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
+        keys = tuple(keys)
         self._seen.update(keys)
         pools = [key for key in keys if key.kind == INFERENCE_POOL_KIND]
         if pools:

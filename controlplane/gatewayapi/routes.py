@@ -72,12 +72,14 @@ def build_routes(
 ) -> RouteTables:
     policies = failover.TrafficPolicies(resources=resources, report=report)
     routes = tuple(resources.routes())
+    by_age = memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
     outputs = tuple(
-        memo.cached(
-            ("route", route.key),
-            partial(_route, route, report=report, binder=binder, backends=backends, policies=policies),
+        memo.cached_each(
+            [("route", route.key) for route in by_age],
+            lambda index: _route(
+                by_age[index], report=report, binder=binder, backends=backends, policies=policies
+            ),
         )
-        for route in memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
     )
     where = memo.kept("placement", outputs, partial(placement, (output.placed for output in outputs)))
     tables = listeners(binder, where, report, listen_address, memo=memo)
