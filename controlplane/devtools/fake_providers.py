@@ -1,5 +1,6 @@
 """Fake hosted providers on loopback that speak their own APIs: Anthropic Messages, Gemini on Vertex AI,
-Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``), and Cohere's Rerank v2.
+Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``, ``invoke-with-response-stream``), and
+Cohere's Rerank v2.
 
 A backend whose schema is Anthropic, GCPVertexAI, GCPAnthropic or AWSAnthropic is reached through Envoy's
 transcoder; the only proof that the conversion is right is a server that accepts only what the provider
@@ -8,7 +9,9 @@ provider's own JSON otherwise), records every request, and answers in the provid
 its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``, which Vertex AI's
 ``streamRawPredict`` sends too; Gemini's ``data:`` events of ``streamGenerateContent?alt=sse``). The cloud
 Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
-body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``. Cohere
+body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``, and
+streams the same events in AWS event-stream frames (``aws_event_stream``), split across writes so that a
+frame straddles chunks, optionally ending in an exception frame (``bedrock_exception``). Cohere
 ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
@@ -24,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from controlplane.devtools import aws_event_stream
+
 ANTHROPIC_USAGE = {"input_tokens": 11, "output_tokens": 7}
 GEMINI_USAGE = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -32,7 +37,7 @@ _VERTEX_CLAUDE_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/models/"
     r"(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)$"
 )
-_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
+_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<method>invoke|invoke-with-response-stream)$")
 _VERTEX_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/google/models/"
     r"(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)(?P<query>\?.*)?$"
@@ -54,15 +59,17 @@ class ProviderRequest:
 
 
 class FakeProvider:
-    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one)."""
+    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one). ``bedrock_exception``
+    (an exception type, bedrock-anthropic only): streams end with that exception after the first delta."""
 
     APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
-    def __init__(self, *, api: str, name: str, port: int = 0) -> None:
+    def __init__(self, *, api: str, name: str, port: int = 0, bedrock_exception: str | None = None) -> None:
         if api not in self.APIS:
             raise ValueError(f"unknown provider API {api!r}")
         self.api = api
         self.name = name
+        self.bedrock_exception = bedrock_exception
         self.received: list[ProviderRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -160,7 +167,8 @@ def _bedrock_claude(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     for extraneous in ("model", "stream"):
         if extraneous in body:
             return error(400, f"Malformed input request: extraneous key [{extraneous}] is not permitted")
-    return _claude(name, body, model=unquote(matched["model"]), streaming=False)
+    streaming = matched["method"] == "invoke-with-response-stream"
+    return _claude(name, body, model=unquote(matched["model"]), streaming=streaming)
 
 
 def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
@@ -299,15 +307,33 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             self.send_response(status)
-            self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
-            self.end_headers()
-            for event, data_obj in answer:
-                head = f"event: {event}\n" if event else ""
-                chunk = f"{head}data: {json.dumps(data_obj)}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
+            if provider.api == "bedrock-anthropic":
+                self.send_header("content-type", aws_event_stream.CONTENT_TYPE)
+                self.send_header("x-amzn-bedrock-content-type", "application/json")
+                self.end_headers()
+                self._bedrock_frames(answer)
+            else:
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for event, data_obj in answer:
+                    head = f"event: {event}\n" if event else ""
+                    self._chunk(f"{head}data: {json.dumps(data_obj)}\n\n".encode())
             self.wfile.write(b"0\r\n\r\n")
+
+        def _bedrock_frames(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+            for index, (_, event) in enumerate(events):
+                if index == 4 and provider.bedrock_exception is not None:
+                    self._chunk(aws_event_stream.exception_frame(provider.bedrock_exception, "try again"))
+                    return
+                frame = aws_event_stream.anthropic_event_frame(event)
+                # Split inside the prelude and inside the payload: a reader must carry partial frames over.
+                for piece in (frame[:5], frame[5 : len(frame) // 2], frame[len(frame) // 2 :]):
+                    self._chunk(piece)
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
 
         def _body(self) -> bytes:
             if "chunked" not in self.headers.get("transfer-encoding", "").lower():

@@ -125,8 +125,6 @@ class BackendResolver:
         if isinstance(shape, NotServed):
             self._report.reject(backend, shape.field, shape.message, reason=shape.reason)
             return None
-        if shape.warning is not None:
-            self._report.warn(backend, "spec.schema.name", shape.warning, reason="PartiallyServed")
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
             return None

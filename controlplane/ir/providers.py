@@ -48,12 +48,12 @@ class ModelPath:
     schema: str
     """The backend's schema (named in the hop's error messages)."""
     unary: str
-    streaming: str | None
-    """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
-    not_streamed_because: str = ""
-    """Why streaming is not served (the error's message), when ``streaming`` is None."""
+    streaming: str
     stream_in_body: bool = True
     """The body keeps Anthropic's ``stream`` (Vertex AI); False: the provider refuses the key (Bedrock)."""
+    event_stream: bool = False
+    """The streamed method answers AWS event-stream frames (Bedrock), which the hop turns into Anthropic's
+    server-sent events."""
 
 
 @dataclass(frozen=True, slots=True)
