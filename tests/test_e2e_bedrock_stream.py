@@ -4,7 +4,8 @@ Bedrock's ``invoke-with-response-stream`` answers in AWS event-stream frames (th
 does, CRCs included, frames split across chunks); the hop's Lua filter turns them into Anthropic's
 server-sent events, which Envoy's transcoder converts into OpenAI's chunks. The OpenAI SDK streams with the
 usage chunk; a client of Anthropic's own API gets Anthropic's events; a failover from an OpenAI backend
-streams from Bedrock on the retry; an exception Bedrock sends mid-stream ends the stream with an error event.
+streams from Bedrock on the retry; an event larger than many chunks arrives whole; an exception Bedrock sends
+mid-stream, or a frame whose CRC is wrong, ends the stream with an error event.
 Every attempt is signed (SigV4, checked by botocore's signer) and the key shows nowhere.
 """
 
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.envoy
 
 MANIFESTS = Path(__file__).parent / "testdata" / "e2e" / "bedrock-stream.yaml"
 GATEWAY = 10095
-BEDROCK_PORT, THROTTLED_PORT = 18311, 18312
+BEDROCK_PORT, THROTTLED_PORT, CORRUPT_PORT = 18311, 18312, 18314
 MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
 FALLBACK_MODEL = "anthropic.claude-sonnet-4-20250514-v1:0"
 KEY = AwsKey(access_key_id="AKIDBEDROCKSTREAM", secret_access_key="bedrock-stream-e2e-secret")
@@ -51,10 +52,19 @@ def throttled() -> Iterator[FakeProvider]:
 
 
 @pytest.fixture(scope="module")
+def corrupt() -> Iterator[FakeProvider]:
+    with FakeProvider(api="bedrock-anthropic", name="corrupt", bedrock_bad_crc=True) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
 def stack(
-    tmp_path_factory: pytest.TempPathFactory, bedrock: FakeProvider, throttled: FakeProvider
+    tmp_path_factory: pytest.TempPathFactory,
+    bedrock: FakeProvider,
+    throttled: FakeProvider,
+    corrupt: FakeProvider,
 ) -> Iterator[LocalStack]:
-    pinned = {BEDROCK_PORT: bedrock.port, THROTTLED_PORT: throttled.port}
+    pinned = {BEDROCK_PORT: bedrock.port, THROTTLED_PORT: throttled.port, CORRUPT_PORT: corrupt.port}
     with LocalStack(
         MANIFESTS,
         port_map=pinned,
@@ -155,15 +165,32 @@ def test_a_streamed_failover_from_openai_streams_from_bedrock_on_the_retry(
     _assert_streamed_call(received, model=FALLBACK_MODEL)
 
 
-def test_an_exception_mid_stream_ends_the_stream_with_an_error_event(
-    stack: LocalStack, client: openai.OpenAI, throttled: FakeProvider
-) -> None:
-    request = {"model": "throttled-e2e", "max_tokens": 20, "messages": HELLO, "stream": True}
+def test_an_event_larger_than_many_chunks_arrives_whole(client: openai.OpenAI) -> None:
+    """The fake echoes the question: a 300 KB text is one delta event, a ~400 KB frame (base64) that reaches
+    Envoy in many reads."""
+    long_text = "x" * 300_000
+    stream = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": long_text}], stream=True
+    )
+    pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert "".join(pieces) == f"bedrock,{MODEL},{long_text}"
+
+
+def _anthropic_events(stack: LocalStack, model: str) -> list[str]:
+    """The non-blank lines of a stream to Anthropic's own API."""
+    request = {"model": model, "max_tokens": 20, "messages": HELLO, "stream": True}
     with (
         httpx.Client(timeout=10, headers={"anthropic-version": "2023-06-01"}) as http,
         http.stream("POST", stack.url(GATEWAY, ir.ANTHROPIC_CLIENT_PATH), json=request) as answer,
     ):
-        lines = [line for line in answer.iter_lines() if line]
+        assert answer.status_code == 200
+        return [line for line in answer.iter_lines() if line]
+
+
+def test_an_exception_mid_stream_ends_the_stream_with_an_error_event(
+    stack: LocalStack, client: openai.OpenAI, throttled: FakeProvider
+) -> None:
+    lines = _anthropic_events(stack, "throttled-e2e")
     assert lines[0] == "event: message_start"
     assert lines[-2] == "event: error", "Bedrock's exception ends Anthropic's events"
     assert json.loads(lines[-1].removeprefix("data: ")) == {
@@ -180,6 +207,24 @@ def test_an_exception_mid_stream_ends_the_stream_with_an_error_event(
     assert len(throttled.received) == 2
 
 
+def test_a_frame_whose_crc_is_wrong_ends_the_stream_with_an_error_event(
+    stack: LocalStack, corrupt: FakeProvider
+) -> None:
+    lines = _anthropic_events(stack, "corrupt-e2e")
+    assert lines[-2] == "event: error"
+    assert json.loads(lines[-1].removeprefix("data: ")) == {
+        "type": "error",
+        "error": {
+            "type": "api_error",
+            "message": "Bedrock's event stream is malformed: a message CRC mismatch",
+        },
+    }
+    deltas = [line for line in lines if line == "event: content_block_delta"]
+    assert len(deltas) == 1, "the frames before the bad one arrive, none after it"
+    assert "event: message_stop" not in lines
+    assert len(corrupt.received) == 1
+
+
 def test_the_lua_source_is_the_packaged_constant_and_no_key_shows(
     stack: LocalStack, client: openai.OpenAI
 ) -> None:
@@ -188,7 +233,7 @@ def test_the_lua_source_is_the_packaged_constant_and_no_key_shows(
     assert stack.envoy is not None
     dump = stack.envoy.admin("/config_dump")
     sources = [source["inline_string"] for source in _lua_sources(json.loads(dump))]
-    assert len(sources) == 3, "one per AWSAnthropic hop: two rules' Bedrock and the throttled backend"
+    assert len(sources) == 4, "one per AWSAnthropic hop: two rules' Bedrock, the throttled and corrupt ones"
     assert set(sources) == {LUA_SOURCE}
     for secret in (KEY.secret_access_key, KEY.access_key_id, MODEL, "bedrock-keys"):
         assert secret not in LUA_SOURCE

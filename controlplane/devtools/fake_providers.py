@@ -11,7 +11,8 @@ its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``,
 Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
 body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``, and
 streams the same events in AWS event-stream frames (``aws_event_stream``), split across writes so that a
-frame straddles chunks, optionally ending in an exception frame (``bedrock_exception``). Cohere
+frame straddles chunks, optionally ending in an exception frame (``bedrock_exception``) or with a frame whose
+CRC is wrong (``bedrock_bad_crc``). Cohere
 ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
@@ -44,6 +45,9 @@ _VERTEX_PATH = re.compile(
 )
 
 
+_FAULTY_FRAME = 4
+"""The stream's frame a Bedrock fault replaces: the one after the first text delta."""
+
 Answer = list[tuple[str, dict[str, Any]]] | dict[str, Any]
 """A JSON body, or SSE events as (event name, data); an empty name sends a ``data:`` line only."""
 
@@ -59,17 +63,27 @@ class ProviderRequest:
 
 
 class FakeProvider:
-    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one). ``bedrock_exception``
-    (an exception type, bedrock-anthropic only): streams end with that exception after the first delta."""
+    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one). Bedrock streams only:
+    ``bedrock_exception`` (an exception type) ends them with that exception after the first delta;
+    ``bedrock_bad_crc`` sends that frame with a wrong message CRC, then the rest."""
 
     APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
-    def __init__(self, *, api: str, name: str, port: int = 0, bedrock_exception: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        api: str,
+        name: str,
+        port: int = 0,
+        bedrock_exception: str | None = None,
+        bedrock_bad_crc: bool = False,
+    ) -> None:
         if api not in self.APIS:
             raise ValueError(f"unknown provider API {api!r}")
         self.api = api
         self.name = name
         self.bedrock_exception = bedrock_exception
+        self.bedrock_bad_crc = bedrock_bad_crc
         self.received: list[ProviderRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -323,10 +337,12 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
 
         def _bedrock_frames(self, events: list[tuple[str, dict[str, Any]]]) -> None:
             for index, (_, event) in enumerate(events):
-                if index == 4 and provider.bedrock_exception is not None:
+                if index == _FAULTY_FRAME and provider.bedrock_exception is not None:
                     self._chunk(aws_event_stream.exception_frame(provider.bedrock_exception, "try again"))
                     return
                 frame = aws_event_stream.anthropic_event_frame(event)
+                if index == _FAULTY_FRAME and provider.bedrock_bad_crc:
+                    frame = frame[:-1] + bytes([frame[-1] ^ 1])
                 # Split inside the prelude and inside the payload: a reader must carry partial frames over.
                 for piece in (frame[:5], frame[5 : len(frame) // 2], frame[len(frame) // 2 :]):
                     self._chunk(piece)
