@@ -194,28 +194,30 @@ local function frame_event(frame)
   return sse(match(json, '^%s*{%s*"type"%s*:%s*"([%w_]+)"') or top_level_string(json, "type"), json)
 end
 
--- The events of every complete frame in data, the bytes of the partial frame after them, and why the stream
--- cannot be read further (nil while it can).
+-- The events of every complete frame in data; the bytes of the partial frame after them and how many bytes
+-- that frame needs before it can be read; why the stream cannot be read further (nil while it can).
 local function convert(data)
   local events = {}
   local at, size = 1, #data
   while size - at + 1 >= PRELUDE do
     local total = u32(data, at)
-    if u32(data, at + 8) ~= crc32(data, at, at + 7) then return concat(events), "", "a prelude CRC mismatch" end
-    if total < MIN_FRAME or total > MAX_FRAME or u32(data, at + 4) > math.min(total - MIN_FRAME, MAX_HEADERS) then
-      return concat(events), "", "a frame length out of range"
+    if u32(data, at + 8) ~= crc32(data, at, at + 7) then
+      return concat(events), "", 0, "a prelude CRC mismatch"
     end
-    if size - at + 1 < total then break end
+    if total < MIN_FRAME or total > MAX_FRAME or u32(data, at + 4) > math.min(total - MIN_FRAME, MAX_HEADERS) then
+      return concat(events), "", 0, "a frame length out of range"
+    end
+    if size - at + 1 < total then return concat(events), sub(data, at), total, nil end
     local last = at + total - 1
     if u32(data, last - 3) ~= crc32(data, at, last - 4) then
-      return concat(events), "", "a message CRC mismatch"
+      return concat(events), "", 0, "a message CRC mismatch"
     end
     local event, why = frame_event(sub(data, at, last))
-    if event == nil then return concat(events), "", why end
+    if event == nil then return concat(events), "", 0, why end
     events[#events + 1] = event
     at = last + 1
   end
-  return concat(events), sub(data, at), nil
+  return concat(events), sub(data, at), PRELUDE, nil
 end
 
 function envoy_on_response(handle)
@@ -227,22 +229,25 @@ function envoy_on_response(handle)
   -- Before the first chunk: the headers leave with it.
   headers:replace("content-type", "text/event-stream")
   headers:remove("content-length")
-  local pending, broken = "", false
+  -- The bytes not converted yet, as pieces: a large frame over many chunks is joined once, when complete.
+  local pending, buffered, needed, broken = {}, 0, PRELUDE, false
   for chunk in handle:bodyChunks() do
     local size = chunk:length()
-    if broken then
-      if size > 0 then chunk:setBytes("") end
-    else
-      local data = pending
-      if size > 0 then data = pending .. chunk:getBytes(0, size) end
-      local events, rest, why = convert(data)
-      pending = rest
+    local events = ""
+    if not broken and size > 0 then
+      pending[#pending + 1] = chunk:getBytes(0, size)
+      buffered = buffered + size
+    end
+    if not broken and buffered >= needed then
+      local rest, why
+      events, rest, needed, why = convert(concat(pending))
+      pending, buffered = { rest }, #rest
       if why ~= nil then
         -- Nothing after an unreadable frame can be trusted to start a frame: end the events here.
         broken = true
         events = events .. error_event("api_error", "Bedrock's event stream is malformed: " .. why)
       end
-      if size > 0 or events ~= "" then chunk:setBytes(events) end
     end
+    if size > 0 or events ~= "" then chunk:setBytes(events) end
   end
 end
