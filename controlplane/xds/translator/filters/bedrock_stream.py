@@ -14,10 +14,13 @@ events before it and the rest waits for the next chunk. CRCs are checked (AWS's 
 frame that cannot be read the stream ends with an Anthropic ``error`` event, as does a Bedrock exception
 frame (throttling, a model error), with the exception's type and message.
 
-Placement: after the transcoder in the hop's filters, so responses meet it first (they run in reverse). It
-is off in the listener and turned on only by the hop's streamed Bedrock routes (``enabled_on``), so unary
-answers never start a Lua coroutine. The source is a constant of this package: nothing of a backend's
-(keys, model, names) is ever in it.
+Placement: after the transcoder in the hop's filters, so responses meet it first (they run in reverse). The
+filter holds the source under a name and no default source; only the hop's streamed Bedrock routes name it
+(``LuaPerRoute``, ``enabled_on``), so on every other route the filter has no script and does nothing. (A
+filter marked ``disabled`` and enabled per route does not work here: Envoy decides which filters to create
+from the route picked on the request's headers, and the streamed route is picked later, once the stream
+metadata filter has read the body; verified on 1.40.) The source is a constant of this package: nothing of
+a backend's (keys, model, names) is ever in it.
 """
 
 from __future__ import annotations
