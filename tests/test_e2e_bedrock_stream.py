@@ -1,8 +1,8 @@
 """Claude on Bedrock streamed through a real Envoy configured only by our control plane.
 
 Bedrock's ``invoke-with-response-stream`` answers in AWS event-stream frames (the fake sends them as Bedrock
-does, CRCs included, frames split across chunks); the hop's Lua filter turns them into Anthropic's
-server-sent events, which Envoy's transcoder converts into OpenAI's chunks. The OpenAI SDK streams with the
+does, CRCs included; the main one splits each frame across chunks); the hop's Lua filter turns them into
+Anthropic's server-sent events, which Envoy's transcoder converts into OpenAI's chunks. The OpenAI SDK streams with the
 usage chunk; a client of Anthropic's own API gets Anthropic's events; a failover from an OpenAI backend
 streams from Bedrock on the retry; an event larger than many chunks arrives whole; an exception Bedrock sends
 mid-stream, or a frame whose CRC is wrong, ends the stream with an error event.
@@ -39,7 +39,7 @@ HELLO: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "c
 
 @pytest.fixture(scope="module")
 def bedrock() -> Iterator[FakeProvider]:
-    with FakeProvider(api="bedrock-anthropic", name="bedrock") as provider:
+    with FakeProvider(api="bedrock-anthropic", name="bedrock", bedrock_split_frames=True) as provider:
         yield provider
 
 

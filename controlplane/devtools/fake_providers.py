@@ -10,10 +10,11 @@ its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``,
 ``streamRawPredict`` sends too; Gemini's ``data:`` events of ``streamGenerateContent?alt=sse``). The cloud
 Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
 body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``, and
-streams the same events in AWS event-stream frames (``aws_event_stream``), split across writes so that a
-frame straddles chunks, optionally ending in an exception frame (``bedrock_exception``) or with a frame whose
-CRC is wrong (``bedrock_bad_crc``). Cohere
-ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
+streams the same events in AWS event-stream frames (``aws_event_stream``), one write per frame as Bedrock
+does or split across writes so that a frame straddles chunks (``bedrock_split_frames``), optionally ending
+in an exception frame (``bedrock_exception``) or with a frame whose CRC is wrong (``bedrock_bad_crc``).
+Cohere ranks the documents by their order (the first is the most relevant) and names itself in the
+answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
 
@@ -65,7 +66,8 @@ class ProviderRequest:
 class FakeProvider:
     """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one). Bedrock streams only:
     ``bedrock_exception`` (an exception type) ends them with that exception after the first delta;
-    ``bedrock_bad_crc`` sends that frame with a wrong message CRC, then the rest."""
+    ``bedrock_bad_crc`` sends that frame with a wrong message CRC, then the rest; ``bedrock_split_frames``
+    writes each frame in three pieces (cut inside the prelude and inside the payload)."""
 
     APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
@@ -77,6 +79,7 @@ class FakeProvider:
         port: int = 0,
         bedrock_exception: str | None = None,
         bedrock_bad_crc: bool = False,
+        bedrock_split_frames: bool = False,
     ) -> None:
         if api not in self.APIS:
             raise ValueError(f"unknown provider API {api!r}")
@@ -84,6 +87,7 @@ class FakeProvider:
         self.name = name
         self.bedrock_exception = bedrock_exception
         self.bedrock_bad_crc = bedrock_bad_crc
+        self.bedrock_split_frames = bedrock_split_frames
         self.received: list[ProviderRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -343,6 +347,9 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 frame = aws_event_stream.anthropic_event_frame(event)
                 if index == _FAULTY_FRAME and provider.bedrock_bad_crc:
                     frame = frame[:-1] + bytes([frame[-1] ^ 1])
+                if not provider.bedrock_split_frames:
+                    self._chunk(frame)
+                    continue
                 # Split inside the prelude and inside the payload: a reader must carry partial frames over.
                 for piece in (frame[:5], frame[5 : len(frame) // 2], frame[len(frame) // 2 :]):
                     self._chunk(piece)
