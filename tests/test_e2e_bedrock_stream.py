@@ -3,7 +3,7 @@
 Bedrock's ``invoke-with-response-stream`` answers in AWS event-stream frames (the fake sends them as Bedrock
 does, CRCs included; the main one splits each frame across chunks); the hop's Lua filter turns them into
 Anthropic's server-sent events, which Envoy's transcoder converts into OpenAI's chunks. The OpenAI SDK
-streams with the usage chunk; a client of Anthropic's own API gets Anthropic's events; a failover from an
+streams with the usage chunk (the route's token cost counts it); a client of Anthropic's own API gets Anthropic's events; a failover from an
 OpenAI backend streams from Bedrock on the retry; an event larger than many chunks arrives whole; an
 exception Bedrock sends mid-stream, or a frame whose CRC is wrong, ends the stream with an error event.
 Every attempt is signed (SigV4, checked by botocore's signer) and the key shows nowhere.
@@ -106,10 +106,18 @@ def _assert_streamed_call(request: ProviderRequest, *, model: str) -> None:
     verify_sigv4(signed, key=KEY, region="us-east-1", service="bedrock")
 
 
+def _total_token_cost(stack: LocalStack) -> int:
+    """The route's ``llm_total_token`` cost counter (the first rule), as Envoy counts it."""
+    assert stack.envoy is not None
+    name = "ai_gateway.request_cost.cost.llm_total_token.route.route/default/bedrock-stream/rule/0/match/0"
+    return stack.envoy.stats(filter_regex="request_cost").get(name, 0)
+
+
 def test_openai_stream_is_converted_from_event_stream_frames_with_its_usage(
-    client: openai.OpenAI, bedrock: FakeProvider
+    stack: LocalStack, client: openai.OpenAI, bedrock: FakeProvider
 ) -> None:
     bedrock.received.clear()
+    costs_before = _total_token_cost(stack)
     stream = client.chat.completions.create(
         model=MODEL, messages=HELLO, stream=True, stream_options={"include_usage": True}
     )
@@ -126,6 +134,8 @@ def test_openai_stream_is_converted_from_event_stream_frames_with_its_usage(
         ANTHROPIC_USAGE["output_tokens"],
         sum(ANTHROPIC_USAGE.values()),
     )
+    # The stats flush on an interval: poll until the stream's tokens are counted.
+    assert wait_until(lambda: _total_token_cost(stack) - costs_before == sum(ANTHROPIC_USAGE.values()))
     (received,) = bedrock.received
     _assert_streamed_call(received, model=MODEL)
 
