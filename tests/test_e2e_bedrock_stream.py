@@ -3,9 +3,10 @@
 Bedrock's ``invoke-with-response-stream`` answers in AWS event-stream frames (the fake sends them as Bedrock
 does, CRCs included; the main one splits each frame across chunks); the hop's Lua filter turns them into
 Anthropic's server-sent events, which Envoy's transcoder converts into OpenAI's chunks. The OpenAI SDK
-streams with the usage chunk (the route's token cost counts it); a client of Anthropic's own API gets Anthropic's events; a failover from an
-OpenAI backend streams from Bedrock on the retry; an event larger than many chunks arrives whole; an
-exception Bedrock sends mid-stream, or a frame whose CRC is wrong, ends the stream with an error event.
+streams with the usage chunk (the route's token cost counts it); a client of Anthropic's own API gets
+Anthropic's events; a failover from an OpenAI backend streams from Bedrock on the retry; an event larger
+than many chunks arrives whole; an exception Bedrock sends mid-stream, or a frame whose CRC is wrong, ends
+the stream with an error event.
 Every attempt is signed (SigV4, checked by botocore's signer) and the key shows nowhere.
 """
 
