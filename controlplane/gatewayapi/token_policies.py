@@ -1,4 +1,4 @@
-"""AzureCredentials and GCPCredentials policies -> the mint request the token broker acts on.
+"""AzureCredentials, GCPCredentials and AWS OIDC-exchange policies -> what the token broker mints for them.
 
 Upstream facts (envoyproxy/ai-gateway ``internal/controller`` at v1.0.0, ``backend_security_policy.go``,
 ``rotators/gcp_oidc_token_rotator.go``, ``tokenprovider/``): Azure's client secret and an OIDC client's
@@ -7,7 +7,9 @@ secret are read from the key ``client-secret``; Entra ID is asked for the Cognit
 (its ``provider.issuer``, ``provider.tokenEndpoint``, ``clientID``, ``clientSecret`` and ``scopes``), whose
 token Azure takes as a client assertion and GCP exchanges at STS for the audience
 ``//iam.googleapis.com/projects/{projectID}/locations/global/workloadIdentityPools/{pool}/providers/{provider}``,
-then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named.
+then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named,
+and AWS gives STS ``AssumeRoleWithWebIdentity`` for ``awsRoleArn`` at the policy region's STS, with the role
+session name ``ai-gateway-{policy name}`` (``rotators/aws_oidc_rotator.go``, ``aws_common.go``).
 A GCP ``credentialsFile`` Secret holds a service account key file at ``service_account.json`` (upstream reads
 it with Google's ``CredentialsFromJSON`` for the cloud-platform scope); only keys of type ``service_account``
 are taken. Not translated, and reported: GCP credentials with neither form (upstream leaves those to
@@ -24,8 +26,9 @@ from pydantic import ValidationError
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.gateway_api import SecretObjectReference
-from controlplane.resources.security import OIDCExchangeToken
+from controlplane.resources.security import AWSCredentials, OIDCExchangeToken
 from controlplane.tokens.requests import (
+    AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
     GcpServiceAccountKey,
@@ -39,6 +42,9 @@ SERVICE_ACCOUNT_KEY: Final = "service_account.json"
 GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 TOKEN_TYPES: Final = {"AzureCredentials": "spec.azureCredentials", "GCPCredentials": "spec.gcpCredentials"}
 """The policy types whose credential is a minted access token, and the spec field each is configured in."""
+AWS_EXCHANGE_PATH: Final = "spec.awsCredentials.oidcExchangeToken"
+"""Where an AWSCredentials policy asks for minted keys (an AWS role's, for an OIDC token)."""
+_AWS_SESSION_PREFIX: Final = "ai-gateway-"
 
 
 class SecretReader(Protocol):
@@ -113,6 +119,25 @@ def token_request(
             if impersonated is None
             else f"{impersonated.service_account_name}@{gcp.project_name}.iam.gserviceaccount.com"
         ),
+        oidc=oidc,
+    )
+
+
+def aws_keys_request(
+    policy: BackendSecurityPolicy, aws: AWSCredentials, *, read_secret: SecretReader, report: Report
+) -> AwsWebIdentity | None:
+    """What to mint for an AWSCredentials policy with an ``oidcExchangeToken``; None when it cannot be minted,
+    with the reason reported on the policy."""
+    assert aws.oidc_exchange_token is not None  # the caller's branch
+    exchange = aws.oidc_exchange_token
+    oidc = _oidc_client(policy, exchange, AWS_EXCHANGE_PATH, read_secret, report)
+    if oidc is None:
+        return None
+    return AwsWebIdentity(
+        role_arn=exchange.aws_role_arn,
+        # STS allows 64 characters; a longer Kubernetes name would be refused there.
+        session_name=f"{_AWS_SESSION_PREFIX}{policy.name}"[:64],
+        region=aws.region,
         oidc=oidc,
     )
 

@@ -1,14 +1,18 @@
-"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials and OAuth2.
+"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials, OAuth2, AWS STS.
 
 Each mint is one to three HTTP exchanges as the providers document them (OAuth2 client credentials, RFC 8693
-token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523).
+token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523, AWS
+STS ``AssumeRoleWithWebIdentity``: an unsigned form POST answered in XML).
 Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
 provider's own error code and description, never a secret (every secret the request carries is scrubbed
 from the message too).
 
 Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
-``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints; the tests point all three at
-fake servers on loopback); a service account key names its own ``token_uri``.
+``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints); AWS STS is the policy
+region's endpoint (``https://sts.<region>.amazonaws.com``, ``.amazonaws.com.cn`` in China), as upstream's AWS
+SDK picks it, unless ``AWS_ENDPOINT_URL_STS`` (then ``AWS_ENDPOINT_URL``), the variables AWS's SDKs read for
+a private endpoint, name one. The tests point them all at fake servers on loopback; a service account key
+names its own ``token_uri``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import base64
 import json
 import os
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,10 +33,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from controlplane.ir.providers import AwsKeys
 from controlplane.tokens.requests import (
     AZURE_SCOPE,
     GCP_CLOUD_PLATFORM_SCOPE,
     GCP_IAM_SCOPE,
+    AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
     GcpServiceAccountKey,
@@ -45,6 +52,7 @@ _JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-
 _TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 _ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 _JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a URN
+_STS_API_VERSION: Final = "2011-06-15"
 _TIMEOUT_SECONDS: Final = 30.0
 _MAX_DETAIL: Final = 300
 
@@ -54,6 +62,14 @@ class Endpoints:
     azure_authority: str = "https://login.microsoftonline.com"
     gcp_sts: str = "https://sts.googleapis.com/v1/token"
     gcp_iam_credentials: str = "https://iamcredentials.googleapis.com"
+    aws_sts: str | None = None
+    """None: the regional endpoint of the policy's region (``aws_sts_url``)."""
+
+    def aws_sts_url(self, region: str) -> str:
+        if self.aws_sts is not None:
+            return self.aws_sts
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"https://sts.{region}.{suffix}"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Endpoints:
@@ -64,12 +80,13 @@ class Endpoints:
             gcp_iam_credentials=environ.get(
                 "AIXDS_GCP_IAM_CREDENTIALS_URL", default.gcp_iam_credentials
             ).rstrip("/"),
+            aws_sts=environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or None,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Minted:
-    value: str = field(repr=False)
+    value: str | AwsKeys = field(repr=False)
     expires_at: float
     """Unix seconds."""
 
@@ -121,12 +138,29 @@ class HttpMinter:
                 {
                     "client_id": request.client_id,
                     "client_assertion_type": _JWT_BEARER_ASSERTION,
-                    "client_assertion": assertion.value,
+                    "client_assertion": assertion,
                 },
             )
         if isinstance(request, GcpServiceAccountKey):
             return await self._service_account(request)
+        if isinstance(request, AwsWebIdentity):
+            return await self._aws(request)
         return await self._gcp(request)
+
+    async def _aws(self, request: AwsWebIdentity) -> Minted:
+        identity = await self._oidc(request.oidc)
+        url = self._endpoints.aws_sts_url(request.region)
+        form = {
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": _STS_API_VERSION,
+            "RoleArn": request.role_arn,
+            "RoleSessionName": request.session_name,
+            "WebIdentityToken": identity,
+        }
+        async with self._http().post(url, data=form) as response:
+            text = await response.text(errors="replace")
+            status = response.status
+        return _sts_credentials(url, status, text)
 
     async def _service_account(self, request: GcpServiceAccountKey) -> Minted:
         try:
@@ -141,7 +175,8 @@ class HttpMinter:
         form = {"grant_type": "client_credentials", "scope": AZURE_SCOPE, **client}
         return self._oauth_token(url, await self._post(url, data=form))
 
-    async def _oidc(self, client: OidcClient) -> Minted:
+    async def _oidc(self, client: OidcClient) -> str:
+        """The OIDC provider's token (an identity the next step exchanges; its lifetime is not ours)."""
         url = client.token_endpoint or await self._discover_token_endpoint(client.issuer)
         form = {"grant_type": "client_credentials"}
         if client.scopes:
@@ -149,7 +184,7 @@ class HttpMinter:
         # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
         pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
         auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
-        return self._oauth_token(url, await self._post(url, data=form, headers=auth))
+        return str(self._oauth_token(url, await self._post(url, data=form, headers=auth)).value)
 
     async def _gcp(self, request: GcpWorkloadIdentity) -> Minted:
         identity = await self._oidc(request.oidc)
@@ -158,7 +193,7 @@ class HttpMinter:
             "audience": request.audience,
             "scope": GCP_IAM_SCOPE if request.service_account else GCP_CLOUD_PLATFORM_SCOPE,
             "requestedTokenType": _ACCESS_TOKEN_TYPE,
-            "subjectToken": identity.value,
+            "subjectToken": identity,
             "subjectTokenType": _JWT_TOKEN_TYPE,
         }
         federated = self._oauth_token(
@@ -178,11 +213,7 @@ class HttpMinter:
         token, expiry = answer.get("accessToken"), answer.get("expireTime")
         if not isinstance(token, str) or not token or not isinstance(expiry, str):
             raise MintError(f"{url} answered without accessToken and expireTime")
-        try:
-            expires_at = datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise MintError(f"{url} answered an expireTime that is no RFC 3339 time") from None
-        return Minted(value=token, expires_at=expires_at)
+        return Minted(value=token, expires_at=_utc_seconds(url, "expireTime", expiry))
 
     async def _discover_token_endpoint(self, issuer: str) -> str:
         url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
@@ -232,6 +263,45 @@ async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, 
     if not isinstance(document, dict):
         raise MintError(f"{url} answered HTTP 200 with no JSON object")
     return document
+
+
+def _sts_credentials(url: str, status: int, text: str) -> Minted:
+    """The temporary keys in STS's XML answer, or why there are none (STS's ``Error`` ``Code`` and
+    ``Message``; neither repeats the token sent)."""
+    try:
+        # The answer of the STS endpoint the policy's region (or the operator) names; Python's expat refuses
+        # entity expansion bombs, and nothing here resolves external entities.
+        root = ElementTree.fromstring(text)  # noqa: S314
+    except ElementTree.ParseError:
+        root = None
+    values = {} if root is None else {element.tag.rsplit("}", 1)[-1]: element.text for element in root.iter()}
+    if status != 200:
+        detail = ": ".join(str(values[name]) for name in ("Code", "Message") if values.get(name))
+        if len(detail) > _MAX_DETAIL:
+            detail = detail[:_MAX_DETAIL] + "..."
+        raise MintError(f"{url} answered HTTP {status}" + (f" ({detail})" if detail else ""))
+    names = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+    found = {name: (values.get(name) or "").strip() for name in names}
+    if not all(found.values()):
+        raise MintError(
+            f"{url} answered HTTP 200 without AccessKeyId, SecretAccessKey, SessionToken and Expiration"
+        )
+    keys = AwsKeys(
+        access_key_id=found["AccessKeyId"],
+        secret_access_key=found["SecretAccessKey"],
+        session_token=found["SessionToken"],
+    )
+    return Minted(value=keys, expires_at=_utc_seconds(url, "Expiration", found["Expiration"]))
+
+
+def _utc_seconds(url: str, name: str, text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MintError(f"{url} answered an {name} that is no RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise MintError(f"{url} answered an {name} without a time zone")
+    return moment.timestamp()
 
 
 def _provider_error(document: Any) -> str:

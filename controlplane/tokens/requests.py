@@ -69,4 +69,16 @@ class GcpServiceAccountKey:
     token_uri: str
 
 
-MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity | GcpServiceAccountKey
+@dataclass(frozen=True, slots=True)
+class AwsWebIdentity:
+    """AWS STS ``AssumeRoleWithWebIdentity`` with an OIDC token: temporary keys (and a session token) for
+    the role, which Envoy then signs with."""
+
+    role_arn: str
+    session_name: str
+    region: str
+    """Where STS is asked (its regional endpoint), as the policy's ``region`` says."""
+    oidc: OidcClient
+
+
+MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity | GcpServiceAccountKey | AwsWebIdentity
