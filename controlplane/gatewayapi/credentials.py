@@ -21,6 +21,7 @@ from controlplane.gatewayapi.aws_credentials import (
     CredentialsFileError,
     profile_keys,
 )
+from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
@@ -126,7 +127,7 @@ class CredentialResolver:
             minted = self._minted(policy, TOKEN_TYPES[spec.type])
             if isinstance(minted, PolicyFailed):
                 return minted
-            return self._register(policy, header="Authorization", value=f"Bearer {minted.value}")
+            return self._register(policy, header="Authorization", prefix="Bearer ", key=str(minted.value))
         if spec.type not in _KEY_TYPES:
             self._report.reject(
                 policy,
@@ -142,11 +143,13 @@ class CredentialResolver:
         )
         if value is None:
             return self.FAILED
-        return self._register(policy, header=header, value=prefix + value)
+        return self._register(policy, header=header, prefix=prefix, key=value)
 
     def _aws_signing(
         self, policy: BackendSecurityPolicy, aws: AWSCredentials
     ) -> ir.AwsSigning | PolicyFailed:
+        if refuse_aws_override(policy, report=self._report) is not None:
+            return self.FAILED
         signing = ir.AwsSigning(region=aws.region, service=BEDROCK_SIGNING_SERVICE)
         if aws.oidc_exchange_token is not None:
             request = aws_keys_request(policy, aws, read_secret=self.read_secret, report=self._report)
@@ -236,10 +239,17 @@ class CredentialResolver:
             )
         return state
 
-    def _register(self, policy: BackendSecurityPolicy, *, header: str, value: str) -> ir.Credential:
+    def _register(
+        self, policy: BackendSecurityPolicy, *, header: str, prefix: str, key: str
+    ) -> ir.Credential | PolicyFailed:
+        """The configured ``key``, sent as ``header: <prefix><key>`` (or the request's own, if the policy
+        overrides it per request)."""
+        override = override_for(policy, target_header=header, prefix=prefix, report=self._report)
+        if isinstance(override, OverrideRefused):
+            return self.FAILED
         name = f"credential/{policy.namespace}/{policy.name}"
-        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=value)))
-        return ir.Credential(secret=name, header=header)
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=prefix + key)))
+        return ir.Credential(secret=name, header=header, override=override)
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
         """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""
