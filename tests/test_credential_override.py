@@ -48,7 +48,7 @@ spec:
 apiVersion: v1
 kind: Secret
 metadata: {name: s, namespace: default}
-stringData: {apiKey: sk-unit-override-key}
+stringData: {apiKey: sk-unit-override-key, client-secret: unit-override-client-secret}
 ---
 apiVersion: aigateway.envoyproxy.io/v1beta1
 kind: BackendSecurityPolicy
@@ -94,8 +94,15 @@ def _policy_problems(result: PipelineResult) -> list[tuple[Severity, str]]:
             "x-aigw-azure-api-key",
             "api-key",
         ),
+        (
+            "type: AzureCredentials\n"
+            "azureCredentials: {clientID: c, tenantID: t, clientSecretRef: {name: s}}",
+            "AzureOpenAI, version: '2024-10-21'",
+            "x-aigw-azure-access-token",
+            "Authorization",
+        ),
     ],
-    ids=["APIKey", "AnthropicAPIKey", "AzureAPIKey"],
+    ids=["APIKey", "AnthropicAPIKey", "AzureAPIKey", "AzureCredentials"],
 )
 def test_each_type_reads_its_default_header_into_its_credential_header(
     spec: str, schema: str, header: str, sent_as: str
