@@ -1,9 +1,11 @@
-"""A fake identity provider on loopback: Entra ID, an OIDC provider, Google STS, IAM Credentials and AWS STS.
+"""A fake identity provider on loopback: Entra ID, an OIDC provider, Google's STS, IAM Credentials, OAuth2 and
+metadata server, and AWS STS.
 
 Each endpoint speaks the provider's documented protocol (form-encoded OAuth2 client credentials with
 ``client_secret`` or a JWT-bearer ``client_assertion``, OIDC discovery, RFC 8693 exchange as Google's STS
 takes it in JSON, ``generateAccessToken`` with a bearer token, AWS STS ``AssumeRoleWithWebIdentity`` as a
-form POST answered in XML, errors too) and checks what it receives: a request
+form POST answered in XML, errors too; a refresh-token grant; the metadata server's token, asked with
+``Metadata-Flavor: Google``) and checks what it receives: a request
 carrying the wrong secret, assertion or subject token is answered 401 the way the provider answers. Tokens
 are numbered per kind (``entra-minted-1``, ``entra-minted-2``, ...) so tests see refreshes; ``failing``
 makes every endpoint answer 503. Runs its own event loop in a thread, like the fake backends.
@@ -37,6 +39,8 @@ TOKEN_MARK = "-minted-"
 """In every token issued (``entra-minted-1``), so a test finds them all (AWS: in the secret key and session
 token, not in the access key ID, which AWS treats as no secret and Envoy's config dump shows)."""
 AWS_ROLE_ARN = "arn:aws:iam::123456789012:role/bedrock-caller"
+USER_CLIENT_SECRET = "e2e-gcloud-user-client-secret-1f0b"
+USER_REFRESH_TOKEN = "e2e-gcloud-user-refresh-token-77c3"
 _STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
@@ -112,6 +116,11 @@ class TokenEndpoints:
         self.received.append(("google oauth", form))
         if self.failing:
             return _error(503, "temporarily_unavailable", "try again")
+        if form.get("grant_type") == "refresh_token":
+            user = (form.get("client_id"), form.get("client_secret"), form.get("refresh_token"))
+            if user != ("gcloud-user", USER_CLIENT_SECRET, USER_REFRESH_TOKEN):
+                return _error(400, "invalid_grant", "Token has been expired or revoked.")
+            return _oauth(self._issue("gcpuser"), self.lifetime_seconds)
         try:
             claims = self._verified_claims(form.get("assertion", ""))
         except (ValueError, InvalidSignature):
@@ -149,6 +158,26 @@ class TokenEndpoints:
             "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
         )
         return web.Response(text=answer, content_type="text/xml")
+
+    async def _metadata(self, request: web.Request) -> web.Response:
+        self.received.append(("metadata", dict(request.query)))
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        if self.failing:
+            return web.Response(status=503, text="unavailable")
+        return _oauth(self._issue("adc"), self.lifetime_seconds)
+
+    def authorized_user_file(self) -> str:
+        """What ``gcloud auth application-default login`` writes, its token_uri this provider."""
+        return json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "gcloud-user",
+                "client_secret": USER_CLIENT_SECRET,
+                "refresh_token": USER_REFRESH_TOKEN,
+                "token_uri": f"{self.url}/google/token",
+            }
+        )
 
     def _verified_claims(self, jwt: str) -> dict[str, Any]:
         header, claims, signature = (
@@ -201,6 +230,7 @@ class TokenEndpoints:
         app.router.add_post("/google/token", self._google_oauth)
         app.router.add_post("/iam/v1/projects/-/serviceAccounts/{account}:generateAccessToken", self._iam)
         app.router.add_post("/aws-sts/", self._aws_sts)
+        app.router.add_get("/computeMetadata/v1/instance/service-accounts/default/token", self._metadata)
         loop = asyncio.new_event_loop()
         runner = web.AppRunner(app)
         loop.run_until_complete(runner.setup())
@@ -223,6 +253,7 @@ class TokenEndpoints:
             "AIXDS_GCP_STS_URL": f"{self.url}/sts/v1/token",
             "AIXDS_GCP_IAM_CREDENTIALS_URL": f"{self.url}/iam",
             "AWS_ENDPOINT_URL_STS": f"{self.url}/aws-sts/",
+            "GCE_METADATA_HOST": f"127.0.0.1:{self.port}",
         }
 
 

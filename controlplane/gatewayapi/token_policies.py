@@ -12,14 +12,13 @@ and AWS gives STS ``AssumeRoleWithWebIdentity`` for ``awsRoleArn`` at the policy
 session name ``ai-gateway-{policy name}`` (``rotators/aws_oidc_rotator.go``, ``aws_common.go``).
 A GCP ``credentialsFile`` Secret holds a service account key file at ``service_account.json`` (upstream reads
 it with Google's ``CredentialsFromJSON`` for the cloud-platform scope); only keys of type ``service_account``
-are taken. Not translated, and reported: GCP credentials with neither form (upstream leaves those to
-Application Default Credentials in its external processor).
+are taken. GCP credentials with neither form use Application Default Credentials (upstream's external
+processor resolves them beside Envoy; ``serve`` resolves them where it runs: ``tokens.google_credentials``).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from pydantic import ValidationError
 
@@ -27,10 +26,12 @@ from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.gateway_api import SecretObjectReference
 from controlplane.resources.security import AWSCredentials, OIDCExchangeToken
+from controlplane.tokens.google_credentials import KeyFileError, is_url, json_object, service_account_key
 from controlplane.tokens.requests import (
     AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
+    GcpApplicationDefault,
     GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
@@ -39,7 +40,6 @@ from controlplane.tokens.requests import (
 
 CLIENT_SECRET_KEY: Final = "client-secret"  # noqa: S105 - the name of a key, not a secret
 SERVICE_ACCOUNT_KEY: Final = "service_account.json"
-GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 TOKEN_TYPES: Final = {"AzureCredentials": "spec.azureCredentials", "GCPCredentials": "spec.gcpCredentials"}
 """The policy types whose credential is a minted access token, and the spec field each is configured in."""
 AWS_EXCHANGE_PATH: Final = "spec.awsCredentials.oidcExchangeToken"
@@ -91,14 +91,7 @@ def token_request(
         )
         return None if key_file is None else _service_account_key(policy, key_file, key_path, report)
     if federation is None:
-        report.reject(
-            policy,
-            f"{path}.workloadIdentityFederationConfig",
-            "GCP credentials from Application Default Credentials are not supported; name a "
-            "credentialsFile or a workloadIdentityFederationConfig",
-            reason="UnsupportedValue",
-        )
-        return None
+        return GcpApplicationDefault()
     oidc = _oidc_client(
         policy,
         federation.oidc_exchange_token,
@@ -146,11 +139,8 @@ def _service_account_key(
     policy: BackendSecurityPolicy, key_file: str, path: str, report: Report
 ) -> GcpServiceAccountKey | None:
     """The parts of a service account key file minting needs; what is wrong is said without its content."""
-    try:
-        document = json.loads(key_file)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
+    document = json_object(key_file)
+    if document is None:
         report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} is not a JSON object")
         return None
     if document.get("type") != "service_account":
@@ -161,20 +151,11 @@ def _service_account_key(
             reason="UnsupportedValue",
         )
         return None
-    fields = {name: document.get(name) for name in ("client_email", "private_key", "private_key_id")}
-    missing = sorted(name for name, value in fields.items() if not isinstance(value, str) or not value)
-    token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
-    if not _is_url(token_uri):
-        missing.append("token_uri")
-    if missing:
-        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} has no usable {', '.join(missing)}")
+    try:
+        return service_account_key(document)
+    except KeyFileError as error:
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} {error}")
         return None
-    return GcpServiceAccountKey(
-        client_email=str(fields["client_email"]),
-        private_key_id=str(fields["private_key_id"]),
-        private_key=str(fields["private_key"]),
-        token_uri=str(token_uri),
-    )
 
 
 def _oidc_client(
@@ -192,9 +173,9 @@ def _oidc_client(
     client_id = oidc.get("clientID")
     scopes = oidc.get("scopes", [])
     problems = [
-        (f"{path}.oidc.provider.issuer", "must be an https or http URL") if not _is_url(issuer) else None,
+        (f"{path}.oidc.provider.issuer", "must be an https or http URL") if not is_url(issuer) else None,
         (f"{path}.oidc.provider.tokenEndpoint", "must be an https or http URL")
-        if token_endpoint is not None and not _is_url(token_endpoint)
+        if token_endpoint is not None and not is_url(token_endpoint)
         else None,
         (f"{path}.oidc.clientID", "is required") if not isinstance(client_id, str) or not client_id else None,
         (f"{path}.oidc.scopes", "must be a list of strings")
@@ -219,7 +200,3 @@ def _oidc_client(
         client_secret=secret,
         scopes=tuple(scopes),
     )
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) > 8

@@ -12,7 +12,7 @@ Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs rea
 region's endpoint (``https://sts.<region>.amazonaws.com``, ``.amazonaws.com.cn`` in China), as upstream's AWS
 SDK picks it, unless ``AWS_ENDPOINT_URL_STS`` (then ``AWS_ENDPOINT_URL``), the variables AWS's SDKs read for
 a private endpoint, name one. The tests point them all at fake servers on loopback; a service account key
-names its own ``token_uri``.
+names its own ``token_uri``. Where Application Default Credentials are: ``tokens.google_credentials``.
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from controlplane.ir.providers import AwsKeys
+from controlplane.tokens.google_credentials import (
+    AdcLocations,
+    AuthorizedUser,
+    KeyFileError,
+    MetadataServer,
+    application_default,
+    signed_jwt,
+)
 from controlplane.tokens.requests import (
     AZURE_SCOPE,
     GCP_CLOUD_PLATFORM_SCOPE,
@@ -41,6 +47,7 @@ from controlplane.tokens.requests import (
     AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
+    GcpApplicationDefault,
     GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
@@ -64,6 +71,7 @@ class Endpoints:
     gcp_iam_credentials: str = "https://iamcredentials.googleapis.com"
     aws_sts: str | None = None
     """None: the regional endpoint of the policy's region (``aws_sts_url``)."""
+    gcp_adc: AdcLocations = field(default_factory=AdcLocations)
 
     def aws_sts_url(self, region: str) -> str:
         if self.aws_sts is not None:
@@ -81,6 +89,7 @@ class Endpoints:
                 "AIXDS_GCP_IAM_CREDENTIALS_URL", default.gcp_iam_credentials
             ).rstrip("/"),
             aws_sts=environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or None,
+            gcp_adc=AdcLocations.from_environment(environ),
         )
 
 
@@ -145,7 +154,43 @@ class HttpMinter:
             return await self._service_account(request)
         if isinstance(request, AwsWebIdentity):
             return await self._aws(request)
+        if isinstance(request, GcpApplicationDefault):
+            return await self._application_default()
         return await self._gcp(request)
+
+    async def _application_default(self) -> Minted:
+        try:
+            source = application_default(self._endpoints.gcp_adc, scope=GCP_CLOUD_PLATFORM_SCOPE)
+        except KeyFileError as error:
+            raise MintError(str(error)) from None
+        if isinstance(source, GcpServiceAccountKey):
+            try:
+                return await self._service_account(source)
+            except MintError as error:
+                raise MintError(_scrub(str(error), (source.private_key,))) from None
+        if isinstance(source, AuthorizedUser):
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": source.client_id,
+                "client_secret": source.client_secret,
+                "refresh_token": source.refresh_token,
+            }
+            try:
+                return self._oauth_token(source.token_uri, await self._post(source.token_uri, data=form))
+            except MintError as error:
+                raise MintError(_scrub(str(error), (source.client_secret, source.refresh_token))) from None
+        return await self._metadata_token(source)
+
+    async def _metadata_token(self, server: MetadataServer) -> Minted:
+        try:
+            async with self._http().get(server.token_url, headers={"Metadata-Flavor": "Google"}) as response:
+                return self._oauth_token(server.token_url, await _json_answer(server.token_url, response))
+        except (aiohttp.ClientError, OSError) as error:
+            raise MintError(
+                "no Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS names no file, gcloud "
+                f"has none, and the metadata server at {server.token_url} cannot be reached "
+                f"({type(error).__name__})"
+            ) from None
 
     async def _aws(self, request: AwsWebIdentity) -> Minted:
         identity = await self._oidc(request.oidc)
@@ -320,34 +365,14 @@ def _provider_error(document: Any) -> str:
     return f" ({detail})" if detail else ""
 
 
-def signed_jwt(key: GcpServiceAccountKey, *, scope: str, now: float) -> str:
-    """The RS256 JWT a service account presents for an access token, valid for an hour (Google's limit)."""
-    header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
-    issued = int(now)
-    claims = {
-        "iss": key.client_email,
-        "scope": scope,
-        "aud": key.token_uri,
-        "iat": issued,
-        "exp": issued + 3600,
-    }
-    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-    private_key = serialization.load_pem_private_key(key.private_key.encode(), password=None)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise TypeError("not an RSA key")
-    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _secrets_of(request: MintRequest) -> tuple[str, ...]:
+    """The secrets the request carries (ADC read theirs when minting, and scrub them there)."""
     if isinstance(request, AzureClientSecret):
         return (request.client_secret,)
     if isinstance(request, GcpServiceAccountKey):
         return (request.private_key,)
+    if isinstance(request, GcpApplicationDefault):
+        return ()
     return (request.oidc.client_secret,)
 
 

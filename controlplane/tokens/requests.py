@@ -70,6 +70,12 @@ class GcpServiceAccountKey:
 
 
 @dataclass(frozen=True, slots=True)
+class GcpApplicationDefault:
+    """GCP Application Default Credentials of the control plane (``tokens.google_credentials``): nothing to
+    say but that, so every such policy's request is equal."""
+
+
+@dataclass(frozen=True, slots=True)
 class AwsWebIdentity:
     """AWS STS ``AssumeRoleWithWebIdentity`` with an OIDC token: temporary keys (and a session token) for
     the role, which Envoy then signs with."""
@@ -81,4 +87,11 @@ class AwsWebIdentity:
     oidc: OidcClient
 
 
-MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity | GcpServiceAccountKey | AwsWebIdentity
+MintRequest = (
+    AzureClientSecret
+    | AzureFederated
+    | GcpWorkloadIdentity
+    | GcpServiceAccountKey
+    | GcpApplicationDefault
+    | AwsWebIdentity
+)
