@@ -19,6 +19,7 @@ from controlplane.gatewayapi import TranslateOptions, build_ir
 from controlplane.pipeline import translate
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.problems import ObjectKey
+from controlplane.resources.references import referenced_secrets_and_config_maps
 from controlplane.sources.files import load_paths
 from controlplane.tokens.minting import Endpoints, HttpMinter, Minted, MintError
 from controlplane.tokens.requests import AwsWebIdentity, OidcClient
@@ -148,3 +149,9 @@ def test_minted_keys_sign_the_hop_and_a_policy_without_keys_says_why() -> None:
     assert (unsigned, reasons[0]) == (None, "TokenPending")
     unsigned, reasons = _inline_credential({POLICY: MintFailure("STS answered HTTP 403 (AccessDenied)")})
     assert (unsigned, reasons[0]) == (None, "TokenMintFailed")
+
+
+def test_the_oidc_client_secret_of_an_aws_policy_is_watched_in_a_cluster() -> None:
+    resources = load_paths([AWS_CASE]).resource_set()
+    referenced = referenced_secrets_and_config_maps(resources.security_policies())
+    assert "oidc-client" in {key.name for key in referenced}
