@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from controlplane.devtools.fake_backend import HoldStream, Normal
 from controlplane.devtools.stack import LocalStack
 from tests.aws_sigv4 import AwsKey, verify_sigv4
 from tests.e2e import CHAT, answered_by, everywhere_but_upstream, running_stack
@@ -128,10 +129,48 @@ def test_requests_are_signed_with_the_roles_temporary_keys(stack: LocalStack, id
     assert exchange["RoleSessionName"] == "ai-gateway-web-identity"
 
 
-def test_keys_are_refreshed_before_they_expire(stack: LocalStack, idp: TokenEndpoints) -> None:
+def test_keys_are_refreshed_before_they_expire_and_no_request_is_lost(
+    stack: LocalStack, idp: TokenEndpoints
+) -> None:
+    backend = stack.backends["bedrock-host"]
     first = _signed_with(stack, idp)
-    # New keys are minted at 80% of the lifetime and pushed to Envoy: requests are signed with them.
-    wait_until(lambda: _signed_with(stack, idp) != first, timeout=30)
+    statuses: list[int] = []
+
+    def signed_with_new_keys() -> bool:
+        reply = httpx.post(stack.url(10093), json=CHAT, timeout=10)
+        statuses.append(reply.status_code)
+        return reply.status_code == 200 and f"Credential={first.access_key_id}/" not in str(
+            backend.received[-1].headers.get("authorization")
+        )
+
+    # New keys are minted at 80% of the lifetime and pushed to Envoy (a new version of the hop's listener):
+    # requests are signed with them, and none sent meanwhile fails.
+    wait_until(signed_with_new_keys, timeout=30)
+    assert _signed_with(stack, idp) != first
+    assert set(statuses) == {200}, statuses
+
+
+def test_a_stream_in_flight_while_the_keys_change_completes(stack: LocalStack, idp: TokenEndpoints) -> None:
+    backend = stack.backends["bedrock-host"]
+    hold = HoldStream()
+    backend.set_mode(hold)
+    try:
+        with (
+            httpx.Client(timeout=60) as client,
+            client.stream("POST", stack.url(10093), json={**CHAT, "stream": True}) as reply,
+        ):
+            assert reply.status_code == 200
+            lines = (line for line in reply.iter_lines() if line.startswith("data: "))
+            next(lines)
+            streamed_with = backend.received[-1].headers.get("authorization")
+            # Meanwhile the keys are refreshed and the hop's listener replaced.
+            wait_until(lambda: _signed_with(stack, idp).access_key_id not in str(streamed_with), timeout=30)
+            hold.release.set()
+            rest = list(lines)
+    finally:
+        hold.release.set()
+        backend.set_mode(Normal())
+    assert rest[-1] == "data: [DONE]"
 
 
 def test_no_secret_or_key_leaks(stack: LocalStack) -> None:
