@@ -144,9 +144,9 @@ def test_keys_are_refreshed_before_they_expire_and_no_request_is_lost(
         )
 
     # New keys are minted at 80% of the lifetime and pushed to Envoy (a new version of the hop's listener):
-    # requests are signed with them, and none sent meanwhile fails.
+    # requests are signed with them, and none sent meanwhile fails. (A connection the replaced listener
+    # still holds may carry one more request signed with the previous keys, valid for 20% of their life.)
     wait_until(signed_with_new_keys, timeout=30)
-    assert _signed_with(stack, idp) != first
     assert set(statuses) == {200}, statuses
 
 
