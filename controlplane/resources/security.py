@@ -2,7 +2,7 @@
 
 Every upstream credential type is declared so users' manifests load; which types the translator supports
 is its decision (it reports the others per object). The OIDC provider settings embedded from Envoy
-Gateway are kept loose: we never act on them.
+Gateway are kept loose: the translator checks the few fields minting uses (``gatewayapi.token_policies``).
 Facts: envoyproxy/ai-gateway ``api/v1beta1/backendsecurity_policy.go`` at v1.1.0.
 """
 
