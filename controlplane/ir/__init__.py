@@ -26,6 +26,7 @@ from controlplane.ir.providers import MODEL_IN_PATH as MODEL_IN_PATH
 from controlplane.ir.providers import AwsKeys as AwsKeys
 from controlplane.ir.providers import AwsSigning as AwsSigning
 from controlplane.ir.providers import Credential as Credential
+from controlplane.ir.providers import CredentialOverride as CredentialOverride
 from controlplane.ir.providers import CredentialSecret as CredentialSecret
 from controlplane.ir.providers import LlmApi as LlmApi
 from controlplane.ir.providers import ModelPath as ModelPath

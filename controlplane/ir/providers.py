@@ -80,11 +80,24 @@ class Transcoding:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialOverride:
+    """Per request, the credential from a request header instead (a policy's ``credentialOverride``)."""
+
+    header: str
+    """Lower case; removed before the backend sees it."""
+    prefix: str
+    """Put before the header's value (``Bearer `` for the Authorization header)."""
+    fallback: bool
+    """Without the header: True, the configured credential; False, 401 and nothing is forwarded."""
+
+
+@dataclass(frozen=True, slots=True)
 class Credential:
     """Which SDS secret a hop injects, and as which header (replacing whatever the client sent)."""
 
     secret: str
     header: str
+    override: CredentialOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)

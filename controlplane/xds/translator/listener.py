@@ -36,7 +36,7 @@ from controlplane.xds.translator.filters.anthropic_body import anthropic_body_fi
 from controlplane.xds.translator.filters.aws_signing import aws_signing_upstream_filters
 from controlplane.xds.translator.filters.bedrock_stream import bedrock_stream_filter
 from controlplane.xds.translator.filters.body_check import body_check_filter
-from controlplane.xds.translator.filters.credential import credential_filter
+from controlplane.xds.translator.filters.credential import credential_filter, credential_override_filter
 from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
     served_endpoint_filter,
@@ -112,6 +112,10 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         signing = aws_signing_upstream_filters(hop.credential)
     elif hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
+        if hop.credential.override is not None:
+            filters.append(
+                credential_override_filter(header=hop.credential.header, override=hop.credential.override)
+            )
     if hop.provider_api is not None and hop.provider_api.query:
         filters.append(query_filter(hop.provider_api))
     filters.append(router_filter(suppress_envoy_headers=True, upstream_filters=signing))
