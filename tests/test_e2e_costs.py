@@ -1,0 +1,153 @@
+"""CEL costs computed inside a real Envoy configured only by our control plane: the OpenAI SDK asks an
+Anthropic backend (transcoded in its hop, reporting cache reads and writes) and an OpenAI one, unary and
+streamed, and each cost reaches the dynamic metadata under its key, read back through the per-route cost
+counter Envoy's stats access logger keeps from ``%DYNAMIC_METADATA(io.envoy.ai_gateway:KEY)%``. A cost CEL
+refuses is reported on its field and the route serves; a cost that fails at run time is not published, the
+others are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.devtools.fake_providers import FakeProvider
+from controlplane.devtools.stack import LocalStack
+from tests.e2e import envoy_samples
+from tests.polling import wait_until
+
+pytestmark = pytest.mark.envoy
+
+MANIFESTS = Path(__file__).parent / "testdata" / "e2e" / "costs.yaml"
+GATEWAY = 10097
+USAGE = {
+    "input_tokens": 11,
+    "output_tokens": 7,
+    "cache_read_input_tokens": 3,
+    "cache_creation_input_tokens": 5,
+}
+"""What the Anthropic fake reports; Envoy's transcoder counts the cache reads and writes into the input."""
+COSTS = ("weighted", "cache_aware", "cache_write", "halved", "output_over_input")
+ROUTES = {
+    "claude-cost": "route/default/costs/rule/0/match/0",
+    "gpt-cost": "route/default/costs/rule/1/match/0",
+}
+
+
+@pytest.fixture(scope="module")
+def anthropic() -> Iterator[FakeProvider]:
+    with FakeProvider(api="anthropic", name="anthropic", anthropic_usage=USAGE) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def openai_backend() -> Iterator[FakeBackend]:
+    backend = FakeBackend(name="openai", model="gpt-cost")
+    backend.start()
+    try:
+        yield backend
+    finally:
+        backend.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, anthropic: FakeProvider, openai_backend: FakeBackend
+) -> Iterator[LocalStack]:
+    pinned = {18401: anthropic.port, 18402: openai_backend.port}
+    workdir = tmp_path_factory.mktemp("costs")
+    with LocalStack(
+        MANIFESTS, port_map=pinned, move_ports=True, workdir=workdir, fake_backends=False
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: LocalStack) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(
+        base_url=stack.url(GATEWAY, "/v1"), api_key="client-key", max_retries=0, timeout=10
+    ) as sdk:
+
+        def served() -> bool:
+            try:
+                sdk.chat.completions.create(model="gpt-cost", messages=[{"role": "user", "content": "up?"}])
+            except openai.APIError:
+                return False
+            return True
+
+        wait_until(served, timeout=30)
+        yield sdk
+
+
+def _counted(stack: LocalStack, model: str) -> dict[str, float]:
+    """What each cost counter of ``model``'s route holds (absent: never published)."""
+    samples = envoy_samples(stack, "ai_gateway_request_cost")
+    route = ROUTES[model]
+    return {
+        key: samples[labels] for key in COSTS if (labels := f'{{cost="{key}",route="{route}"}}') in samples
+    }
+
+
+def _added(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {key: value - before.get(key, 0) for key, value in after.items() if value != before.get(key, 0)}
+
+
+def _ask(client: openai.OpenAI, model: str, *, stream: bool) -> None:
+    messages: list[openai.types.chat.ChatCompletionMessageParam] = [{"role": "user", "content": "hello"}]
+    if not stream:
+        client.chat.completions.create(model=model, messages=messages)
+        return
+    chunks = list(client.chat.completions.create(model=model, messages=messages, stream=True))
+    assert len(chunks) > 2, "the stream arrives in pieces"
+    assert chunks[-1].usage is not None
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "streamed"])
+def test_cel_costs_of_an_anthropic_answer_are_computed_in_envoy(
+    client: openai.OpenAI, stack: LocalStack, *, stream: bool
+) -> None:
+    before = _counted(stack, "claude-cost")
+    _ask(client, "claude-cost", stream=stream)
+    input_tokens = sum(USAGE.values()) - USAGE["output_tokens"]
+    expected = {
+        # model == 'claude-cost': input_tokens + output_tokens * 3u
+        "weighted": input_tokens + USAGE["output_tokens"] * 3,
+        # uncached input + a tenth of the cache reads (integer division) + twice the cache writes + output
+        "cache_aware": USAGE["input_tokens"] + 3 // 10 + 5 * 2 + USAGE["output_tokens"],
+        "cache_write": USAGE["cache_creation_input_tokens"],
+        # output_over_input: 7 - 19 goes below zero in a uint, so it is not published.
+    }
+    wait_until(lambda: _added(before, _counted(stack, "claude-cost")) == expected, timeout=15)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["unary", "streamed"])
+def test_cel_costs_of_an_openai_answer_read_its_model_and_counts(
+    client: openai.OpenAI, stack: LocalStack, openai_backend: FakeBackend, *, stream: bool
+) -> None:
+    before = _counted(stack, "gpt-cost")
+    _ask(client, "gpt-cost", stream=stream)
+    # The fake counts the prompt's words and answers in three pieces, one token each.
+    prompt, completion = 1, 3
+    expected = {
+        "weighted": prompt + completion,  # another model: total_tokens
+        "cache_aware": prompt + completion,  # no cache counts: zero
+        "output_over_input": completion - prompt,
+    }
+    wait_until(lambda: _added(before, _counted(stack, "gpt-cost")) == expected, timeout=15)
+
+
+def test_a_cel_cost_cel_refuses_is_reported_on_its_field_and_the_route_serves(
+    client: openai.OpenAI, stack: LocalStack
+) -> None:
+    statuses = httpx.get(f"http://127.0.0.1:{stack.admin_port}/status", timeout=10).json()["objects"]
+    (route,) = [status for status in statuses if status["kind"] == "AIGatewayRoute"]
+    assert "spec.llmRequestCosts[3].cel: no '*' between uint and double" in json.dumps(route)
+    reply = client.chat.completions.create(model="gpt-cost", messages=[{"role": "user", "content": "hello"}])
+    assert reply.choices[0].message.content == "openai,gpt-cost,gpt-cost"
+    assert not any('cost="halved"' in labels for labels in envoy_samples(stack, "ai_gateway_request_cost"))
