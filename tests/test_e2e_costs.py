@@ -9,16 +9,18 @@ others are.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+import yaml
 
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.stack import LocalStack
+from controlplane.gatewayapi.cel_costs import CelCostError, evaluate, parse_cost
 from tests.e2e import envoy_samples
 from tests.polling import wait_until
 
@@ -33,7 +35,15 @@ USAGE = {
     "cache_creation_input_tokens": 5,
 }
 """What the Anthropic fake reports; Envoy's transcoder counts the cache reads and writes into the input."""
-COSTS = ("weighted", "cache_aware", "cache_write", "halved", "output_over_input")
+COSTS: dict[str, str | None] = {
+    cost["metadataKey"]: cost.get("cel")
+    for document in yaml.safe_load_all(MANIFESTS.read_text())
+    if document["kind"] == "AIGatewayRoute"
+    for cost in document["spec"]["llmRequestCosts"]
+}
+"""Every cost of the route by key: its CEL, None for a count type."""
+WORKED = ("weighted", "cache_aware", "cache_write", "halved", "output_over_input")
+"""The costs the first tests work out by hand; the rest are CEL's semantics, checked by the last one."""
 ROUTES = {
     "claude-cost": "route/default/costs/rule/0/match/0",
     "gpt-cost": "route/default/costs/rule/1/match/0",
@@ -94,8 +104,11 @@ def _counted(stack: LocalStack, model: str) -> dict[str, float]:
     }
 
 
-def _added(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {key: value - before.get(key, 0) for key, value in after.items() if value != before.get(key, 0)}
+def _added(
+    before: dict[str, float], after: dict[str, float], keys: Iterable[str] = WORKED
+) -> dict[str, float]:
+    """What ``keys``' counters gained (those that gained anything)."""
+    return {key: after[key] - before.get(key, 0) for key in keys if after.get(key, 0) != before.get(key, 0)}
 
 
 def _ask(client: openai.OpenAI, model: str, *, stream: bool) -> None:
@@ -151,3 +164,35 @@ def test_a_cel_cost_cel_refuses_is_reported_on_its_field_and_the_route_serves(
     reply = client.chat.completions.create(model="gpt-cost", messages=[{"role": "user", "content": "hello"}])
     assert reply.choices[0].message.content == "openai,gpt-cost,gpt-cost"
     assert not any('cost="halved"' in labels for labels in envoy_samples(stack, "ai_gateway_request_cost"))
+
+
+@pytest.mark.parametrize("model", ["claude-cost", "gpt-cost"])
+def test_envoy_computes_what_the_translator_evaluates(
+    client: openai.OpenAI, stack: LocalStack, model: str
+) -> None:
+    """Every CEL cost of the route, Lua in Envoy against the translator's evaluation of the same counts: a
+    value where it has one, nothing where it fails (a uint below zero, a division by zero, a negative int)."""
+    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
+    assert reply.usage is not None
+    cached = reply.usage.prompt_tokens_details.cached_tokens if reply.usage.prompt_tokens_details else None
+    values: dict[str, int | str] = {
+        "model": model,
+        "input_tokens": reply.usage.prompt_tokens,
+        "output_tokens": reply.usage.completion_tokens,
+        "total_tokens": reply.usage.total_tokens,
+        "cached_input_tokens": cached or 0,
+        "cache_creation_input_tokens": USAGE["cache_creation_input_tokens"] if model == "claude-cost" else 0,
+        "reasoning_tokens": 0,
+    }
+    expected = {}
+    for key, cel in COSTS.items():
+        try:
+            expected[key] = evaluate(parse_cost(cel), values) if cel is not None else None
+        except CelCostError:
+            continue
+    counted = {key for key in COSTS if COSTS[key] is not None}
+    expected = {key: value for key, value in expected.items() if key in counted and value}
+    assert {"truncated", "remainder", "logic", "reasoning"} <= set(expected), expected
+    before = _counted(stack, model)
+    client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
+    wait_until(lambda: _added(before, _counted(stack, model), counted) == expected, timeout=15)
