@@ -17,7 +17,7 @@ import openai
 import pytest
 import yaml
 
-from controlplane.devtools.fake_backend import FakeBackend
+from controlplane.devtools.fake_backend import FakeBackend, HoldStream, Normal
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.stack import LocalStack
 from controlplane.gatewayapi.cel_costs import CelCostError, evaluate, parse_cost
@@ -196,3 +196,31 @@ def test_envoy_computes_what_the_translator_evaluates(
     before = _counted(stack, model)
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
     wait_until(lambda: _added(before, _counted(stack, model), counted) == expected, timeout=15)
+
+
+def test_the_costs_filter_holds_no_stream_back(
+    stack: LocalStack, openai_backend: FakeBackend, client: openai.OpenAI
+) -> None:
+    """The Lua walks the body's chunks as they pass: the first event reaches the client while the backend
+    holds the rest, and the cost is still computed at the end."""
+    before = _counted(stack, "gpt-cost")
+    hold = HoldStream()
+    openai_backend.set_mode(hold)
+    body = {"model": "gpt-cost", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+    try:
+        with (
+            httpx.Client(timeout=30) as http,
+            http.stream("POST", stack.url(GATEWAY, "/v1/chat/completions"), json=body) as reply,
+        ):
+            assert reply.status_code == 200
+            lines = (line for line in reply.iter_lines() if line.startswith("data: "))
+            first = json.loads(next(lines).removeprefix("data: "))
+            assert not hold.release.is_set()
+            assert first["choices"][0]["delta"]["role"] == "assistant"
+            hold.release.set()
+            rest = list(lines)
+    finally:
+        hold.release.set()
+        openai_backend.set_mode(Normal())
+    assert rest[-1] == "data: [DONE]"
+    wait_until(lambda: _added(before, _counted(stack, "gpt-cost")).get("weighted") == 4, timeout=15)
