@@ -13,7 +13,9 @@ refused with what is wrong named.
 
 At run time an evaluation error (a ``uint`` going below zero, a division by zero, an integer reaching 2^53,
 a negative ``int`` result) publishes no value for that response, where upstream fails the cost the same
-way; the other costs are unaffected.
+way; the other costs are unaffected. Integers are exact up to 2^53 here (Lua numbers), not 2^63 as in CEL.
+One known difference: CEL's ``&&`` and ``||`` absorb an error on one side when the other decides, while
+here they run left to right: ``1u / output_tokens > 0u || true`` fails with zero counts, so it is refused.
 """
 
 from __future__ import annotations

@@ -1,17 +1,21 @@
 """``CEL`` costs computed in Envoy: each expression compiled to Lua, evaluated once at the end of a response.
 
-Why Lua: Envoy 1.40 evaluates CEL only where it reads a value (``%CEL()%`` in format strings, matchers, RBAC),
-and nothing writes a format string's result into dynamic metadata at the end of a response: ``set_metadata``
-and ``header_to_metadata`` act on the request or the response headers, before the body carries the usage.
-Lua is the one native filter that can read the counts the usage filters published and write a number back.
+Why Lua: Envoy 1.40 evaluates CEL only where something reads a value (``%CEL()%`` in format strings,
+matchers, RBAC), and per its API docs nothing native writes a computed value into dynamic metadata at the
+end of a response: ``set_metadata`` writes static values, ``header_to_metadata`` reads headers, which leave
+before the body carries the usage. A ``%CEL()%`` in an access log or a rate limit's hits addend would serve
+that one consumer, not the metadata a user's Envoy Gateway rate limit reads under the cost's key. Lua is the
+one native filter that can read the counts the usage filters published and write a number back.
 
 The filter goes before the usage filters in the listener's list, so on the way back it runs after them: it
-walks the body's chunks as they pass (``bodyChunks``, which forwards each one: a stream is not held up), and
-when the body has ended reads the counts (published for it under ``token_usage.USAGE_NAMESPACE`` with the
-variable names) and the request's model, and sets each cost under ``io.envoy.ai_gateway``. A response that
-reported no usage gets no cost, as with the count types. Numbers are Lua doubles: the integer checks
-(``uint`` below zero, overflow at 2^53, division by zero, a negative result) raise, and a cost that raised
-is not published, the semantics ``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
+walks the body's chunks as they pass (``bodyChunks``, which forwards each one: a stream is not held up;
+``body()`` would buffer it whole), and when the body has ended, by which time the usage filters have set
+their metadata (both checked on the 1.40 binary by ``tests/test_e2e_costs.py``), reads the counts
+(published for it under ``token_usage.USAGE_NAMESPACE`` with the variable names) and the request's model,
+and sets each cost under ``io.envoy.ai_gateway``. A response that reported no usage gets no cost, as with
+the count types. Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53,
+division by zero, a negative result) raise, and a cost that raised is not published, the semantics
+``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
 """
 
 from __future__ import annotations
