@@ -177,6 +177,7 @@ def test_envoy_computes_what_the_translator_evaluates(
     cached = reply.usage.prompt_tokens_details.cached_tokens if reply.usage.prompt_tokens_details else None
     values: dict[str, int | str] = {
         "model": model,
+        "route_name": "default/costs",
         "input_tokens": reply.usage.prompt_tokens,
         "output_tokens": reply.usage.completion_tokens,
         "total_tokens": reply.usage.total_tokens,
@@ -193,6 +194,7 @@ def test_envoy_computes_what_the_translator_evaluates(
     counted = {key for key in COSTS if COSTS[key] is not None}
     expected = {key: value for key, value in expected.items() if key in counted and value}
     assert {"truncated", "remainder", "logic", "reasoning"} <= set(expected), expected
+    assert expected["per_route"] == 5
     before = _counted(stack, model)
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
     wait_until(lambda: _added(before, _counted(stack, model), counted) == expected, timeout=15)

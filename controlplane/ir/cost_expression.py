@@ -1,11 +1,12 @@
 """The typed expression a ``llmRequestCosts`` entry computes per response, and the counts it reads.
 
 Upstream evaluates each cost in its external processor with CEL over the variables below
-(envoyproxy/ai-gateway ``internal/llmcostcel``, v1.0.0: ``model``, ``backend`` and ``route_name`` strings,
-six token counts as ``uint``). Here every cost is one of these expressions: a count type (``InputToken``
-...) is the bare variable, which Envoy publishes straight from the response's ``usage``; a ``CEL`` cost is
-parsed and type-checked by ``gatewayapi.cel_costs`` into this tree, which the translator turns into the Lua
-that Envoy evaluates at the end of each response (``xds.translator.filters.cost_lua``).
+(envoyproxy/ai-gateway ``internal/llmcostcel``, v1.0.0: ``model``, ``backend`` and ``route_name`` strings, six
+token counts as ``uint``; ``internal/controller/gateway.go`` names the route ``namespace/name``). Here every
+cost is one of these expressions: a count type (``InputToken`` ...) is the bare variable, which Envoy
+publishes straight from the response's ``usage``; a ``CEL`` cost is parsed and type-checked by
+``gatewayapi.cel_costs`` into this tree, which the translator turns into the Lua that Envoy evaluates at the
+end of each response (``xds.translator.filters.cost_lua``).
 """
 
 from __future__ import annotations
@@ -32,11 +33,10 @@ TOKEN_COUNTS: dict[str, tuple[tuple[str, ...], ...]] = {
 Envoy's transcoder counts Anthropic's cache reads and writes into ``prompt_tokens`` as upstream does."""
 MODEL = "model"
 """The request body's model, the one the client asked for."""
-VARIABLES: dict[str, CelType] = {MODEL: "string", **dict.fromkeys(TOKEN_COUNTS, "uint")}
-UNAVAILABLE = {
-    "backend": "the serving backend is not known where Envoy computes the cost",
-    "route_name": "the route name is not known where Envoy computes the cost",
-}
+ROUTE_NAME = "route_name"
+"""The AIGatewayRoute that served, ``namespace/name`` as upstream names it."""
+VARIABLES: dict[str, CelType] = {MODEL: "string", ROUTE_NAME: "string", **dict.fromkeys(TOKEN_COUNTS, "uint")}
+UNAVAILABLE = {"backend": "the serving backend is not known where Envoy computes the cost"}
 """Variables upstream declares that Envoy cannot supply here."""
 SAFE_INTEGER = 2**53
 """Integers at or beyond it lose precision in Lua numbers (doubles), so a value reaching it is an overflow."""

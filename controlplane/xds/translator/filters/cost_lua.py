@@ -9,12 +9,12 @@ one native filter that can read the counts the usage filters published and write
 
 The filter goes before the usage filters in the listener's list, so on the way back it runs after them: it
 walks the body's chunks as they pass (``bodyChunks``, which forwards each one: a stream is not held up;
-``body()`` would buffer it whole), and when the body has ended, by which time the usage filters have set
-their metadata (both checked on the 1.40 binary by ``tests/test_e2e_costs.py``), reads the counts
-(published for it under ``token_usage.USAGE_NAMESPACE`` with the variable names) and the request's model,
-and sets each cost under ``io.envoy.ai_gateway``. A response that reported no usage gets no cost, as with
-the count types. Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53,
-division by zero, a negative result) raise, and a cost that raised is not published, the semantics
+``body()`` would buffer it whole), and when the body has ended, by which time the usage filters have set their
+metadata (both checked on the 1.40 binary by ``tests/test_e2e_costs.py``), reads the counts (published for it
+under ``token_usage.USAGE_NAMESPACE`` with the variable names), the request's model and the route's name, and
+sets each cost under ``io.envoy.ai_gateway``. A response that reported no usage gets no cost, as with the
+count types. Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53, division by
+zero, a negative result) raise, and a cost that raised is not published, the semantics
 ``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
 """
 
@@ -64,7 +64,8 @@ function envoy_on_response(handle)
   local usage = metadata:get(USAGE)
   if usage == nil then return end
   local published = metadata:get(COSTS) or {}
-  local v = {model = published[MODEL] or ""}
+  local route = handle:streamInfo():routeName() or ""
+  local v = {model = published[MODEL] or "", route_name = string.match(route, ROUTE_PATTERN) or ""}
   for _, name in ipairs(COUNTS) do v[name] = usage[name] or 0 end
   for _, cost in ipairs(COMPUTED) do
     local ok, value = pcall(cost[2], v)
@@ -99,6 +100,8 @@ def lua_source(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs_n
     constants = (
         f"local USAGE, COSTS, MODEL = {_string(usage_namespace)}, {_string(costs_namespace)}, "
         f"{_string(ce.MODEL)}\n"
+        # Envoy route names start route/<namespace>/<name>/ (gatewayapi.routes); Kubernetes names hold no "/".
+        'local ROUTE_PATTERN = "^route/([^/]+/[^/]+)/"\n'
         f"local COUNTS = {{{', '.join(_string(name) for name in counts)}}}\n"
         f"local COMPUTED = {{\n{entries}}}\n"
     )
