@@ -172,12 +172,17 @@ def test_envoy_computes_what_the_translator_evaluates(
 ) -> None:
     """Every CEL cost of the route, Lua in Envoy against the translator's evaluation of the same counts: a
     value where it has one, nothing where it fails (a uint below zero, a division by zero, a negative int)."""
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert not any(name.startswith("x-ai-xds") for name in raw.headers), "the backend's name stays inside"
+    reply = raw.parse()
     assert reply.usage is not None
     cached = reply.usage.prompt_tokens_details.cached_tokens if reply.usage.prompt_tokens_details else None
     values: dict[str, int | str] = {
         "model": model,
         "route_name": "default/costs",
+        "backend": "anthropic.default" if model == "claude-cost" else "openai.default",
         "input_tokens": reply.usage.prompt_tokens,
         "output_tokens": reply.usage.completion_tokens,
         "total_tokens": reply.usage.total_tokens,
@@ -195,6 +200,7 @@ def test_envoy_computes_what_the_translator_evaluates(
     expected = {key: value for key, value in expected.items() if key in counted and value}
     assert {"truncated", "remainder", "logic", "reasoning"} <= set(expected), expected
     assert expected["per_route"] == 5
+    assert expected["per_backend"] == (100 if model == "claude-cost" else 10)
     before = _counted(stack, model)
     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hello"}])
     wait_until(lambda: _added(before, _counted(stack, model), counted) == expected, timeout=15)

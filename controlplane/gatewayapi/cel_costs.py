@@ -2,14 +2,13 @@
 
 The subset is what upstream's documentation and examples write (envoyproxy/ai-gateway v1.0.0,
 ``api/v1beta1/shared_types.go``, ``examples/token_ratelimit``): integer, unsigned (``3u``), double, string and
-bool literals; the variables ``model``, ``route_name`` and the token counts; ``+ - * / %``, comparisons,
-``! && ||``, ``?:``, parentheses, and ``int()``, ``uint()``, ``double()``. The rules are CEL's, as upstream's
-cel-go applies them: no implicit conversion between ``int``, ``uint`` and ``double`` (``input_tokens * 0.5``
-does not compile, so upstream's own doc example with ``* 0.1`` is refused there too), and the result must be
-an ``int`` or ``uint``. Like upstream, the expression is also evaluated once with a ``"dummy"`` model and zero
-counts, so one that always fails (``uint(1) - uint(2)``) is refused at translation. Anything else (macros,
-members, other functions, ``backend``: ``ir.cost_expression.UNAVAILABLE``) is refused with what is wrong
-named.
+bool literals; the variables ``model``, ``route_name``, ``backend`` and the token counts; ``+ - * / %``,
+comparisons, ``! && ||``, ``?:``, parentheses, and ``int()``, ``uint()``, ``double()``. The rules are CEL's,
+as upstream's cel-go applies them: no implicit conversion between ``int``, ``uint`` and ``double``
+(``input_tokens * 0.5`` does not compile, so upstream's own doc example with ``* 0.1`` is refused there too),
+and the result must be an ``int`` or ``uint``. Like upstream, the expression is also evaluated once with a
+``"dummy"`` model and zero counts, so one that always fails (``uint(1) - uint(2)``) is refused at translation.
+Anything else (macros, members, other functions) is refused with what is wrong named.
 
 At run time an evaluation error (a ``uint`` going below zero, a division by zero, an integer reaching 2^53,
 a negative ``int`` result) publishes no value for that response, where upstream fails the cost the same
@@ -59,7 +58,8 @@ def parse_cost(text: str) -> ce.Expression:
     if expression.type not in ("int", "uint"):
         raise CelCostError(f"must evaluate to an int or a uint, not {expression.type}")
     try:
-        evaluate(expression, {ce.MODEL: "dummy", ce.ROUTE_NAME: "dummy", **dict.fromkeys(ce.TOKEN_COUNTS, 0)})
+        dummies = dict.fromkeys((ce.MODEL, ce.ROUTE_NAME, ce.BACKEND), "dummy")
+        evaluate(expression, {**dummies, **dict.fromkeys(ce.TOKEN_COUNTS, 0)})
     except CelCostError as error:
         raise CelCostError(f"fails with a dummy model and zero counts: {error}") from None
     return expression
@@ -174,8 +174,6 @@ class _Parser:
             return ce.Constant(text == "true", "bool")
         if self._peek() == "(":
             return self._conversion(text)
-        if text in ce.UNAVAILABLE:
-            raise CelCostError(f"the variable {text} is not supported: {ce.UNAVAILABLE[text]}")
         if text not in ce.VARIABLES:
             known = ", ".join(ce.VARIABLES)
             raise CelCostError(f"undeclared reference to {text!r} (the variables are {known})")

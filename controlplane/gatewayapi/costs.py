@@ -44,6 +44,15 @@ def route_costs(route: AIGatewayRoute) -> tuple[ir.TokenCost, ...]:
     return tuple(found)
 
 
+def reads_backend(route: AIGatewayRoute) -> bool:
+    """Whether a CEL cost of ``route`` reads ``backend``: its rule clusters' endpoints then carry their
+    backendRef's name for Envoy (``ir.WeightedEndpoint.backend``)."""
+    return any(
+        ir.cost_expression.BACKEND in ir.cost_expression.variables_of(cost.expression)
+        for cost in route_costs(route)
+    )
+
+
 def check_costs(route: AIGatewayRoute, report: Report) -> None:
     for index, cost in enumerate(route.spec.llm_request_costs or ()):
         problem = _expression(cost)

@@ -277,6 +277,8 @@ class WeightedEndpoint:
     target: SocketEndpoint | InternalEndpoint
     weight: int
     priority: int
+    backend: str | None = None
+    """``name.namespace`` of the backendRef, for the route's CEL costs that read ``backend`` (else None)."""
 
 
 @dataclass(frozen=True, slots=True)

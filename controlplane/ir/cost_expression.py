@@ -35,9 +35,15 @@ MODEL = "model"
 """The request body's model, the one the client asked for."""
 ROUTE_NAME = "route_name"
 """The AIGatewayRoute that served, ``namespace/name`` as upstream names it."""
-VARIABLES: dict[str, CelType] = {MODEL: "string", ROUTE_NAME: "string", **dict.fromkeys(TOKEN_COUNTS, "uint")}
-UNAVAILABLE = {"backend": "the serving backend is not known where Envoy computes the cost"}
-"""Variables upstream declares that Envoy cannot supply here."""
+BACKEND = "backend"
+"""The backendRef that served, ``name.namespace`` as upstream's API documents it (``ir.WeightedEndpoint``);
+upstream's v1.0.0 code passes its internal per-rule backend name instead, which no user can know."""
+VARIABLES: dict[str, CelType] = {
+    MODEL: "string",
+    ROUTE_NAME: "string",
+    BACKEND: "string",
+    **dict.fromkeys(TOKEN_COUNTS, "uint"),
+}
 SAFE_INTEGER = 2**53
 """Integers at or beyond it lose precision in Lua numbers (doubles), so a value reaching it is an overflow."""
 

@@ -12,9 +12,12 @@ walks the body's chunks as they pass (``bodyChunks``, which forwards each one: a
 ``body()`` would buffer it whole), and when the body has ended, by which time the usage filters have set their
 metadata (both checked on the 1.40 binary by ``tests/test_e2e_costs.py``), reads the counts (published for it
 under ``token_usage.USAGE_NAMESPACE`` with the variable names), the request's model and the route's name, and
-sets each cost under ``io.envoy.ai_gateway``. A response that reported no usage gets no cost, as with the
-count types. Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53, division by
-zero, a negative result) raise, and a cost that raised is not published, the semantics
+sets each cost under ``io.envoy.ai_gateway``. Lua cannot see the upstream host, so when a cost reads
+``backend`` the rule clusters' endpoints carry their backendRef's name (``BACKEND_METADATA``) and a header
+mutation after the Lua copies it into a response header (``%UPSTREAM_METADATA%``), which the Lua reads and
+removes before the headers go on. A response that reported no usage gets no cost, as with the count types.
+Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53, division by zero, a
+negative result) raise, and a cost that raised is not published, the semantics
 ``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
 """
 
@@ -24,7 +27,9 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
+from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import base_pb2
+from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 
@@ -33,6 +38,10 @@ from controlplane.ir import cost_expression as ce
 from controlplane.xds.translator.messages import pack
 
 FILTER_NAME = "ai_xds.llm_request_costs"
+BACKEND_METADATA = ("ai_xds.llm_request_costs", "backend")
+"""Where a rule cluster's endpoint carries its backendRef's name (``ir.WeightedEndpoint.backend``)."""
+_BACKEND_HEADER = "x-ai-xds-cost-backend"
+"""Carries that name from the upstream host to the Lua, which removes it before the client sees it."""
 _PRELUDE = """
 local SAFE = 9007199254740992 -- 2^53
 local floor, ceil, fmod = math.floor, math.ceil, math.fmod
@@ -59,13 +68,19 @@ end
 """
 _HANDLER = """
 function envoy_on_response(handle)
+  local backend = ""
+  if READS_BACKEND then
+    backend = handle:headers():get(BACKEND_HEADER) or ""
+    handle:headers():remove(BACKEND_HEADER)
+  end
   for _ in handle:bodyChunks() do end
   local metadata = handle:streamInfo():dynamicMetadata()
   local usage = metadata:get(USAGE)
   if usage == nil then return end
   local published = metadata:get(COSTS) or {}
   local route = handle:streamInfo():routeName() or ""
-  local v = {model = published[MODEL] or "", route_name = string.match(route, ROUTE_PATTERN) or ""}
+  local v = {model = published[MODEL] or "", route_name = string.match(route, ROUTE_PATTERN) or "",
+             backend = backend}
   for _, name in ipairs(COUNTS) do v[name] = usage[name] or 0 end
   for _, cost in ipairs(COMPUTED) do
     local ok, value = pcall(cost[2], v)
@@ -81,14 +96,35 @@ def computed(costs: Iterable[ir.TokenCost]) -> tuple[ir.TokenCost, ...]:
     return tuple(cost for cost in costs if not isinstance(cost.expression, ce.Variable))
 
 
-def cost_filter(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs_namespace: str) -> Any:
-    """The Lua filter computing ``costs`` (all of them ``computed``)."""
+def cost_filters(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs_namespace: str) -> list[Any]:
+    """The Lua filter computing ``costs`` (all of them ``computed``), and after it, when a cost reads
+    ``backend``, the header mutation that hands it the serving endpoint's backend (filters run in reverse on
+    the way back)."""
     lua = lua_pb2.Lua(
         default_source_code=base_pb2.DataSource(
             inline_string=lua_source(costs, usage_namespace=usage_namespace, costs_namespace=costs_namespace)
         )
     )
-    return hcm.HttpFilter(name=FILTER_NAME, typed_config=pack(lua))
+    filters = [hcm.HttpFilter(name=FILTER_NAME, typed_config=pack(lua))]
+    if _reads_backend(costs):
+        namespace, key = BACKEND_METADATA
+        # Overwritten whatever the backend sent, and kept empty when the host has no name: the Lua trusts it.
+        header = base_pb2.HeaderValueOption(
+            header=base_pb2.HeaderValue(key=_BACKEND_HEADER, value=f"%UPSTREAM_METADATA({namespace}:{key})%"),
+            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+            keep_empty_value=True,
+        )
+        mutation = header_mutation_pb2.HeaderMutation(
+            mutations=header_mutation_pb2.Mutations(
+                response_mutations=[mutation_rules_pb2.HeaderMutation(append=header)]
+            )
+        )
+        filters.append(hcm.HttpFilter(name=f"{FILTER_NAME}.backend", typed_config=pack(mutation)))
+    return filters
+
+
+def _reads_backend(costs: tuple[ir.TokenCost, ...]) -> bool:
+    return any(ce.BACKEND in ce.variables_of(cost.expression) for cost in costs)
 
 
 def lua_source(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs_namespace: str) -> str:
@@ -102,6 +138,8 @@ def lua_source(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs_n
         f"{_string(ce.MODEL)}\n"
         # Envoy route names start route/<namespace>/<name>/ (gatewayapi.routes); Kubernetes names hold no "/".
         'local ROUTE_PATTERN = "^route/([^/]+/[^/]+)/"\n'
+        f"local READS_BACKEND, BACKEND_HEADER = {'true' if _reads_backend(costs) else 'false'}, "
+        f"{_string(_BACKEND_HEADER)}\n"
         f"local COUNTS = {{{', '.join(_string(name) for name in counts)}}}\n"
         f"local COMPUTED = {{\n{entries}}}\n"
     )

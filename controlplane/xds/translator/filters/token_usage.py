@@ -32,7 +32,7 @@ from google.protobuf import json_format
 
 from controlplane import ir
 from controlplane.ir import cost_expression as ce
-from controlplane.xds.translator.filters.cost_lua import computed, cost_filter
+from controlplane.xds.translator.filters.cost_lua import computed, cost_filters
 from controlplane.xds.translator.filters.transcoder import typed_struct
 from controlplane.xds.translator.messages import pack
 
@@ -93,11 +93,11 @@ def usage_filters(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
         "response_rules": {"content_parser": {"name": "envoy.content_parsers.json", "typed_config": parser}}
     }
     lua = computed(costs)
-    cost_filters = (
-        [cost_filter(lua, usage_namespace=USAGE_NAMESPACE, costs_namespace=COSTS_NAMESPACE)] if lua else []
+    computing = (
+        cost_filters(lua, usage_namespace=USAGE_NAMESPACE, costs_namespace=COSTS_NAMESPACE) if lua else []
     )
     return [
-        *cost_filters,
+        *computing,
         hcm.HttpFilter(name="envoy.filters.http.json_to_metadata", typed_config=pack(json_body)),
         hcm.HttpFilter(
             name="envoy.filters.http.sse_to_metadata", typed_config=typed_struct(_SSE_TO_METADATA, stream)
