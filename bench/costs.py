@@ -3,7 +3,8 @@
 One local stack (our control plane, a real Envoy) with two Gateways on one fake OpenAI backend. The ``counts``
 Gateway's route publishes InputToken, OutputToken and TotalToken costs (``json_to_metadata`` /
 ``sse_to_metadata`` only); the ``cel`` Gateway's route publishes the same plus two CEL costs, which adds the
-Lua filter that evaluates them at the end of each response (``xds.translator.filters.cost_lua``).
+Lua filter that evaluates them at the end of each response and, since one reads ``backend``, the header
+mutation that hands the Lua the serving endpoint's name (``xds.translator.filters.cost_lua``).
 Sequential requests alternate between the two for the same time, unary and streamed, so load and noise hit
 both alike; the table gives each one's p50/p99 and the added p50/p99 (cel minus counts). Not a test:
 numbers depend on the machine.
@@ -39,7 +40,7 @@ CEL = """\
     cel: "model == 'gpt-bench' ? input_tokens + output_tokens * 4u : total_tokens"
   - metadataKey: cache_aware
     type: CEL
-    cel: "(input_tokens - cached_input_tokens) + cached_input_tokens / 10u + output_tokens * 3u"
+    cel: "backend == 'openai.default' ? (input_tokens - cached_input_tokens) + output_tokens * 3u : 0u"
 """
 ROUTE = """\
 ---
