@@ -42,8 +42,8 @@ BACKEND_METADATA = ("ai_xds.llm_request_costs", "backend")
 """Where a rule cluster's endpoint carries its backendRef's name (``ir.WeightedEndpoint.backend``)."""
 _BACKEND_HEADER = "x-ai-xds-cost-backend"
 """Carries that name from the upstream host to the Lua, which removes it before the client sees it."""
-_PRELUDE = """
-local SAFE = 9007199254740992 -- 2^53
+_PRELUDE = f"""
+local SAFE = {ce.SAFE_INTEGER}
 local floor, ceil, fmod = math.floor, math.ceil, math.fmod
 local function int(x)
   if x ~= x or x >= SAFE or x <= -SAFE then error("integer overflow") end
