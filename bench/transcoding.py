@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
+from bench.alternate import alternate, warm_up
 from bench.report import Table, median, percentile, render_text
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
@@ -164,10 +164,10 @@ def measure(*, seconds: float) -> Table:
             LocalStack(manifests, workdir=Path(folder) / "stack", fake_backends=False) as stack,
             httpx.Client(timeout=10) as http,
         ):
-            url = stack.url(gateway)
-            _warm_up(http, url)
+            targets = {kind: (stack.url(gateway), model) for kind, model in MODELS.items()}
+            warm_up(http, targets)
             for stream in (False, True):
-                samples, failures = _alternate(http, url, stream=stream, seconds=seconds)
+                samples, failures = alternate(http, targets, stream=stream, seconds=seconds)
                 passthrough = samples["passthrough"]
                 for provider in PROVIDERS:
                     transcoded = samples[provider]
@@ -183,46 +183,10 @@ def measure(*, seconds: float) -> Table:
                             p99[1],
                             p50[1] - p50[0],
                             p99[1] - p99[0],
-                            failures[provider],
+                            failures,
                         ]
                     )
     return table
-
-
-def _body(model: str, *, stream: bool) -> dict[str, object]:
-    return {"model": model, "messages": [{"role": "user", "content": "hello"}], "stream": stream}
-
-
-def _alternate(
-    http: httpx.Client, url: str, *, stream: bool, seconds: float
-) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Samples (ms) and non-200 answers per kind; a provider's row counts passthrough's failures too."""
-    samples: dict[str, list[float]] = {kind: [] for kind in MODELS}
-    failed = dict.fromkeys(MODELS, 0)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        for kind, model in MODELS.items():
-            started = time.perf_counter()
-            with http.stream("POST", url, json=_body(model, stream=stream)) as reply:
-                reply.read()
-            samples[kind].append((time.perf_counter() - started) * 1000)
-            failed[kind] += reply.status_code != 200
-    return samples, {kind: failed[kind] + failed["passthrough"] for kind in PROVIDERS}
-
-
-def _warm_up(http: httpx.Client, url: str) -> None:
-    deadline = time.monotonic() + 30
-    pending = set(MODELS.values())
-    while pending and time.monotonic() < deadline:
-        for model in sorted(pending):
-            try:
-                if http.post(url, json=_body(model, stream=False)).status_code == 200:
-                    pending.discard(model)
-            except httpx.HTTPError:
-                pass
-        time.sleep(0.1)
-    if pending:
-        raise RuntimeError(f"the stack never answered for {sorted(pending)}")
 
 
 def main() -> None:

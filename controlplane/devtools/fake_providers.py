@@ -77,6 +77,7 @@ class FakeProvider:
         api: str,
         name: str,
         port: int = 0,
+        anthropic_usage: dict[str, int] | None = None,
         bedrock_exception: str | None = None,
         bedrock_bad_crc: bool = False,
         bedrock_split_frames: bool = False,
@@ -85,6 +86,8 @@ class FakeProvider:
             raise ValueError(f"unknown provider API {api!r}")
         self.api = api
         self.name = name
+        self.anthropic_usage = ANTHROPIC_USAGE if anthropic_usage is None else anthropic_usage
+        """The usage an ``anthropic`` provider reports (its cache counts too, when given)."""
         self.bedrock_exception = bedrock_exception
         self.bedrock_bad_crc = bedrock_bad_crc
         self.bedrock_split_frames = bedrock_split_frames
@@ -115,7 +118,7 @@ class FakeProvider:
         """The status and either a JSON body or SSE events (name, data) for one recorded request."""
         self.received.append(request)
         if self.api == "anthropic":
-            return _anthropic(self.name, request)
+            return _anthropic(self.name, request, usage=self.anthropic_usage)
         if self.api == "vertex-anthropic":
             return _vertex_claude(self.name, request)
         if self.api == "bedrock-anthropic":
@@ -129,7 +132,7 @@ def _text(model: str, name: str, last_user: str) -> str:
     return f"{name},{model},{last_user}"
 
 
-def _anthropic(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+def _anthropic(name: str, request: ProviderRequest, *, usage: dict[str, int]) -> tuple[int, Answer]:
     def error(status: int, kind: str, message: str) -> tuple[int, Answer]:
         return status, {"type": "error", "error": {"type": kind, "message": message}}
 
@@ -142,7 +145,11 @@ def _anthropic(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     if "model" not in request.body:
         return error(400, "invalid_request_error", "model: Field required")
     return _claude(
-        name, request.body, model=request.body["model"], streaming=bool(request.body.get("stream"))
+        name,
+        request.body,
+        model=request.body["model"],
+        streaming=bool(request.body.get("stream")),
+        usage=usage,
     )
 
 
@@ -211,7 +218,14 @@ def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     }
 
 
-def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> tuple[int, Answer]:
+def _claude(
+    name: str,
+    body: dict[str, Any],
+    *,
+    model: str,
+    streaming: bool,
+    usage: dict[str, int] = ANTHROPIC_USAGE,
+) -> tuple[int, Answer]:
     """Anthropic's Messages answer to a valid request (JSON, or the SSE events when ``streaming``)."""
 
     def error(status: int, kind: str, message: str) -> tuple[int, Answer]:
@@ -228,9 +242,9 @@ def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> 
     message: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
     if not streaming:
         reply = {**message, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
-        return 200, {**reply, "stop_sequence": None, "usage": ANTHROPIC_USAGE}
+        return 200, {**reply, "stop_sequence": None, "usage": usage}
     pieces = text.split(",")
-    start = {**message, "content": [], "stop_reason": None, "usage": {**ANTHROPIC_USAGE, "output_tokens": 1}}
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start}),
         (
@@ -249,7 +263,7 @@ def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> 
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": ANTHROPIC_USAGE["output_tokens"]},
+                "usage": {"output_tokens": usage["output_tokens"]},
             },
         ),
         ("message_stop", {"type": "message_stop"}),

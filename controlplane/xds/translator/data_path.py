@@ -32,6 +32,8 @@ class Locality:
     weight: int
     priority: int
     hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...]
+    backend: str | None = None
+    """``ir.WeightedEndpoint.backend``, on each of the hosts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +71,13 @@ def data_path(infra: ir.Infra) -> DataPath:
                 else:
                     hosts = direct
             localities.append(
-                Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
+                Locality(
+                    name=name,
+                    weight=endpoint.weight,
+                    priority=endpoint.priority,
+                    hosts=hosts,
+                    backend=endpoint.backend,
+                )
             )
         rules.append(RulePath(cluster=cluster.name, localities=tuple(localities)))
     return DataPath(hops=tuple(hop for hop in infra.hops if hop.name in used), rules=tuple(rules))
