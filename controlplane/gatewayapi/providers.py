@@ -53,13 +53,14 @@ body's ``model``, so the path alone chooses the deployment (how the hop builds i
 
 Claude on the clouds, ``GCPAnthropic`` (Vertex AI ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic``
 (Bedrock ``invoke``, ``invoke-with-response-stream``), as upstream calls them
-(``internal/translator/openai_gcpanthropic.go``, ``openai_awsanthropic.go``, v1.0.0): the model and the
-method are in the path, the body is Anthropic's without ``model`` and with ``anthropic_version``
-(``vertex-2023-10-16``, ``bedrock-2023-05-31``; the schema's ``version`` replaces it). The hop transcodes to Anthropic's API as above, then a ``transform`` filter
-rebuilds the body (``xds.translator.filters.anthropic_body``), and the route builds the path from the model
-header and picks the method by the stream header (``xds.translator.provider_paths``), all verified on the
-binary. Vertex streams Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own
-API get the same body and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
+(``internal/translator/openai_gcpanthropic.go``, ``openai_awsanthropic.go``, v1.0.0): the model and the method
+are in the path, the body is Anthropic's without ``model`` and with ``anthropic_version``
+(``vertex-2023-10-16``, ``bedrock-2023-05-31``; the schema's ``version`` replaces it). The hop transcodes to
+Anthropic's API as above, then a ``transform`` filter rebuilds the body
+(``xds.translator.filters.anthropic_body``), and the route builds the path from the model header and picks the
+method by the stream header (``xds.translator.provider_paths``), all verified on the binary. Vertex streams
+Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own API get the same body
+and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
 Upstream's ``anthropic-beta`` header -> ``anthropic_beta`` body field for Bedrock is not done.
 
 ``AWSAnthropic`` streams (``invoke-with-response-stream``) need one step the native filters lack: Bedrock
