@@ -159,6 +159,7 @@ def test_a_client_of_anthropics_own_api_gets_anthropics_events(
     assert names[0] == "message_start"
     assert names[-1] == "message_stop"
     assert names == [event["type"] for event in data], "each event is named after its data's type"
+    assert "amazon-bedrock-invocationMetrics" in data[-1], "each event's JSON as Bedrock sent it"
     text = "".join(event["delta"]["text"] for event in data if event["type"] == "content_block_delta")
     assert text == f"bedrock,{MODEL},hello"
     (received,) = bedrock.received

@@ -46,6 +46,12 @@ _VERTEX_PATH = re.compile(
 )
 
 
+_BEDROCK_METRICS = {
+    "inputTokenCount": ANTHROPIC_USAGE["input_tokens"],
+    "outputTokenCount": ANTHROPIC_USAGE["output_tokens"],
+    "invocationLatency": 120,
+    "firstByteLatency": 40,
+}
 _FAULTY_FRAME = 4
 """The stream's frame a Bedrock fault replaces: the one after the first text delta."""
 
@@ -358,6 +364,9 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 if index == _FAULTY_FRAME and provider.bedrock_exception is not None:
                     self._chunk(aws_event_stream.exception_frame(provider.bedrock_exception, "try again"))
                     return
+                if event["type"] == "message_stop":
+                    # Bedrock adds its own metrics to the last event.
+                    event = {**event, "amazon-bedrock-invocationMetrics": _BEDROCK_METRICS}
                 frame = aws_event_stream.anthropic_event_frame(event)
                 if index == _FAULTY_FRAME and provider.bedrock_bad_crc:
                     frame = frame[:-1] + bytes([frame[-1] ^ 1])
