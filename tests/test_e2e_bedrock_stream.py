@@ -100,6 +100,7 @@ def _assert_streamed_call(request: ProviderRequest, *, model: str) -> None:
     assert request.body["anthropic_version"] == "bedrock-2023-05-31"
     assert "model" not in request.body
     assert "stream" not in request.body, "Bedrock refuses the key: its path names the method"
+    assert "accept-encoding" not in request.headers, "frames come uncompressed (clients ask for gzip)"
     assert request.body["messages"] == HELLO
     signed = ReceivedRequest(
         method="POST", path=request.path, query={}, headers=request.headers, body=request.raw

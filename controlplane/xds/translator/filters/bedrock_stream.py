@@ -48,7 +48,11 @@ def bedrock_stream_filter() -> Any:
 
 
 def enabled_on(route: Any) -> None:
-    """Runs the source on ``route`` (a streamed Bedrock call)."""
+    """Runs the source on ``route`` (a streamed Bedrock call), which must not ask for a compressed answer:
+    the filter reads frames, not gzip (the transcoded route drops ``accept-encoding`` already, the route of
+    Anthropic's own clients would pass theirs on)."""
     route.typed_per_filter_config[BEDROCK_STREAM_FILTER].CopyFrom(
         pack(lua_pb2.LuaPerRoute(name=_SOURCE_NAME))
     )
+    if "accept-encoding" not in route.request_headers_to_remove:
+        route.request_headers_to_remove.append("accept-encoding")
