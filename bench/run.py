@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import dataplane, failover, fanout, transcoding, xds_push
+from bench import costs, dataplane, failover, fanout, transcoding, xds_push
 from bench.report import Missing, Table, cell_text, render_text
 from controlplane.devtools.envoy_process import envoy_binary
 from controlplane.log import configure_logging
@@ -150,6 +150,10 @@ def benchmarks(sizes: Sizes) -> list[tuple[str, Callable[[], list[Table]]]]:
         (
             "issue 16: transcoding (bench.transcoding)",
             lambda: [transcoding.measure(seconds=sizes.transcoding_seconds)],
+        ),
+        (
+            "issue 16: CEL costs (bench.costs)",
+            lambda: [costs.measure(seconds=sizes.transcoding_seconds)],
         ),
     ]
 

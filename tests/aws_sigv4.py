@@ -52,6 +52,17 @@ class SignedRequest(Protocol):
     def body(self) -> bytes: ...
 
 
+@dataclass(frozen=True)
+class ReceivedRequest:
+    """A ``SignedRequest`` from what a fake provider recorded (its raw body, lower-case headers)."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]
+    body: bytes
+
+
 class SignatureMismatch(AssertionError):
     """The request is not signed by the key AWS would check it against."""
 

@@ -210,6 +210,13 @@ FORBIDDEN = (
         },
         field_path="spec.gcpCredentials",
     ),
+    _forbidden(
+        "credential-override-from-both-sources",
+        policy(),
+        "spec.credentialOverride",
+        {"fromRequestHeaders": {}, "fromDynamicMetadata": {"namespace": "envoy.filters.http.ext_authz"}},
+    ),
+    _forbidden("credential-override-from-no-source", policy(), "spec.credentialOverride", {}),
 )
 
 ACCEPTED = (

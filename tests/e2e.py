@@ -36,6 +36,17 @@ def reset_backends(stack: LocalStack) -> None:
         backend.clear()
 
 
+def envoy_samples(stack: LocalStack, name: str) -> dict[str, float]:
+    """``envoy_<name>`` samples from Envoy's Prometheus page, by their label set."""
+    assert stack.envoy is not None
+    samples = {}
+    for line in stack.envoy.admin("/stats/prometheus").splitlines():
+        if line.startswith(f"envoy_{name}{{"):
+            labels, value = line[len(f"envoy_{name}") :].rsplit(" ", 1)
+            samples[labels] = float(value)
+    return samples
+
+
 def answered_by(reply: httpx.Response) -> str:
     """The fake backend that produced a 200 answer (its name heads the completion's content)."""
     assert reply.status_code == 200, f"HTTP {reply.status_code}: {reply.text}"

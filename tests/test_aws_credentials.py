@@ -1,9 +1,9 @@
 """An AWS credentials file in a Secret -> the key of the profile a policy picks, or an error quoting none.
 
 And upstream's AWS examples: their AWSCredentials policies are accepted; what is left reported is only the
-AWSBedrock schema (the Converse API) Envoy 1.40 cannot translate to; AWSAnthropic backends are served, with a
-warning that their streams are not. The Kubernetes source watches a
-credentials-file Secret by name, like any other referenced Secret.
+AWSBedrock schema (the Converse API) Envoy 1.40 cannot translate to; AWSAnthropic backends are served,
+streams included, with nothing reported on them. The Kubernetes source watches a credentials-file Secret by
+name, like any other referenced Secret.
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ def test_upstreams_aws_examples_report_only_the_converse_schema(
             assert re.match(r"spec\.schema\.name: schema AWSBedrock ", message), message
             refused.add(problem.name)
     assert refused == {name for name, schema in schemas.items() if schema == "AWSBedrock"}
+    claude = {name for name, schema in schemas.items() if schema == "AWSAnthropic"}
+    assert [problem for problem in result.problems if problem.name in claude] == []
 
 
 def test_the_kubernetes_source_watches_a_credentials_file_secret_by_name() -> None:

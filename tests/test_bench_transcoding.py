@@ -1,5 +1,6 @@
-"""`make bench` runs the transcoding benchmark: at a tiny size it still starts its stack and both fakes,
-measures both models unary and streamed with no failed request, and the driver writes its table."""
+"""`make bench` runs the transcoding benchmark: at a tiny size it still starts its stack and the three
+fakes, measures each provider against passthrough unary and streamed with no failed request, and the driver
+writes its table."""
 
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def test_the_transcoding_benchmark_runs_at_a_tiny_size(tmp_path: Path) -> None:
     (table,) = json.loads((tmp_path / "results.json").read_text())["tables"]
     assert table["rows_of_issue"] == "16"
     assert not table["missing"]
-    assert [row[0] for row in table["rows"]] == ["unary", "streamed"]
+    assert [row[0] for row in table["rows"]] == [
+        "unary, Anthropic",
+        "unary, Bedrock",
+        "streamed, Anthropic",
+        "streamed, Bedrock",
+    ]
     columns = table["columns"]
     for row in table["rows"]:
         assert row[columns.index("requests each")] > 0

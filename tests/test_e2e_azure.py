@@ -3,7 +3,8 @@
 The fake backends record what Envoy sent: the deployment path with the request's model (or the backendRef's
 override), ``api-version`` from the schema, the ``api-key`` header from the AzureAPIKey policy in place of
 what the client sent, and ``Authorization: Bearer`` with the tokens the control plane minted from a fake
-identity provider on loopback (Entra ID for AzureCredentials; OIDC, STS and IAM for GCPCredentials), then
+identity provider on loopback (Entra ID for AzureCredentials; OIDC, STS and IAM, a key file, or the metadata
+server of Application Default Credentials for GCPCredentials), then
 refreshed before they expire, then kept while refreshing fails until they expire. No secret or token shows
 anywhere but the upstream requests.
 """
@@ -66,8 +67,11 @@ def stack(idp: TokenEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iter
         with pytest.MonkeyPatch.context() as patch:
             for name, value in idp.environment().items():
                 patch.setenv(name, value)
+            # Application Default Credentials: no file to find, so the (fake) metadata server's token.
+            patch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+            patch.setenv("CLOUDSDK_CONFIG", str(tmp_path_factory.mktemp("gcloud")))
             running = cleanup.enter_context(running_stack(manifests, tmp_path_factory.mktemp("azure")))
-        for model in ("gpt-4o", "entra", "gemini", "gemini-key"):
+        for model in ("gpt-4o", "entra", "gemini", "gemini-key", "gemini-adc"):
             wait_until(functools.partial(_answered, running, model))
         reset_backends(running)
         yield running
@@ -116,10 +120,13 @@ def test_minted_tokens_reach_the_providers_as_bearer_tokens(stack: LocalStack, i
         assert answered_by(client.post(stack.url(10095), json=_chat("entra"))) == "azure-entra-host"
         assert answered_by(client.post(stack.url(10095), json=_chat("gemini"))) == "vertex-host"
         assert answered_by(client.post(stack.url(10095), json=_chat("gemini-key"))) == "vertex-key-host"
+        assert answered_by(client.post(stack.url(10095), json=_chat("gemini-adc"))) == "vertex-adc-host"
     azure = stack.backends["azure-entra-host"].received[-1]
     assert azure.path == "/openai/deployments/gpt-4o/chat/completions"
     assert dict(azure.query) == {"api-version": "2025-01-01-preview"}
     assert azure.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("entra")]
+    adc = stack.backends["vertex-adc-host"].received[-1]
+    assert adc.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("adc")]
     keyed = stack.backends["vertex-key-host"].received[-1]
     assert keyed.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("gcpkey")]
     vertex = stack.backends["vertex-host"].received[-1]
@@ -128,7 +135,7 @@ def test_minted_tokens_reach_the_providers_as_bearer_tokens(stack: LocalStack, i
     )
     assert vertex.headers.getall("authorization")[0] in [f"Bearer {token}" for token in idp.issued("gcp")]
     steps = {where for where, _ in idp.received}
-    assert {"entra e2e-tenant", "oidc discovery", "oidc", "sts", "google oauth"} <= steps
+    assert {"entra e2e-tenant", "oidc discovery", "oidc", "sts", "google oauth", "metadata"} <= steps
     assert "iam vertex-caller@my-project.iam.gserviceaccount.com" in steps
 
 
@@ -140,7 +147,7 @@ def test_tokens_are_refreshed_before_they_expire(stack: LocalStack, idp: TokenEn
 
 
 def test_no_secret_or_token_leaks(stack: LocalStack) -> None:
-    models = ("entra", "gemini", "gemini-key")
+    models = ("entra", "gemini", "gemini-key", "gemini-adc")
     answers = [httpx.post(stack.url(10095), json=_chat(model), timeout=10) for model in models]
     places = everywhere_but_upstream(stack, answers, translate_exit=0)
     for where, text in places.items():

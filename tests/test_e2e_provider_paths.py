@@ -3,10 +3,10 @@
 Claude on Vertex AI (GCPAnthropic) and on Bedrock (AWSAnthropic): the OpenAI SDK's chat completions reach
 fakes that accept only what each cloud documents (the model and method in the path, ``anthropic_version``
 and no ``model`` in the body, Vertex's bearer token, Bedrock's SigV4 signature, no ``stream`` key on
-Bedrock) and get OpenAI answers back. Vertex streams; a streamed request to Bedrock is refused in OpenAI's
-error envelope without reaching it. Clients of Anthropic's own API (``/anthropic/v1/messages``) reach both
-the same way, untranscoded. Cohere: its own Rerank v2 request on ``/cohere/v2/rerank`` reaches
-``/v2/rerank`` as sent, with the key; other paths are refused.
+Bedrock) and get OpenAI answers back, streams included (Bedrock's event-stream frames become server-sent
+events in the hop; ``test_e2e_bedrock_stream`` has the rest). Clients of Anthropic's own API
+(``/anthropic/v1/messages``) reach both the same way, untranscoded. Cohere: its own Rerank v2 request on
+``/cohere/v2/rerank`` reaches ``/v2/rerank`` as sent, with the key; other paths are refused.
 
 The hops come from ``gatewayapi.providers.provider_shape`` (as ``translate`` makes them; the translate
 golden ``providers`` pins the rest), so the shapes tested here are the shipped ones.
@@ -37,7 +37,7 @@ from controlplane.resources.aigateway import VersionedAPISchema
 from controlplane.resources.security import BackendSecurityPolicySpec
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.translator import build_xds
-from tests.aws_sigv4 import AwsKey, verify_sigv4
+from tests.aws_sigv4 import AwsKey, ReceivedRequest, verify_sigv4
 from tests.conftest import EnvoyFactory
 from tests.polling import wait_until
 from tests.xds_support import ServerThread
@@ -142,8 +142,7 @@ def _assert_leaks_nowhere(envoy: EnvoyProcess, secret: str, answers: list[str]) 
 class _NativeAnswers:
     unary: httpx.Response
     events: list[str]
-    """The ``event:`` lines of the streamed answer (none when it was refused)."""
-    streamed: httpx.Response
+    """The ``event:`` lines of the streamed answer."""
 
 
 def _anthropic_client(gateway: int, model: str) -> _NativeAnswers:
@@ -162,7 +161,8 @@ def _anthropic_client(gateway: int, model: str) -> _NativeAnswers:
         with http.stream("POST", url, json={**request, "stream": True}) as streamed:
             events = [line for line in streamed.iter_lines() if line.startswith("event: ")]
     assert unary.status_code == 200, unary.text
-    return _NativeAnswers(unary=unary, events=events, streamed=streamed)
+    assert streamed.status_code == 200
+    return _NativeAnswers(unary=unary, events=events)
 
 
 def _first_answer(client: openai.OpenAI, model: str) -> ChatCompletion:
@@ -278,24 +278,11 @@ def test_claude_on_vertex_serves_openai_chat_unary_streamed_and_overridden(
     )
 
 
-@dataclass(frozen=True)
-class _Signed:
-    """What ``verify_sigv4`` reads of a request, from the fake provider's record of it."""
-
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str]
-    body: bytes
-
-
 @pytest.mark.parametrize("mode", ["sotw"])
-def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
+def test_claude_on_bedrock_serves_signed_unary_and_streamed_chat(
     xds: ServerThread, envoys: EnvoyFactory, bedrock: FakeProvider, ports: PortReservations
 ) -> None:
     shape = _shape("AWSAnthropic", None)
-    assert shape.warning is not None
-    assert "stream" in shape.warning
     keys = ir.AwsKeys(
         access_key_id=BEDROCK_KEY.access_key_id, secret_access_key=BEDROCK_KEY.secret_access_key
     )
@@ -319,36 +306,40 @@ def test_claude_on_bedrock_serves_signed_unary_chat_and_refuses_streams(
         assert completion.choices[0].message.content == f"bedrock,{BEDROCK_MODEL},hello"
         assert completion.usage is not None
         assert completion.usage.completion_tokens == ANTHROPIC_USAGE["output_tokens"]
-        received = len(bedrock.received)
-        with pytest.raises(openai.BadRequestError) as refused:
-            client.chat.completions.create(model=BEDROCK_MODEL, messages=CHAT, stream=True)
-    assert "does not serve streamed requests" in str(refused.value)
-    assert len(bedrock.received) == received, "a refused stream never reaches Bedrock"
-    unary = bedrock.received[-1]
+        stream = client.chat.completions.create(model=BEDROCK_MODEL, messages=CHAT, stream=True)
+        pieces = [chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices]
+    assert len([piece for piece in pieces if piece]) > 1
+    assert "".join(pieces) == f"bedrock,{BEDROCK_MODEL},hello"
+    unary, streamed = bedrock.received[-2:]
+    assert streamed.path == f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"
+    _assert_cloud_body(streamed, version=BEDROCK_ANTHROPIC_VERSION)
+    assert "stream" not in streamed.body, "Bedrock refuses the key: its path names the method"
     assert unary.path == f"/model/{BEDROCK_MODEL}/invoke"
     _assert_cloud_body(unary, version=BEDROCK_ANTHROPIC_VERSION)
     assert "stream" not in unary.body
-    path, _, query = unary.path.partition("?")
-    signed = _Signed(method="POST", path=path, query={}, headers=unary.headers, body=unary.raw)
-    assert not query
-    verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
+    for request in (unary, streamed):
+        signed = ReceivedRequest(
+            method="POST", path=request.path, query={}, headers=request.headers, body=request.raw
+        )
+        verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
     native = _anthropic_client(gateway, BEDROCK_MODEL)
     assert native.unary.json()["content"] == [{"type": "text", "text": f"bedrock,{BEDROCK_MODEL},hello"}]
-    assert native.streamed.status_code == 400
-    assert native.events == []
-    native_unary = bedrock.received[-1]
-    assert len(bedrock.received) == received + 1, "the native stream never reached Bedrock either"
+    assert native.events[0] == "event: message_start", "Anthropic's events, out of Bedrock's frames"
+    assert native.events[-1] == "event: message_stop"
+    native_unary, native_streamed = bedrock.received[-2:]
     assert native_unary.path == f"/model/{BEDROCK_MODEL}/invoke"
-    _assert_cloud_body(native_unary, version=BEDROCK_ANTHROPIC_VERSION)
-    assert "stream" not in native_unary.body, "Bedrock refuses the key: its path names the method"
-    signed = _Signed(
-        method="POST", path=native_unary.path, query={}, headers=native_unary.headers, body=native_unary.raw
-    )
-    verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
+    assert native_streamed.path == f"/model/{BEDROCK_MODEL}/invoke-with-response-stream"
+    for request in (native_unary, native_streamed):
+        _assert_cloud_body(request, version=BEDROCK_ANTHROPIC_VERSION)
+        assert "stream" not in request.body, "Bedrock refuses the key: its path names the method"
+        signed = ReceivedRequest(
+            method="POST", path=request.path, query={}, headers=request.headers, body=request.raw
+        )
+        verify_sigv4(signed, key=BEDROCK_KEY, region="us-east-1", service="bedrock")
     _assert_leaks_nowhere(
         envoy,
         BEDROCK_KEY.secret_access_key,
-        [completion.model_dump_json(), str(refused.value), native.unary.text],
+        [completion.model_dump_json(), *pieces, native.unary.text, *native.events],
     )
 
 

@@ -18,6 +18,7 @@ import pytest
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import ANTHROPIC_USAGE, FakeProvider
 from controlplane.devtools.stack import LocalStack
+from tests.e2e import envoy_samples
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -142,21 +143,10 @@ def test_failover_from_an_openai_backend_is_transcoded_on_the_retry(
     assert received.body["model"] == "claude-fallback", "the retry carries the Anthropic backend's model"
 
 
-def _prometheus(stack: LocalStack, name: str) -> dict[str, float]:
-    """``envoy_<name>`` samples from Envoy's Prometheus page, by their label set."""
-    assert stack.envoy is not None
-    samples = {}
-    for line in stack.envoy.admin("/stats/prometheus").splitlines():
-        if line.startswith(f"envoy_{name}{{"):
-            labels, value = line[len(f"envoy_{name}") :].rsplit(" ", 1)
-            samples[labels] = float(value)
-    return samples
-
-
 def test_token_costs_are_published_per_response_and_counted_per_route(
     client: openai.OpenAI, stack: LocalStack
 ) -> None:
-    before = _prometheus(stack, "ai_gateway_request_cost")
+    before = envoy_samples(stack, "ai_gateway_request_cost")
     client.chat.completions.create(model="claude-e2e", messages=[{"role": "user", "content": "hello"}])
     stream = client.chat.completions.create(
         model="claude-e2e", messages=[{"role": "user", "content": "hello"}], stream=True
@@ -170,7 +160,7 @@ def test_token_costs_are_published_per_response_and_counted_per_route(
     }
 
     def counted() -> dict[str, float]:
-        after = _prometheus(stack, "ai_gateway_request_cost")
+        after = envoy_samples(stack, "ai_gateway_request_cost")
         return {
             key: after.get(f'{{cost="{key}",{route}}}', 0) - before.get(f'{{cost="{key}",{route}}}', 0)
             for key in per_response
@@ -178,7 +168,7 @@ def test_token_costs_are_published_per_response_and_counted_per_route(
 
     # One JSON response and one stream, each publishing its usage under the route's keys.
     wait_until(lambda: counted() == {key: 2 * value for key, value in per_response.items()}, timeout=15)
-    assert not any("llm_cel" in labels for labels in _prometheus(stack, "ai_gateway_request_cost"))
+    assert not any("llm_cel" in labels for labels in envoy_samples(stack, "ai_gateway_request_cost"))
 
 
 def test_token_usage_histogram_per_route_backend_and_model(client: openai.OpenAI, stack: LocalStack) -> None:
@@ -187,7 +177,7 @@ def test_token_usage_histogram_per_route_backend_and_model(client: openai.OpenAI
     def sums() -> dict[str, float]:
         return {
             labels: value
-            for labels, value in _prometheus(stack, "ai_gateway_gen_ai_client_token_usage_sum").items()
+            for labels, value in envoy_samples(stack, "ai_gateway_gen_ai_client_token_usage_sum").items()
             if 'gen_ai_request_model="claude-e2e"' in labels
         }
 
@@ -200,10 +190,10 @@ def test_token_usage_histogram_per_route_backend_and_model(client: openai.OpenAI
     assert 'backend="envoy://route/default/providers/rule/0/backend/0/"' in by_type["output"]
 
 
-def test_the_cel_cost_is_reported_on_the_route(stack: LocalStack) -> None:
+def test_a_cel_cost_cel_refuses_is_reported_on_its_field(stack: LocalStack) -> None:
     statuses = httpx.get(f"http://127.0.0.1:{stack.admin_port}/status", timeout=10).json()["objects"]
     (route,) = [s for s in statuses if s["kind"] == "AIGatewayRoute"]
-    assert "spec.llmRequestCosts[3].type: CEL costs are not computed" in json.dumps(route)
+    assert "spec.llmRequestCosts[3].cel: no '*' between uint and int" in json.dumps(route)
 
 
 def test_a_stream_to_an_openai_backend_is_asked_for_its_usage(
@@ -223,7 +213,7 @@ def test_a_stream_to_an_openai_backend_is_asked_for_its_usage(
     assert "stream_options" not in unary, "OpenAI refuses stream_options without stream"
     assert "x-ai-eg-stream" not in openai_backend.received[0].headers
     total = '{cost="llm_total_token",route="route/default/providers/rule/1/match/0"}'
-    wait_until(lambda: _prometheus(stack, "ai_gateway_request_cost").get(total, 0) > 0, timeout=15)
+    wait_until(lambda: envoy_samples(stack, "ai_gateway_request_cost").get(total, 0) > 0, timeout=15)
 
 
 def test_a_client_of_anthropics_own_api_goes_through_as_sent(

@@ -53,7 +53,11 @@ def _infra(*, gateway_port: int, vertex_port: int) -> ir.Infra:
                 port=gateway_port,
                 route_config="gateway",
                 virtual_hosts=(ir.VirtualHost(name="gateway/*", domains=("*",), routes=(route,)),),
-                token_costs=(ir.TokenCost(metadata_key="total", usage_field=("total_tokens",)),),
+                token_costs=(
+                    ir.TokenCost(
+                        metadata_key="total", expression=ir.cost_expression.Variable("total_tokens", "uint")
+                    ),
+                ),
             ),
         ),
         rule_clusters=(

@@ -188,6 +188,37 @@ def test_values_move_ports_log_settings_and_watched_namespaces_into_the_argument
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == "19500"
 
 
+def test_env_and_extra_volumes_reach_the_controller_container(helm: Helm, tmp_path: Path) -> None:
+    # What minted credentials read (an STS endpoint, an Application Default Credentials file) is set here.
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "controller": {
+                    "env": [
+                        {"name": "AWS_ENDPOINT_URL_STS", "value": "https://sts.example.com"},
+                        {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/etc/gcp/key.json"},
+                    ],
+                    "extraVolumes": [{"name": "gcp", "secret": {"secretName": "gcp-adc"}}],
+                    "extraVolumeMounts": [{"name": "gcp", "mountPath": "/etc/gcp", "readOnly": True}],
+                }
+            }
+        )
+    )
+    deployment = one(helm.template("-f", str(values)), "Deployment", FULLNAME)
+    container = _container(deployment)
+    assert container["env"] == [
+        {"name": "AWS_ENDPOINT_URL_STS", "value": "https://sts.example.com"},
+        {"name": "GOOGLE_APPLICATION_CREDENTIALS", "value": "/etc/gcp/key.json"},
+    ]
+    volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["gcp"] == {"name": "gcp", "secret": {"secretName": "gcp-adc"}}
+    assert "tmp" in volumes
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["gcp"] == {"name": "gcp", "mountPath": "/etc/gcp", "readOnly": True}
+    assert "env" not in _container(one(helm.template(), "Deployment", FULLNAME))
+
+
 def test_a_pod_disruption_budget_only_with_more_than_one_replica(helm: Helm) -> None:
     assert not [obj for obj in helm.template() if obj["kind"] == "PodDisruptionBudget"]
     objects = helm.template("--set", "controller.replicas=3")
@@ -205,6 +236,7 @@ def test_a_pod_disruption_budget_only_with_more_than_one_replica(helm: Helm) -> 
         ("controller.logLevel=verbose", "at '/controller/logLevel': value must be one of 'debug', 'info'"),
         ("controller.replicas=-1", "at '/controller/replicas': minimum: got -1, want 0"),
         ("controller.enableInferenceExtenson=true", "additional properties 'enableInferenceExtenson'"),
+        ("controller.env[0].value=x", "at '/controller/env/0': missing property 'name'"),
     ],
 )
 def test_bad_values_fail_with_the_schema_naming_the_field(helm: Helm, setting: str, message: str) -> None:

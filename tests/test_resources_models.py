@@ -209,7 +209,7 @@ def test_unimplemented_fields_of_backend_policy_and_traffic_policy() -> None:
         "spec: {targetRef: {group: g, kind: K, name: n}, rateLimit: {type: Local}, retry: {}}\n"
     )
     assert unimplemented_fields(backend) == ["spec.bodyMutation"]
-    assert unimplemented_fields(policy) == ["spec.credentialOverride"]
+    assert unimplemented_fields(policy) == []  # credentialOverride is translated now
     assert unimplemented_fields(traffic) == ["spec.rateLimit"]
     assert isinstance(policy, BackendSecurityPolicy)
     assert policy.spec.credential_override is not None

@@ -284,7 +284,7 @@ def test_minted_tokens_are_an_input_the_memo_sees_change() -> None:
     resources = load_paths([MINTED_CASE]).resource_set()
     options = TranslateOptions(listen_address="127.0.0.1")
     translator = Translator(options=options)
-    names = ("azure-secret", "azure-federated", "gcp-federated", "gcp-key-file")
+    names = ("azure-secret", "azure-federated", "gcp-federated", "gcp-key-file", "gcp-adc")
     keys = [BackendSecurityPolicy.key_for("default", name) for name in names]
     secret = "credential/default/azure-secret"
 

@@ -1,8 +1,11 @@
-"""A fake identity provider on loopback: Entra ID, an OIDC provider, Google STS and IAM Credentials.
+"""A fake identity provider on loopback: Entra ID, an OIDC provider, Google's STS, IAM Credentials, OAuth2 and
+metadata server, and AWS STS.
 
 Each endpoint speaks the provider's documented protocol (form-encoded OAuth2 client credentials with
 ``client_secret`` or a JWT-bearer ``client_assertion``, OIDC discovery, RFC 8693 exchange as Google's STS
-takes it in JSON, ``generateAccessToken`` with a bearer token) and checks what it receives: a request
+takes it in JSON, ``generateAccessToken`` with a bearer token, AWS STS ``AssumeRoleWithWebIdentity`` as a
+form POST answered in XML, errors too; a refresh-token grant; the metadata server's token, asked with
+``Metadata-Flavor: Google``) and checks what it receives: a request
 carrying the wrong secret, assertion or subject token is answered 401 the way the provider answers. Tokens
 are numbered per kind (``entra-minted-1``, ``entra-minted-2``, ...) so tests see refreshes; ``failing``
 makes every endpoint answer 503. Runs its own event loop in a thread, like the fake backends.
@@ -25,13 +28,20 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from tests.aws_sigv4 import AwsKey
+
 ENTRA_SECRET = "e2e-entra-client-secret-5d2a"
 OIDC_CLIENT_ID = "gateway"
 OIDC_SECRET = "e2e-oidc-client-secret-8c41"
 SERVICE_ACCOUNT = "vertex-caller@my-project.iam.gserviceaccount.com"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 TOKEN_MARK = "-minted-"
-"""In every token issued (``entra-minted-1``), so a test finds them all."""
+"""In every token issued (``entra-minted-1``), so a test finds them all (AWS: in the secret key and session
+token, not in the access key ID, which AWS treats as no secret and Envoy's config dump shows)."""
+AWS_ROLE_ARN = "arn:aws:iam::123456789012:role/bedrock-caller"
+USER_CLIENT_SECRET = "e2e-gcloud-user-client-secret-1f0b"
+USER_REFRESH_TOKEN = "e2e-gcloud-user-refresh-token-77c3"
+_STS_XMLNS = "https://sts.amazonaws.com/doc/2011-06-15/"
 
 
 @dataclass
@@ -40,6 +50,8 @@ class TokenEndpoints:
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     """(endpoint, what it was sent) in arrival order."""
     failing: bool = False
+    aws_keys: list[AwsKey] = field(default_factory=list)
+    """The temporary keys AWS STS issued, oldest first."""
     _issued: dict[str, int] = field(default_factory=dict)
     _tokens: set[str] = field(default_factory=set)
     port: int = 0
@@ -104,6 +116,11 @@ class TokenEndpoints:
         self.received.append(("google oauth", form))
         if self.failing:
             return _error(503, "temporarily_unavailable", "try again")
+        if form.get("grant_type") == "refresh_token":
+            user = (form.get("client_id"), form.get("client_secret"), form.get("refresh_token"))
+            if user != ("gcloud-user", USER_CLIENT_SECRET, USER_REFRESH_TOKEN):
+                return _error(400, "invalid_grant", "Token has been expired or revoked.")
+            return _oauth(self._issue("gcpuser"), self.lifetime_seconds)
         try:
             claims = self._verified_claims(form.get("assertion", ""))
         except (ValueError, InvalidSignature):
@@ -114,6 +131,53 @@ class TokenEndpoints:
         ):
             return _error(400, "invalid_grant", "Invalid grant or claims.")
         return _oauth(self._issue("gcpkey"), self.lifetime_seconds)
+
+    async def _aws_sts(self, request: web.Request) -> web.Response:
+        form = {name: str(value) for name, value in (await request.post()).items()}
+        self.received.append(("aws sts", form))
+        if self.failing:
+            return _sts_error(503, "ServiceUnavailable", "Service is unable to handle request.")
+        if (form.get("Action"), form.get("Version")) != ("AssumeRoleWithWebIdentity", "2011-06-15"):
+            return _sts_error(400, "InvalidAction", "Could not find operation")
+        token = form.get("WebIdentityToken", "")
+        if token not in self._tokens or not token.startswith("oidc-"):
+            return _sts_error(400, "InvalidIdentityToken", "The web identity token is not valid.")
+        if form.get("RoleArn") != AWS_ROLE_ARN or not form.get("RoleSessionName"):
+            return _sts_error(403, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity")
+        secret = self._issue("aws")
+        key = AwsKey(f"ASIAE2E{len(self.aws_keys) + 1:08d}", secret, f"{secret}-session")
+        self.aws_keys.append(key)
+        expiry = datetime.now(UTC) + timedelta(seconds=self.lifetime_seconds)
+        answer = (
+            f'<AssumeRoleWithWebIdentityResponse xmlns="{_STS_XMLNS}"><AssumeRoleWithWebIdentityResult>'
+            f"<Credentials><SessionToken>{key.session_token}</SessionToken>"
+            f"<SecretAccessKey>{key.secret_access_key}</SecretAccessKey>"
+            f"<Expiration>{expiry.strftime('%Y-%m-%dT%H:%M:%SZ')}</Expiration>"
+            f"<AccessKeyId>{key.access_key_id}</AccessKeyId></Credentials>"
+            f"<SubjectFromWebIdentityToken>{OIDC_CLIENT_ID}</SubjectFromWebIdentityToken>"
+            "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>"
+        )
+        return web.Response(text=answer, content_type="text/xml")
+
+    async def _metadata(self, request: web.Request) -> web.Response:
+        self.received.append(("metadata", dict(request.query)))
+        if request.headers.get("Metadata-Flavor") != "Google":
+            return web.Response(status=403, text="Missing Metadata-Flavor:Google header.")
+        if self.failing:
+            return web.Response(status=503, text="unavailable")
+        return _oauth(self._issue("adc"), self.lifetime_seconds)
+
+    def authorized_user_file(self) -> str:
+        """What ``gcloud auth application-default login`` writes, its token_uri this provider."""
+        return json.dumps(
+            {
+                "type": "authorized_user",
+                "client_id": "gcloud-user",
+                "client_secret": USER_CLIENT_SECRET,
+                "refresh_token": USER_REFRESH_TOKEN,
+                "token_uri": f"{self.url}/google/token",
+            }
+        )
 
     def _verified_claims(self, jwt: str) -> dict[str, Any]:
         header, claims, signature = (
@@ -165,6 +229,8 @@ class TokenEndpoints:
         app.router.add_post("/sts/v1/token", self._sts)
         app.router.add_post("/google/token", self._google_oauth)
         app.router.add_post("/iam/v1/projects/-/serviceAccounts/{account}:generateAccessToken", self._iam)
+        app.router.add_post("/aws-sts/", self._aws_sts)
+        app.router.add_get("/computeMetadata/v1/instance/service-accounts/default/token", self._metadata)
         loop = asyncio.new_event_loop()
         runner = web.AppRunner(app)
         loop.run_until_complete(runner.setup())
@@ -186,11 +252,21 @@ class TokenEndpoints:
             "AZURE_AUTHORITY_HOST": self.url,
             "AIXDS_GCP_STS_URL": f"{self.url}/sts/v1/token",
             "AIXDS_GCP_IAM_CREDENTIALS_URL": f"{self.url}/iam",
+            "AWS_ENDPOINT_URL_STS": f"{self.url}/aws-sts/",
+            "GCE_METADATA_HOST": f"127.0.0.1:{self.port}",
         }
 
 
 def _oauth(token: str, lifetime: int) -> web.Response:
     return web.json_response({"access_token": token, "token_type": "Bearer", "expires_in": lifetime})
+
+
+def _sts_error(status: int, code: str, message: str) -> web.Response:
+    answer = (
+        f'<ErrorResponse xmlns="{_STS_XMLNS}"><Error><Type>Sender</Type><Code>{code}</Code>'
+        f"<Message>{message}</Message></Error><RequestId>e2e</RequestId></ErrorResponse>"
+    )
+    return web.Response(text=answer, status=status, content_type="text/xml")
 
 
 def _error(status: int, code: str, description: str) -> web.Response:

@@ -1,5 +1,6 @@
 """Fake hosted providers on loopback that speak their own APIs: Anthropic Messages, Gemini on Vertex AI,
-Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``), and Cohere's Rerank v2.
+Claude on Vertex AI (``rawPredict``) and on Bedrock (``invoke``, ``invoke-with-response-stream``), and
+Cohere's Rerank v2.
 
 A backend whose schema is Anthropic, GCPVertexAI, GCPAnthropic or AWSAnthropic is reached through Envoy's
 transcoder; the only proof that the conversion is right is a server that accepts only what the provider
@@ -8,8 +9,12 @@ provider's own JSON otherwise), records every request, and answers in the provid
 its SSE stream (Anthropic's named events ``message_start`` ... ``message_stop``, which Vertex AI's
 ``streamRawPredict`` sends too; Gemini's ``data:`` events of ``streamGenerateContent?alt=sse``). The cloud
 Claude endpoints take the model in the path and refuse it in the body, and want ``anthropic_version`` in the
-body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``. Cohere
-ranks the documents by their order (the first is the most relevant) and names itself in the answer's ``id``.
+body (``VERTEX_ANTHROPIC_VERSION``, ``BEDROCK_ANTHROPIC_VERSION``); Bedrock also refuses ``stream``, and
+streams the same events in AWS event-stream frames (``aws_event_stream``), one write per frame as Bedrock
+does or split across writes so that a frame straddles chunks (``bedrock_split_frames``), optionally ending
+in an exception frame (``bedrock_exception``) or with a frame whose CRC is wrong (``bedrock_bad_crc``).
+Cohere ranks the documents by their order (the first is the most relevant) and names itself in the
+answer's ``id``.
 The answer's text is ``<name>,<model>,<last user text>`` so a test sees who answered what.
 """
 
@@ -24,6 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
+from controlplane.devtools import aws_event_stream
+
 ANTHROPIC_USAGE = {"input_tokens": 11, "output_tokens": 7}
 GEMINI_USAGE = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
 VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
@@ -32,12 +39,21 @@ _VERTEX_CLAUDE_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/anthropic/models/"
     r"(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)$"
 )
-_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/invoke$")
+_BEDROCK_PATH = re.compile(r"^/model/(?P<model>[^/]+)/(?P<method>invoke|invoke-with-response-stream)$")
 _VERTEX_PATH = re.compile(
     r"^/v1/projects/(?P<project>[^/]+)/locations/(?P<region>[^/]+)/publishers/google/models/"
     r"(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent)(?P<query>\?.*)?$"
 )
 
+
+_BEDROCK_METRICS = {
+    "inputTokenCount": ANTHROPIC_USAGE["input_tokens"],
+    "outputTokenCount": ANTHROPIC_USAGE["output_tokens"],
+    "invocationLatency": 120,
+    "firstByteLatency": 40,
+}
+_FAULTY_FRAME = 4
+"""The stream's frame a Bedrock fault replaces: the one after the first text delta."""
 
 Answer = list[tuple[str, dict[str, Any]]] | dict[str, Any]
 """A JSON body, or SSE events as (event name, data); an empty name sends a ``data:`` line only."""
@@ -54,15 +70,33 @@ class ProviderRequest:
 
 
 class FakeProvider:
-    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one)."""
+    """``api`` is one of ``APIS``; binds ``port`` on 127.0.0.1 (0: any free one). Bedrock streams only:
+    ``bedrock_exception`` (an exception type) ends them with that exception after the first delta;
+    ``bedrock_bad_crc`` sends that frame with a wrong message CRC, then the rest; ``bedrock_split_frames``
+    writes each frame in three pieces (cut inside the prelude and inside the payload)."""
 
     APIS = ("anthropic", "vertex", "vertex-anthropic", "bedrock-anthropic", "cohere")
 
-    def __init__(self, *, api: str, name: str, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        api: str,
+        name: str,
+        port: int = 0,
+        anthropic_usage: dict[str, int] | None = None,
+        bedrock_exception: str | None = None,
+        bedrock_bad_crc: bool = False,
+        bedrock_split_frames: bool = False,
+    ) -> None:
         if api not in self.APIS:
             raise ValueError(f"unknown provider API {api!r}")
         self.api = api
         self.name = name
+        self.anthropic_usage = ANTHROPIC_USAGE if anthropic_usage is None else anthropic_usage
+        """The usage an ``anthropic`` provider reports (its cache counts too, when given)."""
+        self.bedrock_exception = bedrock_exception
+        self.bedrock_bad_crc = bedrock_bad_crc
+        self.bedrock_split_frames = bedrock_split_frames
         self.received: list[ProviderRequest] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self._server.daemon_threads = True
@@ -90,7 +124,7 @@ class FakeProvider:
         """The status and either a JSON body or SSE events (name, data) for one recorded request."""
         self.received.append(request)
         if self.api == "anthropic":
-            return _anthropic(self.name, request)
+            return _anthropic(self.name, request, usage=self.anthropic_usage)
         if self.api == "vertex-anthropic":
             return _vertex_claude(self.name, request)
         if self.api == "bedrock-anthropic":
@@ -104,7 +138,7 @@ def _text(model: str, name: str, last_user: str) -> str:
     return f"{name},{model},{last_user}"
 
 
-def _anthropic(name: str, request: ProviderRequest) -> tuple[int, Answer]:
+def _anthropic(name: str, request: ProviderRequest, *, usage: dict[str, int]) -> tuple[int, Answer]:
     def error(status: int, kind: str, message: str) -> tuple[int, Answer]:
         return status, {"type": "error", "error": {"type": kind, "message": message}}
 
@@ -117,7 +151,11 @@ def _anthropic(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     if "model" not in request.body:
         return error(400, "invalid_request_error", "model: Field required")
     return _claude(
-        name, request.body, model=request.body["model"], streaming=bool(request.body.get("stream"))
+        name,
+        request.body,
+        model=request.body["model"],
+        streaming=bool(request.body.get("stream")),
+        usage=usage,
     )
 
 
@@ -160,7 +198,8 @@ def _bedrock_claude(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     for extraneous in ("model", "stream"):
         if extraneous in body:
             return error(400, f"Malformed input request: extraneous key [{extraneous}] is not permitted")
-    return _claude(name, body, model=unquote(matched["model"]), streaming=False)
+    streaming = matched["method"] == "invoke-with-response-stream"
+    return _claude(name, body, model=unquote(matched["model"]), streaming=streaming)
 
 
 def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
@@ -185,7 +224,14 @@ def _cohere_rerank(name: str, request: ProviderRequest) -> tuple[int, Answer]:
     }
 
 
-def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> tuple[int, Answer]:
+def _claude(
+    name: str,
+    body: dict[str, Any],
+    *,
+    model: str,
+    streaming: bool,
+    usage: dict[str, int] = ANTHROPIC_USAGE,
+) -> tuple[int, Answer]:
     """Anthropic's Messages answer to a valid request (JSON, or the SSE events when ``streaming``)."""
 
     def error(status: int, kind: str, message: str) -> tuple[int, Answer]:
@@ -202,9 +248,9 @@ def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> 
     message: dict[str, Any] = {"id": "msg_fake", "type": "message", "role": "assistant", "model": model}
     if not streaming:
         reply = {**message, "content": [{"type": "text", "text": text}], "stop_reason": "end_turn"}
-        return 200, {**reply, "stop_sequence": None, "usage": ANTHROPIC_USAGE}
+        return 200, {**reply, "stop_sequence": None, "usage": usage}
     pieces = text.split(",")
-    start = {**message, "content": [], "stop_reason": None, "usage": {**ANTHROPIC_USAGE, "output_tokens": 1}}
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     events: list[tuple[str, dict[str, Any]]] = [
         ("message_start", {"type": "message_start", "message": start}),
         (
@@ -223,7 +269,7 @@ def _claude(name: str, body: dict[str, Any], *, model: str, streaming: bool) -> 
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": {"output_tokens": ANTHROPIC_USAGE["output_tokens"]},
+                "usage": {"output_tokens": usage["output_tokens"]},
             },
         ),
         ("message_stop", {"type": "message_stop"}),
@@ -299,15 +345,41 @@ def _handler(provider: FakeProvider) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             self.send_response(status)
-            self.send_header("content-type", "text/event-stream")
             self.send_header("transfer-encoding", "chunked")
-            self.end_headers()
-            for event, data_obj in answer:
-                head = f"event: {event}\n" if event else ""
-                chunk = f"{head}data: {json.dumps(data_obj)}\n\n".encode()
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                self.wfile.flush()
+            if provider.api == "bedrock-anthropic":
+                self.send_header("content-type", aws_event_stream.CONTENT_TYPE)
+                self.send_header("x-amzn-bedrock-content-type", "application/json")
+                self.end_headers()
+                self._bedrock_frames(answer)
+            else:
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                for event, data_obj in answer:
+                    head = f"event: {event}\n" if event else ""
+                    self._chunk(f"{head}data: {json.dumps(data_obj)}\n\n".encode())
             self.wfile.write(b"0\r\n\r\n")
+
+        def _bedrock_frames(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+            for index, (_, event) in enumerate(events):
+                if index == _FAULTY_FRAME and provider.bedrock_exception is not None:
+                    self._chunk(aws_event_stream.exception_frame(provider.bedrock_exception, "try again"))
+                    return
+                if event["type"] == "message_stop":
+                    # Bedrock adds its own metrics to the last event.
+                    event = {**event, "amazon-bedrock-invocationMetrics": _BEDROCK_METRICS}
+                frame = aws_event_stream.anthropic_event_frame(event)
+                if index == _FAULTY_FRAME and provider.bedrock_bad_crc:
+                    frame = frame[:-1] + bytes([frame[-1] ^ 1])
+                if not provider.bedrock_split_frames:
+                    self._chunk(frame)
+                    continue
+                # Split inside the prelude and inside the payload: a reader must carry partial frames over.
+                for piece in (frame[:5], frame[5 : len(frame) // 2], frame[len(frame) // 2 :]):
+                    self._chunk(piece)
+
+        def _chunk(self, data: bytes) -> None:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
 
         def _body(self) -> bytes:
             if "chunked" not in self.headers.get("transfer-encoding", "").lower():

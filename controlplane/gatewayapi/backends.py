@@ -8,6 +8,7 @@ credential the user asked for would be worse than failing over to the next backe
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -132,8 +133,6 @@ class BackendResolver:
         if isinstance(shape, NotServed):
             self._report.reject(backend, shape.field, shape.message, reason=shape.reason)
             return None
-        if shape.warning is not None:
-            self._report.warn(backend, "spec.schema.name", shape.warning, reason="PartiallyServed")
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
             return None
@@ -175,6 +174,11 @@ class BackendResolver:
         problems = list(pods.problems)
         if pods.cluster is not None:
             credential = self._credentials.for_target(pool)
+            picker = pods.picker
+            if isinstance(credential, ir.Credential) and credential.override and picker is not None:
+                # The caller's own credential is withheld from the picker like the configured one.
+                withheld = (*picker.withheld_headers, credential.override.header)
+                picker = dataclasses.replace(picker, withheld_headers=withheld)
             if isinstance(credential, PolicyFailed):
                 self._report.unresolved(pool, "spec", "its BackendSecurityPolicy could not be applied")
             else:
@@ -186,7 +190,7 @@ class BackendResolver:
                         host_rewrite=None,
                         credential=credential,
                         headers=ir.HeaderEdits(),
-                        picker=pods.picker,
+                        picker=picker,
                         picker_fails_open=pods.fail_open,
                     )
                 )

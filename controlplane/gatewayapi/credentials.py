@@ -4,9 +4,10 @@ Key-style credentials (APIKey, AzureAPIKey, AnthropicAPIKey) become a header inj
 AzureCredentials and GCPCredentials become an access token the control plane mints (``controlplane.tokens``):
 the policy is turned into a mint request here, and the token minted for it is read back as an input of the
 translation. AWSCredentials become SigV4 signing by Envoy's ``aws_request_signing`` filter with the key of one
-profile of a credentials file (or Envoy's default credential chain when the policy names no source); its OIDC
-exchange is reported as unsupported, never silently skipped. Secret values and tokens are read here and go
-nowhere but the Envoy resource that carries them: no problem message, status or log line contains them.
+profile of a credentials file, the temporary keys the control plane mints for an ``oidcExchangeToken`` (OIDC
+token, then STS ``AssumeRoleWithWebIdentity``), or Envoy's default credential chain when the policy names no
+source. Secret values, tokens and keys are read here and go nowhere but the Envoy resource that carries them:
+no problem message, status or log line contains them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,16 @@ from controlplane.gatewayapi.aws_credentials import (
     CredentialsFileError,
     profile_keys,
 )
+from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
 from controlplane.gatewayapi.report import Report
-from controlplane.gatewayapi.token_policies import TOKEN_TYPES, token_request
+from controlplane.gatewayapi.token_policies import (
+    AWS_EXCHANGE_PATH,
+    TOKEN_TYPES,
+    aws_keys_request,
+    token_request,
+)
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.gateway_api import SecretObjectReference
 from controlplane.resources.inference import InferencePoolBase
@@ -36,7 +43,7 @@ from controlplane.resources.security import (
     SecretKeyRef,
 )
 from controlplane.tokens.requests import MintRequest
-from controlplane.tokens.state import MintFailure, utc_time
+from controlplane.tokens.state import MintedToken, MintFailure, utc_time
 
 # type -> (spec field holding the secret ref, its YAML name, header, value prefix)
 _KEY_TYPES: Final = {
@@ -117,7 +124,10 @@ class CredentialResolver:
             if request is None:
                 return self.FAILED
             self.replay(("register", "mint", policy.key, request))
-            return self._minted_credential(policy)
+            minted = self._minted(policy, TOKEN_TYPES[spec.type])
+            if isinstance(minted, PolicyFailed):
+                return minted
+            return self._register(policy, header="Authorization", prefix="Bearer ", key=str(minted.value))
         if spec.type not in _KEY_TYPES:
             self._report.reject(
                 policy,
@@ -133,21 +143,26 @@ class CredentialResolver:
         )
         if value is None:
             return self.FAILED
-        return self._register(policy, header=header, value=prefix + value)
+        return self._register(policy, header=header, prefix=prefix, key=value)
 
     def _aws_signing(
         self, policy: BackendSecurityPolicy, aws: AWSCredentials
     ) -> ir.AwsSigning | PolicyFailed:
-        if aws.oidc_exchange_token is not None:
-            self._report.reject(
-                policy,
-                "spec.awsCredentials.oidcExchangeToken",
-                "the OIDC token exchange (STS AssumeRoleWithWebIdentity) is not supported yet; use "
-                "credentialsFile, or neither for Envoy's default credential chain (IRSA, Pod Identity)",
-                reason="UnsupportedValue",
-            )
+        if refuse_aws_override(policy, report=self._report) is not None:
             return self.FAILED
         signing = ir.AwsSigning(region=aws.region, service=BEDROCK_SIGNING_SERVICE)
+        if aws.oidc_exchange_token is not None:
+            request = aws_keys_request(policy, aws, read_secret=self.read_secret, report=self._report)
+            if request is None:
+                return self.FAILED
+            self.replay(("register", "mint", policy.key, request))
+            minted = self._minted(policy, AWS_EXCHANGE_PATH)
+            if isinstance(minted, PolicyFailed):
+                return minted
+            value = minted.value
+            # A string here is translate's placeholder (tokens.state.OFFLINE_TOKEN): it mints nothing.
+            keys = value if isinstance(value, ir.AwsKeys) else ir.AwsKeys(value, value, value)
+            return dataclasses.replace(signing, keys=keys)
         if aws.credentials_file is None:
             return signing
         path = "spec.awsCredentials.credentialsFile"
@@ -197,9 +212,9 @@ class CredentialResolver:
             return None
         return value.get_secret_value().strip()
 
-    def _minted_credential(self, policy: BackendSecurityPolicy) -> ir.Credential | PolicyFailed:
-        """The policy's access token as ``Authorization: Bearer``, once minted and while valid."""
-        field_path = TOKEN_TYPES[policy.spec.type]
+    def _minted(self, policy: BackendSecurityPolicy, field_path: str) -> MintedToken | PolicyFailed:
+        """What was minted for the policy, once minted and while valid; else why not, reported at
+        ``field_path``."""
         state = self._resources.token(policy.key)
         if state is None:
             self._report.reject(
@@ -222,12 +237,19 @@ class CredentialResolver:
                 f"until it expires at {utc_time(state.expires_at)}",
                 reason="TokenRefreshFailed",
             )
-        return self._register(policy, header="Authorization", value=f"Bearer {state.value}")
+        return state
 
-    def _register(self, policy: BackendSecurityPolicy, *, header: str, value: str) -> ir.Credential:
+    def _register(
+        self, policy: BackendSecurityPolicy, *, header: str, prefix: str, key: str
+    ) -> ir.Credential | PolicyFailed:
+        """The configured ``key``, sent as ``header: <prefix><key>`` (or the request's own, if the policy
+        overrides it per request)."""
+        override = override_for(policy, target_header=header, prefix=prefix, report=self._report)
+        if isinstance(override, OverrideRefused):
+            return self.FAILED
         name = f"credential/{policy.namespace}/{policy.name}"
-        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=value)))
-        return ir.Credential(secret=name, header=header)
+        self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=prefix + key)))
+        return ir.Credential(secret=name, header=header, override=override)
 
     def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
         """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""

@@ -52,27 +52,29 @@ body's ``model``, so the path alone chooses the deployment (how the hop builds i
 ``xds.translator.provider_paths``).
 
 Claude on the clouds, ``GCPAnthropic`` (Vertex AI ``rawPredict``/``streamRawPredict``) and ``AWSAnthropic``
-(Bedrock ``invoke``), as upstream calls them (``internal/translator/openai_gcpanthropic.go``,
-``openai_awsanthropic.go``, v1.0.0): the model and the method are in the path, the body is Anthropic's
-without ``model`` and with ``anthropic_version`` (``vertex-2023-10-16``, ``bedrock-2023-05-31``; the schema's
-``version`` replaces it). The hop transcodes to Anthropic's API as above, then a ``transform`` filter
-rebuilds the body (``xds.translator.filters.anthropic_body``), and the route builds the path from the model
-header and picks the method by the stream header (``xds.translator.provider_paths``), all verified on the
-binary. Vertex streams Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own
-API get the same body and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
+(Bedrock ``invoke``, ``invoke-with-response-stream``), as upstream calls them
+(``internal/translator/openai_gcpanthropic.go``, ``openai_awsanthropic.go``, v1.0.0): the model and the method
+are in the path, the body is Anthropic's without ``model`` and with ``anthropic_version``
+(``vertex-2023-10-16``, ``bedrock-2023-05-31``; the schema's ``version`` replaces it). The hop transcodes to
+Anthropic's API as above, then a ``transform`` filter rebuilds the body
+(``xds.translator.filters.anthropic_body``), and the route builds the path from the model header and picks the
+method by the stream header (``xds.translator.provider_paths``), all verified on the binary. Vertex streams
+Anthropic's own SSE events, which the transcoder converts. Clients of Anthropic's own API get the same body
+and path, untranscoded (Bedrock's body without ``stream``, as upstream sends it).
 Upstream's ``anthropic-beta`` header -> ``anthropic_beta`` body field for Bedrock is not done.
+
+``AWSAnthropic`` streams (``invoke-with-response-stream``) need one step the native filters lack: Bedrock
+wraps each Anthropic event in an AWS event-stream binary frame (a base64 ``bytes`` payload per event). No
+``LLMProtocol`` names them; ``envoy.filters.http.aws_eventstream_parser`` (its descriptor, read from the
+binary: ``response_rules`` with ``header_rules`` and a ``content_parser``) only copies values into dynamic
+metadata and never rewrites the body; sending a streamed request to ``invoke`` instead makes the transcoder
+answer one ``chat.completion`` JSON (it follows the reply's content type), which a streaming client cannot
+read. Envoy's Lua filter can rewrite a streamed body chunk by chunk (verified on 1.40, see
+``xds.translator.filters.bedrock_stream``): in the hop, on the streamed route only, it turns the frames into
+Anthropic's SSE events before the transcoder reads them, with no external processor.
 
 Not served on 1.40:
 
-- ``AWSAnthropic`` streams (``invoke-with-response-stream``): Bedrock wraps each event in AWS event-stream
-  binary frames (a base64 ``bytes`` payload per event). No ``LLMProtocol`` names them, and
-  ``envoy.filters.http.aws_eventstream_parser`` (its descriptor, read from the binary: ``response_rules``
-  with ``header_rules`` and a ``content_parser``) only copies values into dynamic metadata; nothing rewrites
-  the body. Sending a streamed request to ``invoke`` instead was tried: the transcoder then answers one
-  ``chat.completion`` JSON (it follows the reply's content type), which a streaming client cannot read. A
-  streamed request whose attempt lands on such a backend is answered 400 in OpenAI's error envelope by its
-  hop (a 4xx, which the rule does not retry elsewhere), and the backend carries a Warnings condition saying
-  so.
 - ``AWSBedrock`` (Converse API): no such ``LLMProtocol`` in 1.40 (reported on the AIServiceBackend,
   ``spec.schema.name``, and on the rules that lose it).
 
@@ -104,10 +106,6 @@ COHERE: Final = "Cohere"
 VERTEX_ANTHROPIC_VERSION: Final = "vertex-2023-10-16"
 BEDROCK_ANTHROPIC_VERSION: Final = "bedrock-2023-05-31"
 """The ``anthropic_version`` each cloud documents (as Anthropic's SDKs send); a schema's ``version`` wins."""
-BEDROCK_STREAMS_NOT_SERVED: Final = (
-    "Bedrock streams Claude as AWS event-stream frames, which Envoy 1.40 cannot convert to server-sent "
-    "events; call without stream"
-)
 
 UNSUPPORTED_SCHEMAS = {
     "AWSBedrock": "Envoy 1.40's transcoder has no Bedrock Converse API (it converts between OpenAI, "
@@ -139,8 +137,6 @@ class ProviderShape:
     transcoding: ir.Transcoding | None = None
     api: ir.ProviderApi | None = None
     """The provider's own paths and query parameters for OpenAI's JSON (AzureOpenAI)."""
-    warning: str | None = None
-    """Served, but not everything the schema's API does (a Warnings condition on the backend)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,19 +215,18 @@ def provider_shape(
             ir.ModelPath(
                 schema=AWS_ANTHROPIC,
                 unary=f"{model}/invoke",
-                streaming=None,
-                not_streamed_because=BEDROCK_STREAMS_NOT_SERVED,
+                streaming=f"{model}/invoke-with-response-stream",
                 stream_in_body=False,
+                event_stream=True,
             ),
             default_version=BEDROCK_ANTHROPIC_VERSION,
-            warning=f"streamed requests are answered 400: {BEDROCK_STREAMS_NOT_SERVED}",
         )
     why = UNSUPPORTED_SCHEMAS.get(schema.name, "Envoy 1.40's transcoder has no such API")
     return NotServed("spec.schema.name", f"schema {schema.name} cannot be served: {why}")
 
 
 def _anthropic_in_path(
-    schema: VersionedAPISchema, model_path: ir.ModelPath, *, default_version: str, warning: str | None = None
+    schema: VersionedAPISchema, model_path: ir.ModelPath, *, default_version: str
 ) -> ProviderShape:
     """Claude on a cloud (Vertex AI, Bedrock): the Messages API with the model in the path and the schema's
     ``version`` (else the cloud's default) as the body's ``anthropic_version``."""
@@ -241,6 +236,5 @@ def _anthropic_in_path(
             model_path=model_path,
             body_version=(schema.version or "").strip() or default_version,
             native_prefix=ir.ANTHROPIC_CLIENT_PATH,
-        ),
-        warning=warning,
+        )
     )

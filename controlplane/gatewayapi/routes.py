@@ -187,9 +187,11 @@ def _rule_cluster(
     base = f"route/{route.namespace}/{route.name}/rule/{index}"
     endpoints: list[ir.WeightedEndpoint] = []
     hops: list[ir.BackendHop] = []
+    named = costs.reads_backend(route)
     for ref_index, ref in enumerate(rule.backend_refs):
         if ref.weight == 0:
             continue
+        backend = f"{ref.name}.{ref.namespace or route.namespace}" if named else None
         path = f"spec.rules[{index}].backendRefs[{ref_index}]"
         for member_index, target in enumerate(_targets(route, ref, path, backends, report)):
             suffix = f"/{member_index}" if ref.is_inference_pool else ""
@@ -198,7 +200,9 @@ def _rule_cluster(
             level = ref.priority * 2
             hops.append(hop)
             endpoints.append(
-                ir.WeightedEndpoint(ir.InternalEndpoint(hop.name), weight=ref.weight, priority=level)
+                ir.WeightedEndpoint(
+                    ir.InternalEndpoint(hop.name), weight=ref.weight, priority=level, backend=backend
+                )
             )
             if target.picker_fails_open:
                 # FailOpen: the picker's 503 (down, erroring) is retried on the same Pods without the picker.
@@ -206,7 +210,10 @@ def _rule_cluster(
                 hops.append(bypass)
                 endpoints.append(
                     ir.WeightedEndpoint(
-                        ir.InternalEndpoint(bypass.name), weight=ref.weight, priority=level + 1
+                        ir.InternalEndpoint(bypass.name),
+                        weight=ref.weight,
+                        priority=level + 1,
+                        backend=backend,
                     )
                 )
     if not endpoints:

@@ -1,4 +1,4 @@
-"""AzureCredentials and GCPCredentials policies -> the mint request the token broker acts on.
+"""AzureCredentials, GCPCredentials and AWS OIDC-exchange policies -> what the token broker mints for them.
 
 Upstream facts (envoyproxy/ai-gateway ``internal/controller`` at v1.0.0, ``backend_security_policy.go``,
 ``rotators/gcp_oidc_token_rotator.go``, ``tokenprovider/``): Azure's client secret and an OIDC client's
@@ -7,27 +7,31 @@ secret are read from the key ``client-secret``; Entra ID is asked for the Cognit
 (its ``provider.issuer``, ``provider.tokenEndpoint``, ``clientID``, ``clientSecret`` and ``scopes``), whose
 token Azure takes as a client assertion and GCP exchanges at STS for the audience
 ``//iam.googleapis.com/projects/{projectID}/locations/global/workloadIdentityPools/{pool}/providers/{provider}``,
-then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named.
+then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named,
+and AWS gives STS ``AssumeRoleWithWebIdentity`` for ``awsRoleArn`` at the policy region's STS, with the role
+session name ``ai-gateway-{policy name}`` (``rotators/aws_oidc_rotator.go``, ``aws_common.go``).
 A GCP ``credentialsFile`` Secret holds a service account key file at ``service_account.json`` (upstream reads
 it with Google's ``CredentialsFromJSON`` for the cloud-platform scope); only keys of type ``service_account``
-are taken. Not translated, and reported: GCP credentials with neither form (upstream leaves those to
-Application Default Credentials in its external processor).
+are taken. GCP credentials with neither form use Application Default Credentials (upstream's external
+processor resolves them beside Envoy; ``serve`` resolves them where it runs: ``tokens.google_credentials``).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from pydantic import ValidationError
 
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.gateway_api import SecretObjectReference
-from controlplane.resources.security import OIDCExchangeToken
+from controlplane.resources.security import AWSCredentials, OIDCExchangeToken
+from controlplane.tokens.google_credentials import KeyFileError, is_url, json_object, service_account_key
 from controlplane.tokens.requests import (
+    AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
+    GcpApplicationDefault,
     GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
@@ -36,9 +40,11 @@ from controlplane.tokens.requests import (
 
 CLIENT_SECRET_KEY: Final = "client-secret"  # noqa: S105 - the name of a key, not a secret
 SERVICE_ACCOUNT_KEY: Final = "service_account.json"
-GOOGLE_TOKEN_URI: Final = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 TOKEN_TYPES: Final = {"AzureCredentials": "spec.azureCredentials", "GCPCredentials": "spec.gcpCredentials"}
 """The policy types whose credential is a minted access token, and the spec field each is configured in."""
+AWS_EXCHANGE_PATH: Final = "spec.awsCredentials.oidcExchangeToken"
+"""Where an AWSCredentials policy asks for minted keys (an AWS role's, for an OIDC token)."""
+_AWS_SESSION_PREFIX: Final = "ai-gateway-"
 
 
 class SecretReader(Protocol):
@@ -85,14 +91,7 @@ def token_request(
         )
         return None if key_file is None else _service_account_key(policy, key_file, key_path, report)
     if federation is None:
-        report.reject(
-            policy,
-            f"{path}.workloadIdentityFederationConfig",
-            "GCP credentials from Application Default Credentials are not supported; name a "
-            "credentialsFile or a workloadIdentityFederationConfig",
-            reason="UnsupportedValue",
-        )
-        return None
+        return GcpApplicationDefault()
     oidc = _oidc_client(
         policy,
         federation.oidc_exchange_token,
@@ -117,15 +116,31 @@ def token_request(
     )
 
 
+def aws_keys_request(
+    policy: BackendSecurityPolicy, aws: AWSCredentials, *, read_secret: SecretReader, report: Report
+) -> AwsWebIdentity | None:
+    """What to mint for an AWSCredentials policy with an ``oidcExchangeToken``; None when it cannot be minted,
+    with the reason reported on the policy."""
+    assert aws.oidc_exchange_token is not None  # the caller's branch
+    exchange = aws.oidc_exchange_token
+    oidc = _oidc_client(policy, exchange, AWS_EXCHANGE_PATH, read_secret, report)
+    if oidc is None:
+        return None
+    return AwsWebIdentity(
+        role_arn=exchange.aws_role_arn,
+        # STS allows 64 characters; a longer Kubernetes name would be refused there.
+        session_name=f"{_AWS_SESSION_PREFIX}{policy.name}"[:64],
+        region=aws.region,
+        oidc=oidc,
+    )
+
+
 def _service_account_key(
     policy: BackendSecurityPolicy, key_file: str, path: str, report: Report
 ) -> GcpServiceAccountKey | None:
     """The parts of a service account key file minting needs; what is wrong is said without its content."""
-    try:
-        document = json.loads(key_file)
-    except ValueError:
-        document = None
-    if not isinstance(document, dict):
+    document = json_object(key_file)
+    if document is None:
         report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} is not a JSON object")
         return None
     if document.get("type") != "service_account":
@@ -136,20 +151,11 @@ def _service_account_key(
             reason="UnsupportedValue",
         )
         return None
-    fields = {name: document.get(name) for name in ("client_email", "private_key", "private_key_id")}
-    missing = sorted(name for name, value in fields.items() if not isinstance(value, str) or not value)
-    token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
-    if not _is_url(token_uri):
-        missing.append("token_uri")
-    if missing:
-        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} has no usable {', '.join(missing)}")
+    try:
+        return service_account_key(document)
+    except KeyFileError as error:
+        report.reject(policy, path, f"{SERVICE_ACCOUNT_KEY} {error}")
         return None
-    return GcpServiceAccountKey(
-        client_email=str(fields["client_email"]),
-        private_key_id=str(fields["private_key_id"]),
-        private_key=str(fields["private_key"]),
-        token_uri=str(token_uri),
-    )
 
 
 def _oidc_client(
@@ -167,9 +173,9 @@ def _oidc_client(
     client_id = oidc.get("clientID")
     scopes = oidc.get("scopes", [])
     problems = [
-        (f"{path}.oidc.provider.issuer", "must be an https or http URL") if not _is_url(issuer) else None,
+        (f"{path}.oidc.provider.issuer", "must be an https or http URL") if not is_url(issuer) else None,
         (f"{path}.oidc.provider.tokenEndpoint", "must be an https or http URL")
-        if token_endpoint is not None and not _is_url(token_endpoint)
+        if token_endpoint is not None and not is_url(token_endpoint)
         else None,
         (f"{path}.oidc.clientID", "is required") if not isinstance(client_id, str) or not client_id else None,
         (f"{path}.oidc.scopes", "must be a list of strings")
@@ -194,7 +200,3 @@ def _oidc_client(
         client_secret=secret,
         scopes=tuple(scopes),
     )
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) > 8

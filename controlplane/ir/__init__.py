@@ -22,10 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from controlplane.ir import cost_expression as cost_expression
 from controlplane.ir.providers import MODEL_IN_PATH as MODEL_IN_PATH
 from controlplane.ir.providers import AwsKeys as AwsKeys
 from controlplane.ir.providers import AwsSigning as AwsSigning
 from controlplane.ir.providers import Credential as Credential
+from controlplane.ir.providers import CredentialOverride as CredentialOverride
 from controlplane.ir.providers import CredentialSecret as CredentialSecret
 from controlplane.ir.providers import LlmApi as LlmApi
 from controlplane.ir.providers import ModelPath as ModelPath
@@ -209,12 +211,12 @@ class VirtualHost:
 
 @dataclass(frozen=True, slots=True)
 class TokenCost:
-    """One ``llmRequestCosts`` entry: a count of the OpenAI response's ``usage`` published as dynamic
-    metadata (namespace ``io.envoy.ai_gateway``) under the user's key."""
+    """One ``llmRequestCosts`` entry: what each response costs, computed from the OpenAI response's
+    ``usage`` and published as dynamic metadata (namespace ``io.envoy.ai_gateway``) under the user's key."""
 
     metadata_key: str
-    usage_field: tuple[str, ...]
-    """The path below ``usage``: ``("prompt_tokens",)``, ``("prompt_tokens_details", "cached_tokens")``."""
+    expression: cost_expression.Expression
+    """A count type's is the bare count variable (``input_tokens`` ...), a ``CEL`` cost's the parsed CEL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,6 +278,8 @@ class WeightedEndpoint:
     target: SocketEndpoint | InternalEndpoint
     weight: int
     priority: int
+    backend: str | None = None
+    """``name.namespace`` of the backendRef, for the route's CEL costs that read ``backend`` (else None)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,12 +48,12 @@ class ModelPath:
     schema: str
     """The backend's schema (named in the hop's error messages)."""
     unary: str
-    streaming: str | None
-    """None: streamed requests are answered with an error (the provider's stream cannot be converted)."""
-    not_streamed_because: str = ""
-    """Why streaming is not served (the error's message), when ``streaming`` is None."""
+    streaming: str
     stream_in_body: bool = True
     """The body keeps Anthropic's ``stream`` (Vertex AI); False: the provider refuses the key (Bedrock)."""
+    event_stream: bool = False
+    """The streamed method answers AWS event-stream frames (Bedrock), which the hop turns into Anthropic's
+    server-sent events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +80,24 @@ class Transcoding:
 
 
 @dataclass(frozen=True, slots=True)
+class CredentialOverride:
+    """Per request, the credential from a request header instead (a policy's ``credentialOverride``)."""
+
+    header: str
+    """Lower case; removed before the backend sees it."""
+    prefix: str
+    """Put before the header's value (``Bearer `` for the Authorization header)."""
+    fallback: bool
+    """Without the header: True, the configured credential; False, 401 and nothing is forwarded."""
+
+
+@dataclass(frozen=True, slots=True)
 class Credential:
     """Which SDS secret a hop injects, and as which header (replacing whatever the client sent)."""
 
     secret: str
     header: str
+    override: CredentialOverride | None = None
 
 
 @dataclass(frozen=True, slots=True)

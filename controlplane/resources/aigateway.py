@@ -228,8 +228,8 @@ class AIGatewayRouteSpec(Model):
     rules: list[AIGatewayRouteRule] = Field(max_length=15)
     """Matched as HTTPRoute rules are; the body's ``model`` is matchable as header ``x-ai-eg-model``."""
     llm_request_costs: Annotated[list[LLMRequestCost], Field(max_length=36)] | None = None
-    """Token counts of each response, published as dynamic metadata in io.envoy.ai_gateway under metadataKey
-    (CEL and CacheCreationInputToken are not computed)."""
+    """Token counts of each response, or a CEL expression over them, published as dynamic metadata in
+    io.envoy.ai_gateway under metadataKey."""
     api_schema: Annotated[
         VersionedAPISchema | None, deprecated("v1alpha1 field removed in v0.4; ignored (always OpenAI)")
     ] = Field(default=None, alias="schema")

@@ -2,13 +2,13 @@
 
 Every upstream credential type is declared so users' manifests load; which types the translator supports
 is its decision (it reports the others per object). The OIDC provider settings embedded from Envoy
-Gateway are kept loose: we never act on them.
+Gateway are kept loose: the translator checks the few fields minting uses (``gatewayapi.token_policies``).
 Facts: envoyproxy/ai-gateway ``api/v1beta1/backendsecurity_policy.go`` at v1.1.0.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
 from pydantic.config import JsonDict
@@ -18,7 +18,6 @@ from controlplane.resources.cel import X_VALIDATIONS, cel, x_validations
 from controlplane.resources.gateway_api import LocalPolicyTargetReference, SecretObjectReference
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
 from controlplane.resources.meta import Loose, Model
-from controlplane.resources.notes import UNIMPLEMENTED
 
 API_KEY_SECRET_KEY = "apiKey"  # noqa: S105 - the name of a key, not a secret
 """The Secret key that holds the key for APIKey, AzureAPIKey and AnthropicAPIKey policies."""
@@ -167,9 +166,27 @@ class CredentialOverrideFromDynamicMetadata(Model):
     fallback_to_configured: bool = Field(default=True, strict=True)
 
 
+_OVERRIDE_ONE_SOURCE = "exactly one of fromRequestHeaders or fromDynamicMetadata must be specified"
+
+
 class CredentialOverride(Model):
+    """Per request, the credential a trusted filter put in a request header or dynamic metadata, instead of
+    the configured one."""
+
+    model_config = ConfigDict(
+        json_schema_extra=x_validations(
+            cel("has(self.fromRequestHeaders) != has(self.fromDynamicMetadata)", _OVERRIDE_ONE_SOURCE)
+        )
+    )
+
     from_request_headers: CredentialOverrideFromRequestHeaders | None = None
     from_dynamic_metadata: CredentialOverrideFromDynamicMetadata | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CredentialOverride:
+        if (self.from_request_headers is None) == (self.from_dynamic_metadata is None):
+            raise PydanticCustomError("override_source", _OVERRIDE_ONE_SOURCE)
+        return self
 
 
 def _credential_rules(schema: JsonDict, model: type[Any]) -> None:
@@ -200,7 +217,7 @@ class BackendSecurityPolicySpec(Model):
     azure_credentials: AzureCredentials | None = None
     gcp_credentials: GCPCredentials | None = None
     anthropic_api_key: SecretKeyRef | None = Field(default=None, alias="anthropicAPIKey")
-    credential_override: Annotated[CredentialOverride | None, UNIMPLEMENTED] = None
+    credential_override: CredentialOverride | None = None
 
     @model_validator(mode="after")
     def _credential_matches_type(self) -> BackendSecurityPolicySpec:

@@ -1,14 +1,18 @@
-"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials and OAuth2.
+"""Speaking to the token endpoints: Entra ID, an OIDC provider, Google STS, IAM Credentials, OAuth2, AWS STS.
 
 Each mint is one to three HTTP exchanges as the providers document them (OAuth2 client credentials, RFC 8693
-token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523).
+token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523, AWS
+STS ``AssumeRoleWithWebIdentity``: an unsigned form POST answered in XML).
 Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
 provider's own error code and description, never a secret (every secret the request carries is scrubbed
 from the message too).
 
 Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
-``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints; the tests point all three at
-fake servers on loopback); a service account key names its own ``token_uri``.
+``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints); AWS STS is the policy
+region's endpoint (``https://sts.<region>.amazonaws.com``, ``.amazonaws.com.cn`` in China), as upstream's AWS
+SDK picks it, unless ``AWS_ENDPOINT_URL_STS`` (then ``AWS_ENDPOINT_URL``), the variables AWS's SDKs read for
+a private endpoint, name one. The tests point them all at fake servers on loopback; a service account key
+names its own ``token_uri``. Where Application Default Credentials are: ``tokens.google_credentials``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import base64
 import json
 import os
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -25,15 +30,24 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from controlplane.ir.providers import AwsKeys
+from controlplane.tokens.google_credentials import (
+    AdcLocations,
+    AuthorizedUser,
+    KeyFileError,
+    MetadataServer,
+    application_default,
+    signed_jwt,
+)
 from controlplane.tokens.requests import (
     AZURE_SCOPE,
     GCP_CLOUD_PLATFORM_SCOPE,
     GCP_IAM_SCOPE,
+    AwsWebIdentity,
     AzureClientSecret,
     AzureFederated,
+    GcpApplicationDefault,
     GcpServiceAccountKey,
     GcpWorkloadIdentity,
     MintRequest,
@@ -45,6 +59,7 @@ _JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-
 _TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
 _ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # noqa: S105 - a URN
 _JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a URN
+_STS_API_VERSION: Final = "2011-06-15"
 _TIMEOUT_SECONDS: Final = 30.0
 _MAX_DETAIL: Final = 300
 
@@ -54,6 +69,15 @@ class Endpoints:
     azure_authority: str = "https://login.microsoftonline.com"
     gcp_sts: str = "https://sts.googleapis.com/v1/token"
     gcp_iam_credentials: str = "https://iamcredentials.googleapis.com"
+    aws_sts: str | None = None
+    """None: the regional endpoint of the policy's region (``aws_sts_url``)."""
+    gcp_adc: AdcLocations = field(default_factory=AdcLocations)
+
+    def aws_sts_url(self, region: str) -> str:
+        if self.aws_sts is not None:
+            return self.aws_sts
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"https://sts.{region}.{suffix}"
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Endpoints:
@@ -64,12 +88,14 @@ class Endpoints:
             gcp_iam_credentials=environ.get(
                 "AIXDS_GCP_IAM_CREDENTIALS_URL", default.gcp_iam_credentials
             ).rstrip("/"),
+            aws_sts=environ.get("AWS_ENDPOINT_URL_STS") or environ.get("AWS_ENDPOINT_URL") or None,
+            gcp_adc=AdcLocations.from_environment(environ),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Minted:
-    value: str = field(repr=False)
+    value: str | AwsKeys = field(repr=False)
     expires_at: float
     """Unix seconds."""
 
@@ -121,12 +147,65 @@ class HttpMinter:
                 {
                     "client_id": request.client_id,
                     "client_assertion_type": _JWT_BEARER_ASSERTION,
-                    "client_assertion": assertion.value,
+                    "client_assertion": assertion,
                 },
             )
         if isinstance(request, GcpServiceAccountKey):
             return await self._service_account(request)
+        if isinstance(request, AwsWebIdentity):
+            return await self._aws(request)
+        if isinstance(request, GcpApplicationDefault):
+            return await self._application_default()
         return await self._gcp(request)
+
+    async def _application_default(self) -> Minted:
+        try:
+            source = application_default(self._endpoints.gcp_adc, scope=GCP_CLOUD_PLATFORM_SCOPE)
+        except KeyFileError as error:
+            raise MintError(str(error)) from None
+        if isinstance(source, GcpServiceAccountKey):
+            try:
+                return await self._service_account(source)
+            except MintError as error:
+                raise MintError(_scrub(str(error), (source.private_key,))) from None
+        if isinstance(source, AuthorizedUser):
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": source.client_id,
+                "client_secret": source.client_secret,
+                "refresh_token": source.refresh_token,
+            }
+            try:
+                return self._oauth_token(source.token_uri, await self._post(source.token_uri, data=form))
+            except MintError as error:
+                raise MintError(_scrub(str(error), (source.client_secret, source.refresh_token))) from None
+        return await self._metadata_token(source)
+
+    async def _metadata_token(self, server: MetadataServer) -> Minted:
+        try:
+            async with self._http().get(server.token_url, headers={"Metadata-Flavor": "Google"}) as response:
+                return self._oauth_token(server.token_url, await _json_answer(server.token_url, response))
+        except (aiohttp.ClientError, OSError) as error:
+            raise MintError(
+                "no Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS names no file, gcloud "
+                f"has none, and the metadata server at {server.token_url} cannot be reached "
+                f"({type(error).__name__})"
+            ) from None
+
+    async def _aws(self, request: AwsWebIdentity) -> Minted:
+        identity = await self._oidc(request.oidc)
+        url = self._endpoints.aws_sts_url(request.region)
+        form = {
+            "Action": "AssumeRoleWithWebIdentity",
+            "Version": _STS_API_VERSION,
+            "RoleArn": request.role_arn,
+            "RoleSessionName": request.session_name,
+            "WebIdentityToken": identity,
+        }
+        async with self._http().post(url, data=form) as response:
+            text = await response.text(errors="replace")
+            status = response.status
+        return _sts_credentials(url, status, text)
 
     async def _service_account(self, request: GcpServiceAccountKey) -> Minted:
         try:
@@ -141,7 +220,8 @@ class HttpMinter:
         form = {"grant_type": "client_credentials", "scope": AZURE_SCOPE, **client}
         return self._oauth_token(url, await self._post(url, data=form))
 
-    async def _oidc(self, client: OidcClient) -> Minted:
+    async def _oidc(self, client: OidcClient) -> str:
+        """The OIDC provider's token (an identity the next step exchanges; its lifetime is not ours)."""
         url = client.token_endpoint or await self._discover_token_endpoint(client.issuer)
         form = {"grant_type": "client_credentials"}
         if client.scopes:
@@ -149,7 +229,7 @@ class HttpMinter:
         # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
         pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
         auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
-        return self._oauth_token(url, await self._post(url, data=form, headers=auth))
+        return str(self._oauth_token(url, await self._post(url, data=form, headers=auth)).value)
 
     async def _gcp(self, request: GcpWorkloadIdentity) -> Minted:
         identity = await self._oidc(request.oidc)
@@ -158,7 +238,7 @@ class HttpMinter:
             "audience": request.audience,
             "scope": GCP_IAM_SCOPE if request.service_account else GCP_CLOUD_PLATFORM_SCOPE,
             "requestedTokenType": _ACCESS_TOKEN_TYPE,
-            "subjectToken": identity.value,
+            "subjectToken": identity,
             "subjectTokenType": _JWT_TOKEN_TYPE,
         }
         federated = self._oauth_token(
@@ -178,11 +258,7 @@ class HttpMinter:
         token, expiry = answer.get("accessToken"), answer.get("expireTime")
         if not isinstance(token, str) or not token or not isinstance(expiry, str):
             raise MintError(f"{url} answered without accessToken and expireTime")
-        try:
-            expires_at = datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise MintError(f"{url} answered an expireTime that is no RFC 3339 time") from None
-        return Minted(value=token, expires_at=expires_at)
+        return Minted(value=token, expires_at=_utc_seconds(url, "expireTime", expiry))
 
     async def _discover_token_endpoint(self, issuer: str) -> str:
         url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
@@ -234,6 +310,45 @@ async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, 
     return document
 
 
+def _sts_credentials(url: str, status: int, text: str) -> Minted:
+    """The temporary keys in STS's XML answer, or why there are none (STS's ``Error`` ``Code`` and
+    ``Message``; neither repeats the token sent)."""
+    try:
+        # The answer of the STS endpoint the policy's region (or the operator) names; Python's expat refuses
+        # entity expansion bombs, and nothing here resolves external entities.
+        root = ElementTree.fromstring(text)  # noqa: S314
+    except ElementTree.ParseError:
+        root = None
+    values = {} if root is None else {element.tag.rsplit("}", 1)[-1]: element.text for element in root.iter()}
+    if status != 200:
+        detail = ": ".join(str(values[name]) for name in ("Code", "Message") if values.get(name))
+        if len(detail) > _MAX_DETAIL:
+            detail = detail[:_MAX_DETAIL] + "..."
+        raise MintError(f"{url} answered HTTP {status}" + (f" ({detail})" if detail else ""))
+    names = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+    found = {name: (values.get(name) or "").strip() for name in names}
+    if not all(found.values()):
+        raise MintError(
+            f"{url} answered HTTP 200 without AccessKeyId, SecretAccessKey, SessionToken and Expiration"
+        )
+    keys = AwsKeys(
+        access_key_id=found["AccessKeyId"],
+        secret_access_key=found["SecretAccessKey"],
+        session_token=found["SessionToken"],
+    )
+    return Minted(value=keys, expires_at=_utc_seconds(url, "Expiration", found["Expiration"]))
+
+
+def _utc_seconds(url: str, name: str, text: str) -> float:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise MintError(f"{url} answered an {name} that is no RFC 3339 time") from None
+    if moment.tzinfo is None:
+        raise MintError(f"{url} answered an {name} without a time zone")
+    return moment.timestamp()
+
+
 def _provider_error(document: Any) -> str:
     """The provider's own error code and description (OAuth2's ``error``/``error_description``, Google's
     ``error.status``/``error.message``), shortened; none of them repeat the credentials sent."""
@@ -250,34 +365,14 @@ def _provider_error(document: Any) -> str:
     return f" ({detail})" if detail else ""
 
 
-def signed_jwt(key: GcpServiceAccountKey, *, scope: str, now: float) -> str:
-    """The RS256 JWT a service account presents for an access token, valid for an hour (Google's limit)."""
-    header = {"alg": "RS256", "typ": "JWT", "kid": key.private_key_id}
-    issued = int(now)
-    claims = {
-        "iss": key.client_email,
-        "scope": scope,
-        "aud": key.token_uri,
-        "iat": issued,
-        "exp": issued + 3600,
-    }
-    signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-    private_key = serialization.load_pem_private_key(key.private_key.encode(), password=None)
-    if not isinstance(private_key, rsa.RSAPrivateKey):
-        raise TypeError("not an RSA key")
-    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{signing_input}.{_b64url(signature)}"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
 def _secrets_of(request: MintRequest) -> tuple[str, ...]:
+    """The secrets the request carries (ADC read theirs when minting, and scrub them there)."""
     if isinstance(request, AzureClientSecret):
         return (request.client_secret,)
     if isinstance(request, GcpServiceAccountKey):
         return (request.private_key,)
+    if isinstance(request, GcpApplicationDefault):
+        return ()
     return (request.oidc.client_secret,)
 
 

@@ -69,4 +69,29 @@ class GcpServiceAccountKey:
     token_uri: str
 
 
-MintRequest = AzureClientSecret | AzureFederated | GcpWorkloadIdentity | GcpServiceAccountKey
+@dataclass(frozen=True, slots=True)
+class GcpApplicationDefault:
+    """GCP Application Default Credentials of the control plane (``tokens.google_credentials``): nothing to
+    say but that, so every such policy's request is equal."""
+
+
+@dataclass(frozen=True, slots=True)
+class AwsWebIdentity:
+    """AWS STS ``AssumeRoleWithWebIdentity`` with an OIDC token: temporary keys (and a session token) for
+    the role, which Envoy then signs with."""
+
+    role_arn: str
+    session_name: str
+    region: str
+    """Where STS is asked (its regional endpoint), as the policy's ``region`` says."""
+    oidc: OidcClient
+
+
+MintRequest = (
+    AzureClientSecret
+    | AzureFederated
+    | GcpWorkloadIdentity
+    | GcpServiceAccountKey
+    | GcpApplicationDefault
+    | AwsWebIdentity
+)

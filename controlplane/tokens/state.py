@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from controlplane.ir.providers import AwsKeys
 from controlplane.resources.problems import ObjectKey
 
 
@@ -17,7 +18,8 @@ from controlplane.resources.problems import ObjectKey
 class MintedToken:
     """A token that is valid now; ``refresh_problem``: the last refresh failed, so this older one is kept."""
 
-    value: str = field(repr=False)
+    value: str | AwsKeys = field(repr=False)
+    """An access token, or an AWS role's temporary keys (``AwsWebIdentity``)."""
     expires_at: float
     """Unix seconds."""
     refresh_problem: str | None = None

@@ -34,6 +34,8 @@ class Locality:
     weight: int
     priority: int
     hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...]
+    backend: str | None = None
+    """``ir.WeightedEndpoint.backend``, on each of the hosts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,13 @@ class DataPaths:
                 else:
                     hosts = direct
             localities.append(
-                Locality(name=name, weight=endpoint.weight, priority=endpoint.priority, hosts=hosts)
+                Locality(
+                    name=name,
+                    weight=endpoint.weight,
+                    priority=endpoint.priority,
+                    hosts=hosts,
+                    backend=endpoint.backend,
+                )
             )
         path = RulePath(cluster=cluster.name, localities=tuple(localities))
         return _Worked(cluster, path, tuple(reads), tuple(runs))

@@ -8,9 +8,11 @@ from typing import Any
 
 from envoy.config.core.v3 import address_pb2, base_pb2
 from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from google.protobuf import struct_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.data_path import RulePath
+from controlplane.xds.translator.filters.cost_lua import BACKEND_METADATA
 
 
 def rule_load_assignment(path: RulePath) -> Any:
@@ -31,7 +33,9 @@ def rule_load_assignment(path: RulePath) -> Any:
                 load_balancing_weight={"value": locality.weight},
                 # Envoy numbers levels densely from 0; the user's priority values only give the order.
                 priority=ranks[locality.priority],
-                lb_endpoints=[_lb_endpoint(host, weight=1) for host in locality.hosts],
+                lb_endpoints=[
+                    _lb_endpoint(host, weight=1, backend=locality.backend) for host in locality.hosts
+                ],
             )
             for locality in sorted(path.localities, key=lambda locality: locality.priority)
         ],
@@ -52,7 +56,9 @@ def upstream_load_assignment(cluster: ir.UpstreamCluster) -> Any:
     )
 
 
-def _lb_endpoint(target: ir.SocketEndpoint | ir.InternalEndpoint, *, weight: int) -> Any:
+def _lb_endpoint(
+    target: ir.SocketEndpoint | ir.InternalEndpoint, *, weight: int, backend: str | None = None
+) -> Any:
     if isinstance(target, ir.InternalEndpoint):
         address = address_pb2.Address(
             envoy_internal_address=address_pb2.EnvoyInternalAddress(server_listener_name=target.listener)
@@ -61,7 +67,13 @@ def _lb_endpoint(target: ir.SocketEndpoint | ir.InternalEndpoint, *, weight: int
         address = address_pb2.Address(
             socket_address=address_pb2.SocketAddress(address=target.address, port_value=target.port)
         )
+    metadata = None
+    if backend is not None:
+        name = struct_pb2.Struct()
+        name.update({BACKEND_METADATA[1]: backend})
+        metadata = base_pb2.Metadata(filter_metadata={BACKEND_METADATA[0]: name})
     return endpoint_components_pb2.LbEndpoint(
         endpoint=endpoint_components_pb2.Endpoint(address=address),
         load_balancing_weight={"value": weight},
+        metadata=metadata,
     )

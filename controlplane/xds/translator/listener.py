@@ -34,8 +34,9 @@ from controlplane import ir
 from controlplane.xds.translator import local_reply
 from controlplane.xds.translator.filters.anthropic_body import anthropic_body_filter
 from controlplane.xds.translator.filters.aws_signing import aws_signing_upstream_filters
+from controlplane.xds.translator.filters.bedrock_stream import bedrock_stream_filter
 from controlplane.xds.translator.filters.body_check import body_check_filter
-from controlplane.xds.translator.filters.credential import credential_filter
+from controlplane.xds.translator.filters.credential import credential_filter, credential_override_filter
 from controlplane.xds.translator.filters.endpoint_picker import (
     endpoint_picker_filter,
     served_endpoint_filter,
@@ -98,6 +99,9 @@ def hop_listener(hop: ir.BackendHop) -> Any:
             filters.append(
                 anthropic_body_filter(version=hop.transcoding.body_version, with_stream=with_stream)
             )
+            if path is not None and path.event_stream:
+                # After the transcoder: a response meets it first (filters run in reverse on the way back).
+                filters.append(bedrock_stream_filter())
     if hop.picker is not None:
         # After the model override (the picker sees the model the pool is asked for), before the
         # credential (the picker never sees the API key); responses meet the served endpoint's filter
@@ -108,6 +112,10 @@ def hop_listener(hop: ir.BackendHop) -> Any:
         signing = aws_signing_upstream_filters(hop.credential)
     elif hop.credential is not None:
         filters.append(credential_filter(secret_name=hop.credential.secret, header=hop.credential.header))
+        if hop.credential.override is not None:
+            filters.append(
+                credential_override_filter(header=hop.credential.header, override=hop.credential.override)
+            )
     if hop.provider_api is not None and hop.provider_api.query:
         filters.append(query_filter(hop.provider_api))
     filters.append(router_filter(suppress_envoy_headers=True, upstream_filters=signing))

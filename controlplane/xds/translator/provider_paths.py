@@ -3,8 +3,8 @@
 Azure OpenAI and Cohere (``provider_routes``): the request goes as sent, to the provider's path for its
 endpoint. Claude on Vertex AI and Bedrock (``model_path_routes``, after the transcoder): the path names the
 model and the method, the method chosen by the stream header the public listener set from the body's
-``stream`` (a route header match), or a streamed request refused when the provider's stream cannot be
-converted.
+``stream`` (a route header match); Bedrock's streamed route turns on the filter that converts its
+event-stream answer (``filters.bedrock_stream``).
 
 Verified on Envoy 1.40 with a static configuration (the notes behind this design):
 
@@ -35,6 +35,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from google.protobuf import struct_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.bedrock_stream import enabled_on
 from controlplane.xds.translator.filters.model_header import streamed_match
 from controlplane.xds.translator.messages import pack
 
@@ -67,21 +68,17 @@ def model_path_routes(
     """A hop whose provider names the model and the method in the path (Vertex AI's rawPredict, Bedrock's
     invoke). ``bases`` maps each client path served (OpenAI's chat completions, transcoded; Anthropic's own,
     as sent) to its route; streamed requests (the body's ``stream``, ``streamed_match``) go to their own
-    path or are refused, a model that cannot be a path segment is refused, every other path gets 404 (a route
+    path, a model that cannot be a path segment is refused, every other path gets 404 (a route
     ``name``d after the hop's)."""
     routes: list[Any] = []
     for client_path, base in bases.items():
         base.route.ClearField("regex_rewrite")
         stream_match = rc.RouteMatch(path=client_path, dynamic_metadata=[streamed_match()])
-        if model_path.streaming is None:
-            why = f"this {model_path.schema} backend does not serve streamed requests: "
-            routes.append(
-                _refusal(f"{base.name}/stream", stream_match, 400, why + model_path.not_streamed_because)
-            )
-        else:
-            streamed = _copy(base, f"{base.name}/stream", stream_match)
-            _rewrite_path(streamed, model_path.streaming, model_override=model_override)
-            routes.append(streamed)
+        streamed = _copy(base, f"{base.name}/stream", stream_match)
+        _rewrite_path(streamed, model_path.streaming, model_override=model_override)
+        if model_path.event_stream:
+            enabled_on(streamed)
+        routes.append(streamed)
         unary = _copy(base, f"{base.name}/unary", rc.RouteMatch(path=client_path))
         routes.append(unary)
         if _rewrite_path(unary, model_path.unary, model_override=model_override):

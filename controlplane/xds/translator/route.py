@@ -14,6 +14,7 @@ from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
+from controlplane.xds.translator.filters.credential import no_credential_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.filters.model_header import MODEL_FROM_BODY, model_metadata_match
 from controlplane.xds.translator.filters.model_override import ROUTE_MODEL_FILTER, route_model_config
@@ -92,6 +93,9 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         routes = transcoded_routes(route, hop.transcoding, model_override=hop.model_override)
     else:
         routes = [route]
+    credential = hop.credential
+    if isinstance(credential, ir.Credential) and credential.override and not credential.override.fallback:
+        routes.insert(0, no_credential_route(name=hop.name, override=credential.override))
     return route_pb2.RouteConfiguration(
         name=hop.name, virtual_hosts=[rc.VirtualHost(name=hop.name, domains=["*"], routes=routes)]
     )

@@ -13,7 +13,9 @@ Verdicts from the 1.40 binary, which decide where the signer sits:
 - Only ``content-type`` is signed besides what SigV4 always signs (host, x-amz-date, x-amz-content-sha256,
   x-amz-security-token): a header an egress proxy adds or changes must not break the signature.
 - Keys travel as ``inline_credential``: 1.40 reads AWS keys from inline config, a file, the environment or
-  the cloud's metadata services, never from SDS. Envoy's config dump redacts ``secret_access_key`` and
+  the cloud's metadata services, never from SDS; so the temporary keys minted for an OIDC exchange reach
+  Envoy as a new version of the hop's listener, which Envoy swaps in while the old one drains its
+  in-flight requests. Envoy's config dump redacts ``secret_access_key`` and
   ``session_token`` (they are marked sensitive), and ``controlplane translate`` redacts the whole credential
   (``controlplane.render``). A policy with no key source gets Envoy's default credential chain instead.
 """

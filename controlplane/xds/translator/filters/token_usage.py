@@ -5,13 +5,15 @@ API), so one set of rules reads ``usage`` whatever the backend: ``json_to_metada
 ``sse_to_metadata`` with the JSON content parser for a stream (every event with ``usage`` overwrites, so
 the last one counts). They publish:
 
-- the user's ``llmRequestCosts`` under ``io.envoy.ai_gateway`` (``gatewayapi.costs``), as upstream does;
-- the input and output counts under our own namespace, which a stats access logger turns into the
-  OpenTelemetry GenAI histogram ``gen_ai.client.token.usage`` tagged with ``gen_ai.token.type``,
+- the user's ``llmRequestCosts`` under ``io.envoy.ai_gateway`` (``gatewayapi.costs``), as upstream does: a
+  count as read, a ``CEL`` cost computed from the counts by Lua (``cost_lua``);
+- counts under our own namespace: ``input`` and ``output`` always, which a stats access logger turns into
+  the OpenTelemetry GenAI histogram ``gen_ai.client.token.usage`` tagged with ``gen_ai.token.type``,
   ``gen_ai.request.model``, the route and the backend (the hop that served), scraped from Envoy's
   ``/stats/prometheus`` (as ``envoy_ai_gateway_gen_ai_client_token_usage``). Envoy reports a histogram at
-  its stats flush (every 5 s by default).
-  Each cost also counts what the responses cost, per route (``envoy_ai_gateway_request_cost``).
+  its stats flush (every 5 s by default). Each count a ``CEL`` cost reads is published there too, under
+  its variable's name (``input_tokens`` ...), for the Lua. Each cost also counts what the responses cost,
+  per route (``envoy_ai_gateway_request_cost``).
 
 ``sse_to_metadata`` is not in ``xds-protos``: it travels as ``xds.type.v3.TypedStruct``.
 """
@@ -29,6 +31,8 @@ from envoy.type.matcher.v3 import regex_pb2
 from google.protobuf import json_format
 
 from controlplane import ir
+from controlplane.ir import cost_expression as ce
+from controlplane.xds.translator.filters.cost_lua import computed, cost_filters
 from controlplane.xds.translator.filters.transcoder import typed_struct
 from controlplane.xds.translator.messages import pack
 
@@ -36,10 +40,8 @@ COSTS_NAMESPACE = "io.envoy.ai_gateway"
 """Where upstream publishes ``llmRequestCosts`` (what Envoy Gateway rate limits read)."""
 USAGE_NAMESPACE = "ai_xds.token_usage"
 """Our own copy of the counts, for the metrics, whatever costs the routes name."""
-_METRIC_COUNTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("input", ("prompt_tokens",)),
-    ("output", ("completion_tokens",)),
-)
+_METRIC_COUNTS = (("input", "input_tokens"), ("output", "output_tokens"))
+"""The histogram's ``gen_ai.token.type`` tags (its metadata keys) and the counts they read."""
 _SSE_TO_METADATA = "type.googleapis.com/envoy.extensions.filters.http.sse_to_metadata.v3.SseToMetadata"
 _JSON_PARSER = "type.googleapis.com/envoy.extensions.content_parsers.json.v3.JsonContentParser"
 TOKEN_METRIC = "gen_ai.client.token.usage"  # noqa: S105 (a metric name)
@@ -50,8 +52,14 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def _rules(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
-    published = [(USAGE_NAMESPACE, key, field) for key, field in _METRIC_COUNTS]
-    published += [(COSTS_NAMESPACE, cost.metadata_key, cost.usage_field) for cost in costs]
+    published = [(USAGE_NAMESPACE, kind, variable) for kind, variable in _METRIC_COUNTS]
+    read = set().union(*(ce.variables_of(cost.expression) for cost in computed(costs)))
+    published += [(USAGE_NAMESPACE, variable, variable) for variable in sorted(read & set(ce.TOKEN_COUNTS))]
+    published += [
+        (COSTS_NAMESPACE, cost.metadata_key, cost.expression.name)
+        for cost in costs
+        if isinstance(cost.expression, ce.Variable)
+    ]
     return [
         j2m.JsonToMetadata.Rule(
             selectors=[j2m.JsonToMetadata.Selector(key=key) for key in ("usage", *field)],
@@ -59,12 +67,14 @@ def _rules(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
                 metadata_namespace=namespace, key=key, type=j2m.JsonToMetadata.NUMBER
             ),
         )
-        for namespace, key, field in published
+        for namespace, key, variable in published
+        for field in ce.TOKEN_COUNTS[variable]
     ]
 
 
 def usage_filters(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
-    """Before the router: on the way back they see the response the client gets."""
+    """Before the router: on the way back they see the response the client gets. The costs' Lua, if any,
+    comes first, so that it runs after them on the way back."""
     rules = _rules(costs)
     json_body = j2m.JsonToMetadata(
         response_rules=j2m.JsonToMetadata.MatchRules(
@@ -82,7 +92,12 @@ def usage_filters(costs: tuple[ir.TokenCost, ...]) -> list[Any]:
     stream = {
         "response_rules": {"content_parser": {"name": "envoy.content_parsers.json", "typed_config": parser}}
     }
+    lua = computed(costs)
+    computing = (
+        cost_filters(lua, usage_namespace=USAGE_NAMESPACE, costs_namespace=COSTS_NAMESPACE) if lua else []
+    )
     return [
+        *computing,
         hcm.HttpFilter(name="envoy.filters.http.json_to_metadata", typed_config=pack(json_body)),
         hcm.HttpFilter(
             name="envoy.filters.http.sse_to_metadata", typed_config=typed_struct(_SSE_TO_METADATA, stream)
