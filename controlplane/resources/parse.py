@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from controlplane.resources.fastyaml import plain_documents
 from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
 from controlplane.resources.notes import FieldState, NotedField, noted_fields
 from controlplane.resources.problems import (
@@ -339,15 +340,18 @@ class _StrictLoader(yaml.CSafeLoader):
 
 
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
-    documents: list[Any] = []
-    try:
-        for document in yaml.load_all(text, Loader=_StrictLoader):
-            documents.append(document)
-    except yaml.YAMLError as exc:
-        problems.append(
-            Problem(severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc))
-        )
-        return
+    documents = plain_documents(text)
+    if documents is None:  # not plain data: PyYAML reads it (and reports where it breaks)
+        documents = []
+        try:
+            for document in yaml.load_all(text, Loader=_StrictLoader):
+                documents.append(document)
+        except yaml.YAMLError as exc:
+            problem = Problem(
+                severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc)
+            )
+            problems.append(problem)
+            return
     for index, raw in enumerate(documents):
         if raw is None:
             continue
