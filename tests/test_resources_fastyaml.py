@@ -8,6 +8,7 @@ scalars are drawn from the tokens where YAML 1.1 and 1.2 disagree, and random fr
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +256,14 @@ _FRAGMENTS = st.sampled_from(
 @given(st.lists(_FRAGMENTS, max_size=30).map("".join), st.booleans())
 def test_random_yaml_fragments_read_the_same(text: str, final_line_break: bool) -> None:
     _assert_same_or_declined(text + "\n" if final_line_break else text)
+
+
+def test_deep_nesting_is_declined_without_harm() -> None:
+    """The compiled parser runs on the caller's stack, as loads do in a worker thread: deep nesting must
+    come back as an answer (here: read it with PyYAML), never take the process down."""
+    answers: list[object] = []
+    deep = "b: " + "- " * 100_000 + "x\n"
+    thread = threading.Thread(target=lambda: answers.append(plain_documents(deep)))
+    thread.start()
+    thread.join()
+    assert answers == [None]
