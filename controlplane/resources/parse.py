@@ -77,10 +77,14 @@ class Loaded:
 
     key: ObjectKey = field(init=False, repr=False, compare=False)
     """The object's key, worked out once: every load looks it up for every object."""
+    order: str = field(init=False, repr=False, compare=False)
+    """``key.order()``, worked out once: every ``ResourceSet`` sorts every object by it, and an unchanged
+    object keeps its ``Loaded`` from one load to the next."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
         object.__setattr__(self, "key", self.object.key)
+        object.__setattr__(self, "order", self.key.order())
 
     def problem(self, *, severity: Severity, message: str, field_path: str = "") -> Problem:
         """A problem about this object, located at ``field_path`` (relative to the object, YAML names)."""
