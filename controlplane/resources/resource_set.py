@@ -8,6 +8,7 @@ an object came from so the translator can locate its own problems.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
@@ -26,18 +27,18 @@ if TYPE_CHECKING:
     from controlplane.tokens.state import Tokens, TokenState
 
 R = TypeVar("R", bound=Resource)
+_ORDER = attrgetter("order")
+"""Sorts ``Loaded`` entries by key (``ObjectKey.order``) without a Python call per entry."""
 
 
 class ResourceSet:
     def __init__(self, loaded: Iterable[Loaded] = ()) -> None:
         index: dict[ObjectKey, Loaded] = {}
-        for item in loaded:
+        for item in sorted(loaded, key=_ORDER):
             if item.key in index:
                 raise ValueError(f"duplicate object {item.key}")
             index[item.key] = item
-        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(
-            dict(sorted(index.items(), key=lambda item: item[0].order()))
-        )
+        self._index: Mapping[ObjectKey, Loaded] = MappingProxyType(index)
         self._by_class: dict[type, list[Resource]] | None = None
         """Objects by their exact class, in key order: built on the first ``of_type``, so each kind's
         list costs one pass over the set, not one per call."""
