@@ -30,6 +30,20 @@ def test_directory_is_read_recursively_in_sorted_order_skipping_hidden(tmp_path:
     ]
 
 
+def test_a_folders_files_come_where_its_name_sorts_and_symlinked_folders_are_not_entered(
+    tmp_path: Path,
+) -> None:
+    for folder in ("b/inner", "d", "outside"):
+        (tmp_path / "root" / folder).mkdir(parents=True)
+    for name in ("a.yaml", "b/inner/x.yaml", "b/y.yaml", "c.yaml", "d/z.yaml", "e.yaml", "outside/v.yaml"):
+        (tmp_path / "root" / name).write_text(_config_map(Path(name).stem))
+    (tmp_path / "root" / "outside").rename(tmp_path / "outside")
+    (tmp_path / "root" / "bb").symlink_to(tmp_path / "outside", target_is_directory=True)
+    result = load_paths([tmp_path / "root"])
+    assert result.problems == []
+    assert [o.object.name for o in result.objects] == ["a", "x", "y", "c", "z", "e"]
+
+
 def test_configmap_volume_is_read_once_through_its_visible_names(tmp_path: Path) -> None:
     """A mounted ConfigMap: the data in a timestamped folder, ``..data`` pointing at it, and each key a
     symlink through ``..data``. Only the visible names are read, so nothing is a duplicate."""

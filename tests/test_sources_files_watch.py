@@ -20,7 +20,7 @@ import pytest
 from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey
-from controlplane.sources.files import FileSource
+from controlplane.sources.files import FileSource, _watch_roots, _WatchRoot
 from tests.polling import wait_until
 
 NO_RESYNC = 3600.0
@@ -146,3 +146,39 @@ def test_a_folder_created_after_start_is_watched_and_loaded(tmp_path: Path) -> N
         assert problems == []
         (folder / "b.yaml").write_text(_config_map("b"))
         recorder.wait_for_names(["a", "b"])
+
+
+def test_a_folder_without_subfolders_is_watched_on_its_own(tmp_path: Path) -> None:
+    """A recursive watch walks everything below its folder while holding the GIL (a stall of the event
+    loop at thousands of files): a folder whose only subfolders are hidden (a ConfigMap volume's) is not
+    watched recursively; one with a visible subfolder is."""
+    (tmp_path / "..2024_01_01_00_00_00.1").mkdir()
+    source = FileSource([tmp_path])
+    source.load()
+    assert _watch_roots([tmp_path], nested=source._nested) == (_WatchRoot(tmp_path, recursive=False),)
+    (tmp_path / "sub").mkdir()
+    source.load()
+    assert _watch_roots([tmp_path], nested=source._nested) == (_WatchRoot(tmp_path, recursive=True),)
+
+
+def test_files_in_a_subfolder_made_later_are_loaded_on_their_events(tmp_path: Path) -> None:
+    with running([tmp_path]) as recorder:
+        recorder.wait_for_names([])
+        (tmp_path / "sub").mkdir()
+        (tmp_path / "sub" / "a.yaml").write_text(_config_map("a"))
+        recorder.wait_for_names(["a"])
+        (tmp_path / "sub" / "deeper").mkdir()
+        (tmp_path / "sub" / "deeper" / "b.yaml").write_text(_config_map("b"))
+        recorder.wait_for_names(["a", "b"])
+        (tmp_path / "sub" / "deeper" / "b.yaml").write_text(_config_map("b2"))
+        recorder.wait_for_names(["a", "b2"])
+
+
+def test_files_in_a_subfolder_there_from_the_start_are_loaded_on_their_events(tmp_path: Path) -> None:
+    """The first plan knows no listing yet: the subfolder found by the first load is watched at once."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text(_config_map("a"))
+    with running([tmp_path]) as recorder:
+        recorder.wait_for_names(["a"])
+        (tmp_path / "sub" / "a.yaml").write_text(_config_map("a2"))
+        recorder.wait_for_names(["a2"])

@@ -18,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from controlplane.resources.fastyaml import plain_documents
 from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
 from controlplane.resources.notes import FieldState, NotedField, noted_fields
 from controlplane.resources.problems import (
@@ -76,10 +77,14 @@ class Loaded:
 
     key: ObjectKey = field(init=False, repr=False, compare=False)
     """The object's key, worked out once: every load looks it up for every object."""
+    order: str = field(init=False, repr=False, compare=False)
+    """``key.order()``, worked out once: every ``ResourceSet`` sorts every object by it, and an unchanged
+    object keeps its ``Loaded`` from one load to the next."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
         object.__setattr__(self, "key", self.object.key)
+        object.__setattr__(self, "order", self.key.order())
 
     def problem(self, *, severity: Severity, message: str, field_path: str = "") -> Problem:
         """A problem about this object, located at ``field_path`` (relative to the object, YAML names)."""
@@ -340,15 +345,18 @@ class _StrictLoader(yaml.CSafeLoader):
 
 
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
-    documents: list[Any] = []
-    try:
-        for document in yaml.load_all(text, Loader=_StrictLoader):
-            documents.append(document)
-    except yaml.YAMLError as exc:
-        problems.append(
-            Problem(severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc))
-        )
-        return
+    documents = plain_documents(text)
+    if documents is None:  # not plain data: PyYAML reads it (and reports where it breaks)
+        documents = []
+        try:
+            for document in yaml.load_all(text, Loader=_StrictLoader):
+                documents.append(document)
+        except yaml.YAMLError as exc:
+            problem = Problem(
+                severity=Severity.ERROR, file=file, doc_index=len(documents), message=_yaml_message(exc)
+            )
+            problems.append(problem)
+            return
     for index, raw in enumerate(documents):
         if raw is None:
             continue
@@ -369,7 +377,10 @@ def _yaml_message(exc: yaml.YAMLError) -> str:
 # --- Duplicates ---------------------------------------------------------------------------------------
 
 
-def _finish(objects: Iterable[Loaded], problems: list[Problem]) -> LoadResult:
+def _finish(objects: list[Loaded], problems: list[Problem]) -> LoadResult:
+    if len({loaded.key for loaded in objects}) == len(objects):
+        # No duplicates (every load of a valid configuration, thousands of objects per change).
+        return LoadResult(objects=objects, problems=sorted_problems(problems))
     first: dict[ObjectKey, Loaded] = {}
     kept: list[Loaded] = []
     for loaded in objects:

@@ -1,0 +1,122 @@
+"""Reads plain manifest texts with a compiled YAML parser, several times faster than PyYAML.
+
+PyYAML's C parser still builds every node as a Python object and calls back into Python to resolve each
+scalar's type: at 1,000 routes (5,000 objects) that is most of a full load. ``yaml_rs`` (Rust) builds the
+data directly, but it reads YAML 1.2, while PyYAML, like Kubernetes' own YAML reader, reads YAML 1.1: plain
+scalars such as ``yes``, ``on``, ``0777``, ``1e3`` or ``2024-05-21`` mean different things, and it accepts
+tags and keys PyYAML refuses. So ``plain_documents`` answers only when its result is certain to be what
+PyYAML would read:
+
+- the text uses none of the features where the two differ or where PyYAML says more than the data (tags,
+  anchors and aliases, merge keys, directives, escapes, octal-looking numbers, line breaks and characters
+  PyYAML treats on its own);
+- every string in the result, keys included, would also be a string if it had been written plain under
+  YAML 1.1 (a quoted ``"true"`` does not qualify: it is read again, correctly, by PyYAML), and the result
+  has no float, date or non-string key.
+
+Otherwise, and on any error, it returns None and the caller reads the text with PyYAML, which gives the same
+data or the error with its position: this module only ever changes how fast a text is read.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+import yaml_rs
+from yaml.resolver import Resolver
+
+_NODE_START_MARKERS = frozenset("!&*%")
+"""A text starting with a tag, an anchor, an alias or a directive."""
+_NODE_PROPERTY = re.compile(r"[ \n][!&*]")
+"""A tag, an anchor or an alias (PyYAML resolves these itself) where a node starts."""
+_PREFIXED_NUMBER = re.compile(r"[ \n][-+]?0[0-9oOxXbB_]")
+"""A scalar starting like an octal, hexadecimal or binary number, which the two versions read differently."""
+_PREFIXED_NUMBER_FIRST = re.compile(r"[-+]?0[0-9oOxXbB_]")
+_UNDERSCORED_NUMBER = re.compile(r"[0-9]_|_[0-9]")
+"""``yaml_rs`` drops underscores anywhere in a number (``_1`` is 1), YAML 1.1 only after its first digit."""
+_NOT_A_STRING_IN_YAML_1_1 = re.compile(
+    "|".join(
+        {
+            f"(?:{pattern.pattern})"
+            for resolvers in Resolver.yaml_implicit_resolvers.values()
+            for _, pattern in resolvers
+        }
+    ),
+    re.VERBOSE,
+)
+"""PyYAML's patterns for plain scalars that are not strings, first characters aside (so it matches at least
+what PyYAML would resolve)."""
+_CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
+"""The first line that is neither blank, a comment nor a bare document start."""
+_MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
+
+
+def plain_documents(text: str) -> list[Any] | None:
+    """The documents of ``text`` as PyYAML would load them, or None to have PyYAML read it."""
+    if not _plain_text(text) or not _first_document_is_mapping(text):
+        return None
+    try:
+        # Any failure (a syntax error, a repeated key, too deep) is PyYAML's to report, with its position.
+        loaded = yaml_rs.loads(text, parse_datetime=False)
+        # One document comes back as itself, several as a list of them: a text whose first document could
+        # be a list was sent to PyYAML above, so a list here is always several documents. None is no
+        # document or one empty one (PyYAML tells which).
+        if loaded is None:
+            return None
+        documents = loaded if isinstance(loaded, list) else [loaded]
+        if all(_same_under_yaml_1_1(document) for document in documents):
+            return documents
+    except Exception:  # see above: the fast path never decides an error
+        return None
+    return None
+
+
+def _plain_text(text: str) -> bool:
+    """Whether ``text`` keeps to the part of YAML the two versions read alike (see the module docstring)."""
+    return (
+        text.endswith("\n")  # a block scalar's last line break, when the text ends without one, differs
+        # Printable in Python's sense is narrower than in YAML 1.1, and leaves out TAB, CR, NEL, the
+        # byte-order mark and the Unicode line and paragraph separators, which the versions read differently.
+        and text.replace("\n", "").isprintable()
+        and text[:1] not in _NODE_START_MARKERS
+        and "\n%" not in text  # a directive
+        and "<<" not in text  # a merge key
+        and ("\\" not in text or '"' not in text)  # escapes in a double-quoted string
+        # Flow collections other than an empty ``{}`` or ``[]``: their rules for plain scalars differ most.
+        and text.count("{") == text.count("{}")
+        and text.count("[") == text.count("[]")
+        # The searches below scan the whole text: each runs only if the character it needs is there.
+        and not (("!" in text or "&" in text or "*" in text) and _NODE_PROPERTY.search(text))
+        and not ("_" in text and _UNDERSCORED_NUMBER.search(text))
+        and _PREFIXED_NUMBER.search(text) is None
+        and _PREFIXED_NUMBER_FIRST.match(text) is None
+    )
+
+
+def _first_document_is_mapping(text: str) -> bool:
+    """Whether the first line with content opens a mapping (or there is none): a first document that is a
+    list would come back from ``yaml_rs`` just like several documents."""
+    first = _CONTENT_LINE.search(text)
+    return first is None or _MAPPING_START.match(text, first.start()) is not None
+
+
+def _same_under_yaml_1_1(value: Any) -> bool:
+    kind = type(value)
+    if kind is str:
+        return _NOT_A_STRING_IN_YAML_1_1.match(value) is None
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not _key_stays_string(key) or not _same_under_yaml_1_1(item):
+                return False
+        return True
+    if kind is list:
+        return all(_same_under_yaml_1_1(item) for item in value)
+    return value is None or kind is int or kind is bool
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_stays_string(key: str) -> bool:
+    # Keys are field names, the same few hundred in every file (values are not cached: they may be secret).
+    return _NOT_A_STRING_IN_YAML_1_1.match(key) is None
