@@ -16,7 +16,7 @@ from controlplane import ir
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.filters.model_header import MODEL_FROM_BODY, model_metadata_match
-from controlplane.xds.translator.filters.model_override import ROUTE_MODEL_FILTER, route_model_config
+from controlplane.xds.translator.filters.model_override import set_route_model
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.filters.transcoder import transcoded_routes
 from controlplane.xds.translator.messages import pack, seconds
@@ -128,9 +128,7 @@ def _route(route: ir.Route, *, reads_model: bool) -> Any:
     if action.model_override is not None:
         # After the rule's own header edits: the model header says what the backend is asked for.
         message.request_headers_to_add.extend(_header_options(((ir.MODEL_HEADER, action.model_override),)))
-        message.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
-            route_model_config(model=action.model_override)
-        )
+        set_route_model(message, model=action.model_override)
     return message
 
 
