@@ -120,7 +120,8 @@ def _route(route: ir.Route, *, reads_model: bool) -> Any:
         message.direct_response.body.inline_string = action.message
         return message
     message.route.CopyFrom(_forward(action))
-    if reads_model:
+    if reads_model and action.model_override is None:
+        # (With an override, the model header is the override's, set below.)
         message.request_headers_to_add.append(_header_option(ir.MODEL_HEADER, MODEL_FROM_BODY))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
     # The stream header is the public listener's own (filters.stream_usage): it reaches no hop or backend.
