@@ -6,7 +6,7 @@ siblings — model rewrite, credential, headers, path prefix, Host — runs once
 and weight choice, using ordinary downstream filters (and the hop router's upstream filters for an AWS
 signature, which must see the rewritten path: ``filters.aws_signing``). A hop that would do nothing is not
 built (``data_path``). The alternatives were checked on Envoy 1.40 and rejected: it refuses the ``transform``
-filter (the only native JSON body rewrite, which the model override needs) as an upstream filter, as it
+filter (the only native JSON body rewrite) as an upstream filter, as it
 refuses ``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state`` (it accepts ``header_mutation``,
 ``credential_injector``, ``aws_request_signing``, ``ext_proc``, ``lua``, ``buffer`` and ``composite``, whose
 configuration is per cluster: per-backendRef values would have to come from endpoint metadata, not tried yet
@@ -45,7 +45,7 @@ from controlplane.xds.translator.filters.model_header import (
     stream_metadata_filter,
     without_model_header,
 )
-from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
+from controlplane.xds.translator.filters.model_override import route_model_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.filters.stream_usage import include_usage_filter
@@ -87,7 +87,8 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     # First: nothing may pick the hop's route before the body's stream is known.
     filters = [stream_metadata_filter()] if hop.routes_on_stream else []
     if hop.model_override is not None:
-        filters.append(model_override_filter(model=hop.model_override))
+        # The hop's route names the model (``route.hop_route_configuration``).
+        filters.append(route_model_filter())
     if hop.transcoding is not None:
         # After the model override, which edits the OpenAI body the transcoder then converts.
         filters.append(transcoder_filter())

@@ -1,23 +1,21 @@
 """Rewrite the body's ``model`` for one backend (``backendRefs[].modelNameOverride``).
 
-In a backend's internal listener (``model_override_filter``) it applies once per attempt: a retry that lands
-on the next priority carries the next backend's model. ``MERGE`` keeps every other field and adds ``model``
-when the client sent none, which is how a request without a model gets the backend's.
+One filter (``route_model_filter``) that does nothing unless the route a request ends on names a model
+(``set_route_model``). In a backend's internal listener, whose route names the backend's model, it applies
+once per attempt: a retry that lands on the next priority carries the next backend's model. On the public
+listener it rewrites the first choice's model at the route (``gatewayapi.route_model``); it comes after the
+body check there, because that one re-picks the route: the route a request ends on is known only after it.
 
-The first choice's model is rewritten at the route instead (``gatewayapi.route_model``), by a filter of the
-public listener (``route_model_filter``) that does nothing unless the chosen route names a model
-(``set_route_model``). It is a filter of its own, after the body check, because that one re-picks the route:
-the route a request ends on is known only after it. Every request of such a route pays for it, so it is a
-small Lua script rather than the ``transform`` filter the hops keep (they run for one attempt, not for every
-request): measured with callgrind on Envoy 1.40 (one worker, the row 5 benchmark's route), a request cost
-405k instructions with the transform filter (it parses the body into a protobuf ``Struct`` and prints it
-back, and the backend then gets it chunked) and 369k with the script (it edits the top-level ``model`` in
-place and keeps ``content-length`` right); with a 16 KB prompt, 5.0M and 2.0M. The body is JSON by then (the
-body check answered 400 otherwise); the script skips strings with plain searches for quotes and walks only
-the structure between them, so a ``model`` key nested in the messages or a tool schema, or written inside a
-string, is left alone. Every top-level ``model`` member is rewritten (parsers keep the last of duplicates);
-an object without one gets it first. As with the transform filter, only ``application/json`` bodies are
-touched.
+It is a small Lua script rather than Envoy's ``transform`` filter (which it replaced): measured with callgrind
+on Envoy 1.40 (one worker, the row 5 benchmark's route), a request cost 405k instructions with the transform
+filter (it parses the body into a protobuf ``Struct`` and prints it back, and the backend then gets it
+chunked) and 369k with the script (it edits the top-level ``model`` in place and keeps ``content-length``
+right); with a 16 KB prompt, 5.0M and 2.0M. The body is JSON by then (the body check answered 400
+otherwise); the script skips strings with plain searches for quotes and walks only the structure between
+them, so a ``model`` key nested in the messages or a tool schema, or written inside a string, is left alone.
+Every top-level ``model`` member is rewritten (parsers keep the last of duplicates); an object without one
+gets it first, which is how a request without a model gets the backend's. As with the transform filter,
+only ``application/json`` bodies are touched.
 """
 
 from __future__ import annotations
@@ -25,16 +23,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
-from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
-from google.protobuf import struct_pb2
 
 from controlplane.xds.translator.messages import pack
 
 ROUTE_MODEL_FILTER = "ai.route_model_override"
-"""The name of the public listener's filter that rewrites the model per route; its route metadata too."""
+"""The name of the filter that rewrites the model per route; its route metadata's namespace too."""
 _SCRIPT = "route_model"
 _MODEL_KEY = "model_json"
 """The route metadata key holding the model as a JSON string literal, spliced into the body as it is."""
@@ -145,24 +141,8 @@ end
 """.replace("MODEL_KEY", _MODEL_KEY)
 
 
-def model_override_filter(*, model: str) -> Any:
-    """A hop's rewrite: one model for every request through the hop."""
-    body = struct_pb2.Struct()
-    # The body is a format string: a literal "%" in a model name must be escaped.
-    body.update({"model": model.replace("%", "%%")})
-    config = transform_pb2.TransformConfig(
-        request_transformation=transform_pb2.Transformation(
-            body_transformation=transform_pb2.BodyTransformation(
-                body_format=substitution_format_string_pb2.SubstitutionFormatString(json_format=body),
-                action=transform_pb2.BodyTransformation.MERGE,
-            )
-        )
-    )
-    return hcm.HttpFilter(name="envoy.filters.http.transform", typed_config=pack(config))
-
-
 def route_model_filter() -> Any:
-    """The public listener's rewrite: idle unless the route names a model (``set_route_model``)."""
+    """Idle unless the route names a model (``set_route_model``)."""
     lua = lua_pb2.Lua(source_codes={_SCRIPT: base_pb2.DataSource(inline_string=_ROUTE_MODEL_LUA)})
     return hcm.HttpFilter(name=ROUTE_MODEL_FILTER, typed_config=pack(lua))
 
