@@ -1,9 +1,10 @@
 """Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
 keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
 first choice's model override is applied by the route (to the top-level ``model`` only, the rest of the
-body byte for byte, sent with its length) and a fallback still gets the client's model, the body's model is
-read once (any JSON content type, Exact and RegularExpression matches), and a client cannot pick a route
-with a model header of its own."""
+body byte for byte, sent with its length) and a fallback still gets the client's model, a stream asks for
+its usage (its ``stream_options`` replaced, the rest as sent), the body's model is read once (any JSON
+content type, Exact and RegularExpression matches), and a client cannot pick a route with a model header of
+its own."""
 
 from __future__ import annotations
 
@@ -151,6 +152,26 @@ def test_the_route_rewrites_only_the_top_level_model_and_keeps_the_rest_of_the_b
     assert received.headers["content-length"] == str(len(received.body))
     assert named_none.status_code == 200, named_none.text
     assert added.json == {"model": 'gpt-"quoted"'}
+
+
+def test_a_stream_asks_for_its_usage_and_the_rest_of_its_body_goes_as_sent(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    rest = '"stream": true, "messages": [{"role": "user", "content": "\\"stream_options\\": 1"}]}'
+    with httpx.Client(timeout=5) as client:
+        streamed = client.post(
+            _gateway_url(local),
+            content=f'{{"model": "{FAILOVER}", "stream_options": {{"include_usage": false}}, {rest}',
+            headers=JSON,
+        )
+    assert streamed.status_code == 200, streamed.text
+    received = backends["single"].received[-1]
+    assert (
+        received.body.decode()
+        == f'{{"model": "{FAILOVER}", "stream_options": {{"include_usage":true}}, {rest}'
+    )
+    assert received.headers["content-length"] == str(len(received.body))
 
 
 def test_the_body_is_read_once_for_every_json_content_type_and_regex_matches(
