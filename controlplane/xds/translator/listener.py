@@ -45,7 +45,7 @@ from controlplane.xds.translator.filters.model_header import (
     stream_metadata_filter,
     without_model_header,
 )
-from controlplane.xds.translator.filters.model_override import route_model_filter
+from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
 from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
 from controlplane.xds.translator.filters.router import router_filter
 from controlplane.xds.translator.filters.stream_usage import include_usage_filter
@@ -87,8 +87,7 @@ def hop_listener(hop: ir.BackendHop) -> Any:
     # First: nothing may pick the hop's route before the body's stream is known.
     filters = [stream_metadata_filter()] if hop.routes_on_stream else []
     if hop.model_override is not None:
-        # The hop's route names the model (``route.hop_route_configuration``).
-        filters.append(route_model_filter())
+        filters.append(model_override_filter(model=hop.model_override))
     if hop.transcoding is not None:
         # After the model override, which edits the OpenAI body the transcoder then converts.
         filters.append(transcoder_filter())

@@ -64,9 +64,6 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
         request_headers_to_add=_header_options(hop.request_headers.set),
         request_headers_to_remove=list(hop.request_headers.remove),
     )
-    if hop.model_override is not None:
-        # Before the provider's and the transcoder's routes, which are copies of this one.
-        set_route_model(route, model=hop.model_override)
     if hop.provider_api is None and hop.transcoding is None and hop.path_prefix != ir.OPENAI_PATH_PREFIX:
         route.route.regex_rewrite.CopyFrom(
             regex_pb2.RegexMatchAndSubstitute(
