@@ -57,6 +57,12 @@ class Snapshot:
     since: _Since | None = field(default=None, repr=False)
     """Set by ``from_built`` when only some resources were replaced by ones of the same names and no
     listener changed: the consistency check then looks at those only."""
+    lineage: Mapping[str, tuple[tuple[Mapping[str, XdsResource], frozenset[str]], ...]] = field(
+        default_factory=dict, repr=False
+    )
+    """Per type, the mappings of recent earlier snapshots this type's mapping was made from by replacing
+    resources in place (the newest first, at most ``_LINEAGE``), each with the names replaced since: a
+    stream that planned against one of them looks at those names only (``replaced_since``)."""
 
     @classmethod
     def from_resources(
@@ -107,6 +113,7 @@ class Snapshot:
         resources: dict[str, Mapping[str, XdsResource]] = {}
         type_versions: dict[str, str] = {}
         given: dict[str, tuple[XdsResource, ...]] = {}
+        lineage: dict[str, tuple[tuple[Mapping[str, XdsResource], frozenset[str]], ...]] = {}
         replaced: set[ResourceKey] | None = set() if previous is not None else None
         for type_url in TYPE_URLS:
             given[type_url] = tuple(by_type.get(type_url, ()))
@@ -114,6 +121,7 @@ class Snapshot:
             if previous is not None and before == given[type_url]:
                 resources[type_url] = previous.resources[type_url]
                 type_versions[type_url] = previous.type_versions[type_url]
+                lineage[type_url] = previous.lineage.get(type_url, ())
                 continue
             renewed = replaced_in_place(before, given[type_url]) if before is not None else None
             if previous is not None and renewed is not None:
@@ -121,6 +129,11 @@ class Snapshot:
                 by_name = dict(previous.resources[type_url])
                 by_name.update((resource.name, resource) for resource in renewed)
                 resources[type_url] = MappingProxyType(by_name)
+                names = frozenset(resource.name for resource in renewed)
+                lineage[type_url] = (
+                    (previous.resources[type_url], names),
+                    *((earlier, since | names) for earlier, since in previous.lineage.get(type_url, ())),
+                )[:_LINEAGE]
             else:
                 resources[type_url] = MappingProxyType(_by_name(type_url, given[type_url]))
             type_versions[type_url] = content_version(resources[type_url])
@@ -136,6 +149,7 @@ class Snapshot:
             type_versions=MappingProxyType(type_versions),
             version=version_digest(overall.encode()),
             given=MappingProxyType(given),
+            lineage=MappingProxyType(lineage),
             since=_Since(checked, frozenset(replaced))
             if checked is not None and replaced is not None
             else None,
@@ -147,6 +161,13 @@ class Snapshot:
 
     def find(self, key: ResourceKey) -> XdsResource | None:
         return self.get(key.type_url).get(key.name)
+
+    def replaced_since(self, type_url: str, earlier: Mapping[str, XdsResource]) -> frozenset[str] | None:
+        """The names of ``type_url`` whose resources differ from those of ``earlier`` (the mapping ``get``
+        gave on a recent snapshot), when this one has the same names; None when that is not known."""
+        if earlier is self.get(type_url):
+            return frozenset()
+        return next((names for mapping, names in self.lineage.get(type_url, ()) if mapping is earlier), None)
 
     def consistency_problems(self) -> list[str]:
         """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine).
@@ -216,6 +237,9 @@ def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, Xds
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})
+_LINEAGE = 4
+"""How many earlier mappings of a type a snapshot remembers: a stream plans at most once per ACK, so it
+may skip a few snapshots; each remembered mapping keeps its replaced resources alive."""
 
 
 def _describe(key: ResourceKey) -> str:

@@ -68,6 +68,35 @@ class TypeState:
     # The last response Envoy refused (its content version) and Envoy's reason, for proxy status.
     nacked_version: str = ""
     nack_message: str = ""
+    # The snapshot's resources of this type when it was last planned, and the names that may since differ
+    # between them and what Envoy holds (not yet sent, waiting, going, ACKed since, subscription changed):
+    # every other name is settled, so the next plan looks only at these and the ones replaced since.
+    planned_on: Mapping[str, XdsResource] | None = None
+    unsettled: set[str] = field(default_factory=set)
+
+    def unsettle(self, names: Iterable[str]) -> None:
+        """Say that what Envoy holds of, wants of or refused of ``names`` changed."""
+        self.unsettled.update(names)
+
+    def differences(self, target: Mapping[str, XdsResource]) -> tuple[list[str], list[str]]:
+        """What bringing Envoy to ``target`` (just planned) takes, names sorted: those it gives a version
+        Envoy does not hold, and those Envoy holds that it leaves out. After a plan only the unsettled names
+        can differ, so a large type costs nothing where little changed."""
+        names = self.unsettled if self.planned_on is not None else target.keys() | self.held_names()
+        changed, removed = [], []
+        for name in sorted(names):
+            held, wanted = self.holds(name), target.get(name)
+            if wanted is None:
+                if held is not None:
+                    removed.append(name)
+            elif held is not wanted and (held is None or held.version != wanted.version):
+                changed.append(name)
+        return changed, removed
+
+    def forget_plan(self) -> None:
+        """Say that what Envoy holds is no longer known name by name: the next plan looks at every name."""
+        self.planned_on = None
+        self.unsettled.clear()
 
     def holds(self, name: str) -> XdsResource | None:
         """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
@@ -102,16 +131,21 @@ class TypeState:
         named = _names_listed(message, changed) if self.wildcard else frozenset()
         refused = named or frozenset(changed)
         self.rejected.update((name, changed[name].version) for name in refused)
+        self.unsettle(refused)
         return refused
 
     def forget_stale_rejections(self, snapshot: Snapshot) -> None:
         """A refused version no longer in the snapshot may come back later as a new push."""
+        if not self.rejected:
+            return
         current = snapshot.get(self.type_url)
-        self.rejected = {
+        kept = {
             (name, version)
             for name, version in self.rejected
             if name in current and current[name].version == version
         }
+        self.unsettle(name for name, _ in self.rejected - kept)
+        self.rejected = kept
 
 
 def _names_listed(message: str, names: Iterable[str]) -> frozenset[str]:
@@ -201,16 +235,34 @@ class Planner:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
+        replaced = (
+            self._snapshot.replaced_since(type_url, state.planned_on)
+            if state.planned_on is not None and state.known
+            else None
+        )
+        target: dict[str, XdsResource]
         names: Iterable[str]
-        if state.wildcard:
-            names = available
-        elif len(state.names) < len(available):
-            names = sorted(state.names.intersection(available))
-        else:  # the snapshot is sorted by name already
-            names = [name for name in available if name in state.names]
-        if type_url == LISTENER and not state.last_nonce and not state.acked and state.known:
-            return self._first_listeners([available[name] for name in names])
-        target: dict[str, XdsResource] = {}
+        if replaced is not None:
+            # Only what may differ from what Envoy holds is planned again; the rest stays as it is.
+            candidates = state.unsettled | replaced
+            target = dict(state.acked)
+            for name in candidates.union(() if state.wildcard else target.keys() - state.names):
+                target.pop(name, None)
+            names = sorted(
+                name for name in candidates if name in available and (state.wildcard or name in state.names)
+            )
+        else:
+            target = {}
+            if state.wildcard:
+                names = available
+            elif len(state.names) < len(available):
+                names = sorted(state.names.intersection(available))
+            else:  # the snapshot is sorted by name already
+                names = [name for name in available if name in state.names]
+            if type_url == LISTENER and not state.last_nonce and not state.acked and state.known:
+                state.forget_plan()
+                return self._first_listeners([available[name] for name in names])
+        unsettled: set[str] = set()
         wanted_addresses: set[str] = set()
         for name in names:
             wanted = available[name]
@@ -219,6 +271,7 @@ class Planner:
             if current is wanted or (current is not None and current.version == wanted.version):
                 target[name] = current
                 continue
+            unsettled.add(name)
             choice = self._choose(state, wanted)
             if choice is _Choice.SEND:
                 target[name] = wanted
@@ -228,9 +281,16 @@ class Planner:
             if current is not None:
                 target[name] = current
             elif choice is _Choice.WAIT and not state.known:
+                state.forget_plan()
                 return None
         leaving: set[str] = set()
-        going = state.held_names() - target.keys()  # usually none: no pass over everything Envoy holds
+        # Usually none: no pass over everything Envoy holds.
+        going = (
+            state.held_names() - target.keys()
+            if replaced is None
+            else {name for name in candidates if name not in target and state.holds(name) is not None}
+        )
+        unsettled.update(going)
         for resource in state.held() if going else ():
             if resource.name not in going:
                 continue
@@ -240,6 +300,7 @@ class Planner:
                 leaving.update(resource.binds)
         if leaving:
             self._keep_off(state, target, leaving)
+        state.planned_on, state.unsettled = (available, unsettled) if state.known else (None, set())
         return target
 
     def _first_listeners(self, wanted: list[XdsResource]) -> dict[str, XdsResource] | None:
