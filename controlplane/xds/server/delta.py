@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.resource import XdsResource
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of
-from controlplane.xds.server.stream_state import InFlight, TypeState
+from controlplane.xds.server.type_state import InFlight, TypeState
 
 _WILDCARD = "*"
 
