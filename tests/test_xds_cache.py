@@ -74,8 +74,9 @@ def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:
 
 
 def test_a_snapshot_built_from_the_previous_one_is_checked_as_if_from_scratch() -> None:
-    """``from_built`` with ``previous`` re-checks only the replaced resources; the findings must be a full
-    check's, whether a replacement breaks a reference, mends it, or adds a name (a full check then)."""
+    """``from_built`` with ``previous`` re-checks only the replaced resources and adjusts the versions by
+    them; the findings and versions must be a full build's, whether a replacement breaks a reference, mends
+    it, or adds a name (a full check then)."""
 
     def built(*, route_to: str, clusters: tuple[str, ...] = ("c1", "c2")) -> dict[str, list[XdsResource]]:
         return {
@@ -108,11 +109,41 @@ def test_a_snapshot_built_from_the_previous_one_is_checked_as_if_from_scratch() 
             ]
         snapshot = Snapshot.from_built(given, previous=previous)
         assert (snapshot.since is not None) == same_names  # only then is the check incremental
-        assert snapshot.consistency_problems() == Snapshot.from_built(step).consistency_problems()
+        scratch = Snapshot.from_built(step)
+        assert snapshot.consistency_problems() == scratch.consistency_problems()
+        assert dict(snapshot.type_versions) == dict(scratch.type_versions)
+        assert snapshot.version == scratch.version
         previous = snapshot
     assert previous.consistency_problems() == [
         "RouteConfiguration 'r1' names Cluster 'c2', which is not in it"
     ]
+
+
+def test_a_snapshot_says_which_names_were_replaced_since_a_recent_one() -> None:
+    def clusters(timeouts: dict[str, float]) -> dict[str, list[XdsResource]]:
+        return {
+            CLUSTER: [
+                XdsResource.build(CLUSTER, xds_builders.eds_cluster(name, connect_timeout_seconds=seconds))
+                for name, seconds in sorted(timeouts.items())
+            ]
+        }
+
+    timeouts = {f"c{index}": 1.0 for index in range(8)}
+    first = Snapshot.from_built(clusters(timeouts))
+    snapshots = [first]
+    for changed in ("c1", "c5", "c1"):
+        timeouts[changed] += 1.0
+        snapshots.append(Snapshot.from_built(clusters(timeouts), previous=snapshots[-1]))
+    latest = snapshots[-1]
+    assert latest.replaced_since(CLUSTER, latest.get(CLUSTER)) == frozenset()
+    assert latest.replaced_since(CLUSTER, snapshots[-2].get(CLUSTER)) == frozenset({"c1"})
+    assert latest.replaced_since(CLUSTER, first.get(CLUSTER)) == frozenset({"c1", "c5"})
+    # A type left alone keeps its mapping; one whose names change starts a new lineage.
+    assert latest.replaced_since(ENDPOINT, first.get(ENDPOINT)) == frozenset()
+    timeouts["c8"] = 1.0
+    grown = Snapshot.from_built(clusters(timeouts), previous=latest)
+    assert grown.replaced_since(CLUSTER, latest.get(CLUSTER)) is None
+    assert grown.replaced_since(CLUSTER, Snapshot.from_built(clusters(timeouts)).get(CLUSTER)) is None
 
 
 def test_listener_naming_a_route_config_that_does_not_exist_yet_is_allowed() -> None:

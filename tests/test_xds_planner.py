@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource
-from controlplane.xds.server.stream_state import InFlight, StreamState
+from controlplane.xds.server.stream_state import StreamState
+from controlplane.xds.server.type_state import InFlight
 from tests import xds_builders
 
 PORT = 10000

@@ -47,18 +47,26 @@ def _order(obj: Resource) -> str:
     return obj.key.order()
 
 
+def _replaced_in_place(before: list[Loaded], after: list[Loaded]) -> list[Loaded] | None:
+    """The entries of ``after`` that are not the very entry at their place in ``before`` but have its key;
+    None when keys were added, removed or moved. Unchanged entries are the same objects in the same order
+    (a source hands over a new load with what did not change kept), so this costs a pointer comparison
+    per entry where indexing would hash every key."""
+    if len(before) != len(after):
+        return None
+    pairs = [(old, new) for old, new in zip(before, after, strict=True) if old is not new]
+    if any(old.key != new.key for old, new in pairs):
+        return None
+    return [new for _, new in pairs]
+
+
 class ResourceSet:
     def __init__(self, loaded: Iterable[Loaded] = (), *, previous: ResourceSet | None = None) -> None:
         """``previous``: the set the same source gave last, to tell ``changes`` from it and to take its
         order and per-class lists where nothing was added or removed (no sorting everything again)."""
         items = list(loaded)
-        index = {item.key: item for item in items}
-        if len(index) != len(items):
-            seen: set[ObjectKey] = set()
-            for item in items:
-                if item.key in seen:
-                    raise ValueError(f"duplicate object {item.key}")
-                seen.add(item.key)
+        self._given = items
+        """The entries as given, in that order: the next set compares its own with them by position."""
         self.generation = object()
         """Shared by this set's copies (``with_tokens``, recording views): what ``Changes.since`` names."""
         self.changes: Changes | None = None
@@ -68,42 +76,57 @@ class ResourceSet:
         list costs one pass over the set, not one per call."""
         self._tokens: Tokens | None = None
         """The minted access tokens (``serve``); None: nothing is minted (``translate``)."""
-        if previous is not None and self._follow(previous, index):
-            return
+        if previous is not None:
+            replaced = _replaced_in_place(previous._given, items)
+            if replaced is not None:
+                # The same keys in the same places (a file or object changed, none added or removed): no
+                # need to index every entry again, nor to look for duplicates.
+                self._follow(previous, {item.key: item for item in replaced})
+                return
+        index = {item.key: item for item in items}
+        if len(index) != len(items):
+            seen: set[ObjectKey] = set()
+            for item in items:
+                if item.key in seen:
+                    raise ValueError(f"duplicate object {item.key}")
+                seen.add(item.key)
+        if previous is not None:
+            earlier = previous._index
+            changed = {key: item for key, item in index.items() if earlier.get(key) is not item}
+            if len(index) == len(earlier) and all(key in earlier for key in changed):
+                self._follow(previous, changed)  # the same keys, given in another order
+                return
+            self.changes = Changes(
+                previous.generation, frozenset(changed.keys() | (earlier.keys() - index.keys()))
+            )
         self._index: MappingProxyType[ObjectKey, Loaded] = MappingProxyType(
             {item.key: item for item in sorted(index.values(), key=_ORDER)}
         )
 
-    def _follow(self, previous: ResourceSet, index: dict[ObjectKey, Loaded]) -> bool:
-        """Sets ``changes``; when the keys are ``previous``'s, takes its order and class lists and says so."""
+    def _follow(self, previous: ResourceSet, changed: dict[ObjectKey, Loaded]) -> None:
+        """Sets ``changes`` to the ``changed`` entries (keys ``previous`` has, given other entries) and takes
+        the order and class lists of ``previous``, with those entries put in."""
+        self.changes = Changes(previous.generation, frozenset(changed))
         merged = previous._index.copy()  # a plain dict: copied at once, and looked up faster than the proxy
-        changed = {key for key, item in index.items() if merged.get(key) is not item}
-        same_keys = len(index) == len(merged) and all(key in merged for key in changed)
-        self.changes = Changes(
-            previous.generation, frozenset(changed if same_keys else changed | (merged.keys() - index.keys()))
-        )
-        if not same_keys:
-            return False
         by_class = previous._by_class
         if by_class is not None and any(
-            type(index[key].object) is not type(merged[key].object) for key in changed
+            type(item.object) is not type(merged[key].object) for key, item in changed.items()
         ):
             by_class = None
-        merged.update((key, index[key]) for key in changed)  # the keys are there: the order stays
+        merged.update(changed)  # the keys are there: the order stays
         self._index = MappingProxyType(merged)
         if by_class is None:
             self._by_class = self._classes()
-            return True
+            return
         # Built now, not on the first ``of_type``: the next set takes them from this one. A changed
         # object is put where its key sorts in its class's list (which is in key order).
         self._by_class = dict(by_class)
-        for key in changed:
-            obj = index[key].object
+        for key, item in changed.items():
+            obj = item.object
             objects = self._by_class[type(obj)]
             if objects is by_class[type(obj)]:
                 objects = self._by_class[type(obj)] = list(objects)
             objects[bisect_left(objects, key.order(), key=_order)] = obj
-        return True
 
     def _classes(self) -> dict[type, list[Resource]]:
         by_class: dict[type, list[Resource]] = {}
@@ -144,7 +167,7 @@ class ResourceSet:
     def with_tokens(self, tokens: Tokens) -> ResourceSet:
         """The same objects, with the access tokens minted so far as one more input."""
         copy = ResourceSet()
-        copy._index = self._index
+        copy._index, copy._given = self._index, self._given
         copy._by_class = self._by_class
         copy.generation, copy.changes = self.generation, self.changes
         copy._tokens = tokens

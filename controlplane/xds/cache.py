@@ -11,6 +11,7 @@ lock held and must only schedule work.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from controlplane.xds.resource import (
     TYPE_URLS,
     ResourceKey,
     XdsResource,
-    content_version,
     short_type_name,
     version_digest,
 )
@@ -57,6 +57,15 @@ class Snapshot:
     since: _Since | None = field(default=None, repr=False)
     """Set by ``from_built`` when only some resources were replaced by ones of the same names and no
     listener changed: the consistency check then looks at those only."""
+    type_sums: Mapping[str, int] = field(default_factory=dict, repr=False)
+    """Per type, the sum of its resources' ``_entry_digest`` that ``type_versions`` is made from: a snapshot
+    replacing a few resources in place adjusts it by those instead of hashing every resource again."""
+    lineage: Mapping[str, tuple[tuple[Mapping[str, XdsResource], frozenset[str]], ...]] = field(
+        default_factory=dict, repr=False
+    )
+    """Per type, the mappings of recent earlier snapshots this type's mapping was made from by replacing
+    resources in place (the newest first, at most ``_LINEAGE``), each with the names replaced since: a
+    stream that planned against one of them looks at those names only (``replaced_since``)."""
 
     @classmethod
     def from_resources(
@@ -106,7 +115,9 @@ class Snapshot:
             raise ValueError(f"unsupported type URL {sorted(unsupported)[0]!r}")
         resources: dict[str, Mapping[str, XdsResource]] = {}
         type_versions: dict[str, str] = {}
+        type_sums: dict[str, int] = {}
         given: dict[str, tuple[XdsResource, ...]] = {}
+        lineage: dict[str, tuple[tuple[Mapping[str, XdsResource], frozenset[str]], ...]] = {}
         replaced: set[ResourceKey] | None = set() if previous is not None else None
         for type_url in TYPE_URLS:
             given[type_url] = tuple(by_type.get(type_url, ()))
@@ -114,16 +125,30 @@ class Snapshot:
             if previous is not None and before == given[type_url]:
                 resources[type_url] = previous.resources[type_url]
                 type_versions[type_url] = previous.type_versions[type_url]
+                type_sums[type_url] = previous.type_sums[type_url]
+                lineage[type_url] = previous.lineage.get(type_url, ())
                 continue
             renewed = replaced_in_place(before, given[type_url]) if before is not None else None
             if previous is not None and renewed is not None:
                 # The same names in the same places: last time's mapping, with the new resources put in.
-                by_name = dict(previous.resources[type_url])
+                earlier = previous.resources[type_url]
+                by_name = dict(earlier)
                 by_name.update((resource.name, resource) for resource in renewed)
                 resources[type_url] = MappingProxyType(by_name)
+                type_sums[type_url] = (
+                    previous.type_sums[type_url]
+                    - sum(_entry_digest(earlier[resource.name]) for resource in renewed)
+                    + sum(_entry_digest(resource) for resource in renewed)
+                ) % _SUM_MODULUS
+                names = frozenset(resource.name for resource in renewed)
+                lineage[type_url] = (
+                    (previous.resources[type_url], names),
+                    *((earlier, since | names) for earlier, since in previous.lineage.get(type_url, ())),
+                )[:_LINEAGE]
             else:
                 resources[type_url] = MappingProxyType(_by_name(type_url, given[type_url]))
-            type_versions[type_url] = content_version(resources[type_url])
+                type_sums[type_url] = sum(map(_entry_digest, resources[type_url].values())) % _SUM_MODULUS
+            type_versions[type_url] = version_digest(type_sums[type_url].to_bytes(_SUM_BYTES))
             if replaced is not None and renewed is not None and type_url != LISTENER:
                 replaced.update(resource.key for resource in renewed)
             else:
@@ -134,8 +159,10 @@ class Snapshot:
         return cls(
             resources=MappingProxyType(resources),
             type_versions=MappingProxyType(type_versions),
+            type_sums=MappingProxyType(type_sums),
             version=version_digest(overall.encode()),
             given=MappingProxyType(given),
+            lineage=MappingProxyType(lineage),
             since=_Since(checked, frozenset(replaced))
             if checked is not None and replaced is not None
             else None,
@@ -147,6 +174,13 @@ class Snapshot:
 
     def find(self, key: ResourceKey) -> XdsResource | None:
         return self.get(key.type_url).get(key.name)
+
+    def replaced_since(self, type_url: str, earlier: Mapping[str, XdsResource]) -> frozenset[str] | None:
+        """The names of ``type_url`` whose resources differ from those of ``earlier`` (the mapping ``get``
+        gave on a recent snapshot), when this one has the same names; None when that is not known."""
+        if earlier is self.get(type_url):
+            return frozenset()
+        return next((names for mapping, names in self.lineage.get(type_url, ()) if mapping is earlier), None)
 
     def consistency_problems(self) -> list[str]:
         """Why Envoy could not use this snapshot as a whole, one sentence per problem (empty when fine).
@@ -216,6 +250,20 @@ def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, Xds
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})
+_SUM_BYTES = 16
+_SUM_MODULUS = 1 << (8 * _SUM_BYTES)
+
+
+def _entry_digest(resource: XdsResource) -> int:
+    """One resource's share of its type's version: a sum of these does not depend on order, so replacing
+    a resource changes it by the difference of two digests."""
+    digest = hashlib.blake2b(f"{resource.name}\0{resource.version}".encode(), digest_size=_SUM_BYTES)
+    return int.from_bytes(digest.digest())
+
+
+_LINEAGE = 4
+"""How many earlier mappings of a type a snapshot remembers: a stream plans at most once per ACK, so it
+may skip a few snapshots; each remembered mapping keeps its replaced resources alive."""
 
 
 def _describe(key: ResourceKey) -> str:

@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.resource import XdsResource
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of
-from controlplane.xds.server.stream_state import InFlight, TypeState
+from controlplane.xds.server.type_state import InFlight, TypeState
 
 _WILDCARD = "*"
 
@@ -31,9 +31,11 @@ class DeltaStream(Stream):
                     # Subscribing means Envoy does not hold it (any more): always send it again.
                     state.names.add(name)
                     state.acked.pop(name, None)
+                    state.unsettle((name,))
             for name in request.resource_names_unsubscribe:
                 state.names.discard(name)
                 state.acked.pop(name, None)
+                state.unsettle((name,))
         if not state.subscribed:
             state.subscribed = True
             state.response_owed = True
@@ -47,6 +49,7 @@ class DeltaStream(Stream):
 
     def _adopt_initial_versions(self, state: TypeState, versions: Any) -> None:
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
+        state.forget_plan()
         for name, version in versions.items():
             if not state.wildcard and name not in state.names:
                 continue
@@ -60,19 +63,9 @@ class DeltaStream(Stream):
     def _response(
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
-        # Names in `target` are subscribed (by-name types), so what Envoy holds is simply `acked`.
-        acked, resend = state.acked, state.resend
-        changed = {
-            name: resource
-            for name, resource in target.items()
-            # Most of a large type is the very resource Envoy holds: one identity check each.
-            if (
-                (held := acked.get(name)) is not resource
-                and (held is None or held.version != resource.version)
-            )
-            or name in resend
-        }
-        removed = sorted(state.held_names() - target.keys())
+        changed_names, removed = state.differences(target)
+        # An updated EDS cluster needs its load assignment again, even an unchanged one.
+        changed = {name: target[name] for name in sorted({*changed_names, *(state.resend & target.keys())})}
         if not changed and not removed and not state.response_owed:
             return None
         response = discovery_pb2.DeltaDiscoveryResponse(
@@ -84,7 +77,7 @@ class DeltaStream(Stream):
         )
         response.resources.extend(
             discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
-            for resource in (changed[name] for name in sorted(changed))
+            for resource in changed.values()
         )
         return response.SerializeToString(), in_flight_of(changed, sequence=sequence, removed=removed)
 
@@ -96,3 +89,5 @@ class DeltaStream(Stream):
                 state.acked[name] = resource
         for name in in_flight.removed:
             state.acked.pop(name, None)
+        state.unsettle(in_flight.sent)
+        state.unsettle(in_flight.removed)

@@ -19,7 +19,7 @@ import grpc
 from controlplane._proto import proxy_status_pb2 as pb
 from controlplane.xds.resource import TYPE_URLS, XdsResource, content_version
 from controlplane.xds.server.stream import Stream
-from controlplane.xds.server.stream_state import TypeState, same_versions
+from controlplane.xds.server.type_state import TypeState, same_versions
 
 SERVICE = "aixds.controlplane.v1.ProxyStatusService"
 LIST_PROXIES = f"/{SERVICE}/ListProxies"

@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.resource import XdsResource, content_version, short_type_name
 from controlplane.xds.server.stream import Stream, in_flight_of
-from controlplane.xds.server.stream_state import InFlight, TypeState, same_versions
+from controlplane.xds.server.type_state import InFlight, TypeState
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
 
@@ -39,6 +39,7 @@ class SotwStream(Stream):
         if not state.wildcard:
             names = set(request.resource_names)
             if names != state.names:
+                state.unsettle(names ^ state.names)
                 state.names = names
                 state.response_owed = True
         if not state.subscribed:
@@ -47,6 +48,7 @@ class SotwStream(Stream):
 
     def _adopt_reported_version(self, state: TypeState, version_info: str) -> None:
         """On a new stream, work out what Envoy holds from the version it reports."""
+        state.forget_plan()
         if not version_info:
             state.acked, state.known = {}, True
             return
@@ -63,7 +65,7 @@ class SotwStream(Stream):
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
     ) -> tuple[bytes, InFlight] | None:
         resend = not state.resend.isdisjoint(target)
-        if not state.response_owed and not resend and state.known and same_versions(target, state.acked):
+        if not state.response_owed and not resend and state.known and state.differences(target) == ([], []):
             return None
         response = discovery_pb2.DiscoveryResponse(
             version_info=content_version(target),
@@ -79,5 +81,8 @@ class SotwStream(Stream):
     ) -> None:
         acked = {name: resource for name, resource in in_flight.sent.items() if name not in refused}
         acked.update((name, state.acked[name]) for name in refused if name in state.acked)
+        before = state.acked
+        state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
+        state.unsettle(before.keys() - acked.keys())
         state.acked = acked
         state.known = True

@@ -26,7 +26,8 @@ from google.protobuf.message import DecodeError, Message
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, XdsResource, short_type_name
 from controlplane.xds.server.metrics import XdsMetrics
-from controlplane.xds.server.stream_state import InFlight, StreamState, TypeState
+from controlplane.xds.server.stream_state import StreamState
+from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
 

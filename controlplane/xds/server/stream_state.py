@@ -15,10 +15,7 @@ stays while its successor waits, and no new listener is sent onto an address an 
 from __future__ import annotations
 
 import enum
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import (
@@ -30,95 +27,8 @@ from controlplane.xds.resource import (
     WILDCARD_TYPES,
     ResourceKey,
     XdsResource,
-    content_version,
 )
-
-
-@dataclass(frozen=True)
-class InFlight:
-    """A response sent and not yet ACKed or NACKed."""
-
-    nonce: str
-    sequence: int
-    """Position among all responses of the stream (Envoy answers them in order)."""
-    sent: Mapping[str, XdsResource]
-    removed: tuple[str, ...]
-    sent_at: float
-
-
-@dataclass
-class TypeState:
-    """A stream's knowledge about one resource type."""
-
-    type_url: str
-    wildcard: bool
-    subscribed: bool = False
-    names: set[str] = field(default_factory=set)
-    acked: dict[str, XdsResource] = field(default_factory=dict)
-    # False after a state-of-the-world reconnect whose reported version we cannot map to content: Envoy may
-    # hold resources we do not know of, so leaving one out of a response could delete it.
-    known: bool = True
-    in_flight: InFlight | None = None
-    last_nonce: str = ""
-    rejected: set[tuple[str, str]] = field(default_factory=set)
-    response_owed: bool = False
-    # Names to send again although Envoy holds their version: an updated EDS cluster warms until it gets
-    # its load assignment once more, even an unchanged one.
-    resend: set[str] = field(default_factory=set)
-    # The last response Envoy refused (its content version) and Envoy's reason, for proxy status.
-    nacked_version: str = ""
-    nack_message: str = ""
-
-    def holds(self, name: str) -> XdsResource | None:
-        """The version Envoy holds of `name` (by-name types: only while it is still subscribed)."""
-        if not self.wildcard and name not in self.names:
-            return None
-        return self.acked.get(name)
-
-    def held_names(self) -> AbstractSet[str]:
-        """The names of what Envoy holds of this type (those of ``held``), as a set: set operations on it
-        run in C, where large types are concerned."""
-        return self.acked.keys() if self.wildcard else self.acked.keys() & self.names
-
-    def held(self) -> Iterator[XdsResource]:
-        """Every resource Envoy holds of this type (by-name types: only those still subscribed)."""
-        if self.wildcard:
-            return iter(self.acked.values())
-        return (resource for name, resource in self.acked.items() if name in self.names)
-
-    def record_nack(self, in_flight: InFlight, message: str) -> frozenset[str]:
-        """Remember the versions Envoy refused so they are not sent again; return their names.
-
-        Envoy applies what it can of a listener or cluster update and lists the failures by name; the rest
-        of such a response is in effect (the caller records it as ACKed). Elsewhere, or when the message
-        names nothing, every changed resource of the response counts as refused.
-        """
-        changed = {
-            name: resource
-            for name, resource in in_flight.sent.items()
-            if name not in self.acked or self.acked[name].version != resource.version
-        }
-        self.nacked_version, self.nack_message = content_version(in_flight.sent), message
-        named = _names_listed(message, changed) if self.wildcard else frozenset()
-        refused = named or frozenset(changed)
-        self.rejected.update((name, changed[name].version) for name in refused)
-        return refused
-
-    def forget_stale_rejections(self, snapshot: Snapshot) -> None:
-        """A refused version no longer in the snapshot may come back later as a new push."""
-        current = snapshot.get(self.type_url)
-        self.rejected = {
-            (name, version)
-            for name, version in self.rejected
-            if name in current and current[name].version == version
-        }
-
-
-def _names_listed(message: str, names: Iterable[str]) -> frozenset[str]:
-    # "Error adding/updating cluster(s) a: why, b: why" (listeners: one "name: why" per line).
-    return frozenset(
-        name for name in names if re.search(r"(?:\(s\) |, |\n)" + re.escape(name) + ": ", message)
-    )
+from controlplane.xds.server.type_state import InFlight, TypeState
 
 
 class _Choice(enum.Enum):
@@ -201,16 +111,34 @@ class Planner:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
+        replaced = (
+            self._snapshot.replaced_since(type_url, state.planned_on)
+            if state.planned_on is not None and state.known
+            else None
+        )
+        target: dict[str, XdsResource]
         names: Iterable[str]
-        if state.wildcard:
-            names = available
-        elif len(state.names) < len(available):
-            names = sorted(state.names.intersection(available))
-        else:  # the snapshot is sorted by name already
-            names = [name for name in available if name in state.names]
-        if type_url == LISTENER and not state.last_nonce and not state.acked and state.known:
-            return self._first_listeners([available[name] for name in names])
-        target: dict[str, XdsResource] = {}
+        if replaced is not None:
+            # Only what may differ from what Envoy holds is planned again; the rest stays as it is.
+            candidates = state.unsettled | replaced
+            target = dict(state.acked)
+            for name in candidates.union(() if state.wildcard else target.keys() - state.names):
+                target.pop(name, None)
+            names = sorted(
+                name for name in candidates if name in available and (state.wildcard or name in state.names)
+            )
+        else:
+            target = {}
+            if state.wildcard:
+                names = available
+            elif len(state.names) < len(available):
+                names = sorted(state.names.intersection(available))
+            else:  # the snapshot is sorted by name already
+                names = [name for name in available if name in state.names]
+            if type_url == LISTENER and not state.last_nonce and not state.acked and state.known:
+                state.forget_plan()
+                return self._first_listeners([available[name] for name in names])
+        unsettled: set[str] = set()
         wanted_addresses: set[str] = set()
         for name in names:
             wanted = available[name]
@@ -219,6 +147,7 @@ class Planner:
             if current is wanted or (current is not None and current.version == wanted.version):
                 target[name] = current
                 continue
+            unsettled.add(name)
             choice = self._choose(state, wanted)
             if choice is _Choice.SEND:
                 target[name] = wanted
@@ -228,9 +157,16 @@ class Planner:
             if current is not None:
                 target[name] = current
             elif choice is _Choice.WAIT and not state.known:
+                state.forget_plan()
                 return None
         leaving: set[str] = set()
-        going = state.held_names() - target.keys()  # usually none: no pass over everything Envoy holds
+        # Usually none: no pass over everything Envoy holds.
+        going = (
+            state.held_names() - target.keys()
+            if replaced is None
+            else {name for name in candidates if name not in target and state.holds(name) is not None}
+        )
+        unsettled.update(going)
         for resource in state.held() if going else ():
             if resource.name not in going:
                 continue
@@ -240,6 +176,7 @@ class Planner:
                 leaving.update(resource.binds)
         if leaving:
             self._keep_off(state, target, leaving)
+        state.planned_on, state.unsettled = (available, unsettled) if state.known else (None, set())
         return target
 
     def _first_listeners(self, wanted: list[XdsResource]) -> dict[str, XdsResource] | None:
@@ -362,8 +299,3 @@ class Planner:
             return None
         fetches_endpoints = any(key.type_url == ENDPOINT for key in resource.warming)
         return resource if fetches_endpoints or self._answered_through > in_flight.sequence else None
-
-
-def same_versions(left: Mapping[str, XdsResource], right: Mapping[str, XdsResource]) -> bool:
-    """Whether two contents hold the same names at the same versions."""
-    return left.keys() == right.keys() and all(left[name].version == right[name].version for name in left)
