@@ -15,8 +15,9 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import ENDPOINT, SECRET, References, ResourceKey
 from controlplane.xds.translator.data_path import RULE_CONNECT_TIMEOUT_SECONDS
-from controlplane.xds.translator.endpoint import upstream_load_assignment
+from controlplane.xds.translator.endpoint import upstream_load_assignment, upstream_load_assignment_references
 from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
@@ -62,6 +63,11 @@ def rule_cluster(cluster: ir.RuleCluster) -> Any:
     return message
 
 
+def rule_cluster_references(cluster: ir.RuleCluster) -> References:
+    """What ``rule_cluster(cluster)`` refers to: its load assignment, fetched over EDS."""
+    return References(warming=frozenset({ResourceKey(ENDPOINT, cluster.name)}))
+
+
 def _set_circuit_breaker(message: Any, breaker: ir.CircuitBreaker) -> None:
     """Envoy Gateway's thresholds (its default of 1024 concurrent retries included)."""
     retries = breaker.max_retries if breaker.max_retries is not None else _MAX_CONCURRENT_RETRIES
@@ -104,6 +110,20 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
     if options is not None:
         message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(options)
     return message
+
+
+def upstream_cluster_references(cluster: ir.UpstreamCluster) -> References:
+    """What ``upstream_cluster(cluster)`` refers to: its load assignment (over EDS, or inline) and the CA
+    bundle its TLS validates with (over SDS)."""
+    warming = set()
+    dependencies: frozenset[ResourceKey] = frozenset()
+    if cluster.discovery is ir.DiscoveryType.EDS:
+        warming.add(ResourceKey(ENDPOINT, cluster.name))
+    else:
+        dependencies = upstream_load_assignment_references(cluster).dependencies
+    if cluster.tls is not None and cluster.tls.verify and cluster.tls.ca_secret is not None:
+        warming.add(ResourceKey(SECRET, cluster.tls.ca_secret))
+    return References(dependencies=dependencies, warming=frozenset(warming))
 
 
 def _eds_cluster(name: str, *, connect_timeout_seconds: float) -> Any:

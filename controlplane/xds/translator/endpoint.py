@@ -4,6 +4,7 @@ or inline in a DNS cluster)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -12,6 +13,7 @@ from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import struct_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import LISTENER, References, ResourceKey
 from controlplane.xds.translator.data_path import RulePath
 from controlplane.xds.translator.filters.cost_lua import BACKEND_METADATA
 
@@ -49,6 +51,24 @@ def upstream_load_assignment(cluster: ir.UpstreamCluster) -> Any:
     for endpoint in cluster.endpoints:
         _add_lb_endpoint(level, endpoint, metadata=None)
     return assignment
+
+
+def rule_load_assignment_references(path: RulePath) -> References:
+    """What ``rule_load_assignment(path)`` refers to: the hop listeners among its hosts."""
+    return _internal_listeners(host for locality in path.localities for host in locality.hosts)
+
+
+def upstream_load_assignment_references(cluster: ir.UpstreamCluster) -> References:
+    """What ``upstream_load_assignment(cluster)`` refers to."""
+    return _internal_listeners(cluster.endpoints)
+
+
+def _internal_listeners(hosts: Iterable[ir.SocketEndpoint | ir.InternalEndpoint]) -> References:
+    return References(
+        dependencies=frozenset(
+            ResourceKey(LISTENER, host.listener) for host in hosts if isinstance(host, ir.InternalEndpoint)
+        )
+    )
 
 
 def _add_lb_endpoint(
