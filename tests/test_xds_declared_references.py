@@ -1,6 +1,7 @@
-"""The references the translator declares for its many-per-route resources (clusters, load assignments) stand
-in for walking each message (``XdsResource.build``): for every golden configuration they must be exactly what
-the walk finds, or a push would be ordered wrong or a proxy would warm on the wrong resources."""
+"""The references the translator declares for its many or large resources (clusters, load assignments, route
+configurations) stand in for walking each message (``XdsResource.build``): for every golden configuration
+they must be exactly what the walk finds, or a push would be ordered wrong or a proxy would warm on the wrong
+resources."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from controlplane import ir
 from controlplane.gatewayapi import TranslateOptions, build_ir
 from controlplane.sources.files import load_paths
 from controlplane.xds.resource import (
+    CLUSTER,
     ENDPOINT,
     LISTENER,
     SECRET,
@@ -58,12 +60,12 @@ def test_declared_references_are_what_the_walk_finds(case: Path) -> None:
 
 
 def test_the_goldens_declare_every_kind_of_reference() -> None:
-    """Otherwise the comparison above would prove little: the goldens hold EDS clusters, CA bundles over SDS
-    and hop listeners as hosts."""
+    """Otherwise the comparison above would prove little: the goldens hold EDS clusters, CA bundles over SDS,
+    hop listeners as hosts and routes to clusters."""
     declared = {
         key.type_url
         for case in CASES
         for references, _ in _declared_and_walked(_infra(case))
         for key in references.dependencies | references.warming
     }
-    assert declared == {ENDPOINT, SECRET, LISTENER}
+    assert declared == {CLUSTER, ENDPOINT, SECRET, LISTENER}

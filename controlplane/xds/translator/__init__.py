@@ -24,7 +24,7 @@ from controlplane.xds.translator.endpoint import (
     upstream_load_assignment_references,
 )
 from controlplane.xds.translator.listener import hop_listener, http_listener
-from controlplane.xds.translator.route import route_configuration
+from controlplane.xds.translator.route import route_configuration, route_configuration_references
 from controlplane.xds.translator.secret import ca_secret, credential_secret
 
 
@@ -41,9 +41,9 @@ class EnvoyResources:
 
 Fragments = tuple[str, Callable[[Any], Any], Callable[[Any], References] | None, tuple[Hashable, ...]]
 """Envoy resources to be: their type URL, the function that translates each, the function that declares
-what each refers to (where the types are many, so that walking every message would cost more than building
-it; None: the message is walked) and those functions' IR inputs (one resource each). The functions are pure,
-so equal inputs give equal resources (``reuse`` relies on that)."""
+what each refers to (where the messages are many or large, so that walking them would cost more than
+building them; None: the message is walked) and those functions' IR inputs (one resource each). The
+functions are pure, so equal inputs give equal resources (``reuse`` relies on that)."""
 
 
 @cache
@@ -62,7 +62,7 @@ def fragments(
     return [
         (LISTENER, http_listener, None, infra.listeners),
         (LISTENER, hop_listener, None, path.hops),
-        (ROUTE, route_configuration, None, infra.listeners),
+        (ROUTE, route_configuration, route_configuration_references, infra.listeners),
         (CLUSTER, rule_cluster, rule_cluster_references, infra.rule_clusters),
         (CLUSTER, _upstream_cluster(system_ca_file), upstream_cluster_references, infra.upstreams),
         (ENDPOINT, rule_load_assignment, rule_load_assignment_references, path.rules),

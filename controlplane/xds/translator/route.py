@@ -13,6 +13,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import CLUSTER, References, ResourceKey
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.credential import no_credential_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
@@ -50,6 +51,19 @@ def route_configuration(listener: ir.HttpListener) -> Any:
     if longest > _DIRECT_BODY_LIMIT:
         config.max_direct_response_body_size_bytes.value = longest
     return config
+
+
+def route_configuration_references(listener: ir.HttpListener) -> References:
+    """What ``route_configuration(listener)`` refers to: the cluster of each forwarding route (one message
+    naming thousands of clusters, the costliest of all to walk)."""
+    return References(
+        dependencies=frozenset(
+            ResourceKey(CLUSTER, route.action.cluster)
+            for vhost in listener.virtual_hosts
+            for route in vhost.routes
+            if isinstance(route.action, ir.Forward) and route.action.cluster
+        )
+    )
 
 
 def hop_route_configuration(hop: ir.BackendHop) -> Any:
