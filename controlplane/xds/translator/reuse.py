@@ -81,18 +81,21 @@ class ReusingTranslator:
         *,
         previous: _Table | None,
     ) -> _Table:
-        if previous is not None and len(previous.nodes) == len(nodes):
+        if previous is None:
+            # The first call: nothing is known yet, so there is nothing to look up (hashing every node).
+            return _Table(
+                nodes, tuple(self._translated(type_url, translate, declare, node) for node in nodes)
+            )
+        if len(previous.nodes) == len(nodes):
             # Usually a few nodes replaced in place: the others are found at the same position.
             resources = [
                 made if old is node else self._resource(type_url, translate, declare, node)
                 for old, node, made in zip(previous.nodes, nodes, previous.resources, strict=True)
             ]
             return _Table(nodes, tuple(resources))
-        known = {}
-        if previous is not None:
-            known = {
-                id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
-            }
+        known = {
+            id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
+        }
         resources = []
         for node in nodes:
             same = known.get(id(node))
@@ -107,13 +110,18 @@ class ReusingTranslator:
         self, type_url: str, translate: _Translate, declare: _Declare, node: Hashable
     ) -> XdsResource:
         """The resource of a node that is not last call's object: an equal node's, or translated now."""
-        key = (translate, node)
-        found = self._by_value.get(key)
-        if found is None:
-            references = declare(node) if declare is not None else None
-            found = self._by_value[key] = XdsResource.build(type_url, translate(node), references=references)
-            self.translated += 1
-        return found
+        found = self._by_value.get((translate, node))
+        return found if found is not None else self._translated(type_url, translate, declare, node)
+
+    def _translated(
+        self, type_url: str, translate: _Translate, declare: _Declare, node: Hashable
+    ) -> XdsResource:
+        references = declare(node) if declare is not None else None
+        made = self._by_value[(translate, node)] = XdsResource.build(
+            type_url, translate(node), references=references
+        )
+        self.translated += 1
+        return made
 
     def _forget_unused(self) -> None:
         """Drops what the last call did not use (hashing only those nodes, to find their entries)."""
