@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -204,7 +205,9 @@ def _forward(action: ir.Forward) -> Any:
     return route
 
 
+@lru_cache(maxsize=256)
 def _retry_policy(retry: ir.RetryPolicy) -> Any:
+    """Built once per distinct policy (most routes share one); shared, so callers only copy it."""
     policy = rc.RetryPolicy(
         retry_on=",".join(retry.retry_on),
         num_retries={"value": retry.num_retries},
