@@ -5,7 +5,10 @@ what is the resource called, and which other resources must Envoy hold before th
 (`dependencies`, which decide the order of pushes: make before break) or before Envoy finishes warming it
 (`warming_dependencies`: RDS names of a listener, the load assignment of an EDS cluster, SDS secrets).
 References are found by walking the message, including `Any`-packed extension configs whose modules are
-imported in this process, so the translator's HTTP filters and transport sockets are covered too.
+imported in this process, so the translator's HTTP filters and transport sockets are covered too. Where the
+translator builds thousands of one type (clusters, load assignments) or one very large message (the route
+configuration), its builders declare the references instead, which costs a fraction of the walk; a test
+holds the declarations equal to the walk for every golden configuration.
 """
 
 from __future__ import annotations
