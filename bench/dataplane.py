@@ -14,6 +14,11 @@ One canned chat completion served by nginx (one worker; answers faster than any 
 
 A peer that cannot be built or started is reported "not measured" with the reason. Not a test.
 
+Next to requests/s, the Envoy process's CPU time per request (user + system, read from ``/proc`` around each
+run) for the two Envoys this module starts itself: on a machine other jobs load, requests/s swings with
+them from one run to the next, while the CPU a request costs stays put (aigw's Envoy and LiteLLM are not
+read).
+
     .venv/bin/python -m bench.dataplane [--seconds 5] [--connections 1,16,64]
 """
 
@@ -28,7 +33,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -81,9 +86,20 @@ class Load:
     """One wrk run: requests/s, errors (non-2xx included) and latency percentiles in microseconds."""
 
     connections: int
+    requests: int
     requests_per_second: float
     errors: int
     percentiles_us: dict[float, float]
+    envoy_cpu_us_per_request: float | None = None
+    """The gateway's Envoy CPU time over the run per request; None when it is not a process we started."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """Where a gateway under test answers, and its Envoy process when this module started it."""
+
+    url: str
+    envoy_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -250,34 +266,52 @@ def wrk(url: str, *, connections: int, seconds: float, workdir: Path) -> Load:
     requests, duration_us, errors, *latencies = line.split()[1:]
     return Load(
         connections=connections,
+        requests=int(requests),
         requests_per_second=int(requests) / (int(duration_us) / 1e6),
         errors=int(errors),
         percentiles_us=dict(zip(PERCENTILES, (float(value) for value in latencies), strict=True)),
     )
 
 
-Target = Callable[[Path, Ports], contextlib.AbstractContextManager[str]]
+def _cpu_us(pid: int) -> float:
+    """A process's user + system CPU time so far, in microseconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3 of proc(5), utime and stime fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") * 1e6
+
+
+def _run(served: Served, *, connections: int, seconds: float, workdir: Path) -> Load:
+    """One wrk run on `served`, with its Envoy's CPU time per request when it is ours to read."""
+    if served.envoy_pid is None:
+        return wrk(served.url, connections=connections, seconds=seconds, workdir=workdir)
+    before = _cpu_us(served.envoy_pid)
+    load = wrk(served.url, connections=connections, seconds=seconds, workdir=workdir)
+    spent = _cpu_us(served.envoy_pid) - before
+    return replace(load, envoy_cpu_us_per_request=spent / load.requests if load.requests else None)
+
+
+Target = Callable[[Path, Ports], contextlib.AbstractContextManager[Served]]
 
 
 @contextlib.contextmanager
-def direct(workdir: Path, ports: Ports) -> Iterator[str]:
+def direct(workdir: Path, ports: Ports) -> Iterator[Served]:
     del workdir
-    yield f"http://127.0.0.1:{ports.primary}{PATH}"
+    yield Served(f"http://127.0.0.1:{ports.primary}{PATH}")
 
 
 @contextlib.contextmanager
-def plain_envoy(workdir: Path, ports: Ports) -> Iterator[str]:
+def plain_envoy(workdir: Path, ports: Ports) -> Iterator[Served]:
     del workdir
     with EnvoyProcess(
         bootstrap_yaml=_plain_envoy_bootstrap(listen_port=ports.gateway, backend_port=ports.primary),
         concurrency=1,
         log_level="warning",
-    ):
-        yield f"http://127.0.0.1:{ports.gateway}{PATH}"
+    ) as envoy:
+        yield Served(f"http://127.0.0.1:{ports.gateway}{PATH}", envoy.pid)
 
 
 @contextlib.contextmanager
-def ours(workdir: Path, ports: Ports) -> Iterator[str]:
+def ours(workdir: Path, ports: Ports) -> Iterator[Served]:
     folder = workdir / "ours"
     folder.mkdir()
     (folder / "bench.yaml").write_text(manifests(ports))
@@ -293,17 +327,17 @@ def ours(workdir: Path, ports: Ports) -> Iterator[str]:
                 ),
                 concurrency=1,
                 log_level="warning",
-            ),
+            ) as envoy,
         ):
             url = f"http://127.0.0.1:{ports.gateway}{PATH}"
             _wait_answering(url, what="our gateway", log=workdir / "cp.log")
-            yield url
+            yield Served(url, envoy.pid)
     except (ControlPlaneError, EnvoyError) as error:
         raise PeerUnavailable(f"our gateway did not start: {error}") from error
 
 
 @contextlib.contextmanager
-def aigw_run(workdir: Path, ports: Ports) -> Iterator[str]:
+def aigw_run(workdir: Path, ports: Ports) -> Iterator[Served]:
     binary = aigw()
     home = workdir / "aigw"
     envoy_dir = home / "data" / "envoy-versions" / AIGW_ENVOY_VERSION / "bin"
@@ -323,11 +357,11 @@ def aigw_run(workdir: Path, ports: Ports) -> Iterator[str]:
     with admin, _child(command, log=workdir / "aigw.log", env=env):
         url = f"http://127.0.0.1:{ports.gateway}{PATH}"
         _wait_answering(url, what="aigw run", log=workdir / "aigw.log")
-        yield url
+        yield Served(url)
 
 
 @contextlib.contextmanager
-def litellm_proxy(workdir: Path, ports: Ports) -> Iterator[str]:
+def litellm_proxy(workdir: Path, ports: Ports) -> Iterator[Served]:
     binary = litellm()
     config = workdir / "litellm.yaml"
     config.write_text(
@@ -347,7 +381,7 @@ router_settings:
     with _child(command, log=workdir / "litellm.log", env={**os.environ, "LITELLM_LOG": "ERROR"}):
         url = f"http://127.0.0.1:{ports.gateway}{PATH}"
         _wait_answering(url, what="LiteLLM proxy", log=workdir / "litellm.log")
-        yield url
+        yield Served(url)
 
 
 TARGETS: dict[str, Target] = {
@@ -369,7 +403,7 @@ def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str
         # Held until every child is gone (the stack unwinds in reverse): each child binds its own.
         reserved = running.enter_context(PortReservations())
         backend_ports = (reserved.reserve(), reserved.reserve())
-        urls: dict[str, str] = {}
+        served: dict[str, Served] = {}
         try:
             running.enter_context(nginx(root, backend_ports))
         except PeerUnavailable as error:
@@ -380,16 +414,16 @@ def measure(*, seconds: float, connections: Sequence[int], targets: Sequence[str
             workdir.mkdir()
             ports = Ports(gateway=reserved.reserve(), primary=backend_ports[0], secondary=backend_ports[1])
             try:
-                urls[name] = running.enter_context(TARGETS[name](workdir, ports))
+                served[name] = running.enter_context(TARGETS[name](workdir, ports))
                 # A discarded second first: connection pools, lazy initialisation, caches.
-                wrk(urls[name], connections=max(connections), seconds=1, workdir=workdir)
+                wrk(served[name].url, connections=max(connections), seconds=1, workdir=workdir)
             except PeerUnavailable as error:
-                urls.pop(name, None)
+                served.pop(name, None)
                 missing.append(Missing(name, str(error)))
-        loads = {name: [] for name in urls}
+        loads = {name: [] for name in served}
         for count in connections:
-            for name, url in urls.items():
-                loads[name].append(wrk(url, connections=count, seconds=seconds, workdir=root))
+            for name, target in served.items():
+                loads[name].append(_run(target, connections=count, seconds=seconds, workdir=root))
     return _table(loads, missing, connections=connections, seconds=seconds)
 
 
@@ -409,13 +443,16 @@ def _table(
             "errors",
             "req/s vs plain Envoy",
             "added p99 vs direct us",
+            "Envoy CPU us/request",
         ],
         missing=missing,
         notes=[
             f"{seconds:.0f} s per point. Backend: nginx, one worker, a canned completion. Goals: ours "
             ">= 0.6x plain Envoy's requests/s and added p99 vs direct <= 1 ms at 16 connections; "
             ">= 10x LiteLLM's requests/s; lower p99 and higher requests/s than aigw. "
-            "aigw's Envoy worker count is its own.",
+            "aigw's Envoy worker count is its own. Envoy CPU us/request: the Envoy process's user + system "
+            "CPU time over the run per request (the Envoys this benchmark starts; steadier than requests/s "
+            "when other jobs load the machine).",
         ],
     )
     for name, runs in loads.items():
@@ -433,6 +470,9 @@ def _table(
                     load.errors,
                     ratio(load.requests_per_second, plain.requests_per_second if plain else None),
                     load.percentiles_us[99] - direct_load.percentiles_us[99] if direct_load else None,
+                    round(load.envoy_cpu_us_per_request, 1)
+                    if load.envoy_cpu_us_per_request is not None
+                    else None,
                 ]
             )
     middle = connections[len(connections) // 2]

@@ -1,11 +1,14 @@
 """Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
 keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
-first choice's model override is applied by the route and a fallback still gets the client's model, the
-body's model is read once (any JSON content type, Exact and RegularExpression matches), and a client cannot
-pick a route with a model header of its own."""
+first choice's model override is applied by the route (to the top-level ``model`` only, the rest of the
+body byte for byte, sent with its length) and a fallback still gets the client's model, a stream asks for
+its usage (its ``stream_options`` replaced, the rest as sent), the body's model is read once (any JSON
+content type, Exact and RegularExpression matches), and a client cannot pick a route with a model header of
+its own."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -24,6 +27,9 @@ from tests.polling import wait_until
 pytestmark = pytest.mark.envoy
 
 SPLIT, FAILOVER, OVERRIDE = "split-model", "failover-model", "override-model"
+ANY_MODEL_PATH = "/v1/completions"
+"""A rule matching no model, whose one backendRef has an override: a body naming none gets it."""
+JSON = {"content-type": "application/json"}
 OVERRIDE_HOP = "route/default/direct/rule/2/backend/1"
 """The only hop: the fallback of the override rule, which puts the client's model back."""
 
@@ -47,6 +53,8 @@ spec:
     - {{name: fallback, priority: 1}}
   - matches: [{{headers: [{{type: RegularExpression, name: x-ai-eg-model, value: "pattern-[0-9]+"}}]}}]
     backendRefs: [{{name: fallback}}]
+  - matches: [{{path: {{type: PathPrefix, value: {ANY_MODEL_PATH}}}}}]
+    backendRefs: [{{name: single, modelNameOverride: "gpt-\\"quoted\\""}}]
 """
         + openai_backend_yaml("pair", [ports["pair-a"], ports["pair-b"]])
         + openai_backend_yaml("single", [ports["single"]])
@@ -120,6 +128,50 @@ def test_the_route_rewrites_the_first_choices_model_and_the_fallback_gets_the_cl
     assert (first.json["model"], first.headers["x-ai-eg-model"]) == ("gpt-first", "gpt-first")
     assert first.json["messages"] == CHAT["messages"], "the rest of the body is kept"
     assert (fallback.json["model"], fallback.headers["x-ai-eg-model"]) == (OVERRIDE, OVERRIDE)
+
+
+def test_the_route_rewrites_only_the_top_level_model_and_keeps_the_rest_of_the_body_as_sent(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    tool = {"type": "function", "function": {"name": "pick", "parameters": {"properties": {"model": {}}}}}
+    rest = (
+        '"messages": [{"role": "user", "content": "say \\"model\\": \\\\"}],\n'
+        f' "tools": [{json.dumps(tool)}], "metadata": {{"model": "{OVERRIDE}"}}}}'
+    )
+    with httpx.Client(timeout=5) as client:
+        url = _gateway_url(local)
+        nested = client.post(url, content=f'{{"model" : "{OVERRIDE}", {rest}', headers=JSON)
+        received = backends["single"].received[-1]
+        named_none = client.post(
+            url.replace("/v1/chat/completions", ANY_MODEL_PATH), content="{ }", headers=JSON
+        )
+        added = backends["single"].received[-1]
+    assert answered_by(nested) == "single"
+    assert received.body.decode() == f'{{"model" : "gpt-first", {rest}'
+    assert received.headers["content-length"] == str(len(received.body))
+    assert named_none.status_code == 200, named_none.text
+    assert added.json == {"model": 'gpt-"quoted"'}
+
+
+def test_a_stream_asks_for_its_usage_and_the_rest_of_its_body_goes_as_sent(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    local, backends = stack
+    rest = '"stream": true, "messages": [{"role": "user", "content": "\\"stream_options\\": 1"}]}'
+    with httpx.Client(timeout=5) as client:
+        streamed = client.post(
+            _gateway_url(local),
+            content=f'{{"model": "{FAILOVER}", "stream_options": {{"include_usage": false}}, {rest}',
+            headers=JSON,
+        )
+    assert streamed.status_code == 200, streamed.text
+    received = backends["single"].received[-1]
+    assert (
+        received.body.decode()
+        == f'{{"model": "{FAILOVER}", "stream_options": {{"include_usage":true}}, {rest}'
+    )
+    assert received.headers["content-length"] == str(len(received.body))
 
 
 def test_the_body_is_read_once_for_every_json_content_type_and_regex_matches(

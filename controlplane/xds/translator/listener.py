@@ -6,7 +6,7 @@ siblings — model rewrite, credential, headers, path prefix, Host — runs once
 and weight choice, using ordinary downstream filters (and the hop router's upstream filters for an AWS
 signature, which must see the rewritten path: ``filters.aws_signing``). A hop that would do nothing is not
 built (``data_path``). The alternatives were checked on Envoy 1.40 and rejected: it refuses the ``transform``
-filter (the only native JSON body rewrite, which the model override needs) as an upstream filter, as it
+filter (the only native JSON body rewrite) as an upstream filter, as it
 refuses ``json_to_metadata``, ``header_to_metadata`` and ``set_filter_state`` (it accepts ``header_mutation``,
 ``credential_injector``, ``aws_request_signing``, ``ext_proc``, ``lua``, ``buffer`` and ``composite``, whose
 configuration is per cluster: per-backendRef values would have to come from endpoint metadata, not tried yet

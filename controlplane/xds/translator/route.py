@@ -19,7 +19,7 @@ from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.credential import no_credential_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
 from controlplane.xds.translator.filters.model_header import MODEL_FROM_BODY, model_metadata_match
-from controlplane.xds.translator.filters.model_override import ROUTE_MODEL_FILTER, route_model_config
+from controlplane.xds.translator.filters.model_override import set_route_model
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.filters.transcoder import transcoded_routes
 from controlplane.xds.translator.messages import pack, seconds
@@ -139,7 +139,8 @@ def _route(route: ir.Route, *, reads_model: bool) -> Any:
         message.direct_response.body.inline_string = action.message
         return message
     message.route.CopyFrom(_forward(action))
-    if reads_model:
+    if reads_model and action.model_override is None:
+        # (With an override, the model header is the override's, set below.)
         message.request_headers_to_add.append(_header_option(ir.MODEL_HEADER, MODEL_FROM_BODY))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
     # The stream header is the public listener's own (filters.stream_usage): it reaches no hop or backend.
@@ -147,9 +148,7 @@ def _route(route: ir.Route, *, reads_model: bool) -> Any:
     if action.model_override is not None:
         # After the rule's own header edits: the model header says what the backend is asked for.
         message.request_headers_to_add.extend(_header_options(((ir.MODEL_HEADER, action.model_override),)))
-        message.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
-            route_model_config(model=action.model_override)
-        )
+        set_route_model(message, model=action.model_override)
     return message
 
 

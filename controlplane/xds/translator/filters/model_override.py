@@ -1,40 +1,43 @@
 """Rewrite the body's ``model`` for one backend (``backendRefs[].modelNameOverride``).
 
-Runs in that backend's internal listener, so it applies once per attempt: a retry that lands on the
-next priority carries the next backend's model. ``MERGE`` keeps every other field and adds ``model`` when
-the client sent none, which is how a request without a model gets the backend's.
+In a backend's internal listener (``model_override_filter``) it applies once per attempt: a retry that lands
+on the next priority carries the next backend's model. ``MERGE`` keeps every other field and adds ``model``
+when the client sent none, which is how a request without a model gets the backend's.
 
-The first choice's model is rewritten at the route instead (``gatewayapi.route_model``): the public listener
-runs a second transform filter (``route_model_filter``) that does nothing unless the chosen route carries its
-own configuration (``route_model_config``). It is a filter of its own, after the model header filter, because
-that one re-picks the route: the route a request ends on is known only after it.
+The first choice's model is rewritten at the route instead (``gatewayapi.route_model``), by a filter of the
+public listener (``route_model_filter``) that does nothing unless the chosen route names a model
+(``set_route_model``). It is a filter of its own, after the body check, because that one re-picks the route:
+the route a request ends on is known only after it. Every request of such a route pays for it, so it is the
+Lua script that edits the body in place (``json_member``, which says what that saves) rather than the
+``transform`` filter the hops keep: Envoy runs a Lua VM per filter configuration and worker (and one on the
+main thread), about 100 KB each, and hops can be thousands (measured on Envoy 1.40 with two workers: 300
+hops took 89 MB of RSS with the transform filter, 178 MB with the script); a listener has one.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from envoy.config.core.v3 import substitution_format_string_pb2
+from envoy.config.core.v3 import base_pb2, substitution_format_string_pb2
+from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import struct_pb2
 
+from controlplane.xds.translator.filters.json_member import set_member_script
 from controlplane.xds.translator.messages import pack
 
 ROUTE_MODEL_FILTER = "ai.route_model_override"
-"""The name of the public listener's transform filter that rewrites the model per route."""
+"""The name of the public listener's filter that rewrites the model per route; its route metadata's namespace
+too."""
+_SCRIPT = "route_model"
+_MODEL_KEY = "model_json"
+"""The route metadata key holding the model as a JSON string literal, spliced into the body as it is."""
 
 
 def model_override_filter(*, model: str) -> Any:
-    return hcm.HttpFilter(name="envoy.filters.http.transform", typed_config=route_model_config(model=model))
-
-
-def route_model_filter() -> Any:
-    return hcm.HttpFilter(name=ROUTE_MODEL_FILTER, typed_config=pack(transform_pb2.TransformConfig()))
-
-
-def route_model_config(*, model: str) -> Any:
-    """The transform configuration (packed) that merges ``model`` into a JSON body."""
+    """A hop's rewrite: one model for every request through the hop."""
     body = struct_pb2.Struct()
     # The body is a format string: a literal "%" in a model name must be escaped.
     body.update({"model": model.replace("%", "%%")})
@@ -46,4 +49,17 @@ def route_model_config(*, model: str) -> Any:
             )
         )
     )
-    return pack(config)
+    return hcm.HttpFilter(name="envoy.filters.http.transform", typed_config=pack(config))
+
+
+def route_model_filter() -> Any:
+    """Idle unless the route names a model (``set_route_model``)."""
+    script = set_member_script(key="model", value=f'handle:metadata():get("{_MODEL_KEY}")')
+    lua = lua_pb2.Lua(source_codes={_SCRIPT: base_pb2.DataSource(inline_string=script)})
+    return hcm.HttpFilter(name=ROUTE_MODEL_FILTER, typed_config=pack(lua))
+
+
+def set_route_model(route: Any, *, model: str) -> None:
+    """Make ``route_model_filter`` rewrite the body's model to ``model`` on ``route`` (an ``rc.Route``)."""
+    route.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(pack(lua_pb2.LuaPerRoute(name=_SCRIPT)))
+    route.metadata.filter_metadata[ROUTE_MODEL_FILTER].update({_MODEL_KEY: json.dumps(model)})

@@ -3,47 +3,45 @@
 An OpenAI-compatible server reports the usage of a stream only when asked; without it a streamed request
 would cost nothing and count nowhere (``filters.token_usage``). The body check records the body's ``stream``
 and ``model_header.stream_header_filter`` copies it into a header (``STREAM_HEADER``, the client's own removed
-first); a ``transform`` filter, wrapped
-in ``match_delegate`` so that it runs only when that header is ``true``, merges ``include_usage: true`` into
-the body (a non-streaming request must not carry ``stream_options``: OpenAI refuses it; nor must a
-request of Anthropic's own API, on ``ir.ANTHROPIC_CLIENT_PATH``). The client then gets
+first); a Lua filter (``json_member``, which edits the body in place), wrapped in ``match_delegate`` so that
+it runs only when that header is ``true``, sets the body's ``stream_options`` to ``{"include_usage": true}``
+(a non-streaming request must not carry ``stream_options``: OpenAI refuses it; nor must a request of
+Anthropic's own API, on ``ir.ANTHROPIC_CLIENT_PATH``). The client then gets
 one more chunk, with empty ``choices`` and the usage, which OpenAI's SDKs expect. Transcoded backends need
 nothing: the transcoder puts the provider's usage in the last chunk.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from envoy.config.core.v3 import extension_pb2, substitution_format_string_pb2
+from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.extensions.common.matching.v3 import extension_matcher_pb2
 from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
-from envoy.extensions.filters.http.transform.v3 import transform_pb2
+from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from envoy.type.matcher.v3 import http_inputs_pb2
-from google.protobuf import struct_pb2
 from xds.core.v3 import extension_pb2 as xds_extension_pb2
 from xds.type.matcher.v3 import matcher_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.json_member import set_member_script
 from controlplane.xds.translator.messages import pack
 
+_INCLUDE_USAGE = {"include_usage": True}
+"""A stream's ``stream_options``: the client's own, if any, is replaced whole (as the transform filter's
+merge, which this replaced, did)."""
 STREAM_HEADER = "x-ai-eg-stream"
 """The request body's ``stream`` (``true`` for a streamed request), set by
 ``model_header.stream_header_filter``."""
 
 
 def include_usage_filter() -> Any:
-    body = struct_pb2.Struct()
-    body.update({"stream_options": {"include_usage": True}})
-    merge = transform_pb2.TransformConfig(
-        request_transformation=transform_pb2.Transformation(
-            body_transformation=transform_pb2.BodyTransformation(
-                body_format=substitution_format_string_pb2.SubstitutionFormatString(json_format=body),
-                action=transform_pb2.BodyTransformation.MERGE,
-            )
-        )
+    script = set_member_script(
+        key="stream_options", value=f"'{json.dumps(_INCLUDE_USAGE, separators=(',', ':'))}'"
     )
+    lua = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=script))
     predicate = matcher_pb2.Matcher.MatcherList.Predicate
     anthropic_client = _header_is(":path", string_pb2.StringMatcher(prefix=ir.ANTHROPIC_CLIENT_PATH))
     openai_stream = predicate(
@@ -72,7 +70,7 @@ def include_usage_filter() -> Any:
     config = extension_matcher_pb2.ExtensionWithMatcher(
         xds_matcher=only_streams,
         extension_config=extension_pb2.TypedExtensionConfig(
-            name="envoy.filters.http.transform", typed_config=pack(merge)
+            name="envoy.filters.http.lua", typed_config=pack(lua)
         ),
     )
     return hcm.HttpFilter(name="envoy.filters.http.match_delegate", typed_config=pack(config))
