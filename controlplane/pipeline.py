@@ -77,11 +77,10 @@ class Translator:
 
     def snapshot(self, resources: ResourceSet) -> TranslatedSnapshot:
         if self._reuse is None:
+            # A translator with nothing to reuse: everything built again, as ``serve``'s first load does.
             built = build_ir(resources, options=self._options)
-            full = PipelineResult(
-                envoy=build_xds(built.infra), statuses=built.statuses, problems=built.problems
-            )
-            return TranslatedSnapshot(full.snapshot(), full.statuses, full.problems, built.mint_requests)
+            snapshot = Snapshot.from_built(ReusingTranslator().resources(built.infra))
+            return TranslatedSnapshot(snapshot, built.statuses, built.problems, built.mint_requests)
         built = build_ir(resources, options=self._options, memo=self._memo)
         snapshot = Snapshot.from_built(self._reuse.resources(built.infra), previous=self._previous)
         self._previous = snapshot

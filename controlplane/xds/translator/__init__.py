@@ -8,12 +8,23 @@ from functools import cache, partial
 from typing import Any
 
 from controlplane import ir
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_URLS
-from controlplane.xds.translator.cluster import SYSTEM_CA_FILE, rule_cluster, upstream_cluster
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, SECRET, TYPE_URLS, References
+from controlplane.xds.translator.cluster import (
+    SYSTEM_CA_FILE,
+    rule_cluster,
+    rule_cluster_references,
+    upstream_cluster,
+    upstream_cluster_references,
+)
 from controlplane.xds.translator.data_path import DataPath, data_path
-from controlplane.xds.translator.endpoint import rule_load_assignment, upstream_load_assignment
+from controlplane.xds.translator.endpoint import (
+    rule_load_assignment,
+    rule_load_assignment_references,
+    upstream_load_assignment,
+    upstream_load_assignment_references,
+)
 from controlplane.xds.translator.listener import hop_listener, http_listener
-from controlplane.xds.translator.route import route_configuration
+from controlplane.xds.translator.route import route_configuration, route_configuration_references
 from controlplane.xds.translator.secret import ca_secret, credential_secret
 
 
@@ -28,9 +39,11 @@ class EnvoyResources:
     secrets: tuple[Any, ...]
 
 
-Fragments = tuple[str, Callable[[Any], Any], tuple[Hashable, ...]]
-"""Envoy resources to be: their type URL, the function that translates each and that function's IR inputs
-(one resource each). The function is pure, so equal inputs give equal resources (``reuse`` relies on that)."""
+Fragments = tuple[str, Callable[[Any], Any], Callable[[Any], References] | None, tuple[Hashable, ...]]
+"""Envoy resources to be: their type URL, the function that translates each, the function that declares
+what each refers to (where the messages are many or large, so that walking them would cost more than
+building them; None: the message is walked) and those functions' IR inputs (one resource each). The
+functions are pure, so equal inputs give equal resources (``reuse`` relies on that)."""
 
 
 @cache
@@ -47,15 +60,15 @@ def fragments(
     eds_upstreams = tuple(cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS)
     path = path or data_path(infra)
     return [
-        (LISTENER, http_listener, infra.listeners),
-        (LISTENER, hop_listener, path.hops),
-        (ROUTE, route_configuration, infra.listeners),
-        (CLUSTER, rule_cluster, infra.rule_clusters),
-        (CLUSTER, _upstream_cluster(system_ca_file), infra.upstreams),
-        (ENDPOINT, rule_load_assignment, path.rules),
-        (ENDPOINT, upstream_load_assignment, eds_upstreams),
-        (SECRET, credential_secret, infra.credentials),
-        (SECRET, ca_secret, infra.ca_bundles),
+        (LISTENER, http_listener, None, infra.listeners),
+        (LISTENER, hop_listener, None, path.hops),
+        (ROUTE, route_configuration, route_configuration_references, infra.listeners),
+        (CLUSTER, rule_cluster, rule_cluster_references, infra.rule_clusters),
+        (CLUSTER, _upstream_cluster(system_ca_file), upstream_cluster_references, infra.upstreams),
+        (ENDPOINT, rule_load_assignment, rule_load_assignment_references, path.rules),
+        (ENDPOINT, upstream_load_assignment, upstream_load_assignment_references, eds_upstreams),
+        (SECRET, credential_secret, None, infra.credentials),
+        (SECRET, ca_secret, None, infra.ca_bundles),
     ]
 
 
@@ -64,7 +77,7 @@ def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> Envoy
     clusters (rule and upstream), load assignments and secrets (credentials, CA bundles) out.
     ``system_ca_file`` is the trust store of upstream TLS without a CA of its own."""
     by_type: dict[str, list[Any]] = {type_url: [] for type_url in TYPE_URLS}
-    for type_url, translate, nodes in fragments(infra, system_ca_file=system_ca_file):
+    for type_url, translate, _, nodes in fragments(infra, system_ca_file=system_ca_file):
         by_type[type_url].extend(translate(node) for node in nodes)
     return EnvoyResources(
         listeners=_by_name(by_type[LISTENER]),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
 from envoy.config.common.matcher.v3 import matcher_pb2
-from envoy.config.core.v3 import base_pb2, protocol_pb2
+from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2
 from envoy.extensions.transport_sockets.tls.v3 import common_pb2, secret_pb2, tls_pb2
 from envoy.extensions.upstreams.http.v3 import http_protocol_options_pb2
@@ -14,14 +15,20 @@ from envoy.type.matcher.v3 import string_pb2
 from envoy.type.v3 import range_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import ENDPOINT, SECRET, References, ResourceKey
 from controlplane.xds.translator.data_path import RULE_CONNECT_TIMEOUT_SECONDS
-from controlplane.xds.translator.endpoint import upstream_load_assignment
+from controlplane.xds.translator.endpoint import upstream_load_assignment, upstream_load_assignment_references
 from controlplane.xds.translator.load_balancing import apply_balancing
 from controlplane.xds.translator.messages import ads_source, pack, seconds
 
 SYSTEM_CA_FILE = "/etc/ssl/certs/ca-certificates.crt"
 _HTTP_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
 _MAX_CONCURRENT_RETRIES = 1024
+# Enum values read once: each read through the generated class costs a Python-level attribute lookup.
+_EDS = cluster_pb2.Cluster.EDS
+_STRICT_DNS = cluster_pb2.Cluster.STRICT_DNS
+_V4_PREFERRED = cluster_pb2.Cluster.V4_PREFERRED
+_ROUND_ROBIN = cluster_pb2.Cluster.ROUND_ROBIN
 
 
 def rule_cluster(cluster: ir.RuleCluster) -> Any:
@@ -42,17 +49,23 @@ def rule_cluster(cluster: ir.RuleCluster) -> Any:
         _set_circuit_breaker(message, cluster.circuit_breaker)
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
-    options = _http_options(
+    options = _packed_http_options(
         error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
         max_requests_per_connection=(
             cluster.circuit_breaker.max_requests_per_connection
             if cluster.circuit_breaker is not None
             else None
         ),
+        http2=False,
     )
     if options is not None:
-        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(options)
     return message
+
+
+def rule_cluster_references(cluster: ir.RuleCluster) -> References:
+    """What ``rule_cluster(cluster)`` refers to: its load assignment, fetched over EDS."""
+    return References(warming=frozenset({ResourceKey(ENDPOINT, cluster.name)}))
 
 
 def _set_circuit_breaker(message: Any, breaker: ir.CircuitBreaker) -> None:
@@ -78,9 +91,9 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
     else:
         message = cluster_pb2.Cluster(
             name=cluster.name,
-            type=cluster_pb2.Cluster.STRICT_DNS,
+            type=_STRICT_DNS,
             connect_timeout=seconds(cluster.connect_timeout_seconds),
-            dns_lookup_family=cluster_pb2.Cluster.V4_PREFERRED,
+            dns_lookup_family=_V4_PREFERRED,
             respect_dns_ttl=True,
             load_assignment=upstream_load_assignment(cluster),
         )
@@ -89,28 +102,42 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
     apply_balancing(message, cluster)
     if cluster.outlier is not None:
         message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
-    options = _http_options(
+    options = _packed_http_options(
         error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
         max_requests_per_connection=None,
+        http2=cluster.http2,
     )
-    if cluster.http2:
-        options = options or http_protocol_options_pb2.HttpProtocolOptions()
-        options.explicit_http_config.http2_protocol_options.SetInParent()
     if options is not None:
-        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(pack(options))
+        message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(options)
     return message
 
 
+def upstream_cluster_references(cluster: ir.UpstreamCluster) -> References:
+    """What ``upstream_cluster(cluster)`` refers to: its load assignment (over EDS, or inline) and the CA
+    bundle its TLS validates with (over SDS)."""
+    warming = set()
+    dependencies: frozenset[ResourceKey] = frozenset()
+    if cluster.discovery is ir.DiscoveryType.EDS:
+        warming.add(ResourceKey(ENDPOINT, cluster.name))
+    else:
+        dependencies = upstream_load_assignment_references(cluster).dependencies
+    if cluster.tls is not None and cluster.tls.verify and cluster.tls.ca_secret is not None:
+        warming.add(ResourceKey(SECRET, cluster.tls.ca_secret))
+    return References(dependencies=dependencies, warming=frozenset(warming))
+
+
 def _eds_cluster(name: str, *, connect_timeout_seconds: float) -> Any:
-    return cluster_pb2.Cluster(
-        name=name,
-        type=cluster_pb2.Cluster.EDS,
-        eds_cluster_config=cluster_pb2.Cluster.EdsClusterConfig(service_name=name, eds_config=ads_source()),
-        connect_timeout=seconds(connect_timeout_seconds),
-        lb_policy=cluster_pb2.Cluster.ROUND_ROBIN,
-    )
+    # Filled in place: nested keyword construction builds and then copies every sub-message.
+    message = cluster_pb2.Cluster(name=name, type=_EDS, lb_policy=_ROUND_ROBIN)
+    message.eds_cluster_config.service_name = name
+    message.eds_cluster_config.eds_config.CopyFrom(ads_source())
+    message.connect_timeout.CopyFrom(seconds(connect_timeout_seconds))
+    return message
 
 
+# The few distinct policies and option sets of a configuration are built once each (most clusters share
+# them). What these cached builders return is shared: callers only copy it into their cluster (CopyFrom).
+@lru_cache(maxsize=256)
 def _outlier_detection(policy: ir.OutlierPolicy) -> Any:
     detection = outlier_detection_pb2.OutlierDetection(
         consecutive_5xx={"value": policy.consecutive_errors},
@@ -128,29 +155,30 @@ def _outlier_detection(policy: ir.OutlierPolicy) -> Any:
     return detection
 
 
-def _http_options(
-    *, error_status_codes: tuple[int, ...], max_requests_per_connection: int | None
+@lru_cache(maxsize=256)
+def _packed_http_options(
+    *, error_status_codes: tuple[int, ...], max_requests_per_connection: int | None, http2: bool
 ) -> Any | None:
-    """The rule cluster's HTTP options, when it needs any: which responses count toward
-    ``consecutive_5xx`` besides 5xx (e.g. 429), and a limit of requests per connection.
+    """A cluster's HTTP options, packed, when it needs any: which responses count toward
+    ``consecutive_5xx`` besides 5xx (e.g. 429), a limit of requests per connection, HTTP/2 upstream.
 
     The error matcher replaces Envoy's built-in 5xx classification, so 5xx is listed again; Envoy also
     requires an explicit protocol once such options are set (HTTP/1.1, as hops and model servers speak; an
     HTTP/2 cluster replaces it).
     """
-    if not error_status_codes and max_requests_per_connection is None:
+    if not error_status_codes and max_requests_per_connection is None and not http2:
         return None
-    options = http_protocol_options_pb2.HttpProtocolOptions(
-        explicit_http_config=http_protocol_options_pb2.HttpProtocolOptions.ExplicitHttpConfig(
-            http_protocol_options=protocol_pb2.Http1ProtocolOptions()
-        )
-    )
+    options = http_protocol_options_pb2.HttpProtocolOptions()
+    if http2:
+        options.explicit_http_config.http2_protocol_options.SetInParent()
+    else:
+        options.explicit_http_config.http_protocol_options.SetInParent()
     if error_status_codes:
         rules = [_status_range(500, 600)] + [_status_range(code, code + 1) for code in error_status_codes]
         options.outlier_detection.error_matcher.or_match.rules.extend(rules)
     if max_requests_per_connection is not None:
         options.common_http_protocol_options.max_requests_per_connection.value = max_requests_per_connection
-    return options
+    return pack(options)
 
 
 def _status_range(start: int, end: int) -> Any:

@@ -4,13 +4,16 @@ or inline in a DNS cluster)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
-from envoy.config.core.v3 import address_pb2, base_pb2
-from envoy.config.endpoint.v3 import endpoint_components_pb2, endpoint_pb2
+from envoy.config.core.v3 import base_pb2
+from envoy.config.endpoint.v3 import endpoint_pb2
 from google.protobuf import struct_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import LISTENER, References, ResourceKey
 from controlplane.xds.translator.data_path import RulePath
 from controlplane.xds.translator.filters.cost_lua import BACKEND_METADATA
 
@@ -25,55 +28,68 @@ def rule_load_assignment(path: RulePath) -> Any:
     for locality in path.localities:
         hosts_per_level[locality.priority] += len(locality.hosts)
     widest = max(max(hosts_per_level.values(), default=1), 1)
-    return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=path.cluster,
-        endpoints=[
-            endpoint_components_pb2.LocalityLbEndpoints(
-                locality=base_pb2.Locality(sub_zone=locality.name),
-                load_balancing_weight={"value": locality.weight},
-                # Envoy numbers levels densely from 0; the user's priority values only give the order.
-                priority=ranks[locality.priority],
-                lb_endpoints=[
-                    _lb_endpoint(host, weight=1, backend=locality.backend) for host in locality.hosts
-                ],
-            )
-            for locality in sorted(path.localities, key=lambda locality: locality.priority)
-        ],
-        # With one of two hosts ejected, the default factor (140%) still spills 30% of the traffic to the
-        # next level; a level should keep all of it while any of its hosts is healthy.
-        policy=endpoint_pb2.ClusterLoadAssignment.Policy(overprovisioning_factor={"value": 100 * widest}),
-    )
+    # Filled in place (here and below): nested keyword construction builds every sub-message and copies it.
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=path.cluster)
+    for locality in sorted(path.localities, key=lambda locality: locality.priority):
+        level = assignment.endpoints.add()
+        level.locality.sub_zone = locality.name
+        level.load_balancing_weight.value = locality.weight
+        # Envoy numbers levels densely from 0; the user's priority values only give the order.
+        level.priority = ranks[locality.priority]
+        metadata = _backend_metadata(locality.backend) if locality.backend is not None else None
+        for host in locality.hosts:
+            _add_lb_endpoint(level, host, metadata=metadata)
+    # With one of two hosts ejected, the default factor (140%) still spills 30% of the traffic to the
+    # next level; a level should keep all of it while any of its hosts is healthy.
+    assignment.policy.overprovisioning_factor.value = 100 * widest
+    return assignment
 
 
 def upstream_load_assignment(cluster: ir.UpstreamCluster) -> Any:
-    return endpoint_pb2.ClusterLoadAssignment(
-        cluster_name=cluster.name,
-        endpoints=[
-            endpoint_components_pb2.LocalityLbEndpoints(
-                lb_endpoints=[_lb_endpoint(endpoint, weight=1) for endpoint in cluster.endpoints]
-            )
-        ],
+    assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster.name)
+    level = assignment.endpoints.add()
+    for endpoint in cluster.endpoints:
+        _add_lb_endpoint(level, endpoint, metadata=None)
+    return assignment
+
+
+def rule_load_assignment_references(path: RulePath) -> References:
+    """What ``rule_load_assignment(path)`` refers to: the hop listeners among its hosts."""
+    return _internal_listeners(host for locality in path.localities for host in locality.hosts)
+
+
+def upstream_load_assignment_references(cluster: ir.UpstreamCluster) -> References:
+    """What ``upstream_load_assignment(cluster)`` refers to."""
+    return _internal_listeners(cluster.endpoints)
+
+
+def _internal_listeners(hosts: Iterable[ir.SocketEndpoint | ir.InternalEndpoint]) -> References:
+    return References(
+        dependencies=frozenset(
+            ResourceKey(LISTENER, host.listener) for host in hosts if isinstance(host, ir.InternalEndpoint)
+        )
     )
 
 
-def _lb_endpoint(
-    target: ir.SocketEndpoint | ir.InternalEndpoint, *, weight: int, backend: str | None = None
-) -> Any:
+def _add_lb_endpoint(
+    level: Any, target: ir.SocketEndpoint | ir.InternalEndpoint, *, metadata: base_pb2.Metadata | None
+) -> None:
+    """Appends ``target`` to the locality ``level``, with weight 1 (Envoy's default, said explicitly)."""
+    lb_endpoint = level.lb_endpoints.add()
+    address = lb_endpoint.endpoint.address
     if isinstance(target, ir.InternalEndpoint):
-        address = address_pb2.Address(
-            envoy_internal_address=address_pb2.EnvoyInternalAddress(server_listener_name=target.listener)
-        )
+        address.envoy_internal_address.server_listener_name = target.listener
     else:
-        address = address_pb2.Address(
-            socket_address=address_pb2.SocketAddress(address=target.address, port_value=target.port)
-        )
-    metadata = None
-    if backend is not None:
-        name = struct_pb2.Struct()
-        name.update({BACKEND_METADATA[1]: backend})
-        metadata = base_pb2.Metadata(filter_metadata={BACKEND_METADATA[0]: name})
-    return endpoint_components_pb2.LbEndpoint(
-        endpoint=endpoint_components_pb2.Endpoint(address=address),
-        load_balancing_weight={"value": weight},
-        metadata=metadata,
-    )
+        address.socket_address.address = target.address
+        address.socket_address.port_value = target.port
+    lb_endpoint.load_balancing_weight.value = 1
+    if metadata is not None:
+        lb_endpoint.metadata.CopyFrom(metadata)
+
+
+@lru_cache(maxsize=4096)
+def _backend_metadata(backend: str) -> base_pb2.Metadata:
+    """The metadata naming a host's backend (for ``cost_lua``); shared: callers only copy it."""
+    name = struct_pb2.Struct()
+    name.update({BACKEND_METADATA[1]: backend})
+    return base_pb2.Metadata(filter_metadata={BACKEND_METADATA[0]: name})

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
-from controlplane.xds.resource import TYPE_URLS, XdsResource
+from controlplane.xds.resource import TYPE_URLS, References, XdsResource
 from controlplane.xds.translator import fragments
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE
 from controlplane.xds.translator.data_path import DataPaths
 
 _Translate = Callable[[Any], Any]
+_Declare = Callable[[Any], References] | None
 _SLACK = 8
 """Resources of earlier calls no longer used are forgotten once they exceed 1/_SLACK of those in use: a
 sweep costs a pass over everything, so it happens every few hundred small changes, not on each."""
@@ -56,11 +57,13 @@ class ReusingTranslator:
         tables: dict[_Translate, _Table] = {}
         self.translated = 0
         path = self._data_paths(infra)
-        for type_url, translate, nodes in fragments(infra, system_ca_file=self._system_ca_file, path=path):
+        for type_url, translate, declare, nodes in fragments(
+            infra, system_ca_file=self._system_ca_file, path=path
+        ):
             table = self._tables.get(translate)
             # Tuples compare item by item, identity first: the same objects cost a pointer comparison each.
             if table is None or table.nodes != nodes:
-                table = self._table(type_url, translate, nodes, previous=table)
+                table = self._table(type_url, translate, declare, nodes, previous=table)
             tables[translate] = table
             by_type[type_url].extend(table.resources)
         self._tables = tables
@@ -70,36 +73,55 @@ class ReusingTranslator:
         return by_type
 
     def _table(
-        self, type_url: str, translate: _Translate, nodes: tuple[Hashable, ...], *, previous: _Table | None
+        self,
+        type_url: str,
+        translate: _Translate,
+        declare: _Declare,
+        nodes: tuple[Hashable, ...],
+        *,
+        previous: _Table | None,
     ) -> _Table:
-        if previous is not None and len(previous.nodes) == len(nodes):
+        if previous is None:
+            # The first call: nothing is known yet, so there is nothing to look up (hashing every node).
+            return _Table(
+                nodes, tuple(self._translated(type_url, translate, declare, node) for node in nodes)
+            )
+        if len(previous.nodes) == len(nodes):
             # Usually a few nodes replaced in place: the others are found at the same position.
             resources = [
-                made if old is node else self._resource(type_url, translate, node)
+                made if old is node else self._resource(type_url, translate, declare, node)
                 for old, node, made in zip(previous.nodes, nodes, previous.resources, strict=True)
             ]
             return _Table(nodes, tuple(resources))
-        known = {}
-        if previous is not None:
-            known = {
-                id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
-            }
+        known = {
+            id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
+        }
         resources = []
         for node in nodes:
             same = known.get(id(node))
             resources.append(
-                same[1] if same is not None and same[0] is node else self._resource(type_url, translate, node)
+                same[1]
+                if same is not None and same[0] is node
+                else self._resource(type_url, translate, declare, node)
             )
         return _Table(nodes, tuple(resources))
 
-    def _resource(self, type_url: str, translate: _Translate, node: Hashable) -> XdsResource:
+    def _resource(
+        self, type_url: str, translate: _Translate, declare: _Declare, node: Hashable
+    ) -> XdsResource:
         """The resource of a node that is not last call's object: an equal node's, or translated now."""
-        key = (translate, node)
-        found = self._by_value.get(key)
-        if found is None:
-            found = self._by_value[key] = XdsResource.build(type_url, translate(node))
-            self.translated += 1
-        return found
+        found = self._by_value.get((translate, node))
+        return found if found is not None else self._translated(type_url, translate, declare, node)
+
+    def _translated(
+        self, type_url: str, translate: _Translate, declare: _Declare, node: Hashable
+    ) -> XdsResource:
+        references = declare(node) if declare is not None else None
+        made = self._by_value[(translate, node)] = XdsResource.build(
+            type_url, translate(node), references=references
+        )
+        self.translated += 1
+        return made
 
     def _forget_unused(self) -> None:
         """Drops what the last call did not use (hashing only those nodes, to find their entries)."""

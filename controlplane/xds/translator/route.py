@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -13,6 +14,7 @@ from envoy.extensions.retry.priority.previous_priorities.v3 import previous_prio
 from envoy.type.matcher.v3 import regex_pb2, string_pb2
 
 from controlplane import ir
+from controlplane.xds.resource import CLUSTER, References, ResourceKey
 from controlplane.xds.translator.filters.body_check import invalid_body_route
 from controlplane.xds.translator.filters.credential import no_credential_route
 from controlplane.xds.translator.filters.endpoint_picker import SERVED_ENDPOINT_KEY
@@ -50,6 +52,19 @@ def route_configuration(listener: ir.HttpListener) -> Any:
     if longest > _DIRECT_BODY_LIMIT:
         config.max_direct_response_body_size_bytes.value = longest
     return config
+
+
+def route_configuration_references(listener: ir.HttpListener) -> References:
+    """What ``route_configuration(listener)`` refers to: the cluster of each forwarding route (one message
+    naming thousands of clusters, the costliest of all to walk)."""
+    return References(
+        dependencies=frozenset(
+            ResourceKey(CLUSTER, route.action.cluster)
+            for vhost in listener.virtual_hosts
+            for route in vhost.routes
+            if isinstance(route.action, ir.Forward) and route.action.cluster
+        )
+    )
 
 
 def hop_route_configuration(hop: ir.BackendHop) -> Any:
@@ -189,7 +204,9 @@ def _forward(action: ir.Forward) -> Any:
     return route
 
 
+@lru_cache(maxsize=256)
 def _retry_policy(retry: ir.RetryPolicy) -> Any:
+    """Built once per distinct policy (most routes share one); shared, so callers only copy it."""
     policy = rc.RetryPolicy(
         retry_on=",".join(retry.retry_on),
         num_retries={"value": retry.num_retries},
