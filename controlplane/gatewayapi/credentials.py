@@ -13,7 +13,8 @@ no problem message, status or log line contains them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from controlplane import ir
 from controlplane.gatewayapi.aws_credentials import (
@@ -114,6 +115,10 @@ class CredentialResolver:
             self._mint_requests[name] = value
         else:
             self._secrets[name] = value
+
+    def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
+        """Registers replayed secrets or tokens to mint at once (not recorded: only the memo replays)."""
+        (self._mint_requests if table == "mint" else self._secrets).update(entries)
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         spec = policy.spec

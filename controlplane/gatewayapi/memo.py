@@ -10,21 +10,24 @@ resolves InferencePools and credentials on first use. Each of those is one *frag
   registers, and which other fragments it uses (so they are in place even if whoever computed them first
   is gone).
 
-The next translation compares the new input with the previous one (only the keys the input says changed,
-when it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was
-added, removed or modified, no kind it scanned had a change) is not computed again: its effects are
-replayed, in the same order as a full translation would make them (except that the objects it judged are
-marked so all at once, which only adds to sets), and its result is reused. A fragment computed again whose
-result equals last time's gives back last time's objects, so whatever is built from it can tell by
-identity that nothing changed. Steps that combine many fragments' results (ordering routes, merging them
-into virtual hosts and listeners) go through ``TranslationMemo.kept``: given the very same inputs as last
-time (compared by value, which for the same objects is identity and costs next to nothing), they give back
-last time's result and replay its effects instead of sorting and building again. Everything else (the
-objects' noted fields, Gateways -> listeners, policy maps, statuses) is recomputed each time; it is linear
-and cheap. The recorded reads are the dependency index, taken from the code that does the reading, so it
-cannot drift from it. A fresh memo (``translate``) computes everything, through the same code;
-tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot,
-statuses and problems.
+The next translation compares the new input with the previous one (only the keys the input says changed, when
+it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was added,
+removed or modified, no kind it scanned had a change) is not computed again: its effects are replayed, in the
+same order as a full translation would make them (except that the objects it judged are marked so all at
+once, and the clusters, secrets and tokens it registers are put in their tables at once: both only add to
+sets and tables read after the translation), and its result is reused. The loops over every AIServiceBackend
+and route (``cached_each``) go a chunk of fragments at a time: a chunk about the same objects as last time
+whose fragments read no change is replayed as one (a check against the few changed keys, a few bulk updates),
+so such a loop costs a few hundred steps at 10,000 objects. A fragment computed again whose result equals
+last time's gives back last time's objects, so whatever is built from it can tell by identity that nothing
+changed. Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and
+listeners) go through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value,
+which for the same objects is identity and costs next to nothing), they give back last time's result and
+replay its effects instead of sorting and building again. Everything else (the objects' noted fields,
+Gateways -> listeners, policy maps, statuses) is recomputed each time; it is linear and cheap. The recorded
+reads are the dependency index, taken from the code that does the reading, so it cannot drift from it. A
+fresh memo (``translate``) computes everything, through the same code; tests/test_pipeline_incremental.py
+checks on random edit sequences that both give the same snapshot, statuses and problems.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, S
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
+from operator import is_
 from typing import Any, Protocol, TypeVar
 
 from controlplane.resources.inference import InferencePoolBase
@@ -59,6 +63,13 @@ class EffectSink(Protocol):
     """Applies a replayed effect to the current translation (its report and resolvers)."""
 
     def __call__(self, effect: Effect, /) -> None: ...
+
+
+class RegisteredSink(Protocol):
+    """Applies replayed ``("register", table, name, value)`` effects all at once, per table: registering
+    only writes a table read after the translation, so where they fall among the others does not matter."""
+
+    def __call__(self, tables: Mapping[str, Mapping[Any, Any]], /) -> None: ...
 
 
 class JudgedSink(Protocol):
@@ -98,6 +109,58 @@ class _Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Consecutive fragments of one ``cached_each`` loop, replayed as one when none of them read a change:
+    a loop over thousands of objects then costs a check per chunk, not a look-up per fragment."""
+
+    objects: tuple[Any, ...]
+    """The objects the fragments are about, compared by identity: the same ones at the same places."""
+    keys: frozenset[Hashable]
+    kinds: frozenset[type]
+    entries: dict[FragmentKey, _Entry]
+    judged: tuple[ObjectKey, ...]
+    registered: dict[str, dict[Hashable, Any]]
+    ordered: tuple[Effect, ...]
+    """The fragments' other effects, in order."""
+    results: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, objects: tuple[Any, ...], entries: dict[FragmentKey, _Entry]) -> _Chunk:
+        registered: dict[str, dict[Hashable, Any]] = {}
+        ordered: list[Effect] = []
+        for entry in entries.values():
+            for effect in entry.replay.ordered:
+                if effect[0] == "register":
+                    registered.setdefault(effect[1], {})[effect[2]] = effect[3]
+                else:
+                    ordered.append(effect)
+        return cls(
+            objects=objects,
+            keys=frozenset().union(*(entry.keys for entry in entries.values())),
+            kinds=frozenset().union(*(entry.kinds for entry in entries.values())),
+            entries=entries,
+            judged=tuple(dict.fromkeys(chain.from_iterable(e.replay.judged for e in entries.values()))),
+            registered=registered,
+            ordered=tuple(ordered),
+            results=tuple(entry.result for entry in entries.values()),
+        )
+
+    def fits(self, objects: Sequence[Any], *, changed: set[Hashable], stale: set[type]) -> bool:
+        """Whether these fragments are about ``objects`` and none of them read a change."""
+        return (
+            len(self.objects) == len(objects)
+            and all(map(is_, self.objects, objects))
+            and self.keys.isdisjoint(changed)
+            and self.kinds.isdisjoint(stale)
+        )
+
+
+CHUNK_SIZE = 64
+"""Fragments per ``_Chunk``: small enough that a change recomputes few checks, large enough that a loop
+over 10,000 objects is a few hundred of them."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Kept:
     inputs: tuple[Any, ...]
     replay: _Replay
@@ -112,6 +175,8 @@ class TranslationMemo:
         self._current: dict[FragmentKey, _Entry] = {}
         self._kept_previous: dict[Hashable, _Kept] = {}
         self._kept_current: dict[Hashable, _Kept] = {}
+        self._chunks_previous: dict[str, list[_Chunk]] = {}
+        self._chunks_current: dict[str, list[_Chunk]] = {}
         self._input: dict[ObjectKey, Any] = {}
         self._generation: object = None
         """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
@@ -122,6 +187,7 @@ class TranslationMemo:
         self._frames: list[_Frame | None] = []
         self._sink: EffectSink | None = None
         self._judged: JudgedSink | None = None
+        self._registered: RegisteredSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
         self.statuses: Mapping[ObjectKey, Any] = {}
@@ -153,6 +219,7 @@ class TranslationMemo:
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
         self._previous, self._current = {**self._previous, **self._current}, {}
         self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
+        self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
@@ -184,15 +251,17 @@ class TranslationMemo:
         self._generation = resources.generation
         return differing, before
 
-    def bind(self, sink: EffectSink, *, judged: JudgedSink) -> None:
-        """Where replayed effects go in this translation (``judged``: those saying an object was judged)."""
-        self._sink, self._judged = sink, judged
+    def bind(self, sink: EffectSink, *, judged: JudgedSink, registered: RegisteredSink) -> None:
+        """Where replayed effects go in this translation (``judged``: those saying an object was judged,
+        ``registered``: a chunk's registrations at once)."""
+        self._sink, self._judged, self._registered = sink, judged, registered
 
     def finish(self) -> None:
         """Keeps only what this translation used, for the next one."""
         self._previous, self._current = self._current, {}
         self._kept_previous, self._kept_current = self._kept_current, {}
-        self._sink = self._judged = None
+        self._chunks_previous, self._chunks_current = self._chunks_current, {}
+        self._sink = self._judged = self._registered = None
 
     # --- recording ---
 
@@ -235,30 +304,61 @@ class TranslationMemo:
         result: T = entry.result
         return result
 
-    def cached_each(self, keys: Sequence[FragmentKey], compute: Callable[[int], T]) -> list[T]:
-        """``cached(keys[i], lambda: compute(i))`` for each ``i`` in turn, for a loop over many objects at
-        the top level: the objects judged by every fragment that is replayed are marked at once, and each
-        replayed fragment costs a look-up and its other effects (usually none or one)."""
+    def cached_each(self, kind: str, objects: Sequence[Resource], compute: Callable[[int], T]) -> list[T]:
+        """``cached((kind, objects[i].key), lambda: compute(i))`` for each ``i`` in turn, for a loop over
+        many objects at the top level. The fragments go in chunks of ``CHUNK_SIZE``: a chunk about the very
+        same objects as last time none of whose fragments read a change is replayed as one (its judged
+        objects and registrations at once, its few other effects in order); in the others, each replayed
+        fragment costs a look-up and its other effects (usually none or one)."""
         assert not self._frames, "cached_each() is for the top level"
+        judged, registered = self._judged, self._registered
+        assert judged is not None, "bind() first"
+        assert registered is not None, "bind() first"
         current, previous = self._current, self._previous
         changed, stale = self._changed_keys, self._stale_kinds
-        fresh: list[_Entry | None] = []
-        for key in keys:
-            entry = previous.get(key)
-            fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
-            fresh.append(entry if fit and key not in current else None)
-        judged = self._judged
-        assert judged is not None, "bind() first"
-        judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
+        before = self._chunks_previous.get(kind, [])
+        # First what can be replayed, so the objects judged by all of it are marked at once.
+        plans: list[tuple[Sequence[Resource], _Chunk | list[_Entry | None]]] = []
+        for number, start in enumerate(range(0, len(objects), CHUNK_SIZE)):
+            part = objects[start : start + CHUNK_SIZE]
+            chunk = before[number] if number < len(before) else None
+            if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
+                judged(chunk.judged)
+                plans.append((part, chunk))
+                continue
+            fresh: list[_Entry | None] = []
+            for obj in part:
+                key = (kind, obj.key)
+                entry = previous.get(key)
+                fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
+                fresh.append(entry if fit and key not in current else None)
+            judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
+            plans.append((part, fresh))
         results: list[T] = []
-        for index, (key, entry) in enumerate(zip(keys, fresh, strict=True)):
-            found = current.get(key)  # a fragment used by an earlier one is in place already
-            if found is None and entry is not None:
-                self._replay_ordered(entry.replay.ordered)
-                found = current[key] = entry
-            elif found is None:
-                found = current[key] = self._compute(key, partial(compute, index), previous=previous.get(key))
-            results.append(found.result)
+        chunks: list[_Chunk] = []
+        for start, (part, plan) in zip(range(0, len(objects), CHUNK_SIZE), plans, strict=True):
+            if isinstance(plan, _Chunk) and current.keys().isdisjoint(plan.entries):
+                registered(plan.registered)
+                self._replay_ordered(plan.ordered)
+                current.update(plan.entries)
+                results.extend(plan.results)
+                chunks.append(plan)
+                continue
+            fresh = list(plan.entries.values()) if isinstance(plan, _Chunk) else plan
+            entries: dict[FragmentKey, _Entry] = {}
+            for index, (obj, entry) in enumerate(zip(part, fresh, strict=True), start):
+                key = (kind, obj.key)
+                found = current.get(key)  # a fragment used by an earlier one is in place already
+                if found is None and entry is not None:
+                    self._replay_ordered(entry.replay.ordered)
+                    found = current[key] = entry
+                elif found is None:
+                    found = self._compute(key, partial(compute, index), previous=previous.get(key))
+                    current[key] = found
+                entries[key] = found
+                results.append(found.result)
+            chunks.append(_Chunk.of(tuple(part), entries))
+        self._chunks_current[kind] = chunks
         return results
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:

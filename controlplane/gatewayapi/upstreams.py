@@ -8,7 +8,9 @@ delivered by EDS so an endpoint change never rebuilds a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from controlplane import ir
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
@@ -89,6 +91,10 @@ class UpstreamResolver:
         self._memo.effect(effect)
         _, table, name, value = effect
         (self._clusters if table == "cluster" else self._ca_bundles)[name] = value
+
+    def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
+        """Registers replayed clusters or CA bundles at once (not recorded: only the memo replays)."""
+        (self._clusters if table == "cluster" else self._ca_bundles).update(entries)
 
     def _backend(self, backend: Backend) -> Upstream | None:
         self._report.consider(backend)
