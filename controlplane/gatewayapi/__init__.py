@@ -94,7 +94,9 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    statuses = report.statuses(managed_parents=binder.our_gateways, previous=memo.statuses)
+    statuses, memo.unwell = report.statuses(
+        managed_parents=binder.our_gateways, previous=memo.statuses, unwell=memo.unwell
+    )
     memo.statuses = statuses
     return IRResult(
         infra=infra, statuses=statuses, problems=report.problems(), mint_requests=backends.mint_requests

@@ -177,6 +177,9 @@ class TranslationMemo:
         self._kept_current: dict[Hashable, _Kept] = {}
         self._chunks_previous: dict[str, list[_Chunk]] = {}
         self._chunks_current: dict[str, list[_Chunk]] = {}
+        self._used: dict[str, set[FragmentKey]] = {}
+        """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
+        finds them there already)."""
         self._input: dict[ObjectKey, Any] = {}
         self._generation: object = None
         """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
@@ -192,6 +195,8 @@ class TranslationMemo:
         """How many fragments the last translation computed (the others were replayed)."""
         self.statuses: Mapping[ObjectKey, Any] = {}
         """The last translation's statuses, which the next one takes unchanged ones from."""
+        self.unwell: frozenset[ObjectKey] = frozenset()
+        """The objects among ``statuses`` whose status is not all well: made again each time."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
@@ -220,6 +225,7 @@ class TranslationMemo:
         self._previous, self._current = {**self._previous, **self._current}, {}
         self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
         self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
+        self._used = {}
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
@@ -296,6 +302,7 @@ class TranslationMemo:
             else:
                 entry = self._compute(key, compute, previous=previous)
             self._current[key] = entry
+            self._used.setdefault(key[0], set()).add(key)
         parent = self._frames[-1] if self._frames else None
         if parent is not None:
             parent.keys |= entry.keys
@@ -337,7 +344,8 @@ class TranslationMemo:
         results: list[T] = []
         chunks: list[_Chunk] = []
         for start, (part, plan) in zip(range(0, len(objects), CHUNK_SIZE), plans, strict=True):
-            if isinstance(plan, _Chunk) and current.keys().isdisjoint(plan.entries):
+            used = self._used.get(kind)
+            if isinstance(plan, _Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
                 self._replay_ordered(plan.ordered)
                 current.update(plan.entries)

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
@@ -127,31 +127,30 @@ class Report:
         *,
         managed_parents: frozenset[ObjectKey] = frozenset(),
         previous: Mapping[ObjectKey, ObjectStatus] | None = None,
-    ) -> dict[ObjectKey, ObjectStatus]:
-        """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
-        and its statuses of objects still all well: most of them. ``managed_parents`` (the Gateways that are
-        ours) goes with every InferencePool's, which is always made again (see ``ObjectStatus``)."""
+        unwell: Collection[ObjectKey] = (),
+    ) -> tuple[dict[ObjectKey, ObjectStatus], frozenset[ObjectKey]]:
+        """A status per judged object, in key order, and the objects whose status is not all well.
+        ``previous`` (the last translation's, with its ``unwell`` objects) lends its order and its statuses
+        of objects still all well: most of them. ``managed_parents`` (the Gateways that are ours) goes with
+        every InferencePool's, which is always made again (see ``ObjectStatus``)."""
         previous = previous or {}
         if previous.keys() == self._seen:
             # The same objects judged: only those with findings now or before get a status made again.
             out = dict(previous)
-            before = [key for key, status in previous.items() if status.conditions is not _ALL_WELL]
-            for key in (*before, *self._findings, *self._pools):
+            made = {*unwell, *self._findings, *self._pools}
+            for key in made:
                 out[key] = self._status(key, managed_parents)
-            return out
-        out = {}
-        for key in sorted(self._seen, key=ObjectKey.order):
-            kept = previous.get(key)
-            if (
-                kept is None
-                or kept.conditions is not _ALL_WELL
-                or key in self._findings
-                or key in self._pools
-            ):
-                out[key] = self._status(key, managed_parents)
-            else:
-                out[key] = kept
-        return out
+        else:
+            out = {}
+            made = set()
+            for key in sorted(self._seen, key=ObjectKey.order):
+                kept = previous.get(key)
+                if kept is None or key in unwell or key in self._findings or key in self._pools:
+                    out[key] = self._status(key, managed_parents)
+                    made.add(key)
+                else:
+                    out[key] = kept
+        return out, frozenset(key for key in made if out[key].conditions is not _ALL_WELL)
 
     def _status(self, key: ObjectKey, managed_parents: frozenset[ObjectKey]) -> ObjectStatus:
         findings = self._findings.get(key)
