@@ -41,6 +41,7 @@ from typing import Any, Protocol, TypeVar
 
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
+from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.tokens.state import TokenState
@@ -195,6 +196,11 @@ class TranslationMemo:
         """How many fragments the last translation computed (the others were replayed)."""
         self.statuses: Mapping[ObjectKey, Any] = {}
         """The last translation's statuses, which the next one takes unchanged ones from."""
+        self.reloaded: Collection[ObjectKey] | None = None
+        """The keys the input says were loaded again since the last translation (changed or not, moved or
+        not); None when it cannot tell."""
+        self.noted: dict[ObjectKey, Loaded] | None = None
+        """The last translation's objects with noted fields, in input order (``gatewayapi._note_fields``)."""
         self.unwell: frozenset[ObjectKey] = frozenset()
         """The objects among ``statuses`` whose status is not all well: made again each time."""
 
@@ -234,7 +240,9 @@ class TranslationMemo:
         there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
         ``resources`` says changed since the set last translated, else found by comparing every object."""
         changes = resources.changes
+        self.reloaded = None
         if changes is not None and changes.since is self._generation:
+            self.reloaded = changes.keys
             before = {key: self._input.get(key) for key in changes.keys}
             for key in changes.keys:
                 obj = resources.get(key)
