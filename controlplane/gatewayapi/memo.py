@@ -123,6 +123,10 @@ class _Chunk:
     registered: dict[str, dict[Hashable, Any]]
     ordered: tuple[Effect, ...]
     """The fragments' other effects, in order."""
+    uses: frozenset[FragmentKey]
+    """The fragments ``ordered`` uses: when all are in place already, using them does nothing, and
+    ``without_uses`` is all there is to replay."""
+    without_uses: tuple[Effect, ...]
     results: tuple[Any, ...]
 
     @classmethod
@@ -143,6 +147,8 @@ class _Chunk:
             judged=tuple(dict.fromkeys(chain.from_iterable(e.replay.judged for e in entries.values()))),
             registered=registered,
             ordered=tuple(ordered),
+            uses=frozenset(effect[1] for effect in ordered if effect[0] == "use"),
+            without_uses=tuple(effect for effect in ordered if effect[0] != "use"),
             results=tuple(entry.result for entry in entries.values()),
         )
 
@@ -355,7 +361,7 @@ class TranslationMemo:
             used = self._used.get(kind)
             if isinstance(plan, _Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
-                self._replay_ordered(plan.ordered)
+                self._replay_ordered(plan.without_uses if current.keys() >= plan.uses else plan.ordered)
                 current.update(plan.entries)
                 results.extend(plan.results)
                 chunks.append(plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 from controlplane.gatewayapi.memo import Effect, TranslationMemo
 from controlplane.resources.groups import INFERENCE_POOL_KIND
@@ -19,6 +20,9 @@ from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 
 SourceLookup = Callable[[ObjectKey], Loaded | None]
+
+_kind = itemgetter(1)
+"""An ``ObjectKey``'s kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,9 +174,8 @@ class Report:
         """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
         keys = tuple(keys)
         self._seen.update(keys)
-        pools = [key for key in keys if key.kind == INFERENCE_POOL_KIND]
-        if pools:
-            self._pools.update(pools)
+        if INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
+            self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
 
     def apply(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""
