@@ -15,7 +15,8 @@ from typing import Any
 
 from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
 from controlplane.gatewayapi.providers import NotServed, provider_shape
 from controlplane.gatewayapi.report import Report

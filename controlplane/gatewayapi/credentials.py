@@ -23,8 +23,9 @@ from controlplane.gatewayapi.aws_credentials import (
     profile_keys,
 )
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
+from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
     AWS_EXCHANGE_PATH,

@@ -33,12 +33,11 @@ checks on random edit sequences that both give the same snapshot, statuses and p
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from itertools import chain
-from operator import is_
 from typing import Any, Protocol, TypeVar
 
+from controlplane.gatewayapi.fragments import Chunk, Effect, Entry, FragmentKey, Frame, Kept, Replay
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -47,11 +46,6 @@ from controlplane.resources.resource_set import ResourceSet
 from controlplane.tokens.state import TokenState
 
 T = TypeVar("T")
-
-FragmentKey = tuple[str, ObjectKey]
-"""What a fragment is for: ("backend" | "pool" | "policy" | "route", the object's key)."""
-Effect = tuple[Any, ...]
-"""("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
 
 TOKENS_MODE = "tokens-mode"
 """Read with every token: whether tokens are minted (``serve``) or taken as minted (``translate``)."""
@@ -80,110 +74,21 @@ class JudgedSink(Protocol):
     def __call__(self, keys: Iterable[ObjectKey], /) -> None: ...
 
 
-@dataclass(slots=True)
-class _Frame:
-    keys: set[Hashable] = field(default_factory=set)
-    kinds: set[type] = field(default_factory=set)
-    effects: list[Effect] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Replay:
-    """Recorded effects as they are replayed: the judged objects at once, the rest in order."""
-
-    judged: tuple[ObjectKey, ...]
-    ordered: tuple[Effect, ...]
-
-    @classmethod
-    def of(cls, effects: list[Effect]) -> _Replay:
-        judged = [effect[1] for effect in effects if effect[0] == "report" and effect[2] is None]
-        ordered = [effect for effect in effects if effect[0] != "report" or effect[2] is not None]
-        return cls(tuple(dict.fromkeys(judged)), tuple(ordered))
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    keys: frozenset[Hashable]
-    kinds: frozenset[type]
-    replay: _Replay
-    result: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _Chunk:
-    """Consecutive fragments of one ``cached_each`` loop, replayed as one when none of them read a change:
-    a loop over thousands of objects then costs a check per chunk, not a look-up per fragment."""
-
-    objects: tuple[Any, ...]
-    """The objects the fragments are about, compared by identity: the same ones at the same places."""
-    keys: frozenset[Hashable]
-    kinds: frozenset[type]
-    entries: dict[FragmentKey, _Entry]
-    judged: tuple[ObjectKey, ...]
-    registered: dict[str, dict[Hashable, Any]]
-    ordered: tuple[Effect, ...]
-    """The fragments' other effects, in order."""
-    uses: frozenset[FragmentKey]
-    """The fragments ``ordered`` uses: when all are in place already, using them does nothing, and
-    ``without_uses`` is all there is to replay."""
-    without_uses: tuple[Effect, ...]
-    results: tuple[Any, ...]
-
-    @classmethod
-    def of(cls, objects: tuple[Any, ...], entries: dict[FragmentKey, _Entry]) -> _Chunk:
-        registered: dict[str, dict[Hashable, Any]] = {}
-        ordered: list[Effect] = []
-        for entry in entries.values():
-            for effect in entry.replay.ordered:
-                if effect[0] == "register":
-                    registered.setdefault(effect[1], {})[effect[2]] = effect[3]
-                else:
-                    ordered.append(effect)
-        return cls(
-            objects=objects,
-            keys=frozenset().union(*(entry.keys for entry in entries.values())),
-            kinds=frozenset().union(*(entry.kinds for entry in entries.values())),
-            entries=entries,
-            judged=tuple(dict.fromkeys(chain.from_iterable(e.replay.judged for e in entries.values()))),
-            registered=registered,
-            ordered=tuple(ordered),
-            uses=frozenset(effect[1] for effect in ordered if effect[0] == "use"),
-            without_uses=tuple(effect for effect in ordered if effect[0] != "use"),
-            results=tuple(entry.result for entry in entries.values()),
-        )
-
-    def fits(self, objects: Sequence[Any], *, changed: set[Hashable], stale: set[type]) -> bool:
-        """Whether these fragments are about ``objects`` and none of them read a change."""
-        return (
-            len(self.objects) == len(objects)
-            and all(map(is_, self.objects, objects))
-            and self.keys.isdisjoint(changed)
-            and self.kinds.isdisjoint(stale)
-        )
-
-
 CHUNK_SIZE = 64
-"""Fragments per ``_Chunk``: small enough that a change recomputes few checks, large enough that a loop
+"""Fragments per ``Chunk``: small enough that a change recomputes few checks, large enough that a loop
 over 10,000 objects is a few hundred of them."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    inputs: tuple[Any, ...]
-    replay: _Replay
-    result: Any
 
 
 class TranslationMemo:
     """Fragments of the previous translation and the recording of the current one (one at a time)."""
 
     def __init__(self) -> None:
-        self._previous: dict[FragmentKey, _Entry] = {}
-        self._current: dict[FragmentKey, _Entry] = {}
-        self._kept_previous: dict[Hashable, _Kept] = {}
-        self._kept_current: dict[Hashable, _Kept] = {}
-        self._chunks_previous: dict[str, list[_Chunk]] = {}
-        self._chunks_current: dict[str, list[_Chunk]] = {}
+        self._previous: dict[FragmentKey, Entry] = {}
+        self._current: dict[FragmentKey, Entry] = {}
+        self._kept_previous: dict[Hashable, Kept] = {}
+        self._kept_current: dict[Hashable, Kept] = {}
+        self._chunks_previous: dict[str, list[Chunk]] = {}
+        self._chunks_current: dict[str, list[Chunk]] = {}
         self._used: dict[str, set[FragmentKey]] = {}
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
@@ -194,7 +99,7 @@ class TranslationMemo:
         self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
         self._stale_kinds: set[type] = set()
-        self._frames: list[_Frame | None] = []
+        self._frames: list[Frame | None] = []
         self._sink: EffectSink | None = None
         self._judged: JudgedSink | None = None
         self._registered: RegisteredSink | None = None
@@ -339,7 +244,7 @@ class TranslationMemo:
         changed, stale = self._changed_keys, self._stale_kinds
         before = self._chunks_previous.get(kind, [])
         # First what can be replayed, so the objects judged by all of it are marked at once.
-        plans: list[tuple[Sequence[Resource], _Chunk | list[_Entry | None]]] = []
+        plans: list[tuple[Sequence[Resource], Chunk | list[Entry | None]]] = []
         for number, start in enumerate(range(0, len(objects), CHUNK_SIZE)):
             part = objects[start : start + CHUNK_SIZE]
             chunk = before[number] if number < len(before) else None
@@ -347,7 +252,7 @@ class TranslationMemo:
                 judged(chunk.judged)
                 plans.append((part, chunk))
                 continue
-            fresh: list[_Entry | None] = []
+            fresh: list[Entry | None] = []
             for obj in part:
                 key = (kind, obj.key)
                 entry = previous.get(key)
@@ -356,18 +261,18 @@ class TranslationMemo:
             judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
             plans.append((part, fresh))
         results: list[T] = []
-        chunks: list[_Chunk] = []
+        chunks: list[Chunk] = []
         for start, (part, plan) in zip(range(0, len(objects), CHUNK_SIZE), plans, strict=True):
             used = self._used.get(kind)
-            if isinstance(plan, _Chunk) and (not used or used.isdisjoint(plan.entries)):
+            if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
                 self._replay_ordered(plan.without_uses if current.keys() >= plan.uses else plan.ordered)
                 current.update(plan.entries)
                 results.extend(plan.results)
                 chunks.append(plan)
                 continue
-            fresh = list(plan.entries.values()) if isinstance(plan, _Chunk) else plan
-            entries: dict[FragmentKey, _Entry] = {}
+            fresh = list(plan.entries.values()) if isinstance(plan, Chunk) else plan
+            entries: dict[FragmentKey, Entry] = {}
             for index, (obj, entry) in enumerate(zip(part, fresh, strict=True), start):
                 key = (kind, obj.key)
                 found = current.get(key)  # a fragment used by an earlier one is in place already
@@ -379,7 +284,7 @@ class TranslationMemo:
                     current[key] = found
                 entries[key] = found
                 results.append(found.result)
-            chunks.append(_Chunk.of(tuple(part), entries))
+            chunks.append(Chunk.of(tuple(part), entries))
         self._chunks_current[kind] = chunks
         return results
 
@@ -394,19 +299,19 @@ class TranslationMemo:
             self._replay(previous.replay)
             entry = previous
         else:
-            frame = _Frame()
+            frame = Frame()
             self._frames.append(frame)
             try:
                 result = compute()
             finally:
                 self._frames.pop()
-            entry = _Kept(inputs, _Replay.of(frame.effects), result)
+            entry = Kept(inputs, Replay.of(frame.effects), result)
         self._kept_current[key] = entry
         kept: T = entry.result
         return kept
 
-    def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: _Entry | None) -> _Entry:
-        frame = _Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
+    def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: Entry | None) -> Entry:
+        frame = Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
         self._frames.append(frame)
         try:
             result = compute()
@@ -415,9 +320,9 @@ class TranslationMemo:
         self.computed += 1
         if previous is not None and previous.result == result:
             result = previous.result  # the same objects: what is built from them is seen to be unchanged
-        return _Entry(frozenset(frame.keys), frozenset(frame.kinds), _Replay.of(frame.effects), result)
+        return Entry(frozenset(frame.keys), frozenset(frame.kinds), Replay.of(frame.effects), result)
 
-    def _replay(self, replay: _Replay) -> None:
+    def _replay(self, replay: Replay) -> None:
         judged = self._judged
         assert judged is not None, "bind() first"
         judged(replay.judged)

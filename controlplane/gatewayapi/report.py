@@ -13,7 +13,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.core import Service, ServicePort
 from controlplane.resources.envoy_gateway import Backend
