@@ -95,12 +95,12 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    statuses, memo.unwell = report.statuses(
-        managed_parents=binder.our_gateways, previous=memo.statuses, unwell=memo.unwell
-    )
-    memo.statuses = statuses
+    statuses = memo.statuses = report.statuses(managed_parents=binder.our_gateways, previous=memo.statuses)
     return IRResult(
-        infra=infra, statuses=statuses, problems=report.problems(), mint_requests=backends.mint_requests
+        infra=infra,
+        statuses=statuses.by_key,
+        problems=report.problems(),
+        mint_requests=backends.mint_requests,
     )
 
 

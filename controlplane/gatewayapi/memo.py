@@ -105,15 +105,13 @@ class TranslationMemo:
         self._registered: RegisteredSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
-        self.statuses: Mapping[ObjectKey, Any] = {}
-        """The last translation's statuses, which the next one takes unchanged ones from."""
+        self.statuses: Any = None
+        """The last translation's ``report.StatusTable``, which the next one takes unchanged statuses from."""
         self.reloaded: Collection[ObjectKey] | None = None
         """The keys the input says were loaded again since the last translation (changed or not, moved or
         not); None when it cannot tell."""
         self.noted: dict[ObjectKey, Loaded] | None = None
         """The last translation's objects with noted fields, in input order (``gatewayapi._note_fields``)."""
-        self.unwell: frozenset[ObjectKey] = frozenset()
-        """The objects among ``statuses`` whose status is not all well: made again each time."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -44,6 +44,17 @@ class ObjectStatus:
     managed_parents: frozenset[ObjectKey] = frozenset()
     """Every Gateway this control plane programs: a parent entry naming one of them that is not in
     ``parents`` any more is ours to remove; entries naming other Gateways belong to other controllers."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusTable:
+    """A translation's statuses, with what the next one needs to make its own from them quickly."""
+
+    by_key: dict[ObjectKey, ObjectStatus]
+    judged: set[ObjectKey]
+    """``by_key``'s keys as a set: the next translation's judged objects are compared with it."""
+    unwell: frozenset[ObjectKey]
+    """The objects whose status is not all well: made again each time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,20 +139,16 @@ class Report:
         return out
 
     def statuses(
-        self,
-        *,
-        managed_parents: frozenset[ObjectKey] = frozenset(),
-        previous: Mapping[ObjectKey, ObjectStatus] | None = None,
-        unwell: Collection[ObjectKey] = (),
-    ) -> tuple[dict[ObjectKey, ObjectStatus], frozenset[ObjectKey]]:
-        """A status per judged object, in key order, and the objects whose status is not all well.
-        ``previous`` (the last translation's, with its ``unwell`` objects) lends its order and its statuses
-        of objects still all well: most of them. ``managed_parents`` (the Gateways that are ours) goes with
-        every InferencePool's, which is always made again (see ``ObjectStatus``)."""
-        previous = previous or {}
-        if previous.keys() == self._seen:
+        self, *, managed_parents: frozenset[ObjectKey] = frozenset(), previous: StatusTable | None = None
+    ) -> StatusTable:
+        """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
+        and its statuses of objects still all well: most of them. ``managed_parents`` (the Gateways that are
+        ours) goes with every InferencePool's, which is always made again (see ``ObjectStatus``)."""
+        previous = previous or StatusTable({}, set(), frozenset())
+        before, unwell = previous.by_key, previous.unwell
+        if previous.judged == self._seen:  # two sets: compared without hashing every key again
             # The same objects judged: only those with findings now or before get a status made again.
-            out = dict(previous)
+            out = dict(before)
             made = {*unwell, *self._findings, *self._pools}
             for key in made:
                 out[key] = self._status(key, managed_parents)
@@ -149,13 +156,15 @@ class Report:
             out = {}
             made = set()
             for key in sorted(self._seen, key=ObjectKey.order):
-                kept = previous.get(key)
+                kept = before.get(key)
                 if kept is None or key in unwell or key in self._findings or key in self._pools:
                     out[key] = self._status(key, managed_parents)
                     made.add(key)
                 else:
                     out[key] = kept
-        return out, frozenset(key for key in made if out[key].conditions is not _ALL_WELL)
+        return StatusTable(
+            out, self._seen, frozenset(key for key in made if out[key].conditions is not _ALL_WELL)
+        )
 
     def _status(self, key: ObjectKey, managed_parents: frozenset[ObjectKey]) -> ObjectStatus:
         findings = self._findings.get(key)
