@@ -60,7 +60,8 @@ class Chunk:
     keys: frozenset[Hashable]
     kinds: frozenset[type]
     entries: dict[FragmentKey, Entry]
-    judged: tuple[ObjectKey, ...]
+    judged: frozenset[ObjectKey]
+    """A set: marked judged by merging it, which does not hash every key again."""
     registered: dict[str, dict[Hashable, Any]]
     ordered: tuple[Effect, ...]
     """The fragments' other effects, in order."""
@@ -85,7 +86,7 @@ class Chunk:
             keys=frozenset().union(*(entry.keys for entry in entries.values())),
             kinds=frozenset().union(*(entry.kinds for entry in entries.values())),
             entries=entries,
-            judged=tuple(dict.fromkeys(chain.from_iterable(e.replay.judged for e in entries.values()))),
+            judged=frozenset(chain.from_iterable(entry.replay.judged for entry in entries.values())),
             registered=registered,
             ordered=tuple(ordered),
             uses=frozenset(effect[1] for effect in ordered if effect[0] == "use"),

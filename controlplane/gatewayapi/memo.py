@@ -32,7 +32,7 @@ checks on random edit sequences that both give the same snapshot, statuses and p
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from functools import partial
 from itertools import chain
 from typing import Any, Protocol, TypeVar
@@ -71,7 +71,7 @@ class JudgedSink(Protocol):
     """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
     only add to sets, so where they fall among the others does not matter."""
 
-    def __call__(self, keys: Iterable[ObjectKey], /) -> None: ...
+    def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
 
 
 CHUNK_SIZE = 64
@@ -256,7 +256,7 @@ class TranslationMemo:
                 entry = previous.get(key)
                 fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
                 fresh.append(entry if fit and key not in current else None)
-            judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
+            judged(tuple(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None)))
             plans.append((part, fresh))
         results: list[T] = []
         chunks: list[Chunk] = []

@@ -9,7 +9,7 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -180,9 +180,8 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
-    def judged(self, keys: Iterable[ObjectKey]) -> None:
+    def judged(self, keys: Collection[ObjectKey]) -> None:
         """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
-        keys = tuple(keys)
         self._seen.update(keys)
         if INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
             self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
