@@ -90,6 +90,8 @@ class TranslationMemo:
         self._chunks_previous: dict[str, list[Chunk]] = {}
         self._chunks_current: dict[str, list[Chunk]] = {}
         self._used: dict[str, set[FragmentKey]] = {}
+        self._placed: set[FragmentKey] = set()
+        """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
         self._input: dict[ObjectKey, Any] = {}
@@ -141,6 +143,7 @@ class TranslationMemo:
         self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
         self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
         self._used = {}
+        self._placed = set()
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
@@ -219,6 +222,7 @@ class TranslationMemo:
             else:
                 entry = self._compute(key, compute, previous=previous)
             self._current[key] = entry
+            self._placed.add(key)
             self._used.setdefault(key[0], set()).add(key)
         parent = self._frames[-1] if self._frames else None
         if parent is not None:
@@ -264,8 +268,9 @@ class TranslationMemo:
             used = self._used.get(kind)
             if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
-                self._replay_ordered(plan.without_uses if current.keys() >= plan.uses else plan.ordered)
+                self._replay_ordered(plan.without_uses if plan.uses <= self._placed else plan.ordered)
                 current.update(plan.entries)
+                self._placed.update(plan.entries)
                 results.extend(plan.results)
                 chunks.append(plan)
                 continue
@@ -277,9 +282,11 @@ class TranslationMemo:
                 if found is None and entry is not None:
                     self._replay_ordered(entry.replay.ordered)
                     found = current[key] = entry
+                    self._placed.add(key)
                 elif found is None:
                     found = self._compute(key, partial(compute, index), previous=previous.get(key))
                     current[key] = found
+                    self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
             chunks.append(Chunk.of(tuple(part), entries))
