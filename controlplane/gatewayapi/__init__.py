@@ -77,7 +77,6 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
     backends = BackendResolver(
         resources=resources, report=report, memo=memo, inference_extension=options.inference_extension
     )
-    memo.bind(backends.replay, judged=report.judged, registered=backends.registered)
     backends.ai_service_backends(resources.backends())
     tables = build_routes(
         resources=resources,

@@ -66,6 +66,9 @@ class BackendResolver:
         self._resources = resources
         self._report = report
         self._memo = memo
+        # Replays go here from now on: the resolvers made next replay what they find unchanged (only
+        # report effects until this object is complete).
+        memo.bind(self.replay, judged=report.judged, registered=self.registered)
         self.inference_extension = inference_extension
         if not inference_extension:
             for pool in resources.inference_pools():

@@ -75,7 +75,12 @@ class CredentialResolver:
         self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
         self._mint_requests: dict[ObjectKey, MintRequest] = {}
-        self._policies = self._policies_by_target()
+        # Kept while the policies and AIServiceBackends are the same objects: it looks at every backend.
+        self._policies = memo.kept(
+            "policies by target",
+            (tuple(resources.security_policies()), tuple(resources.backends())),
+            self._policies_by_target,
+        )
 
     @property
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
