@@ -23,11 +23,15 @@ last time's gives back last time's objects, so whatever is built from it can tel
 changed. Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and
 listeners) go through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value,
 which for the same objects is identity and costs next to nothing), they give back last time's result and
-replay its effects instead of sorting and building again. Everything else (the objects' noted fields,
-Gateways -> listeners, policy maps, statuses) is recomputed each time; it is linear and cheap. The recorded
-reads are the dependency index, taken from the code that does the reading, so it cannot drift from it. A
-fresh memo (``translate``) computes everything, through the same code; tests/test_pipeline_incremental.py
-checks on random edit sequences that both give the same snapshot, statuses and problems.
+replay its effects instead of sorting and building again. The map of which BackendSecurityPolicy applies to
+what is kept the same way, while the policies and AIServiceBackends are the same objects. The objects' noted
+fields come from last time's objects with notes unless one loaded again had or has some (``reloaded``), and
+statuses are made again only for objects with findings now or before (``report.StatusTable``). Gateways ->
+listeners and the other policy maps are recomputed each time; they are linear in objects that are few. The
+recorded reads are the dependency index, taken from the code that does the reading, so it cannot drift from
+it. A fresh memo (``translate``) computes everything, through the same code;
+tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
+and problems.
 """
 
 from __future__ import annotations
