@@ -109,3 +109,27 @@ class Kept:
     inputs: tuple[Any, ...]
     replay: Replay
     result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkedLoop:
+    """One ``cached_each`` loop's chunks, found again by their first object, and where they start.
+
+    A chunk ends after an object whose key's hash is a multiple of the chunk size (or when it is four times
+    that long), so an object added or removed changes the chunk it is in, not every chunk after it."""
+
+    objects: tuple[Any, ...]
+    starts: tuple[int, ...]
+    by_first: dict[int, Chunk]
+    """``id()`` of a chunk's first object -> the chunk (which keeps that object, so the id stays its own)."""
+
+
+def chunk_starts(objects: Sequence[Any], *, size: int) -> tuple[int, ...]:
+    """Where each chunk of ``objects`` (which have ``key``) starts (see ``ChunkedLoop``)."""
+    if not objects:
+        return ()
+    starts = [0]
+    for index, obj in enumerate(objects[:-1], 1):
+        if hash(obj.key) % size == 0 or index - starts[-1] >= 4 * size:
+            starts.append(index)
+    return tuple(starts)

@@ -38,10 +38,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from functools import partial
-from itertools import chain
+from itertools import chain, compress
+from operator import is_not
 from typing import Any, Protocol, TypeVar
 
-from controlplane.gatewayapi.fragments import Chunk, Effect, Entry, FragmentKey, Frame, Kept, Replay
+from controlplane.gatewayapi.fragments import (
+    Chunk,
+    ChunkedLoop,
+    Effect,
+    Entry,
+    FragmentKey,
+    Frame,
+    Kept,
+    Replay,
+    chunk_starts,
+)
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -91,8 +102,8 @@ class TranslationMemo:
         self._current: dict[FragmentKey, Entry] = {}
         self._kept_previous: dict[Hashable, Kept] = {}
         self._kept_current: dict[Hashable, Kept] = {}
-        self._chunks_previous: dict[str, list[Chunk]] = {}
-        self._chunks_current: dict[str, list[Chunk]] = {}
+        self._chunks_previous: dict[str, ChunkedLoop] = {}
+        self._chunks_current: dict[str, ChunkedLoop] = {}
         self._used: dict[str, set[FragmentKey]] = {}
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
@@ -248,12 +259,18 @@ class TranslationMemo:
         assert registered is not None, "bind() first"
         current, previous = self._current, self._previous
         changed, stale = self._changed_keys, self._stale_kinds
-        before = self._chunks_previous.get(kind, [])
+        loop = self._chunks_previous.get(kind)
+        if loop is not None and _same_keys(loop.objects, objects):
+            starts = loop.starts  # the same keys in the same places: the same chunks, without hashing each
+        else:
+            starts = chunk_starts(objects, size=CHUNK_SIZE)
+        before = loop.by_first if loop is not None else {}
+        spans = list(zip(starts, (*starts[1:], len(objects))[: len(starts)], strict=True))
         # First what can be replayed, so the objects judged by all of it are marked at once.
         plans: list[tuple[Sequence[Resource], Chunk | list[Entry | None]]] = []
-        for number, start in enumerate(range(0, len(objects), CHUNK_SIZE)):
-            part = objects[start : start + CHUNK_SIZE]
-            chunk = before[number] if number < len(before) else None
+        for start, end in spans:
+            part = objects[start:end]
+            chunk = before.get(id(part[0]))
             if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
                 judged(chunk.judged)
                 plans.append((part, chunk))
@@ -267,8 +284,8 @@ class TranslationMemo:
             judged(tuple(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None)))
             plans.append((part, fresh))
         results: list[T] = []
-        chunks: list[Chunk] = []
-        for start, (part, plan) in zip(range(0, len(objects), CHUNK_SIZE), plans, strict=True):
+        chunks: dict[int, Chunk] = {}
+        for (start, _), (part, plan) in zip(spans, plans, strict=True):
             used = self._used.get(kind)
             if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
@@ -276,7 +293,7 @@ class TranslationMemo:
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
                 results.extend(plan.results)
-                chunks.append(plan)
+                chunks[id(part[0])] = plan
                 continue
             fresh = list(plan.entries.values()) if isinstance(plan, Chunk) else plan
             entries: dict[FragmentKey, Entry] = {}
@@ -293,8 +310,8 @@ class TranslationMemo:
                     self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
-            chunks.append(Chunk.of(tuple(part), entries))
-        self._chunks_current[kind] = chunks
+            chunks[id(part[0])] = Chunk.of(tuple(part), entries)
+        self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -356,6 +373,15 @@ class TranslationMemo:
         finally:
             if nested:
                 self._frames.pop()
+
+
+def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
+    """Whether ``now`` has the keys ``before`` had, in the same places (looked at only where the objects
+    differ, which are found without running Python code per object)."""
+    if len(before) != len(now):
+        return False
+    replaced = compress(range(len(now)), map(is_not, before, now))
+    return all(before[index].key == now[index].key for index in replaced)
 
 
 def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:
