@@ -15,6 +15,7 @@ from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
 from controlplane.resources.notes import FieldState
+from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.tokens.requests import MintRequest
@@ -65,7 +66,7 @@ def build_ir(
 
 def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo) -> IRResult:
     report = Report(source_of=resources.source, memo=memo)
-    _note_fields(resources, report)
+    _note_fields(resources, report, memo=memo)
     binder = ListenerBinder(
         resources=resources,
         report=report,
@@ -76,7 +77,6 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
     backends = BackendResolver(
         resources=resources, report=report, memo=memo, inference_extension=options.inference_extension
     )
-    memo.bind(backends.replay, judged=report.judged)
     backends.ai_service_backends(resources.backends())
     tables = build_routes(
         resources=resources,
@@ -94,17 +94,34 @@ def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: Transl
         credentials=backends.credentials,
         ca_bundles=backends.ca_bundles,
     )
-    statuses = report.statuses(managed_parents=binder.our_gateways, previous=memo.statuses)
-    memo.statuses = statuses
+    statuses = memo.statuses = report.statuses(managed_parents=binder.our_gateways, previous=memo.statuses)
     return IRResult(
-        infra=infra, statuses=statuses, problems=report.problems(), mint_requests=backends.mint_requests
+        infra=infra,
+        statuses=statuses.by_key,
+        problems=report.problems(),
+        mint_requests=backends.mint_requests,
     )
 
 
-def _note_fields(resources: ResourceSet, report: Report) -> None:
-    for loaded in resources:
-        for noted in loaded.noted:
+def _note_fields(resources: ResourceSet, report: Report, *, memo: TranslationMemo) -> None:
+    noted, reloaded = memo.noted, memo.reloaded
+    # Last time's objects with noted fields, unless one loaded again had some or has some now.
+    if (
+        noted is None
+        or reloaded is None
+        or any(key in noted or _has_notes(resources.source(key)) for key in reloaded)
+    ):
+        noted = {loaded.key: loaded for loaded in resources if loaded.noted}
+    memo.noted = noted
+    for loaded in noted.values():
+        for field_note in loaded.noted:
             reason = (
-                "UnimplementedFields" if noted.note.state is FieldState.UNIMPLEMENTED else "DeprecatedFields"
+                "UnimplementedFields"
+                if field_note.note.state is FieldState.UNIMPLEMENTED
+                else "DeprecatedFields"
             )
-            report.note(loaded.object, noted.path, noted.note.reason, reason=reason)
+            report.note(loaded.object, field_note.path, field_note.note.reason, reason=reason)
+
+
+def _has_notes(loaded: Loaded | None) -> bool:
+    return loaded is not None and bool(loaded.noted)

@@ -9,12 +9,14 @@ credential the user asked for would be worse than failing over to the next backe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from controlplane import ir
 from controlplane.gatewayapi.credentials import CredentialResolver, PolicyFailed
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.pools import PoolResolver
 from controlplane.gatewayapi.providers import NotServed, provider_shape
 from controlplane.gatewayapi.report import Report
@@ -64,6 +66,9 @@ class BackendResolver:
         self._resources = resources
         self._report = report
         self._memo = memo
+        # Replays go here from now on: the resolvers made next replay what they find unchanged (only
+        # report effects until this object is complete).
+        memo.bind(self.replay, judged=report.judged, registered=self.registered)
         self.inference_extension = inference_extension
         if not inference_extension:
             for pool in resources.inference_pools():
@@ -98,10 +103,7 @@ class BackendResolver:
 
     def ai_service_backends(self, backends: list[AIServiceBackend]) -> None:
         """Resolves each of ``backends`` (as ``ai_service_backend``), replaying the unchanged in bulk."""
-        self._memo.cached_each(
-            [("backend", backend.key) for backend in backends],
-            lambda index: self._resolve_backend(backends[index]),
-        )
+        self._memo.cached_each("backend", backends, lambda index: self._resolve_backend(backends[index]))
 
     def inference_pool(self, pool: InferencePoolBase) -> ResolvedPool:
         """The pool's members: AIServiceBackends whose labels match its selector, then its ready Pods."""
@@ -124,6 +126,12 @@ class BackendResolver:
                 self._credentials.policy_credential(obj)
             else:
                 raise AssertionError(f"a replayed fragment used {kind} {key}, which is not in the input")
+
+    def registered(self, tables: Mapping[str, Mapping[Any, Any]]) -> None:
+        """Applies replayed registrations, a table at once (``memo.RegisteredSink``)."""
+        for table, entries in tables.items():
+            resolver = self._credentials if table in ("secret", "mint") else self._upstreams
+            resolver.register_all(table, entries)
 
     def _resolve_backend(self, backend: AIServiceBackend) -> ResolvedBackend | None:
         self._report.consider(backend)

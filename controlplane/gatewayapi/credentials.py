@@ -13,7 +13,8 @@ no problem message, status or log line contains them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from controlplane import ir
 from controlplane.gatewayapi.aws_credentials import (
@@ -22,8 +23,9 @@ from controlplane.gatewayapi.aws_credentials import (
     profile_keys,
 )
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, Effect, TranslationMemo
+from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
     AWS_EXCHANGE_PATH,
@@ -73,7 +75,12 @@ class CredentialResolver:
         self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
         self._mint_requests: dict[ObjectKey, MintRequest] = {}
-        self._policies = self._policies_by_target()
+        # Kept while the policies and AIServiceBackends are the same objects: it looks at every backend.
+        self._policies = memo.kept(
+            "policies by target",
+            (tuple(resources.security_policies()), tuple(resources.backends())),
+            self._policies_by_target,
+        )
 
     @property
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
@@ -114,6 +121,10 @@ class CredentialResolver:
             self._mint_requests[name] = value
         else:
             self._secrets[name] = value
+
+    def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
+        """Registers replayed secrets or tokens to mint at once (not recorded: only the memo replays)."""
+        (self._mint_requests if table == "mint" else self._secrets).update(entries)
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         spec = policy.spec

@@ -10,43 +10,57 @@ resolves InferencePools and credentials on first use. Each of those is one *frag
   registers, and which other fragments it uses (so they are in place even if whoever computed them first
   is gone).
 
-The next translation compares the new input with the previous one (only the keys the input says changed,
-when it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was
-added, removed or modified, no kind it scanned had a change) is not computed again: its effects are
-replayed, in the same order as a full translation would make them (except that the objects it judged are
-marked so all at once, which only adds to sets), and its result is reused. A fragment computed again whose
-result equals last time's gives back last time's objects, so whatever is built from it can tell by
-identity that nothing changed. Steps that combine many fragments' results (ordering routes, merging them
-into virtual hosts and listeners) go through ``TranslationMemo.kept``: given the very same inputs as last
-time (compared by value, which for the same objects is identity and costs next to nothing), they give back
-last time's result and replay its effects instead of sorting and building again. Everything else (the
-objects' noted fields, Gateways -> listeners, policy maps, statuses) is recomputed each time; it is linear
-and cheap. The recorded reads are the dependency index, taken from the code that does the reading, so it
-cannot drift from it. A fresh memo (``translate``) computes everything, through the same code;
-tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot,
-statuses and problems.
+The next translation compares the new input with the previous one (only the keys the input says changed, when
+it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was added,
+removed or modified, no kind it scanned had a change) is not computed again: its effects are replayed, in the
+same order as a full translation would make them (except that the objects it judged are marked so all at
+once, and the clusters, secrets and tokens it registers are put in their tables at once: both only add to
+sets and tables read after the translation), and its result is reused. The loops over every AIServiceBackend
+and route (``cached_each``) go a chunk of fragments at a time: a chunk about the same objects as last time
+whose fragments read no change is replayed as one (a check against the few changed keys, a few bulk updates),
+so such a loop costs a few hundred steps at 10,000 objects. A fragment computed again whose result equals
+last time's gives back last time's objects, so whatever is built from it can tell by identity that nothing
+changed. Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and
+listeners) go through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value,
+which for the same objects is identity and costs next to nothing), they give back last time's result and
+replay its effects instead of sorting and building again. The map of which BackendSecurityPolicy applies to
+what is kept the same way, while the policies and AIServiceBackends are the same objects. The objects' noted
+fields come from last time's objects with notes unless one loaded again had or has some (``reloaded``), and
+statuses are made again only for objects with findings now or before (``report.StatusTable``). Gateways ->
+listeners and the other policy maps are recomputed each time; they are linear in objects that are few. The
+recorded reads are the dependency index, taken from the code that does the reading, so it cannot drift from
+it. A fresh memo (``translate``) computes everything, through the same code;
+tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
+and problems.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from functools import partial
-from itertools import chain
+from itertools import chain, compress
+from operator import is_not
 from typing import Any, Protocol, TypeVar
 
+from controlplane.gatewayapi.fragments import (
+    Chunk,
+    ChunkedLoop,
+    Effect,
+    Entry,
+    FragmentKey,
+    Frame,
+    Kept,
+    Replay,
+    chunk_starts,
+)
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
+from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.tokens.state import TokenState
 
 T = TypeVar("T")
-
-FragmentKey = tuple[str, ObjectKey]
-"""What a fragment is for: ("backend" | "pool" | "policy" | "route", the object's key)."""
-Effect = tuple[Any, ...]
-"""("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
 
 TOKENS_MODE = "tokens-mode"
 """Read with every token: whether tokens are minted (``serve``) or taken as minted (``translate``)."""
@@ -61,57 +75,40 @@ class EffectSink(Protocol):
     def __call__(self, effect: Effect, /) -> None: ...
 
 
+class RegisteredSink(Protocol):
+    """Applies replayed ``("register", table, name, value)`` effects all at once, per table: registering
+    only writes a table read after the translation, so where they fall among the others does not matter."""
+
+    def __call__(self, tables: Mapping[str, Mapping[Any, Any]], /) -> None: ...
+
+
 class JudgedSink(Protocol):
     """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
     only add to sets, so where they fall among the others does not matter."""
 
-    def __call__(self, keys: Iterable[ObjectKey], /) -> None: ...
+    def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
 
 
-@dataclass(slots=True)
-class _Frame:
-    keys: set[Hashable] = field(default_factory=set)
-    kinds: set[type] = field(default_factory=set)
-    effects: list[Effect] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class _Replay:
-    """Recorded effects as they are replayed: the judged objects at once, the rest in order."""
-
-    judged: tuple[ObjectKey, ...]
-    ordered: tuple[Effect, ...]
-
-    @classmethod
-    def of(cls, effects: list[Effect]) -> _Replay:
-        judged = [effect[1] for effect in effects if effect[0] == "report" and effect[2] is None]
-        ordered = [effect for effect in effects if effect[0] != "report" or effect[2] is not None]
-        return cls(tuple(dict.fromkeys(judged)), tuple(ordered))
-
-
-@dataclass(frozen=True, slots=True)
-class _Entry:
-    keys: frozenset[Hashable]
-    kinds: frozenset[type]
-    replay: _Replay
-    result: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _Kept:
-    inputs: tuple[Any, ...]
-    replay: _Replay
-    result: Any
+CHUNK_SIZE = 64
+"""Fragments per ``Chunk``: small enough that a change recomputes few checks, large enough that a loop
+over 10,000 objects is a few hundred of them."""
 
 
 class TranslationMemo:
     """Fragments of the previous translation and the recording of the current one (one at a time)."""
 
     def __init__(self) -> None:
-        self._previous: dict[FragmentKey, _Entry] = {}
-        self._current: dict[FragmentKey, _Entry] = {}
-        self._kept_previous: dict[Hashable, _Kept] = {}
-        self._kept_current: dict[Hashable, _Kept] = {}
+        self._previous: dict[FragmentKey, Entry] = {}
+        self._current: dict[FragmentKey, Entry] = {}
+        self._kept_previous: dict[Hashable, Kept] = {}
+        self._kept_current: dict[Hashable, Kept] = {}
+        self._chunks_previous: dict[str, ChunkedLoop] = {}
+        self._chunks_current: dict[str, ChunkedLoop] = {}
+        self._used: dict[str, set[FragmentKey]] = {}
+        self._placed: set[FragmentKey] = set()
+        """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
+        """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
+        finds them there already)."""
         self._input: dict[ObjectKey, Any] = {}
         self._generation: object = None
         """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
@@ -119,13 +116,19 @@ class TranslationMemo:
         self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
         self._stale_kinds: set[type] = set()
-        self._frames: list[_Frame | None] = []
+        self._frames: list[Frame | None] = []
         self._sink: EffectSink | None = None
         self._judged: JudgedSink | None = None
+        self._registered: RegisteredSink | None = None
         self.computed = 0
         """How many fragments the last translation computed (the others were replayed)."""
-        self.statuses: Mapping[ObjectKey, Any] = {}
-        """The last translation's statuses, which the next one takes unchanged ones from."""
+        self.statuses: Any = None
+        """The last translation's ``report.StatusTable``, which the next one takes unchanged statuses from."""
+        self.reloaded: Collection[ObjectKey] | None = None
+        """The keys the input says were loaded again since the last translation (changed or not, moved or
+        not); None when it cannot tell."""
+        self.noted: dict[ObjectKey, Loaded] | None = None
+        """The last translation's objects with noted fields, in input order (``gatewayapi._note_fields``)."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
@@ -153,6 +156,9 @@ class TranslationMemo:
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
         self._previous, self._current = {**self._previous, **self._current}, {}
         self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
+        self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
+        self._used = {}
+        self._placed = set()
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
@@ -161,7 +167,9 @@ class TranslationMemo:
         there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
         ``resources`` says changed since the set last translated, else found by comparing every object."""
         changes = resources.changes
+        self.reloaded = None
         if changes is not None and changes.since is self._generation:
+            self.reloaded = changes.keys
             before = {key: self._input.get(key) for key in changes.keys}
             for key in changes.keys:
                 obj = resources.get(key)
@@ -184,15 +192,17 @@ class TranslationMemo:
         self._generation = resources.generation
         return differing, before
 
-    def bind(self, sink: EffectSink, *, judged: JudgedSink) -> None:
-        """Where replayed effects go in this translation (``judged``: those saying an object was judged)."""
-        self._sink, self._judged = sink, judged
+    def bind(self, sink: EffectSink, *, judged: JudgedSink, registered: RegisteredSink) -> None:
+        """Where replayed effects go in this translation (``judged``: those saying an object was judged,
+        ``registered``: a chunk's registrations at once)."""
+        self._sink, self._judged, self._registered = sink, judged, registered
 
     def finish(self) -> None:
         """Keeps only what this translation used, for the next one."""
         self._previous, self._current = self._current, {}
         self._kept_previous, self._kept_current = self._kept_current, {}
-        self._sink = self._judged = None
+        self._chunks_previous, self._chunks_current = self._chunks_current, {}
+        self._sink = self._judged = self._registered = None
 
     # --- recording ---
 
@@ -227,6 +237,8 @@ class TranslationMemo:
             else:
                 entry = self._compute(key, compute, previous=previous)
             self._current[key] = entry
+            self._placed.add(key)
+            self._used.setdefault(key[0], set()).add(key)
         parent = self._frames[-1] if self._frames else None
         if parent is not None:
             parent.keys |= entry.keys
@@ -235,30 +247,71 @@ class TranslationMemo:
         result: T = entry.result
         return result
 
-    def cached_each(self, keys: Sequence[FragmentKey], compute: Callable[[int], T]) -> list[T]:
-        """``cached(keys[i], lambda: compute(i))`` for each ``i`` in turn, for a loop over many objects at
-        the top level: the objects judged by every fragment that is replayed are marked at once, and each
-        replayed fragment costs a look-up and its other effects (usually none or one)."""
+    def cached_each(self, kind: str, objects: Sequence[Resource], compute: Callable[[int], T]) -> list[T]:
+        """``cached((kind, objects[i].key), lambda: compute(i))`` for each ``i`` in turn, for a loop over
+        many objects at the top level. The fragments go in chunks of ``CHUNK_SIZE``: a chunk about the very
+        same objects as last time none of whose fragments read a change is replayed as one (its judged
+        objects and registrations at once, its few other effects in order); in the others, each replayed
+        fragment costs a look-up and its other effects (usually none or one)."""
         assert not self._frames, "cached_each() is for the top level"
+        judged, registered = self._judged, self._registered
+        assert judged is not None, "bind() first"
+        assert registered is not None, "bind() first"
         current, previous = self._current, self._previous
         changed, stale = self._changed_keys, self._stale_kinds
-        fresh: list[_Entry | None] = []
-        for key in keys:
-            entry = previous.get(key)
-            fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
-            fresh.append(entry if fit and key not in current else None)
-        judged = self._judged
-        assert judged is not None, "bind() first"
-        judged(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None))
+        loop = self._chunks_previous.get(kind)
+        if loop is not None and _same_keys(loop.objects, objects):
+            starts = loop.starts  # the same keys in the same places: the same chunks, without hashing each
+        else:
+            starts = chunk_starts(objects, size=CHUNK_SIZE)
+        before = loop.by_first if loop is not None else {}
+        spans = list(zip(starts, (*starts[1:], len(objects))[: len(starts)], strict=True))
+        # First what can be replayed, so the objects judged by all of it are marked at once.
+        plans: list[tuple[Sequence[Resource], Chunk | list[Entry | None]]] = []
+        for start, end in spans:
+            part = objects[start:end]
+            chunk = before.get(id(part[0]))
+            if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
+                judged(chunk.judged)
+                plans.append((part, chunk))
+                continue
+            fresh: list[Entry | None] = []
+            for obj in part:
+                key = (kind, obj.key)
+                entry = previous.get(key)
+                fit = entry is not None and entry.keys.isdisjoint(changed) and entry.kinds.isdisjoint(stale)
+                fresh.append(entry if fit and key not in current else None)
+            judged(tuple(chain.from_iterable(entry.replay.judged for entry in fresh if entry is not None)))
+            plans.append((part, fresh))
         results: list[T] = []
-        for index, (key, entry) in enumerate(zip(keys, fresh, strict=True)):
-            found = current.get(key)  # a fragment used by an earlier one is in place already
-            if found is None and entry is not None:
-                self._replay_ordered(entry.replay.ordered)
-                found = current[key] = entry
-            elif found is None:
-                found = current[key] = self._compute(key, partial(compute, index), previous=previous.get(key))
-            results.append(found.result)
+        chunks: dict[int, Chunk] = {}
+        for (start, _), (part, plan) in zip(spans, plans, strict=True):
+            used = self._used.get(kind)
+            if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
+                registered(plan.registered)
+                self._replay_ordered(plan.without_uses if plan.uses <= self._placed else plan.ordered)
+                current.update(plan.entries)
+                self._placed.update(plan.entries)
+                results.extend(plan.results)
+                chunks[id(part[0])] = plan
+                continue
+            fresh = list(plan.entries.values()) if isinstance(plan, Chunk) else plan
+            entries: dict[FragmentKey, Entry] = {}
+            for index, (obj, entry) in enumerate(zip(part, fresh, strict=True), start):
+                key = (kind, obj.key)
+                found = current.get(key)  # a fragment used by an earlier one is in place already
+                if found is None and entry is not None:
+                    self._replay_ordered(entry.replay.ordered)
+                    found = current[key] = entry
+                    self._placed.add(key)
+                elif found is None:
+                    found = self._compute(key, partial(compute, index), previous=previous.get(key))
+                    current[key] = found
+                    self._placed.add(key)
+                entries[key] = found
+                results.append(found.result)
+            chunks[id(part[0])] = Chunk.of(tuple(part), entries)
+        self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -272,19 +325,19 @@ class TranslationMemo:
             self._replay(previous.replay)
             entry = previous
         else:
-            frame = _Frame()
+            frame = Frame()
             self._frames.append(frame)
             try:
                 result = compute()
             finally:
                 self._frames.pop()
-            entry = _Kept(inputs, _Replay.of(frame.effects), result)
+            entry = Kept(inputs, Replay.of(frame.effects), result)
         self._kept_current[key] = entry
         kept: T = entry.result
         return kept
 
-    def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: _Entry | None) -> _Entry:
-        frame = _Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
+    def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: Entry | None) -> Entry:
+        frame = Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
         self._frames.append(frame)
         try:
             result = compute()
@@ -293,9 +346,9 @@ class TranslationMemo:
         self.computed += 1
         if previous is not None and previous.result == result:
             result = previous.result  # the same objects: what is built from them is seen to be unchanged
-        return _Entry(frozenset(frame.keys), frozenset(frame.kinds), _Replay.of(frame.effects), result)
+        return Entry(frozenset(frame.keys), frozenset(frame.kinds), Replay.of(frame.effects), result)
 
-    def _replay(self, replay: _Replay) -> None:
+    def _replay(self, replay: Replay) -> None:
         judged = self._judged
         assert judged is not None, "bind() first"
         judged(replay.judged)
@@ -320,6 +373,15 @@ class TranslationMemo:
         finally:
             if nested:
                 self._frames.pop()
+
+
+def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
+    """Whether ``now`` has the keys ``before`` had, in the same places (looked at only where the objects
+    differ, which are found without running Python code per object)."""
+    if len(before) != len(now):
+        return False
+    replaced = compress(range(len(now)), map(is_not, before, now))
+    return all(before[index].key == now[index].key for index in replaced)
 
 
 def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:

@@ -9,16 +9,21 @@ condition naming fields that were accepted but have no effect yet.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 
 SourceLookup = Callable[[ObjectKey], Loaded | None]
+
+_kind = itemgetter(1)
+"""An ``ObjectKey``'s kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +44,17 @@ class ObjectStatus:
     managed_parents: frozenset[ObjectKey] = frozenset()
     """Every Gateway this control plane programs: a parent entry naming one of them that is not in
     ``parents`` any more is ours to remove; entries naming other Gateways belong to other controllers."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusTable:
+    """A translation's statuses, with what the next one needs to make its own from them quickly."""
+
+    by_key: dict[ObjectKey, ObjectStatus]
+    judged: set[ObjectKey]
+    """``by_key``'s keys as a set: the next translation's judged objects are compared with it."""
+    unwell: frozenset[ObjectKey]
+    """The objects whose status is not all well: made again each time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,35 +139,32 @@ class Report:
         return out
 
     def statuses(
-        self,
-        *,
-        managed_parents: frozenset[ObjectKey] = frozenset(),
-        previous: Mapping[ObjectKey, ObjectStatus] | None = None,
-    ) -> dict[ObjectKey, ObjectStatus]:
+        self, *, managed_parents: frozenset[ObjectKey] = frozenset(), previous: StatusTable | None = None
+    ) -> StatusTable:
         """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
         and its statuses of objects still all well: most of them. ``managed_parents`` (the Gateways that are
         ours) goes with every InferencePool's, which is always made again (see ``ObjectStatus``)."""
-        previous = previous or {}
-        if previous.keys() == self._seen:
+        previous = previous or StatusTable({}, set(), frozenset())
+        before, unwell = previous.by_key, previous.unwell
+        if previous.judged == self._seen:  # two sets: compared without hashing every key again
             # The same objects judged: only those with findings now or before get a status made again.
-            out = dict(previous)
-            before = [key for key, status in previous.items() if status.conditions is not _ALL_WELL]
-            for key in (*before, *self._findings, *self._pools):
+            out = dict(before)
+            made = {*unwell, *self._findings, *self._pools}
+            for key in made:
                 out[key] = self._status(key, managed_parents)
-            return out
-        out = {}
-        for key in sorted(self._seen, key=ObjectKey.order):
-            kept = previous.get(key)
-            if (
-                kept is None
-                or kept.conditions is not _ALL_WELL
-                or key in self._findings
-                or key in self._pools
-            ):
-                out[key] = self._status(key, managed_parents)
-            else:
-                out[key] = kept
-        return out
+        else:
+            out = {}
+            made = set()
+            for key in sorted(self._seen, key=ObjectKey.order):
+                kept = before.get(key)
+                if kept is None or key in unwell or key in self._findings or key in self._pools:
+                    out[key] = self._status(key, managed_parents)
+                    made.add(key)
+                else:
+                    out[key] = kept
+        return StatusTable(
+            out, self._seen, frozenset(key for key in made if out[key].conditions is not _ALL_WELL)
+        )
 
     def _status(self, key: ObjectKey, managed_parents: frozenset[ObjectKey]) -> ObjectStatus:
         findings = self._findings.get(key)
@@ -167,13 +180,11 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
-    def judged(self, keys: Iterable[ObjectKey]) -> None:
+    def judged(self, keys: Collection[ObjectKey]) -> None:
         """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
-        keys = tuple(keys)
         self._seen.update(keys)
-        pools = [key for key in keys if key.kind == INFERENCE_POOL_KIND]
-        if pools:
-            self._pools.update(pools)
+        if INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
+            self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
 
     def apply(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""

@@ -75,7 +75,8 @@ def build_routes(
     by_age = memo.kept("routes by age", routes, partial(sorted, routes, key=route_age))
     outputs = tuple(
         memo.cached_each(
-            [("route", route.key) for route in by_age],
+            "route",
+            by_age,
             lambda index: _route(
                 by_age[index], report=report, binder=binder, backends=backends, policies=policies
             ),

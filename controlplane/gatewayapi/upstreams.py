@@ -8,11 +8,14 @@ delivered by EDS so an endpoint change never rebuilds a cluster.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from controlplane import ir
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import Effect, TranslationMemo
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.core import Service, ServicePort
 from controlplane.resources.envoy_gateway import Backend
@@ -89,6 +92,10 @@ class UpstreamResolver:
         self._memo.effect(effect)
         _, table, name, value = effect
         (self._clusters if table == "cluster" else self._ca_bundles)[name] = value
+
+    def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
+        """Registers replayed clusters or CA bundles at once (not recorded: only the memo replays)."""
+        (self._clusters if table == "cluster" else self._ca_bundles).update(entries)
 
     def _backend(self, backend: Backend) -> Upstream | None:
         self._report.consider(backend)
