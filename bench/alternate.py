@@ -6,10 +6,14 @@ passthrough vs. transcoded; ``bench.costs``: with vs. without CEL costs).
 
 from __future__ import annotations
 
+import argparse
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
+
+from bench.report import Cell, Table, median, percentile, render_text
+from controlplane.log import configure_logging
 
 
 def chat_body(model: str, *, stream: bool) -> dict[str, object]:
@@ -49,3 +53,34 @@ def warm_up(http: httpx.Client, targets: Mapping[str, tuple[str, str]]) -> None:
         time.sleep(0.1)
     if pending:
         raise RuntimeError(f"the stack never answered for {sorted(pending)}")
+
+
+def compared_row(
+    label: str, baseline: Sequence[float], measured: Sequence[float], failures: int
+) -> list[Cell]:
+    """One table row: the label, the samples of each side, their p50 and p99, what ``measured`` adds to both,
+    and the non-200 answers."""
+    p50 = (median(baseline), median(measured))
+    p99 = (percentile(baseline, 0.99), percentile(measured, 0.99))
+    return [
+        label,
+        min(len(baseline), len(measured)),
+        p50[0],
+        p99[0],
+        p50[1],
+        p99[1],
+        p50[1] - p50[0],
+        p99[1] - p99[0],
+        failures,
+    ]
+
+
+def run_from_command_line(description: str | None, measure: Callable[..., Table]) -> None:
+    """``python -m bench.<name> [--seconds S]``: prints the table ``measure(seconds=S)`` gives."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each kind of request")
+    args = parser.parse_args()
+    configure_logging(json=False, level="warning")
+    print(render_text(measure(seconds=args.seconds)))

@@ -14,18 +14,16 @@ numbers depend on the machine.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import httpx
 
-from bench.alternate import alternate, warm_up
-from bench.report import Table, median, percentile, render_text
+from bench.alternate import alternate, compared_row, run_from_command_line, warm_up
+from bench.report import Table
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.manifests import gateway_yaml, openai_backend_yaml
 from controlplane.devtools.stack import LocalStack
-from controlplane.log import configure_logging
 from controlplane.netutil import ReservedPort
 
 MODEL = "gpt-bench"
@@ -100,33 +98,13 @@ def measure(*, seconds: float) -> Table:
             warm_up(http, targets)
             for stream in (False, True):
                 samples, failures = alternate(http, targets, stream=stream, seconds=seconds)
-                counts, cel = samples["counts"], samples["cel"]
-                p50 = (median(counts), median(cel))
-                p99 = (percentile(counts, 0.99), percentile(cel, 0.99))
-                table.rows.append(
-                    [
-                        "streamed" if stream else "unary",
-                        min(len(counts), len(cel)),
-                        p50[0],
-                        p99[0],
-                        p50[1],
-                        p99[1],
-                        p50[1] - p50[0],
-                        p99[1] - p99[0],
-                        failures,
-                    ]
-                )
+                label = "streamed" if stream else "unary"
+                table.rows.append(compared_row(label, samples["counts"], samples["cel"], failures))
     return table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each kind of request")
-    args = parser.parse_args()
-    configure_logging(json=False, level="warning")
-    print(render_text(measure(seconds=args.seconds)))
+    run_from_command_line(__doc__, measure)
 
 
 if __name__ == "__main__":

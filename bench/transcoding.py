@@ -14,19 +14,17 @@ added p50/p99 (provider minus passthrough). Not a test: numbers depend on the ma
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import httpx
 
-from bench.alternate import alternate, warm_up
-from bench.report import Table, median, percentile, render_text
+from bench.alternate import alternate, compared_row, run_from_command_line, warm_up
+from bench.report import Table
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.manifests import gateway_yaml
 from controlplane.devtools.stack import LocalStack
-from controlplane.log import configure_logging
 from controlplane.netutil import ReservedPort
 
 MANIFESTS = """\
@@ -170,35 +168,15 @@ def measure(*, seconds: float) -> Table:
             warm_up(http, targets)
             for stream in (False, True):
                 samples, failures = alternate(http, targets, stream=stream, seconds=seconds)
-                passthrough = samples["passthrough"]
                 for provider in PROVIDERS:
-                    transcoded = samples[provider]
-                    p50 = (median(passthrough), median(transcoded))
-                    p99 = (percentile(passthrough, 0.99), percentile(transcoded, 0.99))
-                    table.rows.append(
-                        [
-                            f"{'streamed' if stream else 'unary'}, {provider}",
-                            min(len(passthrough), len(transcoded)),
-                            p50[0],
-                            p99[0],
-                            p50[1],
-                            p99[1],
-                            p50[1] - p50[0],
-                            p99[1] - p99[0],
-                            failures,
-                        ]
-                    )
+                    label = f"{'streamed' if stream else 'unary'}, {provider}"
+                    row = compared_row(label, samples["passthrough"], samples[provider], failures)
+                    table.rows.append(row)
     return table
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each kind of request")
-    args = parser.parse_args()
-    configure_logging(json=False, level="warning")
-    print(render_text(measure(seconds=args.seconds)))
+    run_from_command_line(__doc__, measure)
 
 
 if __name__ == "__main__":
