@@ -18,19 +18,17 @@ from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.extensions.common.matching.v3 import extension_matcher_pb2
-from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
 from envoy.extensions.filters.http.credential_injector.v3 import credential_injector_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from envoy.extensions.http.injected_credentials.generic.v3 import generic_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
-from envoy.type.matcher.v3 import http_inputs_pb2, regex_pb2, string_pb2
-from xds.core.v3 import extension_pb2 as xds_extension_pb2
-from xds.type.matcher.v3 import matcher_pb2 as xds_matcher_pb2
+from envoy.type.matcher.v3 import regex_pb2, string_pb2
 from xds.type.matcher.v3 import regex_pb2 as xds_regex_pb2
 from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from controlplane import ir
+from controlplane.xds.translator.filters.request_matching import request_header_is, skip_unless
 from controlplane.xds.translator.messages import ads_source, pack
 
 _NON_EMPTY: Final = ".+"
@@ -103,31 +101,9 @@ def no_credential_route(*, name: str, override: ir.CredentialOverride) -> Any:
 
 def _unless_carried(header: str) -> Any:
     """Skip the filter for a request without a non-empty ``header``."""
-    value = xds_extension_pb2.TypedExtensionConfig(
-        name=header, typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name=header))
-    )
-    carried = xds_matcher_pb2.Matcher.MatcherList.Predicate(
-        single_predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
-            input=value,
-            value_match=xds_string_pb2.StringMatcher(
-                safe_regex=xds_regex_pb2.RegexMatcher(
-                    google_re2=xds_regex_pb2.RegexMatcher.GoogleRE2(), regex=_NON_EMPTY
-                )
-            ),
+    non_empty = xds_string_pb2.StringMatcher(
+        safe_regex=xds_regex_pb2.RegexMatcher(
+            google_re2=xds_regex_pb2.RegexMatcher.GoogleRE2(), regex=_NON_EMPTY
         )
     )
-    skip = xds_matcher_pb2.Matcher.OnMatch(
-        action=xds_extension_pb2.TypedExtensionConfig(
-            name="skip", typed_config=pack(skip_action_pb2.SkipFilter())
-        )
-    )
-    return xds_matcher_pb2.Matcher(
-        matcher_list=xds_matcher_pb2.Matcher.MatcherList(
-            matchers=[
-                xds_matcher_pb2.Matcher.MatcherList.FieldMatcher(
-                    predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate(not_matcher=carried),
-                    on_match=skip,
-                )
-            ]
-        )
-    )
+    return skip_unless(request_header_is(header, non_empty))

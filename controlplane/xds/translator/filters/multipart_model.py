@@ -18,16 +18,13 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.extensions.common.matching.v3 import extension_matcher_pb2
-from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
-from envoy.type.matcher.v3 import http_inputs_pb2
-from xds.core.v3 import extension_pb2 as xds_extension_pb2
-from xds.type.matcher.v3 import matcher_pb2 as xds_matcher_pb2
 from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from controlplane.ir import MODEL_HEADER
 from controlplane.xds.translator.filters.model_header import MODEL_KEY, MODEL_NAMESPACE
+from controlplane.xds.translator.filters.request_matching import request_header_is, skip_unless
 from controlplane.xds.translator.messages import pack
 
 _NAME = "envoy.filters.http.lua"
@@ -89,28 +86,5 @@ def multipart_model_filter() -> Any:
 
 def _unless_multipart() -> Any:
     """Skip the filter for a request whose content type is not ``multipart/form-data`` (or that has none)."""
-    content_type = xds_extension_pb2.TypedExtensionConfig(
-        name="content-type",
-        typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name="content-type")),
-    )
-    is_multipart = xds_matcher_pb2.Matcher.MatcherList.Predicate(
-        single_predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
-            input=content_type,
-            value_match=xds_string_pb2.StringMatcher(prefix=_MULTIPART, ignore_case=True),
-        )
-    )
-    skip = xds_matcher_pb2.Matcher.OnMatch(
-        action=xds_extension_pb2.TypedExtensionConfig(
-            name="skip", typed_config=pack(skip_action_pb2.SkipFilter())
-        )
-    )
-    return xds_matcher_pb2.Matcher(
-        matcher_list=xds_matcher_pb2.Matcher.MatcherList(
-            matchers=[
-                xds_matcher_pb2.Matcher.MatcherList.FieldMatcher(
-                    predicate=xds_matcher_pb2.Matcher.MatcherList.Predicate(not_matcher=is_multipart),
-                    on_match=skip,
-                )
-            ]
-        )
-    )
+    is_multipart = xds_string_pb2.StringMatcher(prefix=_MULTIPART, ignore_case=True)
+    return skip_unless(request_header_is("content-type", is_multipart))

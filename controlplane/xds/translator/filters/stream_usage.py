@@ -18,15 +18,13 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2, extension_pb2
 from envoy.extensions.common.matching.v3 import extension_matcher_pb2
-from envoy.extensions.filters.common.matcher.action.v3 import skip_action_pb2
 from envoy.extensions.filters.http.lua.v3 import lua_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
-from envoy.type.matcher.v3 import http_inputs_pb2
-from xds.core.v3 import extension_pb2 as xds_extension_pb2
 from xds.type.matcher.v3 import matcher_pb2, string_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.filters.json_member import set_member_script
+from controlplane.xds.translator.filters.request_matching import request_header_is, skip_unless
 from controlplane.xds.translator.messages import pack
 
 _INCLUDE_USAGE = {"include_usage": True}
@@ -43,30 +41,17 @@ def include_usage_filter() -> Any:
     )
     lua = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=script))
     predicate = matcher_pb2.Matcher.MatcherList.Predicate
-    anthropic_client = _header_is(":path", string_pb2.StringMatcher(prefix=ir.ANTHROPIC_CLIENT_PATH))
+    anthropic_client = request_header_is(":path", string_pb2.StringMatcher(prefix=ir.ANTHROPIC_CLIENT_PATH))
     openai_stream = predicate(
         and_matcher=predicate.PredicateList(
             predicate=[
-                _header_is(STREAM_HEADER, string_pb2.StringMatcher(exact="true")),
+                request_header_is(STREAM_HEADER, string_pb2.StringMatcher(exact="true")),
                 # Anthropic's own API (its clients' path) has no stream_options.
                 predicate(not_matcher=anthropic_client),
             ]
         )
     )
-    skip = matcher_pb2.Matcher.OnMatch(
-        action=xds_extension_pb2.TypedExtensionConfig(
-            name="skip", typed_config=pack(skip_action_pb2.SkipFilter())
-        )
-    )
-    only_streams = matcher_pb2.Matcher(
-        matcher_list=matcher_pb2.Matcher.MatcherList(
-            matchers=[
-                matcher_pb2.Matcher.MatcherList.FieldMatcher(
-                    predicate=predicate(not_matcher=openai_stream), on_match=skip
-                )
-            ]
-        )
-    )
+    only_streams = skip_unless(openai_stream)
     config = extension_matcher_pb2.ExtensionWithMatcher(
         xds_matcher=only_streams,
         extension_config=extension_pb2.TypedExtensionConfig(
@@ -74,14 +59,3 @@ def include_usage_filter() -> Any:
         ),
     )
     return hcm.HttpFilter(name="envoy.filters.http.match_delegate", typed_config=pack(config))
-
-
-def _header_is(name: str, value: Any) -> Any:
-    return matcher_pb2.Matcher.MatcherList.Predicate(
-        single_predicate=matcher_pb2.Matcher.MatcherList.Predicate.SinglePredicate(
-            input=xds_extension_pb2.TypedExtensionConfig(
-                name=name, typed_config=pack(http_inputs_pb2.HttpRequestHeaderMatchInput(header_name=name))
-            ),
-            value_match=value,
-        )
-    )
