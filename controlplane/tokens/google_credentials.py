@@ -123,13 +123,7 @@ def json_object(text: str) -> dict[str, Any] | None:
 
 def service_account_key(document: dict[str, Any]) -> GcpServiceAccountKey:
     """The parts of a service account key file (``type: service_account``) minting needs."""
-    fields = _strings(document, "client_email", "private_key", "private_key_id")
-    token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
-    missing = [name for name, value in fields.items() if value is None]
-    if not is_url(token_uri):
-        missing.append("token_uri")
-    if missing:
-        raise KeyFileError(f"has no usable {', '.join(missing)}")
+    fields, token_uri = _required(document, "client_email", "private_key", "private_key_id")
     return GcpServiceAccountKey(
         client_email=str(fields["client_email"]),
         private_key_id=str(fields["private_key_id"]),
@@ -138,14 +132,21 @@ def service_account_key(document: dict[str, Any]) -> GcpServiceAccountKey:
     )
 
 
-def _authorized_user(document: dict[str, Any]) -> AuthorizedUser:
-    fields = _strings(document, "client_id", "client_secret", "refresh_token")
+def _required(document: dict[str, Any], *names: str) -> tuple[dict[str, str | None], str]:
+    """The string fields ``names`` of a credentials file and its token URI (Google's by default); a
+    ``KeyFileError`` naming every one that is missing or unusable."""
+    fields = _strings(document, *names)
     token_uri = document.get("token_uri", GOOGLE_TOKEN_URI)
     missing = [name for name, value in fields.items() if value is None]
     if not is_url(token_uri):
         missing.append("token_uri")
     if missing:
         raise KeyFileError(f"has no usable {', '.join(missing)}")
+    return fields, str(token_uri)
+
+
+def _authorized_user(document: dict[str, Any]) -> AuthorizedUser:
+    fields, token_uri = _required(document, "client_id", "client_secret", "refresh_token")
     return AuthorizedUser(
         client_id=str(fields["client_id"]),
         client_secret=str(fields["client_secret"]),
