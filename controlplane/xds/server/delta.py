@@ -13,6 +13,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.resource import XdsResource
+from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.type_state import InFlight, TypeState
@@ -62,24 +63,26 @@ class DeltaStream(Stream):
 
     def _response(
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
-    ) -> tuple[bytes, InFlight] | None:
+    ) -> tuple[Reply, InFlight] | None:
         changed_names, removed = state.differences(target)
         # An updated EDS cluster needs its load assignment again, even an unchanged one.
         changed = {name: target[name] for name in sorted({*changed_names, *(state.resend & target.keys())})}
         if not changed and not removed and not state.response_owed:
             return None
-        response = discovery_pb2.DeltaDiscoveryResponse(
-            system_version_info=self.snapshot.version if self.snapshot is not None else "",
-            type_url=state.type_url,
-            nonce=str(sequence),
-            removed_resources=removed,
-            control_plane=CONTROL_PLANE,
+        reply = Reply(
+            head=discovery_pb2.DeltaDiscoveryResponse(
+                system_version_info=self.snapshot.version if self.snapshot is not None else ""
+            ),
+            resources=tuple(changed.values()),
+            entry=_entry,
+            tail=discovery_pb2.DeltaDiscoveryResponse(
+                type_url=state.type_url,
+                nonce=str(sequence),
+                removed_resources=removed,
+                control_plane=CONTROL_PLANE,
+            ),
         )
-        response.resources.extend(
-            discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
-            for resource in changed.values()
-        )
-        return response.SerializeToString(), in_flight_of(changed, sequence=sequence, removed=removed)
+        return reply, in_flight_of(changed, sequence=sequence, removed=removed)
 
     def _apply_ack(
         self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
@@ -91,3 +94,7 @@ class DeltaStream(Stream):
             state.acked.pop(name, None)
         state.unsettle(in_flight.sent)
         state.unsettle(in_flight.removed)
+
+
+def _entry(resource: XdsResource) -> discovery_pb2.Resource:
+    return discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)

@@ -12,8 +12,10 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
+from google.protobuf import any_pb2
 
 from controlplane.xds.resource import XdsResource, content_version, short_type_name
+from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.type_state import InFlight, TypeState
 
@@ -63,18 +65,19 @@ class SotwStream(Stream):
 
     def _response(
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
-    ) -> tuple[bytes, InFlight] | None:
+    ) -> tuple[Reply, InFlight] | None:
         resend = not state.resend.isdisjoint(target)
         if not state.response_owed and not resend and state.known and state.differences(target) == ([], []):
             return None
-        response = discovery_pb2.DiscoveryResponse(
-            version_info=content_version(target),
-            type_url=state.type_url,
-            nonce=str(sequence),
-            control_plane=CONTROL_PLANE,
+        reply = Reply(
+            head=discovery_pb2.DiscoveryResponse(version_info=content_version(target)),
+            resources=tuple(target[name] for name in sorted(target)),
+            entry=_packed,
+            tail=discovery_pb2.DiscoveryResponse(
+                type_url=state.type_url, nonce=str(sequence), control_plane=CONTROL_PLANE
+            ),
         )
-        response.resources.extend(target[name].packed for name in sorted(target))
-        return response.SerializeToString(), in_flight_of(target, sequence=sequence)
+        return reply, in_flight_of(target, sequence=sequence)
 
     def _apply_ack(
         self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
@@ -86,3 +89,7 @@ class SotwStream(Stream):
         state.unsettle(before.keys() - acked.keys())
         state.acked = acked
         state.known = True
+
+
+def _packed(resource: XdsResource) -> any_pb2.Any:
+    return resource.packed

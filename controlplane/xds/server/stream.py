@@ -26,6 +26,7 @@ from google.protobuf.message import DecodeError, Message
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, XdsResource, short_type_name
 from controlplane.xds.server.metrics import XdsMetrics
+from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import StreamState
 from controlplane.xds.server.type_state import InFlight, TypeState
 
@@ -167,9 +168,9 @@ class Stream(abc.ABC):
     @abc.abstractmethod
     def _response(
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
-    ) -> tuple[bytes, InFlight] | None:
-        """The serialised response bringing Envoy to `target` (numbered `sequence`, which is also its nonce),
-        or None when nothing needs saying."""
+    ) -> tuple[Reply, InFlight] | None:
+        """The response bringing Envoy to `target` (numbered `sequence`, which is also its nonce), or None
+        when nothing needs saying."""
 
     @abc.abstractmethod
     def _apply_ack(
@@ -251,7 +252,7 @@ class Stream(abc.ABC):
             if response is None:
                 continue
             self._next_sequence += 1
-            payload, in_flight = response
+            reply, in_flight = response
             if type_url == CLUSTER:
                 self._resend_endpoints_of_updated_clusters(state, in_flight)
             elif type_url == LISTENER:
@@ -264,7 +265,7 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(payload)
+            await context.write(await reply.serialize())
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds

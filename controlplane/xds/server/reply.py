@@ -1,0 +1,55 @@
+"""A discovery response serialised a slice of resources at a time, so a large one does not stall the loop.
+
+The first response to a proxy of a 5,000-route configuration carries about 15,000 clusters and as many load
+assignments: building and serialising one such response in one go held the event loop for 30-100 ms, during
+which no other stream was served. A message's serialisation is its fields' encodings in field-number order,
+and every discovery response has exactly one field numbered below ``resources`` (its version) and the rest
+above. So the bytes of the whole response are: the version part, then each slice of resources serialised as a
+response holding only them, then the other fields; the loop runs other callbacks between slices. The pieces
+are the same bytes as serialising the whole message at once (tests hold the two equal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from google.protobuf.message import Message
+
+from controlplane.xds.resource import XdsResource
+
+SLICE_RESOURCES = 500
+"""Resources serialised between two yields to the loop: about a millisecond of work."""
+
+
+class EntryOf(Protocol):
+    """The element of a response's ``resources`` that carries ``resource``."""
+
+    def __call__(self, resource: XdsResource, /) -> Message: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One discovery response, kept in parts until it is serialised."""
+
+    head: Message
+    """The response with only its fields numbered below ``resources`` set."""
+    resources: Sequence[XdsResource]
+    """What goes into ``resources``, in order."""
+    entry: EntryOf
+    tail: Message
+    """The same message type with only its fields numbered above ``resources`` set."""
+
+    async def serialize(self) -> bytes:
+        """The serialised response, yielding to the loop between slices of resources."""
+        response_type: Any = type(self.head)  # generated classes are untyped
+        pieces = [self.head.SerializeToString()]
+        for start in range(0, len(self.resources), SLICE_RESOURCES):
+            if start:
+                await asyncio.sleep(0)
+            part = [self.entry(resource) for resource in self.resources[start : start + SLICE_RESOURCES]]
+            pieces.append(response_type(resources=part).SerializeToString())
+        pieces.append(self.tail.SerializeToString())
+        return b"".join(pieces)
