@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import openai
 
 from controlplane.cli import main
 from controlplane.devtools.fake_backend import Normal
 from controlplane.devtools.stack import LocalStack
+from tests.polling import wait_until
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = ROOT / "examples"
@@ -95,3 +97,22 @@ def _proxy_status(stack: LocalStack) -> str:
     with contextlib.redirect_stdout(printed):
         assert main(["proxy-status", f"--xds-address=127.0.0.1:{stack.xds_port}", "-o", "json"]) == 0
     return printed.getvalue()
+
+
+@contextmanager
+def openai_client(stack: LocalStack, gateway: int, *, model: str) -> Iterator[openai.OpenAI]:
+    """The OpenAI SDK on ``gateway``'s ``/v1``, once a chat completion for ``model`` is served (30 s at most:
+    the route and its backends are in Envoy)."""
+    with openai.OpenAI(
+        base_url=stack.url(gateway, "/v1"), api_key="client-key", max_retries=0, timeout=10
+    ) as sdk:
+
+        def served() -> bool:
+            try:
+                sdk.chat.completions.create(model=model, messages=[{"role": "user", "content": "up?"}])
+            except openai.APIError:
+                return False
+            return True
+
+        assert wait_until(served, timeout=30), f"no chat completion for {model} was served"
+        yield sdk

@@ -25,6 +25,7 @@ from controlplane.devtools.fake_providers import ANTHROPIC_USAGE, FakeProvider, 
 from controlplane.devtools.stack import LocalStack
 from controlplane.xds.translator.filters.bedrock_stream import LUA_SOURCE
 from tests.aws_sigv4 import AwsKey, ReceivedRequest, verify_sigv4
+from tests.e2e import openai_client
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -78,18 +79,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 def client(stack: LocalStack) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=stack.url(GATEWAY, "/v1"), api_key="client-key", max_retries=0, timeout=10
-    ) as sdk:
-
-        def served() -> bool:
-            try:
-                sdk.chat.completions.create(model=MODEL, messages=HELLO)
-            except openai.APIError:
-                return False
-            return True
-
-        assert wait_until(served, timeout=30)
+    with openai_client(stack, GATEWAY, model=MODEL) as sdk:
         yield sdk
 
 

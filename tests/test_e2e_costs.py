@@ -21,7 +21,7 @@ from controlplane.devtools.fake_backend import FakeBackend, HoldStream, Normal
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.stack import LocalStack
 from controlplane.gatewayapi.cel_costs import CelCostError, evaluate, parse_cost
-from tests.e2e import envoy_samples
+from tests.e2e import envoy_samples, openai_client
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -80,18 +80,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 def client(stack: LocalStack) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=stack.url(GATEWAY, "/v1"), api_key="client-key", max_retries=0, timeout=10
-    ) as sdk:
-
-        def served() -> bool:
-            try:
-                sdk.chat.completions.create(model="gpt-cost", messages=[{"role": "user", "content": "up?"}])
-            except openai.APIError:
-                return False
-            return True
-
-        wait_until(served, timeout=30)
+    with openai_client(stack, GATEWAY, model="gpt-cost") as sdk:
         yield sdk
 
 

@@ -18,7 +18,7 @@ import pytest
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import ANTHROPIC_USAGE, FakeProvider
 from controlplane.devtools.stack import LocalStack
-from tests.e2e import envoy_samples
+from tests.e2e import envoy_samples, openai_client
 from tests.polling import wait_until
 
 pytestmark = pytest.mark.envoy
@@ -62,18 +62,7 @@ def stack(
 
 @pytest.fixture(scope="module")
 def client(stack: LocalStack, anthropic: FakeProvider) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=stack.url(GATEWAY, "/v1"), api_key="client-key", max_retries=0, timeout=10
-    ) as sdk:
-
-        def served() -> bool:
-            try:
-                sdk.chat.completions.create(model="claude-e2e", messages=[{"role": "user", "content": "up?"}])
-            except openai.APIError:
-                return False
-            return True
-
-        wait_until(served, timeout=30)
+    with openai_client(stack, GATEWAY, model="claude-e2e") as sdk:
         anthropic.received.clear()
         yield sdk
 
