@@ -18,12 +18,12 @@ connection as soon as it has ``[DONE]`` (the OpenAI SDK does), and if the backen
 after that, Envoy resets the stream and the Lua never sees it end: the cost would be lost though the usage
 was counted. The event is looked for in the last bytes seen (carried across chunks, so a split one is found).
 
-Lua cannot see the upstream host, so when a cost reads ``backend`` the rule clusters' endpoints carry their backendRef's name (``BACKEND_METADATA``) and a header
-mutation after the Lua copies it into a response header (``%UPSTREAM_METADATA%``), which the Lua reads and
-removes before the headers go on. A response that reported no usage gets no cost, as with the count types.
-Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53, division by zero, a
-negative result) raise, and a cost that raised is not published, the semantics
-``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
+Lua cannot see the upstream host, so when a cost reads ``backend`` the rule clusters' endpoints carry their
+backendRef's name (``BACKEND_METADATA``) and a header mutation after the Lua copies it into a response header
+(``%UPSTREAM_METADATA%``), which the Lua reads and removes before the headers go on. A response that reported
+no usage gets no cost, as with the count types. Numbers are Lua doubles: the integer checks (``uint`` below
+zero, overflow at 2^53, division by zero, a negative result) raise, and a cost that raised is not published,
+the semantics ``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
 """
 
 from __future__ import annotations
