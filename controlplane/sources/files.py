@@ -11,11 +11,12 @@ each file's size and mtime, read through symlinks, so a ConfigMap volume, whose 
 its ``..data`` symlink, behaves like a plain folder. When a burst's events are all writes to files of the
 last listing (a user or a tool saving files in place), only those files are checked and read, and put in
 the load in place of their previous objects (``CombinedLoads``): a change costs what the changed files
-cost, not a listing of thousands of files (about 30 ms at 5,000); any other event lists everything. A
-directory is watched recursively when it has a
-visible subfolder, and on its own otherwise (starting a recursive watch walks everything below it while
-holding the GIL, about 15 ms at 5,000 files, a stall of the event loop): each load's listing tells which
-directories have subfolders, and the watch is planned again as soon as that changes, before anything else.
+cost, not a listing of thousands of files (about 30 ms at 5,000); any other event lists everything.
+
+A directory is watched recursively when it has a visible subfolder, and on its own otherwise (starting a
+recursive watch walks everything below it while holding the GIL, about 15 ms at 5,000 files, a stall of the
+event loop): each load's listing tells which directories have subfolders, and the watch is planned again as
+soon as that changes, before anything else.
 A named file is watched through its own directory (where the symlink swap happens), a path that does not
 exist yet through its nearest existing parent. Every ``resync_seconds`` the files are checked anyway, for
 filesystems that send no events (some network mounts). A burst of writes (an editor saving, ``cp`` of a
