@@ -151,9 +151,9 @@ class XdsResource:
             name=name,
             version=version,
             packed=any_pb2.Any(type_url=type_url, value=serialized),
-            dependencies=references.dependencies,
-            warming=references.warming,
-            binds=_bound_addresses(message) if type_url == LISTENER else frozenset(),
+            dependencies=references.dependencies or _NONE,
+            warming=references.warming or _NONE,
+            binds=(_bound_addresses(message) or _NONE) if type_url == LISTENER else _NONE,
             internal_listener=type_url == LISTENER and message.HasField("internal_listener"),
         )
         _remember(resource)
@@ -177,6 +177,9 @@ class XdsResource:
 # one shared object (no second walk, no second Any) across consecutive snapshots. Entries live exactly as long
 # as some snapshot or stream still holds the resource.
 _INTERNED: weakref.WeakValueDictionary[tuple[str, str, str], XdsResource] = weakref.WeakValueDictionary()
+_NONE: frozenset[Any] = frozenset()
+"""The one empty set every resource refers to by: most refer to nothing, and each ``frozenset()`` made is
+an object of its own (216 bytes; 12 MiB at 5,000 routes)."""
 
 
 def _remember(resource: XdsResource) -> None:
