@@ -8,6 +8,7 @@ the xDS server's own registry rather than the process-wide default. Other compon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -58,18 +59,19 @@ class AdminServer:
         streamed as it is encoded (``json_pieces``)."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
+            value = document()  # before the headers go out: a failure here is still a plain 500
             response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
             await response.prepare(request)
             batch: list[str] = []
             size = 0
-            for piece in json_pieces(document()):
+            for piece in json_pieces(value):
                 batch.append(piece)
                 size += len(piece)
                 if size >= _WRITE_CHARS:
-                    # Also a pause for the event loop: a large document is encoded between xDS messages.
                     await response.write("".join(batch).encode())
                     batch.clear()
                     size = 0
+                    await asyncio.sleep(0)  # a large document is encoded between other callbacks (xDS)
             batch.append("\n")
             await response.write("".join(batch).encode())
             await response.write_eof()
