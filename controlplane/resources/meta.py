@@ -7,6 +7,7 @@ immutable once loaded.
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
@@ -93,7 +94,8 @@ class ObjectMeta(Model):
     @field_validator("namespace")
     @classmethod
     def _empty_namespace_is_default(cls, value: str) -> str:
-        return value or DEFAULT_NAMESPACE
+        # Interned: thousands of objects name the same few namespaces, each from a string of its own.
+        return sys.intern(value) if value else DEFAULT_NAMESPACE
 
 
 class Resource(Model):
@@ -114,7 +116,7 @@ class Resource(Model):
     def _kind_matches_class(cls, value: str) -> str:
         if value != cls.api_kind:
             raise PydanticCustomError("kind_mismatch", "expected kind {expected}", {"expected": cls.api_kind})
-        return value
+        return cls.api_kind  # equal, and one string for every object of the kind
 
     @field_validator("api_version")
     @classmethod
@@ -125,7 +127,7 @@ class Resource(Model):
                 "{kind} is not served at apiVersion {value}",
                 {"kind": cls.api_kind, "value": value},
             )
-        return value
+        return sys.intern(value)
 
     @property
     def name(self) -> str:
