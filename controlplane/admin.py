@@ -8,9 +8,11 @@ the xDS server's own registry rather than the process-wide default. Other compon
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Protocol
 
 import structlog
@@ -27,7 +29,8 @@ class ReadinessCheck(Protocol):
 
 
 class JsonDocument(Protocol):
-    """Returns a JSON-serialisable value describing some state, computed on each request."""
+    """Returns a JSON-serialisable value describing some state, computed on each request. Any iterable
+    (a generator too) is written as an array, so a long list need not exist at once."""
 
     def __call__(self) -> object: ...
 
@@ -52,11 +55,27 @@ class AdminServer:
         self._app.router.add_route(method, path, handler)
 
     def add_json_route(self, path: str, document: JsonDocument) -> None:
-        """Serve ``GET path`` as the JSON of `document()` (keys sorted, so output is deterministic)."""
+        """Serve ``GET path`` as the JSON of `document()` (keys sorted, so output is deterministic),
+        streamed as it is encoded (``json_pieces``)."""
 
-        async def handler(_request: web.Request) -> web.StreamResponse:
-            body = json.dumps(document(), indent=2, sort_keys=True, default=str)
-            return web.Response(text=body + "\n", content_type="application/json")
+        async def handler(request: web.Request) -> web.StreamResponse:
+            value = document()  # before the headers go out: a failure here is still a plain 500
+            response = web.StreamResponse(headers={"Content-Type": "application/json; charset=utf-8"})
+            await response.prepare(request)
+            batch: list[str] = []
+            size = 0
+            for piece in json_pieces(value):
+                batch.append(piece)
+                size += len(piece)
+                if size >= _WRITE_CHARS:
+                    await response.write("".join(batch).encode())
+                    batch.clear()
+                    size = 0
+                    await asyncio.sleep(0)  # a large document is encoded between other callbacks (xDS)
+            batch.append("\n")
+            await response.write("".join(batch).encode())
+            await response.write_eof()
+            return response
 
         self.add_route(path, handler)
 
@@ -109,3 +128,40 @@ class AdminServer:
         if self._ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
+
+
+_WRITE_CHARS = 64 * 1024
+_EXPANDED_LEVELS = 2
+"""Objects and arrays this shallow are laid out one member per line; deeper ones are written on one line."""
+
+
+def json_pieces(value: object, *, level: int = 0) -> Iterator[str]:
+    """``value`` as JSON text, in pieces: the outer ``_EXPANDED_LEVELS`` levels indented one member per
+    line (so a status page lists one object per line), everything deeper compact. Only those outer levels
+    may be iterators.
+
+    ``json.dumps(indent=...)`` would hold the whole text and millions of small pieces of it at once (about
+    100 MiB for the status of 25,000 objects, and a second of encoding on the event loop); here one member
+    at a time is encoded, by the C encoder."""
+    members: Iterable[tuple[str | None, object]]
+    if level >= _EXPANDED_LEVELS or isinstance(value, str | bytes):
+        members, opening = (), ""
+    elif isinstance(value, Mapping):
+        members = sorted(((str(key), item) for key, item in value.items()), key=itemgetter(0))
+        opening, closing = "{", "}"
+    elif isinstance(value, Iterable):
+        members = ((None, item) for item in value)
+        opening, closing = "[", "]"
+    else:
+        opening = ""
+    if not opening:
+        yield json.dumps(value, sort_keys=True, default=str)
+        return
+    yield opening
+    inner = "\n" + "  " * (level + 1)
+    separator = inner
+    for key, item in members:
+        yield separator if key is None else f"{separator}{json.dumps(key)}: "
+        separator = "," + inner
+        yield from json_pieces(item, level=level + 1)
+    yield closing if separator == inner else "\n" + "  " * level + closing

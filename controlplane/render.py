@@ -9,6 +9,7 @@ key.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -34,7 +35,14 @@ def envoy_document(envoy: EnvoyResources) -> dict[str, list[dict[str, Any]]]:
 
 
 def status_document(statuses: dict[ObjectKey, ObjectStatus]) -> list[dict[str, Any]]:
-    return [_object_status(key, status) for key, status in sorted(statuses.items())]
+    return list(status_entries(statuses))
+
+
+def status_entries(statuses: Mapping[ObjectKey, ObjectStatus]) -> Iterator[dict[str, Any]]:
+    """``status_document`` one object at a time (the order is fixed now: ``statuses`` may be replaced while
+    they are written), for a page of thousands of objects that need not all be built at once."""
+    ordered = sorted(statuses.items())
+    return (_object_status(key, status) for key, status in ordered)
 
 
 def _object_status(key: ObjectKey, status: ObjectStatus) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
 from controlplane.refusals import ProxyRefusals
-from controlplane.render import status_document
+from controlplane.render import status_entries
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.resources.resource_set import ResourceSet
@@ -69,7 +69,7 @@ class StatusBoard:
             "snapshotVersion": self.snapshot_version,
             "loads": self.loads,
             "problems": [problem.format() for problem in self.problems],
-            "objects": status_document(self.statuses),
+            "objects": status_entries(self.statuses),
         }
 
 

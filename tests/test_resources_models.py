@@ -71,6 +71,27 @@ def test_route_defaults_are_upstreams() -> None:
     assert unimplemented_fields(route) == []
 
 
+def test_objects_set_alike_share_their_set_of_fields_and_a_copy_changes_only_its_own() -> None:
+    # One set of field names per distinct combination, not per object: a third of a large load's memory.
+    first, second = (_route(f"  parentRefs: [{{name: gw{index}}}]\n  rules: [{{}}]\n") for index in (1, 2))
+    one, two = _one(first), _one(second)
+    assert one.metadata.model_fields_set == {"name"}
+    assert one.metadata.model_fields_set is two.metadata.model_fields_set
+    assert one.model_fields_set is two.model_fields_set
+    # Likewise the strings every object repeats: its kind, apiVersion and namespace.
+    assert one.kind is two.kind
+    assert one.api_version is two.api_version
+    in_team = [_one(text.replace("{name: r}", "{name: r, namespace: team-a}")) for text in (first, second)]
+    assert in_team[0].metadata.namespace is in_team[1].metadata.namespace
+
+    labelled = one.metadata.model_copy(update={"labels": {"team": "a"}})
+
+    assert labelled.model_fields_set == {"name", "labels"}
+    assert one.metadata.model_fields_set == two.metadata.model_fields_set == {"name"}
+    assert _one(first).model_dump(exclude_unset=True) == one.model_dump(exclude_unset=True)
+    assert one.metadata.model_dump(exclude_unset=True, by_alias=True) == {"name": "r"}
+
+
 def test_explicit_zero_request_timeout_is_kept() -> None:
     route = _one(_route("  rules: [{timeouts: {request: 0s, backendRequest: 1m30s}}]\n"))
     assert isinstance(route, AIGatewayRoute)

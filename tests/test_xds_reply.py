@@ -1,5 +1,8 @@
 """A response serialised in slices is byte for byte the response serialised whole (``xds/server/reply.py``).
 
+The slices are filled by the streams' own entry functions, straight from each resource's serialised bytes;
+the whole response is built from ``XdsResource.packed`` messages.
+
 Checked on the Envoy resources of every example and translation golden case, with slices small enough that
 every type with more than two resources is cut, for both ADS variants' response messages with every field the
 streams set.
@@ -12,15 +15,16 @@ from pathlib import Path
 
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.sources.files import load_paths
 from controlplane.xds.resource import TYPE_URLS, XdsResource
 from controlplane.xds.server import reply
+from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
+from controlplane.xds.server.sotw import _packed as sotw_entry
 
 _TESTDATA = Path(__file__).parent / "testdata"
 _CASES = sorted(
@@ -44,10 +48,6 @@ def _delta_entry(resource: XdsResource) -> discovery_pb2.Resource:
     return discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
 
 
-def _packed(resource: XdsResource) -> any_pb2.Any:
-    return resource.packed
-
-
 @pytest.mark.parametrize("case", _CASES, ids=lambda path: path.name.removesuffix(".in.yaml"))
 def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reply, "SLICE_RESOURCES", 2)
@@ -63,7 +63,7 @@ def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch:
         delta = Reply(
             head=discovery_pb2.DeltaDiscoveryResponse(system_version_info="snapshot-7"),
             resources=resources,
-            entry=_delta_entry,
+            entry=delta_entry,
             tail=discovery_pb2.DeltaDiscoveryResponse(
                 type_url=type_url,
                 nonce="12",
@@ -79,7 +79,7 @@ def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch:
         sotw = Reply(
             head=discovery_pb2.DiscoveryResponse(version_info="v1"),
             resources=resources,
-            entry=_packed,
+            entry=sotw_entry,
             tail=discovery_pb2.DiscoveryResponse(type_url=type_url, nonce="3", control_plane=CONTROL_PLANE),
         )
         assert asyncio.run(sotw.serialize()) == sotw_whole.SerializeToString(deterministic=True)

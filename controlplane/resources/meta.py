@@ -7,6 +7,7 @@ immutable once loaded.
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from typing import Annotated, Any, ClassVar
 
@@ -25,6 +26,10 @@ Loose = dict[str, Any]
 """An upstream sub-object declared without its inner schema; its contents are not checked or used."""
 
 
+_FIELD_SETS: dict[frozenset[str], set[str]] = {}
+"""One set of field names per distinct combination seen (see ``Model.model_post_init``)."""
+
+
 class Model(BaseModel):
     """Strict base: camelCase aliases only, unknown fields are errors, immutable."""
 
@@ -38,6 +43,16 @@ class Model(BaseModel):
         # Field docstrings are the field descriptions our CRDs carry (controlplane.crdgen).
         use_attribute_docstrings=True,
     )
+
+    def model_post_init(self, context: Any, /) -> None:
+        # Every instance gets a set of the fields its input set (``model_fields_set``), 216 bytes or more
+        # each: a third of what the objects of a large configuration hold (33 MiB at 5,000 routes), while
+        # only a few distinct sets occur. Equal ones are shared; pydantic never changes a frozen model's set
+        # in place (a copy gets a copy of it).
+        fields_set = self.__pydantic_fields_set__
+        shared = _FIELD_SETS.setdefault(frozenset(fields_set), fields_set)
+        if shared is not fields_set:
+            object.__setattr__(self, "__pydantic_fields_set__", shared)
 
     @model_validator(mode="before")
     @classmethod
@@ -79,7 +94,8 @@ class ObjectMeta(Model):
     @field_validator("namespace")
     @classmethod
     def _empty_namespace_is_default(cls, value: str) -> str:
-        return value or DEFAULT_NAMESPACE
+        # Interned: thousands of objects name the same few namespaces, each from a string of its own.
+        return sys.intern(value) if value else DEFAULT_NAMESPACE
 
 
 class Resource(Model):
@@ -100,7 +116,7 @@ class Resource(Model):
     def _kind_matches_class(cls, value: str) -> str:
         if value != cls.api_kind:
             raise PydanticCustomError("kind_mismatch", "expected kind {expected}", {"expected": cls.api_kind})
-        return value
+        return cls.api_kind  # equal, and one string for every object of the kind
 
     @field_validator("api_version")
     @classmethod
@@ -111,7 +127,7 @@ class Resource(Model):
                 "{kind} is not served at apiVersion {value}",
                 {"kind": cls.api_kind, "value": value},
             )
-        return value
+        return sys.intern(value)
 
     @property
     def name(self) -> str:

@@ -96,5 +96,7 @@ class DeltaStream(Stream):
         state.unsettle(in_flight.removed)
 
 
-def _entry(resource: XdsResource) -> discovery_pb2.Resource:
-    return discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
+def _entry(resources: Any, resource: XdsResource) -> None:
+    entry = resources.add(name=resource.name, version=resource.version)
+    entry.resource.type_url = resource.type_url
+    entry.resource.value = resource.serialized

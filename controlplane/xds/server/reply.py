@@ -25,9 +25,10 @@ SLICE_RESOURCES = 500
 
 
 class EntryOf(Protocol):
-    """The element of a response's ``resources`` that carries ``resource``."""
+    """Adds the element that carries ``resource`` to a response's ``resources`` (a repeated field): filled in
+    place, as a message made first and then copied in would cost a second copy of every resource."""
 
-    def __call__(self, resource: XdsResource, /) -> Message: ...
+    def __call__(self, resources: Any, resource: XdsResource, /) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,9 @@ class Reply:
         for start in range(0, len(self.resources), SLICE_RESOURCES):
             if start:
                 await asyncio.sleep(0)
-            part = [self.entry(resource) for resource in self.resources[start : start + SLICE_RESOURCES]]
-            pieces.append(response_type(resources=part).SerializeToString())
+            part = response_type()
+            for resource in self.resources[start : start + SLICE_RESOURCES]:
+                self.entry(part.resources, resource)
+            pieces.append(part.SerializeToString())
         pieces.append(self.tail.SerializeToString())
         return b"".join(pieces)

@@ -12,7 +12,6 @@ from typing import Any
 
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
-from google.protobuf import any_pb2
 
 from controlplane.xds.resource import XdsResource, content_version, short_type_name
 from controlplane.xds.server.reply import Reply
@@ -91,5 +90,5 @@ class SotwStream(Stream):
         state.known = True
 
 
-def _packed(resource: XdsResource) -> any_pb2.Any:
-    return resource.packed
+def _packed(resources: Any, resource: XdsResource) -> None:
+    resources.add(type_url=resource.type_url, value=resource.serialized)
