@@ -33,6 +33,8 @@ _NODE_PROPERTY = re.compile(r"[ \n][!&*]")
 """A tag, an anchor or an alias (PyYAML resolves these itself) where a node starts."""
 _PREFIXED_NUMBER = re.compile(r"[ \n][-+]?0[0-9oOxXbB_]")
 """A scalar starting like an octal, hexadecimal or binary number, which the two versions read differently."""
+_ZERO_STARTS = tuple(f"{space}{sign}0" for space in " \n" for sign in ("", "-", "+"))
+"""What every match of ``_PREFIXED_NUMBER`` starts with."""
 _PREFIXED_NUMBER_FIRST = re.compile(r"[-+]?0[0-9oOxXbB_]")
 _UNDERSCORED_NUMBER = re.compile(r"[0-9]_|_[0-9]")
 """``yaml_rs`` drops underscores anywhere in a number (``_1`` is 1), YAML 1.1 only after its first digit."""
@@ -90,9 +92,15 @@ def _plain_text(text: str) -> bool:
         # The searches below scan the whole text: each runs only if the character it needs is there.
         and not (("!" in text or "&" in text or "*" in text) and _NODE_PROPERTY.search(text))
         and not ("_" in text and _UNDERSCORED_NUMBER.search(text))
-        and _PREFIXED_NUMBER.search(text) is None
+        # The search scans every character: it runs only if a line or a value may start with a zero.
+        and not (_may_start_with_zero(text) and _PREFIXED_NUMBER.search(text))
         and _PREFIXED_NUMBER_FIRST.match(text) is None
     )
+
+
+def _may_start_with_zero(text: str) -> bool:
+    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search)."""
+    return any(start in text for start in _ZERO_STARTS)
 
 
 def _first_document_is_mapping(text: str) -> bool:
