@@ -53,6 +53,7 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     chunk_starts,
 )
+from controlplane.resources.aigateway import AIServiceBackend
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -139,7 +140,7 @@ class TranslationMemo:
             for obj in (before.get(key), resources.get(key)):
                 if obj is not None:
                     kinds.add(type(obj))
-                    if getattr(getattr(obj, "spec", None), "backend_security_policy_ref", None) is not None:
+                    if isinstance(obj, AIServiceBackend) and obj.spec.backend_security_policy_ref is not None:
                         changed.add(LEGACY_POLICY_REFS)
         tokens = dict(resources.tokens())
         changed.update(
