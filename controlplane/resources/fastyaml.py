@@ -38,18 +38,29 @@ _ZERO_STARTS = tuple(f"{space}{sign}0" for space in " \n" for sign in ("", "-", 
 _PREFIXED_NUMBER_FIRST = re.compile(r"[-+]?0[0-9oOxXbB_]")
 _UNDERSCORED_NUMBER = re.compile(r"[0-9]_|_[0-9]")
 """``yaml_rs`` drops underscores anywhere in a number (``_1`` is 1), YAML 1.1 only after its first digit."""
-_NOT_A_STRING_IN_YAML_1_1 = re.compile(
-    "|".join(
-        {
-            f"(?:{pattern.pattern})"
-            for resolvers in Resolver.yaml_implicit_resolvers.values()
-            for _, pattern in resolvers
-        }
-    ),
-    re.VERBOSE,
-)
-"""PyYAML's patterns for plain scalars that are not strings, first characters aside (so it matches at least
-what PyYAML would resolve)."""
+
+
+def _not_a_string_pattern() -> str:
+    """PyYAML's patterns for plain scalars that are not strings, each behind a look-ahead for the first
+    characters PyYAML tries it on (the empty string for ``""``), as PyYAML resolves a plain scalar. The
+    look-ahead also makes the pattern fail at once on most strings, which a full load checks by the ten
+    thousand."""
+    first_characters: dict[str, set[str]] = {}
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items():
+        for _, pattern in resolvers:
+            first_characters.setdefault(pattern.pattern, set()).add(first)
+    alternatives = []
+    for pattern, firsts in sorted(first_characters.items()):
+        starts = "".join(re.escape(character) for character in sorted(firsts) if character)
+        openings = [f"[{starts}]"] if starts else []
+        if "" in firsts:
+            openings.append(r"\Z")
+        alternatives.append(f"(?=(?:{'|'.join(openings)}))(?:{pattern})")
+    return "|".join(alternatives)
+
+
+_NOT_A_STRING_IN_YAML_1_1 = re.compile(_not_a_string_pattern(), re.VERBOSE)
+"""A string PyYAML would not read as a string if it were written plain."""
 _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 """The first line that is neither blank, a comment nor a bare document start."""
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
