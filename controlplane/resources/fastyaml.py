@@ -33,8 +33,6 @@ _NODE_PROPERTY = re.compile(r"[ \n][!&*]")
 """A tag, an anchor or an alias (PyYAML resolves these itself) where a node starts."""
 _PREFIXED_NUMBER = re.compile(r"[ \n][-+]?0[0-9oOxXbB_]")
 """A scalar starting like an octal, hexadecimal or binary number, which the two versions read differently."""
-_ZERO_STARTS = tuple(f"{space}{sign}0" for space in " \n" for sign in ("", "-", "+"))
-"""What every match of ``_PREFIXED_NUMBER`` starts with."""
 _PREFIXED_NUMBER_FIRST = re.compile(r"[-+]?0[0-9oOxXbB_]")
 _UNDERSCORED_NUMBER = re.compile(r"[0-9]_|_[0-9]")
 """``yaml_rs`` drops underscores anywhere in a number (``_1`` is 1), YAML 1.1 only after its first digit."""
@@ -111,7 +109,7 @@ def _plain_text(text: str) -> bool:
 
 def _may_start_with_zero(text: str) -> bool:
     """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search)."""
-    return any(start in text for start in _ZERO_STARTS)
+    return " 0" in text or "\n0" in text or " -0" in text or "\n-0" in text or " +0" in text or "\n+0" in text
 
 
 def _first_document_is_mapping(text: str) -> bool:
