@@ -221,3 +221,28 @@ def test_the_costs_filter_holds_no_stream_back(
         openai_backend.set_mode(Normal())
     assert rest[-1] == "data: [DONE]"
     wait_until(lambda: _added(before, _counted(stack, "gpt-cost")).get("weighted") == 4, timeout=15)
+
+
+def test_a_stream_its_client_leaves_at_done_is_costed_before_it_ends(
+    stack: LocalStack, openai_backend: FakeBackend, client: openai.OpenAI
+) -> None:
+    """A client may close its connection once it has ``[DONE]`` (the OpenAI SDK does); a backend ending its
+    stream after that leaves Envoy resetting the stream before its end reaches the Lua, so the costs are
+    worked out on ``[DONE]``: counted while the backend still holds the stream open."""
+    before = _counted(stack, "gpt-cost")
+    hold = HoldStream(after_done=True)
+    openai_backend.set_mode(hold)
+    body = {"model": "gpt-cost", "messages": [{"role": "user", "content": "hello"}], "stream": True}
+    try:
+        with (
+            httpx.Client(timeout=30) as http,
+            http.stream("POST", stack.url(GATEWAY, "/v1/chat/completions"), json=body) as reply,
+        ):
+            assert reply.status_code == 200
+            assert "data: [DONE]" in reply.iter_lines()
+        # Closed with the body unfinished: httpx drops the connection.
+        wait_until(lambda: _added(before, _counted(stack, "gpt-cost")).get("weighted") == 4, timeout=15)
+        assert not hold.release.is_set()
+    finally:
+        hold.release.set()
+        openai_backend.set_mode(Normal())

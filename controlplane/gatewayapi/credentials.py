@@ -25,7 +25,7 @@ from controlplane.gatewayapi.aws_credentials import (
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
 from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import LEGACY_POLICY_REFS, TranslationMemo
+from controlplane.gatewayapi.memo import TranslationMemo, policy_target
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
     AWS_EXCHANGE_PATH,
@@ -97,9 +97,13 @@ class CredentialResolver:
 
     def policy_of(self, target: AIServiceBackend | InferencePoolBase) -> BackendSecurityPolicy | None:
         """The BackendSecurityPolicy that applies to ``target``, if any."""
-        # Which policy applies comes from every policy and every legacy backendSecurityPolicyRef.
-        self._resources.uses_all(BackendSecurityPolicy)
-        self._memo.read_key(LEGACY_POLICY_REFS)
+        # Which policy applies changes only with the policies naming this target (the memo marks the read
+        # changed for them) and, for a backend naming one the legacy way, with that policy: looked up here
+        # so that the read is recorded (the map below, built from every policy, is not a read).
+        self._memo.read_key(policy_target(target.kind, target.namespace, target.name))
+        legacy = target.spec.backend_security_policy_ref if isinstance(target, AIServiceBackend) else None
+        if legacy is not None:
+            self._resources.find(BackendSecurityPolicy, target.namespace, legacy.name)
         return self._policies.get(_target(target.kind, target.namespace, target.name))
 
     def policy_credential(

@@ -24,7 +24,10 @@ changed. Steps that combine many fragments' results (ordering routes, merging th
 listeners) go through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value,
 which for the same objects is identity and costs next to nothing), they give back last time's result and
 replay its effects instead of sorting and building again. The map of which BackendSecurityPolicy applies to
-what is kept the same way, while the policies and AIServiceBackends are the same objects. The objects' noted
+what is kept the same way, while the policies and AIServiceBackends are the same objects; a fragment asking
+it about a target records a read of that target (``policy_target``), which a change of a policy naming the
+target (before or after) marks changed, so a policy's change recomputes what it names, not every backend.
+The objects' noted
 fields come from last time's objects with notes unless one loaded again had or has some (``reloaded``), and
 statuses are made again only for objects with findings now or before (``report.StatusTable``). Gateways ->
 listeners and the other policy maps are recomputed each time; they are linear in objects that are few. The
@@ -53,7 +56,7 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     chunk_starts,
 )
-from controlplane.resources.aigateway import AIServiceBackend
+from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -65,9 +68,6 @@ T = TypeVar("T")
 
 TOKENS_MODE = "tokens-mode"
 """Read with every token: whether tokens are minted (``serve``) or taken as minted (``translate``)."""
-LEGACY_POLICY_REFS = "legacy-policy-refs"
-"""Read by whoever asks which BackendSecurityPolicy applies to a target: that map also depends on the
-AIServiceBackends naming a policy the legacy way (``backendSecurityPolicyRef``)."""
 
 
 class EffectSink(Protocol):
@@ -140,8 +140,12 @@ class TranslationMemo:
             for obj in (before.get(key), resources.get(key)):
                 if obj is not None:
                     kinds.add(type(obj))
-                    if isinstance(obj, AIServiceBackend) and obj.spec.backend_security_policy_ref is not None:
-                        changed.add(LEGACY_POLICY_REFS)
+                    if isinstance(obj, BackendSecurityPolicy):
+                        # Which policy applies to a target changes only for the targets a policy named
+                        # before or names now (a legacy ``backendSecurityPolicyRef`` is read as a key).
+                        changed.update(
+                            policy_target(ref.kind, obj.namespace, ref.name) for ref in obj.spec.target_refs
+                        )
         tokens = dict(resources.tokens())
         changed.update(
             token_key(key)
@@ -386,6 +390,12 @@ def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
         return False
     replaced = compress(range(len(now)), map(is_not, before, now))
     return all(before[index].key == now[index].key for index in replaced)
+
+
+def policy_target(kind: str, namespace: str, name: str) -> tuple[str, str, str, str]:
+    """What a read of which BackendSecurityPolicy applies to the target ``kind`` ``namespace``/``name`` is
+    recorded as (the group is left out: a policy naming an InferencePool applies to either version)."""
+    return ("policy target", kind, namespace, name)
 
 
 def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:

@@ -166,6 +166,10 @@ class ResourceSet:
 
     def with_tokens(self, tokens: Tokens) -> ResourceSet:
         """The same objects, with the access tokens minted so far as one more input."""
+        if self._by_class is None:
+            # Built here, once for both: the translation needs it, and the next load's set takes it from
+            # this one (``previous``), which would otherwise index every object again.
+            self._by_class = self._classes()
         copy = ResourceSet()
         copy._index, copy._given = self._index, self._given
         copy._by_class = self._by_class

@@ -8,10 +8,15 @@ hold the same files a second time). ``load_paths`` reads them once (the ``transl
 Changes are noticed through the operating system's file events (inotify, through ``watchfiles``), so a
 save is seen at once rather than at the next poll. Events only say "look again": what changed is decided by
 each file's size and mtime, read through symlinks, so a ConfigMap volume, whose files change by swapping
-its ``..data`` symlink, behaves like a plain folder. A directory is watched recursively when it has a
-visible subfolder, and on its own otherwise (starting a recursive watch walks everything below it while
-holding the GIL, about 15 ms at 5,000 files, a stall of the event loop): each load's listing tells which
-directories have subfolders, and the watch is planned again as soon as that changes, before anything else.
+its ``..data`` symlink, behaves like a plain folder. When a burst's events are all writes to files of the
+last listing (a user or a tool saving files in place), only those files are checked and read, and put in
+the load in place of their previous objects (``CombinedLoads``): a change costs what the changed files
+cost, not a listing of thousands of files (about 30 ms at 5,000); any other event lists everything.
+
+A directory is watched recursively when it has a visible subfolder, and on its own otherwise (starting a
+recursive watch walks everything below it while holding the GIL, about 15 ms at 5,000 files, a stall of the
+event loop): each load's listing tells which directories have subfolders, and the watch is planned again as
+soon as that changes, before anything else.
 A named file is watched through its own directory (where the symlink swap happens), a path that does not
 exist yet through its nearest existing parent. Every ``resync_seconds`` the files are checked anyway, for
 filesystems that send no events (some network mounts). A burst of writes (an editor saving, ``cp`` of a
@@ -44,6 +49,7 @@ from controlplane.heap import building_configuration
 from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 from controlplane.sources.base import LoadHandler
+from controlplane.sources.combined import CombinedLoads
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import ObjectStatus
@@ -55,6 +61,8 @@ _YAML_ENDINGS = tuple(YAML_SUFFIXES)
 _NAME = attrgetter("name")
 _EVENT_STEP_MS = 10
 """How often the watcher thread looks for new events (it wakes this often while idle: ~0.5% of a core)."""
+_Events = set[tuple[watchfiles.Change, str]]
+"""What the watchers saw: (change, absolute path) pairs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +205,11 @@ class FileSource:
         self._files: dict[str, _FileState] = {}
         self._good: dict[str, LoadResult] = {}
         self._seen: dict[str, tuple[int, int]] = {}
+        self._listing_problems: list[Problem] = []
+        """What the last full listing found missing: a load that re-reads only changed files keeps them."""
+        self._combined = CombinedLoads()
+        self._spellings: list[tuple[str, str]] = []
+        """(absolute, as given) prefixes of the paths, to spell an event's path as the listing does."""
         self._nested: frozenset[Path] = frozenset()
         """The directories among the paths that had a visible subfolder at the last listing."""
 
@@ -219,15 +232,38 @@ class FileSource:
         nested: set[Path] = set()
         listing = _listing(self._paths, problems, nested=nested)
         self._nested = frozenset(nested)
+        self._listing_problems = list(problems)
+        self._spellings = [
+            (os.path.abspath(path) + os.sep, os.fspath(path) + os.sep)
+            if path.is_dir()
+            else (os.path.abspath(path), os.fspath(path))
+            for path in self._paths
+        ]
         return listing
 
-    def _load(self, listing: dict[str, tuple[int, int]], problems: list[Problem]) -> LoadResult:
+    def _spelled(self, path: str) -> str:
+        """An event's absolute path as the listing spells it (from the paths as given, maybe relative)."""
+        for absolute, given in self._spellings:
+            if path.startswith(absolute):
+                return given + path[len(absolute) :]
+        return path
+
+    def _load(
+        self, listing: dict[str, tuple[int, int]], problems: list[Problem], *, changed: Sequence[str] = ()
+    ) -> LoadResult:
+        """The whole configuration for ``listing``: every file (checked against its fingerprint), or only
+        ``changed`` ones when the listing holds the same files as the last one."""
         self._seen = listing
-        results = [self._load_one(path, fingerprint) for path, fingerprint in listing.items()]
-        for gone in set(self._files) - set(listing):
-            del self._files[gone]
-            self._good.pop(gone, None)
-        loaded = combine(results, problems=problems)
+        if changed:
+            loaded = self._combined.replace(
+                {path: self._load_one(path, listing[path]) for path in changed}, problems=problems
+            )
+        else:
+            results = {path: self._load_one(path, fingerprint) for path, fingerprint in listing.items()}
+            for gone in set(self._files) - set(listing):
+                del self._files[gone]
+                self._good.pop(gone, None)
+            loaded = self._combined.load(results, problems=problems)
         too_many = _object_count_problem(loaded, self._limits)
         if too_many is None:
             self._last_within_limits = loaded
@@ -241,7 +277,7 @@ class FileSource:
 
     async def run(self, on_load: LoadHandler) -> None:
         """Calls ``on_load`` with the first load, then after every settled change, until cancelled."""
-        events: asyncio.Queue[None] = asyncio.Queue()
+        events: asyncio.Queue[_Events | None] = asyncio.Queue()
         watched: tuple[_WatchRoot, ...] = ()
         watchers: list[asyncio.Task[None]] = []
         result: LoadResult | None = None
@@ -259,38 +295,75 @@ class FileSource:
                     continue  # its listing may have found subfolders the watchers do not cover yet
                 if result is not None:
                     await on_load(result)
-                await self._settled(events)
-                result = await asyncio.to_thread(self._load_if_changed)
+                touched = await self._settled(events)
+                result = await asyncio.to_thread(self._load_if_changed, touched)
                 if result is not None:
                     _log.info("configuration changed, reloading", files=len(self._seen))
         finally:
             await _stopped(watchers)
 
-    async def _settled(self, events: asyncio.Queue[None]) -> None:
-        """Returns once a burst of events is over (or ``resync_seconds`` passed without any)."""
+    async def _settled(self, events: asyncio.Queue[_Events | None]) -> _Events | None:
+        """Returns once a burst of events is over, with the burst's events; None when every file is to be
+        checked (``resync_seconds`` passed without any event, or a watch ended)."""
         try:
-            await asyncio.wait_for(events.get(), timeout=self._resync)
+            first = await asyncio.wait_for(events.get(), timeout=self._resync)
         except TimeoutError:
-            return
+            return None
+        burst = None if first is None else set(first)
         while True:
             try:
-                await asyncio.wait_for(events.get(), timeout=self._debounce)
+                more = await asyncio.wait_for(events.get(), timeout=self._debounce)
             except TimeoutError:
-                return
+                return burst
+            if burst is not None and more is not None:
+                burst.update(more)
+            else:
+                burst = None
 
     def _load_without_collection(self) -> LoadResult:
         with building_configuration():
             return self.load()
 
-    def _load_if_changed(self) -> LoadResult | None:
+    def _load_if_changed(self, touched: _Events | None) -> LoadResult | None:
         """The whole configuration if any file changed since the last load (events also come for files that
-        are not ours, and for writes that left a file as it was)."""
+        are not ours, and for writes that left a file as it was). When ``touched`` says only that files of
+        the last listing were written to, only they are checked and read (see ``_written``); otherwise
+        every file is listed again."""
+        written = None if touched is None else self._written(touched)
+        if written is not None:
+            if not written:
+                return None
+            listing = {**self._seen, **written}
+            with building_configuration():
+                return self._load(listing, list(self._listing_problems), changed=list(written))
         problems: list[Problem] = []
         listing = self._list(problems)
         if listing == self._seen:
             return None
         with building_configuration():
             return self._load(listing, problems)
+
+    def _written(self, touched: _Events) -> dict[str, tuple[int, int]] | None:
+        """The new fingerprints of the files whose content changed, if ``touched`` is only writes to regular
+        files of the last listing; None when the listing may have changed: a file added, removed, renamed
+        onto (which may make it another file's second name) or replaced by something else, or an event for
+        a path the listing does not hold (a folder, a ConfigMap's ``..data`` swap, an editor's temporary
+        file)."""
+        written: dict[str, tuple[int, int]] = {}
+        for change, absolute in touched:
+            path = self._spelled(absolute)
+            fingerprint = self._seen.get(path)
+            if change is not watchfiles.Change.modified or fingerprint is None:
+                return None
+            try:
+                found = os.stat(path)
+            except OSError:
+                return None
+            if not stat.S_ISREG(found.st_mode):
+                return None
+            if (found.st_mtime_ns, found.st_size) != fingerprint:
+                written[path] = (found.st_mtime_ns, found.st_size)
+        return written
 
     def _load_one(self, path: str, fingerprint: tuple[int, int]) -> LoadResult:
         state = self._files.get(path)
@@ -335,13 +408,14 @@ def _watch_roots(paths: Sequence[Path], *, nested: frozenset[Path]) -> tuple[_Wa
     return tuple(_WatchRoot(path, recursive) for path, recursive in sorted(roots.items()))
 
 
-async def _watch(root: _WatchRoot, events: asyncio.Queue[None]) -> None:
+async def _watch(root: _WatchRoot, events: asyncio.Queue[_Events | None]) -> None:
+    """Puts each batch of events about ``root`` into ``events``; None once the watch ended."""
     try:
         # Every event counts, hidden ones included: a ConfigMap update is a rename of ``..data``.
-        async for _ in watchfiles.awatch(
+        async for changes in watchfiles.awatch(
             root.path, watch_filter=None, step=_EVENT_STEP_MS, recursive=root.recursive
         ):
-            events.put_nowait(None)
+            events.put_nowait(changes)
     except (OSError, RuntimeError) as exc:
         # The root went away under the watcher: look again now (and re-plan the roots from what exists).
         _log.warning("file watch ended", path=str(root.path), error=str(exc))

@@ -194,9 +194,12 @@ class Responder:
             mode = self._mode()
             if index == 0 and isinstance(mode, StallStream):
                 await asyncio.sleep(mode.seconds)
-            if index == 0 and isinstance(mode, HoldStream):
+            if index == 0 and isinstance(mode, HoldStream) and not mode.after_done:
                 await asyncio.to_thread(mode.release.wait, mode.max_hold_seconds)
         await response.write(_SSE_DONE)
+        mode = self._mode()
+        if isinstance(mode, HoldStream) and mode.after_done:
+            await asyncio.to_thread(mode.release.wait, mode.max_hold_seconds)
         await response.write_eof()
         return response
 

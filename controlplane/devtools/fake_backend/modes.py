@@ -59,9 +59,12 @@ class StallStream:
 @dataclass(frozen=True)
 class HoldStream:
     """Answer normally, but a streamed answer sends its first event and then waits for ``release`` (set from
-    any thread) before the rest: a test sees the first chunk arrive while the backend has not finished."""
+    any thread) before the rest: a test sees the first chunk arrive while the backend has not finished.
+    With ``after_done``, it sends every event, ``[DONE]`` included, and waits before ending the response: a
+    client that leaves once it has ``[DONE]`` goes before the stream's end reaches Envoy."""
 
     release: threading.Event = field(default_factory=threading.Event, compare=False)
+    after_done: bool = False
     max_hold_seconds: float = 60.0
     """A release never given ends the hold anyway, so a failed test leaves no stream open for ever."""
 

@@ -9,16 +9,21 @@ one native filter that can read the counts the usage filters published and write
 
 The filter goes before the usage filters in the listener's list, so on the way back it runs after them: it
 walks the body's chunks as they pass (``bodyChunks``, which forwards each one: a stream is not held up;
-``body()`` would buffer it whole), and when the body has ended, by which time the usage filters have set their
-metadata (both checked on the 1.40 binary by ``tests/test_e2e_costs.py``), reads the counts (published for it
-under ``token_usage.USAGE_NAMESPACE`` with the variable names), the request's model and the route's name, and
-sets each cost under ``io.envoy.ai_gateway``. Lua cannot see the upstream host, so when a cost reads
-``backend`` the rule clusters' endpoints carry their backendRef's name (``BACKEND_METADATA``) and a header
-mutation after the Lua copies it into a response header (``%UPSTREAM_METADATA%``), which the Lua reads and
-removes before the headers go on. A response that reported no usage gets no cost, as with the count types.
-Numbers are Lua doubles: the integer checks (``uint`` below zero, overflow at 2^53, division by zero, a
-negative result) raise, and a cost that raised is not published, the semantics
-``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
+``body()`` would buffer it whole), and when the body has ended, or a stream's chunk has brought OpenAI's
+closing ``data: [DONE]`` event, by which time the usage filters have set their metadata (both checked on the
+1.40 binary by ``tests/test_e2e_costs.py``), reads the counts (published for it under
+``token_usage.USAGE_NAMESPACE`` with the variable names), the request's model and the route's name, and sets
+each cost under ``io.envoy.ai_gateway``. Why not wait for the end of a stream: a client may close its
+connection as soon as it has ``[DONE]`` (the OpenAI SDK does), and if the backend's end of stream arrives
+after that, Envoy resets the stream and the Lua never sees it end: the cost would be lost though the usage
+was counted. The event is looked for in the last bytes seen (carried across chunks, so a split one is found).
+
+Lua cannot see the upstream host, so when a cost reads ``backend`` the rule clusters' endpoints carry their
+backendRef's name (``BACKEND_METADATA``) and a header mutation after the Lua copies it into a response header
+(``%UPSTREAM_METADATA%``), which the Lua reads and removes before the headers go on. A response that reported
+no usage gets no cost, as with the count types. Numbers are Lua doubles: the integer checks (``uint`` below
+zero, overflow at 2^53, division by zero, a negative result) raise, and a cost that raised is not published,
+the semantics ``gatewayapi.cel_costs.evaluate`` states and the tests hold it to.
 """
 
 from __future__ import annotations
@@ -67,25 +72,44 @@ local function remainder(a, b)
 end
 """
 _HANDLER = """
-function envoy_on_response(handle)
-  local backend = ""
-  if READS_BACKEND then
-    backend = handle:headers():get(BACKEND_HEADER) or ""
-    handle:headers():remove(BACKEND_HEADER)
-  end
-  for _ in handle:bodyChunks() do end
+local DONE, TAIL = "data: [DONE]", 32
+local function publish(handle, v)
+  -- Fetched afresh: a wrapper kept across the chunks' yields is out of its scope.
   local metadata = handle:streamInfo():dynamicMetadata()
   local usage = metadata:get(USAGE)
   if usage == nil then return end
-  local published = metadata:get(COSTS) or {}
-  local route = handle:streamInfo():routeName() or ""
-  local v = {model = published[MODEL] or "", route_name = string.match(route, ROUTE_PATTERN) or "",
-             backend = backend}
   for _, name in ipairs(COUNTS) do v[name] = usage[name] or 0 end
   for _, cost in ipairs(COMPUTED) do
     local ok, value = pcall(cost[2], v)
     if ok and value >= 0 then metadata:set(COSTS, cost[1], value) end
   end
+end
+function envoy_on_response(handle)
+  local headers = handle:headers()
+  local backend = ""
+  if READS_BACKEND then
+    backend = headers:get(BACKEND_HEADER) or ""
+    headers:remove(BACKEND_HEADER)
+  end
+  local streamed = string.find(headers:get("content-type") or "", "^text/event%-stream") ~= nil
+  local info = handle:streamInfo()
+  local published = info:dynamicMetadata():get(COSTS) or {}
+  local route = info:routeName() or ""
+  local v = {model = published[MODEL] or "", route_name = string.match(route, ROUTE_PATTERN) or "",
+             backend = backend}
+  local tail = ""
+  for chunk in handle:bodyChunks() do
+    local size = chunk:length()
+    if streamed and size > 0 then
+      local last = math.min(size, TAIL)
+      tail = string.sub(tail .. chunk:getBytes(size - last, last), -TAIL)
+      if string.find(tail, DONE, 1, true) then
+        publish(handle, v)
+        return
+      end
+    end
+  end
+  publish(handle, v)
 end
 """
 _OPERATORS = {"!=": "~=", "&&": "and", "||": "or"}
