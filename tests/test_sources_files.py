@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from controlplane.resources.problems import Severity
-from controlplane.sources.files import FileLimits, FileSource, load_paths
+from controlplane.sources.files import FileLimits, FileSource, load_file, load_paths
 
 
 def _config_map(name: str) -> str:
@@ -78,6 +78,17 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
         f"{big}:-: -: -: cannot read file: {big.stat().st_size} bytes, over the limit of 200 "
         "(--max-file-bytes)"
     ]
+
+
+def test_a_file_holding_more_than_its_stated_size_is_read_to_the_end_and_never_past_the_limit() -> None:
+    # A /proc file states size 0 (so would a file grown since its size was read): what it holds counts.
+    status = Path("/proc/self/status")
+    assert [p.message for p in load_file(status, max_bytes=10).problems] == [
+        "cannot read file: 11 bytes, over the limit of 10 (--max-file-bytes)"
+    ]
+    read = load_file(status, max_bytes=1_000_000)
+    assert read.problems
+    assert not any("cannot read file" in p.message for p in read.problems)
 
 
 def test_a_load_over_the_object_limit_is_refused_whole(tmp_path: Path) -> None:

@@ -144,7 +144,8 @@ class BackendResolver:
         upstream = self._upstreams.for_backend_ref(backend, backend.spec.backend_ref, "spec.backendRef")
         if upstream is None:
             return None
-        credential = self._credentials.for_target(backend)
+        # ``for_target(backend)``, with the policy already looked up.
+        credential = self._credentials.policy_credential(policy) if policy is not None else None
         if isinstance(credential, PolicyFailed):
             self._report.unresolved(
                 backend, "spec", "its BackendSecurityPolicy could not be applied, so it is not used"

@@ -189,8 +189,11 @@ class TranslationMemo:
         else:
             current = {loaded.key: loaded.object for loaded in resources}
             before = self._input
+            # ``None != obj`` would run the model's own (Python) ``__eq__``: on a first translation, for each.
             differing = [
-                key for key, obj in current.items() if before.get(key) is not obj and before.get(key) != obj
+                key
+                for key, obj in current.items()
+                if (old := before.get(key)) is not obj and (old is None or old != obj)
             ]
             differing += [key for key in before if key not in current]
             self._input = current

@@ -123,7 +123,8 @@ def _route(
         action = rule_action(route, index, rule, cluster, report, policy)
         if cluster is not None and isinstance(action, ir.Forward):
             model, rule_hops = first_choice_model(rule, cluster, rule_hops)
-            action = replace(action, model_override=model)
+            if model != action.model_override:
+                action = replace(action, model_override=model)
         if cluster is not None and attachments:
             clusters.append(cluster)
             hops.extend(rule_hops)

@@ -10,6 +10,7 @@ retry_types.go, healthcheck_types.go, timeout_types.go).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from datetime import timedelta
 from typing import Annotated, Any, Literal
@@ -82,11 +83,20 @@ class IPEndpoint(Model):
     @field_validator("address")
     @classmethod
     def _an_address(cls, value: str) -> str:
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise PydanticCustomError("ip_address", "must be an IPv4 or IPv6 address") from None
+        if not _is_ip_address(value):
+            raise PydanticCustomError("ip_address", "must be an IPv4 or IPv6 address")
         return value
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_ip_address(value: str) -> bool:
+    # Remembered: a load of thousands of Backends names the same few addresses, and ``ipaddress`` parses
+    # each in Python (about 4 us).
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 class UnixSocket(Model):

@@ -36,18 +36,29 @@ _PREFIXED_NUMBER = re.compile(r"[ \n][-+]?0[0-9oOxXbB_]")
 _PREFIXED_NUMBER_FIRST = re.compile(r"[-+]?0[0-9oOxXbB_]")
 _UNDERSCORED_NUMBER = re.compile(r"[0-9]_|_[0-9]")
 """``yaml_rs`` drops underscores anywhere in a number (``_1`` is 1), YAML 1.1 only after its first digit."""
-_NOT_A_STRING_IN_YAML_1_1 = re.compile(
-    "|".join(
-        {
-            f"(?:{pattern.pattern})"
-            for resolvers in Resolver.yaml_implicit_resolvers.values()
-            for _, pattern in resolvers
-        }
-    ),
-    re.VERBOSE,
-)
-"""PyYAML's patterns for plain scalars that are not strings, first characters aside (so it matches at least
-what PyYAML would resolve)."""
+
+
+def _not_a_string_pattern() -> str:
+    """PyYAML's patterns for plain scalars that are not strings, each behind a look-ahead for the first
+    characters PyYAML tries it on (the empty string for ``""``), as PyYAML resolves a plain scalar. The
+    look-ahead also makes the pattern fail at once on most strings, which a full load checks by the ten
+    thousand."""
+    first_characters: dict[str, set[str]] = {}
+    for first, resolvers in Resolver.yaml_implicit_resolvers.items():
+        for _, pattern in resolvers:
+            first_characters.setdefault(pattern.pattern, set()).add(first)
+    alternatives = []
+    for pattern, firsts in sorted(first_characters.items()):
+        starts = "".join(re.escape(character) for character in sorted(firsts) if character)
+        openings = [f"[{starts}]"] if starts else []
+        if "" in firsts:
+            openings.append(r"\Z")
+        alternatives.append(f"(?=(?:{'|'.join(openings)}))(?:{pattern})")
+    return "|".join(alternatives)
+
+
+_NOT_A_STRING_IN_YAML_1_1 = re.compile(_not_a_string_pattern(), re.VERBOSE)
+"""A string PyYAML would not read as a string if it were written plain."""
 _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 """The first line that is neither blank, a comment nor a bare document start."""
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
@@ -90,9 +101,15 @@ def _plain_text(text: str) -> bool:
         # The searches below scan the whole text: each runs only if the character it needs is there.
         and not (("!" in text or "&" in text or "*" in text) and _NODE_PROPERTY.search(text))
         and not ("_" in text and _UNDERSCORED_NUMBER.search(text))
-        and _PREFIXED_NUMBER.search(text) is None
+        # The search scans every character: it runs only if a line or a value may start with a zero.
+        and not (_may_start_with_zero(text) and _PREFIXED_NUMBER.search(text))
         and _PREFIXED_NUMBER_FIRST.match(text) is None
     )
+
+
+def _may_start_with_zero(text: str) -> bool:
+    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search)."""
+    return " 0" in text or "\n0" in text or " -0" in text or "\n-0" in text or " +0" in text or "\n+0" in text
 
 
 def _first_document_is_mapping(text: str) -> bool:

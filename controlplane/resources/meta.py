@@ -8,7 +8,7 @@ immutable once loaded.
 from __future__ import annotations
 
 import sys
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -121,7 +121,7 @@ class Resource(Model):
     @field_validator("api_version")
     @classmethod
     def _version_known(cls, value: str) -> str:
-        if value not in {api_version(cls.api_group, version) for version in cls.api_versions}:
+        if value not in _served_versions(cls):
             raise PydanticCustomError(
                 "api_version_unknown",
                 "{kind} is not served at apiVersion {value}",
@@ -153,6 +153,12 @@ class LooseResource(Resource):
     """A recognised kind we do not translate (yet): its spec is kept as given and not checked."""
 
     spec: Loose = Field(default_factory=dict)
+
+
+@cache
+def _served_versions(model: type[Resource]) -> frozenset[str]:
+    """The ``apiVersion`` values ``model`` is read at (asked for every object of every load)."""
+    return frozenset(api_version(model.api_group, version) for version in model.api_versions)
 
 
 def api_version(group: str, version: str) -> str:

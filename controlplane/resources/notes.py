@@ -61,7 +61,11 @@ class NotedField:
 
 def noted_fields(obj: BaseModel) -> list[NotedField]:
     """Every marked field the input set on ``obj`` to other than its default, sorted by path."""
-    return sorted(_walk(obj, ()), key=lambda noted: noted.path)
+    found: list[NotedField] = []
+    _walk(obj, (), found)
+    if len(found) > 1:
+        found.sort(key=lambda noted: noted.path)
+    return found
 
 
 def unimplemented_fields(obj: BaseModel) -> list[str]:
@@ -74,28 +78,31 @@ def deprecated_fields(obj: BaseModel) -> list[str]:
     return [n.path for n in noted_fields(obj) if n.note.state is FieldState.DEPRECATED]
 
 
-def _walk(model: BaseModel, at: tuple[str | int, ...]) -> Iterator[NotedField]:
+# The walk appends to one list instead of yielding: every object of every load is walked, and nested
+# generators cost more than the walk itself.
+def _walk(model: BaseModel, at: tuple[str | int, ...], found: list[NotedField]) -> None:
     fields_set = model.model_fields_set
     for name, plan in _plan(type(model)):
         value = getattr(model, name)
+        if value is None:
+            continue  # neither noted (unset) nor holding anything noted
         here = (*at, plan.alias)
         # A field set to its default (as the API server's CRD defaulting does) changes nothing to note.
-        if plan.notes and name in fields_set and value is not None and value != plan.default:
-            for note in plan.notes:
-                yield NotedField(field_path(here), note)
+        if plan.notes and name in fields_set and value != plan.default:
+            found.extend(NotedField(field_path(here), note) for note in plan.notes)
         if plan.descend:
-            yield from _walk_value(value, here)
+            _walk_value(value, here, found)
 
 
-def _walk_value(value: Any, at: tuple[str | int, ...]) -> Iterator[NotedField]:
+def _walk_value(value: Any, at: tuple[str | int, ...], found: list[NotedField]) -> None:
     if isinstance(value, BaseModel):
-        yield from _walk(value, at)
+        _walk(value, at, found)
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            yield from _walk_value(item, (*at, index))
+            _walk_value(item, (*at, index), found)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _walk_value(item, (*at, str(key)))
+            _walk_value(item, (*at, str(key)), found)
 
 
 @dataclass(frozen=True, slots=True)

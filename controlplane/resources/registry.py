@@ -7,6 +7,7 @@ for us but we would misread it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from controlplane.resources.aigateway import (
@@ -79,7 +80,10 @@ class UnknownVersion:
 Lookup = Known | Skipped | UnknownVersion
 
 
+@functools.lru_cache(maxsize=1024)
 def lookup(api_version_value: str, kind: str) -> Lookup:
+    """The model for ``kind`` at ``api_version_value``, or why there is none. Remembered: every document of
+    a load asks, and they name the same few kinds."""
     group, version = split_api_version(api_version_value)
     model = _BY_GROUP_KIND.get((group, kind))
     if model is None:
