@@ -21,6 +21,9 @@ from controlplane.netutil import split_host_port
 DEFAULT_CLUSTER = "ai-gateway"
 _TLS_MARKER = "    # xDS over TLS: `controlplane bootstrap --xds-ca` adds a transport_socket here.\n"
 _TEMPLATE_NAME = "bootstrap.yaml.tmpl"
+_FLUSH_ON_ADMIN_LINE = "stats_flush_on_admin: true\n"
+# The bounds Envoy accepts for ``stats_flush_interval``: at least 1 ms, under 300 s.
+_STATS_FLUSH_INTERVAL_RANGE = (0.001, 300.0)
 
 
 def template_dir() -> Path:
@@ -63,17 +66,23 @@ def render_bootstrap(
     cluster: str = DEFAULT_CLUSTER,
     admin_port: int = ENVOY_ADMIN_PORT,
     tls: XdsClientTls | None = None,
+    stats_flush_interval: float | None = None,
 ) -> str:
     """Return the bootstrap YAML for an Envoy fetching its whole config over ADS from `xds_address`
     (over TLS when `tls` is given).
 
     `admin_port` 0 lets the kernel choose (read it back with Envoy's ``--admin-address-path``).
+    Stats are flushed when the admin page is read unless `stats_flush_interval` (seconds) asks for
+    Envoy's timer, which stats sinks added to the bootstrap need.
     """
     host, port = split_host_port(xds_address)
     if not 0 <= admin_port < 65536:
         raise ValueError(f"admin port out of range: {admin_port}")
     if not cluster:
         raise ValueError("node cluster must not be empty")
+    low, high = _STATS_FLUSH_INTERVAL_RANGE
+    if stats_flush_interval is not None and not low <= stats_flush_interval < high:
+        raise ValueError(f"stats flush interval must be at least {low} s and under {high:g} s")
     try:
         ipaddress.ip_address(host)
         cluster_type, host_is_name = "STATIC", False
@@ -93,6 +102,9 @@ def render_bootstrap(
     }
     # JSON scalars are valid YAML scalars, so quoting this way keeps any node id or host name safe.
     text = _template().substitute({key: json.dumps(value) for key, value in values.items()})
+    if stats_flush_interval is not None:
+        # Envoy refuses both at once: the timer replaces flushing on admin reads.
+        text = text.replace(_FLUSH_ON_ADMIN_LINE, f"stats_flush_interval: {stats_flush_interval:g}s\n", 1)
     if tls is None:
         return text
     sni = tls.sni or (host if host_is_name else None)

@@ -128,6 +128,29 @@ def test_bootstrap_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     assert "connection_keepalive" in options["explicit_http_config"]["http2_protocol_options"]
     endpoint = xds_cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     assert endpoint["address"]["socket_address"] == {"address": "127.0.0.1", "port_value": 18000}
+    # No flush timer stalling Envoy's main thread every 5 s: stats are flushed when the admin page is read.
+    assert config["stats_flush_on_admin"] is True
+    assert "stats_flush_interval" not in config
+
+
+@pytest.mark.envoy
+def test_stats_flush_interval_puts_the_timer_back(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = _run_cli(capsys, "--xds-address", "127.0.0.1:18000", "--stats-flush-interval", "2.5")
+    assert code == 0
+    config = yaml.safe_load(out)
+    # Envoy refuses both settings at once.
+    assert config["stats_flush_interval"] == "2.5s"
+    assert "stats_flush_on_admin" not in config
+    _validate(out, tmp_path)
+
+
+@pytest.mark.parametrize("seconds", ["0", "300", "-1", "nan"])
+def test_stats_flush_interval_out_of_envoys_range_is_refused(
+    capsys: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    code, out, err = _run_cli(capsys, "--xds-address", "127.0.0.1:18000", f"--stats-flush-interval={seconds}")
+    assert (code, out) == (2, "")
+    assert "stats flush interval must be at least 0.001 s and under 300 s" in err
 
 
 def test_bootstrap_options(capsys: pytest.CaptureFixture[str]) -> None:

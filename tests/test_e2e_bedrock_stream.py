@@ -126,7 +126,7 @@ def test_openai_stream_is_converted_from_event_stream_frames_with_its_usage(
         ANTHROPIC_USAGE["output_tokens"],
         sum(ANTHROPIC_USAGE.values()),
     )
-    # The stats flush on an interval: poll until the stream's tokens are counted.
+    # The access log counts the cost once the stream is done, after the client saw its end: poll.
     assert wait_until(lambda: _total_token_cost(stack) - costs_before == sum(ANTHROPIC_USAGE.values()))
     (received,) = bedrock.received
     _assert_streamed_call(received, model=MODEL)

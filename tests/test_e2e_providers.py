@@ -170,7 +170,7 @@ def test_token_usage_histogram_per_route_backend_and_model(client: openai.OpenAI
             if 'gen_ai_request_model="claude-e2e"' in labels
         }
 
-    # Histograms reach the admin page at Envoy's stats flush.
+    # The access log records the usage once the response is done; each read of the page flushes histograms.
     wait_until(lambda: len(sums()) == 2, timeout=30)
     by_type = {("input" if 'gen_ai_token_type="input"' in labels else "output"): labels for labels in sums()}
     assert set(by_type) == {"input", "output"}

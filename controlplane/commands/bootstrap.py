@@ -46,6 +46,13 @@ class _Bootstrap:
             metavar="N",
             help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
         )
+        parser.add_argument(
+            "--stats-flush-interval",
+            type=float,
+            metavar="SECONDS",
+            help="flush Envoy's stats on a timer, for stats sinks you add (default: only when the admin "
+            "page /stats or /stats/prometheus is read)",
+        )
 
         add_xds_client_tls_arguments(parser, client="Envoy")
 
@@ -63,6 +70,7 @@ class _Bootstrap:
                 cluster=args.cluster,
                 admin_port=args.admin_port,
                 tls=tls,
+                stats_flush_interval=args.stats_flush_interval,
             )
         except ValueError as error:
             print(f"controlplane bootstrap: {error}", file=sys.stderr)

@@ -179,7 +179,11 @@ class EnvoyProcess:
         return dump
 
     def stats(self, *, filter_regex: str | None = None) -> dict[str, int]:
-        """Counters and gauges from `/stats` as integers (histogram summaries are left out)."""
+        """Counters and gauges from `/stats` as integers (histogram summaries are left out).
+
+        Under ``controlplane bootstrap``'s ``stats_flush_on_admin`` each read flushes Envoy's stats first (a
+        pass over all of them): cheap for small configs, not something to poll at thousands of clusters.
+        """
         params = {"filter": filter_regex} if filter_regex else None
         values: dict[str, int] = {}
         for line in self.admin("/stats", params=params).splitlines():

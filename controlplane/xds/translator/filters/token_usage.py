@@ -11,9 +11,9 @@ the last one counts). They publish:
   the OpenTelemetry GenAI histogram ``gen_ai.client.token.usage`` tagged with ``gen_ai.token.type``,
   ``gen_ai.request.model``, the route and the backend (the hop that served), scraped from Envoy's
   ``/stats/prometheus`` (as ``envoy_ai_gateway_gen_ai_client_token_usage``). Envoy reports a histogram at
-  its stats flush (every 5 s by default). Each count a ``CEL`` cost reads is published there too, under
-  its variable's name (``input_tokens`` ...), for the Lua. Each cost also counts what the responses cost,
-  per route (``envoy_ai_gateway_request_cost``).
+  its stats flush, which our bootstrap does on each read of that page (``stats_flush_on_admin``). Each
+  count a ``CEL`` cost reads is published there too, under its variable's name (``input_tokens`` ...), for
+  the Lua. Each cost also counts what the responses cost, per route (``envoy_ai_gateway_request_cost``).
 
 ``sse_to_metadata`` is not in ``xds-protos``: it travels as ``xds.type.v3.TypedStruct``.
 """
