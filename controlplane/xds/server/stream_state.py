@@ -107,15 +107,26 @@ class Planner:
         # Resources going out in the reply being planned, counted as held by `_first_listeners`.
         self._provisional: set[ResourceKey] = set()
 
+    def names_to_look_at(self, type_url: str) -> int:
+        """About how many names ``target`` will look at: every name of the type, unless only those that may
+        have changed since the last plan need a look."""
+        state = self._types[type_url]
+        replaced = self._replaced(state)
+        if replaced is None:
+            return len(self._snapshot.get(type_url)) + len(state.acked)
+        return len(replaced) + len(state.unsettled)
+
+    def _replaced(self, state: TypeState) -> frozenset[str] | None:
+        """The names replaced since ``state`` was last planned; None when every name needs a look."""
+        if state.planned_on is None or not state.known:
+            return None
+        return self._snapshot.replaced_since(state.type_url, state.planned_on)
+
     def target(self, type_url: str) -> dict[str, XdsResource] | None:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
-        replaced = (
-            self._snapshot.replaced_since(type_url, state.planned_on)
-            if state.planned_on is not None and state.known
-            else None
-        )
+        replaced = self._replaced(state)
         target: dict[str, XdsResource]
         names: Iterable[str]
         if replaced is not None:
