@@ -88,9 +88,13 @@ class DeltaStream(Stream):
     def _apply_ack(
         self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
     ) -> None:
-        for name, resource in in_flight.sent.items():
-            if name not in refused and (state.wildcard or name in state.names):
-                state.acked[name] = resource
+        # Thousands of names in a proxy's first responses: filtered only where something is left out.
+        accepted = in_flight.sent
+        if refused:
+            accepted = {name: resource for name, resource in accepted.items() if name not in refused}
+        if not state.wildcard and not state.names.issuperset(accepted.keys()):
+            accepted = {name: resource for name, resource in accepted.items() if name in state.names}
+        state.acked.update(accepted)
         for name in in_flight.removed:
             state.acked.pop(name, None)
         state.unsettle(in_flight.sent)

@@ -17,6 +17,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, ClassVar, Literal, Protocol
 
 import grpc
@@ -32,10 +33,11 @@ from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
 
-PLAN_IN_THREAD_NAMES = 2000
-"""A type whose plan looks at this many names or more (a proxy's first response of a large configuration,
-a rebuild that replaced everything) is planned in a worker thread: 10,000 clusters held the loop for about
-50 ms. Smaller plans, the usual change, stay on the loop, where they cost less than a thread hop."""
+PLAN_IN_THREAD_WORK = 2000
+"""A type whose plan looks at this many names and references or more (a proxy's first response of a large
+configuration, a rebuild that replaced everything, a listener whose routes name thousands of clusters) is
+planned in a worker thread: 10,000 clusters held the loop for about 50 ms. Smaller plans, the usual change,
+stay on the loop, where they cost less than a thread hop."""
 
 Mode = Literal["sotw", "delta"]
 
@@ -250,7 +252,7 @@ class Stream(abc.ABC):
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
-            if planner.names_to_look_at(type_url) < PLAN_IN_THREAD_NAMES:
+            if planner.work(type_url, enough=PLAN_IN_THREAD_WORK) < PLAN_IN_THREAD_WORK:
                 response = self._planned_response(planner, state, self._next_sequence + 1)
             else:
                 # The stream's own state is only touched by this task, which waits meanwhile.
@@ -348,7 +350,7 @@ class Stream(abc.ABC):
             node_id=self.node_id or "",
             type_url=state.type_url,
             nonce=in_flight.nonce,
-            resources=tuple((name, resource.version) for name, resource in in_flight.sent.items()),
+            resources=tuple(zip(in_flight.sent.keys(), map(_version, in_flight.sent.values()), strict=True)),
             removed=in_flight.removed,
         )
         event = dataclasses.replace(event, **extra)
@@ -370,6 +372,9 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
+
+
+_version = attrgetter("version")
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:

@@ -107,14 +107,26 @@ class Planner:
         # Resources going out in the reply being planned, counted as held by `_first_listeners`.
         self._provisional: set[ResourceKey] = set()
 
-    def names_to_look_at(self, type_url: str) -> int:
-        """About how many names ``target`` will look at: every name of the type, unless only those that may
-        have changed since the last plan need a look."""
+    def work(self, type_url: str, *, enough: int) -> int:
+        """About how many names and references ``target`` will look at, counted up to ``enough``: every name
+        of the type (unless only those that may have changed since the last plan need a look) and what each
+        of them refers to (a listener's route configuration names thousands of clusters)."""
         state = self._types[type_url]
+        available = self._snapshot.get(type_url)
         replaced = self._replaced(state)
-        if replaced is None:
-            return len(self._snapshot.get(type_url)) + len(state.acked)
-        return len(replaced) + len(state.unsettled)
+        names = available.keys() if replaced is None else replaced | state.unsettled
+        work = len(names) + len(state.acked) if replaced is None else len(names)
+        for name in names:
+            if work >= enough:
+                break
+            resource = available.get(name)
+            if resource is not None:
+                work += len(resource.dependencies) + sum(
+                    len(fetched.dependencies)
+                    for fetched in map(self._snapshot.find, resource.warming)
+                    if fetched is not None
+                )
+        return work
 
     def _replaced(self, state: TypeState) -> frozenset[str] | None:
         """The names replaced since ``state`` was last planned; None when every name needs a look."""
