@@ -14,16 +14,11 @@ only cycles the event loop makes during a build could be caught.
 Reference counting has the same flaw at the other end: dropping the last reference to a container of
 thousands of objects frees them all in one C call, holding the GIL as long (30 ms for a 5,000-route
 translation's memo). ``release_gradually`` empties such containers an item at a time instead.
-
-And while a build runs, a thread waiting for the GIL (the loop, woken by a socket or a timer) asks the
-builder to hand it over only after the interpreter's switch interval, 5 ms by default, on every wake-up;
-builds shorten it to 1 ms.
 """
 
 from __future__ import annotations
 
 import gc
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,19 +26,13 @@ from typing import Any
 
 _lock = threading.Lock()
 _building = 0
-_BUILD_SWITCH_INTERVAL = 0.001
-_switch_interval = sys.getswitchinterval()
-"""The interval to restore once no build runs."""
 
 
 @contextmanager
 def building_configuration() -> Iterator[None]:
     """Around building a configuration in a worker thread (see the module docstring)."""
-    global _building, _switch_interval
+    global _building
     with _lock:
-        if _building == 0:
-            _switch_interval = sys.getswitchinterval()
-            sys.setswitchinterval(min(_switch_interval, _BUILD_SWITCH_INTERVAL))
         _building += 1
         gc.disable()
     try:
@@ -54,7 +43,6 @@ def building_configuration() -> Iterator[None]:
             if _building == 0:
                 gc.freeze()
                 gc.enable()
-                sys.setswitchinterval(_switch_interval)
 
 
 def release_gradually(*containers: dict[Any, Any] | list[Any] | set[Any]) -> None:

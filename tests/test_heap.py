@@ -1,17 +1,15 @@
 """Loading and translating make no reference cycles, which ``controlplane.heap`` relies on to freeze what
-they build without walking it first; builds shorten the switch interval; ``release_gradually`` frees what
-only its containers held."""
+they build without walking it first; ``release_gradually`` frees what only its containers held."""
 
 from __future__ import annotations
 
 import gc
-import sys
 import weakref
 from pathlib import Path
 
 import pytest
 
-from controlplane.heap import building_configuration, release_gradually
+from controlplane.heap import release_gradually
 from controlplane.pipeline import Translator, translate
 from controlplane.sources.files import FileSource
 
@@ -57,13 +55,3 @@ def test_release_gradually_empties_its_containers_and_frees_what_only_they_held(
     assert (by_key, in_order, members) == ({}, [], set())
     assert [ref for ref in held if ref() is not None] == []
     assert shared.children == ()  # what another holder keeps stays whole
-
-
-def test_builds_hand_the_gil_over_sooner_and_the_last_one_restores_the_switch_interval() -> None:
-    before = sys.getswitchinterval()
-    with building_configuration():
-        assert sys.getswitchinterval() <= 0.001
-        with building_configuration():  # a second build, as of another thread
-            pass
-        assert sys.getswitchinterval() <= 0.001
-    assert sys.getswitchinterval() == before
