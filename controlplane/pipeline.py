@@ -79,8 +79,12 @@ class Translator:
         if self._reuse is None:
             # A translator with nothing to reuse: everything built again, as ``serve``'s first load does.
             built = build_ir(resources, options=self._options)
-            snapshot = Snapshot.from_built(ReusingTranslator().resources(built.infra))
-            return TranslatedSnapshot(snapshot, built.statuses, built.problems, built.mint_requests)
+            translator = ReusingTranslator()
+            snapshot = Snapshot.from_built(translator.resources(built.infra))
+            translated = TranslatedSnapshot(snapshot, built.statuses, built.problems, built.mint_requests)
+            del built  # its IR is still the translator's, which lets go of it a node at a time
+            translator.release()
+            return translated
         built = build_ir(resources, options=self._options, memo=self._memo)
         snapshot = Snapshot.from_built(self._reuse.resources(built.infra), previous=self._previous)
         self._previous = snapshot

@@ -1,11 +1,15 @@
 """Loading and translating make no reference cycles, which ``controlplane.heap`` relies on to freeze what
-they build without walking it first."""
+they build without walking it first; ``release_gradually`` frees what only its containers held."""
 
 from __future__ import annotations
 
 import gc
+import weakref
 from pathlib import Path
 
+import pytest
+
+from controlplane.heap import release_gradually
 from controlplane.pipeline import Translator, translate
 from controlplane.sources.files import FileSource
 
@@ -20,8 +24,9 @@ def _load_and_translate_everything(translator: Translator) -> None:
         translate(resources).snapshot()
 
 
-def test_loading_and_translating_every_example_and_golden_input_leaves_no_cyclic_garbage() -> None:
-    translator = Translator()
+@pytest.mark.parametrize("reuse", [True, False], ids=["reusing", "throwaway memo and translator"])
+def test_loading_and_translating_every_example_and_golden_input_leaves_no_cyclic_garbage(reuse: bool) -> None:
+    translator = Translator(reuse=reuse)
     # Once first: what libraries set up on first use (schemas, caches) is not what every load makes.
     _load_and_translate_everything(translator)
     gc.collect()
@@ -31,3 +36,22 @@ def test_loading_and_translating_every_example_and_golden_input_leaves_no_cyclic
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+class _Node:
+    """Something weakly referable, holding more of its kind."""
+
+    def __init__(self, *children: _Node) -> None:
+        self.children = children
+
+
+def test_release_gradually_empties_its_containers_and_frees_what_only_they_held() -> None:
+    shared = _Node()
+    by_key = {index: _Node(_Node(), shared) for index in range(50)}
+    in_order = [_Node(_Node()) for _ in range(50)]
+    members = {_Node() for _ in range(50)}
+    held = [weakref.ref(node) for node in (*by_key.values(), *in_order, *members)]
+    release_gradually(by_key, in_order, members)
+    assert (by_key, in_order, members) == ({}, [], set())
+    assert [ref for ref in held if ref() is not None] == []
+    assert shared.children == ()  # what another holder keeps stays whole

@@ -1,11 +1,13 @@
 """A stream plans again only the names that may have changed since its last plan: its responses are
 byte for byte those of a stream that plans every name each time, through random snapshot changes, ACKs,
-NACKs and subscription changes, in both protocol variants."""
+NACKs and subscription changes, in both protocol variants. The same holds for plans made in a worker thread
+(what a large plan does) against plans made on the loop."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from google.rpc import status_pb2
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPE_URLS, XdsResource
+from controlplane.xds.server import stream as stream_module
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.sotw import SotwStream
@@ -115,7 +118,8 @@ def _answer(mode: str, payload: bytes, *, nack: bool, names: dict[str, set[str]]
     return _request(mode, response.type_url, **fields)
 
 
-async def _replay(mode: str, seed: int) -> int:
+async def _replay(mode: str, seed: int) -> list[bytes]:
+    """Every response the streams sent, in order (the twins' are compared on the way)."""
     rng = random.Random(seed)
     world = _World(rng)
     cache = SnapshotCache()
@@ -140,11 +144,11 @@ async def _replay(mode: str, seed: int) -> int:
         )
         for proxy in proxies:
             proxy.request(_request(mode, type_url, **fields, **node))
-    compared = 0
+    responses: list[bytes] = []
     for _ in range(STEPS):
         sent = [await proxy.push(cache) for proxy in proxies]
         assert sent[0] == sent[1]
-        compared += len(sent[0])
+        responses.extend(sent[0])
         for payload in sent[0]:
             answer = _answer(mode, payload, nack=rng.random() < 0.1, names=names)
             for proxy in proxies:
@@ -167,11 +171,32 @@ async def _replay(mode: str, seed: int) -> int:
         if rng.random() < 0.7:
             world.change()
             cache.set_snapshot(world.snapshot)
-    return compared
+    return responses
 
 
 @pytest.mark.parametrize("mode", ["delta", "sotw"])
 @pytest.mark.parametrize("seed", range(4))
 def test_planning_what_changed_sends_what_planning_everything_sends(mode: str, seed: int) -> None:
     compared = asyncio.run(_replay(mode, seed))
-    assert compared > STEPS / 2  # responses were made and compared, not just none on both sides
+    assert len(compared) > STEPS / 2  # responses were made and compared, not just none on both sides
+
+
+@pytest.mark.parametrize("mode", ["delta", "sotw"])
+def test_plans_made_in_a_worker_thread_send_what_plans_on_the_loop_send(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_the_loop = asyncio.run(_replay(mode, seed=7))
+    planned_in: set[int] = set()
+    plan = Stream._planned_response
+
+    def recording(self: Stream, *args: Any) -> Any:
+        planned_in.add(threading.get_ident())
+        return plan(self, *args)
+
+    monkeypatch.setattr(stream_module, "PLAN_IN_THREAD_WORK", 0)
+    monkeypatch.setattr(Stream, "_planned_response", recording)
+    in_threads = asyncio.run(_replay(mode, seed=7))
+    assert planned_in
+    assert threading.get_ident() not in planned_in
+    assert len(on_the_loop) > STEPS / 2
+    assert in_threads == on_the_loop

@@ -57,11 +57,16 @@ def build_ir(
 
     ``memo`` (kept by the caller from one translation to the next) lets unchanged parts be reused instead
     of computed again (see ``gatewayapi.memo``); the result is the same either way."""
-    memo = memo or TranslationMemo()
+    if memo is not None:
+        try:
+            return _build_ir(memo.begin(resources), options=options, memo=memo)
+        finally:
+            memo.finish()
+    memo = TranslationMemo()
     try:
         return _build_ir(memo.begin(resources), options=options, memo=memo)
     finally:
-        memo.finish()
+        memo.release()
 
 
 def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo) -> IRResult:

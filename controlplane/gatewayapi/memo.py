@@ -56,6 +56,7 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     chunk_starts,
 )
+from controlplane.heap import release_gradually
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
@@ -211,6 +212,13 @@ class TranslationMemo:
         self._kept_previous, self._kept_current = self._kept_current, {}
         self._chunks_previous, self._chunks_current = self._chunks_current, {}
         self._sink = self._judged = self._registered = None
+
+    def release(self) -> None:
+        """Forgets everything, an entry at a time (``heap.release_gradually``): for a memo no translation
+        follows, whose fragments would otherwise all be freed in one go."""
+        self.finish()
+        release_gradually(*(loop.by_first for loop in self._chunks_previous.values()))
+        release_gradually(self._previous, self._kept_previous, self._chunks_previous, self._used, self._input)
 
     # --- recording ---
 

@@ -41,6 +41,9 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# watchfiles drives its watchers through anyio, which imports its asyncio backend on first use: 40 ms on the
+# event loop, at the first load. Imported with this module instead.
+import anyio._backends._asyncio  # noqa: F401
 import structlog
 import watchfiles
 

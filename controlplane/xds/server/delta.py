@@ -27,16 +27,17 @@ class DeltaStream(Stream):
 
     def _on_request(self, request: Any, state: TypeState) -> None:
         if not state.wildcard:
-            for name in request.resource_names_subscribe:
-                if name != _WILDCARD:
-                    # Subscribing means Envoy does not hold it (any more): always send it again.
-                    state.names.add(name)
-                    state.acked.pop(name, None)
-                    state.unsettle((name,))
-            for name in request.resource_names_unsubscribe:
-                state.names.discard(name)
-                state.acked.pop(name, None)
-                state.unsettle((name,))
+            # A proxy's first request names every load assignment it wants: thousands of names, handled with
+            # set operations. Subscribing means Envoy does not hold it (any more): always send it again.
+            subscribed = set(request.resource_names_subscribe)
+            subscribed.discard(_WILDCARD)
+            unsubscribed = set(request.resource_names_unsubscribe)
+            touched = subscribed | unsubscribed
+            state.names |= subscribed
+            state.names -= unsubscribed
+            for name in touched & state.acked.keys():
+                del state.acked[name]
+            state.unsettle(touched)
         if not state.subscribed:
             state.subscribed = True
             state.response_owed = True
@@ -87,9 +88,13 @@ class DeltaStream(Stream):
     def _apply_ack(
         self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
     ) -> None:
-        for name, resource in in_flight.sent.items():
-            if name not in refused and (state.wildcard or name in state.names):
-                state.acked[name] = resource
+        # Thousands of names in a proxy's first responses: filtered only where something is left out.
+        accepted = in_flight.sent
+        if refused:
+            accepted = {name: resource for name, resource in accepted.items() if name not in refused}
+        if not state.wildcard and not state.names.issuperset(accepted.keys()):
+            accepted = {name: resource for name, resource in accepted.items() if name in state.names}
+        state.acked.update(accepted)
         for name in in_flight.removed:
             state.acked.pop(name, None)
         state.unsettle(in_flight.sent)

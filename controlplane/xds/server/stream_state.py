@@ -107,15 +107,38 @@ class Planner:
         # Resources going out in the reply being planned, counted as held by `_first_listeners`.
         self._provisional: set[ResourceKey] = set()
 
+    def work(self, type_url: str, *, enough: int) -> int:
+        """About how many names and references ``target`` will look at, counted up to ``enough``: every name
+        of the type (unless only those that may have changed since the last plan need a look) and what each
+        of them refers to (a listener's route configuration names thousands of clusters)."""
+        state = self._types[type_url]
+        available = self._snapshot.get(type_url)
+        replaced = self._replaced(state)
+        names = available.keys() if replaced is None else replaced | state.unsettled
+        work = len(names) + len(state.acked) if replaced is None else len(names)
+        for name in names:
+            if work >= enough:
+                break
+            resource = available.get(name)
+            if resource is not None:
+                work += len(resource.dependencies) + sum(
+                    len(fetched.dependencies)
+                    for fetched in map(self._snapshot.find, resource.warming)
+                    if fetched is not None
+                )
+        return work
+
+    def _replaced(self, state: TypeState) -> frozenset[str] | None:
+        """The names replaced since ``state`` was last planned; None when every name needs a look."""
+        if state.planned_on is None or not state.known:
+            return None
+        return self._snapshot.replaced_since(state.type_url, state.planned_on)
+
     def target(self, type_url: str) -> dict[str, XdsResource] | None:
         """The content Envoy should hold for `type_url`; None means "send nothing for now"."""
         state = self._types[type_url]
         available = self._snapshot.get(type_url)
-        replaced = (
-            self._snapshot.replaced_since(type_url, state.planned_on)
-            if state.planned_on is not None and state.known
-            else None
-        )
+        replaced = self._replaced(state)
         target: dict[str, XdsResource]
         names: Iterable[str]
         if replaced is not None:

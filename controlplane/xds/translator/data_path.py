@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from controlplane import ir
+from controlplane.heap import release_gradually
 from controlplane.xds.replaced import replaced_in_place
 
 RULE_CONNECT_TIMEOUT_SECONDS = 10.0
@@ -86,6 +87,11 @@ class DataPaths:
         """By ``_read`` key: the rule clusters reading that hop or upstream."""
         self._running: Counter[str] = Counter()
         """How many rules send to each hop."""
+
+    def release(self) -> None:
+        """Forgets every path, one entry at a time (``heap.release_gradually``): for the last call."""
+        self._infra, self._path = None, DataPath(hops=(), rules=())
+        release_gradually(self._worked, self._readers, self._hops, self._upstreams)
 
     def __call__(self, infra: ir.Infra) -> DataPath:
         last, self._infra = self._infra, infra

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
+from controlplane.heap import release_gradually
 from controlplane.xds.resource import TYPE_URLS, References, XdsResource
 from controlplane.xds.translator import fragments
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE
@@ -71,6 +72,13 @@ class ReusingTranslator:
         if len(self._by_value) > in_use + in_use // _SLACK:
             self._forget_unused()
         return by_type
+
+    def release(self) -> None:
+        """Forgets every resource and IR node, one at a time (``heap.release_gradually``): for a translator
+        no call follows, whose IR would otherwise all be freed in one go (tens of milliseconds holding the
+        GIL at 5,000 routes)."""
+        self._data_paths.release()
+        release_gradually(self._tables, self._by_value)
 
     def _table(
         self,
