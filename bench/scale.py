@@ -44,7 +44,8 @@ from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey
 from controlplane.serving import SnapshotPublisher
-from controlplane.sources.files import FileLimits, FileSource
+from controlplane.sources.file_reading import FileLimits
+from controlplane.sources.files import FileSource
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 

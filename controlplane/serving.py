@@ -37,7 +37,8 @@ from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity, sorted_problems
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.sources.base import Source
-from controlplane.sources.files import FileLimits, FileSource
+from controlplane.sources.file_reading import FileLimits
+from controlplane.sources.files import FileSource
 from controlplane.tokens.broker import TokenBroker
 from controlplane.tokens.minting import HttpMinter, Minter
 from controlplane.tokens.requests import MintRequest

@@ -21,7 +21,7 @@ from controlplane.resources.core import Secret
 from controlplane.resources.parse import load_text
 from controlplane.resources.problems import Severity
 from controlplane.resources.references import referenced_secrets_and_config_maps
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from tests.test_kubernetes_crds import AI_GATEWAY_MODULE
 
 FILE = """

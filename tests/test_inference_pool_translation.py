@@ -7,7 +7,7 @@ from pathlib import Path
 
 from controlplane.gatewayapi import TranslateOptions, build_ir
 from controlplane.resources.problems import ObjectKey
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 
 POOLS = Path(__file__).parent / "testdata" / "translate" / "inference-pools.in.yaml"
 

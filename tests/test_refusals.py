@@ -8,7 +8,7 @@ from controlplane.gatewayapi.provenance import Owners
 from controlplane.pipeline import PipelineResult, TranslateOptions, translate
 from controlplane.refusals import PROGRAMMED, REFUSED_BY_PROXY, ProxyRefusals
 from controlplane.resources.problems import ObjectKey
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
 from controlplane.xds.server import XdsEvent

@@ -30,7 +30,7 @@ from controlplane.resources.groups import INFERENCE_GROUP, INFERENCE_X_GROUP
 from controlplane.resources.inference import EndpointPicker
 from controlplane.resources.meta import Resource
 from controlplane.resources.problems import ObjectKey, field_path
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 
 DATA = Path(__file__).parent / "data" / "resources"
 

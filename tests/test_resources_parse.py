@@ -9,7 +9,7 @@ import pytest
 from controlplane.resources import LoadResult, Problem, Severity, load_text
 from controlplane.resources.aigateway import AIGatewayRoute
 from controlplane.resources.core import ConfigMap
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 
 DATA = Path(__file__).parent / "data" / "resources"
 

@@ -21,7 +21,7 @@ from controlplane.resources.parse import LoadResult, load_text
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 from controlplane.serving import SnapshotPublisher
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.tokens.minting import Minted
 from controlplane.tokens.requests import MintRequest
 from controlplane.xds.cache import SnapshotCache

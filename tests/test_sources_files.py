@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from controlplane.resources.problems import Severity
-from controlplane.sources.files import FileLimits, FileSource, load_file, load_paths
+from controlplane.sources.file_reading import FileLimits, load_file, load_paths
+from controlplane.sources.files import FileSource
 
 
 def _config_map(name: str) -> str:

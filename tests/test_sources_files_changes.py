@@ -15,7 +15,8 @@ from watchfiles import Change
 from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.sources import files
 from controlplane.sources.combined import CombinedLoads
-from controlplane.sources.files import FileSource, load_paths
+from controlplane.sources.file_reading import load_paths
+from controlplane.sources.files import FileSource
 
 
 def _config_maps(*names: str) -> str:
@@ -57,7 +58,7 @@ def _refuse_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("the folder was listed again")
 
-    monkeypatch.setattr(files, "_listing", refuse)
+    monkeypatch.setattr(files, "fingerprinted_files", refuse)
 
 
 @pytest.mark.parametrize("spelled", ["absolute", "relative"])

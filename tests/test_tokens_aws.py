@@ -20,7 +20,7 @@ from controlplane.pipeline import translate
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.references import referenced_secrets_and_config_maps
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.tokens.minting import Endpoints, HttpMinter, Minted, MintError
 from controlplane.tokens.requests import AwsWebIdentity, OidcClient
 from controlplane.tokens.state import MintedToken, MintFailure, TokenState

@@ -13,7 +13,7 @@ import pytest
 
 from controlplane.gatewayapi import TranslateOptions, build_ir
 from controlplane.resources.aigateway import BackendSecurityPolicy
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.tokens.minting import Endpoints, HttpMinter, Minted, MintError
 from controlplane.tokens.requests import GcpApplicationDefault
 from tests.token_endpoints import USER_CLIENT_SECRET, USER_REFRESH_TOKEN, TokenEndpoints

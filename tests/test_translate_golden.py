@@ -13,7 +13,7 @@ from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.render import envoy_document, status_document
 from controlplane.resources.problems import sorted_problems
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.xds.translator import build_xds
 from tests.golden import check_golden
 

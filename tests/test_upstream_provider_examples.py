@@ -13,7 +13,7 @@ from controlplane.devtools.gotools import GoTools
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.resources.problems import Severity
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from tests.test_kubernetes_crds import AI_GATEWAY_MODULE
 
 EXAMPLES = ("anthropic", "aws", "aws-bedrock-openai-anthropic", "azure_openai", "cohere", "gcp_vertex")

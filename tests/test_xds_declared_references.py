@@ -13,7 +13,7 @@ from pydantic import TypeAdapter
 
 from controlplane import ir
 from controlplane.gatewayapi import TranslateOptions, build_ir
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,

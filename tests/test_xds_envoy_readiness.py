@@ -8,7 +8,7 @@ import pytest
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.netutil import PortReservations
 from controlplane.pipeline import TranslateOptions, translate
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.xds.resource import LISTENER
 from tests.conftest import BackendFactory, EnvoyFactory
 from tests.e2e import EXAMPLES

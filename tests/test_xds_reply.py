@@ -18,7 +18,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 from controlplane.xds.resource import TYPE_URLS, XdsResource
 from controlplane.xds.server import reply
 from controlplane.xds.server.delta import _entry as delta_entry

@@ -169,7 +169,7 @@ def test_resources_are_interned_by_content() -> None:
 _SNAPSHOT_VERSION = """
 from pathlib import Path
 from controlplane.pipeline import TranslateOptions, translate
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 loaded = load_paths([Path("examples")])
 print(translate(loaded.resource_set(), options=TranslateOptions()).snapshot().version)
 """

@@ -10,7 +10,7 @@ from controlplane import defaults
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
-    from controlplane.sources.files import FileLimits
+    from controlplane.sources.file_reading import FileLimits
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: bool = True) -> None:
@@ -66,7 +66,7 @@ def add_file_limit_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def file_limits(args: argparse.Namespace) -> FileLimits:
-    from controlplane.sources.files import FileLimits
+    from controlplane.sources.file_reading import FileLimits
 
     return FileLimits(max_file_bytes=args.max_file_bytes, max_objects=args.max_objects)
 

@@ -37,7 +37,7 @@ class _Translate:
         from controlplane.pipeline import translate
         from controlplane.render import envoy_document, status_document
         from controlplane.resources.problems import Severity, sorted_problems
-        from controlplane.sources.files import load_paths
+        from controlplane.sources.file_reading import load_paths
 
         loaded = load_paths(args.paths, limits=file_limits(args))
         result = translate(loaded.resource_set(), options=pipeline_options(args))

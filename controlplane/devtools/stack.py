@@ -23,7 +23,7 @@ from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.netutil import PortReservations
 from controlplane.resources.envoy_gateway import Backend
-from controlplane.sources.files import load_paths
+from controlplane.sources.file_reading import load_paths
 
 _PORT = re.compile(r"(\bport:\s*)(\d+)")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")

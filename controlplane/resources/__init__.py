@@ -2,7 +2,7 @@
 
 The rest of the control plane consumes only what this package exports: ``load_text``/``parse_document``
 produce a ``LoadResult`` (accepted objects plus ``Problem``s), and a ``ResourceSet`` is the pipeline's
-input. Submodules hold the models per API group; reading files is ``controlplane.sources.files``' job.
+input. Submodules hold the models per API group; reading files is ``controlplane.sources.file_reading``' job.
 """
 
 from controlplane.resources.meta import Resource

@@ -1,9 +1,7 @@
-"""Read and watch YAML files and directories; hand every settled change to the pipeline as one load.
+"""Watch YAML files and directories; hand every settled change to the pipeline as one load.
 
-Which files a path names is decided here: a directory means every ``*.yaml``/``*.yml`` below it, in sorted
-order, skipping hidden entries (among them a ConfigMap volume's ``..data`` and timestamped folders, which
-hold the same files a second time). ``load_paths`` reads them once (the ``translate`` command);
-``FileSource`` keeps reading them (``serve``).
+Which files a path names, and how one is read within the limits, is ``sources.file_reading``'s job (shared
+with the one-off ``load_paths`` of the ``translate`` command); ``FileSource`` keeps reading them (``serve``).
 
 Changes are noticed through the operating system's file events (inotify, through ``watchfiles``), so a
 save is seen at once rather than at the next poll. Events only say "look again": what changed is decided by
@@ -25,9 +23,7 @@ run in a worker thread.
 
 A file that stops parsing (an editor's half-written save, a typo) does not take its objects away: its last
 good version keeps serving, with the parse error reported, so Envoy keeps working while the user fixes it.
-Two limits (``FileLimits``) bound what one load may cost: a file over ``max_file_bytes`` is refused unread
-(like a file that does not parse), and a load of more than ``max_objects`` objects is refused whole (the
-last load within the limit keeps serving): the error says which limit, by how much, and which flag moves it.
+A load over the object limit (``FileLimits``) is refused whole, and the last load within it keeps serving.
 """
 
 from __future__ import annotations
@@ -37,7 +33,6 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,157 +44,27 @@ import watchfiles
 
 from controlplane import defaults
 from controlplane.heap import building_configuration
-from controlplane.resources.parse import LoadResult, combine, load_text
+from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey, Problem, Severity
 from controlplane.sources.base import LoadHandler
 from controlplane.sources.combined import CombinedLoads
+from controlplane.sources.file_reading import (
+    DEFAULT_LIMITS,
+    FileLimits,
+    fingerprinted_files,
+    load_file,
+    object_count_problem,
+)
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import ObjectStatus
 
 _log = structlog.get_logger(__name__)
 
-YAML_SUFFIXES = frozenset({".yaml", ".yml"})
-_YAML_ENDINGS = tuple(YAML_SUFFIXES)
-_NAME = attrgetter("name")
 _EVENT_STEP_MS = 10
 """How often the watcher thread looks for new events (it wakes this often while idle: ~0.5% of a core)."""
 _Events = set[tuple[watchfiles.Change, str]]
 """What the watchers saw: (change, absolute path) pairs."""
-
-
-@dataclass(frozen=True, slots=True)
-class FileLimits:
-    max_file_bytes: int = defaults.MAX_FILE_BYTES
-    max_objects: int = defaults.MAX_OBJECTS
-
-
-_DEFAULT_LIMITS = FileLimits()
-
-
-def load_paths(paths: Sequence[Path], *, limits: FileLimits = _DEFAULT_LIMITS) -> LoadResult:
-    """Loads files and directories once (see the module docstring for which files a directory holds)."""
-    problems: list[Problem] = []
-    files = yaml_files(paths, problems)
-    loaded = combine([load_file(path, max_bytes=limits.max_file_bytes) for path in files], problems=problems)
-    too_many = _object_count_problem(loaded, limits)
-    return loaded if too_many is None else LoadResult(objects=[], problems=[*loaded.problems, too_many])
-
-
-def _object_count_problem(loaded: LoadResult, limits: FileLimits) -> Problem | None:
-    if len(loaded.objects) <= limits.max_objects:
-        return None
-    return Problem(
-        severity=Severity.ERROR,
-        message=f"{len(loaded.objects)} objects, over the limit of {limits.max_objects} (--max-objects): "
-        "none of this load is used",
-    )
-
-
-def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
-    """The YAML files ``paths`` name, in load order; a missing path is reported into ``problems``."""
-    return [Path(name) for name in _listing(paths, problems)]
-
-
-def _listing(
-    paths: Sequence[Path], problems: list[Problem], *, nested: set[Path] | None = None
-) -> dict[str, tuple[int, int]]:
-    """``yaml_files`` (by name: a check of thousands of files makes no ``Path`` objects) with each file's
-    fingerprint (mtime, size), read through symlinks. A file reached twice (a symlink, overlapping paths) is
-    listed once, under the first name. The directories among ``paths`` that have a visible subfolder are
-    added to ``nested``."""
-    seen: set[tuple[int, int]] = set()
-    out: dict[str, tuple[int, int]] = {}
-    for path in paths:
-        if path.is_dir():
-            candidates = _files_below(path, nested=nested)
-        elif path.is_file():
-            candidates = [str(path)]
-        else:
-            problems.append(
-                Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
-            )
-            continue
-        for candidate in candidates:
-            try:
-                found = os.stat(candidate)
-            except OSError:
-                continue  # a dangling symlink, or gone since the directory was read
-            identity = (found.st_dev, found.st_ino)
-            if not stat.S_ISREG(found.st_mode) or identity in seen:
-                continue
-            seen.add(identity)
-            out[candidate] = (found.st_mtime_ns, found.st_size)
-    return out
-
-
-def _files_below(folder: Path, *, nested: set[Path] | None) -> list[str]:
-    """YAML files under ``folder`` in sorted order (by path component: a folder's files come where its name
-    sorts), hidden entries skipped (among them a ConfigMap volume's ``..data`` and timestamped folders);
-    symlinked folders are not entered, symlinked files are listed. ``folder`` is added to ``nested`` if it
-    has a visible subfolder.
-
-    Each directory's entries are sorted once, by name, and walked in that order through a stack (no
-    recursion limit): at thousands of files this is most of what a change costs before parsing."""
-    found: list[str] = []
-    top = os.fspath(folder)
-    pending: list[tuple[str, bool]] = [(top, True)]  # (path, is a folder to open), next one last
-    while pending:
-        path, is_folder = pending.pop()
-        if not is_folder:
-            found.append(path)
-            continue
-        try:
-            with os.scandir(path) as listing:
-                entries = sorted((e for e in listing if not e.name.startswith(".")), key=_NAME, reverse=True)
-        except OSError:
-            continue  # unreadable, or gone since its parent was read
-        for entry in entries:
-            if entry.is_dir():
-                if nested is not None and path == top:
-                    nested.add(folder)
-                if not entry.is_symlink():
-                    pending.append((entry.path, True))
-            elif entry.name.endswith(_YAML_ENDINGS):
-                pending.append((entry.path, False))
-    return found
-
-
-def load_file(path: str | Path, *, max_bytes: int = defaults.MAX_FILE_BYTES) -> LoadResult:
-    """One file, on its own: duplicates across files are found by ``combine``."""
-    try:
-        data = _read_at_most(path, max_bytes + 1)
-        if len(data) > max_bytes:
-            size = max(os.stat(path).st_size, len(data))
-            return _unread(path, f"{size} bytes, over the limit of {max_bytes} (--max-file-bytes)")
-        text = data.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else exc.strerror or "unreadable"
-        return _unread(path, reason)
-    return load_text(text, file=str(path))
-
-
-def _read_at_most(path: str | Path, limit: int) -> bytes:
-    """Up to ``limit`` bytes of the file, never more, even if it grows while it is read. It asks for the size
-    the file has (plus one byte, to see whether it grew) rather than for ``limit``: a read of ``limit``
-    bytes reserves that much memory first, which at thousands of files costs more than parsing a tenth of
-    them. Read through the file descriptor: Python's file objects cost more to make than the read."""
-    descriptor = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        data = os.read(descriptor, min(os.fstat(descriptor).st_size, limit - 1) + 1)
-        while len(data) < limit:  # until the end of the file (a short read, or it grew)
-            more = os.read(descriptor, limit - len(data))
-            if not more:
-                break
-            data += more
-        return data
-    finally:
-        os.close(descriptor)
-
-
-def _unread(path: str | Path, reason: str) -> LoadResult:
-    problem = Problem(severity=Severity.ERROR, file=str(path), message=f"cannot read file: {reason}")
-    return LoadResult(objects=[], problems=[problem])
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +80,7 @@ class FileSource:
         *,
         debounce_seconds: float = defaults.DEBOUNCE_SECONDS,
         resync_seconds: float = defaults.FILE_RESYNC_SECONDS,
-        limits: FileLimits = _DEFAULT_LIMITS,
+        limits: FileLimits = DEFAULT_LIMITS,
     ) -> None:
         self._paths = list(paths)
         self._limits = limits
@@ -250,7 +115,7 @@ class FileSource:
 
     def _list(self, problems: list[Problem]) -> dict[str, tuple[int, int]]:
         nested: set[Path] = set()
-        listing = _listing(self._paths, problems, nested=nested)
+        listing = fingerprinted_files(self._paths, problems, nested=nested)
         self._nested = frozenset(nested)
         self._listing_problems = list(problems)
         self._spellings = [
@@ -284,7 +149,7 @@ class FileSource:
                 del self._files[gone]
                 self._good.pop(gone, None)
             loaded = self._combined.load(results, problems=problems)
-        too_many = _object_count_problem(loaded, self._limits)
+        too_many = object_count_problem(loaded, self._limits)
         if too_many is None:
             self._last_within_limits = loaded
             return loaded
