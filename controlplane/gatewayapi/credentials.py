@@ -25,7 +25,8 @@ from controlplane.gatewayapi.aws_credentials import (
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
 from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
-from controlplane.gatewayapi.memo import TranslationMemo, policy_target
+from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.recording import policy_target
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
     AWS_EXCHANGE_PATH,

@@ -13,26 +13,25 @@ resolves InferencePools and credentials on first use. Each of those is one *frag
 The next translation compares the new input with the previous one (only the keys the input says changed, when
 it can tell: ``ResourceSet.changes``). A fragment none of whose reads changed (no key it looked up was added,
 removed or modified, no kind it scanned had a change) is not computed again: its effects are replayed, in the
-same order as a full translation would make them (except that the objects it judged are marked so all at
-once, and the clusters, secrets and tokens it registers are put in their tables at once: both only add to
-sets and tables read after the translation), and its result is reused. The loops over every AIServiceBackend
-and route (``cached_each``) go a chunk of fragments at a time: a chunk about the same objects as last time
-whose fragments read no change is replayed as one (a check against the few changed keys, a few bulk updates),
-so such a loop costs a few hundred steps at 10,000 objects. A fragment computed again whose result equals
-last time's gives back last time's objects, so whatever is built from it can tell by identity that nothing
-changed. Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and
-listeners) go through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value,
-which for the same objects is identity and costs next to nothing), they give back last time's result and
-replay its effects instead of sorting and building again. The map of which BackendSecurityPolicy applies to
-what is kept the same way, while the policies and AIServiceBackends are the same objects; a fragment asking
-it about a target records a read of that target (``policy_target``), which a change of a policy naming the
-target (before or after) marks changed, so a policy's change recomputes what it names, not every backend.
-The objects' noted
-fields come from last time's objects with notes unless one loaded again had or has some (``reloaded``), and
-statuses are made again only for objects with findings now or before (``report.StatusTable``). Gateways ->
-listeners and the other policy maps are recomputed each time; they are linear in objects that are few. The
-recorded reads are the dependency index, taken from the code that does the reading, so it cannot drift from
-it. A fresh memo (``translate``) computes everything, through the same code;
+same order as a full translation would make them (except that the objects it judged are marked so all at once,
+and the clusters, secrets and tokens it registers are put in their tables at once: both only add to sets and
+tables read after the translation), and its result is reused. The loops over every AIServiceBackend and route
+(``cached_each``) go a chunk of fragments at a time: a chunk about the same objects as last time whose
+fragments read no change is replayed as one (a check against the few changed keys, a few bulk updates), so
+such a loop costs a few hundred steps at 10,000 objects. A fragment computed again whose result equals last
+time's gives back last time's objects, so whatever is built from it can tell by identity that nothing changed.
+Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and listeners) go
+through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value, which for the
+same objects is identity and costs next to nothing), they give back last time's result and replay its effects
+instead of sorting and building again. The map of which BackendSecurityPolicy applies to what is kept the same
+way, while the policies and AIServiceBackends are the same objects; a fragment asking it about a target
+records a read of that target (``recording.policy_target``), which a change of a policy naming the target
+(before or after) marks changed, so a policy's change recomputes what it names, not every backend. The
+objects' noted fields come from last time's objects with notes unless one loaded again had or has some
+(``reloaded``), and statuses are made again only for objects with findings now or before
+(``report.StatusTable``). Gateways -> listeners and the other policy maps are recomputed each time; they are
+linear in objects that are few. The recorded reads are the dependency index, taken from the code that does the
+reading, so it cannot drift from it. A fresh memo (``translate``) computes everything, through the same code;
 tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
 and problems.
 """
@@ -56,19 +55,15 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     chunk_starts,
 )
+from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
 from controlplane.heap import release_gradually
 from controlplane.resources.aigateway import BackendSecurityPolicy
-from controlplane.resources.inference import InferencePoolBase
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
-from controlplane.tokens.state import TokenState
 
 T = TypeVar("T")
-
-TOKENS_MODE = "tokens-mode"
-"""Read with every token: whether tokens are minted (``serve``) or taken as minted (``translate``)."""
 
 
 class EffectSink(Protocol):
@@ -398,49 +393,3 @@ def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
         return False
     replaced = compress(range(len(now)), map(is_not, before, now))
     return all(before[index].key == now[index].key for index in replaced)
-
-
-def policy_target(kind: str, namespace: str, name: str) -> tuple[str, str, str, str]:
-    """What a read of which BackendSecurityPolicy applies to the target ``kind`` ``namespace``/``name`` is
-    recorded as (the group is left out: a policy naming an InferencePool applies to either version)."""
-    return ("policy target", kind, namespace, name)
-
-
-def token_key(policy: ObjectKey) -> tuple[str, ObjectKey]:
-    """What a read of ``policy``'s access token is recorded as."""
-    return ("token", policy)
-
-
-class RecordingResourceSet(ResourceSet):
-    """The same objects as ``resources``, telling ``memo`` about every look-up and scan."""
-
-    def __init__(self, resources: ResourceSet, *, memo: TranslationMemo) -> None:
-        super().__init__()
-        self._index = resources._index
-        self._by_class = resources._by_class
-        self._tokens = resources._tokens
-        self._memo = memo
-
-    def token(self, policy: ObjectKey) -> TokenState | None:
-        self._memo.read_key(token_key(policy))
-        self._memo.read_key(TOKENS_MODE)
-        return super().token(policy)
-
-    def get(self, key: ObjectKey) -> Resource | None:
-        self._memo.read_key(key)
-        return super().get(key)
-
-    def of_type(self, model: type[Any]) -> list[Any]:
-        self._memo.read_kind(model)
-        return super().of_type(model)
-
-    def uses_all(self, model: type[Resource]) -> None:
-        self._memo.read_kind(model)
-
-    def by_kind(self, kind: str, *, group: str | None = None) -> list[Resource]:
-        self._memo.read_kind(Resource)
-        return super().by_kind(kind, group=group)
-
-    def inference_pools(self) -> list[InferencePoolBase]:
-        self._memo.read_kind(InferencePoolBase)
-        return super().inference_pools()
