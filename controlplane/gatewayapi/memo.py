@@ -102,10 +102,10 @@ class TranslationMemo:
         self._chunks_previous: dict[str, ChunkedLoop] = {}
         self._chunks_current: dict[str, ChunkedLoop] = {}
         self._used: dict[str, set[FragmentKey]] = {}
-        self._placed: set[FragmentKey] = set()
-        """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
+        self._placed: set[FragmentKey] = set()
+        """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         self._input: dict[ObjectKey, Any] = {}
         self._generation: object = None
         """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
