@@ -137,7 +137,10 @@ def _same_under_yaml_1_1(value: Any) -> bool:
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        return all(_same_under_yaml_1_1(item) for item in value)
+        for item in value:
+            if not _same_under_yaml_1_1(item):
+                return False
+        return True
     return value is None or kind is int or kind is bool
 
 
