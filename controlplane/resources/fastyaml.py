@@ -137,10 +137,7 @@ def _same_under_yaml_1_1(value: Any) -> bool:
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        for item in value:
-            if not _same_under_yaml_1_1(item):
-                return False
-        return True
+        return all(map(_same_under_yaml_1_1, value))  # map: no generator frame per item
     return value is None or kind is int or kind is bool
 
 
