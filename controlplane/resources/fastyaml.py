@@ -59,6 +59,8 @@ def _not_a_string_pattern() -> str:
 
 _NOT_A_STRING_IN_YAML_1_1 = re.compile(_not_a_string_pattern(), re.VERBOSE)
 """A string PyYAML would not read as a string if it were written plain."""
+_RESOLVED_FIRST = frozenset(Resolver.yaml_implicit_resolvers)
+"""The first characters PyYAML tries its implicit resolvers on (``""``: the empty string, as in PyYAML)."""
 _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 """The first line that is neither blank, a comment nor a bare document start."""
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
@@ -121,19 +123,30 @@ def _first_document_is_mapping(text: str) -> bool:
 
 def _same_under_yaml_1_1(value: Any) -> bool:
     kind = type(value)
-    if kind is str:
-        return _NOT_A_STRING_IN_YAML_1_1.match(value) is None
     if kind is dict:
         for key, item in value.items():
-            if type(key) is not str or not _key_stays_string(key) or not _same_under_yaml_1_1(item):
+            if type(key) is not str or not _key_stays_string(key):
+                return False
+            # String values are checked here rather than by a call each: a full load has a hundred thousand.
+            if type(item) is str:
+                if not _stays_string(item):
+                    return False
+            elif not _same_under_yaml_1_1(item):
                 return False
         return True
+    if kind is str:
+        return _stays_string(value)
     if kind is list:
-        return all(_same_under_yaml_1_1(item) for item in value)
+        return all(map(_same_under_yaml_1_1, value))  # map: no generator frame per item
     return value is None or kind is int or kind is bool
+
+
+def _stays_string(text: str) -> bool:
+    # Most strings start with a character no implicit resolver is tried on: no pattern needed for those.
+    return text[:1] not in _RESOLVED_FIRST or _NOT_A_STRING_IN_YAML_1_1.match(text) is None
 
 
 @functools.lru_cache(maxsize=4096)
 def _key_stays_string(key: str) -> bool:
     # Keys are field names, the same few hundred in every file (values are not cached: they may be secret).
-    return _NOT_A_STRING_IN_YAML_1_1.match(key) is None
+    return _stays_string(key)
