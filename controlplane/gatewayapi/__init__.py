@@ -12,6 +12,7 @@ from controlplane import defaults, ir
 from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.listeners import ListenerBinder
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.one_shot import OneShotMemo
 from controlplane.gatewayapi.report import Condition, ObjectStatus, Report
 from controlplane.gatewayapi.routes import build_routes
 from controlplane.resources.notes import FieldState
@@ -62,11 +63,11 @@ def build_ir(
             return _build_ir(memo.begin(resources), options=options, memo=memo)
         finally:
             memo.finish()
-    memo = TranslationMemo()
+    one_shot = OneShotMemo()
     try:
-        return _build_ir(memo.begin(resources), options=options, memo=memo)
+        return _build_ir(one_shot.begin(resources), options=options, memo=one_shot)
     finally:
-        memo.release()
+        one_shot.release()
 
 
 def _build_ir(resources: ResourceSet, *, options: TranslateOptions, memo: TranslationMemo) -> IRResult:

@@ -31,9 +31,9 @@ objects' noted fields come from last time's objects with notes unless one loaded
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). Gateways -> listeners and the other policy maps are recomputed each time; they are
 linear in objects that are few. The recorded reads are the dependency index, taken from the code that does the
-reading, so it cannot drift from it. A fresh memo (``translate``) computes everything, through the same code;
-tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
-and problems.
+reading, so it cannot drift from it. ``translate`` computes everything, through the same code, with a memo
+that records nothing (``one_shot.OneShotMemo``); tests/test_pipeline_incremental.py checks on random edit
+sequences that both give the same snapshot, statuses and problems.
 """
 
 from __future__ import annotations
