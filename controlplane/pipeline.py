@@ -77,7 +77,7 @@ class Translator:
 
     def snapshot(self, resources: ResourceSet) -> TranslatedSnapshot:
         if self._reuse is None:
-            # A translator with nothing to reuse: everything built again, as ``serve``'s first load does.
+            # A translator with nothing to reuse: everything built again, recording nothing for a next load.
             built = build_ir(resources, options=self._options)
             translator = ReusingTranslator()
             snapshot = Snapshot.from_built(translator.resources(built.infra))
