@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -195,14 +196,11 @@ def test_envoy_computes_what_the_translator_evaluates(
     wait_until(lambda: _added(before, _counted(stack, model), counted) == expected, timeout=15)
 
 
-def test_the_costs_filter_holds_no_stream_back(
-    stack: LocalStack, openai_backend: FakeBackend, client: openai.OpenAI
-) -> None:
-    """The Lua walks the body's chunks as they pass: the first event reaches the client while the backend
-    holds the rest, and the cost is still computed at the end."""
-    before = _counted(stack, "gpt-cost")
-    hold = HoldStream()
-    openai_backend.set_mode(hold)
+@contextmanager
+def _held_stream(stack: LocalStack, backend: FakeBackend, hold: HoldStream) -> Iterator[httpx.Response]:
+    """A streamed chat completion for ``gpt-cost`` while ``backend`` holds it as ``hold`` says; released and
+    the backend back to normal at the end, whatever happened."""
+    backend.set_mode(hold)
     body = {"model": "gpt-cost", "messages": [{"role": "user", "content": "hello"}], "stream": True}
     try:
         with (
@@ -210,15 +208,26 @@ def test_the_costs_filter_holds_no_stream_back(
             http.stream("POST", stack.url(GATEWAY, "/v1/chat/completions"), json=body) as reply,
         ):
             assert reply.status_code == 200
-            lines = (line for line in reply.iter_lines() if line.startswith("data: "))
-            first = json.loads(next(lines).removeprefix("data: "))
-            assert not hold.release.is_set()
-            assert first["choices"][0]["delta"]["role"] == "assistant"
-            hold.release.set()
-            rest = list(lines)
+            yield reply
     finally:
         hold.release.set()
-        openai_backend.set_mode(Normal())
+        backend.set_mode(Normal())
+
+
+def test_the_costs_filter_holds_no_stream_back(
+    stack: LocalStack, openai_backend: FakeBackend, client: openai.OpenAI
+) -> None:
+    """The Lua walks the body's chunks as they pass: the first event reaches the client while the backend
+    holds the rest, and the cost is still computed at the end."""
+    before = _counted(stack, "gpt-cost")
+    hold = HoldStream()
+    with _held_stream(stack, openai_backend, hold) as reply:
+        lines = (line for line in reply.iter_lines() if line.startswith("data: "))
+        first = json.loads(next(lines).removeprefix("data: "))
+        assert not hold.release.is_set()
+        assert first["choices"][0]["delta"]["role"] == "assistant"
+        hold.release.set()
+        rest = list(lines)
     assert rest[-1] == "data: [DONE]"
     wait_until(lambda: _added(before, _counted(stack, "gpt-cost")).get("weighted") == 4, timeout=15)
 
@@ -231,18 +240,8 @@ def test_a_stream_its_client_leaves_at_done_is_costed_before_it_ends(
     worked out on ``[DONE]``: counted while the backend still holds the stream open."""
     before = _counted(stack, "gpt-cost")
     hold = HoldStream(after_done=True)
-    openai_backend.set_mode(hold)
-    body = {"model": "gpt-cost", "messages": [{"role": "user", "content": "hello"}], "stream": True}
-    try:
-        with (
-            httpx.Client(timeout=30) as http,
-            http.stream("POST", stack.url(GATEWAY, "/v1/chat/completions"), json=body) as reply,
-        ):
-            assert reply.status_code == 200
-            assert "data: [DONE]" in reply.iter_lines()
-        # Closed with the body unfinished: httpx drops the connection.
+    with _held_stream(stack, openai_backend, hold) as reply:
+        assert "data: [DONE]" in reply.iter_lines()
+        reply.close()  # with the body unfinished: httpx drops the connection
         wait_until(lambda: _added(before, _counted(stack, "gpt-cost")).get("weighted") == 4, timeout=15)
         assert not hold.release.is_set()
-    finally:
-        hold.release.set()
-        openai_backend.set_mode(Normal())
