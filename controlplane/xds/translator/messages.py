@@ -1,4 +1,5 @@
-"""Constructors every Envoy message builder needs: Any packing, durations, the ADS config source.
+"""Constructors every Envoy message builder needs: Any packing, durations, the ADS config source, a header
+set whatever the request or response already carried.
 
 Shared by the translator's builders and the xDS layer's own test and benchmark builders
 (``tests.xds_builders``), so there is one way to say "over ADS" or "N seconds".
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from envoy.config.core.v3 import config_source_pb2
+from envoy.config.core.v3 import base_pb2, config_source_pb2
 from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 
@@ -43,3 +44,13 @@ def ads_source() -> Any:
     source = config_source_pb2.ConfigSource()
     source.CopyFrom(_ADS_SOURCE)
     return source
+
+
+def overwritten_header(name: str, value_format: str, *, keep_empty: bool = False) -> Any:
+    """``name`` set to ``value_format`` (an Envoy format string), replacing any value it had; with
+    ``keep_empty``, set even when the format comes out empty."""
+    return base_pb2.HeaderValueOption(
+        header=base_pb2.HeaderValue(key=name, value=value_format),
+        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+        keep_empty_value=keep_empty,
+    )

@@ -6,7 +6,6 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from envoy.config.core.v3 import base_pb2
 from envoy.config.route.v3 import route_components_pb2 as rc
 from envoy.config.route.v3 import route_pb2
 from envoy.extensions.retry.host.previous_hosts.v3 import previous_hosts_pb2
@@ -22,7 +21,7 @@ from controlplane.xds.translator.filters.model_header import MODEL_FROM_BODY, mo
 from controlplane.xds.translator.filters.model_override import set_route_model
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
 from controlplane.xds.translator.filters.transcoder import transcoded_routes
-from controlplane.xds.translator.messages import pack, seconds
+from controlplane.xds.translator.messages import overwritten_header, pack, seconds
 from controlplane.xds.translator.provider_paths import provider_routes
 
 PICKED_ENDPOINT_RETRIES = 2
@@ -95,12 +94,7 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
             rc.RetryPolicy(retry_on=_UNREACHABLE, num_retries={"value": PICKED_ENDPOINT_RETRIES})
         )
         # The endpoint that served (a fallback, after a retry), for the picker (filters.endpoint_picker).
-        route.response_headers_to_add.append(
-            base_pb2.HeaderValueOption(
-                header=base_pb2.HeaderValue(key=SERVED_ENDPOINT_KEY, value="%UPSTREAM_HOST%"),
-                append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-            )
-        )
+        route.response_headers_to_add.append(overwritten_header(SERVED_ENDPOINT_KEY, "%UPSTREAM_HOST%"))
     if hop.provider_api is not None:
         routes = provider_routes(hop.provider_api, forward=route, model_override=hop.model_override)
     elif hop.transcoding is not None:
@@ -141,7 +135,7 @@ def _fill_route(message: Any, route: ir.Route, *, reads_model: bool) -> None:
     message.route.CopyFrom(_forward(action))
     if reads_model and action.model_override is None:
         # (With an override, the model header is the override's, set below.)
-        message.request_headers_to_add.append(_header_option(ir.MODEL_HEADER, MODEL_FROM_BODY))
+        message.request_headers_to_add.append(overwritten_header(ir.MODEL_HEADER, MODEL_FROM_BODY))
     message.request_headers_to_add.extend(_header_options(action.request_headers.set))
     # The stream header is the public listener's own (filters.stream_usage): it reaches no hop or backend.
     message.request_headers_to_remove.extend([*action.request_headers.remove, STREAM_HEADER])
@@ -239,11 +233,4 @@ def _retry_policy(retry: ir.RetryPolicy) -> Any:
 
 def _header_options(headers: tuple[tuple[str, str], ...]) -> list[Any]:
     # Envoy reads header values as format strings; a literal "%" from a manifest must be escaped.
-    return [_header_option(name, value.replace("%", "%%")) for name, value in headers]
-
-
-def _header_option(name: str, value_format: str) -> Any:
-    return base_pb2.HeaderValueOption(
-        header=base_pb2.HeaderValue(key=name, value=value_format),
-        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-    )
+    return [overwritten_header(name, value.replace("%", "%%")) for name, value in headers]

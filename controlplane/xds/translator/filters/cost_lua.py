@@ -40,7 +40,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 
 from controlplane import ir
 from controlplane.ir import cost_expression as ce
-from controlplane.xds.translator.messages import pack
+from controlplane.xds.translator.messages import overwritten_header, pack
 
 FILTER_NAME = "ai_xds.llm_request_costs"
 BACKEND_METADATA = ("ai_xds.llm_request_costs", "backend")
@@ -133,10 +133,8 @@ def cost_filters(costs: tuple[ir.TokenCost, ...], *, usage_namespace: str, costs
     if _reads_backend(costs):
         namespace, key = BACKEND_METADATA
         # Overwritten whatever the backend sent, and kept empty when the host has no name: the Lua trusts it.
-        header = base_pb2.HeaderValueOption(
-            header=base_pb2.HeaderValue(key=_BACKEND_HEADER, value=f"%UPSTREAM_METADATA({namespace}:{key})%"),
-            append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-            keep_empty_value=True,
+        header = overwritten_header(
+            _BACKEND_HEADER, f"%UPSTREAM_METADATA({namespace}:{key})%", keep_empty=True
         )
         mutation = header_mutation_pb2.HeaderMutation(
             mutations=header_mutation_pb2.Mutations(

@@ -29,7 +29,7 @@ from xds.type.matcher.v3 import string_pb2 as xds_string_pb2
 
 from controlplane import ir
 from controlplane.xds.translator.filters.request_matching import request_header_is, skip_unless
-from controlplane.xds.translator.messages import ads_source, pack
+from controlplane.xds.translator.messages import ads_source, overwritten_header, pack
 
 _NON_EMPTY: Final = ".+"
 """What counts as carrying the override header: a non-empty value (an empty one is no credential)."""
@@ -54,12 +54,7 @@ def credential_override_filter(*, header: str, override: ir.CredentialOverride) 
         mutations=header_mutation_pb2.Mutations(
             request_mutations=[
                 mutation_rules_pb2.HeaderMutation(
-                    append=base_pb2.HeaderValueOption(
-                        header=base_pb2.HeaderValue(
-                            key=header, value=f"{override.prefix}%REQ({override.header})%"
-                        ),
-                        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
-                    )
+                    append=overwritten_header(header, f"{override.prefix}%REQ({override.header})%")
                 ),
                 mutation_rules_pb2.HeaderMutation(remove=override.header),
             ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from envoy.config.common.mutation_rules.v3 import mutation_rules_pb2
-from envoy.config.core.v3 import base_pb2, extension_pb2
+from envoy.config.core.v3 import extension_pb2
 from envoy.extensions.filters.http.header_mutation.v3 import header_mutation_pb2 as header_mutation_filter_pb2
 from envoy.extensions.filters.http.json_to_metadata.v3 import json_to_metadata_pb2 as json_to_metadata
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
@@ -28,7 +28,7 @@ from envoy.type.matcher.v3 import metadata_pb2, value_pb2
 
 from controlplane.ir import MODEL_HEADER
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
-from controlplane.xds.translator.messages import pack
+from controlplane.xds.translator.messages import overwritten_header, pack
 
 MODEL_NAMESPACE = "io.envoy.ai_gateway"
 """The dynamic metadata namespace the body's model is recorded in (and the body check's verdict)."""
@@ -86,11 +86,8 @@ def stream_header_filter() -> Any:
         mutations=header_mutation_filter_pb2.Mutations(
             request_mutations=[
                 mutation_rules_pb2.HeaderMutation(
-                    append=base_pb2.HeaderValueOption(
-                        header=base_pb2.HeaderValue(
-                            key=STREAM_HEADER, value=f"%DYNAMIC_METADATA({MODEL_NAMESPACE}:{STREAM_KEY})%"
-                        ),
-                        append_action=base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD,
+                    append=overwritten_header(
+                        STREAM_HEADER, f"%DYNAMIC_METADATA({MODEL_NAMESPACE}:{STREAM_KEY})%"
                     )
                 )
             ]
