@@ -6,14 +6,12 @@ passthrough vs. transcoded; ``bench.costs``: with vs. without CEL costs).
 
 from __future__ import annotations
 
-import argparse
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
-from bench.report import Cell, Table, median, percentile, render_text
-from controlplane.log import configure_logging
+from bench.report import Cell, median, percentile
 
 
 def chat_body(model: str, *, stream: bool) -> dict[str, object]:
@@ -73,14 +71,3 @@ def compared_row(
         p99[1] - p99[0],
         failures,
     ]
-
-
-def run_from_command_line(description: str | None, measure: Callable[..., Table]) -> None:
-    """``python -m bench.<name> [--seconds S]``: prints the table ``measure(seconds=S)`` gives."""
-    parser = argparse.ArgumentParser(
-        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each kind of request")
-    args = parser.parse_args()
-    configure_logging(json=False, level="warning")
-    print(render_text(measure(seconds=args.seconds)))

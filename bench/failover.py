@@ -12,17 +12,15 @@ Each scenario lasts long enough (15 s) to include several ejection cycles (5 s e
 
 from __future__ import annotations
 
-import argparse
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from bench.report import Table, median, percentile, render_text
+from bench.report import Table, median, percentile, run_from_command_line
 from controlplane.devtools.fake_backend import Mode, Normal, Refuse, Status
 from controlplane.devtools.stack import LocalStack
-from controlplane.log import configure_logging
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "000-region-failover"
 RULE_CLUSTER = "route/default/inference/rule/0"
@@ -91,13 +89,7 @@ def measure(*, seconds: float, settle_seconds: float = 6.5) -> Table:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each scenario")
-    args = parser.parse_args()
-    configure_logging(json=False, level="warning")
-    print(render_text(measure(seconds=args.seconds)))
+    run_from_command_line(__doc__, measure, default_seconds=15.0, seconds_help="duration of each scenario")
 
 
 def _warm_up(http: httpx.Client, url: str) -> None:

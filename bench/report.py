@@ -8,9 +8,12 @@ never a made-up figure.
 
 from __future__ import annotations
 
+import argparse
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from controlplane.log import configure_logging
 
 Cell = str | float | int | None
 
@@ -95,3 +98,20 @@ def render_text(table: Table) -> str:
     if table.raw:
         lines.append(table.raw)
     return "\n".join(lines)
+
+
+def run_from_command_line(
+    description: str | None,
+    measure: Callable[..., Table],
+    *,
+    default_seconds: float = 10.0,
+    seconds_help: str = "duration of each kind of request",
+) -> None:
+    """``python -m bench.<name> [--seconds S]``: prints the table ``measure(seconds=S)`` gives."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=default_seconds, help=seconds_help)
+    args = parser.parse_args()
+    configure_logging(json=False, level="warning")
+    print(render_text(measure(seconds=args.seconds)))

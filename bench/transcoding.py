@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.alternate import alternate, compared_row, run_from_command_line, warm_up
-from bench.report import Table
+from bench.alternate import alternate, compared_row, warm_up
+from bench.report import Table, run_from_command_line
 from controlplane.devtools.fake_backend import FakeBackend
 from controlplane.devtools.fake_providers import FakeProvider
 from controlplane.devtools.manifests import gateway_yaml
