@@ -10,7 +10,10 @@ strings with plain searches for quotes and walks only the structure between them
 nested deeper (in the messages, a tool schema) or written inside a string is left alone. Every top-level
 member of that name gets the value (parsers keep the last of duplicates, so none may keep the client's); an
 object without one gets it first. As with the transform filter, only ``application/json`` bodies are
-touched, and a body that is no JSON object goes as it came.
+touched, and a body that is no JSON object goes as it came. Most bodies need no walk: when the member's name
+is written nowhere in the body it is added first, and when the member opens the object and its name is
+written nowhere after its value it is the only one, both found by plain searches (the row 5 route, counted
+the same way: 361k -> 356k a request; the walk gives the same body for them, checked on random bodies).
 """
 
 from __future__ import annotations
@@ -60,11 +63,30 @@ local function value_end(text, first)
   end
 end
 
+-- `text` (a JSON object opening at `open`, with no member `key`) with the member added first.
+local function first_member(text, open, key, value)
+  local after = string.find(text, "%S", open + 1)
+  local separator = (after ~= nil and string.byte(text, after) ~= 125) and "," or ""
+  return string.sub(text, 1, open) .. '"' .. key .. '":' .. value .. separator .. string.sub(text, open + 1)
+end
+
 -- `text` (a JSON object) with every top-level member named `key` given `value` (JSON), or the member added
 -- first when there is none; nil when `text` is no object or a string in it does not close.
 local function with_member(text, key, value)
   local open = string.find(text, "%S")
   if open == nil or string.byte(text, open) ~= 123 then return nil end
+  -- Most bodies are settled by plain searches, without the walk: a name written nowhere in the body is no
+  -- member; a member that opens the object, its name written nowhere after its value, is the only one.
+  local quoted = '"' .. key .. '"'
+  local named = string.find(text, quoted, open, true)
+  if named == nil then return first_member(text, open, key, value) end
+  if string.find(text, "%S", open + 1) == named then
+    local _, colon = string.find(text, "^%s*:%s*", named + #quoted)
+    local last = colon and value_end(text, colon + 1)
+    if last ~= nil and string.find(text, quoted, last + 1, true) == nil then
+      return string.sub(text, 1, colon) .. value .. string.sub(text, last + 1)
+    end
+  end
   local pieces, copied, found = {}, 1, false
   local depth, key_next, at = 0, false, open
   while true do
@@ -101,9 +123,7 @@ local function with_member(text, key, value)
     pieces[#pieces + 1] = string.sub(text, copied)
     return table.concat(pieces)
   end
-  local after = string.find(text, "%S", open + 1)
-  local separator = (after ~= nil and string.byte(text, after) ~= 125) and "," or ""
-  return string.sub(text, 1, open) .. '"' .. key .. '":' .. value .. separator .. string.sub(text, open + 1)
+  return first_member(text, open, key, value)
 end
 
 """
