@@ -13,7 +13,8 @@ object without one gets it first. As with the transform filter, only ``applicati
 touched, and a body that is no JSON object goes as it came. Most bodies need no walk: when the member's name
 is written nowhere in the body it is added first, and when the member opens the object and its name is
 written nowhere after its value it is the only one, both found by plain searches (the row 5 route, counted
-the same way: 361k -> 356k a request; the walk gives the same body for them, checked on random bodies).
+the same way: 361k -> 356k a request, a streamed one 407k -> 387k; the walk gives the same bodies, checked
+on random ones).
 """
 
 from __future__ import annotations
