@@ -53,6 +53,7 @@ from controlplane.gatewayapi.fragments import (
     Frame,
     Kept,
     Replay,
+    UsedInBulk,
     chunk_starts,
 )
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
@@ -300,6 +301,8 @@ class TranslationMemo:
             used = self._used.get(kind)
             if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
+                if plan.used is not None and not plan.uses <= self._placed:
+                    self._place_used(plan.used)
                 self._replay_ordered(plan.without_uses if plan.uses <= self._placed else plan.ordered)
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
@@ -321,9 +324,35 @@ class TranslationMemo:
                     self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
-            chunks[id(part[0])] = Chunk.of(tuple(part), entries)
+            chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
+
+    def _used_by(self, entries: dict[FragmentKey, Entry]) -> dict[FragmentKey, Entry]:
+        """The fragments ``entries`` use, and the ones those use, as placed in this translation."""
+        found: dict[FragmentKey, Entry] = {}
+        pending = [
+            effect[1] for entry in entries.values() for effect in entry.replay.ordered if effect[0] == "use"
+        ]
+        while pending:
+            key = pending.pop()
+            if key not in found:
+                found[key] = entry = self._current[key]
+                pending.extend(effect[1] for effect in entry.replay.ordered if effect[0] == "use")
+        return found
+
+    def _place_used(self, used: UsedInBulk) -> None:
+        """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
+        the chunk's, so they read no change either. Registering and judging again is harmless."""
+        judged, registered = self._judged, self._registered
+        assert judged is not None, "bind() first"
+        assert registered is not None, "bind() first"
+        judged(used.judged)
+        registered(used.registered)
+        for key in used.keys - self._placed:
+            self._current[key] = used.entries[key]
+            self._used.setdefault(key[0], set()).add(key)
+        self._placed |= used.keys
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave last translation (its effects replayed) if it was given ``inputs``
