@@ -117,6 +117,7 @@ class UsedInBulk:
 
     entries: dict[FragmentKey, Entry]
     keys: frozenset[FragmentKey]
+    by_kind: dict[str, frozenset[FragmentKey]]
     judged: frozenset[ObjectKey]
     registered: dict[str, dict[Hashable, Any]]
 
@@ -132,9 +133,13 @@ class UsedInBulk:
                     registered.setdefault(effect[1], {})[effect[2]] = effect[3]
                 elif effect[0] != "use":
                     return None
+        by_kind: dict[str, set[FragmentKey]] = {}
+        for key in entries:
+            by_kind.setdefault(key[0], set()).add(key)
         return cls(
             entries=entries,
             keys=frozenset(entries),
+            by_kind={kind: frozenset(keys) for kind, keys in by_kind.items()},
             judged=frozenset(chain.from_iterable(entry.replay.judged for entry in entries.values())),
             registered=registered,
         )

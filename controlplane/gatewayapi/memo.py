@@ -23,10 +23,12 @@ time's gives back last time's objects, so whatever is built from it can tell by 
 Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and listeners) go
 through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value, which for the
 same objects is identity and costs next to nothing), they give back last time's result and replay its effects
-instead of sorting and building again. The map of which BackendSecurityPolicy applies to what is kept the same
-way, while the policies and AIServiceBackends are the same objects; a fragment asking it about a target
-records a read of that target (``recording.policy_target``), which a change of a policy naming the target
-(before or after) marks changed, so a policy's change recomputes what it names, not every backend. The
+instead of sorting and building again. The map of which BackendSecurityPolicy applies to what keeps itself up
+to date (``policy_targets.PolicyTargets``, held through ``carried``), re-filing only the policies and
+AIServiceBackends that changed; a fragment asking it about a target records a read of that target
+(``recording.policy_target``), which a change of a policy naming the target (before or after) marks changed,
+so a policy's change recomputes what it names, not every backend. A replayed chunk whose fragments used
+fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). Gateways -> listeners and the other policy maps are recomputed each time; they are
@@ -102,6 +104,8 @@ class TranslationMemo:
         self._kept_current: dict[Hashable, Kept] = {}
         self._chunks_previous: dict[str, ChunkedLoop] = {}
         self._chunks_current: dict[str, ChunkedLoop] = {}
+        self._carried: dict[Hashable, Any] = {}
+        """What ``carried`` keeps from one translation to the next."""
         self._used: dict[str, set[FragmentKey]] = {}
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
@@ -214,7 +218,9 @@ class TranslationMemo:
         follows, whose fragments would otherwise all be freed in one go."""
         self.finish()
         release_gradually(*(loop.by_first for loop in self._chunks_previous.values()))
-        release_gradually(self._previous, self._kept_previous, self._chunks_previous, self._used, self._input)
+        release_gradually(
+            self._previous, self._kept_previous, self._chunks_previous, self._used, self._input, self._carried
+        )
 
     # --- recording ---
 
@@ -349,9 +355,14 @@ class TranslationMemo:
         assert registered is not None, "bind() first"
         judged(used.judged)
         registered(used.registered)
-        for key in used.keys - self._placed:
-            self._current[key] = used.entries[key]
-            self._used.setdefault(key[0], set()).add(key)
+        if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
+            self._current.update(used.entries)
+            for kind, keys in used.by_kind.items():
+                self._used.setdefault(kind, set()).update(keys)
+        else:
+            for key in used.keys - self._placed:
+                self._current[key] = used.entries[key]
+                self._used.setdefault(key[0], set()).add(key)
         self._placed |= used.keys
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
@@ -375,6 +386,16 @@ class TranslationMemo:
         self._kept_current[key] = entry
         kept: T = entry.result
         return kept
+
+    def carried(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The object kept under ``key`` since an earlier translation, or ``make()``'s, kept from now on: for
+        a step that keeps its own state up to date with the input (``policy_targets.PolicyTargets``). A
+        memo that records nothing (``one_shot``) is used once, so the step starts from nothing there."""
+        found = self._carried.get(key)
+        if found is None:
+            found = self._carried[key] = make()
+        carried: T = found
+        return carried
 
     def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: Entry | None) -> Entry:
         frame = Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself
