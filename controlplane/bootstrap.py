@@ -104,11 +104,19 @@ def render_bootstrap(
     text = _template().substitute({key: json.dumps(value) for key, value in values.items()})
     if stats_flush_interval is not None:
         # Envoy refuses both at once: the timer replaces flushing on admin reads.
-        text = text.replace(_FLUSH_ON_ADMIN_LINE, f"stats_flush_interval: {stats_flush_interval:g}s\n", 1)
+        text = text.replace(
+            _FLUSH_ON_ADMIN_LINE, f"stats_flush_interval: {_seconds(stats_flush_interval)}s\n", 1
+        )
     if tls is None:
         return text
     sni = tls.sni or (host if host_is_name else None)
     return text.replace(_TLS_MARKER, _transport_socket(tls, sni=sni), 1)
+
+
+def _seconds(value: float) -> str:
+    """The fewest digits that read back as `value` (``2.5``, ``5``, ``0.125``), with no exponent in Envoy's
+    range: what Go's ``%g`` prints, so the Helm chart renders the same line for the same number."""
+    return repr(float(value)).removesuffix(".0")
 
 
 def _transport_socket(tls: XdsClientTls, *, sni: str | None) -> str:

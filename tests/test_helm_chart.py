@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.certs import generate_dev_certs
 from controlplane.devtools.envoy_process import envoy_binary
 from controlplane.devtools.gotools import GoTools
@@ -237,6 +238,9 @@ def test_a_pod_disruption_budget_only_with_more_than_one_replica(helm: Helm) -> 
         ("controller.replicas=-1", "at '/controller/replicas': minimum: got -1, want 0"),
         ("controller.enableInferenceExtenson=true", "additional properties 'enableInferenceExtenson'"),
         ("controller.env[0].value=x", "at '/controller/env/0': missing property 'name'"),
+        ("envoy.statsFlushInterval=0", "at '/envoy/statsFlushInterval': minimum: got 0, want 0.001"),
+        ("envoy.statsFlushInterval=300", "at '/envoy/statsFlushInterval': exclusiveMaximum: got 300"),
+        ("envoy.statsFlushInterval=5s", "at '/envoy/statsFlushInterval': '5s' does not match pattern"),
     ],
 )
 def test_bad_values_fail_with_the_schema_naming_the_field(helm: Helm, setting: str, message: str) -> None:
@@ -264,11 +268,18 @@ _TLS_BOOTSTRAP_FLAGS = {
 }
 
 
-@pytest.mark.parametrize(("delta", "tls"), [(False, None), (True, None), (False, "tls"), (True, "mtls")])
+@pytest.mark.parametrize(
+    ("delta", "tls", "stats_flush_interval"),
+    [(False, None, None), (True, None, "5"), (False, "tls", None), (True, "mtls", "0.25")],
+)
 def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_validates_it(
-    helm: Helm, tmp_path: Path, delta: bool, tls: str | None
+    helm: Helm, tmp_path: Path, delta: bool, tls: str | None, stats_flush_interval: str | None
 ) -> None:
-    objects = helm.template("--set", f"envoy.enabled=true,envoy.delta={str(delta).lower()}{_TLS_VALUES[tls]}")
+    # `--set` hands the chart 5 as an integer and 0.25 as a string: both are read as seconds.
+    flush_value = f",envoy.statsFlushInterval={stats_flush_interval}" if stats_flush_interval else ""
+    objects = helm.template(
+        "--set", f"envoy.enabled=true,envoy.delta={str(delta).lower()}{_TLS_VALUES[tls]}{flush_value}"
+    )
     envoy_name = f"{FULLNAME}-envoy"
     rendered = one(objects, "ConfigMap", f"{envoy_name}-bootstrap")["data"]["bootstrap.yaml"]
     printed = subprocess.run(
@@ -281,6 +292,7 @@ def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_val
             f"--node-id={envoy_name}",
             *(["--delta"] if delta else []),
             *_TLS_BOOTSTRAP_FLAGS[tls],
+            *([f"--stats-flush-interval={stats_flush_interval}"] if stats_flush_interval else []),
         ],
         capture_output=True,
         text=True,
@@ -318,6 +330,36 @@ def test_the_envoy_bootstrap_is_what_controlplane_bootstrap_prints_and_envoy_val
     assert "--envoy-drain-seconds=600" in controller_args
     service = one(objects, "Service", envoy_name)
     assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(80, "http")]
+
+
+@pytest.mark.parametrize("seconds", [12.5, 0.001, 299.999, 60])
+def test_a_stats_flush_interval_from_a_values_file_is_written_as_controlplane_bootstrap_writes_it(
+    helm: Helm, tmp_path: Path, seconds: float
+) -> None:
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({"envoy": {"enabled": True, "statsFlushInterval": seconds}}))
+    rendered = one(helm.template("-f", str(values)), "ConfigMap", f"{FULLNAME}-envoy-bootstrap")["data"]
+    config = yaml.safe_load(rendered["bootstrap.yaml"])
+    printed = yaml.safe_load(render_bootstrap(xds_address="cp:18000", stats_flush_interval=seconds))
+    assert config["stats_flush_interval"] == printed["stats_flush_interval"]
+    # Envoy refuses a bootstrap holding both.
+    assert "stats_flush_on_admin" not in config
+
+
+def test_a_stats_flush_interval_string_out_of_envoys_range_fails_naming_the_value(helm: Helm) -> None:
+    # A number out of range is the schema's (above); a string such as --set-string's is checked by the chart.
+    result = helm.run(
+        "template",
+        "rel",
+        str(CHART),
+        "--set",
+        "envoy.enabled=true",
+        "--set-string",
+        "envoy.statsFlushInterval=300.5",
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "envoy.statsFlushInterval: 300.5 is out of Envoy's range" in result.stderr, result.stderr
 
 
 def test_xds_tls_mounts_the_secrets_and_passes_the_server_files(helm: Helm) -> None:

@@ -1,7 +1,9 @@
 """A BackendSecurityPolicy change recomputes what the policy names (before or after the change), or what
 names it the legacy way, not every backend: which policy applies to a target is recorded as a read of that
 target, and a policy's change marks changed the targets it named and names. The server's translator then
-gives what a fresh translation gives (tests/test_pipeline_incremental.py checks that on random edits)."""
+gives what a fresh translation gives (tests/test_pipeline_incremental.py checks that on random edits). A
+change elsewhere puts the unchanged policies' credentials in place with the backends using them, not one by
+one."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import pytest
 
 from bench.manifests import NAMESPACE, gateway_manifests, route_yaml
 from controlplane.gatewayapi import build_ir
+from controlplane.gatewayapi.backends import BackendResolver
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.pipeline import TranslateOptions, Translator, translate
 from controlplane.resources.parse import LoadResult, combine, load_text
@@ -117,3 +120,33 @@ def test_a_policy_named_the_legacy_way_recomputes_the_backend_naming_it() -> Non
     after = {**before, "legacy": _policy("legacy", targets=[])}
     build_ir(_load(after).resource_set(previous=previous), options=options, memo=memo)
     assert 0 < memo.computed <= 3  # the policy, backend a5 and route r5
+
+
+def test_a_change_elsewhere_uses_no_unchanged_policy_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backends' chunks are replayed whole, and the policy credentials they used are put in place with
+    them at once rather than replayed use by use (each a look-up and a replay at thousands of policies)."""
+    policies = {f"p{index}": _policy(f"p{index}", targets=[f"a{index}"]) for index in range(BACKENDS)}
+    before = {
+        name: load_text(text, file=name) for name, text in _documents(policies=policies, legacy={}).items()
+    }
+    # As the file source hands them over: the documents not edited keep their parsed objects.
+    after = {**before, "route3": load_text(route_yaml(3, ["a3", "a4"]), file="route3")}
+    options = TranslateOptions(listen_address="127.0.0.1")
+    used_one_at_a_time: list[object] = []
+    replay = BackendResolver.replay
+
+    def counted(self: BackendResolver, effect: tuple[object, ...]) -> None:
+        if effect[0] == "use" and isinstance(effect[1], tuple) and effect[1][0] == "policy":
+            used_one_at_a_time.append(effect[1])
+        replay(self, effect)
+
+    translator = Translator(options=options)
+    previous = combine(before.values()).resource_set()
+    translator.snapshot(previous)
+    monkeypatch.setattr(BackendResolver, "replay", counted)
+    incremental = translator.snapshot(combine(after.values()).resource_set(previous=previous))
+    assert used_one_at_a_time == []
+    fresh = translate(combine(after.values()).resource_set(), options=options)
+    assert incremental.statuses == fresh.statuses
+    for type_url in TYPE_URLS:
+        assert incremental.snapshot.get(type_url).keys() == fresh.snapshot().get(type_url).keys()

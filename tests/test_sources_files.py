@@ -1,5 +1,5 @@
 """Which files a path names: directories in sorted order, hidden entries and ConfigMap volume internals
-skipped, each file once, missing and unreadable paths reported."""
+skipped, each file once, missing and unreadable paths reported, symlink loops skipped."""
 
 from __future__ import annotations
 
@@ -119,3 +119,13 @@ def test_the_file_source_keeps_serving_its_last_load_within_the_limits(tmp_path:
         "3 objects, over the limit of 2 (--max-objects): none of this load is used; "
         "the last load (1 objects) serves"
     ]
+
+
+def test_a_symlink_loop_in_a_folder_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text(_config_map("a"))
+    (tmp_path / "loop.yaml").symlink_to("loop.yaml")
+    (tmp_path / "there.yaml").symlink_to("back.yaml")
+    (tmp_path / "back.yaml").symlink_to("there.yaml")
+    result = load_paths([tmp_path])
+    assert result.problems == []
+    assert [o.object.name for o in result.objects] == ["a"]

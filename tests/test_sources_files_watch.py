@@ -14,12 +14,15 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.parse import LoadResult
 from controlplane.resources.problems import ObjectKey
+from controlplane.sources import files
+from controlplane.sources.file_reading import fingerprinted_files
 from controlplane.sources.files import FileSource, _watch_roots, _WatchRoot
 from tests.polling import wait_until
 
@@ -120,6 +123,39 @@ def test_a_configmap_update_by_symlink_swap_is_loaded(tmp_path: Path, watched: s
         (volume / "..data_tmp").symlink_to(third.name)
         os.replace(volume / "..data_tmp", volume / "..data")
         recorder.wait_for_names(["v3"])
+
+
+def test_saves_by_rename_are_loaded_without_listing_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An atomic writer's save (a hidden temporary file renamed over) and vim's (the file renamed to a
+    backup, written anew, the backup removed) read the saved file only; a new file is still found."""
+    (tmp_path / "sub").mkdir()
+    for name in ("a.yaml", "sub/b.yaml"):
+        (tmp_path / name).write_text(_config_map(Path(name).stem))
+    listings: list[object] = []
+
+    def counted(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
+        listings.append(args)
+        return fingerprinted_files(*args, **kwargs)
+
+    monkeypatch.setattr(files, "fingerprinted_files", counted)
+    with running([tmp_path]) as recorder:
+        recorder.wait_for_names(["a", "b"])
+        wait_until(lambda: listings)
+        listed = len(listings)
+        spare = tmp_path / "sub" / ".b.yaml.tmp123"
+        spare.write_text(_config_map("b2"))
+        os.replace(spare, tmp_path / "sub" / "b.yaml")
+        recorder.wait_for_names(["a", "b2"])
+        (tmp_path / "a.yaml").rename(tmp_path / "a.yaml~")
+        (tmp_path / "a.yaml").write_text(_config_map("a2"))
+        (tmp_path / "a.yaml~").unlink()
+        recorder.wait_for_names(["a2", "b2"])
+        assert len(listings) == listed
+        (tmp_path / "c.yaml").write_text(_config_map("c"))
+        recorder.wait_for_names(["a2", "b2", "c"])
+        assert len(listings) > listed
 
 
 def test_a_half_written_file_keeps_serving_its_last_good_version(tmp_path: Path) -> None:

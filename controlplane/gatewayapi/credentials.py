@@ -26,6 +26,7 @@ from controlplane.gatewayapi.credential_override import OverrideRefused, overrid
 from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.policy_targets import PolicyTargets, target_key
 from controlplane.gatewayapi.recording import policy_target
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
@@ -59,9 +60,6 @@ _KEY_TYPES: Final = {
 CREDENTIAL_HEADERS: Final = tuple(sorted({header.lower() for _, _, header, _ in _KEY_TYPES.values()}))
 """Every header a credential travels in, lower case (what an endpoint picker is never sent)."""
 
-_TargetKey = tuple[str, str, str]
-"""(kind, namespace, name): InferencePool targets match either pool version, so the group is left out."""
-
 
 class PolicyFailed:
     """Marker: the target has a policy, but it cannot be applied."""
@@ -76,11 +74,9 @@ class CredentialResolver:
         self._memo = memo
         self._secrets: dict[str, ir.CredentialSecret] = {}
         self._mint_requests: dict[ObjectKey, MintRequest] = {}
-        # Kept while the policies and AIServiceBackends are the same objects: it looks at every backend.
-        self._policies = memo.kept(
-            "policies by target",
-            (tuple(resources.security_policies()), tuple(resources.backends())),
-            self._policies_by_target,
+        # Kept up to date from the last translation's: re-files only the policies and backends changed.
+        self._policies = memo.carried("policy targets", PolicyTargets).update(
+            resources.security_policies(), resources.backends(), resources=resources, report=report
         )
 
     @property
@@ -105,7 +101,7 @@ class CredentialResolver:
         legacy = target.spec.backend_security_policy_ref if isinstance(target, AIServiceBackend) else None
         if legacy is not None:
             self._resources.find(BackendSecurityPolicy, target.namespace, legacy.name)
-        return self._policies.get(_target(target.kind, target.namespace, target.name))
+        return self._policies.get(target_key(target.kind, target.namespace, target.name))
 
     def policy_credential(
         self, policy: BackendSecurityPolicy
@@ -266,51 +262,3 @@ class CredentialResolver:
         name = f"credential/{policy.namespace}/{policy.name}"
         self.replay(("register", "secret", name, ir.CredentialSecret(name=name, header_value=prefix + key)))
         return ir.Credential(secret=name, header=header, override=override)
-
-    def _policies_by_target(self) -> dict[_TargetKey, BackendSecurityPolicy]:
-        """Each target's policy: ``targetRefs`` first, then legacy ``backendSecurityPolicyRef``."""
-        chosen: dict[_TargetKey, BackendSecurityPolicy] = {}
-        for policy in self._resources.security_policies():
-            self._report.consider(policy)
-            for index, ref in enumerate(policy.spec.target_refs):
-                key = _target(ref.kind, policy.namespace, ref.name)
-                self._claim(chosen, key, policy, f"spec.targetRefs[{index}]")
-        for backend in self._resources.backends():
-            legacy = backend.spec.backend_security_policy_ref
-            if legacy is None:
-                continue
-            found = self._resources.find(BackendSecurityPolicy, backend.namespace, legacy.name)
-            if found is None:
-                self._report.unresolved(
-                    backend,
-                    "spec.backendSecurityPolicyRef.name",
-                    f"BackendSecurityPolicy {backend.namespace}/{legacy.name} not found",
-                )
-                continue
-            self._claim(
-                chosen, _target(backend.kind, backend.namespace, backend.name), found, "spec.targetRefs"
-            )
-        return chosen
-
-    def _claim(
-        self,
-        chosen: dict[_TargetKey, BackendSecurityPolicy],
-        key: _TargetKey,
-        policy: BackendSecurityPolicy,
-        path: str,
-    ) -> None:
-        current = chosen.get(key)
-        if current is None:
-            chosen[key] = policy
-        elif current.key != policy.key:
-            self._report.reject(
-                policy,
-                path,
-                f"{key[0]} {key[1]}/{key[2]} already uses BackendSecurityPolicy "
-                f"{current.namespace}/{current.name}",
-                reason="Conflicted",
-            )
-
-
-def _target(kind: str, namespace: str, name: str) -> _TargetKey:
-    return (kind, namespace, name)

@@ -70,9 +70,15 @@ class Chunk:
     ``without_uses`` is all there is to replay."""
     without_uses: tuple[Effect, ...]
     results: tuple[Any, ...]
+    used: UsedInBulk | None
+    """The fragments used, and the ones they use, when all they do besides is register and mark objects
+    judged (a credential of a BackendSecurityPolicy): put in place at once rather than one use at a time."""
 
     @classmethod
-    def of(cls, objects: tuple[Any, ...], entries: dict[FragmentKey, Entry]) -> Chunk:
+    def of(
+        cls, objects: tuple[Any, ...], entries: dict[FragmentKey, Entry], *, used: dict[FragmentKey, Entry]
+    ) -> Chunk:
+        """The chunk of ``entries`` (about ``objects``), which used the fragments ``used`` (and no other)."""
         registered: dict[str, dict[Hashable, Any]] = {}
         ordered: list[Effect] = []
         for entry in entries.values():
@@ -92,6 +98,7 @@ class Chunk:
             uses=frozenset(effect[1] for effect in ordered if effect[0] == "use"),
             without_uses=tuple(effect for effect in ordered if effect[0] != "use"),
             results=tuple(entry.result for entry in entries.values()),
+            used=UsedInBulk.of(used),
         )
 
     def fits(self, objects: Sequence[Any], *, changed: set[Hashable], stale: set[type]) -> bool:
@@ -101,6 +108,40 @@ class Chunk:
             and all(map(is_, self.objects, objects))
             and self.keys.isdisjoint(changed)
             and self.kinds.isdisjoint(stale)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class UsedInBulk:
+    """Fragments a chunk used, with their registrations and judged objects merged."""
+
+    entries: dict[FragmentKey, Entry]
+    keys: frozenset[FragmentKey]
+    by_kind: dict[str, frozenset[FragmentKey]]
+    judged: frozenset[ObjectKey]
+    registered: dict[str, dict[Hashable, Any]]
+
+    @classmethod
+    def of(cls, entries: dict[FragmentKey, Entry]) -> UsedInBulk | None:
+        """None when one of ``entries`` has an effect whose place among the others matters (a finding)."""
+        if not entries:
+            return None
+        registered: dict[str, dict[Hashable, Any]] = {}
+        for entry in entries.values():
+            for effect in entry.replay.ordered:
+                if effect[0] == "register":
+                    registered.setdefault(effect[1], {})[effect[2]] = effect[3]
+                elif effect[0] != "use":
+                    return None
+        by_kind: dict[str, set[FragmentKey]] = {}
+        for key in entries:
+            by_kind.setdefault(key[0], set()).add(key)
+        return cls(
+            entries=entries,
+            keys=frozenset(entries),
+            by_kind={kind: frozenset(keys) for kind, keys in by_kind.items()},
+            judged=frozenset(chain.from_iterable(entry.replay.judged for entry in entries.values())),
+            registered=registered,
         )
 
 

@@ -23,10 +23,12 @@ time's gives back last time's objects, so whatever is built from it can tell by 
 Steps that combine many fragments' results (ordering routes, merging them into virtual hosts and listeners) go
 through ``TranslationMemo.kept``: given the very same inputs as last time (compared by value, which for the
 same objects is identity and costs next to nothing), they give back last time's result and replay its effects
-instead of sorting and building again. The map of which BackendSecurityPolicy applies to what is kept the same
-way, while the policies and AIServiceBackends are the same objects; a fragment asking it about a target
-records a read of that target (``recording.policy_target``), which a change of a policy naming the target
-(before or after) marks changed, so a policy's change recomputes what it names, not every backend. The
+instead of sorting and building again. The map of which BackendSecurityPolicy applies to what keeps itself up
+to date (``policy_targets.PolicyTargets``, held through ``carried``), re-filing only the policies and
+AIServiceBackends that changed; a fragment asking it about a target records a read of that target
+(``recording.policy_target``), which a change of a policy naming the target (before or after) marks changed,
+so a policy's change recomputes what it names, not every backend. A replayed chunk whose fragments used
+fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). Gateways -> listeners and the other policy maps are recomputed each time; they are
@@ -53,6 +55,7 @@ from controlplane.gatewayapi.fragments import (
     Frame,
     Kept,
     Replay,
+    UsedInBulk,
     chunk_starts,
 )
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
@@ -101,6 +104,8 @@ class TranslationMemo:
         self._kept_current: dict[Hashable, Kept] = {}
         self._chunks_previous: dict[str, ChunkedLoop] = {}
         self._chunks_current: dict[str, ChunkedLoop] = {}
+        self._carried: dict[Hashable, Any] = {}
+        """What ``carried`` keeps from one translation to the next."""
         self._used: dict[str, set[FragmentKey]] = {}
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
@@ -213,7 +218,9 @@ class TranslationMemo:
         follows, whose fragments would otherwise all be freed in one go."""
         self.finish()
         release_gradually(*(loop.by_first for loop in self._chunks_previous.values()))
-        release_gradually(self._previous, self._kept_previous, self._chunks_previous, self._used, self._input)
+        release_gradually(
+            self._previous, self._kept_previous, self._chunks_previous, self._used, self._input, self._carried
+        )
 
     # --- recording ---
 
@@ -300,6 +307,8 @@ class TranslationMemo:
             used = self._used.get(kind)
             if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
+                if plan.used is not None and not plan.uses <= self._placed:
+                    self._place_used(plan.used)
                 self._replay_ordered(plan.without_uses if plan.uses <= self._placed else plan.ordered)
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
@@ -321,9 +330,40 @@ class TranslationMemo:
                     self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
-            chunks[id(part[0])] = Chunk.of(tuple(part), entries)
+            chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
+
+    def _used_by(self, entries: dict[FragmentKey, Entry]) -> dict[FragmentKey, Entry]:
+        """The fragments ``entries`` use, and the ones those use, as placed in this translation."""
+        found: dict[FragmentKey, Entry] = {}
+        pending = [
+            effect[1] for entry in entries.values() for effect in entry.replay.ordered if effect[0] == "use"
+        ]
+        while pending:
+            key = pending.pop()
+            if key not in found:
+                found[key] = entry = self._current[key]
+                pending.extend(effect[1] for effect in entry.replay.ordered if effect[0] == "use")
+        return found
+
+    def _place_used(self, used: UsedInBulk) -> None:
+        """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
+        the chunk's, so they read no change either. Registering and judging again is harmless."""
+        judged, registered = self._judged, self._registered
+        assert judged is not None, "bind() first"
+        assert registered is not None, "bind() first"
+        judged(used.judged)
+        registered(used.registered)
+        if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
+            self._current.update(used.entries)
+            for kind, keys in used.by_kind.items():
+                self._used.setdefault(kind, set()).update(keys)
+        else:
+            for key in used.keys - self._placed:
+                self._current[key] = used.entries[key]
+                self._used.setdefault(key[0], set()).add(key)
+        self._placed |= used.keys
 
     def kept(self, key: Hashable, inputs: tuple[Any, ...], compute: Callable[[], T]) -> T:
         """``compute()``, or what it gave last translation (its effects replayed) if it was given ``inputs``
@@ -346,6 +386,16 @@ class TranslationMemo:
         self._kept_current[key] = entry
         kept: T = entry.result
         return kept
+
+    def carried(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The object kept under ``key`` since an earlier translation, or ``make()``'s, kept from now on: for
+        a step that keeps its own state up to date with the input (``policy_targets.PolicyTargets``). A
+        memo that records nothing (``one_shot``) is used once, so the step starts from nothing there."""
+        found = self._carried.get(key)
+        if found is None:
+            found = self._carried[key] = make()
+        carried: T = found
+        return carried
 
     def _compute(self, key: FragmentKey, compute: Callable[[], Any], *, previous: Entry | None) -> Entry:
         frame = Frame(keys={key[1]})  # the object the fragment is about, which it may not look up itself

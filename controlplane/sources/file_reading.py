@@ -62,19 +62,26 @@ def yaml_files(paths: Sequence[Path], problems: list[Problem]) -> list[Path]:
 
 
 def fingerprinted_files(
-    paths: Sequence[Path], problems: list[Problem], *, nested: set[Path] | None = None
+    paths: Sequence[Path],
+    problems: list[Problem],
+    *,
+    nested: set[Path] | None = None,
+    aliased: set[str] | None = None,
 ) -> dict[str, tuple[int, int]]:
     """``yaml_files`` (by name: a check of thousands of files makes no ``Path`` objects) with each file's
     fingerprint (mtime, size), read through symlinks. A file reached twice (a symlink, overlapping paths) is
     listed once, under the first name. The directories among ``paths`` that have a visible subfolder are
-    added to ``nested``."""
+    added to ``nested``; the names whose file another name can change or stand for (a symlink listed, a
+    second name skipped) to ``aliased``."""
     seen: set[tuple[int, int]] = set()
     out: dict[str, tuple[int, int]] = {}
     for path in paths:
         if path.is_dir():
-            candidates = _files_below(path, nested=nested)
+            candidates = _files_below(path, nested=nested, links=aliased)
         elif path.is_file():
             candidates = [str(path)]
+            if aliased is not None and path.is_symlink():
+                aliased.add(candidates[0])
         else:
             problems.append(
                 Problem(severity=Severity.ERROR, file=str(path), message="no such file or directory")
@@ -86,18 +93,30 @@ def fingerprinted_files(
             except OSError:
                 continue  # a dangling symlink, or gone since the directory was read
             identity = (found.st_dev, found.st_ino)
-            if not stat.S_ISREG(found.st_mode) or identity in seen:
+            if not stat.S_ISREG(found.st_mode):
+                continue
+            if identity in seen:
+                if aliased is not None:
+                    aliased.add(candidate)
                 continue
             seen.add(identity)
             out[candidate] = (found.st_mtime_ns, found.st_size)
     return out
 
 
-def _files_below(folder: Path, *, nested: set[Path] | None) -> list[str]:
+def listed_below(relative: str) -> bool:
+    """Whether a folder's listing would take the file at ``relative`` (a path below the folder), were it a
+    regular file: no hidden part, a YAML ending (``_files_below``'s rules)."""
+    return relative.endswith(_YAML_ENDINGS) and not any(
+        part.startswith(".") for part in relative.split(os.sep)
+    )
+
+
+def _files_below(folder: Path, *, nested: set[Path] | None, links: set[str] | None) -> list[str]:
     """YAML files under ``folder`` in sorted order (by path component: a folder's files come where its name
     sorts), hidden entries skipped (among them a ConfigMap volume's ``..data`` and timestamped folders);
-    symlinked folders are not entered, symlinked files are listed. ``folder`` is added to ``nested`` if it
-    has a visible subfolder.
+    symlinked folders are not entered, symlinked files are listed (and added to ``links``). ``folder`` is
+    added to ``nested`` if it has a visible subfolder.
 
     Each directory's entries are sorted once, by name, and walked in that order through a stack (no
     recursion limit): at thousands of files this is most of what a change costs before parsing."""
@@ -115,13 +134,19 @@ def _files_below(folder: Path, *, nested: set[Path] | None) -> list[str]:
         except OSError:
             continue  # unreadable, or gone since its parent was read
         for entry in entries:
-            if entry.is_dir():
+            try:
+                is_folder = entry.is_dir()
+            except OSError:
+                continue  # a symlink loop: not a file to read either
+            if is_folder:
                 if nested is not None and path == top:
                     nested.add(folder)
                 if not entry.is_symlink():
                     pending.append((entry.path, True))
             elif entry.name.endswith(_YAML_ENDINGS):
                 pending.append((entry.path, False))
+                if links is not None and entry.is_symlink():
+                    links.add(entry.path)
     return found
 
 

@@ -6,10 +6,14 @@ with the one-off ``load_paths`` of the ``translate`` command); ``FileSource`` ke
 Changes are noticed through the operating system's file events (inotify, through ``watchfiles``), so a
 save is seen at once rather than at the next poll. Events only say "look again": what changed is decided by
 each file's size and mtime, read through symlinks, so a ConfigMap volume, whose files change by swapping
-its ``..data`` symlink, behaves like a plain folder. When a burst's events are all writes to files of the
-last listing (a user or a tool saving files in place), only those files are checked and read, and put in
-the load in place of their previous objects (``CombinedLoads``): a change costs what the changed files
-cost, not a listing of thousands of files (about 30 ms at 5,000); any other event lists everything.
+its ``..data`` symlink, behaves like a plain folder. When a burst's events leave the listing as it was,
+only the files of the last listing they name are checked and read, and put in the load in place of their
+previous objects (``CombinedLoads``): a change costs what the changed files cost, not a listing of
+thousands of files (about 30 ms at 5,000). Such a burst is writes to listed files (saving in place), and,
+while no listed file is a symlink or has a second name listed, also a file renamed over a listed one (an
+editor's or an atomic writer's save) and files the listing would not take coming and going (their
+temporary and swap files). Anything else lists everything: a file added or removed, a folder or symlink
+appearing (a ConfigMap's ``..data`` swap), a folder of listed files gone.
 
 A directory is watched recursively when it has a visible subfolder, and on its own otherwise (starting a
 recursive watch walks everything below it while holding the GIL, about 15 ms at 5,000 files, a stall of the
@@ -52,6 +56,7 @@ from controlplane.sources.file_reading import (
     DEFAULT_LIMITS,
     FileLimits,
     fingerprinted_files,
+    listed_below,
     load_file,
     object_count_problem,
 )
@@ -97,6 +102,11 @@ class FileSource:
         """(absolute, as given) prefixes of the paths, to spell an event's path as the listing does."""
         self._nested: frozenset[Path] = frozenset()
         """The directories among the paths that had a visible subfolder at the last listing."""
+        self._aliased = False
+        """Whether a file of the last listing is a symlink or was reached by a second name (skipped): then
+        events for paths outside the listing, or renames onto it, may change it (see ``_written``)."""
+        self._listed_folders: frozenset[str] | None = None
+        """The folders holding the last listing's files, and theirs; made when first needed."""
 
     def state(self) -> dict[str, Any]:
         return {"files": [str(path) for path in self._paths]}
@@ -115,8 +125,11 @@ class FileSource:
 
     def _list(self, problems: list[Problem]) -> dict[str, tuple[int, int]]:
         nested: set[Path] = set()
-        listing = fingerprinted_files(self._paths, problems, nested=nested)
+        aliased: set[str] = set()
+        listing = fingerprinted_files(self._paths, problems, nested=nested, aliased=aliased)
         self._nested = frozenset(nested)
+        self._aliased = bool(aliased)
+        self._listed_folders = None
         self._listing_problems = list(problems)
         self._spellings = [
             (os.path.abspath(path) + os.sep, os.fspath(path) + os.sep)
@@ -229,26 +242,63 @@ class FileSource:
             return self._load(listing, problems)
 
     def _written(self, touched: _Events) -> dict[str, tuple[int, int]] | None:
-        """The new fingerprints of the files whose content changed, if ``touched`` is only writes to regular
-        files of the last listing; None when the listing may have changed: a file added, removed, renamed
-        onto (which may make it another file's second name) or replaced by something else, or an event for
-        a path the listing does not hold (a folder, a ConfigMap's ``..data`` swap, an editor's temporary
-        file)."""
+        """The new fingerprints of the listed files whose content changed, if ``touched`` leaves the last
+        listing as it was (see the module docstring); None when it may not."""
         written: dict[str, tuple[int, int]] = {}
         for change, absolute in touched:
             path = self._spelled(absolute)
             fingerprint = self._seen.get(path)
-            if change is not watchfiles.Change.modified or fingerprint is None:
+            if fingerprint is None:
+                if self._aliased or not self._outside_listing(path, absolute):
+                    return None
+                continue
+            renamed_onto = change is not watchfiles.Change.modified
+            if renamed_onto and self._aliased:
                 return None
             try:
-                found = os.stat(path)
+                # A file renamed onto must be a plain file of its own: not a symlink, not a second name.
+                found = os.stat(path, follow_symlinks=not renamed_onto)
             except OSError:
                 return None
-            if not stat.S_ISREG(found.st_mode):
+            if not stat.S_ISREG(found.st_mode) or (renamed_onto and found.st_nlink != 1):
                 return None
             if (found.st_mtime_ns, found.st_size) != fingerprint:
                 written[path] = (found.st_mtime_ns, found.st_size)
         return written
+
+    def _outside_listing(self, path: str, absolute: str) -> bool:
+        """Whether the path of an event, not in the last listing, leaves it as it was: gone and no folder of
+        listed files (a temporary file renamed away), or a regular file the listing would not take (hidden,
+        not YAML: swap files, backups)."""
+        try:
+            found = os.lstat(path)
+        except FileNotFoundError:
+            return path not in self._folders_of_listing()
+        except OSError:
+            return False
+        return stat.S_ISREG(found.st_mode) and not self._would_list(absolute)
+
+    def _would_list(self, absolute: str) -> bool:
+        """Whether a listing would take the regular file at ``absolute``: a path named, or a visible YAML
+        file below a folder named."""
+        for prefix, _ in self._spellings:
+            if prefix.endswith(os.sep):
+                if absolute.startswith(prefix) and listed_below(absolute[len(prefix) :]):
+                    return True
+            elif absolute == prefix:
+                return True
+        return False
+
+    def _folders_of_listing(self) -> frozenset[str]:
+        if self._listed_folders is None:
+            folders: set[str] = set()
+            for path in self._seen:
+                folder = os.path.dirname(path)
+                while folder and folder not in folders:
+                    folders.add(folder)
+                    folder = os.path.dirname(folder)
+            self._listed_folders = frozenset(folders)
+        return self._listed_folders
 
     def _load_one(self, path: str, fingerprint: tuple[int, int]) -> LoadResult:
         state = self._files.get(path)
