@@ -86,7 +86,7 @@ def _add_lb_endpoints(
     for target in targets:
         lb_endpoint = add()
         address = lb_endpoint.endpoint.address
-        if type(target) is ir.InternalEndpoint:
+        if isinstance(target, ir.InternalEndpoint):
             address.envoy_internal_address.server_listener_name = target.listener
         else:
             socket = address.socket_address
