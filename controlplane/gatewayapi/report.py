@@ -157,8 +157,14 @@ class Report:
             out = dict(before)
             for key in {*unwell, *self._findings, *self._pools}:
                 out[key] = self._status(key, managed_parents)
-        elif not before:  # a first translation: every status is made
-            out = {key: self._status(key, managed_parents) for key in _in_key_order(self._seen)}
+        elif not before:  # a first translation: every status is made, most of them all well
+            findings, pools = self._findings, self._pools
+            out = {
+                key: self._status(key, managed_parents)
+                if key in findings or key in pools
+                else ObjectStatus(key, _ALL_WELL)
+                for key in _in_key_order(self._seen)
+            }
         else:
             out = {}
             for key in _in_key_order(self._seen):
