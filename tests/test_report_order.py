@@ -32,3 +32,18 @@ def test_statuses_of_thousands_of_objects_are_in_key_order() -> None:
     second = later.statuses(previous=first)
     assert list(second.by_key) == sorted(set(later_keys))
     assert all(second.by_key[key] is first.by_key[key] for key in later_keys if key in first.by_key)
+
+
+def test_statuses_of_one_large_kind_are_in_key_order() -> None:
+    # 10,000 backends in one namespace: one group of names sorted in several runs, then merged.
+    keys = [
+        ObjectKey("aigateway.envoyproxy.io", "AIServiceBackend", "bench", f"a{i}-{side}")
+        for i in range(5_000)
+        for side in "ab"
+    ]
+    keys += [ObjectKey("aigateway.envoyproxy.io", "AIGatewayRoute", "bench", f"r{i}") for i in range(5_000)]
+    keys += [ObjectKey("gateway.networking.k8s.io", "Gateway", "", "bench")]
+    random.Random(11).shuffle(keys)
+    report = Report(source_of=lambda _key: None)
+    report.judged(keys)
+    assert list(report.statuses().by_key) == sorted(keys, key=ObjectKey.order)

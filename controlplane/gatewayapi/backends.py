@@ -198,7 +198,7 @@ class BackendResolver:
                         path_prefix=ir.OPENAI_PATH_PREFIX,
                         host_rewrite=None,
                         credential=credential,
-                        headers=ir.HeaderEdits(),
+                        headers=ir.NO_HEADER_EDITS,
                         picker=picker,
                         picker_fails_open=pods.fail_open,
                     )
@@ -215,6 +215,8 @@ class BackendResolver:
 
 
 def header_edits(set_headers: Iterable[HTTPHeader], remove: Iterable[str]) -> ir.HeaderEdits:
+    if not set_headers and not remove:
+        return ir.NO_HEADER_EDITS
     return ir.HeaderEdits(
         set=tuple(sorted((header.name, header.value) for header in set_headers)), remove=tuple(sorted(remove))
     )

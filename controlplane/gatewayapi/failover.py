@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from functools import lru_cache
 
 from controlplane import ir
 from controlplane.gatewayapi.report import Report
@@ -108,6 +109,25 @@ def retry_policy(
     retries still carries the per-attempt timeouts (``backendRequest``, ``streamIdleTimeout``), which Envoy
     keeps on the retry policy; None when there are none either.
     """
+    retry = policy.spec.retry if policy is not None else None
+    if retry is not None:
+        return _envoy_gateway_retry(
+            retry,
+            per_try_timeout_seconds=per_try_timeout_seconds,
+            per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
+        )
+    return _default_retry_policy(levels, widest_level, per_try_timeout_seconds, per_try_idle_timeout_seconds)
+
+
+@lru_cache(maxsize=1024)
+def _default_retry_policy(
+    levels: int,
+    widest_level: int,
+    per_try_timeout_seconds: float | None,
+    per_try_idle_timeout_seconds: float | None,
+) -> ir.RetryPolicy | None:
+    """``retry_policy`` without a BackendTrafficPolicy retry: thousands of rules share a few of these
+    (immutable values), made once each."""
     can_fail_over = levels > 1 or widest_level > 1
     default = ir.RetryPolicy(
         num_retries=max(levels - 1, 1) if can_fail_over else 0,
@@ -120,13 +140,6 @@ def retry_policy(
         attempts_per_priority=1 if levels > 1 else None,
         avoid_previous_hosts=levels == 1 and widest_level > 1,
     )
-    retry = policy.spec.retry if policy is not None else None
-    if retry is not None:
-        return _envoy_gateway_retry(
-            retry,
-            per_try_timeout_seconds=per_try_timeout_seconds,
-            per_try_idle_timeout_seconds=per_try_idle_timeout_seconds,
-        )
     if can_fail_over:
         return default
     if per_try_timeout_seconds is None and per_try_idle_timeout_seconds is None:

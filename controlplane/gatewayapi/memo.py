@@ -135,6 +135,10 @@ class TranslationMemo:
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
         differing, before = self._differing(resources)
+        if not self._keeps_any():
+            # What changed only decides which of the last translation's fragments are computed again: with
+            # none kept (a first translation), there is nothing to look through 25k changed objects for.
+            differing = ()
         changed: set[Hashable] = set(differing)
         kinds: set[type] = set()
         for key in differing:
@@ -168,6 +172,19 @@ class TranslationMemo:
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
 
+    def _keeps_any(self) -> bool:
+        """Whether anything of an earlier translation is kept to be reused."""
+        return any(
+            (
+                self._previous,
+                self._current,
+                self._kept_previous,
+                self._kept_current,
+                self._chunks_previous,
+                self._chunks_current,
+            )
+        )
+
     def _differing(self, resources: ResourceSet) -> tuple[Collection[ObjectKey], Mapping[ObjectKey, Any]]:
         """The keys whose object differs from the last translation's input, and the objects they had
         there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
@@ -191,12 +208,16 @@ class TranslationMemo:
             current = {loaded.key: loaded.object for loaded in resources}
             before = self._input
             # ``None != obj`` would run the model's own (Python) ``__eq__``: on a first translation, for each.
-            differing = [
-                key
-                for key, obj in current.items()
-                if (old := before.get(key)) is not obj and (old is None or old != obj)
-            ]
-            differing += [key for key in before if key not in current]
+            differing = (
+                [
+                    key
+                    for key, obj in current.items()
+                    if (old := before.get(key)) is not obj and (old is None or old != obj)
+                ]
+                + [key for key in before if key not in current]
+                if before
+                else list(current)
+            )
             self._input = current
         self._generation = resources.generation
         return differing, before

@@ -4,7 +4,6 @@ the rule is usable."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import replace
 
 from controlplane import ir
@@ -29,7 +28,9 @@ def rule_action(
             500, f"No usable backend for rule {index} of AIGatewayRoute {route.namespace}/{route.name}."
         )
     backend_timeout = rule.backend_request_timeout
-    per_level = Counter(endpoint.priority for endpoint in cluster.endpoints)
+    per_level: dict[int, int] = {}
+    for endpoint in cluster.endpoints:
+        per_level[endpoint.priority] = per_level.get(endpoint.priority, 0) + 1
     request_timeout = failover.request_timeout(rule, policy).total_seconds()
     forward = ir.Forward(
         cluster=cluster.name,

@@ -66,20 +66,20 @@ class Placement:
     routes' order changed)."""
 
     by_host: dict[tuple[str, str], list[Ranked]]
-    by_listener: dict[str, tuple[Candidate, ...]]
-    """Each Envoy listener's candidates, host by host: the routes whose costs it counts."""
+    owners: dict[str, tuple[AIGatewayRoute, ...]]
+    """Each Envoy listener's routes, oldest first: the routes whose costs it counts."""
 
 
 def placement(placed: Iterable[Placed]) -> Placement:
     """``placed``: each route's candidates, oldest route first."""
     by_host: dict[tuple[str, str], list[Ranked]] = defaultdict(list)
+    # Each route once per listener, in the order routes come: oldest first, without sorting them again.
+    owners: dict[str, dict[int, AIGatewayRoute]] = defaultdict(dict)
     for route_order, candidates in enumerate(placed):
         for place, candidate in candidates:
             by_host[place].append(((*candidate.rank, route_order, *candidate.position), candidate))
-    by_listener: dict[str, list[Candidate]] = defaultdict(list)
-    for (listener, _), found in by_host.items():
-        by_listener[listener].extend(candidate for _, candidate in found)
-    return Placement(dict(by_host), {listener: tuple(found) for listener, found in by_listener.items()})
+            owners[place[0]][route_order] = candidate.owner
+    return Placement(dict(by_host), {listener: tuple(found.values()) for listener, found in owners.items()})
 
 
 def listeners(
@@ -112,9 +112,9 @@ def listeners(
         hosts = tuple(
             by_listener.get(slot.envoy_listener) or [_virtual_host(slot.envoy_listener, "*", [], report)]
         )
-        owners = placed.by_listener.get(slot.envoy_listener, ())
+        owners = placed.owners.get(slot.envoy_listener, ())
         token_costs = memo.kept(
-            ("token costs", slot.envoy_listener), owners, partial(_listener_costs, owners, report)
+            ("token costs", slot.envoy_listener), owners, partial(costs.listener_costs, owners, report)
         )
         build = partial(
             ir.HttpListener,
@@ -132,14 +132,6 @@ def listeners(
 
 def _virtual_host(listener: str, domain: str, candidates: list[Ranked], report: Report) -> ir.VirtualHost:
     return ir.VirtualHost(name=f"{listener}/{domain}", domains=(domain,), routes=_ordered(candidates, report))
-
-
-def _listener_costs(placed: tuple[Candidate, ...], report: Report) -> tuple[ir.TokenCost, ...]:
-    owners: dict[object, AIGatewayRoute] = {}
-    # Oldest route first, as routes are ordered (the older keeps a cost key two routes give differently).
-    for candidate in sorted(placed, key=lambda candidate: route_age(candidate.owner)):
-        owners.setdefault(candidate.owner.key, candidate.owner)
-    return costs.listener_costs(owners.values(), report)
 
 
 def _order(ranked: Ranked) -> tuple[int, ...]:

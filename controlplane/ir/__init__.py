@@ -87,12 +87,18 @@ class HeaderEdits:
 
     def merged_over(self, base: HeaderEdits) -> HeaderEdits:
         """``self`` wins on conflicts (a backendRef's mutation beats its AIServiceBackend's)."""
+        if not (self.set or self.remove or base.set or base.remove):
+            return self  # most hops: nothing over nothing
         names = {name.lower() for name, _ in self.set} | {name.lower() for name in self.remove}
         kept_set = tuple(item for item in base.set if item[0].lower() not in names)
         kept_remove = tuple(name for name in base.remove if name.lower() not in names)
         return HeaderEdits(
             set=tuple(sorted(kept_set + self.set)), remove=tuple(sorted(kept_remove + self.remove))
         )
+
+
+NO_HEADER_EDITS = HeaderEdits()
+"""Most backends' and backendRefs' edits: one shared value rather than one made for each."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,7 +374,7 @@ class BackendHop:
         return (
             self.model_override is not None
             or self.credential is not None
-            or self.request_headers != HeaderEdits()
+            or self.request_headers != NO_HEADER_EDITS
             or self.path_prefix != OPENAI_PATH_PREFIX
             or self.host_rewrite is not None
             or self.picker is not None

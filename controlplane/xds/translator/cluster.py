@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from envoy.config.cluster.v3 import cluster_pb2, outlier_detection_pb2
 from envoy.config.common.matcher.v3 import matcher_pb2
@@ -34,7 +34,13 @@ _ROUND_ROBIN = cluster_pb2.Cluster.ROUND_ROBIN
 def rule_cluster(cluster: ir.RuleCluster) -> Any:
     """The failover cluster; its hosts are the rule's backend hops (internal listeners) or, for a
     backendRef whose hop would do nothing, its backend's endpoints (``data_path``)."""
-    message = _eds_cluster(cluster.name, connect_timeout_seconds=RULE_CONNECT_TIMEOUT_SECONDS)
+    return _named(_rule_template(cluster.outlier, cluster.circuit_breaker), cluster.name)
+
+
+@lru_cache(maxsize=256)
+def _rule_template(outlier: ir.OutlierPolicy | None, breaker: ir.CircuitBreaker | None) -> Any:
+    """Every rule cluster with this outlier policy and circuit breaker, but for its name (``_named``)."""
+    message = _eds_cluster("", connect_timeout_seconds=RULE_CONNECT_TIMEOUT_SECONDS)
     # Health changes (an ejection) take effect at once: the default 1 s merge window let workers keep
     # sending to a re-ejected backend for a second, ~20 retried requests per probe instead of 3.
     message.common_lb_config.update_merge_window.CopyFrom(seconds(0))
@@ -43,19 +49,15 @@ def rule_cluster(cluster: ir.RuleCluster) -> Any:
     # Envoy's default of 3 concurrent retries per cluster hands the primary's error to every client past the
     # third during a failover; retries are bounded by num_retries (one per level) and by ejection instead
     # (Envoy Gateway allows 1024 too).
-    if cluster.circuit_breaker is None:
+    if breaker is None:
         message.circuit_breakers.thresholds.add(max_retries={"value": _MAX_CONCURRENT_RETRIES})
     else:
-        _set_circuit_breaker(message, cluster.circuit_breaker)
-    if cluster.outlier is not None:
-        message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+        _set_circuit_breaker(message, breaker)
+    if outlier is not None:
+        message.outlier_detection.CopyFrom(_outlier_detection(outlier))
     options = _packed_http_options(
-        error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
-        max_requests_per_connection=(
-            cluster.circuit_breaker.max_requests_per_connection
-            if cluster.circuit_breaker is not None
-            else None
-        ),
+        error_status_codes=outlier.error_status_codes if outlier is not None else (),
+        max_requests_per_connection=breaker.max_requests_per_connection if breaker is not None else None,
         http2=False,
     )
     if options is not None:
@@ -85,31 +87,63 @@ def _set_circuit_breaker(message: Any, breaker: ir.CircuitBreaker) -> None:
         )
 
 
+class UpstreamShape(NamedTuple):
+    """Every field of an ``ir.UpstreamCluster`` but its name, discovery and endpoints: what an EDS upstream
+    cluster's message is made of besides its name (tests hold the two field lists in step)."""
+
+    connect_timeout_seconds: float
+    tls: ir.UpstreamTls | None
+    balancing: ir.Balancing
+    picked_endpoint: bool
+    outlier: ir.OutlierPolicy | None
+    http2: bool
+
+
 def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTEM_CA_FILE) -> Any:
+    shape = UpstreamShape(
+        cluster.connect_timeout_seconds,
+        cluster.tls,
+        cluster.balancing,
+        cluster.picked_endpoint,
+        cluster.outlier,
+        cluster.http2,
+    )
     if cluster.discovery is ir.DiscoveryType.EDS:
-        message = _eds_cluster(cluster.name, connect_timeout_seconds=cluster.connect_timeout_seconds)
-    else:
-        message = cluster_pb2.Cluster(
-            name=cluster.name,
-            type=_STRICT_DNS,
-            connect_timeout=seconds(cluster.connect_timeout_seconds),
-            dns_lookup_family=_V4_PREFERRED,
-            respect_dns_ttl=True,
-            load_assignment=upstream_load_assignment(cluster),
-        )
-    if cluster.tls is not None:
-        message.transport_socket.CopyFrom(_tls_socket(cluster.tls, system_ca_file=system_ca_file))
-    apply_balancing(message, cluster)
-    if cluster.outlier is not None:
-        message.outlier_detection.CopyFrom(_outlier_detection(cluster.outlier))
+        return _named(_upstream_template(shape, system_ca_file), cluster.name)
+    message = cluster_pb2.Cluster(
+        name=cluster.name,
+        type=_STRICT_DNS,
+        connect_timeout=seconds(cluster.connect_timeout_seconds),
+        dns_lookup_family=_V4_PREFERRED,
+        respect_dns_ttl=True,
+        load_assignment=upstream_load_assignment(cluster),
+    )
+    _shape_upstream(message, shape, system_ca_file=system_ca_file)
+    return message
+
+
+@lru_cache(maxsize=256)
+def _upstream_template(shape: UpstreamShape, system_ca_file: str) -> Any:
+    """Every EDS upstream cluster of this shape, but for its name (``_named``)."""
+    message = _eds_cluster("", connect_timeout_seconds=shape.connect_timeout_seconds)
+    _shape_upstream(message, shape, system_ca_file=system_ca_file)
+    return message
+
+
+def _shape_upstream(message: Any, shape: UpstreamShape, *, system_ca_file: str) -> None:
+    """Sets what ``shape`` says on an upstream cluster (EDS or DNS) besides its discovery."""
+    if shape.tls is not None:
+        message.transport_socket.CopyFrom(_tls_socket(shape.tls, system_ca_file=system_ca_file))
+    apply_balancing(message, picked_endpoint=shape.picked_endpoint, balancing=shape.balancing)
+    if shape.outlier is not None:
+        message.outlier_detection.CopyFrom(_outlier_detection(shape.outlier))
     options = _packed_http_options(
-        error_status_codes=cluster.outlier.error_status_codes if cluster.outlier is not None else (),
+        error_status_codes=shape.outlier.error_status_codes if shape.outlier is not None else (),
         max_requests_per_connection=None,
-        http2=cluster.http2,
+        http2=shape.http2,
     )
     if options is not None:
         message.typed_extension_protocol_options[_HTTP_OPTIONS].CopyFrom(options)
-    return message
 
 
 def upstream_cluster_references(cluster: ir.UpstreamCluster) -> References:
@@ -135,8 +169,19 @@ def _eds_cluster(name: str, *, connect_timeout_seconds: float) -> Any:
     return message
 
 
-# The few distinct policies and option sets of a configuration are built once each (most clusters share
-# them). What these cached builders return is shared: callers only copy it into their cluster (CopyFrom).
+def _named(template: Any, name: str) -> Any:
+    """A copy of the EDS cluster ``template`` named ``name`` (its load assignment too): thousands of clusters
+    share a few shapes, and copying a prepared one is one C call where building it is dozens of Python ones.
+    Serialised, the copy is byte for byte the cluster built from scratch (fields go in number order)."""
+    message = cluster_pb2.Cluster()
+    message.CopyFrom(template)
+    message.name = name
+    message.eds_cluster_config.service_name = name
+    return message
+
+
+# The few distinct policies, option sets and cluster templates of a configuration are built once each (most
+# clusters share them). What these cached builders return is shared: callers only copy it (CopyFrom).
 @lru_cache(maxsize=256)
 def _outlier_detection(policy: ir.OutlierPolicy) -> Any:
     detection = outlier_detection_pb2.OutlierDetection(

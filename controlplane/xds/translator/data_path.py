@@ -141,12 +141,14 @@ class DataPaths:
         self._worked[worked.cluster.name] = worked
         for key in worked.reads:
             self._readers[key].add(worked.cluster.name)
-        self._running.update(worked.runs)
+        if worked.runs:  # most rules run no hop: ``Counter.update`` is Python code even for nothing
+            self._running.update(worked.runs)
 
     def _forget(self, worked: _Worked) -> None:
         for key in worked.reads:
             self._readers[key].discard(worked.cluster.name)
-        self._running.subtract(worked.runs)
+        if worked.runs:
+            self._running.subtract(worked.runs)
 
     def _work(self, cluster: ir.RuleCluster) -> _Worked:
         localities: list[Locality] = []
@@ -155,7 +157,6 @@ class DataPaths:
         for endpoint in cluster.endpoints:
             target = endpoint.target
             hosts: tuple[ir.SocketEndpoint | ir.InternalEndpoint, ...] = (target,)
-            name = f"{cluster.name}/{len(localities)}"
             if isinstance(target, ir.InternalEndpoint):
                 name = target.listener
                 hop = self._hops.get(target.listener)
@@ -167,6 +168,8 @@ class DataPaths:
                     runs.append(target.listener)
                 else:
                     hosts = direct
+            else:
+                name = f"{cluster.name}/{len(localities)}"
             localities.append(
                 Locality(
                     name=name,

@@ -3,9 +3,9 @@ or inline in a DNS cluster)."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -20,25 +20,26 @@ from controlplane.xds.translator.filters.cost_lua import BACKEND_METADATA
 
 def rule_load_assignment(path: RulePath) -> Any:
     """One locality per backendRef (``data_path``), weighted by its weight, at its rank among priorities."""
-    ranks = {
-        priority: rank
-        for rank, priority in enumerate(sorted({locality.priority for locality in path.localities}))
-    }
-    hosts_per_level = Counter[int]()
-    for locality in path.localities:
-        hosts_per_level[locality.priority] += len(locality.hosts)
+    localities = path.localities
+    hosts_per_level: dict[int, int] = {}
+    for locality in localities:
+        hosts_per_level[locality.priority] = hosts_per_level.get(locality.priority, 0) + len(locality.hosts)
+    # Envoy numbers levels densely from 0; the user's priority values only give the order.
+    ranks = {priority: rank for rank, priority in enumerate(sorted(hosts_per_level))}
     widest = max(max(hosts_per_level.values(), default=1), 1)
     # Filled in place (here and below): nested keyword construction builds every sub-message and copies it.
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=path.cluster)
-    for locality in sorted(path.localities, key=lambda locality: locality.priority):
-        level = assignment.endpoints.add()
+    add_level = assignment.endpoints.add
+    for locality in sorted(localities, key=_priority) if len(ranks) > 1 else localities:
+        level = add_level()
         level.locality.sub_zone = locality.name
         level.load_balancing_weight.value = locality.weight
-        # Envoy numbers levels densely from 0; the user's priority values only give the order.
         level.priority = ranks[locality.priority]
-        metadata = _backend_metadata(locality.backend) if locality.backend is not None else None
-        for host in locality.hosts:
-            _add_lb_endpoint(level, host, metadata=metadata)
+        _add_lb_endpoints(
+            level,
+            locality.hosts,
+            metadata=_backend_metadata(locality.backend) if locality.backend is not None else None,
+        )
     # With one of two hosts ejected, the default factor (140%) still spills 30% of the traffic to the
     # next level; a level should keep all of it while any of its hosts is healthy.
     assignment.policy.overprovisioning_factor.value = 100 * widest
@@ -47,44 +48,53 @@ def rule_load_assignment(path: RulePath) -> Any:
 
 def upstream_load_assignment(cluster: ir.UpstreamCluster) -> Any:
     assignment = endpoint_pb2.ClusterLoadAssignment(cluster_name=cluster.name)
-    level = assignment.endpoints.add()
-    for endpoint in cluster.endpoints:
-        _add_lb_endpoint(level, endpoint, metadata=None)
+    _add_lb_endpoints(assignment.endpoints.add(), cluster.endpoints, metadata=None)
     return assignment
 
 
 def rule_load_assignment_references(path: RulePath) -> References:
     """What ``rule_load_assignment(path)`` refers to: the hop listeners among its hosts."""
-    return _internal_listeners(host for locality in path.localities for host in locality.hosts)
-
-
-def upstream_load_assignment_references(cluster: ir.UpstreamCluster) -> References:
-    """What ``upstream_load_assignment(cluster)`` refers to."""
-    return _internal_listeners(cluster.endpoints)
-
-
-def _internal_listeners(hosts: Iterable[ir.SocketEndpoint | ir.InternalEndpoint]) -> References:
     return References(
         dependencies=frozenset(
-            ResourceKey(LISTENER, host.listener) for host in hosts if isinstance(host, ir.InternalEndpoint)
+            ResourceKey(LISTENER, host.listener)
+            for locality in path.localities
+            for host in locality.hosts
+            if type(host) is ir.InternalEndpoint
         )
+        or _NONE
     )
 
 
-def _add_lb_endpoint(
-    level: Any, target: ir.SocketEndpoint | ir.InternalEndpoint, *, metadata: base_pb2.Metadata | None
+def upstream_load_assignment_references(cluster: ir.UpstreamCluster) -> References:
+    """What ``upstream_load_assignment(cluster)`` refers to: nothing (its endpoints are addresses)."""
+    return _NO_REFERENCES
+
+
+_NONE: frozenset[ResourceKey] = frozenset()
+_NO_REFERENCES = References()
+_priority = attrgetter("priority")
+
+
+def _add_lb_endpoints(
+    level: Any,
+    targets: Iterable[ir.SocketEndpoint | ir.InternalEndpoint],
+    *,
+    metadata: base_pb2.Metadata | None,
 ) -> None:
-    """Appends ``target`` to the locality ``level``, with weight 1 (Envoy's default, said explicitly)."""
-    lb_endpoint = level.lb_endpoints.add()
-    address = lb_endpoint.endpoint.address
-    if isinstance(target, ir.InternalEndpoint):
-        address.envoy_internal_address.server_listener_name = target.listener
-    else:
-        address.socket_address.address = target.address
-        address.socket_address.port_value = target.port
-    lb_endpoint.load_balancing_weight.value = 1
-    if metadata is not None:
-        lb_endpoint.metadata.CopyFrom(metadata)
+    """Appends ``targets`` to the locality ``level``, each weighted 1 (Envoy's default, said explicitly)."""
+    add = level.lb_endpoints.add
+    for target in targets:
+        lb_endpoint = add()
+        address = lb_endpoint.endpoint.address
+        if isinstance(target, ir.InternalEndpoint):
+            address.envoy_internal_address.server_listener_name = target.listener
+        else:
+            socket = address.socket_address
+            socket.address = target.address
+            socket.port_value = target.port
+        lb_endpoint.load_balancing_weight.value = 1
+        if metadata is not None:
+            lb_endpoint.metadata.CopyFrom(metadata)
 
 
 @lru_cache(maxsize=4096)

@@ -27,11 +27,12 @@ from controlplane.xds.translator.filters.endpoint_picker import (
 from controlplane.xds.translator.messages import pack
 
 
-def apply_balancing(message: Any, cluster: ir.UpstreamCluster) -> None:
-    """Sets ``message``'s load balancing for ``cluster`` (round robin needs nothing: Envoy's default)."""
-    if cluster.picked_endpoint:
-        message.load_balancing_policy.CopyFrom(_policy("override_host", _picked_endpoint(cluster.balancing)))
-    elif cluster.balancing is ir.Balancing.LEAST_REQUEST:
+def apply_balancing(message: Any, *, picked_endpoint: bool, balancing: ir.Balancing) -> None:
+    """Sets an upstream cluster ``message``'s load balancing (``ir.UpstreamCluster``'s fields of the same
+    names; round robin needs nothing: Envoy's default)."""
+    if picked_endpoint:
+        message.load_balancing_policy.CopyFrom(_policy("override_host", _picked_endpoint(balancing)))
+    elif balancing is ir.Balancing.LEAST_REQUEST:
         message.lb_policy = cluster_pb2.Cluster.LEAST_REQUEST
 
 
