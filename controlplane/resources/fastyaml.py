@@ -20,9 +20,9 @@ data or the error with its position: this module only ever changes how fast a te
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Any
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import yaml_rs
 from yaml.resolver import Resolver
@@ -66,7 +66,14 @@ _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
 
 
-def plain_documents(text: str) -> list[Any] | None:
+class PlainDocuments(NamedTuple):
+    documents: list[Any]
+    null_free: bool
+    """No mapping in them holds a null (``key: null``, ``key: ~``, an empty ``key:``): seen on the way of the
+    YAML 1.1 check, which visits every value anyway, so that validation can leave out its null handling."""
+
+
+def plain_documents(text: str) -> PlainDocuments | None:
     """The documents of ``text`` as PyYAML would load them, or None to have PyYAML read it."""
     if not _plain_text(text) or not _first_document_is_mapping(text):
         return None
@@ -79,8 +86,9 @@ def plain_documents(text: str) -> list[Any] | None:
         if loaded is None:
             return None
         documents = loaded if isinstance(loaded, list) else [loaded]
-        if all(_same_under_yaml_1_1(document) for document in documents):
-            return documents
+        nulls: list[None] = []
+        if all(_same_under_yaml_1_1(document, nulls) for document in documents):
+            return PlainDocuments(documents, null_free=not nulls)
     except Exception:  # see above: the fast path never decides an error
         return None
     return None
@@ -121,23 +129,27 @@ def _first_document_is_mapping(text: str) -> bool:
     return first is None or _MAPPING_START.match(text, first.start()) is not None
 
 
-def _same_under_yaml_1_1(value: Any) -> bool:
+def _same_under_yaml_1_1(value: Any, nulls: list[None]) -> bool:
+    """Whether ``value`` reads the same under YAML 1.1; a null found as a mapping's value is added to
+    ``nulls``."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _key_stays_string(key):
-                return False
+        if not _PLAIN_KEYS.issuperset(value) and not _keys_stay_strings(value):
+            return False
+        for item in value.values():
             # String values are checked here rather than by a call each: a full load has a hundred thousand.
             if type(item) is str:
-                if not _stays_string(item):
+                if item[:1] in _RESOLVED_FIRST and _NOT_A_STRING_IN_YAML_1_1.match(item) is not None:
                     return False
-            elif not _same_under_yaml_1_1(item):
+            elif item is None:
+                nulls.append(None)
+            elif not _same_under_yaml_1_1(item, nulls):
                 return False
         return True
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        return all(map(_same_under_yaml_1_1, value))  # map: no generator frame per item
+        return all(map(_same_under_yaml_1_1, value, repeat(nulls)))  # map: no generator frame per item
     return value is None or kind is int or kind is bool
 
 
@@ -146,7 +158,16 @@ def _stays_string(text: str) -> bool:
     return text[:1] not in _RESOLVED_FIRST or _NOT_A_STRING_IN_YAML_1_1.match(text) is None
 
 
-@functools.lru_cache(maxsize=4096)
-def _key_stays_string(key: str) -> bool:
-    # Keys are field names, the same few hundred in every file (values are not cached: they may be secret).
-    return _stays_string(key)
+_PLAIN_KEYS: set[str] = set()
+"""Keys found to stay strings: field names, the same few hundred in every file, so that most mappings are
+checked by one C-level ``issuperset`` (values are not kept: they may be secret)."""
+_PLAIN_KEYS_KEPT = 4096
+
+
+def _keys_stay_strings(mapping: dict[Any, Any]) -> bool:
+    for key in mapping:
+        if type(key) is not str or not _stays_string(key):
+            return False
+        if len(_PLAIN_KEYS) < _PLAIN_KEYS_KEPT:
+            _PLAIN_KEYS.add(key)
+    return True

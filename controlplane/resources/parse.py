@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from controlplane.resources.fastyaml import plain_documents
-from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
+from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource, null_free_validator
 from controlplane.resources.notes import FieldState, NotedField, noted_fields
 from controlplane.resources.problems import (
     ObjectKey,
@@ -142,9 +142,15 @@ def load_text(text: str, *, file: str | None = None) -> LoadResult:
 
 
 def parse_document(
-    raw: Any, *, file: str | None = None, doc_index: int | None = None, path_prefix: str = ""
+    raw: Any,
+    *,
+    file: str | None = None,
+    doc_index: int | None = None,
+    path_prefix: str = "",
+    null_free: bool = False,
 ) -> tuple[list[Loaded], list[Problem]]:
-    """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items."""
+    """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items.
+    ``null_free``: no mapping in ``raw`` holds a null (validation then skips looking for them)."""
     at = _Where(file, doc_index, path_prefix)
     if not isinstance(raw, dict):
         return [], [
@@ -155,14 +161,15 @@ def parse_document(
         return [], [missing]
     api_version, kind = str(raw["apiVersion"]), str(raw["kind"])
     if kind == "List":
-        return _parse_list(raw, at)
+        return _parse_list(raw, at, null_free=null_free)
     found = lookup(api_version, kind)
     if isinstance(found, Skipped):
         return [], [at.problem(Severity.INFO, "", found.reason, raw=raw)]
     if not isinstance(found, Known):
         return [], [at.problem(Severity.ERROR, "apiVersion", found.reason, raw=raw)]
     try:
-        obj = found.model.model_validate(raw)
+        validator = null_free_validator(found.model) if null_free else found.model.__pydantic_validator__
+        obj = validator.validate_python(raw)
     except ValidationError as exc:
         scoped = found.model.cluster_scoped
         errors = sorted(exc.errors(include_input=False, include_url=False), key=_error_sort_key)
@@ -219,7 +226,7 @@ def _identity(raw: Any, *, cluster_scoped: bool) -> tuple[str | None, str | None
     return kind, namespace, name
 
 
-def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Problem]]:
+def _parse_list(raw: dict[str, Any], at: _Where, *, null_free: bool) -> tuple[list[Loaded], list[Problem]]:
     items = raw.get("items")
     if not isinstance(items, list):
         return [], [at.problem(Severity.ERROR, "items", "must be a list", raw=raw)]
@@ -227,7 +234,9 @@ def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Pro
     problems: list[Problem] = []
     for index, item in enumerate(items):
         prefix = join_path(at.path_prefix, f"items[{index}]")
-        found, found_problems = parse_document(item, file=at.file, doc_index=at.doc_index, path_prefix=prefix)
+        found, found_problems = parse_document(
+            item, file=at.file, doc_index=at.doc_index, path_prefix=prefix, null_free=null_free
+        )
         objects.extend(found)
         problems.extend(found_problems)
     return objects, problems
@@ -345,9 +354,11 @@ class _StrictLoader(yaml.CSafeLoader):
 
 
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
-    documents = plain_documents(text)
-    if documents is None:  # not plain data: PyYAML reads it (and reports where it breaks)
-        documents = []
+    plain = plain_documents(text)
+    if plain is not None:
+        documents, null_free = plain
+    else:  # not plain data: PyYAML reads it (and reports where it breaks)
+        documents, null_free = [], False
         try:
             for document in yaml.load_all(text, Loader=_StrictLoader):
                 documents.append(document)
@@ -360,7 +371,7 @@ def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problem
     for index, raw in enumerate(documents):
         if raw is None:
             continue
-        found, found_problems = parse_document(raw, file=file, doc_index=index)
+        found, found_problems = parse_document(raw, file=file, doc_index=index, null_free=null_free)
         objects.extend(found)
         problems.extend(found_problems)
 

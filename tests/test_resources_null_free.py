@@ -1,0 +1,100 @@
+"""A model's validator without its null handling (``null_free_validator``), used for documents in which no
+mapping holds a null, reads every such document exactly as the model's own validator does: the same object
+(field values and which fields were set) or the same errors. On a null it differs, which shows the null
+handling is really left out, and the model's own validator keeps it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from bench.scale import route_file
+from controlplane.resources import Severity, load_text
+from controlplane.resources.core import ConfigMap
+from controlplane.resources.meta import null_free_validator
+from controlplane.resources.registry import Known, lookup
+from tests.test_resources_fastyaml import holds_null_value
+
+_REPO = Path(__file__).parent.parent
+
+
+def _null_free_documents() -> list[dict[str, Any]]:
+    texts = [route_file(3, backend_port=20003)]
+    for folder in ("examples", "tests/data"):
+        texts.extend(path.read_text() for path in sorted((_REPO / folder).rglob("*.yaml")))
+    found: list[dict[str, Any]] = []
+    for text in texts:
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue
+        found.extend(
+            d
+            for d in documents
+            if isinstance(d, dict) and isinstance(d.get("kind"), str) and not holds_null_value(d)
+        )
+    return found
+
+
+def _read(validate: Any, document: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        obj = validate(document)
+    except ValidationError as exc:
+        return "errors", exc.errors(include_url=False)
+    assert isinstance(obj, BaseModel)
+    return "object", (type(obj), obj, obj.model_dump(exclude_unset=True))
+
+
+_CASES = [
+    (document, found.model)
+    for document in _null_free_documents()
+    if isinstance(found := lookup(str(document.get("apiVersion")), document["kind"]), Known)
+]
+
+
+def test_every_repository_document_reads_the_same() -> None:
+    assert len(_CASES) > 50  # the examples' and fixtures' documents of kinds we read
+    kinds = set()
+    for document, model in _CASES:
+        expected = _read(model.model_validate, document)
+        assert _read(null_free_validator(model).validate_python, document) == expected, document
+        kinds.add(model)
+    assert len(kinds) > 8
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"a": 1}}},
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ""}, "data": []},
+        {"apiVersion": "v2", "kind": "ConfigMap", "metadata": {"name": "c"}, "extra": 1},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {}},
+    ],
+)
+def test_bad_documents_get_the_same_errors(document: dict[str, Any]) -> None:
+    model = ConfigMap
+    expected = _read(model.model_validate, document)
+    assert expected[0] == "errors"
+    assert _read(null_free_validator(model).validate_python, document) == expected
+
+
+def test_a_null_is_left_to_the_models_own_validator() -> None:
+    document = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": None}}
+    with pytest.raises(ValidationError) as raised:
+        null_free_validator(ConfigMap).validate_python(document)
+    assert [error["loc"] for error in raised.value.errors()] == [("metadata", "namespace")]
+    # Building that validator left the model's own as it was: a null there still means unset.
+    assert ConfigMap.model_validate(document).metadata.namespace == "default"
+
+
+def test_a_null_map_value_is_still_an_error_naming_the_field() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  labels:\n    a:\ndata:\n  k: v\n"
+    result = load_text(text, file="c.yaml")
+    assert result.objects == []
+    assert [(p.severity, p.field_path, p.message) for p in result.problems] == [
+        (Severity.ERROR, "metadata.labels.a", "must be a string")
+    ]
