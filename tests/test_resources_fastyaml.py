@@ -51,6 +51,15 @@ def holds_null_value(value: Any) -> bool:
     return False
 
 
+def mapping_keys(value: Any) -> set[Any]:
+    """Every mapping key in ``value`` (what ``keys`` says)."""
+    if isinstance(value, dict):
+        return set(value).union(*(mapping_keys(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(mapping_keys(item) for item in value))
+    return set()
+
+
 def _assert_same_or_declined(text: str) -> None:
     fast = plain_documents(text)
     if fast is None:
@@ -60,6 +69,7 @@ def _assert_same_or_declined(text: str) -> None:
     assert fast.documents == reference, text
     assert [type(document) for document in fast.documents] == [type(d) for d in reference], text
     assert fast.null_free is not holds_null_value(reference), text
+    assert fast.keys == [mapping_keys(document) for document in reference], text
 
 
 def test_repository_yaml_reads_the_same() -> None:

@@ -21,6 +21,7 @@ data or the error with its position: this module only ever changes how fast a te
 from __future__ import annotations
 
 import re
+from collections.abc import Set as AbstractSet
 from itertools import repeat
 from typing import Any, NamedTuple
 
@@ -67,10 +68,14 @@ _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
 
 
 class PlainDocuments(NamedTuple):
+    """What ``plain_documents`` read, with what its check of every value saw on the way (for later steps,
+    which would otherwise walk the documents again to learn it)."""
+
     documents: list[Any]
     null_free: bool
-    """No mapping in them holds a null (``key: null``, ``key: ~``, an empty ``key:``): seen on the way of the
-    YAML 1.1 check, which visits every value anyway, so that validation can leave out its null handling."""
+    """No mapping in them holds a null (``key: null``, ``key: ~``, an empty ``key:``)."""
+    keys: list[AbstractSet[str]]
+    """Every mapping key in each of them."""
 
 
 def plain_documents(text: str) -> PlainDocuments | None:
@@ -86,9 +91,11 @@ def plain_documents(text: str) -> PlainDocuments | None:
         if loaded is None:
             return None
         documents = loaded if isinstance(loaded, list) else [loaded]
+        keys: list[set[Any]] = [set() for _ in documents]
         nulls: list[None] = []
-        if all(_same_under_yaml_1_1(document, nulls) for document in documents):
-            return PlainDocuments(documents, null_free=not nulls)
+        same = all(map(_same_under_yaml_1_1, documents, keys, repeat(nulls)))
+        if same and all(map(_keys_stay_strings, keys)):
+            return PlainDocuments(documents, null_free=not nulls, keys=list(keys))  # checked: strings
     except Exception:  # see above: the fast path never decides an error
         return None
     return None
@@ -129,13 +136,12 @@ def _first_document_is_mapping(text: str) -> bool:
     return first is None or _MAPPING_START.match(text, first.start()) is not None
 
 
-def _same_under_yaml_1_1(value: Any, nulls: list[None]) -> bool:
-    """Whether ``value`` reads the same under YAML 1.1; a null found as a mapping's value is added to
-    ``nulls``."""
+def _same_under_yaml_1_1(value: Any, keys: set[Any], nulls: list[None]) -> bool:
+    """Whether the values in ``value`` read the same under YAML 1.1 (the keys are checked once, from
+    ``keys``, where every mapping's are added); a null found as a mapping's value is added to ``nulls``."""
     kind = type(value)
     if kind is dict:
-        if not _PLAIN_KEYS.issuperset(value) and not _keys_stay_strings(value):
-            return False
+        keys.update(value)
         for item in value.values():
             # String values are checked here rather than by a call each: a full load has a hundred thousand.
             if type(item) is str:
@@ -143,13 +149,15 @@ def _same_under_yaml_1_1(value: Any, nulls: list[None]) -> bool:
                     return False
             elif item is None:
                 nulls.append(None)
-            elif not _same_under_yaml_1_1(item, nulls):
+            elif not _same_under_yaml_1_1(item, keys, nulls):
                 return False
         return True
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        return all(map(_same_under_yaml_1_1, value, repeat(nulls)))  # map: no generator frame per item
+        return all(
+            map(_same_under_yaml_1_1, value, repeat(keys), repeat(nulls))
+        )  # no generator frame per item
     return value is None or kind is int or kind is bool
 
 
@@ -159,13 +167,13 @@ def _stays_string(text: str) -> bool:
 
 
 _PLAIN_KEYS: set[str] = set()
-"""Keys found to stay strings: field names, the same few hundred in every file, so that most mappings are
-checked by one C-level ``issuperset`` (values are not kept: they may be secret)."""
+"""Keys found to stay strings: field names, the same few hundred in every file, so that a text's keys are
+mostly checked by one set difference (values are not kept: they may be secret)."""
 _PLAIN_KEYS_KEPT = 4096
 
 
-def _keys_stay_strings(mapping: dict[Any, Any]) -> bool:
-    for key in mapping:
+def _keys_stay_strings(keys: set[Any]) -> bool:
+    for key in keys - _PLAIN_KEYS:
         if type(key) is not str or not _stays_string(key):
             return False
         if len(_PLAIN_KEYS) < _PLAIN_KEYS_KEPT:

@@ -11,7 +11,8 @@ sources' business (``controlplane.sources``).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Set as AbstractSet
+from dataclasses import InitVar, dataclass, field
 from typing import Any
 
 import yaml
@@ -20,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from controlplane.resources.fastyaml import plain_documents
 from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource, null_free_validator
-from controlplane.resources.notes import FieldState, NotedField, noted_fields
+from controlplane.resources.notes import FieldState, NotedField, noted_fields, noted_names
 from controlplane.resources.problems import (
     ObjectKey,
     Problem,
@@ -74,6 +75,8 @@ class Loaded:
     noted: tuple[NotedField, ...] = field(init=False, repr=False, compare=False)
     """The object's noted fields, walked once here: both the load's problems and the translation's status
     conditions need them, and an unchanged object is not walked again on the next load."""
+    may_note: InitVar[bool] = True
+    """False when the input is known to hold none of the noted fields' names (``notes.noted_names``)."""
 
     key: ObjectKey = field(init=False, repr=False, compare=False)
     """The object's key, worked out once: every load looks it up for every object."""
@@ -81,8 +84,8 @@ class Loaded:
     """``key.order()``, worked out once: every ``ResourceSet`` sorts every object by it, and an unchanged
     object keeps its ``Loaded`` from one load to the next."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
+    def __post_init__(self, may_note: bool) -> None:
+        object.__setattr__(self, "noted", tuple(noted_fields(self.object)) if may_note else ())
         object.__setattr__(self, "key", self.object.key)
         object.__setattr__(self, "order", self.key.order())
 
@@ -148,9 +151,12 @@ def parse_document(
     doc_index: int | None = None,
     path_prefix: str = "",
     null_free: bool = False,
+    keys: AbstractSet[str] | None = None,
 ) -> tuple[list[Loaded], list[Problem]]:
     """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items.
-    ``null_free``: no mapping in ``raw`` holds a null (validation then skips looking for them)."""
+    What the reader of ``raw`` saw, when it knows: ``null_free``, no mapping holds a null (validation then
+    skips looking for them); ``keys``, every mapping key in it, or more (an object none of whose noted
+    fields' names is among them is not walked for them)."""
     at = _Where(file, doc_index, path_prefix)
     if not isinstance(raw, dict):
         return [], [
@@ -161,7 +167,7 @@ def parse_document(
         return [], [missing]
     api_version, kind = str(raw["apiVersion"]), str(raw["kind"])
     if kind == "List":
-        return _parse_list(raw, at, null_free=null_free)
+        return _parse_list(raw, at, null_free=null_free, keys=keys)
     found = lookup(api_version, kind)
     if isinstance(found, Skipped):
         return [], [at.problem(Severity.INFO, "", found.reason, raw=raw)]
@@ -174,7 +180,8 @@ def parse_document(
         scoped = found.model.cluster_scoped
         errors = sorted(exc.errors(include_input=False, include_url=False), key=_error_sort_key)
         return [], [at.problem(Severity.ERROR, *_describe(e), raw=raw, cluster_scoped=scoped) for e in errors]
-    loaded = Loaded(obj, file, doc_index, path_prefix)
+    may_note = keys is None or not noted_names(found.model).isdisjoint(keys)
+    loaded = Loaded(obj, file, doc_index, path_prefix, may_note)
     return [loaded], _note_problems(loaded)
 
 
@@ -226,7 +233,9 @@ def _identity(raw: Any, *, cluster_scoped: bool) -> tuple[str | None, str | None
     return kind, namespace, name
 
 
-def _parse_list(raw: dict[str, Any], at: _Where, *, null_free: bool) -> tuple[list[Loaded], list[Problem]]:
+def _parse_list(
+    raw: dict[str, Any], at: _Where, *, null_free: bool, keys: AbstractSet[str] | None
+) -> tuple[list[Loaded], list[Problem]]:
     items = raw.get("items")
     if not isinstance(items, list):
         return [], [at.problem(Severity.ERROR, "items", "must be a list", raw=raw)]
@@ -235,7 +244,7 @@ def _parse_list(raw: dict[str, Any], at: _Where, *, null_free: bool) -> tuple[li
     for index, item in enumerate(items):
         prefix = join_path(at.path_prefix, f"items[{index}]")
         found, found_problems = parse_document(
-            item, file=at.file, doc_index=at.doc_index, path_prefix=prefix, null_free=null_free
+            item, file=at.file, doc_index=at.doc_index, path_prefix=prefix, null_free=null_free, keys=keys
         )
         objects.extend(found)
         problems.extend(found_problems)
@@ -355,8 +364,9 @@ class _StrictLoader(yaml.CSafeLoader):
 
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
     plain = plain_documents(text)
+    keys: list[AbstractSet[str]] | list[None]
     if plain is not None:
-        documents, null_free = plain
+        documents, null_free, keys = plain
     else:  # not plain data: PyYAML reads it (and reports where it breaks)
         documents, null_free = [], False
         try:
@@ -368,10 +378,13 @@ def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problem
             )
             problems.append(problem)
             return
-    for index, raw in enumerate(documents):
+        keys = [None] * len(documents)
+    for index, (raw, raw_keys) in enumerate(zip(documents, keys, strict=True)):
         if raw is None:
             continue
-        found, found_problems = parse_document(raw, file=file, doc_index=index, null_free=null_free)
+        found, found_problems = parse_document(
+            raw, file=file, doc_index=index, null_free=null_free, keys=raw_keys
+        )
         objects.extend(found)
         problems.extend(found_problems)
 
