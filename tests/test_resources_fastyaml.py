@@ -121,6 +121,10 @@ def test_a_null_list_item_is_not_a_null_value() -> None:
         "---\n- a: 1\n",
         "a: 'true'\n",  # a quoted string that would not be one if plain: PyYAML decides
         "a: b\u2028c\n",
+        "a: b\x01c\n",  # control characters, which an ASCII text is checked for through a byte table
+        "a: b\x7fc\n",
+        "a:\tb\n",
+        "a: b\rc\n",
         "\ufeffa: 1\n",
         "a: [1,\n",
     ],

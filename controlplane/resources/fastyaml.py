@@ -107,14 +107,15 @@ def _plain_text(text: str) -> bool:
         text.endswith("\n")  # a block scalar's last line break, when the text ends without one, differs
         # Printable in Python's sense is narrower than in YAML 1.1, and leaves out TAB, CR, NEL, the
         # byte-order mark and the Unicode line and paragraph separators, which the versions read differently.
-        and text.replace("\n", "").isprintable()
+        and _printable(text)
         and text[:1] not in _NODE_START_MARKERS
-        and "\n%" not in text  # a directive
-        and "<<" not in text  # a merge key
+        # Each search for two characters runs only if the first is there (a search for one is much cheaper).
+        and ("%" not in text or "\n%" not in text)  # a directive
+        and ("<" not in text or "<<" not in text)  # a merge key
         and ("\\" not in text or '"' not in text)  # escapes in a double-quoted string
         # Flow collections other than an empty ``{}`` or ``[]``: their rules for plain scalars differ most.
-        and text.count("{") == text.count("{}")
-        and text.count("[") == text.count("[]")
+        and ("{" not in text or text.count("{") == text.count("{}"))
+        and ("[" not in text or text.count("[") == text.count("[]"))
         # The searches below scan the whole text: each runs only if the character it needs is there.
         and not (("!" in text or "&" in text or "*" in text) and _NODE_PROPERTY.search(text))
         and not ("_" in text and _UNDERSCORED_NUMBER.search(text))
@@ -124,9 +125,26 @@ def _plain_text(text: str) -> bool:
     )
 
 
+_PRINTABLE_ASCII_AND_LINE_BREAK = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+def _printable(text: str) -> bool:
+    """Whether every character is printable (in Python's sense) or a line break. An ASCII text, most
+    manifests, is checked through a byte table: several times cheaper than ``isprintable``."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_LINE_BREAK)
+    return text.replace("\n", "").isprintable()
+
+
 def _may_start_with_zero(text: str) -> bool:
-    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search)."""
-    return " 0" in text or "\n0" in text or " -0" in text or "\n-0" in text or " +0" in text or "\n+0" in text
+    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search; a signed zero is
+    looked for only if its sign and zero, or its sign alone, are there)."""
+    return (
+        " 0" in text
+        or "\n0" in text
+        or ("-0" in text and (" -0" in text or "\n-0" in text))
+        or ("+" in text and (" +0" in text or "\n+0" in text))
+    )
 
 
 def _first_document_is_mapping(text: str) -> bool:
