@@ -29,6 +29,9 @@ Loose = dict[str, Any]
 
 _FIELD_SETS: dict[frozenset[str], set[str]] = {}
 """One set of field names per distinct combination seen (see ``Model.model_post_init``)."""
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+"""Sets an instance's ``__pydantic_fields_set__`` slot directly (cheaper than ``object.__setattr__``, which
+looks the slot up first: once for every object and sub-object of a load)."""
 
 
 class Model(BaseModel):
@@ -53,7 +56,7 @@ class Model(BaseModel):
         fields_set = self.__pydantic_fields_set__
         shared = _FIELD_SETS.setdefault(frozenset(fields_set), fields_set)
         if shared is not fields_set:
-            object.__setattr__(self, "__pydantic_fields_set__", shared)
+            _set_fields_set(self, shared)
 
     @model_validator(mode="before")
     @classmethod

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable
 from collections.abc import Set as AbstractSet
 from dataclasses import InitVar, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
@@ -185,8 +185,9 @@ def parse_document(
     return [loaded], _note_problems(loaded)
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
+class _Where(NamedTuple):
+    """Where a document is, for its problems (a tuple: every document of a load makes one)."""
+
     file: str | None
     doc_index: int | None
     path_prefix: str
