@@ -173,9 +173,8 @@ def _same_under_yaml_1_1(value: Any, keys: set[Any], nulls: list[None]) -> bool:
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        return all(
-            map(_same_under_yaml_1_1, value, repeat(keys), repeat(nulls))
-        )  # no generator frame per item
+        # map: no generator frame per item
+        return all(map(_same_under_yaml_1_1, value, repeat(keys), repeat(nulls)))
     return value is None or kind is int or kind is bool
 
 
