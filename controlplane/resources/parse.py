@@ -17,7 +17,6 @@ from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from controlplane.resources.fastyaml import plain_documents
 from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource, null_free_validator
@@ -26,41 +25,13 @@ from controlplane.resources.problems import (
     ObjectKey,
     Problem,
     Severity,
-    field_path,
+    describe_validation_error,
     join_path,
     sorted_problems,
+    validation_error_path,
 )
 from controlplane.resources.registry import Known, Skipped, lookup
 from controlplane.resources.resource_set import ResourceSet
-
-# Pydantic's wording names Python types; users think in YAML.
-_MESSAGES = {
-    "missing": "required field is missing",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "dict_type": "must be a mapping",
-    "list_type": "must be a list",
-    "string_type": "must be a string",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_too_short": "must not be empty",
-    "string_too_long": "must be at most {max_length} characters long",
-    "string_pattern_mismatch": "must match the pattern {pattern}",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-    "greater_than_equal": "must be at least {ge}",
-    "greater_than": "must be greater than {gt}",
-    "less_than_equal": "must be at most {le}",
-    "less_than": "must be less than {lt}",
-    "literal_error": "must be {expected}",
-    "datetime_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-    "datetime_from_date_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-    "datetime_type": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +149,11 @@ def parse_document(
         obj = validator.validate_python(raw)
     except ValidationError as exc:
         scoped = found.model.cluster_scoped
-        errors = sorted(exc.errors(include_input=False, include_url=False), key=_error_sort_key)
-        return [], [at.problem(Severity.ERROR, *_describe(e), raw=raw, cluster_scoped=scoped) for e in errors]
+        errors = sorted(exc.errors(include_input=False, include_url=False), key=validation_error_path)
+        return [], [
+            at.problem(Severity.ERROR, *describe_validation_error(e), raw=raw, cluster_scoped=scoped)
+            for e in errors
+        ]
     may_note = keys is None or not noted_names(found.model).isdisjoint(keys)
     loaded = Loaded(obj, file, doc_index, path_prefix, may_note)
     return [loaded], _note_problems(loaded)
@@ -250,22 +224,6 @@ def _parse_list(
         objects.extend(found)
         problems.extend(found_problems)
     return objects, problems
-
-
-def _describe(error: ErrorDetails) -> tuple[str, str]:
-    """(field path, message) for one validation error; never includes the input value (it may be secret)."""
-    template = _MESSAGES.get(error["type"])
-    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length", 1) > 1:
-        template = "must be at least {min_length} characters long"
-    try:
-        message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
-    except KeyError:
-        message = error["msg"]
-    return field_path(error["loc"]), message
-
-
-def _error_sort_key(error: ErrorDetails) -> str:
-    return field_path(error["loc"])
 
 
 def _note_problems(loaded: Loaded) -> list[Problem]:
