@@ -42,14 +42,34 @@ def _pyyaml(text: str) -> list[Any] | None:
         return None
 
 
+def holds_null_value(value: Any) -> bool:
+    """Whether some mapping in ``value`` has a null value (what ``null_free`` says it has not)."""
+    if isinstance(value, dict):
+        return any(item is None or holds_null_value(item) for item in value.values())
+    if isinstance(value, list):
+        return any(holds_null_value(item) for item in value)
+    return False
+
+
+def mapping_keys(value: Any) -> set[Any]:
+    """Every mapping key in ``value`` (what ``keys`` says)."""
+    if isinstance(value, dict):
+        return set(value).union(*(mapping_keys(item) for item in value.values()))
+    if isinstance(value, list):
+        return set().union(*(mapping_keys(item) for item in value))
+    return set()
+
+
 def _assert_same_or_declined(text: str) -> None:
     fast = plain_documents(text)
     if fast is None:
         return
     reference = _pyyaml(text)
     assert reference is not None, f"the fast path read a text PyYAML refuses: {text!r}"
-    assert fast == reference, text
-    assert [type(document) for document in fast] == [type(document) for document in reference], text
+    assert fast.documents == reference, text
+    assert [type(document) for document in fast.documents] == [type(d) for d in reference], text
+    assert fast.null_free is not holds_null_value(reference), text
+    assert fast.keys == [mapping_keys(document) for document in reference], text
 
 
 def test_repository_yaml_reads_the_same() -> None:
@@ -60,8 +80,28 @@ def test_repository_yaml_reads_the_same() -> None:
 
 def test_a_plain_manifest_takes_the_fast_path() -> None:
     text = route_file(7, backend_port=20007)
-    assert plain_documents(text) == _pyyaml(text)
-    assert len(plain_documents(text) or []) == 5
+    fast = plain_documents(text)
+    assert fast is not None
+    assert fast.documents == _pyyaml(text)
+    assert len(fast.documents) == 5
+    assert fast.null_free
+
+
+@pytest.mark.parametrize(
+    "text", ["a:\n  b:\n", "a: ~\n", "a:\n- b: null\n", "a: 1\n---\nb:\n  - c: Null\n", "a:\n  b: NULL\n"]
+)
+def test_a_null_value_anywhere_is_noticed(text: str) -> None:
+    fast = plain_documents(text)
+    assert fast is not None
+    assert fast.documents == _pyyaml(text)
+    assert not fast.null_free
+
+
+def test_a_null_list_item_is_not_a_null_value() -> None:
+    fast = plain_documents("a:\n- x\n-\n")
+    assert fast is not None
+    assert fast.documents == [{"a": ["x", None]}]
+    assert fast.null_free
 
 
 @pytest.mark.parametrize(
@@ -81,6 +121,10 @@ def test_a_plain_manifest_takes_the_fast_path() -> None:
         "---\n- a: 1\n",
         "a: 'true'\n",  # a quoted string that would not be one if plain: PyYAML decides
         "a: b\u2028c\n",
+        "a: b\x01c\n",  # control characters, which an ASCII text is checked for through a byte table
+        "a: b\x7fc\n",
+        "a:\tb\n",
+        "a: b\rc\n",
         "\ufeffa: 1\n",
         "a: [1,\n",
     ],

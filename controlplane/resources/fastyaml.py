@@ -20,9 +20,10 @@ data or the error with its position: this module only ever changes how fast a te
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Any
+from collections.abc import Set as AbstractSet
+from itertools import repeat
+from typing import Any, NamedTuple
 
 import yaml_rs
 from yaml.resolver import Resolver
@@ -66,7 +67,18 @@ _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
 
 
-def plain_documents(text: str) -> list[Any] | None:
+class PlainDocuments(NamedTuple):
+    """What ``plain_documents`` read, with what its check of every value saw on the way (for later steps,
+    which would otherwise walk the documents again to learn it)."""
+
+    documents: list[Any]
+    null_free: bool
+    """No mapping in them holds a null (``key: null``, ``key: ~``, an empty ``key:``)."""
+    keys: list[AbstractSet[str]]
+    """Every mapping key in each of them."""
+
+
+def plain_documents(text: str) -> PlainDocuments | None:
     """The documents of ``text`` as PyYAML would load them, or None to have PyYAML read it."""
     if not _plain_text(text) or not _first_document_is_mapping(text):
         return None
@@ -79,8 +91,11 @@ def plain_documents(text: str) -> list[Any] | None:
         if loaded is None:
             return None
         documents = loaded if isinstance(loaded, list) else [loaded]
-        if all(_same_under_yaml_1_1(document) for document in documents):
-            return documents
+        keys: list[set[Any]] = [set() for _ in documents]
+        nulls: list[None] = []
+        same = all(map(_same_under_yaml_1_1, documents, keys, repeat(nulls)))
+        if same and all(map(_keys_stay_strings, keys)):
+            return PlainDocuments(documents, null_free=not nulls, keys=list(keys))  # checked: strings
     except Exception:  # see above: the fast path never decides an error
         return None
     return None
@@ -92,14 +107,15 @@ def _plain_text(text: str) -> bool:
         text.endswith("\n")  # a block scalar's last line break, when the text ends without one, differs
         # Printable in Python's sense is narrower than in YAML 1.1, and leaves out TAB, CR, NEL, the
         # byte-order mark and the Unicode line and paragraph separators, which the versions read differently.
-        and text.replace("\n", "").isprintable()
+        and _printable(text)
         and text[:1] not in _NODE_START_MARKERS
-        and "\n%" not in text  # a directive
-        and "<<" not in text  # a merge key
+        # Each search for two characters runs only if the first is there (a search for one is much cheaper).
+        and ("%" not in text or "\n%" not in text)  # a directive
+        and ("<" not in text or "<<" not in text)  # a merge key
         and ("\\" not in text or '"' not in text)  # escapes in a double-quoted string
         # Flow collections other than an empty ``{}`` or ``[]``: their rules for plain scalars differ most.
-        and text.count("{") == text.count("{}")
-        and text.count("[") == text.count("[]")
+        and ("{" not in text or text.count("{") == text.count("{}"))
+        and ("[" not in text or text.count("[") == text.count("[]"))
         # The searches below scan the whole text: each runs only if the character it needs is there.
         and not (("!" in text or "&" in text or "*" in text) and _NODE_PROPERTY.search(text))
         and not ("_" in text and _UNDERSCORED_NUMBER.search(text))
@@ -109,9 +125,26 @@ def _plain_text(text: str) -> bool:
     )
 
 
+_PRINTABLE_ASCII_AND_LINE_BREAK = bytes(range(0x20, 0x7F)) + b"\n"
+
+
+def _printable(text: str) -> bool:
+    """Whether every character is printable (in Python's sense) or a line break. An ASCII text, most
+    manifests, is checked through a byte table: several times cheaper than ``isprintable``."""
+    if text.isascii():
+        return not text.encode("ascii").translate(None, _PRINTABLE_ASCII_AND_LINE_BREAK)
+    return text.replace("\n", "").isprintable()
+
+
 def _may_start_with_zero(text: str) -> bool:
-    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search)."""
-    return " 0" in text or "\n0" in text or " -0" in text or "\n-0" in text or " +0" in text or "\n+0" in text
+    """Whether ``_PREFIXED_NUMBER`` may match (substring tests, much faster than its search; a signed zero is
+    looked for only if its sign and zero, or its sign alone, are there)."""
+    return (
+        " 0" in text
+        or "\n0" in text
+        or ("-0" in text and (" -0" in text or "\n-0" in text))
+        or ("+" in text and (" +0" in text or "\n+0" in text))
+    )
 
 
 def _first_document_is_mapping(text: str) -> bool:
@@ -121,23 +154,27 @@ def _first_document_is_mapping(text: str) -> bool:
     return first is None or _MAPPING_START.match(text, first.start()) is not None
 
 
-def _same_under_yaml_1_1(value: Any) -> bool:
+def _same_under_yaml_1_1(value: Any, keys: set[Any], nulls: list[None]) -> bool:
+    """Whether the values in ``value`` read the same under YAML 1.1 (the keys are checked once, from
+    ``keys``, where every mapping's are added); a null found as a mapping's value is added to ``nulls``."""
     kind = type(value)
     if kind is dict:
-        for key, item in value.items():
-            if type(key) is not str or not _key_stays_string(key):
-                return False
+        keys.update(value)
+        for item in value.values():
             # String values are checked here rather than by a call each: a full load has a hundred thousand.
             if type(item) is str:
-                if not _stays_string(item):
+                if item[:1] in _RESOLVED_FIRST and _NOT_A_STRING_IN_YAML_1_1.match(item) is not None:
                     return False
-            elif not _same_under_yaml_1_1(item):
+            elif item is None:
+                nulls.append(None)
+            elif not _same_under_yaml_1_1(item, keys, nulls):
                 return False
         return True
     if kind is str:
         return _stays_string(value)
     if kind is list:
-        return all(map(_same_under_yaml_1_1, value))  # map: no generator frame per item
+        # map: no generator frame per item
+        return all(map(_same_under_yaml_1_1, value, repeat(keys), repeat(nulls)))
     return value is None or kind is int or kind is bool
 
 
@@ -146,7 +183,16 @@ def _stays_string(text: str) -> bool:
     return text[:1] not in _RESOLVED_FIRST or _NOT_A_STRING_IN_YAML_1_1.match(text) is None
 
 
-@functools.lru_cache(maxsize=4096)
-def _key_stays_string(key: str) -> bool:
-    # Keys are field names, the same few hundred in every file (values are not cached: they may be secret).
-    return _stays_string(key)
+_PLAIN_KEYS: set[str] = set()
+"""Keys found to stay strings: field names, the same few hundred in every file, so that a text's keys are
+mostly checked by one set difference (values are not kept: they may be secret)."""
+_PLAIN_KEYS_KEPT = 4096
+
+
+def _keys_stay_strings(keys: set[Any]) -> bool:
+    for key in keys - _PLAIN_KEYS:
+        if type(key) is not str or not _stays_string(key):
+            return False
+        if len(_PLAIN_KEYS) < _PLAIN_KEYS_KEPT:
+            _PLAIN_KEYS.add(key)
+    return True

@@ -8,12 +8,13 @@ immutable once loaded.
 from __future__ import annotations
 
 import sys
+import threading
 from functools import cache, cached_property
 from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+from pydantic_core import CoreConfig, PydanticCustomError, SchemaValidator
 
 from controlplane.resources.problems import ObjectKey
 
@@ -28,6 +29,9 @@ Loose = dict[str, Any]
 
 _FIELD_SETS: dict[frozenset[str], set[str]] = {}
 """One set of field names per distinct combination seen (see ``Model.model_post_init``)."""
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+"""Sets an instance's ``__pydantic_fields_set__`` slot directly (cheaper than ``object.__setattr__``, which
+looks the slot up first: once for every object and sub-object of a load)."""
 
 
 class Model(BaseModel):
@@ -52,7 +56,7 @@ class Model(BaseModel):
         fields_set = self.__pydantic_fields_set__
         shared = _FIELD_SETS.setdefault(frozenset(fields_set), fields_set)
         if shared is not fields_set:
-            object.__setattr__(self, "__pydantic_fields_set__", shared)
+            _set_fields_set(self, shared)
 
     @model_validator(mode="before")
     @classmethod
@@ -62,6 +66,59 @@ class Model(BaseModel):
         if isinstance(data, dict) and None in data.values():
             return {key: value for key, value in data.items() if value is not None}
         return data
+
+
+_null_free_building = threading.Lock()
+
+
+@cache
+def null_free_validator(model: type[Model]) -> SchemaValidator:
+    """``model``'s own validator without ``_null_means_unset``, for data where no mapping holds a null: that
+    hook changes nothing there, and is a Python call for every object and sub-object of a load (a fifth of
+    validating it). Every check, default and error is the model's."""
+    schema = _without_null_hook(model.__pydantic_core_schema__)
+    classes = _model_classes(schema, set())
+    # pydantic-core builds a model it meets in a schema from the class's own validator (hook included) when
+    # the class says it is complete: the classes say otherwise while this one is built from ``schema``.
+    # (Validation never reads the mark; the lock keeps two builds from restoring it under each other.)
+    with _null_free_building:
+        complete = {cls: cls.__dict__.get("__pydantic_complete__", False) for cls in classes}
+        try:
+            for cls in classes:
+                cls.__pydantic_complete__ = False
+            return SchemaValidator(schema, CoreConfig(title=model.__name__))
+        finally:
+            for cls, was in complete.items():
+                cls.__pydantic_complete__ = was
+
+
+def _without_null_hook(schema: Any) -> Any:
+    """A copy of a core schema (nested dicts and lists) in which every ``_null_means_unset`` step is replaced
+    by the schema it leads to."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "function-before" and _is_null_hook(schema["function"].get("function")):
+            return _without_null_hook(schema["schema"])
+        return {key: _without_null_hook(value) for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_without_null_hook(item) for item in schema]
+    return schema
+
+
+def _model_classes(schema: Any, found: set[type[BaseModel]]) -> set[type[BaseModel]]:
+    """The model classes of a core schema's ``model`` steps, added to ``found``."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "model":
+            found.add(schema["cls"])
+        for value in schema.values():
+            _model_classes(value, found)
+    elif isinstance(schema, list):
+        for item in schema:
+            _model_classes(item, found)
+    return found
+
+
+def _is_null_hook(function: Any) -> bool:
+    return getattr(function, "__func__", None) is Model._null_means_unset.__func__
 
 
 class LooseModel(Model):

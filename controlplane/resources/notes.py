@@ -128,6 +128,27 @@ def _plan(model: type[BaseModel]) -> tuple[tuple[str, _FieldPlan], ...]:
 
 
 @cache
+def noted_names(model: type[BaseModel]) -> frozenset[str]:
+    """The YAML names of the noted fields ``model`` may hold at any depth. A field is set only through its
+    name in the input, so an input none of whose mappings has one of these keys has nothing noted, and a
+    reader that saw every key (``resources.fastyaml``) spares the object the walk."""
+    names: set[str] = set()
+    _collect_names(model, names, visiting=set())
+    return frozenset(names)
+
+
+def _collect_names(model: type[BaseModel], names: set[str], *, visiting: set[type[BaseModel]]) -> None:
+    if model in visiting:
+        return
+    visiting.add(model)
+    for name, info in model.model_fields.items():
+        if any(isinstance(meta, FieldNote) for meta in info.metadata):
+            names.add(info.alias or name)
+        for found in _models_in(info.annotation):
+            _collect_names(found, names, visiting=visiting)
+
+
+@cache
 def _holds_notes(model: type[BaseModel]) -> bool:
     return _search(model, visiting=set())
 

@@ -11,55 +11,27 @@ sources' business (``controlplane.sources``).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Set as AbstractSet
+from dataclasses import InitVar, dataclass, field
+from typing import Any, NamedTuple
 
 import yaml
 from pydantic import ValidationError
-from pydantic_core import ErrorDetails
 
 from controlplane.resources.fastyaml import plain_documents
-from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource
-from controlplane.resources.notes import FieldState, NotedField, noted_fields
+from controlplane.resources.meta import DEFAULT_NAMESPACE, Resource, null_free_validator
+from controlplane.resources.notes import FieldState, NotedField, noted_fields, noted_names
 from controlplane.resources.problems import (
     ObjectKey,
     Problem,
     Severity,
-    field_path,
+    describe_validation_error,
     join_path,
     sorted_problems,
+    validation_error_path,
 )
 from controlplane.resources.registry import Known, Skipped, lookup
 from controlplane.resources.resource_set import ResourceSet
-
-# Pydantic's wording names Python types; users think in YAML.
-_MESSAGES = {
-    "missing": "required field is missing",
-    "extra_forbidden": "unknown field",
-    "model_type": "must be a mapping",
-    "model_attributes_type": "must be a mapping",
-    "dict_type": "must be a mapping",
-    "list_type": "must be a list",
-    "string_type": "must be a string",
-    "int_type": "must be an integer",
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "bool_type": "must be true or false",
-    "bool_parsing": "must be true or false",
-    "string_too_short": "must not be empty",
-    "string_too_long": "must be at most {max_length} characters long",
-    "string_pattern_mismatch": "must match the pattern {pattern}",
-    "too_short": "must have at least {min_length} item(s)",
-    "too_long": "must have at most {max_length} item(s)",
-    "greater_than_equal": "must be at least {ge}",
-    "greater_than": "must be greater than {gt}",
-    "less_than_equal": "must be at most {le}",
-    "less_than": "must be less than {lt}",
-    "literal_error": "must be {expected}",
-    "datetime_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-    "datetime_from_date_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-    "datetime_type": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +46,8 @@ class Loaded:
     noted: tuple[NotedField, ...] = field(init=False, repr=False, compare=False)
     """The object's noted fields, walked once here: both the load's problems and the translation's status
     conditions need them, and an unchanged object is not walked again on the next load."""
+    may_note: InitVar[bool] = True
+    """False when the input is known to hold none of the noted fields' names (``notes.noted_names``)."""
 
     key: ObjectKey = field(init=False, repr=False, compare=False)
     """The object's key, worked out once: every load looks it up for every object."""
@@ -81,8 +55,8 @@ class Loaded:
     """``key.order()``, worked out once: every ``ResourceSet`` sorts every object by it, and an unchanged
     object keeps its ``Loaded`` from one load to the next."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "noted", tuple(noted_fields(self.object)))
+    def __post_init__(self, may_note: bool) -> None:
+        object.__setattr__(self, "noted", tuple(noted_fields(self.object)) if may_note else ())
         object.__setattr__(self, "key", self.object.key)
         object.__setattr__(self, "order", self.key.order())
 
@@ -142,9 +116,18 @@ def load_text(text: str, *, file: str | None = None) -> LoadResult:
 
 
 def parse_document(
-    raw: Any, *, file: str | None = None, doc_index: int | None = None, path_prefix: str = ""
+    raw: Any,
+    *,
+    file: str | None = None,
+    doc_index: int | None = None,
+    path_prefix: str = "",
+    null_free: bool = False,
+    keys: AbstractSet[str] | None = None,
 ) -> tuple[list[Loaded], list[Problem]]:
-    """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items."""
+    """Reads one decoded document (from YAML or from the Kubernetes API). ``kind: List`` yields its items.
+    What the reader of ``raw`` saw, when it knows: ``null_free``, no mapping holds a null (validation then
+    skips looking for them); ``keys``, every mapping key in it, or more (an object none of whose noted
+    fields' names is among them is not walked for them)."""
     at = _Where(file, doc_index, path_prefix)
     if not isinstance(raw, dict):
         return [], [
@@ -155,24 +138,30 @@ def parse_document(
         return [], [missing]
     api_version, kind = str(raw["apiVersion"]), str(raw["kind"])
     if kind == "List":
-        return _parse_list(raw, at)
+        return _parse_list(raw, at, null_free=null_free, keys=keys)
     found = lookup(api_version, kind)
     if isinstance(found, Skipped):
         return [], [at.problem(Severity.INFO, "", found.reason, raw=raw)]
     if not isinstance(found, Known):
         return [], [at.problem(Severity.ERROR, "apiVersion", found.reason, raw=raw)]
     try:
-        obj = found.model.model_validate(raw)
+        validator = null_free_validator(found.model) if null_free else found.model.__pydantic_validator__
+        obj = validator.validate_python(raw)
     except ValidationError as exc:
         scoped = found.model.cluster_scoped
-        errors = sorted(exc.errors(include_input=False, include_url=False), key=_error_sort_key)
-        return [], [at.problem(Severity.ERROR, *_describe(e), raw=raw, cluster_scoped=scoped) for e in errors]
-    loaded = Loaded(obj, file, doc_index, path_prefix)
+        errors = sorted(exc.errors(include_input=False, include_url=False), key=validation_error_path)
+        return [], [
+            at.problem(Severity.ERROR, *describe_validation_error(e), raw=raw, cluster_scoped=scoped)
+            for e in errors
+        ]
+    may_note = keys is None or not noted_names(found.model).isdisjoint(keys)
+    loaded = Loaded(obj, file, doc_index, path_prefix, may_note)
     return [loaded], _note_problems(loaded)
 
 
-@dataclass(frozen=True, slots=True)
-class _Where:
+class _Where(NamedTuple):
+    """Where a document is, for its problems (a tuple: every document of a load makes one)."""
+
     file: str | None
     doc_index: int | None
     path_prefix: str
@@ -219,7 +208,9 @@ def _identity(raw: Any, *, cluster_scoped: bool) -> tuple[str | None, str | None
     return kind, namespace, name
 
 
-def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Problem]]:
+def _parse_list(
+    raw: dict[str, Any], at: _Where, *, null_free: bool, keys: AbstractSet[str] | None
+) -> tuple[list[Loaded], list[Problem]]:
     items = raw.get("items")
     if not isinstance(items, list):
         return [], [at.problem(Severity.ERROR, "items", "must be a list", raw=raw)]
@@ -227,26 +218,12 @@ def _parse_list(raw: dict[str, Any], at: _Where) -> tuple[list[Loaded], list[Pro
     problems: list[Problem] = []
     for index, item in enumerate(items):
         prefix = join_path(at.path_prefix, f"items[{index}]")
-        found, found_problems = parse_document(item, file=at.file, doc_index=at.doc_index, path_prefix=prefix)
+        found, found_problems = parse_document(
+            item, file=at.file, doc_index=at.doc_index, path_prefix=prefix, null_free=null_free, keys=keys
+        )
         objects.extend(found)
         problems.extend(found_problems)
     return objects, problems
-
-
-def _describe(error: ErrorDetails) -> tuple[str, str]:
-    """(field path, message) for one validation error; never includes the input value (it may be secret)."""
-    template = _MESSAGES.get(error["type"])
-    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length", 1) > 1:
-        template = "must be at least {min_length} characters long"
-    try:
-        message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
-    except KeyError:
-        message = error["msg"]
-    return field_path(error["loc"]), message
-
-
-def _error_sort_key(error: ErrorDetails) -> str:
-    return field_path(error["loc"])
 
 
 def _note_problems(loaded: Loaded) -> list[Problem]:
@@ -345,9 +322,12 @@ class _StrictLoader(yaml.CSafeLoader):
 
 
 def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problems: list[Problem]) -> None:
-    documents = plain_documents(text)
-    if documents is None:  # not plain data: PyYAML reads it (and reports where it breaks)
-        documents = []
+    plain = plain_documents(text)
+    keys: list[AbstractSet[str]] | list[None]
+    if plain is not None:
+        documents, null_free, keys = plain
+    else:  # not plain data: PyYAML reads it (and reports where it breaks)
+        documents, null_free = [], False
         try:
             for document in yaml.load_all(text, Loader=_StrictLoader):
                 documents.append(document)
@@ -357,10 +337,13 @@ def _parse_stream(text: str, *, file: str | None, objects: list[Loaded], problem
             )
             problems.append(problem)
             return
-    for index, raw in enumerate(documents):
+        keys = [None] * len(documents)
+    for index, (raw, raw_keys) in enumerate(zip(documents, keys, strict=True)):
         if raw is None:
             continue
-        found, found_problems = parse_document(raw, file=file, doc_index=index)
+        found, found_problems = parse_document(
+            raw, file=file, doc_index=index, null_free=null_free, keys=raw_keys
+        )
         objects.extend(found)
         problems.extend(found_problems)
 

@@ -1,4 +1,4 @@
-"""Problems found in user input, and the key that names an object.
+"""Problems found in user input, the key that names an object, and a validation error in users' words.
 
 Every layer that judges user input (loader, translator, file watcher, CLI) reports through the same
 ``Problem`` so that one line format reaches users: ``controlplane translate`` prints
@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
+
+from pydantic_core import ErrorDetails
 
 UNKNOWN = "-"
 """Printed in a problem line for any part that is not known (no file, no object, no field)."""
@@ -125,3 +127,50 @@ def join_path(prefix: str, path: str) -> str:
     if not path:
         return prefix
     return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
+
+
+# Pydantic's wording names Python types; users think in YAML.
+_VALIDATION_MESSAGES = {
+    "missing": "required field is missing",
+    "extra_forbidden": "unknown field",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters long",
+    "string_pattern_mismatch": "must match the pattern {pattern}",
+    "too_short": "must have at least {min_length} item(s)",
+    "too_long": "must have at most {max_length} item(s)",
+    "greater_than_equal": "must be at least {ge}",
+    "greater_than": "must be greater than {gt}",
+    "less_than_equal": "must be at most {le}",
+    "less_than": "must be less than {lt}",
+    "literal_error": "must be {expected}",
+    "datetime_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
+    "datetime_from_date_parsing": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
+    "datetime_type": "must be an RFC 3339 date-time such as 2024-05-21T10:00:00Z",
+}
+
+
+def describe_validation_error(error: ErrorDetails) -> tuple[str, str]:
+    """(field path, message) for one validation error; never includes the input value (it may be secret)."""
+    template = _VALIDATION_MESSAGES.get(error["type"])
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length", 1) > 1:
+        template = "must be at least {min_length} characters long"
+    try:
+        message = error["msg"] if template is None else template.format(**error.get("ctx", {}))
+    except KeyError:
+        message = error["msg"]
+    return field_path(error["loc"]), message
+
+
+def validation_error_path(error: ErrorDetails) -> str:
+    """Where a validation error is (its sort key)."""
+    return field_path(error["loc"])
