@@ -13,7 +13,8 @@ only cycles the event loop makes during a build could be caught.
 
 Reference counting has the same flaw at the other end: dropping the last reference to a container of
 thousands of objects frees them all in one C call, holding the GIL as long (30 ms for a 5,000-route
-translation's memo). ``release_gradually`` empties such containers an item at a time instead.
+translation's memo). ``release_gradually`` empties such containers an item at a time instead, and
+``drained`` hands a list's items out while emptying it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 _building = 0
@@ -55,3 +58,11 @@ def release_gradually(*containers: dict[Any, Any] | list[Any] | set[Any]) -> Non
         else:
             while container:
                 container.pop()
+
+
+def drained(items: list[T]) -> Iterator[T]:
+    """``items`` in order, each taken out of the list as it is handed over: what only the list held is freed
+    an item at a time as the consumer lets go of it, not all at once when the list goes."""
+    items.reverse()
+    while items:
+        yield items.pop()

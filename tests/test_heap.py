@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.heap import release_gradually
+from controlplane.heap import drained, release_gradually
 from controlplane.pipeline import Translator, translate
 from controlplane.sources.files import FileSource
 
@@ -55,3 +55,17 @@ def test_release_gradually_empties_its_containers_and_frees_what_only_they_held(
     assert (by_key, in_order, members) == ({}, [], set())
     assert [ref for ref in held if ref() is not None] == []
     assert shared.children == ()  # what another holder keeps stays whole
+
+
+def test_drained_hands_the_items_over_in_order_each_freed_once_the_consumer_lets_go() -> None:
+    items = [_Node() for _ in range(20)]
+    held = [weakref.ref(node) for node in items]
+    handed = drained(items)
+    for index in range(20):
+        node = next(handed)
+        assert node is held[index]()
+        del node
+        # Everything handed over so far is gone; what is still to come is alive.
+        assert [ref() is None for ref in held] == [position <= index for position in range(20)]
+    assert next(handed, None) is None
+    assert items == []

@@ -16,6 +16,7 @@ from operator import itemgetter
 
 from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.heap import drained
 from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -246,7 +247,8 @@ def _in_key_order(keys: Collection[ObjectKey]) -> Iterator[ObjectKey]:
     """``keys`` in ``ObjectKey.order``, sorted in runs merged by ``heapq.merge`` (Python code): one sort of
     the 25k keys of 5k routes holds the GIL for ~10 ms in a single C call, which the event loop's thread
     waits out (a stall); a run holds it ~1 ms. Each order string is unique, so no two keys themselves
-    compare."""
+    compare. The runs are drained as they are merged: otherwise the 25k order strings would all be freed
+    together when the merge ends (5 ms holding the GIL)."""
     ordered = [(key.order(), key) for key in keys]
     runs = [sorted(ordered[start : start + _SORT_RUN]) for start in range(0, len(ordered), _SORT_RUN)]
-    return (key for _, key in heapq.merge(*runs))
+    return (key for _, key in heapq.merge(*map(drained, runs)))
