@@ -31,6 +31,7 @@ _DIRECT_BODY_LIMIT = 4096
 
 
 def route_configuration(listener: ir.HttpListener) -> Any:
+    """A public listener's RDS resource as one message (``route_bytes`` serves it assembled from pieces)."""
     config = route_configuration_shell(listener)
     for vhost in listener.virtual_hosts:
         _fill_virtual_host(config.virtual_hosts.add(), vhost, checks_body=listener.reads_body)
