@@ -5,7 +5,8 @@ For each size, in one run:
 - **full**: load + translate + snapshot of the whole folder, in this process (the first load of ``serve``);
 - **serve RSS**: a real ``controlplane serve`` on the folder once its first snapshot is set (now and peak);
 - **change -> ACK**: the file source, the publisher and the xDS server of ``serve`` in this process, with a
-  real Envoy on Delta ADS; one route file's Backend port is rewritten, and the time until Envoy has ACKed
+  real Envoy on Delta ADS; one route file's Backend port is rewritten (``--edit route``: its route's header
+  match instead, which changes the route configuration), and the time until Envoy has ACKed
   every resource of the new snapshot is taken from the file write and from the source handing the load
   over (p50/p99). It runs twice: with Envoy resources reused from the previous load (what ``serve`` does)
   and with every load rebuilt from scratch (the baseline);
@@ -15,7 +16,7 @@ For each size, in one run:
 
 Not a test: the figures depend on the machine.
 
-    .venv/bin/python -m bench.scale [--sizes 1000,5000] [--changes 20]
+    .venv/bin/python -m bench.scale [--sizes 1000,5000] [--changes 20] [--edit backend|route]
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ _OBJECTS_PER_ROUTE = 5
 """Two Backends, two AIServiceBackends and the AIGatewayRoute (``route_file``)."""
 
 
-def route_file(index: int, *, backend_port: int) -> str:
-    """Route ``r<index>``: two AIServiceBackends on a Backend each, the first on ``backend_port``."""
+def route_file(index: int, *, backend_port: int, match: str | None = None) -> str:
+    """Route ``r<index>``: two AIServiceBackends on a Backend each, the first on ``backend_port``; requests
+    with ``x-route: <match>`` (by default ``r<index>``)."""
     documents = []
     for side, port in (("a", backend_port), ("b", 18190)):
         documents.append(f"""apiVersion: gateway.envoyproxy.io/v1alpha1
@@ -82,7 +84,7 @@ spec:
     kind: Backend
     group: gateway.envoyproxy.io
 """)
-    documents.append(route_yaml(index, [f"a{index}-a", f"a{index}-b"]))
+    documents.append(route_yaml(index, [f"a{index}-a", f"a{index}-b"], value=match))
     return "---\n".join(documents)
 
 
@@ -194,7 +196,16 @@ def _serve_rss(folder: Path, workdir: Path, routes: int) -> tuple[float, float]:
     return values["VmRSS"], values["VmHWM"]
 
 
-async def _changes(folder: Path, *, routes: int, count: int, reuse: bool, gateway_port: int) -> Changes:
+def _edited(index: int, *, attempt: int, edit: str) -> str:
+    """Route file ``index`` as the change numbered ``attempt`` writes it (``--edit``)."""
+    if edit == "route":
+        return route_file(index, backend_port=18190, match=f"r{index}-edit{attempt}")
+    return route_file(index, backend_port=20000 + attempt)
+
+
+async def _changes(
+    folder: Path, *, routes: int, count: int, reuse: bool, gateway_port: int, edit: str = "backend"
+) -> Changes:
     result = Changes("reused" if reuse else "full rebuild")
     # A port of its own: the previous mode's Envoy may not have released its listener yet.
     (folder / "shared.yaml").write_text(gateway_manifests(gateway_port))
@@ -229,7 +240,7 @@ async def _changes(folder: Path, *, routes: int, count: int, reuse: bool, gatewa
             index = (attempt * 7919) % routes
             path = _route_path(folder, index)
             written = time.perf_counter()
-            path.write_text(route_file(index, backend_port=20000 + attempt))
+            path.write_text(_edited(index, attempt=attempt, edit=edit))
             snapshot = await _next_snapshot(cache, snapshot)
             acked = await acks.until(node_id, snapshot)
             result.from_write_ms.append((acked - written) * 1000)
@@ -297,6 +308,12 @@ def main() -> None:
     )
     parser.add_argument("--sizes", default="1000,5000", help="comma-separated route counts")
     parser.add_argument("--changes", type=int, default=20, help="changes per size and mode")
+    parser.add_argument(
+        "--edit",
+        choices=("backend", "route"),
+        default="backend",
+        help="what each change rewrites in a route file: a Backend's port or the route's header match",
+    )
     args = parser.parse_args()
     configure_logging(json=False, level="warning")
     rows = []
@@ -309,7 +326,12 @@ def main() -> None:
             changes = [
                 asyncio.run(
                     _changes(
-                        folder, routes=routes, count=args.changes, reuse=reuse, gateway_port=ports.reserve()
+                        folder,
+                        routes=routes,
+                        count=args.changes,
+                        reuse=reuse,
+                        gateway_port=ports.reserve(),
+                        edit=args.edit,
                     )
                 )
                 for reuse in (False, True)

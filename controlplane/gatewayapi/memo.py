@@ -89,6 +89,9 @@ class JudgedSink(Protocol):
     def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
 
 
+_SLICE = 1024
+"""Keys added to a set per C call where there may be tens of thousands (a fraction of a millisecond each)."""
+
 CHUNK_SIZE = 64
 """Fragments per ``Chunk``: small enough that a change recomputes few checks, large enough that a loop
 over 10,000 objects is a few hundred of them."""
@@ -139,7 +142,10 @@ class TranslationMemo:
             # What changed only decides which of the last translation's fragments are computed again: with
             # none kept (a first translation), there is nothing to look through 25k changed objects for.
             differing = ()
-        changed: set[Hashable] = set(differing)
+        changed: set[Hashable] = set()
+        for start in range(0, len(differing), _SLICE):
+            # A slice at a time: many keys (a folder rewritten) hashed in one C call hold the GIL for ms.
+            changed.update(differing[start : start + _SLICE])
         kinds: set[type] = set()
         for key in differing:
             for obj in (before.get(key), resources.get(key)):
@@ -185,7 +191,7 @@ class TranslationMemo:
             )
         )
 
-    def _differing(self, resources: ResourceSet) -> tuple[Collection[ObjectKey], Mapping[ObjectKey, Any]]:
+    def _differing(self, resources: ResourceSet) -> tuple[Sequence[ObjectKey], Mapping[ObjectKey, Any]]:
         """The keys whose object differs from the last translation's input, and the objects they had
         there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
         ``resources`` says changed since the set last translated, else found by comparing every object."""
@@ -201,9 +207,7 @@ class TranslationMemo:
                 else:
                     self._input[key] = obj
             # Read again but equal (a file saved unchanged, an event changing nothing read): not a change.
-            differing: Collection[ObjectKey] = [
-                key for key in changes.keys if before[key] != self._input.get(key)
-            ]
+            differing: list[ObjectKey] = [key for key in changes.keys if before[key] != self._input.get(key)]
         else:
             current = {loaded.key: loaded.object for loaded in resources}
             before = self._input

@@ -54,6 +54,14 @@ MESSAGE_CLASSES: dict[str, type[Message]] = {
 }
 
 
+class Serialized(NamedTuple):
+    """A resource's content as its builder serialised it (deterministically), with its name: assembled from
+    pieces the builder kept (``translator.route_bytes``) rather than built and serialised whole."""
+
+    name: str
+    data: bytes
+
+
 class ResourceKey(NamedTuple):
     """A resource's identity: its type URL and name."""
 
@@ -134,24 +142,34 @@ class XdsResource:
         return any_pb2.Any(type_url=self.type_url, value=self.serialized)
 
     @classmethod
-    def build(cls, type_url: str, message: Message, *, references: References | None = None) -> XdsResource:
+    def build(
+        cls, type_url: str, message: Message | Serialized, *, references: References | None = None
+    ) -> XdsResource:
         """``references`` are what the builder of ``message`` declares it refers to, if it does: they stand
-        for the walk of the message, which costs more than building it (tests hold the two equal)."""
+        for the walk of the message, which costs more than building it (tests hold the two equal). A
+        ``Serialized`` content needs them (there is no message to walk)."""
         expected = MESSAGE_CLASSES.get(type_url)
         if expected is None:
             raise ValueError(f"unsupported type URL {type_url!r}")
-        if not isinstance(message, expected):
+        if isinstance(message, Serialized):
+            if references is None or type_url == LISTENER:
+                raise ValueError(f"a serialised {short_type_name(type_url)} needs declared references")
+            name, serialized = message
+        elif isinstance(message, expected):
+            name = resource_name(type_url, message)
+            serialized = message.SerializeToString(deterministic=True)
+        else:
             raise TypeError(f"{type_url} needs {expected.__name__}, got {type(message).__name__}")
-        name = resource_name(type_url, message)
         if not name:
             raise ValueError(f"a {short_type_name(type_url)} without a name")
-        serialized = message.SerializeToString(deterministic=True)
         version = version_digest(serialized)
         known = _INTERNED.get((type_url, name, version))
         if known is not None:
             return known
         if references is None:
+            assert isinstance(message, Message)  # a serialised content without them was refused above
             references = _references(type_url, message)
+        listener = message if type_url == LISTENER and isinstance(message, Message) else None
         resource = cls(
             type_url=type_url,
             name=name,
@@ -159,8 +177,8 @@ class XdsResource:
             serialized=serialized,
             dependencies=references.dependencies or _NONE,
             warming=references.warming or _NONE,
-            binds=(_bound_addresses(message) or _NONE) if type_url == LISTENER else _NONE,
-            internal_listener=type_url == LISTENER and message.HasField("internal_listener"),
+            binds=(_bound_addresses(listener) or _NONE) if listener is not None else _NONE,
+            internal_listener=listener is not None and listener.HasField("internal_listener"),
         )
         _remember(resource)
         return resource

@@ -53,16 +53,22 @@ def _upstream_cluster(system_ca_file: str) -> Callable[[ir.UpstreamCluster], Any
 
 
 def fragments(
-    infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE, path: DataPath | None = None
+    infra: ir.Infra,
+    *,
+    system_ca_file: str = SYSTEM_CA_FILE,
+    path: DataPath | None = None,
+    route_configurations: Callable[[ir.HttpListener], Any] = route_configuration,
 ) -> list[Fragments]:
     """Every Envoy resource of ``infra`` as (type URL, translate function, IR inputs), not yet translated,
-    one entry per function. ``path`` is ``data_path(infra)`` when the caller has it already."""
+    one entry per function. ``path`` is ``data_path(infra)`` when the caller has it already;
+    ``route_configurations`` translates a public listener's routes (``route_bytes`` serialises them a
+    route at a time)."""
     eds_upstreams = tuple(cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS)
     path = path or data_path(infra)
     return [
         (LISTENER, http_listener, None, infra.listeners),
         (LISTENER, hop_listener, None, path.hops),
-        (ROUTE, route_configuration, route_configuration_references, infra.listeners),
+        (ROUTE, route_configurations, route_configuration_references, infra.listeners),
         (CLUSTER, rule_cluster, rule_cluster_references, infra.rule_clusters),
         (CLUSTER, _upstream_cluster(system_ca_file), upstream_cluster_references, infra.upstreams),
         (ENDPOINT, rule_load_assignment, rule_load_assignment_references, path.rules),

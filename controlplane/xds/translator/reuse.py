@@ -25,6 +25,7 @@ from controlplane.xds.resource import TYPE_URLS, References, XdsResource
 from controlplane.xds.translator import fragments
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE
 from controlplane.xds.translator.data_path import DataPaths
+from controlplane.xds.translator.route_bytes import RouteConfigurationBytes
 
 _Translate = Callable[[Any], Any]
 _Declare = Callable[[Any], References] | None
@@ -50,6 +51,7 @@ class ReusingTranslator:
         self._tables: dict[_Translate, _Table] = {}
         """By function; each table keeps its nodes alive, so their ids cannot be reused meanwhile."""
         self._data_paths = DataPaths()
+        self._route_configurations = RouteConfigurationBytes()
         self.translated = 0
         """How many resources the last call had to translate (the rest were reused)."""
 
@@ -59,7 +61,10 @@ class ReusingTranslator:
         self.translated = 0
         path = self._data_paths(infra)
         for type_url, translate, declare, nodes in fragments(
-            infra, system_ca_file=self._system_ca_file, path=path
+            infra,
+            system_ca_file=self._system_ca_file,
+            path=path,
+            route_configurations=self._route_configurations,
         ):
             table = self._tables.get(translate)
             # Tuples compare item by item, identity first: the same objects cost a pointer comparison each.
@@ -68,6 +73,7 @@ class ReusingTranslator:
             tables[translate] = table
             by_type[type_url].extend(table.resources)
         self._tables = tables
+        self._route_configurations.keep_only({listener.route_config for listener in infra.listeners})
         in_use = sum(len(table.resources) for table in tables.values())
         if len(self._by_value) > in_use + in_use // _SLACK:
             self._forget_unused()
@@ -78,6 +84,7 @@ class ReusingTranslator:
         no call follows, whose IR would otherwise all be freed in one go (tens of milliseconds holding the
         GIL at 5,000 routes)."""
         self._data_paths.release()
+        self._route_configurations.release()
         release_gradually(self._tables, self._by_value)
 
     def _table(

@@ -31,13 +31,20 @@ _DIRECT_BODY_LIMIT = 4096
 
 
 def route_configuration(listener: ir.HttpListener) -> Any:
+    """A public listener's RDS resource as one message (``route_bytes`` serves it assembled from pieces)."""
+    config = route_configuration_shell(listener)
+    for vhost in listener.virtual_hosts:
+        _fill_virtual_host(config.virtual_hosts.add(), vhost, checks_body=listener.reads_body)
+    return config
+
+
+def route_configuration_shell(listener: ir.HttpListener) -> Any:
+    """``route_configuration(listener)`` without its virtual hosts."""
     config = route_pb2.RouteConfiguration(
         name=listener.route_config,
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
-    for vhost in listener.virtual_hosts:
-        _fill_virtual_host(config.virtual_hosts.add(), vhost, checks_body=listener.reads_body)
     longest = max(
         (
             len(route.action.message.encode())
@@ -112,17 +119,26 @@ def hop_route_configuration(hop: ir.BackendHop) -> Any:
 def _fill_virtual_host(host: Any, vhost: ir.VirtualHost, *, checks_body: bool) -> None:
     """Fills ``host``, a virtual host inside its route configuration, in place: handing over a list of
     thousands of finished routes copies them all in one C call, which holds the GIL for tens of
-    milliseconds at 5,000 routes (the event loop waits meanwhile). ``checks_body``: the listener runs the
-    body check, whose verdict the first route answers (and which records the body's model)."""
+    milliseconds at 5,000 routes (the event loop waits meanwhile). ``checks_body``: see ``leading_routes``."""
+    fill_virtual_host_shell(host, vhost)
+    host.routes.extend(leading_routes(checks_body=checks_body))
+    for route in vhost.routes:
+        fill_route(host.routes.add(), route, reads_model=checks_body)
+
+
+def fill_virtual_host_shell(host: Any, vhost: ir.VirtualHost) -> None:
+    """Fills the empty virtual host ``host`` with all of ``vhost`` but its routes."""
     host.name = vhost.name
     host.domains.extend(vhost.domains)
-    if checks_body:
-        host.routes.append(invalid_body_route())
-    for route in vhost.routes:
-        _fill_route(host.routes.add(), route, reads_model=checks_body)
 
 
-def _fill_route(message: Any, route: ir.Route, *, reads_model: bool) -> None:
+def leading_routes(*, checks_body: bool) -> list[Any]:
+    """The routes a virtual host has before its own: with ``checks_body`` (the listener runs the body
+    check), the one that answers the check's verdict (and which records the body's model)."""
+    return [invalid_body_route()] if checks_body else []
+
+
+def fill_route(message: Any, route: ir.Route, *, reads_model: bool) -> None:
     """Fills the empty route ``message``. ``reads_model``: the listener records the body's model, which the
     backend gets as the model header."""
     message.name = route.name
