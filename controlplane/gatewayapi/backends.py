@@ -128,7 +128,7 @@ class BackendResolver:
                 raise AssertionError(f"a replayed fragment used {kind} {key}, which is not in the input")
 
     def registered(self, tables: Mapping[str, Mapping[Any, Any]]) -> None:
-        """Applies replayed registrations, a table at once (``memo.RegisteredSink``)."""
+        """Applies replayed registrations, a table at once (``fragments.RegisteredSink``)."""
         for table, entries in tables.items():
             resolver = self._credentials if table in ("secret", "mint") else self._upstreams
             resolver.register_all(table, entries)

@@ -1,17 +1,17 @@
 """What ``gatewayapi.memo`` keeps of a translation's fragments: what each read, its effects as they are
 replayed, and chunks of consecutive fragments replayed as one.
 
-Plain records, apart from the memo's logic so that each file stays about one thing; the memo's docstring
-says how they are used.
+Plain records and the callbacks replayed effects go to, apart from the memo's logic so that each file stays
+about one thing; the memo's docstring says how they are used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import is_
-from typing import Any
+from typing import Any, Protocol
 
 from controlplane.resources.problems import ObjectKey
 
@@ -174,3 +174,23 @@ def chunk_starts(objects: Sequence[Any], *, size: int) -> tuple[int, ...]:
         if hash(obj.key) % size == 0 or index - starts[-1] >= 4 * size:
             starts.append(index)
     return tuple(starts)
+
+
+class EffectSink(Protocol):
+    """Applies a replayed effect to the current translation (its report and resolvers)."""
+
+    def __call__(self, effect: Effect, /) -> None: ...
+
+
+class RegisteredSink(Protocol):
+    """Applies replayed ``("register", table, name, value)`` effects all at once, per table: registering
+    only writes a table read after the translation, so where they fall among the others does not matter."""
+
+    def __call__(self, tables: Mapping[str, Mapping[Any, Any]], /) -> None: ...
+
+
+class JudgedSink(Protocol):
+    """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
+    only add to sets, so where they fall among the others does not matter."""
+
+    def __call__(self, keys: Collection[ObjectKey], /) -> None: ...

@@ -30,34 +30,39 @@ AIServiceBackends that changed; a fragment asking it about a target records a re
 so a policy's change recomputes what it names, not every backend. A replayed chunk whose fragments used
 fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
-(``reloaded``), and statuses are made again only for objects with findings now or before
-(``report.StatusTable``). Gateways -> listeners and the other policy maps are recomputed each time; they are
-linear in objects that are few. The recorded reads are the dependency index, taken from the code that does the
-reading, so it cannot drift from it. ``translate`` computes everything, through the same code, with a memo
-that records nothing (``one_shot.OneShotMemo``); tests/test_pipeline_incremental.py checks on random edit
-sequences that both give the same snapshot, statuses and problems.
+(``reloaded``, from ``input_changes.InputChanges``), and statuses are made again only for objects with
+findings now or before (``report.StatusTable``). Gateways -> listeners and the other policy maps are
+recomputed each time; they are linear in objects that are few. The recorded reads are the dependency index,
+taken from the code that does the reading, so it cannot drift from it. ``translate`` computes everything,
+through the same code, with a memo that records nothing (``one_shot.OneShotMemo``);
+tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
+and problems.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from functools import partial
 from itertools import chain, compress
 from operator import is_not
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from controlplane.gatewayapi.fragments import (
     Chunk,
     ChunkedLoop,
     Effect,
+    EffectSink,
     Entry,
     FragmentKey,
     Frame,
+    JudgedSink,
     Kept,
+    RegisteredSink,
     Replay,
     UsedInBulk,
     chunk_starts,
 )
+from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
 from controlplane.heap import release_gradually
 from controlplane.resources.aigateway import BackendSecurityPolicy
@@ -67,26 +72,6 @@ from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
 T = TypeVar("T")
-
-
-class EffectSink(Protocol):
-    """Applies a replayed effect to the current translation (its report and resolvers)."""
-
-    def __call__(self, effect: Effect, /) -> None: ...
-
-
-class RegisteredSink(Protocol):
-    """Applies replayed ``("register", table, name, value)`` effects all at once, per table: registering
-    only writes a table read after the translation, so where they fall among the others does not matter."""
-
-    def __call__(self, tables: Mapping[str, Mapping[Any, Any]], /) -> None: ...
-
-
-class JudgedSink(Protocol):
-    """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
-    only add to sets, so where they fall among the others does not matter."""
-
-    def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
 
 
 _SLICE = 1024
@@ -114,9 +99,7 @@ class TranslationMemo:
         finds them there already)."""
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
-        self._input: dict[ObjectKey, Any] = {}
-        self._generation: object = None
-        """``_input``'s ``ResourceSet.generation``: a set saying what changed since then is not compared."""
+        self._input = InputChanges()
         self._tokens: dict[ObjectKey, Any] = {}
         self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
@@ -129,15 +112,12 @@ class TranslationMemo:
         """How many fragments the last translation computed (the others were replayed)."""
         self.statuses: Any = None
         """The last translation's ``report.StatusTable``, which the next one takes unchanged statuses from."""
-        self.reloaded: Collection[ObjectKey] | None = None
-        """The keys the input says were loaded again since the last translation (changed or not, moved or
-        not); None when it cannot tell."""
         self.noted: dict[ObjectKey, Loaded] | None = None
         """The last translation's objects with noted fields, in input order (``gatewayapi._note_fields``)."""
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
-        differing, before = self._differing(resources)
+        differing, before = self._input.differing(resources)
         if not self._keeps_any():
             # What changed only decides which of the last translation's fragments are computed again: with
             # none kept (a first translation), there is nothing to look through 25k changed objects for.
@@ -191,40 +171,10 @@ class TranslationMemo:
             )
         )
 
-    def _differing(self, resources: ResourceSet) -> tuple[Sequence[ObjectKey], Mapping[ObjectKey, Any]]:
-        """The keys whose object differs from the last translation's input, and the objects they had
-        there; keeps ``resources`` as the input to compare the next one with. The keys are the ones
-        ``resources`` says changed since the set last translated, else found by comparing every object."""
-        changes = resources.changes
-        self.reloaded = None
-        if changes is not None and changes.since is self._generation:
-            self.reloaded = changes.keys
-            before = {key: self._input.get(key) for key in changes.keys}
-            for key in changes.keys:
-                obj = resources.get(key)
-                if obj is None:
-                    self._input.pop(key, None)
-                else:
-                    self._input[key] = obj
-            # Read again but equal (a file saved unchanged, an event changing nothing read): not a change.
-            differing: list[ObjectKey] = [key for key in changes.keys if before[key] != self._input.get(key)]
-        else:
-            current = {loaded.key: loaded.object for loaded in resources}
-            before = self._input
-            # ``None != obj`` would run the model's own (Python) ``__eq__``: on a first translation, for each.
-            differing = (
-                [
-                    key
-                    for key, obj in current.items()
-                    if (old := before.get(key)) is not obj and (old is None or old != obj)
-                ]
-                + [key for key in before if key not in current]
-                if before
-                else list(current)
-            )
-            self._input = current
-        self._generation = resources.generation
-        return differing, before
+    @property
+    def reloaded(self) -> Collection[ObjectKey] | None:
+        """The keys the input says were loaded again since the last translation (``InputChanges``)."""
+        return self._input.reloaded
 
     def bind(self, sink: EffectSink, *, judged: JudgedSink, registered: RegisteredSink) -> None:
         """Where replayed effects go in this translation (``judged``: those saying an object was judged,
@@ -244,8 +194,9 @@ class TranslationMemo:
         self.finish()
         release_gradually(*(loop.by_first for loop in self._chunks_previous.values()))
         release_gradually(
-            self._previous, self._kept_previous, self._chunks_previous, self._used, self._input, self._carried
+            self._previous, self._kept_previous, self._chunks_previous, self._used, self._carried
         )
+        self._input.release()
 
     # --- recording ---
 

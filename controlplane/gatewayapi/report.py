@@ -193,7 +193,7 @@ class Report:
         self.apply(effect)
 
     def judged(self, keys: Collection[ObjectKey]) -> None:
-        """Applies replayed ``("report", key, None)`` effects, all at once (``memo.JudgedSink``)."""
+        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``)."""
         self._seen.update(keys)
         if INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
             self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
