@@ -63,10 +63,11 @@ class ProxyRefusals:
     def __call__(self, event: XdsEvent, /) -> None:
         if event.kind != "nack":
             return
-        versions = dict(event.resources)
         new = False
         for name in event.refused:
-            refusal = Refusal(event.type_url, name, versions.get(name, ""), event.node_id, event.error)
+            sent = event.sent.get(name)
+            version = sent.version if sent is not None else ""
+            refusal = Refusal(event.type_url, name, version, event.node_id, event.error)
             if (event.type_url, name) not in self._refused:
                 self._refused[(event.type_url, name)] = refusal
                 new = True

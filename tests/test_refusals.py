@@ -10,7 +10,7 @@ from controlplane.refusals import PROGRAMMED, REFUSED_BY_PROXY, ProxyRefusals
 from controlplane.resources.problems import ObjectKey
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
+from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS, XdsResource
 from controlplane.xds.server import XdsEvent
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -29,7 +29,10 @@ def _nack(type_url: str, refused: str, version: str, message: str = "port in use
         node_id="edge-1",
         type_url=type_url,
         nonce="1",
-        resources=((refused, version), ("other", "v")),
+        sent={
+            refused: XdsResource.unknown(type_url, refused, version),
+            "other": XdsResource.unknown(type_url, "other", "v"),
+        },
         error=message,
         refused=(refused,),
     )
@@ -73,7 +76,7 @@ def test_a_refused_cluster_marks_its_route_not_programmed_until_it_changes() -> 
 def test_acks_and_unowned_names_change_nothing() -> None:
     translated = _examples()
     refusals = ProxyRefusals()
-    ack = XdsEvent(kind="ack", mode="delta", node_id="n", type_url=LISTENER, nonce="1", resources=())
+    ack = XdsEvent(kind="ack", mode="delta", node_id="n", type_url=LISTENER, nonce="1", sent={})
     refusals(ack)
     refusals(_nack(LISTENER, "default/10080", "v1"))
     assert refusals.apply(translated.statuses) == translated.statuses

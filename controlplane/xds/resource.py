@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from envoy.config.cluster.v3 import cluster_pb2
@@ -97,6 +98,15 @@ def content_version(resources: Mapping[str, XdsResource]) -> str:
     return version_digest(
         b"".join(f"{name}\0{resources[name].version}\n".encode() for name in sorted(resources))
     )
+
+
+def versions(resources: Mapping[str, XdsResource]) -> dict[str, str]:
+    """Name -> version of ``resources``, paired in C: thousands of resources cost no Python loop (what the
+    xDS server's event loop must avoid)."""
+    return dict(zip(resources.keys(), map(_version_of, resources.values()), strict=True))
+
+
+_version_of = attrgetter("version")
 
 
 def dependencies(type_url: str, message: Message) -> set[ResourceKey]:

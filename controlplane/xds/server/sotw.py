@@ -38,7 +38,7 @@ class SotwStream(Stream):
             # content would not change: Envoy's initial fetch waits for it.
             state.response_owed = True
         if not state.wildcard:
-            names = set(request.resource_names)
+            names = set(list(request.resource_names))  # the list is made in C
             if names != state.names:
                 state.unsettle(names ^ state.names)
                 state.names = names
@@ -81,8 +81,11 @@ class SotwStream(Stream):
     def _apply_ack(
         self, state: TypeState, in_flight: InFlight, *, refused: frozenset[str] = frozenset()
     ) -> None:
-        acked = {name: resource for name, resource in in_flight.sent.items() if name not in refused}
-        acked.update((name, state.acked[name]) for name in refused if name in state.acked)
+        # A proxy's first responses hold thousands of resources: copied in C unless something was refused.
+        acked = dict(in_flight.sent)
+        if refused:
+            acked = {name: resource for name, resource in acked.items() if name not in refused}
+            acked.update((name, state.acked[name]) for name in refused if name in state.acked)
         before = state.acked
         state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
         state.unsettle(before.keys() - acked.keys())

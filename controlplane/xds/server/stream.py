@@ -12,12 +12,10 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import dataclasses
 import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any, ClassVar, Literal, Protocol
 
 import grpc
@@ -25,7 +23,15 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, XdsResource, short_type_name
+from controlplane.xds.resource import (
+    CLUSTER,
+    ENDPOINT,
+    LISTENER,
+    TYPE_URLS,
+    XdsResource,
+    short_type_name,
+    versions,
+)
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import Planner, StreamState
@@ -51,17 +57,25 @@ class XdsEvent:
     node_id: str
     type_url: str
     nonce: str
-    resources: tuple[tuple[str, str], ...]
-    """(name, version) of each resource in the response."""
+    sent: Mapping[str, XdsResource]
+    """The response's resources by name: the stream's own record of it, shared rather than copied (a proxy's
+    first responses carry tens of thousands), so observers must not change it."""
     removed: tuple[str, ...] = ()
     error: str = ""
     refused: tuple[str, ...] = ()
     """A NACK's refused resource names (Envoy applied the rest of the response)."""
     latency_seconds: float | None = None
 
+    @property
+    def resources(self) -> tuple[tuple[str, str], ...]:
+        """(name, version) of each resource in the response, made on each call: an observer that needs only
+        a few names looks them up in ``sent`` instead."""
+        return tuple(versions(self.sent).items())
+
 
 class XdsObserver(Protocol):
-    """Called on the server's event loop for every push, ACK and NACK; must return quickly."""
+    """Called on the server's event loop for every push, ACK and NACK; must return quickly: work in
+    proportion to the whole response (thousands of resources) stalls every stream."""
 
     def __call__(self, event: XdsEvent, /) -> None: ...
 
@@ -350,10 +364,10 @@ class Stream(abc.ABC):
             node_id=self.node_id or "",
             type_url=state.type_url,
             nonce=in_flight.nonce,
-            resources=tuple(zip(in_flight.sent.keys(), map(_version, in_flight.sent.values()), strict=True)),
+            sent=in_flight.sent,
             removed=in_flight.removed,
+            **extra,
         )
-        event = dataclasses.replace(event, **extra)
         for observer in self._services.observers:
             try:
                 observer(event)
@@ -372,9 +386,6 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
-
-
-_version = attrgetter("version")
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
