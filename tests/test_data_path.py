@@ -10,8 +10,10 @@ import pytest
 from google.protobuf import json_format
 
 from controlplane import ir
+from controlplane.xds.resource import CLUSTER
 from controlplane.xds.translator import build_xds
 from controlplane.xds.translator.filters.stream_usage import STREAM_HEADER
+from controlplane.xds.translator.reuse import ReusingTranslator
 
 RULE = "route/default/r/rule/0"
 _OUTLIER = ir.OutlierPolicy(
@@ -185,3 +187,62 @@ def test_a_listener_of_direct_responses_only_reads_no_body() -> None:
     resources = build_xds(replace(infra, listeners=(listener,), rule_clusters=()))
     assert _http_filters(resources) == ["envoy.filters.http.router"]
     assert [r.name for r in resources.routes[0].virtual_hosts[0].routes] == [f"{RULE}/match/0"]
+
+
+def _served(infra: ir.Infra) -> tuple[list[str], list[str]]:
+    resources = build_xds(infra)
+    return [c.name for c in resources.clusters], [a.cluster_name for a in resources.endpoints]
+
+
+def test_an_upstream_only_a_hop_that_gave_way_sent_to_is_not_served() -> None:
+    picker = ir.EndpointPicker(cluster="endpointpicker/default/epp/9002", authority="epp.default.svc:9002")
+    infra = _infra(
+        [
+            _hop(0, "backend/default/direct"),
+            _hop(1, "backend/default/kept", model_override="m2"),
+            _hop(2, "inferencepool/default/pool", picker=picker),
+        ],
+        [
+            _upstream("backend/default/direct", 8001),
+            _upstream("backend/default/kept", 8002),
+            _upstream("backend/default/nobody", 8003),
+            _upstream("endpointpicker/default/epp/9002", 9002, http2=True),
+            _upstream("inferencepool/default/pool", 8004, picked_endpoint=True),
+        ],
+        route_on_model=False,
+    )
+    served = ["backend/default/kept", "endpointpicker/default/epp/9002", "inferencepool/default/pool", RULE]
+    assert _served(infra) == (served, served)
+    direct = _localities(build_xds(infra))[0]
+    assert _hosts(direct) == [{"socket_address": {"address": "127.0.0.1", "port_value": 8001}}]
+
+
+def test_a_reused_translation_serves_the_upstreams_a_fresh_one_does() -> None:
+    """Hops and upstreams replaced in place (a hop starting or stopping work, an upstream's endpoints or
+    shape changing) add and drop upstream clusters exactly as translating from scratch does."""
+    plain = [_hop(0, "backend/default/a"), _hop(1, "backend/default/b")]
+    working = [_hop(0, "backend/default/a", model_override="m2"), plain[1]]
+    upstreams = [_upstream("backend/default/a", 8001), _upstream("backend/default/b", 8002)]
+    moved = [_upstream("backend/default/a", 8005), upstreams[1]]
+    tls = ir.UpstreamTls(sni="b.example.com", verify_hostname=None, ca_secret=None)
+    secured = [upstreams[0], _upstream("backend/default/b", 8002, tls=tls)]
+    a, b = "backend/default/a", "backend/default/b"
+    steps = [
+        (plain, upstreams, []),
+        (working, upstreams, [a]),
+        (working, moved, [a]),
+        (plain, moved, []),
+        (plain, secured, [b]),
+        (working, secured, [a, b]),
+        (working, upstreams, [a]),
+        (plain, upstreams, []),
+    ]
+    reusing = ReusingTranslator()
+    for hops, ups, served in steps:
+        infra = _infra(hops, ups, route_on_model=False)
+        fresh = ReusingTranslator().resources(infra)
+        reused = reusing.resources(infra)
+        assert {t: [(r.name, r.version) for r in rs] for t, rs in reused.items()} == {
+            t: [(r.name, r.version) for r in rs] for t, rs in fresh.items()
+        }
+        assert [r.name for r in reused[CLUSTER]] == [RULE, *served]

@@ -63,16 +63,15 @@ def fragments(
     one entry per function. ``path`` is ``data_path(infra)`` when the caller has it already;
     ``route_configurations`` translates a public listener's routes (``route_bytes`` serialises them a
     route at a time)."""
-    eds_upstreams = tuple(cluster for cluster in infra.upstreams if cluster.discovery is ir.DiscoveryType.EDS)
     path = path or data_path(infra)
     return [
         (LISTENER, http_listener, None, infra.listeners),
         (LISTENER, hop_listener, None, path.hops),
         (ROUTE, route_configurations, route_configuration_references, infra.listeners),
         (CLUSTER, rule_cluster, rule_cluster_references, infra.rule_clusters),
-        (CLUSTER, _upstream_cluster(system_ca_file), upstream_cluster_references, infra.upstreams),
+        (CLUSTER, _upstream_cluster(system_ca_file), upstream_cluster_references, path.upstreams),
         (ENDPOINT, rule_load_assignment, rule_load_assignment_references, path.rules),
-        (ENDPOINT, upstream_load_assignment, upstream_load_assignment_references, eds_upstreams),
+        (ENDPOINT, upstream_load_assignment, upstream_load_assignment_references, path.eds_upstreams),
         (SECRET, credential_secret, None, infra.credentials),
         (SECRET, ca_secret, None, infra.ca_bundles),
     ]
@@ -80,8 +79,8 @@ def fragments(
 
 def build_xds(infra: ir.Infra, *, system_ca_file: str = SYSTEM_CA_FILE) -> EnvoyResources:
     """The IR in; the Envoy listeners (public, and the hops that do something), route configurations,
-    clusters (rule and upstream), load assignments and secrets (credentials, CA bundles) out.
-    ``system_ca_file`` is the trust store of upstream TLS without a CA of its own."""
+    clusters (rule, and the upstreams a hop still sends to), load assignments and secrets (credentials, CA
+    bundles) out. ``system_ca_file`` is the trust store of upstream TLS without a CA of its own."""
     by_type: dict[str, list[Any]] = {type_url: [] for type_url in TYPE_URLS}
     for type_url, translate, _, nodes in fragments(infra, system_ca_file=system_ca_file):
         by_type[type_url].extend(translate(node) for node in nodes)
