@@ -302,6 +302,12 @@ def test_random_yaml_fragments_read_the_same(text: str, final_line_break: bool) 
     _assert_same_or_declined(text + "\n" if final_line_break else text)
 
 
+@pytest.mark.parametrize("text", ["a: |\n", "a: >\n", "a: |+\n", "a: |\n\n", "- |\n", "a:\n- |\n"])
+def test_an_empty_block_scalar_ending_the_text_reads_as_pyyaml_reads_it(text: str) -> None:
+    # yaml_rs reads one line break there; PyYAML (and YAML) nothing.
+    _assert_same_or_declined(text)
+
+
 def test_deep_nesting_is_declined_without_harm() -> None:
     """The compiled parser runs on the caller's stack, as loads do in a worker thread: deep nesting must
     come back as an answer (here: read it with PyYAML), never take the process down."""

@@ -62,6 +62,8 @@ _NOT_A_STRING_IN_YAML_1_1 = re.compile(_not_a_string_pattern(), re.VERBOSE)
 """A string PyYAML would not read as a string if it were written plain."""
 _RESOLVED_FIRST = frozenset(Resolver.yaml_implicit_resolvers)
 """The first characters PyYAML tries its implicit resolvers on (``""``: the empty string, as in PyYAML)."""
+_CHECKED_FIRST = _RESOLVED_FIRST | {"\n"}
+"""The first characters of a string that may not read the same (``_stays_string``)."""
 _CONTENT_LINE = re.compile(r"^(?!\s*(?:#|$)|---\s*(?:#|$))", re.MULTILINE)
 """The first line that is neither blank, a comment nor a bare document start."""
 _MAPPING_START = re.compile(r"(?:---[ ]+)?[ ]*[A-Za-z0-9_\"']")
@@ -163,7 +165,7 @@ def _same_under_yaml_1_1(value: Any, keys: set[Any], nulls: list[None]) -> bool:
         for item in value.values():
             # String values are checked here rather than by a call each: a full load has a hundred thousand.
             if type(item) is str:
-                if item[:1] in _RESOLVED_FIRST and _NOT_A_STRING_IN_YAML_1_1.match(item) is not None:
+                if item[:1] in _CHECKED_FIRST and not _stays_string(item):
                     return False
             elif item is None:
                 nulls.append(None)
@@ -179,8 +181,13 @@ def _same_under_yaml_1_1(value: Any, keys: set[Any], nulls: list[None]) -> bool:
 
 
 def _stays_string(text: str) -> bool:
+    first = text[:1]
+    if first == "\n":
+        # Only line breaks: an empty block scalar (``a: |`` ending the text) is one line break for
+        # ``yaml_rs`` and, as YAML says, nothing for PyYAML; one with more content reads the same in both.
+        return text.strip("\n") != ""
     # Most strings start with a character no implicit resolver is tried on: no pattern needed for those.
-    return text[:1] not in _RESOLVED_FIRST or _NOT_A_STRING_IN_YAML_1_1.match(text) is None
+    return first not in _RESOLVED_FIRST or _NOT_A_STRING_IN_YAML_1_1.match(text) is None
 
 
 _PLAIN_KEYS: set[str] = set()
