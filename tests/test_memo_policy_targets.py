@@ -16,6 +16,7 @@ from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.pipeline import TranslateOptions, Translator, translate
 from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.xds.resource import TYPE_URLS
+from tests.policy_manifests import api_key_policy
 
 BACKENDS = 12
 
@@ -41,17 +42,7 @@ spec:
 
 
 def _policy(name: str, *, targets: list[str], key: str = "keys") -> str:
-    refs = ", ".join(
-        f"{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: {t}}}" for t in targets
-    )
-    return f"""apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: BackendSecurityPolicy
-metadata: {{name: {name}, namespace: {NAMESPACE}}}
-spec:
-  targetRefs: [{refs}]
-  type: APIKey
-  apiKey: {{secretRef: {{name: {key}}}}}
-"""
+    return api_key_policy(name, namespace=NAMESPACE, targets=targets, secret=key)
 
 
 def _secret(name: str) -> str:

@@ -16,24 +16,11 @@ from controlplane.gatewayapi.report import Report
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.parse import Loaded, load_text
 from controlplane.resources.resource_set import ResourceSet
+from tests.policy_manifests import api_key_policy
 
 _NAMESPACE = "ns"
 _BACKENDS = ["a0", "a1", "a2", "a3"]
 _POLICIES = ["p0", "p1", "p2", "p3", "p4"]
-
-
-def _policy_yaml(name: str, targets: tuple[str, ...], key: int) -> str:
-    refs = ", ".join(
-        f"{{group: aigateway.envoyproxy.io, kind: AIServiceBackend, name: {target}}}" for target in targets
-    )
-    return f"""apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: BackendSecurityPolicy
-metadata: {{name: {name}, namespace: {_NAMESPACE}}}
-spec:
-  targetRefs: [{refs}]
-  type: APIKey
-  apiKey: {{secretRef: {{name: key{key}}}}}
-"""
 
 
 def _backend_yaml(name: str, legacy: str | None) -> str:
@@ -67,7 +54,7 @@ class _Objects:
         return [text for text, loaded in self._parsed.items() if id(loaded.object) in chosen]
 
     def policy(self, name: str, targets: tuple[str, ...], key: int) -> BackendSecurityPolicy:
-        found = self(_policy_yaml(name, targets, key)).object
+        found = self(api_key_policy(name, namespace=_NAMESPACE, targets=targets, secret=f"key{key}")).object
         assert isinstance(found, BackendSecurityPolicy)
         return found
 
