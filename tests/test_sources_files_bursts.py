@@ -128,6 +128,18 @@ class Folder:
             self._event(Change.added, spare)
             self._rename(spare, self.root / name)
 
+    def save_through_hidden_link(self, name: str) -> None:
+        """A write through a hidden second name of a listed file (``ln a.yaml .a.bak``): the event names only
+        the hidden path, never the listed one."""
+        path = self.root / name
+        if path.is_symlink() or not path.is_file():
+            return
+        link = path.with_name(f".hard-{path.name}")
+        if not link.exists():
+            os.link(path, link)
+            self._event(Change.added, link)
+        self._write(link, name)
+
     def swap_file(self, name: str) -> None:
         """An editor's swap file, written and left behind (or removed when there already is one)."""
         swap = (self.root / name).with_name(f".{Path(name).name}.swp")
@@ -153,6 +165,7 @@ _OPERATIONS = st.one_of(
     st.tuples(st.just("hard_link_onto"), st.sampled_from(_NAMES), st.sampled_from(_NAMES)),
     st.tuples(st.just("symlink_onto"), st.sampled_from(_NAMES), st.sampled_from(_NAMES)),
     st.tuples(st.just("swap_file"), st.sampled_from(_NAMES)),
+    st.tuples(st.just("save_through_hidden_link"), st.sampled_from(_NAMES)),
     st.tuples(st.just("save_hidden"), st.sampled_from(_NAMES)),
     st.tuples(st.just("link_to_hidden"), st.sampled_from(_NAMES)),
     st.tuples(st.just("move_subfolder_away")),

@@ -12,8 +12,9 @@ previous objects (``CombinedLoads``): a change costs what the changed files cost
 thousands of files (about 30 ms at 5,000). Such a burst is writes to listed files (saving in place), and,
 while no listed file is a symlink or has a second name listed, also a file renamed over a listed one (an
 editor's or an atomic writer's save) and files the listing would not take coming and going (their
-temporary and swap files). Anything else lists everything: a file added or removed, a folder or symlink
-appearing (a ConfigMap's ``..data`` swap), a folder of listed files gone.
+temporary and swap files; not a hidden second name of a listed file, which a write through it changes).
+Anything else lists everything: a file added or removed, a folder or symlink appearing (a ConfigMap's
+``..data`` swap), a folder of listed files gone.
 
 A directory is watched recursively when it has a visible subfolder, and on its own otherwise (starting a
 recursive watch walks everything below it while holding the GIL, about 15 ms at 5,000 files, a stall of the
@@ -269,14 +270,15 @@ class FileSource:
     def _outside_listing(self, path: str, absolute: str) -> bool:
         """Whether the path of an event, not in the last listing, leaves it as it was: gone and no folder of
         listed files (a temporary file renamed away), or a regular file the listing would not take (hidden,
-        not YAML: swap files, backups)."""
+        not YAML: swap files, backups) and that is no second name of a file (``ln a.yaml .a.bak``: a write
+        through it changes the listed file, whose own name gets no event)."""
         try:
             found = os.lstat(path)
         except FileNotFoundError:
             return path not in self._folders_of_listing()
         except OSError:
             return False
-        return stat.S_ISREG(found.st_mode) and not self._would_list(absolute)
+        return stat.S_ISREG(found.st_mode) and found.st_nlink == 1 and not self._would_list(absolute)
 
     def _would_list(self, absolute: str) -> bool:
         """Whether a listing would take the regular file at ``absolute``: a path named, or a visible YAML
