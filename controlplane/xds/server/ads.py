@@ -150,7 +150,9 @@ class XdsServer:
         return remove
 
     async def start(self, *, host: str = "127.0.0.1", port: int = 0, tls: XdsTlsFiles | None = None) -> int:
-        """Listen on `host:port` (0: any free port), over TLS when `tls` is given; returns the bound port."""
+        """Listen on `host:port` (0: any free port), over TLS when `tls` is given; returns the bound port.
+        Also shortens the process's GIL switch interval (``GIL_SWITCH_INTERVAL_SECONDS``), for good: whatever
+        else runs threads in this process shares the interpreter with the server's loop."""
         if self._server is not None:
             raise RuntimeError("the xDS server is already started")
         # Process-wide: never lengthened, should something have shortened it further.

@@ -29,10 +29,9 @@ class DeltaStream(Stream):
         if not state.wildcard:
             # A proxy's first request names every load assignment it wants: thousands of names, handled with
             # set operations. Subscribing means Envoy does not hold it (any more): always send it again.
-            # (A list of a repeated field is made in C; a set of it, name by name.)
-            subscribed = set(list(request.resource_names_subscribe))
+            subscribed = set(request.resource_names_subscribe)
             subscribed.discard(_WILDCARD)
-            unsubscribed = set(list(request.resource_names_unsubscribe))
+            unsubscribed = set(request.resource_names_unsubscribe)
             touched = subscribed | unsubscribed
             state.names |= subscribed
             state.names -= unsubscribed

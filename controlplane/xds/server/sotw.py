@@ -38,7 +38,7 @@ class SotwStream(Stream):
             # content would not change: Envoy's initial fetch waits for it.
             state.response_owed = True
         if not state.wildcard:
-            names = set(list(request.resource_names))  # the list is made in C
+            names = set(request.resource_names)
             if names != state.names:
                 state.unsettle(names ^ state.names)
                 state.names = names

@@ -109,7 +109,12 @@ def upstream_cluster(cluster: ir.UpstreamCluster, *, system_ca_file: str = SYSTE
         cluster.http2,
     )
     if cluster.discovery is ir.DiscoveryType.EDS:
-        return _named(_upstream_template(shape, system_ca_file), cluster.name)
+        if shape.tls is None:
+            return _named(_upstream_template(shape, system_ca_file), cluster.name)
+        # TLS names its backend's host (SNI, verified name): about one shape per cluster, no template shared.
+        message = _eds_cluster(cluster.name, connect_timeout_seconds=shape.connect_timeout_seconds)
+        _shape_upstream(message, shape, system_ca_file=system_ca_file)
+        return message
     message = cluster_pb2.Cluster(
         name=cluster.name,
         type=_STRICT_DNS,

@@ -57,10 +57,10 @@ class DataPath:
     """Only the hops some rule still sends to, in ``infra.hops`` order."""
     rules: tuple[RulePath, ...]
     """One per rule cluster, in ``infra.rule_clusters`` order."""
-    upstreams: tuple[ir.UpstreamCluster, ...] = ()
+    upstreams: tuple[ir.UpstreamCluster, ...]
     """Only the upstream clusters a hop in ``hops`` sends to or asks (its picker), in ``infra.upstreams``
     order: no route, listener or load assignment names any other."""
-    eds_upstreams: tuple[ir.UpstreamCluster, ...] = ()
+    eds_upstreams: tuple[ir.UpstreamCluster, ...]
     """Those of ``upstreams`` whose endpoints come over EDS (the others carry their own)."""
 
 
@@ -88,7 +88,7 @@ class DataPaths:
 
     def __init__(self) -> None:
         self._infra: ir.Infra | None = None
-        self._path = DataPath(hops=(), rules=())
+        self._path = DataPath(hops=(), rules=(), upstreams=(), eds_upstreams=())
         self._hops: dict[str, ir.BackendHop] = {}
         self._upstreams: dict[str, ir.UpstreamCluster] = {}
         self._worked: dict[str, _Worked] = {}
@@ -99,7 +99,7 @@ class DataPaths:
 
     def release(self) -> None:
         """Forgets every path, one entry at a time (``heap.release_gradually``): for the last call."""
-        self._infra, self._path = None, DataPath(hops=(), rules=())
+        self._infra, self._path = None, DataPath(hops=(), rules=(), upstreams=(), eds_upstreams=())
         release_gradually(self._worked, self._readers, self._hops, self._upstreams)
 
     def __call__(self, infra: ir.Infra) -> DataPath:

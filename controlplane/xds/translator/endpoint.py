@@ -61,7 +61,6 @@ def rule_load_assignment_references(path: RulePath) -> References:
             for host in locality.hosts
             if type(host) is ir.InternalEndpoint
         )
-        or _NONE
     )
 
 
@@ -70,7 +69,6 @@ def upstream_load_assignment_references(cluster: ir.UpstreamCluster) -> Referenc
     return _NO_REFERENCES
 
 
-_NONE: frozenset[ResourceKey] = frozenset()
 _NO_REFERENCES = References()
 _priority = attrgetter("priority")
 
