@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from controlplane.heap import release_gradually
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
@@ -60,7 +59,3 @@ class InputChanges:
             self._input = current
         self._generation = resources.generation
         return differing, before
-
-    def release(self) -> None:
-        """Forgets the input an object at a time (``heap.release_gradually``)."""
-        release_gradually(self._input)

@@ -64,7 +64,6 @@ from controlplane.gatewayapi.fragments import (
 )
 from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
-from controlplane.heap import release_gradually
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -188,16 +187,6 @@ class TranslationMemo:
         self._chunks_previous, self._chunks_current = self._chunks_current, {}
         self._sink = self._judged = self._registered = None
 
-    def release(self) -> None:
-        """Forgets everything, an entry at a time (``heap.release_gradually``): for a memo no translation
-        follows, whose fragments would otherwise all be freed in one go."""
-        self.finish()
-        release_gradually(*(loop.by_first for loop in self._chunks_previous.values()))
-        release_gradually(
-            self._previous, self._kept_previous, self._chunks_previous, self._used, self._carried
-        )
-        self._input.release()
-
     # --- recording ---
 
     def read_key(self, key: Hashable) -> None:
@@ -283,9 +272,11 @@ class TranslationMemo:
             used = self._used.get(kind)
             if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
                 registered(plan.registered)
-                if plan.used is not None and not plan.uses <= self._placed:
-                    self._place_used(plan.used)
-                self._replay_ordered(plan.without_uses if plan.uses <= self._placed else plan.ordered)
+                placed_all = plan.uses <= self._placed
+                if plan.used is not None and not placed_all:
+                    self._place_used(plan.used)  # all of them, at once
+                    placed_all = True
+                self._replay_ordered(plan.without_uses if placed_all else plan.ordered)
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
                 results.extend(plan.results)
