@@ -234,8 +234,9 @@ class TranslationMemo:
         """``cached((kind, objects[i].key), lambda: compute(i))`` for each ``i`` in turn, for a loop over
         many objects at the top level. The fragments go in chunks of ``CHUNK_SIZE``: a chunk about the very
         same objects as last time none of whose fragments read a change is replayed as one (its judged
-        objects and registrations at once, its few other effects in order); in the others, each replayed
-        fragment costs a look-up and its other effects (usually none or one)."""
+        objects and registrations at once, the fragments it used put in place at once when they only
+        register and judge, its few other effects in order); in the others, each replayed fragment costs a
+        look-up and its other effects (usually none or one)."""
         assert not self._frames, "cached_each() is for the top level"
         judged, registered = self._judged, self._registered
         assert judged is not None, "bind() first"
