@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controlplane import ir
-from controlplane.xds.resource import ROUTE, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import ROUTE
 from controlplane.xds.translator import route_bytes
 from controlplane.xds.translator.route import fill_route, route_configuration, route_configuration_references
 from controlplane.xds.translator.route_bytes import RouteConfigurationBytes

@@ -21,7 +21,7 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane import ir
 from controlplane.heap import release_gradually
-from controlplane.xds.resource import Serialized
+from controlplane.xds.content import Serialized
 from controlplane.xds.translator.route import (
     direct_body_size,
     fill_route,
