@@ -129,17 +129,11 @@ def changed_route(attempt: int, *, routes: int) -> int:
 
 
 def edited_route_file(attempt: int, *, edit: str, routes: int, policies: bool) -> str:
-    """The file of ``changed_route(attempt)`` as that change writes it (``edit``: a key of ``EDITS``)."""
+    """The file of ``changed_route(attempt)`` as that change writes it (``edit``: a key of ``EDITS``;
+    ``policy`` points the route's first policy at the Secret of its second, so it changes a route once)."""
     index = changed_route(attempt, routes=routes)
     if edit == "policy":
-        # The route's k-th change is attempt k * routes + j: each one points its first policy at the Secret
-        # it does not read now.
-        first_key_from = "b" if attempt // routes % 2 == 0 else "a"
-        return (
-            route_file(index, backend_port=18190)
-            + "---\n"
-            + policy_documents(index, first_key_from=first_key_from)
-        )
+        return route_file(index, backend_port=18190) + "---\n" + policy_documents(index, first_key_from="b")
     if edit == "route":
         text = route_file(index, backend_port=18190, match=f"r{index}-edit{attempt}")
     else:
