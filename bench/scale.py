@@ -12,7 +12,7 @@ For each size, in one run:
   every resource of the new snapshot is taken from the file write and from the source handing the load
   over (p50/p99). It runs twice: with Envoy resources reused from the previous load (what ``serve`` does)
   and with every load rebuilt from scratch (the baseline);
-- **with policies** (``bench.scale_policies``): every AIServiceBackend gets an APIKey BackendSecurityPolicy
+- **with policies** (``bench.scale_manifests``): every AIServiceBackend gets an APIKey BackendSecurityPolicy
   and a Secret; the same changes with reused resources, once rewriting a Backend's port (a change elsewhere,
   to compare with the rows above) and once pointing one policy at another Secret;
 - **loop stall**: the worst lateness of a 1 ms timer on the server's event loop during the first full load,
