@@ -23,7 +23,7 @@ from envoy.extensions.filters.network.http_connection_manager.v3 import http_con
 from xds.type.matcher.v3 import matcher_pb2, string_pb2
 
 from controlplane import ir
-from controlplane.xds.translator.filters.json_member import set_member_script
+from controlplane.xds.translator.filters.json_member import KnownBody, set_member_script
 from controlplane.xds.translator.filters.request_matching import request_header_is, skip_unless
 from controlplane.xds.translator.messages import pack
 
@@ -36,8 +36,11 @@ STREAM_HEADER = "x-ai-eg-stream"
 
 
 def include_usage_filter() -> Any:
+    # The stream header is true only where the body check read a JSON body.
     script = set_member_script(
-        key="stream_options", value=f"'{json.dumps(_INCLUDE_USAGE, separators=(',', ':'))}'"
+        key="stream_options",
+        value=f"'{json.dumps(_INCLUDE_USAGE, separators=(',', ':'))}'",
+        known_body=KnownBody.JSON,
     )
     lua = lua_pb2.Lua(default_source_code=base_pb2.DataSource(inline_string=script))
     predicate = matcher_pb2.Matcher.MatcherList.Predicate
