@@ -135,7 +135,7 @@ end
 """
 
 _ENTRY = r"""
-function envoy_on_request(handle)
+function ENTRY(handle)
   local value = VALUE
   if value == nil then return end
 CONTENT_TYPE_CHECK  local body = handle:body()
@@ -170,10 +170,13 @@ class KnownBody(enum.Enum):
     object, so the script would leave it alone anyway; its first byte spares copying it into Lua."""
 
 
-def set_member_script(*, key: str, value: str, known_body: KnownBody) -> str:
+def set_member_script(
+    *, key: str, value: str, known_body: KnownBody, entry_function: str = "envoy_on_request"
+) -> str:
     """A Lua filter's source setting the body's top-level ``key`` to ``value``: a Lua expression evaluated
-    per request (``handle`` is the request), giving the member's JSON or nil to leave the body alone."""
-    entry = _ENTRY.replace("KEY", json.dumps(key)).replace("VALUE", value)
+    per request (``handle`` is the request), giving the member's JSON or nil to leave the body alone.
+    ``entry_function``: the function taking the request, for a script that calls it among others."""
+    entry = _ENTRY.replace("ENTRY", entry_function).replace("KEY", json.dumps(key)).replace("VALUE", value)
     entry = entry.replace("CONTENT_TYPE_CHECK", _CONTENT_TYPE_CHECK if known_body is KnownBody.ANY else "")
     entry = entry.replace("FORM_CHECK", _FORM_CHECK if known_body is KnownBody.JSON_OR_FORM else "")
     return _SET_MEMBER_LUA + entry
