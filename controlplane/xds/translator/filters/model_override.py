@@ -25,13 +25,14 @@ from envoy.extensions.filters.http.transform.v3 import transform_pb2
 from envoy.extensions.filters.network.http_connection_manager.v3 import http_connection_manager_pb2 as hcm
 from google.protobuf import struct_pb2
 
-from controlplane.xds.translator.filters.json_member import set_member_script
+from controlplane.xds.translator.filters.json_member import KnownBody, set_member_script
 from controlplane.xds.translator.messages import pack
 
 ROUTE_MODEL_FILTER = "ai.route_model_override"
 """The name of the public listener's filter that rewrites the model per route; its route metadata's namespace
 too."""
-_SCRIPT = "route_model"
+_SCRIPTS = {KnownBody.ANY: "route_model", KnownBody.JSON_OR_FORM: "route_model_of_body"}
+"""The script per route: one that matches on the body's model needs no look at the content type."""
 _MODEL_KEY = "model_json"
 """The route metadata key holding the model as a JSON string literal, spliced into the body as it is."""
 
@@ -54,12 +55,21 @@ def model_override_filter(*, model: str) -> Any:
 
 def route_model_filter() -> Any:
     """Idle unless the route names a model (``set_route_model``)."""
-    script = set_member_script(key="model", value=f'handle:metadata():get("{_MODEL_KEY}")')
-    lua = lua_pb2.Lua(source_codes={_SCRIPT: base_pb2.DataSource(inline_string=script)})
+    value = f'handle:metadata():get("{_MODEL_KEY}")'
+    scripts = {
+        name: base_pb2.DataSource(inline_string=set_member_script(key="model", value=value, known_body=known))
+        for known, name in _SCRIPTS.items()
+    }
+    lua = lua_pb2.Lua(source_codes=scripts)
     return hcm.HttpFilter(name=ROUTE_MODEL_FILTER, typed_config=pack(lua))
 
 
-def set_route_model(route: Any, *, model: str) -> None:
-    """Make ``route_model_filter`` rewrite the body's model to ``model`` on ``route`` (an ``rc.Route``)."""
-    route.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(pack(lua_pb2.LuaPerRoute(name=_SCRIPT)))
+def set_route_model(route: Any, *, model: str, matches_body_model: bool) -> None:
+    """Make ``route_model_filter`` rewrite the body's model to ``model`` on ``route`` (an ``rc.Route``).
+    ``matches_body_model``: the route matches on the model the body check or the multipart reader recorded,
+    so its requests are JSON or multipart forms."""
+    known = KnownBody.JSON_OR_FORM if matches_body_model else KnownBody.ANY
+    route.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
+        pack(lua_pb2.LuaPerRoute(name=_SCRIPTS[known]))
+    )
     route.metadata.filter_metadata[ROUTE_MODEL_FILTER].update({_MODEL_KEY: json.dumps(model)})
