@@ -159,7 +159,7 @@ class Stream(abc.ABC):
                     if item is _REFRESH:
                         self._refresh()
                     elif isinstance(item, bytes):
-                        self._handle(item)
+                        await self._handle(item)
                 await self._push(context)
         except BadRequest as error:
             self._metrics.stream_errors.labels(code=grpc.StatusCode.INVALID_ARGUMENT.name).inc()
@@ -183,7 +183,7 @@ class Stream(abc.ABC):
     # --- protocol hooks -------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _on_request(self, request: Any, state: TypeState) -> None:
+    async def _on_request(self, request: Any, state: TypeState) -> None:
         """Apply one request of an identified node to the type's state."""
 
     @abc.abstractmethod
@@ -209,14 +209,14 @@ class Stream(abc.ABC):
         finally:
             self._queue.put_nowait(_END_OF_REQUESTS)
 
-    def _handle(self, raw: bytes) -> None:
+    async def _handle(self, raw: bytes) -> None:
         request = self._parse(raw)
         if self.node_id is None:
             self._identify(request.node)
         type_url = request.type_url
         if type_url not in self.state.types:
             raise BadRequest(f"unknown type URL {type_url!r}; served: {', '.join(sorted(TYPE_URLS))}")
-        self._on_request(request, self.state.types[type_url])
+        await self._on_request(request, self.state.types[type_url])
 
     def _identify(self, node: Any) -> None:
         if not node.id:
