@@ -276,10 +276,9 @@ class Stream(abc.ABC):
             if response is None:
                 continue
             self._next_sequence += 1
-            reply, in_flight = response
-            if type_url == CLUSTER:
-                self._resend_endpoints_of_updated_clusters(state, in_flight)
-            elif type_url == LISTENER:
+            reply, in_flight, resend = response
+            self.state.types[ENDPOINT].resend.update(resend)
+            if type_url == LISTENER:
                 self._drain(in_flight)
             state.in_flight = in_flight
             state.last_nonce = in_flight.nonce
@@ -293,11 +292,15 @@ class Stream(abc.ABC):
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
-    ) -> tuple[Reply, InFlight] | None:
-        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it;
-        None when nothing needs saying (or nothing can be sent yet)."""
+    ) -> tuple[Reply, InFlight, set[str]] | None:
+        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it,
+        and the load assignments to send again; None when nothing needs saying (or can be sent yet)."""
         target = planner.target(state.type_url)
-        return None if target is None else self._response(state, target, sequence)
+        response = None if target is None else self._response(state, target, sequence)
+        if response is None:
+            return None
+        resend = _endpoints_of_updated_clusters(state, response[1]) if state.type_url == CLUSTER else set()
+        return *response, resend
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -307,16 +310,6 @@ class Stream(abc.ABC):
             # Re-plan when the drain ends, so what only the drained listener used is removed then.
             self._drain_timers = [timer for timer in self._drain_timers if timer.when() > self._loop.time()]
             self._drain_timers.append(self._loop.call_later(delay, self._queue.put_nowait, _REFRESH))
-
-    def _resend_endpoints_of_updated_clusters(self, clusters: TypeState, in_flight: InFlight) -> None:
-        # Envoy re-creates an updated cluster, which then warms until a load assignment arrives, and does not
-        # ask for it again (delta) or asks as if ACKing (SotW). The ACK of this CDS response also waits for
-        # that warming, so the resend cannot wait for it.
-        endpoints = self.state.types[ENDPOINT]
-        for name, resource in in_flight.sent.items():
-            before = clusters.acked.get(name)
-            if before is not None and before.version != resource.version:
-                endpoints.resend.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
 
     def _settle(self, state: TypeState, nonce: str, error: Any | None) -> None:
         """Handle the answer to the in-flight response `nonce` (error: the NACK's google.rpc.Status)."""
@@ -386,6 +379,19 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
+
+
+def _endpoints_of_updated_clusters(clusters: TypeState, in_flight: InFlight) -> set[str]:
+    """The load assignments of the clusters ``in_flight`` updates: Envoy re-creates an updated cluster, which
+    then warms until a load assignment arrives, and does not ask for it again (delta) or asks as if ACKing
+    (SotW). The ACK of this CDS response also waits for that warming, so the resend cannot wait for it. A
+    pass over every cluster sent (a reconnect's first response): part of a plan, in its worker thread."""
+    names: set[str] = set()
+    for name, resource in in_flight.sent.items():
+        before = clusters.acked.get(name)
+        if before is not None and before.version != resource.version:
+            names.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
+    return names
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
