@@ -11,7 +11,8 @@ interpreter with nothing but its own work. Per reconnect, taken on the server:
 
 Not a test: the figures depend on the machine.
 
-    .venv/bin/python -m bench.delta_reconnect [--resources 10000] [--changed 0.0] [--reconnects 10]
+    .venv/bin/python -m bench.delta_reconnect [--resources 10000 | --routes 5000] [--changed 0.0]
+        [--reconnects 10]
 """
 
 from __future__ import annotations
@@ -33,9 +34,13 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.scale import LoopCanary
+from bench.scale import LoopCanary, objects_in, write_manifests
+from controlplane.heap import building_configuration
+from controlplane.pipeline import Translator
+from controlplane.sources.file_reading import FileLimits
+from controlplane.sources.files import FileSource
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, versions
+from controlplane.xds.resource import CLUSTER, ENDPOINT, TYPE_URLS, short_type_name, versions
 from controlplane.xds.server import XdsServer, XdsSettings
 from tests import xds_builders
 
@@ -43,8 +48,16 @@ _METHOD = "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregate
 _LIMIT = 256 * 1024 * 1024
 
 
-def _snapshot(count: int) -> Snapshot:
-    names = [f"cluster-{index:05d}" for index in range(count)]
+def _snapshot(*, resources: int, routes: int) -> Snapshot:
+    """``routes`` AIGatewayRoutes of ``bench.scale`` translated (when not 0), else ``resources`` clusters
+    with a load assignment each."""
+    if routes:
+        with tempfile.TemporaryDirectory() as folder:
+            write_manifests(Path(folder), routes, gateway_port=10080)
+            with building_configuration():
+                loaded = FileSource([Path(folder)], limits=FileLimits(max_objects=objects_in(routes))).load()
+                return Translator().snapshot(loaded.resource_set()).snapshot
+    names = [f"cluster-{index:05d}" for index in range(resources)]
     return Snapshot.from_resources(
         clusters=[xds_builders.eds_cluster(name) for name in names],
         endpoints=[
@@ -106,9 +119,7 @@ def _client(port: int, held_file: Path, changed: float) -> None:
         call.cancel()
 
 
-async def _measure(count: int, changed: float, reconnects: int) -> None:
-    snapshot = _snapshot(count)
-    gc.freeze()  # as ``serve`` does once a configuration is built (``controlplane.heap``)
+async def _measure(snapshot: Snapshot, changed: float, reconnects: int) -> None:
     cache = SnapshotCache()
     cache.set_snapshot(snapshot)
     server = XdsServer(cache=cache, settings=XdsSettings(max_message_bytes=_LIMIT))
@@ -179,13 +190,18 @@ def main() -> None:
     parser.add_argument(
         "--changed", type=float, default=0.0, help="share the client holds at a stale version"
     )
+    parser.add_argument("--routes", type=int, default=0, help="a translated configuration instead")
     parser.add_argument("--reconnects", type=int, default=10)
     parser.add_argument("--client", nargs=2, metavar=("PORT", "HELD_FILE"), help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.client:
         _client(int(arguments.client[0]), Path(arguments.client[1]), arguments.changed)
         return
-    asyncio.run(_measure(arguments.resources, arguments.changed, arguments.reconnects))
+    snapshot = _snapshot(resources=arguments.resources, routes=arguments.routes)
+    sizes = ", ".join(f"{len(snapshot.get(type_url))} {short_type_name(type_url)}" for type_url in TYPE_URLS)
+    print(f"snapshot: {sizes}")
+    gc.freeze()  # as ``serve`` does once a configuration is built (``controlplane.heap``)
+    asyncio.run(_measure(snapshot, arguments.changed, arguments.reconnects))
 
 
 if __name__ == "__main__":
