@@ -25,7 +25,7 @@ def read_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """Where the server reads a proxy's report and plans its answers: "in a thread", every one counts as
     large."""
     if request.param == "in a thread":
-        monkeypatch.setattr(delta, "ADOPT_IN_THREAD_NAMES", 0)
+        monkeypatch.setattr(delta, "NAMES_WORTH_A_THREAD", 0)
         monkeypatch.setattr(stream, "PLAN_IN_THREAD_WORK", 0)
     value: str = request.param
     return value

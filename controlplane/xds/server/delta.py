@@ -16,6 +16,7 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
+from controlplane.heap import release_gradually
 from controlplane.xds.resource import XdsResource
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
@@ -24,9 +25,10 @@ from controlplane.xds.server.type_state import InFlight, TypeState
 
 _WILDCARD = "*"
 
-ADOPT_IN_THREAD_NAMES = 2000
+NAMES_WORTH_A_THREAD = 2000
 """A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
-large plan is, ``stream.PLAN_IN_THREAD_WORK``): 10,000 held the loop for 5-10 ms even read in C."""
+large plan is, ``stream.PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000
+held the loop for 5-10 ms either way, even in C."""
 
 
 class DeltaStream(Stream):
@@ -62,7 +64,7 @@ class DeltaStream(Stream):
         state.forget_plan()
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
         subscribed = None if state.wildcard else state.names
-        if len(reported) < ADOPT_IN_THREAD_NAMES:
+        if len(reported) < NAMES_WORTH_A_THREAD:
             held = _held(reported, available=available, subscribed=subscribed, type_url=state.type_url)
         else:
             # Envoy reports everything it holds when it reconnects: tens of thousands of resources after a
@@ -106,7 +108,12 @@ class DeltaStream(Stream):
             accepted = {name: resource for name, resource in accepted.items() if name not in refused}
         if not state.wildcard and not state.names.issuperset(accepted.keys()):
             accepted = {name: resource for name, resource in accepted.items() if name in state.names}
+        replaced = list(map(state.acked.get, accepted)) if len(accepted) >= NAMES_WORTH_A_THREAD else []
         state.acked.update(accepted)
+        if any(replaced):
+            # Versions a reconnecting proxy reported, or those of a rebuilt configuration: freed here in one C
+            # call, they would hold the loop.
+            self._loop.run_in_executor(None, release_gradually, replaced)
         for name in in_flight.removed:
             state.acked.pop(name, None)
         state.unsettle(in_flight.sent)
