@@ -108,11 +108,12 @@ class DeltaStream(Stream):
             accepted = {name: resource for name, resource in accepted.items() if name not in refused}
         if not state.wildcard and not state.names.issuperset(accepted.keys()):
             accepted = {name: resource for name, resource in accepted.items() if name in state.names}
-        replaced = list(map(state.acked.get, accepted)) if len(accepted) >= NAMES_WORTH_A_THREAD else []
-        state.acked.update(accepted)
-        if any(replaced):
-            # Versions a reconnecting proxy reported, or those of a rebuilt configuration: freed here in one C
-            # call, they would hold the loop.
+        if len(accepted) < NAMES_WORTH_A_THREAD or not state.acked:
+            state.acked.update(accepted)
+        else:
+            # What this replaces (versions a reconnecting proxy reported, a rebuilt configuration's) would be
+            # freed here in one C call, holding the loop: the old mapping goes to a worker thread instead.
+            replaced, state.acked = state.acked, {**state.acked, **accepted}
             self._loop.run_in_executor(None, release_gradually, replaced)
         for name in in_flight.removed:
             state.acked.pop(name, None)
