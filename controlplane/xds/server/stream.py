@@ -299,7 +299,7 @@ class Stream(abc.ABC):
         response = None if target is None else self._response(state, target, sequence)
         if response is None:
             return None
-        resend = _endpoints_of_updated_clusters(state, response[1]) if state.type_url == CLUSTER else set()
+        resend = state.endpoints_to_resend(response[1]) if state.type_url == CLUSTER else set()
         return *response, resend
 
     def _drain(self, in_flight: InFlight) -> None:
@@ -379,19 +379,6 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
-
-
-def _endpoints_of_updated_clusters(clusters: TypeState, in_flight: InFlight) -> set[str]:
-    """The load assignments of the clusters ``in_flight`` updates: Envoy re-creates an updated cluster, which
-    then warms until a load assignment arrives, and does not ask for it again (delta) or asks as if ACKing
-    (SotW). The ACK of this CDS response also waits for that warming, so the resend cannot wait for it. A
-    pass over every cluster sent (a reconnect's first response): part of a plan, in its worker thread."""
-    names: set[str] = set()
-    for name, resource in in_flight.sent.items():
-        before = clusters.acked.get(name)
-        if before is not None and before.version != resource.version:
-            names.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
-    return names
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
