@@ -34,13 +34,15 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.scale import LoopCanary, objects_in, write_manifests
+from bench.scale import LoopCanary
+from bench.scale_manifests import objects_in, write_manifests
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
 from controlplane.sources.file_reading import FileLimits
 from controlplane.sources.files import FileSource
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, TYPE_URLS, short_type_name, versions
+from controlplane.xds.content import versions
+from controlplane.xds.resource import CLUSTER, ENDPOINT, TYPE_URLS, short_type_name
 from controlplane.xds.server import XdsServer, XdsSettings
 from tests import xds_builders
 
@@ -49,8 +51,8 @@ _LIMIT = 256 * 1024 * 1024
 
 
 def _snapshot(*, resources: int, routes: int) -> Snapshot:
-    """``routes`` AIGatewayRoutes of ``bench.scale`` translated (when not 0), else ``resources`` clusters
-    with a load assignment each."""
+    """``routes`` AIGatewayRoutes of ``bench.scale_manifests`` translated (when not 0), else ``resources``
+    clusters with a load assignment each."""
     if routes:
         with tempfile.TemporaryDirectory() as folder:
             write_manifests(Path(folder), routes, gateway_port=10080)

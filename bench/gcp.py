@@ -20,7 +20,8 @@ from types import TracebackType
 from bench.tools import PeerUnavailable, gcpserver
 from controlplane.devtools.procutil import terminate_with_parent
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, content_version
+from controlplane.xds.content import content_version
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 
 TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
 _TIMEOUT = 120.0

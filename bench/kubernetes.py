@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from bench.manifests import NAMESPACE, gateway_manifests, route_yaml
+from bench.memory import process_memory
 from controlplane.devtools.crds import start_kube_with_crds
 from controlplane.devtools.gotools import ensure_test_tools
 from controlplane.devtools.kube import LocalKube
@@ -194,15 +195,8 @@ def _measure_changes(
         all_in_envoy_s=loaded[1],
         change_p50_ms=statistics.median(latencies),
         change_p99_ms=latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))],
-        rss_mib=_rss_mib(stack.control_plane.pid),
+        rss_mib=process_memory(stack.control_plane.pid).rss_mib,
     )
-
-
-def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _print(results: list[Result], routes: int) -> None:

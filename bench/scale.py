@@ -4,12 +4,17 @@ For each size, in one run:
 
 - **full**: load + translate + snapshot of the whole folder, in this process (the first load of ``serve``);
 - **serve RSS**: a real ``controlplane serve`` on the folder once its first snapshot is set (now and peak);
+- **Envoy RSS**: the real Envoy of the changes below once it has ACKed the whole first snapshot and reports
+  ready (now and peak), without and with the policies of the last scenario;
 - **change -> ACK**: the file source, the publisher and the xDS server of ``serve`` in this process, with a
   real Envoy on Delta ADS; one route file's Backend port is rewritten (``--edit route``: its route's header
   match instead, which changes the route configuration), and the time until Envoy has ACKed
   every resource of the new snapshot is taken from the file write and from the source handing the load
   over (p50/p99). It runs twice: with Envoy resources reused from the previous load (what ``serve`` does)
   and with every load rebuilt from scratch (the baseline);
+- **with policies** (``bench.scale_manifests``): every AIServiceBackend gets an APIKey BackendSecurityPolicy
+  and a Secret; the same changes with reused resources, once rewriting a Backend's port (a change elsewhere,
+  to compare with the rows above) and once pointing one policy at another Secret;
 - **loop stall**: the worst lateness of a 1 ms timer on the server's event loop during the first full load,
   while Envoy connects and receives all of it, and during the changes (translation runs in a worker thread;
   goal <= 20 ms), and for 2 s with nothing happening (what the machine's other load adds).
@@ -31,7 +36,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.manifests import NAMESPACE, gateway_manifests, route_yaml
+from bench.manifests import gateway_manifests
+from bench.memory import Memory, process_memory
+from bench.scale_manifests import (
+    EDITS,
+    changed_route,
+    edited_route_file,
+    objects_in,
+    original_route_file,
+    route_path,
+    write_manifests,
+)
 from bench.xds_push import Acks
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
@@ -43,7 +58,7 @@ from controlplane.netutil import PortReservations
 from controlplane.pipeline import Translator
 from controlplane.refusals import ProxyRefusals
 from controlplane.resources.parse import LoadResult
-from controlplane.resources.problems import ObjectKey
+from controlplane.resources.problems import ObjectKey, Severity
 from controlplane.serving import SnapshotPublisher
 from controlplane.sources.file_reading import FileLimits
 from controlplane.sources.files import FileSource
@@ -51,58 +66,6 @@ from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.server import XdsServer, XdsSettings
 
 _TIMEOUT = 600.0
-_OBJECTS_PER_ROUTE = 5
-"""Two Backends, two AIServiceBackends and the AIGatewayRoute (``route_file``)."""
-
-
-def route_file(index: int, *, backend_port: int, match: str | None = None) -> str:
-    """Route ``r<index>``: two AIServiceBackends on a Backend each, the first on ``backend_port``; requests
-    with ``x-route: <match>`` (by default ``r<index>``)."""
-    documents = []
-    for side, port in (("a", backend_port), ("b", 18190)):
-        documents.append(f"""apiVersion: gateway.envoyproxy.io/v1alpha1
-kind: Backend
-metadata:
-  name: b{index}-{side}
-  namespace: {NAMESPACE}
-spec:
-  endpoints:
-  - ip:
-      address: 127.0.0.1
-      port: {port}
----
-apiVersion: aigateway.envoyproxy.io/v1beta1
-kind: AIServiceBackend
-metadata:
-  name: a{index}-{side}
-  namespace: {NAMESPACE}
-spec:
-  schema:
-    name: OpenAI
-  backendRef:
-    name: b{index}-{side}
-    kind: Backend
-    group: gateway.envoyproxy.io
-""")
-    documents.append(route_yaml(index, [f"a{index}-a", f"a{index}-b"], value=match))
-    return "---\n".join(documents)
-
-
-def objects_in(routes: int) -> int:
-    """How many objects ``write_manifests`` writes for ``routes`` routes: the file source's default
-    ``--max-objects`` (10,000) is below what 2,000 routes hold, and a load over it is refused whole."""
-    return routes * _OBJECTS_PER_ROUTE + len(gateway_manifests(0).split("\n---\n"))
-
-
-def write_manifests(folder: Path, routes: int, *, gateway_port: int) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "shared.yaml").write_text(gateway_manifests(gateway_port))
-    for index in range(routes):
-        _route_path(folder, index).write_text(route_file(index, backend_port=18190))
-
-
-def _route_path(folder: Path, index: int) -> Path:
-    return folder / f"r{index:05d}.yaml"
 
 
 @dataclass
@@ -116,6 +79,8 @@ class Changes:
     change_stall_ms: float = 0.0
     idle_stall_ms: float = 0.0
     """The same canary while nothing changes: what the machine itself adds."""
+    envoy_memory: Memory | None = None
+    """Envoy's, once it ACKed the whole first snapshot and reports ready."""
 
 
 @dataclass
@@ -125,9 +90,9 @@ class Row:
     translate_s: float
     cpu_s: float
     """Processor time of load + translate + snapshot: what a busy machine's other jobs do not inflate."""
-    rss_mib: float
-    peak_rss_mib: float
+    serve_memory: Memory
     changes: list[Changes]
+    """Without policies (full rebuild, reused), then with them (a Backend changed, a policy changed)."""
 
 
 class LoopCanary:
@@ -148,19 +113,29 @@ class LoopCanary:
 
 
 class TimedHandler:
-    """The publisher, noting when the source handed each load over."""
+    """The publisher, noting when the source handed each load over and what the load or its translation
+    refused (the benchmark's own manifests must pass whole, or it would time less than it claims)."""
 
     def __init__(self, publisher: SnapshotPublisher) -> None:
         self._publisher = publisher
         self.handed_over: list[float] = []
+        self.refused: list[str] = []
 
     async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus]:
         self.handed_over.append(time.perf_counter())
-        return await self._publisher(result)
+        self.refused += [problem.message for problem in result.problems if problem.severity is Severity.ERROR]
+        statuses = await self._publisher(result)
+        self.refused += [
+            f"{key.kind} {key.name}: {condition.reason}"
+            for key, status in statuses.items()
+            for condition in status.conditions
+            if not condition.status
+        ]
+        return statuses
 
 
-def _limits(routes: int) -> FileLimits:
-    return FileLimits(max_objects=objects_in(routes))
+def _limits(routes: int, *, policies: bool = False) -> FileLimits:
+    return FileLimits(max_objects=objects_in(routes, policies=policies))
 
 
 def _full(folder: Path, routes: int) -> tuple[float, float, float]:
@@ -179,8 +154,8 @@ def _full(folder: Path, routes: int) -> tuple[float, float, float]:
     return read - started, time.perf_counter() - read, time.process_time() - cpu
 
 
-def _serve_rss(folder: Path, workdir: Path, routes: int) -> tuple[float, float]:
-    """(RSS, peak RSS) in MiB of ``controlplane serve`` once its first snapshot is set."""
+def _serve_memory(folder: Path, workdir: Path, routes: int) -> Memory:
+    """``controlplane serve``'s memory once its first snapshot is set."""
     process = ControlPlaneProcess(
         [str(folder), "--max-objects", str(objects_in(routes))], log_file=workdir / "serve.log"
     )
@@ -189,24 +164,28 @@ def _serve_rss(folder: Path, workdir: Path, routes: int) -> tuple[float, float]:
         deadline = time.monotonic() + _TIMEOUT
         while process.status()["snapshotVersion"] is None and time.monotonic() < deadline:
             time.sleep(0.1)
-        status = Path(f"/proc/{process.pid}/status").read_text().splitlines()
+        return process_memory(process.pid)
     finally:
         process.stop()
-    values = {line.split(":")[0]: int(line.split()[1]) / 1024 for line in status if line.startswith("Vm")}
-    return values["VmRSS"], values["VmHWM"]
-
-
-def _edited(index: int, *, attempt: int, edit: str) -> str:
-    """Route file ``index`` as the change numbered ``attempt`` writes it (``--edit``)."""
-    if edit == "route":
-        return route_file(index, backend_port=18190, match=f"r{index}-edit{attempt}")
-    return route_file(index, backend_port=20000 + attempt)
 
 
 async def _changes(
-    folder: Path, *, routes: int, count: int, reuse: bool, gateway_port: int, edit: str = "backend"
-) -> Changes:
-    result = Changes("reused" if reuse else "full rebuild")
+    folder: Path,
+    *,
+    routes: int,
+    count: int,
+    reuse: bool,
+    gateway_port: int,
+    edits: tuple[str, ...] = ("backend",),
+    policies: bool = False,
+) -> list[Changes]:
+    """``count`` changes of each kind in ``edits`` (keys of ``EDITS``), one kind after the other, served by
+    one server to one Envoy (its start-up is the longest part at 5,000 routes with policies). With ``policy``
+    among them, ``count * len(edits)`` may not exceed ``routes`` (see ``main``)."""
+    mode = "reused" if reuse else "full rebuild"
+    results = [
+        Changes(f"{mode}, with policies: {EDITS[edit]} changed" if policies else mode) for edit in edits
+    ]
     # A port of its own: the previous mode's Envoy may not have released its listener yet.
     (folder / "shared.yaml").write_text(gateway_manifests(gateway_port))
     cache = SnapshotCache()
@@ -220,8 +199,10 @@ async def _changes(
     handler = TimedHandler(publisher)
     canary = LoopCanary()
     canary_task = asyncio.create_task(canary.run())
-    source_task = asyncio.create_task(FileSource([folder], limits=_limits(routes)).run(handler))
-    node_id = f"scale-{routes}-{result.mode.replace(' ', '-')}"
+    source_task = asyncio.create_task(
+        FileSource([folder], limits=_limits(routes, policies=policies)).run(handler)
+    )
+    node_id = f"scale-{routes}-{'policies-' if policies else ''}{mode.replace(' ', '-')}"
     envoy = EnvoyProcess(
         bootstrap_yaml=render_bootstrap(
             xds_address=f"127.0.0.1:{port}", delta=True, node_id=node_id, admin_port=0
@@ -229,28 +210,37 @@ async def _changes(
     )
     try:
         snapshot = await _next_snapshot(cache, None)
-        result.first_load_stall_ms = canary.reset() * 1000
+        first_load_stall_ms = canary.reset() * 1000
+        if handler.refused:
+            raise RuntimeError(
+                f"the manifests of {routes} routes were not all accepted: {handler.refused[:3]}"
+            )
         # Off the loop: spawning Envoy forks this (large) process, which is no part of the server's work.
         await asyncio.to_thread(envoy.start)
         await acks.until(node_id, snapshot)
-        result.connect_stall_ms = canary.reset() * 1000
+        connect_stall_ms = canary.reset() * 1000
+        await asyncio.to_thread(envoy.wait_ready, timeout=_TIMEOUT)
+        envoy_memory = process_memory(envoy.pid)
+        canary.reset()  # the idle figure below starts now
         await asyncio.sleep(2)
-        result.idle_stall_ms = canary.reset() * 1000
-        for attempt in range(count):
-            index = (attempt * 7919) % routes
-            path = _route_path(folder, index)
-            written = time.perf_counter()
-            path.write_text(_edited(index, attempt=attempt, edit=edit))
-            snapshot = await _next_snapshot(cache, snapshot)
-            acked = await acks.until(node_id, snapshot)
-            result.from_write_ms.append((acked - written) * 1000)
-            result.from_handover_ms.append((acked - handler.handed_over[-1]) * 1000)
-        result.change_stall_ms = canary.reset() * 1000
+        idle_stall_ms = canary.reset() * 1000
+        for series, (edit, result) in enumerate(zip(edits, results, strict=True)):
+            result.first_load_stall_ms, result.connect_stall_ms = first_load_stall_ms, connect_stall_ms
+            result.idle_stall_ms, result.envoy_memory = idle_stall_ms, envoy_memory
+            for attempt in range(series * count, (series + 1) * count):
+                path = route_path(folder, changed_route(attempt, routes=routes))
+                text = edited_route_file(attempt, edit=edit, routes=routes, policies=policies)
+                written = time.perf_counter()
+                path.write_text(text)
+                snapshot = await _next_snapshot(cache, snapshot)
+                acked = await acks.until(node_id, snapshot)
+                result.from_write_ms.append((acked - written) * 1000)
+                result.from_handover_ms.append((acked - handler.handed_over[-1]) * 1000)
+            result.change_stall_ms = canary.reset() * 1000
         # Back to the original, so the next mode starts from the same files.
-        for attempt in range(count):
-            index = (attempt * 7919) % routes
-            _route_path(folder, index).write_text(route_file(index, backend_port=18190))
-        return result
+        for index in {changed_route(attempt, routes=routes) for attempt in range(count * len(edits))}:
+            route_path(folder, index).write_text(original_route_file(index, policies=policies))
+        return results
     finally:
         envoy.stop()
         for task in (source_task, canary_task):
@@ -275,14 +265,23 @@ def _percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
+def _mib(memory: Memory | None) -> str:
+    return "not measured" if memory is None else f"{memory.rss_mib:.0f} ({memory.peak_rss_mib:.0f})"
+
+
 def _print(rows: list[Row]) -> None:
-    print("\n| routes | load s | translate+snapshot s | full s | full cpu s | serve RSS MiB (peak) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print(
+        "\n| routes | load s | translate+snapshot s | full s | full cpu s | serve RSS MiB (peak) "
+        "| Envoy RSS MiB (peak) | Envoy RSS with policies MiB (peak) |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
+        envoy = next(changes.envoy_memory for changes in row.changes if changes.mode == "reused")
+        with_policies = next(changes.envoy_memory for changes in row.changes if "policies" in changes.mode)
         print(
             f"| {row.routes:,} | {row.load_s:.2f} | {row.translate_s:.2f} "
             f"| {row.load_s + row.translate_s:.2f} | {row.cpu_s:.2f} "
-            f"| {row.rss_mib:.0f} ({row.peak_rss_mib:.0f}) |"
+            f"| {_mib(row.serve_memory)} | {_mib(envoy)} | {_mib(with_policies)} |"
         )
     print(
         "\n| routes | mode | from handover p50 / p99 ms | from write p50 / p99 ms "
@@ -315,28 +314,47 @@ def main() -> None:
         help="what each change rewrites in a route file: a Backend's port or the route's header match",
     )
     args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    if 2 * args.changes > min(sizes):
+        # A policy change points a policy at the Secret it does not read yet, so it changes each route once;
+        # the changes elsewhere before it, in the same scenario, take routes of their own.
+        parser.error(f"--changes {args.changes} needs sizes of at least {2 * args.changes} routes")
     configure_logging(json=False, level="warning")
     rows = []
-    for routes in (int(size) for size in args.sizes.split(",")):
+    for routes in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch, PortReservations() as ports:
             folder = Path(scratch) / "manifests"
             write_manifests(folder, routes, gateway_port=ports.reserve())
             load_s, translate_s, cpu_s = _full(folder, routes)
-            rss, peak = _serve_rss(folder, Path(scratch), routes)
+            serve_memory = _serve_memory(folder, Path(scratch), routes)
             changes = [
-                asyncio.run(
+                change
+                for reuse in (False, True)
+                for change in asyncio.run(
                     _changes(
                         folder,
                         routes=routes,
                         count=args.changes,
                         reuse=reuse,
                         gateway_port=ports.reserve(),
-                        edit=args.edit,
+                        edits=(args.edit,),
                     )
                 )
-                for reuse in (False, True)
             ]
-        rows.append(Row(routes, load_s, translate_s, cpu_s, rss, peak, changes))
+            with_policies = Path(scratch) / "with-policies"
+            write_manifests(with_policies, routes, gateway_port=ports.reserve(), policies=True)
+            changes += asyncio.run(
+                _changes(
+                    with_policies,
+                    routes=routes,
+                    count=args.changes,
+                    reuse=True,
+                    gateway_port=ports.reserve(),
+                    edits=("backend", "policy"),
+                    policies=True,
+                )
+            )
+        rows.append(Row(routes, load_s, translate_s, cpu_s, serve_memory, changes))
         print(rows[-1], flush=True)
     _print(rows)
 

@@ -40,7 +40,8 @@ from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess
 from controlplane.log import configure_logging
 from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, versions
+from controlplane.xds.content import versions
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
 from tests import xds_builders
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.scale_manifests import KEY_PREFIX
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -49,6 +51,18 @@ def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_results(tmp_path: Pa
     report = (tmp_path / "RESULTS.md").read_text()
     for row in ("Row 1, 3:", "Row 2:", "Row 3:", "Row 4:", "Row 5:", "Row 6:"):
         assert row in report
+    # bench.scale's BackendSecurityPolicy scenario and Envoy's memory, in the report and the JSON alike; the
+    # policies' (made-up) keys in nothing the benchmarks printed or wrote.
+    written = (tmp_path / "results.json").read_text()
+    for figure in (
+        "Envoy RSS MiB",
+        "with policies: a Backend's port changed",
+        "with policies: a policy's Secret",
+    ):
+        assert figure in report
+        assert figure in written
+    for output in (run.stdout, run.stderr, report, written):
+        assert KEY_PREFIX not in output
     if importlib.util.find_spec("matplotlib"):
         assert (tmp_path / "charts" / "row5_latency.png").stat().st_size > 0
     else:

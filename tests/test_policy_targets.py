@@ -113,8 +113,8 @@ _STATE = st.tuples(
 )
 
 
-def _findings(report: Report) -> tuple[list[str], set[Any]]:
-    return [problem.format() for problem in report.problems()], set(report._seen)
+def _findings(report: Report) -> tuple[list[str], set[Any], set[Any]]:
+    return [problem.format() for problem in report.problems()], set(report._seen), set(report._pools)
 
 
 _REORDERED_AND_ADDED = [

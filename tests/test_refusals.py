@@ -10,7 +10,8 @@ from controlplane.refusals import PROGRAMMED, REFUSED_BY_PROXY, ProxyRefusals
 from controlplane.resources.problems import ObjectKey
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import CLUSTER, LISTENER, TYPE_URLS
 from controlplane.xds.server import XdsEvent
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

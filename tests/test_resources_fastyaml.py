@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.scale import route_file
+from bench.scale_manifests import route_file
 from controlplane.resources import load_text
 from controlplane.resources.fastyaml import plain_documents
 from controlplane.resources.parse import _StrictLoader

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from bench.scale import route_file
+from bench.scale_manifests import route_file
 from controlplane.resources import Severity, load_text
 from controlplane.resources.core import ConfigMap
 from controlplane.resources.fastyaml import plain_documents

@@ -16,7 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controlplane import ir
-from controlplane.xds.resource import ROUTE, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import ROUTE
 from controlplane.xds.translator import route_bytes
 from controlplane.xds.translator.route import fill_route, route_configuration, route_configuration_references
 from controlplane.xds.translator.route_bytes import RouteConfigurationBytes
@@ -71,6 +72,7 @@ def _edits() -> list[Callable[[ir.HttpListener], ir.HttpListener]]:
         return replace(route, name=route.name + "-renamed")
 
     long_answer = ir.DirectResponse(status=200, message="m" * 5000)
+    short_answer = ir.DirectResponse(status=200, message="short")
     return [
         lambda listener: listener,
         lambda listener: hosts(listener, first_route(retimed)),
@@ -86,6 +88,20 @@ def _edits() -> list[Callable[[ir.HttpListener], ir.HttpListener]]:
             listener,
             virtual_hosts=(*listener.virtual_hosts, replace(listener.virtual_hosts[0], name="added")),
         ),
+        # Every other route changes: the long bodies, kept, still set the limit.
+        lambda listener: hosts(
+            listener, lambda vhost: replace(vhost, routes=(vhost.routes[0], *map(retimed, vhost.routes[1:])))
+        ),
+        # Only the first virtual host changes: the long bodies of the others, kept, still set the limit.
+        lambda listener: replace(
+            listener,
+            virtual_hosts=(
+                replace(listener.virtual_hosts[0], domains=("only.example",)),
+                *listener.virtual_hosts[1:],
+            ),
+        ),
+        # No long body left: the limit is Envoy's default again.
+        lambda listener: hosts(listener, first_route(lambda route: replace(route, action=short_answer))),
         # Every route answered directly, none matching the model: the body check goes, every route changes.
         lambda listener: hosts(
             listener,

@@ -7,7 +7,8 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
 
 from controlplane.xds.cache import InconsistentSnapshotError, Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from tests import xds_builders
 
 

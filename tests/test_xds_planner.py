@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
 from controlplane.xds.server.stream_state import StreamState
 from controlplane.xds.server.type_state import InFlight
 from tests import xds_builders

@@ -15,7 +15,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from google.rpc import status_pb2
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPE_URLS, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPE_URLS
 from controlplane.xds.server import stream as stream_module
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics

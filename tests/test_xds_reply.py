@@ -19,7 +19,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
-from controlplane.xds.resource import TYPE_URLS, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import TYPE_URLS
 from controlplane.xds.server import reply
 from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import Reply

@@ -16,6 +16,7 @@ from envoy.extensions.transport_sockets.tls.v3 import secret_pb2, tls_pb2
 from google.protobuf import any_pb2
 from google.protobuf.message import Message
 
+from controlplane.xds.content import XdsResource, content_hash
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,
@@ -23,8 +24,6 @@ from controlplane.xds.resource import (
     ROUTE,
     SECRET,
     ResourceKey,
-    XdsResource,
-    content_hash,
     dependencies,
     resource_name,
     short_type_name,

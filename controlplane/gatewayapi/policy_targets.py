@@ -74,7 +74,7 @@ class PolicyTargets:
         except BaseException:
             self._reset()  # half filed
             raise
-        report.judged(self._keys)
+        report.judged(self._keys, pools=())  # policies' keys: none of them is an InferencePool's
         self._report_conflicts(report)
         if not self._legacy:
             return self._chosen

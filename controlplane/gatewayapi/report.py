@@ -192,10 +192,14 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
-    def judged(self, keys: Collection[ObjectKey]) -> None:
-        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``)."""
+    def judged(self, keys: Collection[ObjectKey], *, pools: Collection[ObjectKey] | None = None) -> None:
+        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``).
+        ``pools``: the InferencePools among ``keys``, from a caller that keeps them apart (None: looked for
+        among all of them)."""
         self._seen.update(keys)
-        if INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
+        if pools is not None:
+            self._pools.update(pools)
+        elif INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
             self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
 
     def apply(self, effect: Effect) -> None:

@@ -28,6 +28,17 @@ _YAML_ENDINGS = tuple(YAML_SUFFIXES)
 _NAME = attrgetter("name")
 
 
+def _hidden(name: str) -> bool:
+    """The listing's first rule: an entry with a hidden name is skipped, with everything below it (among them
+    a ConfigMap volume's ``..data`` and timestamped folders, which hold the same files a second time)."""
+    return name.startswith(".")
+
+
+def _yaml(name: str) -> bool:
+    """The second: of the files, only those with a YAML ending are listed."""
+    return name.endswith(_YAML_ENDINGS)
+
+
 @dataclass(frozen=True, slots=True)
 class FileLimits:
     max_file_bytes: int = defaults.MAX_FILE_BYTES
@@ -106,10 +117,9 @@ def fingerprinted_files(
 
 def listed_below(relative: str) -> bool:
     """Whether a folder's listing would take the file at ``relative`` (a path below the folder), were it a
-    regular file: no hidden part, a YAML ending (``_files_below``'s rules)."""
-    return relative.endswith(_YAML_ENDINGS) and not any(
-        part.startswith(".") for part in relative.split(os.sep)
-    )
+    regular file: no hidden part, a YAML ending (``_hidden`` and ``_yaml``, the rules ``_files_below`` walks
+    by)."""
+    return _yaml(relative) and not any(map(_hidden, relative.split(os.sep)))
 
 
 def _files_below(folder: Path, *, nested: set[Path] | None, links: set[str] | None) -> list[str]:
@@ -130,10 +140,12 @@ def _files_below(folder: Path, *, nested: set[Path] | None, links: set[str] | No
             continue
         try:
             with os.scandir(path) as listing:
-                entries = sorted((e for e in listing if not e.name.startswith(".")), key=_NAME, reverse=True)
+                entries = sorted(listing, key=_NAME, reverse=True)
         except OSError:
             continue  # unreadable, or gone since its parent was read
         for entry in entries:
+            if _hidden(entry.name):
+                continue
             try:
                 is_folder = entry.is_dir()
             except OSError:
@@ -143,7 +155,7 @@ def _files_below(folder: Path, *, nested: set[Path] | None, links: set[str] | No
                     nested.add(folder)
                 if not entry.is_symlink():
                     pending.append((entry.path, True))
-            elif entry.name.endswith(_YAML_ENDINGS):
+            elif _yaml(entry.name):
                 pending.append((entry.path, False))
                 if links is not None and entry.is_symlink():
                     links.add(entry.path)

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from google.protobuf.message import Message
 
+from controlplane.xds.content import XdsResource, version_digest
 from controlplane.xds.replaced import replaced_in_place
 from controlplane.xds.resource import (
     CLUSTER,
@@ -30,9 +31,7 @@ from controlplane.xds.resource import (
     SECRET,
     TYPE_URLS,
     ResourceKey,
-    XdsResource,
     short_type_name,
-    version_digest,
 )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.heap import release_gradually
-from controlplane.xds.resource import XdsResource
+from controlplane.xds.content import XdsResource
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of

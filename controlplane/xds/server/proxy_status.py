@@ -21,7 +21,8 @@ from typing import Any
 import grpc
 
 from controlplane._proto import proxy_status_pb2 as pb
-from controlplane.xds.resource import TYPE_URLS, XdsResource, content_version
+from controlplane.xds.content import XdsResource, content_version
+from controlplane.xds.resource import TYPE_URLS
 from controlplane.xds.server.stream import Stream
 from controlplane.xds.server.type_state import TypeState, same_versions
 

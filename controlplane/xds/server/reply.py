@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from google.protobuf.message import Message
 
-from controlplane.xds.resource import XdsResource
+from controlplane.xds.content import XdsResource
 
 SLICE_RESOURCES = 500
 """Resources serialised between two yields to the loop: about a millisecond of work."""

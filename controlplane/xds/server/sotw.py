@@ -13,7 +13,8 @@ from typing import Any
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from controlplane.xds.resource import XdsResource, content_version, short_type_name
+from controlplane.xds.content import XdsResource, content_version
+from controlplane.xds.resource import short_type_name
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.type_state import InFlight, TypeState

@@ -23,15 +23,8 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.resource import (
-    CLUSTER,
-    ENDPOINT,
-    LISTENER,
-    TYPE_URLS,
-    XdsResource,
-    short_type_name,
-    versions,
-)
+from controlplane.xds.content import XdsResource, versions
+from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import Planner, StreamState

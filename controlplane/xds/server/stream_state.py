@@ -18,6 +18,7 @@ import enum
 from collections.abc import Iterable, Mapping
 
 from controlplane.xds.cache import Snapshot
+from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,
@@ -26,7 +27,6 @@ from controlplane.xds.resource import (
     TYPE_URLS,
     WILDCARD_TYPES,
     ResourceKey,
-    XdsResource,
 )
 from controlplane.xds.server.type_state import InFlight, TypeState
 

@@ -10,7 +10,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from controlplane.xds.cache import Snapshot
-from controlplane.xds.resource import ENDPOINT, XdsResource, content_version
+from controlplane.xds.content import XdsResource, content_version
+from controlplane.xds.resource import ENDPOINT
 
 
 @dataclass(frozen=True)

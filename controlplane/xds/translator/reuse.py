@@ -21,7 +21,8 @@ from typing import Any
 
 from controlplane import ir
 from controlplane.heap import release_gradually
-from controlplane.xds.resource import TYPE_URLS, References, XdsResource
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import TYPE_URLS, References
 from controlplane.xds.translator import fragments
 from controlplane.xds.translator.cluster import SYSTEM_CA_FILE
 from controlplane.xds.translator.data_path import DataPaths

@@ -32,31 +32,31 @@ _DIRECT_BODY_LIMIT = 4096
 
 def route_configuration(listener: ir.HttpListener) -> Any:
     """A public listener's RDS resource as one message (``route_bytes`` serves it assembled from pieces)."""
-    config = route_configuration_shell(listener)
+    longest = max(
+        (direct_body_size(route) for vhost in listener.virtual_hosts for route in vhost.routes), default=0
+    )
+    config = route_configuration_shell(listener, longest_direct_body=longest)
     for vhost in listener.virtual_hosts:
         _fill_virtual_host(config.virtual_hosts.add(), vhost, checks_body=listener.reads_body)
     return config
 
 
-def route_configuration_shell(listener: ir.HttpListener) -> Any:
-    """``route_configuration(listener)`` without its virtual hosts."""
+def route_configuration_shell(listener: ir.HttpListener, *, longest_direct_body: int) -> Any:
+    """``route_configuration(listener)`` without its virtual hosts. ``longest_direct_body``: the largest
+    ``direct_body_size`` of its routes, which the caller finds where it visits them anyway."""
     config = route_pb2.RouteConfiguration(
         name=listener.route_config,
         # Gateways answer for any Host; an unknown Host gets the catch-all of the "*" virtual host.
         validate_clusters={"value": False},
     )
-    longest = max(
-        (
-            len(route.action.message.encode())
-            for vhost in listener.virtual_hosts
-            for route in vhost.routes
-            if isinstance(route.action, ir.DirectResponse)
-        ),
-        default=0,
-    )
-    if longest > _DIRECT_BODY_LIMIT:
-        config.max_direct_response_body_size_bytes.value = longest
+    if longest_direct_body > _DIRECT_BODY_LIMIT:
+        config.max_direct_response_body_size_bytes.value = longest_direct_body
     return config
+
+
+def direct_body_size(route: ir.Route) -> int:
+    """The bytes of the body ``route`` answers with itself; 0 for a route that forwards."""
+    return len(route.action.message.encode()) if isinstance(route.action, ir.DirectResponse) else 0
 
 
 def route_configuration_references(listener: ir.HttpListener) -> References:

@@ -21,8 +21,9 @@ from envoy.config.route.v3 import route_pb2
 
 from controlplane import ir
 from controlplane.heap import release_gradually
-from controlplane.xds.resource import Serialized
+from controlplane.xds.content import Serialized
 from controlplane.xds.translator.route import (
+    direct_body_size,
     fill_route,
     fill_virtual_host_shell,
     leading_routes,
@@ -42,6 +43,9 @@ class _Host(NamedTuple):
     """Its ``virtual_hosts`` record in the route configuration."""
     routes: dict[ir.Route, bytes]
     """Each of its routes' ``routes`` record."""
+    direct_bodies: dict[ir.Route, int]
+    """Its routes that answer themselves, by ``direct_body_size`` (few: the configuration's limit must fit
+    the longest, found without going through every route again)."""
 
 
 class _Config(NamedTuple):
@@ -68,11 +72,14 @@ class RouteConfigurationBytes:
         for vhost in listener.virtual_hosts:
             host = known.get(vhost.name)
             if host is None or (host.node is not vhost and host.node != vhost):
-                host = _serialised_host(vhost, checks_body=checks_body, known=host.routes if host else {})
+                host = _serialised_host(vhost, checks_body=checks_body, before=host)
             hosts[vhost.name] = host
             records.append(host.record)
         self._configs[listener.route_config] = _Config(checks_body, hosts)
-        shell = route_configuration_shell(listener).SerializeToString(deterministic=True)
+        longest = max((size for host in hosts.values() for size in host.direct_bodies.values()), default=0)
+        shell = route_configuration_shell(listener, longest_direct_body=longest).SerializeToString(
+            deterministic=True
+        )
         return Serialized(listener.route_config, with_repeated(shell, _VIRTUAL_HOSTS, records))
 
     def keep_only(self, names: Collection[str]) -> None:
@@ -90,23 +97,29 @@ class RouteConfigurationBytes:
         release_gradually(*(host.routes for host in config.hosts.values()))
 
 
-def _serialised_host(vhost: ir.VirtualHost, *, checks_body: bool, known: dict[ir.Route, bytes]) -> _Host:
-    """``vhost`` serialised; routes found in ``known`` (the host's routes as last serialised) are not
-    serialised again."""
+def _serialised_host(vhost: ir.VirtualHost, *, checks_body: bool, before: _Host | None) -> _Host:
+    """``vhost`` serialised; routes ``before`` (the host as last serialised) holds are not serialised
+    again."""
+    known = before.routes if before is not None else {}
     records = list(_leading_records(checks_body=checks_body))
     routes: dict[ir.Route, bytes] = {}
+    direct_bodies: dict[ir.Route, int] = {}
     for route in vhost.routes:
         record = known.get(route)
         if record is None:
             message: Any = rc.Route()
             fill_route(message, route, reads_model=checks_body)
             record = length_delimited(_ROUTES, message.SerializeToString(deterministic=True))
+            if size := direct_body_size(route):
+                direct_bodies[route] = size
         routes[route] = record
         records.append(record)
+    if before is not None:
+        direct_bodies.update((route, size) for route, size in before.direct_bodies.items() if route in routes)
     shell: Any = rc.VirtualHost()
     fill_virtual_host_shell(shell, vhost)
     body = with_repeated(shell.SerializeToString(deterministic=True), _ROUTES, records)
-    return _Host(vhost, length_delimited(_VIRTUAL_HOSTS, body), routes)
+    return _Host(vhost, length_delimited(_VIRTUAL_HOSTS, body), routes, direct_bodies)
 
 
 @cache
