@@ -26,7 +26,7 @@ class SotwStream(Stream):
     mode = "sotw"
     request_type = discovery_pb2.DiscoveryRequest
 
-    def _on_request(self, request: Any, state: TypeState) -> None:
+    async def _on_request(self, request: Any, state: TypeState) -> None:
         nonce = request.response_nonce
         if nonce and nonce != state.last_nonce:
             self._metrics.stale_requests.labels(type=short_type_name(state.type_url)).inc()

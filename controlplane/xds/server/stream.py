@@ -152,7 +152,7 @@ class Stream(abc.ABC):
                     if item is _REFRESH:
                         self._refresh()
                     elif isinstance(item, bytes):
-                        self._handle(item)
+                        await self._handle(item)
                 await self._push(context)
         except BadRequest as error:
             self._metrics.stream_errors.labels(code=grpc.StatusCode.INVALID_ARGUMENT.name).inc()
@@ -176,7 +176,7 @@ class Stream(abc.ABC):
     # --- protocol hooks -------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _on_request(self, request: Any, state: TypeState) -> None:
+    async def _on_request(self, request: Any, state: TypeState) -> None:
         """Apply one request of an identified node to the type's state."""
 
     @abc.abstractmethod
@@ -202,14 +202,14 @@ class Stream(abc.ABC):
         finally:
             self._queue.put_nowait(_END_OF_REQUESTS)
 
-    def _handle(self, raw: bytes) -> None:
+    async def _handle(self, raw: bytes) -> None:
         request = self._parse(raw)
         if self.node_id is None:
             self._identify(request.node)
         type_url = request.type_url
         if type_url not in self.state.types:
             raise BadRequest(f"unknown type URL {type_url!r}; served: {', '.join(sorted(TYPE_URLS))}")
-        self._on_request(request, self.state.types[type_url])
+        await self._on_request(request, self.state.types[type_url])
 
     def _identify(self, node: Any) -> None:
         if not node.id:
@@ -269,10 +269,9 @@ class Stream(abc.ABC):
             if response is None:
                 continue
             self._next_sequence += 1
-            reply, in_flight = response
-            if type_url == CLUSTER:
-                self._resend_endpoints_of_updated_clusters(state, in_flight)
-            elif type_url == LISTENER:
+            reply, in_flight, resend = response
+            self.state.types[ENDPOINT].resend.update(resend)
+            if type_url == LISTENER:
                 self._drain(in_flight)
             state.in_flight = in_flight
             state.last_nonce = in_flight.nonce
@@ -286,11 +285,15 @@ class Stream(abc.ABC):
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
-    ) -> tuple[Reply, InFlight] | None:
-        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it;
-        None when nothing needs saying (or nothing can be sent yet)."""
+    ) -> tuple[Reply, InFlight, set[str]] | None:
+        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it,
+        and the load assignments to send again; None when nothing needs saying (or can be sent yet)."""
         target = planner.target(state.type_url)
-        return None if target is None else self._response(state, target, sequence)
+        response = None if target is None else self._response(state, target, sequence)
+        if response is None:
+            return None
+        resend = state.endpoints_to_resend(response[1]) if state.type_url == CLUSTER else set()
+        return *response, resend
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -300,16 +303,6 @@ class Stream(abc.ABC):
             # Re-plan when the drain ends, so what only the drained listener used is removed then.
             self._drain_timers = [timer for timer in self._drain_timers if timer.when() > self._loop.time()]
             self._drain_timers.append(self._loop.call_later(delay, self._queue.put_nowait, _REFRESH))
-
-    def _resend_endpoints_of_updated_clusters(self, clusters: TypeState, in_flight: InFlight) -> None:
-        # Envoy re-creates an updated cluster, which then warms until a load assignment arrives, and does not
-        # ask for it again (delta) or asks as if ACKing (SotW). The ACK of this CDS response also waits for
-        # that warming, so the resend cannot wait for it.
-        endpoints = self.state.types[ENDPOINT]
-        for name, resource in in_flight.sent.items():
-            before = clusters.acked.get(name)
-            if before is not None and before.version != resource.version:
-                endpoints.resend.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
 
     def _settle(self, state: TypeState, nonce: str, error: Any | None) -> None:
         """Handle the answer to the in-flight response `nonce` (error: the NACK's google.rpc.Status)."""
