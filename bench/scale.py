@@ -133,6 +133,10 @@ class TimedHandler:
         ]
         return statuses
 
+    def require_accepted(self, what: str) -> None:
+        if self.refused:
+            raise RuntimeError(f"{what} were not all accepted: {self.refused[:3]}")
+
 
 def _limits(routes: int, *, policies: bool = False) -> FileLimits:
     return FileLimits(max_objects=objects_in(routes, policies=policies))
@@ -211,10 +215,7 @@ async def _changes(
     try:
         snapshot = await _next_snapshot(cache, None)
         first_load_stall_ms = canary.reset() * 1000
-        if handler.refused:
-            raise RuntimeError(
-                f"the manifests of {routes} routes were not all accepted: {handler.refused[:3]}"
-            )
+        handler.require_accepted(f"the manifests of {routes} routes")
         # Off the loop: spawning Envoy forks this (large) process, which is no part of the server's work.
         await asyncio.to_thread(envoy.start)
         await acks.until(node_id, snapshot)
@@ -237,6 +238,7 @@ async def _changes(
                 result.from_write_ms.append((acked - written) * 1000)
                 result.from_handover_ms.append((acked - handler.handed_over[-1]) * 1000)
             result.change_stall_ms = canary.reset() * 1000
+            handler.require_accepted(f"the edited manifests ({edit}) of {routes} routes")
         # Back to the original, so the next mode starts from the same files.
         for index in {changed_route(attempt, routes=routes) for attempt in range(count * len(edits))}:
             route_path(folder, index).write_text(original_route_file(index, policies=policies))

@@ -157,9 +157,9 @@ def test_the_route_rewrites_only_the_top_level_model_and_keeps_the_rest_of_the_b
 def test_a_form_naming_an_overridden_model_is_routed_by_it_and_goes_as_sent(
     stack: tuple[LocalStack, dict[str, FakeBackend]],
 ) -> None:
-    """Where the route matches the body's model, its script reads no content type: a multipart form (whose
-    model the multipart reader recorded) is left alone by it, as before; the model header names the
-    override."""
+    """Where the route matches the body's model, its override script reads no content type: a multipart
+    form's route is picked by the form's model after the override filter ran, so the form goes as sent; the
+    model header names the override."""
     local, backends = stack
     url = _gateway_url(local).replace("/v1/chat/completions", "/v1/audio/transcriptions")
     with httpx.Client(timeout=5) as client:

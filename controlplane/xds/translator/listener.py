@@ -15,11 +15,12 @@ filters and retry-priority plugins.
 
 The public listener reads the body when a route matches on the model or forwards to backends
 (``ir.HttpListener.reads_body``: token usage is counted per model and a stream is asked for its usage): the
-multipart reader (run only for ``multipart/form-data``) and the body check (which records the model and
-``stream``, ``filters.model_header``) buffer and parse each request once, and the first choice's model
-override runs where a route has one (``filters.model_override``); a listener of direct responses only
-forwards nothing and reads nothing. Either way a model or stream header the client sent is removed before
-anything else runs.
+body check (which records the model and ``stream`` of a JSON body, ``filters.model_header``) buffers and
+parses each request once, the first choice's model override runs where a route has one
+(``filters.model_override``), then one Lua filter, run only for a multipart form or an OpenAI stream, reads a
+form's model (re-picking the route) or asks a stream for its usage (``filters.multipart_model``); a listener
+of direct responses only forwards nothing and reads nothing. Either way a model or stream header the client
+sent is removed before anything else runs.
 """
 
 from __future__ import annotations

@@ -140,7 +140,7 @@ function ENTRY(handle)
   if value == nil then return end
 CONTENT_TYPE_CHECK  local body = handle:body()
   if body == nil or body:length() == 0 then return end
-FORM_CHECK  local rewritten = with_member(body:getBytes(0, body:length()), KEY, value)
+  local rewritten = with_member(body:getBytes(0, body:length()), KEY, value)
   if rewritten ~= nil then
     body:setBytes(rewritten)
   end
@@ -151,9 +151,6 @@ _CONTENT_TYPE_CHECK = r"""  local content_type = handle:headers():get("content-t
     return
   end
 """
-_FORM_CHECK = r"""  -- A multipart form opens with its boundary's "--": it goes as it came, and is not copied.
-  if body:getBytes(0, 1) == "-" then return end
-"""
 
 
 class KnownBody(enum.Enum):
@@ -163,11 +160,8 @@ class KnownBody(enum.Enum):
     ANY = enum.auto()
     """Any body: only a content type naming ``application/json`` is touched, as the transform filter does."""
     JSON = enum.auto()
-    """A JSON body: the request carries what only the body check records for a JSON content type."""
-    JSON_OR_FORM = enum.auto()
-    """A JSON body or a multipart form: the request carries the body's model, which the body check records
-    for a JSON content type and the multipart reader (``multipart_model``) for a form. A form is no JSON
-    object, so the script would leave it alone anyway; its first byte spares copying it into Lua."""
+    """A JSON body: the request carries what only the body check records for a JSON content type (a form's
+    model, which the multipart reader records, is read after every script that edits the body)."""
 
 
 def set_member_script(
@@ -178,5 +172,4 @@ def set_member_script(
     ``entry_function``: the function taking the request, for a script that calls it among others."""
     entry = _ENTRY.replace("ENTRY", entry_function).replace("KEY", json.dumps(key)).replace("VALUE", value)
     entry = entry.replace("CONTENT_TYPE_CHECK", _CONTENT_TYPE_CHECK if known_body is KnownBody.ANY else "")
-    entry = entry.replace("FORM_CHECK", _FORM_CHECK if known_body is KnownBody.JSON_OR_FORM else "")
     return _SET_MEMBER_LUA + entry

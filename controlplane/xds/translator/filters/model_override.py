@@ -7,11 +7,13 @@ when the client sent none, which is how a request without a model gets the backe
 The first choice's model is rewritten at the route instead (``gatewayapi.route_model``), by a filter of the
 public listener (``route_model_filter``) that does nothing unless the chosen route names a model
 (``set_route_model``). It is a filter of its own, after the body check, because that one re-picks the route:
-the route a request ends on is known only after it. Every request of such a route pays for it, so it is the
-Lua script that edits the body in place (``json_member``, which says what that saves) rather than the
-``transform`` filter the hops keep: Envoy runs a Lua VM per filter configuration and worker (and one on the
-main thread), about 100 KB each, and hops can be thousands (measured on Envoy 1.40 with two workers: 300
-hops took 89 MB of RSS with the transform filter, 178 MB with the script); a listener has one.
+the route a JSON request ends on is known only after it. (A multipart form's route is picked after this
+filter, by the form's model: a form goes as sent, as the script would leave it anyway.) Every request of such
+a route pays for it, so it is the Lua script that edits the body in place (``json_member``, which says what
+that saves) rather than the ``transform`` filter the hops keep: Envoy runs a Lua VM per filter configuration
+and worker (and one on the main thread), about 100 KB each, and hops can be thousands (measured on Envoy 1.40
+with two workers: 300 hops took 89 MB of RSS with the transform filter, 178 MB with the script); a listener
+has two (a script that reads the content type and one for routes whose requests are known to be JSON).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from controlplane.xds.translator.messages import pack
 ROUTE_MODEL_FILTER = "ai.route_model_override"
 """The name of the public listener's filter that rewrites the model per route; its route metadata's namespace
 too."""
-_SCRIPTS = {KnownBody.ANY: "route_model", KnownBody.JSON_OR_FORM: "route_model_of_body"}
+_SCRIPTS = {KnownBody.ANY: "route_model", KnownBody.JSON: "route_model_of_body"}
 """The script per route: one that matches on the body's model needs no look at the content type."""
 _MODEL_KEY = "model_json"
 """The route metadata key holding the model as a JSON string literal, spliced into the body as it is."""
@@ -66,9 +68,9 @@ def route_model_filter() -> Any:
 
 def set_route_model(route: Any, *, model: str, matches_body_model: bool) -> None:
     """Make ``route_model_filter`` rewrite the body's model to ``model`` on ``route`` (an ``rc.Route``).
-    ``matches_body_model``: the route matches on the model the body check or the multipart reader recorded,
-    so its requests are JSON or multipart forms."""
-    known = KnownBody.JSON_OR_FORM if matches_body_model else KnownBody.ANY
+    ``matches_body_model``: the route matches on the model, which only the body check has recorded when this
+    filter runs, so its requests are JSON."""
+    known = KnownBody.JSON if matches_body_model else KnownBody.ANY
     route.typed_per_filter_config[ROUTE_MODEL_FILTER].CopyFrom(
         pack(lua_pb2.LuaPerRoute(name=_SCRIPTS[known]))
     )
