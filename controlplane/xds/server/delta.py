@@ -8,7 +8,6 @@ with or without a nonce; a nonce other than the in-flight one only means there i
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import operator
 from collections.abc import Mapping
@@ -66,7 +65,7 @@ class DeltaStream(Stream):
             # control plane restart. The thread only reads the request, the snapshot and the subscribed names
             # (only this task changes them, and it waits meanwhile); the state changes back on the loop,
             # where proxy status reads it.
-            held = await asyncio.to_thread(
+            held = await self._in_thread(
                 _held, reported, available=available, subscribed=subscribed, type_url=state.type_url
             )
         state.acked.update(held)

@@ -13,7 +13,6 @@ the names it asks for), the stream takes it as held; otherwise what the proxy ho
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Set
 from typing import Any
 
@@ -70,7 +69,7 @@ class SotwStream(Stream):
             # A pass over every resource of the type, and its version digested: 10,000 held the loop for
             # 3-5 ms. The thread only reads the snapshot and the subscribed names (only this task changes
             # them, and it waits meanwhile); the state changes back on the loop, where proxy status reads it.
-            held = await asyncio.to_thread(_held, version_info, available=available, subscribed=subscribed)
+            held = await self._in_thread(_held, version_info, available=available, subscribed=subscribed)
         state.acked, state.known = ({}, False) if held is None else (held, True)
 
     def _response(
