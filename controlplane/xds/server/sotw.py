@@ -97,8 +97,11 @@ class SotwStream(Stream):
             acked = {name: resource for name, resource in acked.items() if name not in refused}
             acked.update((name, state.acked[name]) for name in refused if name in state.acked)
         before = state.acked
-        state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
-        state.unsettle(before.keys() - acked.keys())
+        # Often what Envoy held already (a reconnect's first response, load assignments sent again): found so
+        # in C, where a pass by name held the loop for 1-2 ms per 10,000.
+        if acked != before:
+            state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
+            state.unsettle(before.keys() - acked.keys())
         state.acked = acked
         state.known = True
 
