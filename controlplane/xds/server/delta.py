@@ -8,7 +8,6 @@ with or without a nonce; a nonce other than the in-flight one only means there i
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import operator
 from collections.abc import Mapping
@@ -20,15 +19,10 @@ from controlplane.heap import release_gradually
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
-from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream import NAMES_WORTH_A_THREAD, Stream, in_flight_of
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 _WILDCARD = "*"
-
-NAMES_WORTH_A_THREAD = 2000
-"""A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
-large plan is, ``stream.PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000
-held the loop for 5-10 ms either way, even in C."""
 
 
 class DeltaStream(Stream):
@@ -71,7 +65,7 @@ class DeltaStream(Stream):
             # control plane restart. The thread only reads the request, the snapshot and the subscribed names
             # (only this task changes them, and it waits meanwhile); the state changes back on the loop,
             # where proxy status reads it.
-            held = await asyncio.to_thread(
+            held = await self._in_thread(
                 _held, reported, available=available, subscribed=subscribed, type_url=state.type_url
             )
         state.acked.update(held)

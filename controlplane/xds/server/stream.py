@@ -16,12 +16,13 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar
 
 import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
+from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource, versions
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
@@ -32,11 +33,19 @@ from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 PLAN_IN_THREAD_WORK = 2000
 """A type whose plan looks at this many names and references or more (a proxy's first response of a large
 configuration, a rebuild that replaced everything, a listener whose routes name thousands of clusters) is
 planned in a worker thread: 10,000 clusters held the loop for about 50 ms. Smaller plans, the usual change,
 stay on the loop, where they cost less than a thread hop."""
+
+NAMES_WORTH_A_THREAD = 2000
+"""A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
+large plan is, ``PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000 held
+the loop for 5-10 ms either way, even in C. So is the state of an ending stream that holds this many."""
 
 Mode = Literal["sotw", "delta"]
 
@@ -132,6 +141,8 @@ class Stream(abc.ABC):
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
+        self._thread_reading = False
+        """A worker thread reads the stream's state (the stream waits for it, unless it ended meanwhile)."""
         self._log = _log.bind(stream=stream_id, mode=self.mode)
         self.connected_at = time.monotonic()
 
@@ -262,8 +273,7 @@ class Stream(abc.ABC):
             if planner.work(type_url, enough=PLAN_IN_THREAD_WORK) < PLAN_IN_THREAD_WORK:
                 response = self._planned_response(planner, state, self._next_sequence + 1)
             else:
-                # The stream's own state is only touched by this task, which waits meanwhile.
-                response = await asyncio.to_thread(
+                response = await self._in_thread(
                     self._planned_response, planner, state, self._next_sequence + 1
                 )
             if response is None:
@@ -294,6 +304,14 @@ class Stream(abc.ABC):
             return None
         resend = state.endpoints_to_resend(response[1]) if state.type_url == CLUSTER else set()
         return *response, resend
+
+    async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``work`` in a worker thread, this task waiting: only it changes the stream's state meanwhile."""
+        self._thread_reading = True
+        result = await asyncio.to_thread(work, *args, **kwargs)
+        # Not reached when the stream ends while the thread runs: the thread may still be reading.
+        self._thread_reading = False
+        return result
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -372,6 +390,12 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
+        if not self._thread_reading:
+            # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
+            # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
+            owned = [container for state in self.state.types.values() for container in state.hand_over()]
+            if sum(map(len, owned)) >= NAMES_WORTH_A_THREAD:
+                self._loop.run_in_executor(None, release_gradually, *owned)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:

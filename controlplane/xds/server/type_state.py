@@ -73,6 +73,13 @@ class TypeState:
                 changed.append(name)
         return changed, removed
 
+    def hand_over(self) -> list[dict[str, XdsResource] | set[str]]:
+        """This state's own containers of names (none shared with a snapshot or an event), replaced with empty
+        ones: a stream that ends hands them to ``heap.release_gradually``."""
+        owned: list[dict[str, XdsResource] | set[str]] = [self.acked, self.names, self.unsettled, self.resend]
+        self.acked, self.names, self.unsettled, self.resend = {}, set(), set(), set()
+        return owned
+
     def forget_plan(self) -> None:
         """Say that what Envoy holds is no longer known name by name: the next plan looks at every name."""
         self.planned_on = None
