@@ -395,7 +395,9 @@ class Stream(abc.ABC):
             # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
             if sum(map(len, owned)) >= NAMES_WORTH_A_THREAD:
-                self._loop.run_in_executor(None, release_gradually, *owned)
+                # At shutdown the loop's executor may be gone: then they are freed here, as before.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.run_in_executor(None, release_gradually, *owned)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
