@@ -131,6 +131,8 @@ def test_bootstrap_defaults(capsys: pytest.CaptureFixture[str]) -> None:
     # No flush timer stalling Envoy's main thread every 5 s: stats are flushed when the admin page is read.
     assert config["stats_flush_on_admin"] is True
     assert "stats_flush_interval" not in config
+    # Clusters without traffic (thousands with a hop per hosted backend) hold no traffic stats until used.
+    assert config["deferred_stat_options"] == {"enable_deferred_creation_stats": True}
 
 
 @pytest.mark.envoy
