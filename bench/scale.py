@@ -22,6 +22,7 @@ For each size, in one run:
 Not a test: the figures depend on the machine.
 
     .venv/bin/python -m bench.scale [--sizes 1000,5000] [--changes 20] [--edit backend|route]
+                                    [--only-policies]
 """
 
 from __future__ import annotations
@@ -276,7 +277,7 @@ def _print(rows: list[Row]) -> None:
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
-        envoy = next(changes.envoy_memory for changes in row.changes if changes.mode == "reused")
+        envoy = next((changes.envoy_memory for changes in row.changes if changes.mode == "reused"), None)
         with_policies = next(changes.envoy_memory for changes in row.changes if "policies" in changes.mode)
         print(
             f"| {row.routes:,} | {row.load_s:.2f} | {row.translate_s:.2f} "
@@ -313,6 +314,11 @@ def main() -> None:
         default="backend",
         help="what each change rewrites in a route file: a Backend's port or the route's header match",
     )
+    parser.add_argument(
+        "--only-policies",
+        action="store_true",
+        help="only the scenario with policies (no full-load, serve RSS or policy-free rows)",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     if 2 * args.changes > min(sizes):
@@ -325,11 +331,13 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch, PortReservations() as ports:
             folder = Path(scratch) / "manifests"
             write_manifests(folder, routes, gateway_port=ports.reserve())
-            load_s, translate_s, cpu_s = _full(folder, routes)
-            serve_memory = _serve_memory(folder, Path(scratch), routes)
+            load_s, translate_s, cpu_s = (0.0, 0.0, 0.0) if args.only_policies else _full(folder, routes)
+            serve_memory = (
+                Memory(0.0, 0.0) if args.only_policies else _serve_memory(folder, Path(scratch), routes)
+            )
             changes = [
                 change
-                for reuse in (False, True)
+                for reuse in (() if args.only_policies else (False, True))
                 for change in asyncio.run(
                     _changes(
                         folder,
