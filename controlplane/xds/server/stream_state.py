@@ -143,11 +143,9 @@ class Planner:
         names: Iterable[str]
         if replaced is not None:
             # Only what may differ from what Envoy holds is planned again; the rest stays as it is.
-            # A name Envoy holds but no longer subscribes to stays unsettled until it leaves ``acked`` (see
-            # the end), so popping the candidates drops it: no pass over thousands of held names on the loop.
             candidates = state.unsettled | replaced
             target = dict(state.acked)
-            for name in candidates:
+            for name in candidates.union(() if state.wildcard else target.keys() - state.names):
                 target.pop(name, None)
             names = sorted(
                 name for name in candidates if name in available and (state.wildcard or name in state.names)
@@ -192,13 +190,9 @@ class Planner:
             else {name for name in candidates if name not in target and state.holds(name) is not None}
         )
         unsettled.update(going)
-        if not state.wildcard:
-            unsettled.update(
-                state.acked.keys() - state.names
-                if replaced is None
-                else (name for name in candidates if name in state.acked and name not in state.names)
-            )
-        for resource in filter(None, map(state.holds, sorted(going))):
+        for resource in state.held() if going else ():
+            if resource.name not in going:
+                continue
             # A listener leaves only once its successor on the same address can come in the same response.
             if resource.key in self._referenced_keys() or not resource.binds.isdisjoint(wanted_addresses):
                 target[resource.name] = resource
