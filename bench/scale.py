@@ -283,20 +283,25 @@ def _mib(memory: Memory | None) -> str:
     return "not measured" if memory is None else f"{memory.rss_mib:.0f} ({memory.peak_rss_mib:.0f})"
 
 
-def _print(rows: list[Row]) -> None:
-    print(
-        "\n| routes | load s | translate+snapshot s | full s | full cpu s | serve RSS MiB (peak) "
-        "| Envoy RSS MiB (peak) | Envoy RSS with policies MiB (peak) |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for row in rows:
-        envoy = next((changes.envoy_memory for changes in row.changes if changes.mode == "reused"), None)
-        with_policies = next(changes.envoy_memory for changes in row.changes if "policies" in changes.mode)
+def _print(rows: list[Row], *, full: bool) -> None:
+    """The tables; ``full=False`` (``--only-policies``): only the changes' table, as the first one's figures
+    were not measured."""
+    if full:
         print(
-            f"| {row.routes:,} | {row.load_s:.2f} | {row.translate_s:.2f} "
-            f"| {row.load_s + row.translate_s:.2f} | {row.cpu_s:.2f} "
-            f"| {_mib(row.serve_memory)} | {_mib(envoy)} | {_mib(with_policies)} |"
+            "\n| routes | load s | translate+snapshot s | full s | full cpu s | serve RSS MiB (peak) "
+            "| Envoy RSS MiB (peak) | Envoy RSS with policies MiB (peak) |"
         )
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for row in rows:
+            envoy = next(changes.envoy_memory for changes in row.changes if changes.mode == "reused")
+            with_policies = next(
+                changes.envoy_memory for changes in row.changes if "policies" in changes.mode
+            )
+            print(
+                f"| {row.routes:,} | {row.load_s:.2f} | {row.translate_s:.2f} "
+                f"| {row.load_s + row.translate_s:.2f} | {row.cpu_s:.2f} "
+                f"| {_mib(row.serve_memory)} | {_mib(envoy)} | {_mib(with_policies)} |"
+            )
     print(
         "\n| routes | mode | from handover p50 / p99 ms | from write p50 / p99 ms "
         "| loop stall first load / Envoy connects / changes / idle ms |"
@@ -377,7 +382,7 @@ def main() -> None:
             )
         rows.append(Row(routes, load_s, translate_s, cpu_s, serve_memory, changes))
         print(rows[-1], flush=True)
-    _print(rows)
+    _print(rows, full=not args.only_policies)
 
 
 if __name__ == "__main__":
