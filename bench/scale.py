@@ -116,8 +116,9 @@ class LoopCanary:
 class TimedHandler:
     """The publisher, noting when the source handed each load over, what the loads refused and the statuses
     of the newest translation (the benchmark's own manifests must pass whole, or it would time less than it
-    claims). The statuses are read by ``refused``, between changes: scanning the 45,000 objects' conditions
-    after each change ran on the very loop the benchmark measures (several ms a change at 5,000 routes)."""
+    claims). The statuses are read by ``refused``, between changes: scanning the 35,000 statuses' conditions
+    after each change ran on the very loop the benchmark measures (5 ms CPU a change at 5,000 routes with
+    policies)."""
 
     def __init__(self, publisher: SnapshotPublisher) -> None:
         self._publisher = publisher
