@@ -116,9 +116,9 @@ class LoopCanary:
 class TimedHandler:
     """The publisher, noting when the source handed each load over, what the loads refused and the statuses
     of the newest translation (the benchmark's own manifests must pass whole, or it would time less than it
-    claims). The statuses are read by ``refused``, between changes: scanning the 35,000 statuses' conditions
-    after each change ran on the very loop the benchmark measures (5 ms CPU a change at 5,000 routes with
-    policies)."""
+    claims). The statuses are read by ``require_accepted``, between changes: scanning the 35,000 statuses'
+    conditions after each change ran on the very loop the benchmark measures (5 ms CPU a change at 5,000
+    routes with policies)."""
 
     def __init__(self, publisher: SnapshotPublisher) -> None:
         self._publisher = publisher
@@ -134,15 +134,18 @@ class TimedHandler:
         self._statuses = await self._publisher(result)
         return self._statuses
 
-    def refused(self) -> list[str]:
-        """What any load so far, or the newest translation, refused (every change leaves its route file
-        edited until the series ends, so the newest statuses cover each change's objects)."""
-        return self._load_problems + [
+    def require_accepted(self, what: str) -> None:
+        """Raises unless every load so far and the newest translation accepted everything (every change
+        leaves its route file edited until the series ends, so the newest statuses cover each change's
+        objects)."""
+        refused = self._load_problems + [
             f"{key.kind} {key.name}: {condition.reason}"
             for key, status in self._statuses.items()
             for condition in status.conditions
             if not condition.status
         ]
+        if refused:
+            raise RuntimeError(f"{what} were not all accepted: {refused[:3]}")
 
 
 def _limits(routes: int, *, policies: bool = False) -> FileLimits:
@@ -222,7 +225,7 @@ async def _changes(
     try:
         snapshot = await _next_snapshot(cache, None)
         first_load_stall_ms = canary.reset() * 1000
-        _check_accepted(handler, routes=routes)
+        handler.require_accepted(f"the manifests of {routes} routes")
         # Off the loop: spawning Envoy forks this (large) process, which is no part of the server's work.
         await asyncio.to_thread(envoy.start)
         await acks.until(node_id, snapshot)
@@ -245,7 +248,7 @@ async def _changes(
                 result.from_write_ms.append((acked - written) * 1000)
                 result.from_handover_ms.append((acked - handler.handed_over[-1]) * 1000)
             result.change_stall_ms = canary.reset() * 1000
-            _check_accepted(handler, routes=routes)
+            handler.require_accepted(f"the edited manifests ({edit}) of {routes} routes")
         # Back to the original, so the next mode starts from the same files.
         for index in {changed_route(attempt, routes=routes) for attempt in range(count * len(edits))}:
             route_path(folder, index).write_text(original_route_file(index, policies=policies))
@@ -257,12 +260,6 @@ async def _changes(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await server.stop(grace_seconds=1)
-
-
-def _check_accepted(handler: TimedHandler, *, routes: int) -> None:
-    refused = handler.refused()
-    if refused:
-        raise RuntimeError(f"the manifests of {routes} routes were not all accepted: {refused[:3]}")
 
 
 async def _next_snapshot(cache: SnapshotCache, previous: Snapshot | None) -> Snapshot:

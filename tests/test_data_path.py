@@ -158,10 +158,9 @@ def _http_filters(resources: Any) -> list[str]:
 
 
 _BODY_FILTERS = [
-    "envoy.filters.http.lua",  # the multipart reader (multipart requests only)
     "envoy.filters.http.json_to_metadata",  # the body check: model and stream
     "envoy.filters.http.header_mutation",  # the stream header
-    "envoy.filters.http.match_delegate",  # include_usage, streams only
+    "envoy.filters.http.match_delegate",  # the multipart reader and include_usage: forms and streams only
     "envoy.filters.http.json_to_metadata",  # usage of a JSON response
     "envoy.filters.http.sse_to_metadata",  # usage of a stream
 ]

@@ -1,10 +1,10 @@
 """Through a real Envoy: backendRefs that need no per-attempt work are reached with no internal hop, each
 keeps its weight whatever number of endpoints its backend has, priority failover still works on them, the
 first choice's model override is applied by the route (to the top-level ``model`` only, the rest of the
-body byte for byte, sent with its length) and a fallback still gets the client's model, a stream asks for
-its usage (its ``stream_options`` replaced, the rest as sent), the body's model is read once (any JSON
-content type, Exact and RegularExpression matches), and a client cannot pick a route with a model header of
-its own."""
+body byte for byte, sent with its length; a multipart form goes as sent) and a fallback still gets the
+client's model, a stream asks for its usage (its ``stream_options`` replaced, the rest as sent), the body's
+model is read once (any JSON content type, Exact and RegularExpression matches), and a client cannot pick a
+route with a model header of its own."""
 
 from __future__ import annotations
 
@@ -152,6 +152,23 @@ def test_the_route_rewrites_only_the_top_level_model_and_keeps_the_rest_of_the_b
     assert received.headers["content-length"] == str(len(received.body))
     assert named_none.status_code == 200, named_none.text
     assert added.json == {"model": 'gpt-"quoted"'}
+
+
+def test_a_form_naming_an_overridden_model_is_routed_by_it_and_goes_as_sent(
+    stack: tuple[LocalStack, dict[str, FakeBackend]],
+) -> None:
+    """Where the route matches the body's model, its override script reads no content type: a multipart
+    form's route is picked by the form's model after the override filter ran, so the form goes as sent; the
+    model header names the override."""
+    local, backends = stack
+    url = _gateway_url(local).replace("/v1/chat/completions", "/v1/audio/transcriptions")
+    with httpx.Client(timeout=5) as client:
+        reply = client.post(url, files={"file": ("a.wav", b"RIFF0000WAVE")}, data={"model": OVERRIDE})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["text"] == f"single,single,{OVERRIDE}"
+    received = backends["single"].received[-1]
+    assert received.body == reply.request.read()
+    assert received.headers["x-ai-eg-model"] == "gpt-first"
 
 
 def test_a_stream_asks_for_its_usage_and_the_rest_of_its_body_goes_as_sent(

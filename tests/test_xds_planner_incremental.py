@@ -87,8 +87,8 @@ class _Proxy:
         self.forgets = forgets
         self.writes = _Writes()
 
-    def request(self, request: Any) -> None:
-        self.stream._handle(request.SerializeToString())
+    async def request(self, request: Any) -> None:
+        await self.stream._handle(request.SerializeToString())
 
     async def push(self, cache: SnapshotCache) -> list[bytes]:
         self.stream._refresh()
@@ -144,7 +144,7 @@ async def _replay(mode: str, seed: int) -> list[bytes]:
             {"resource_names_subscribe": subscribed} if mode == "delta" else {"resource_names": subscribed}
         )
         for proxy in proxies:
-            proxy.request(_request(mode, type_url, **fields, **node))
+            await proxy.request(_request(mode, type_url, **fields, **node))
     responses: list[bytes] = []
     for _ in range(STEPS):
         sent = [await proxy.push(cache) for proxy in proxies]
@@ -153,7 +153,7 @@ async def _replay(mode: str, seed: int) -> list[bytes]:
         for payload in sent[0]:
             answer = _answer(mode, payload, nack=rng.random() < 0.1, names=names)
             for proxy in proxies:
-                proxy.request(answer)
+                await proxy.request(answer)
         if rng.random() < 0.2:
             # The proxy drops a load assignment and asks for it again later (or for a new one).
             name = rng.choice(sorted(world.snapshot.get(ENDPOINT)))
@@ -168,7 +168,7 @@ async def _replay(mode: str, seed: int) -> list[bytes]:
                 }
             )
             for proxy in proxies:
-                proxy.request(_request(mode, ENDPOINT, **fields))
+                await proxy.request(_request(mode, ENDPOINT, **fields))
         if rng.random() < 0.7:
             world.change()
             cache.set_snapshot(world.snapshot)

@@ -200,6 +200,11 @@ class Route:
     def __hash__(self) -> int:
         return self._hash
 
+    @property
+    def matches_model(self) -> bool:
+        """Whether the route matches on the request's model (which the listener reads from the body)."""
+        return any(header.name == MODEL_HEADER for header in self.headers)
+
 
 @dataclass(frozen=True, slots=True)
 class VirtualHost:
@@ -262,7 +267,7 @@ class HttpListener:
         body that does not parse) before it picks a route: a route matches on the model, or forwards to
         backends, whose token usage is counted per model and whose streams are asked for their usage."""
         return any(
-            isinstance(route.action, Forward) or any(header.name == MODEL_HEADER for header in route.headers)
+            isinstance(route.action, Forward) or route.matches_model
             for vhost in self.virtual_hosts
             for route in vhost.routes
         )

@@ -4,10 +4,16 @@ Every response carries the complete content of its type as this stream should ho
 clusters, everything (a resource left out is deleted by Envoy); for routes, load assignments and secrets, the
 requested names that exist. A request answering anything but the latest response of its type is stale and
 ignored, as the protocol requires.
+
+A proxy that reconnects (to a restarted control plane, say) reports the ``version_info`` of what it holds of
+each type. Where that is the version of what this stream would hold of the snapshot (for a by-name type, of
+the names it asks for), the stream takes it as held; otherwise what the proxy holds is unknown until it ACKs
+(``TypeState.known``). Either way the first request of a type is answered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -16,7 +22,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource, content_version
 from controlplane.xds.resource import short_type_name
 from controlplane.xds.server.reply import Reply
-from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream import NAMES_WORTH_A_THREAD, Stream, in_flight_of
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
@@ -26,7 +32,7 @@ class SotwStream(Stream):
     mode = "sotw"
     request_type = discovery_pb2.DiscoveryRequest
 
-    def _on_request(self, request: Any, state: TypeState) -> None:
+    async def _on_request(self, request: Any, state: TypeState) -> None:
         nonce = request.response_nonce
         if nonce and nonce != state.last_nonce:
             self._metrics.stale_requests.labels(type=short_type_name(state.type_url)).inc()
@@ -46,22 +52,25 @@ class SotwStream(Stream):
                 state.response_owed = True
         if not state.subscribed:
             state.subscribed = True
-            self._adopt_reported_version(state, request.version_info)
+            await self._adopt_reported_version(state, request.version_info)
 
-    def _adopt_reported_version(self, state: TypeState, version_info: str) -> None:
+    async def _adopt_reported_version(self, state: TypeState, version_info: str) -> None:
         """On a new stream, work out what Envoy holds from the version it reports."""
         state.forget_plan()
         if not version_info:
             state.acked, state.known = {}, True
             return
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
-        candidates = {
-            name: resource for name, resource in available.items() if state.wildcard or name in state.names
-        }
-        if content_version(candidates) == version_info:
-            state.acked, state.known = candidates, True
+        subscribed = None if state.wildcard else state.names
+        work = len(available) if subscribed is None else min(len(available), len(subscribed))
+        if work < NAMES_WORTH_A_THREAD:
+            held = _held(version_info, available=available, subscribed=subscribed)
         else:
-            state.acked, state.known = {}, False
+            # A pass over every resource of the type, and its version digested: 10,000 held the loop for
+            # 3-5 ms. The thread only reads the snapshot and the subscribed names (only this task changes
+            # them, and it waits meanwhile); the state changes back on the loop, where proxy status reads it.
+            held = await self._in_thread(_held, version_info, available=available, subscribed=subscribed)
+        state.acked, state.known = ({}, False) if held is None else (held, True)
 
     def _response(
         self, state: TypeState, target: dict[str, XdsResource], sequence: int
@@ -88,10 +97,27 @@ class SotwStream(Stream):
             acked = {name: resource for name, resource in acked.items() if name not in refused}
             acked.update((name, state.acked[name]) for name in refused if name in state.acked)
         before = state.acked
-        state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
-        state.unsettle(before.keys() - acked.keys())
+        # Often what Envoy held already (a reconnect's first response, load assignments sent again): found so
+        # in C, where a pass by name held the loop for 1-2 ms per 10,000.
+        if acked != before:
+            state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
+            state.unsettle(before.keys() - acked.keys())
         state.acked = acked
         state.known = True
+
+
+def _held(
+    version_info: str, *, available: Mapping[str, XdsResource], subscribed: Set[str] | None
+) -> dict[str, XdsResource] | None:
+    """What a proxy reporting ``version_info`` holds: the ``available`` resources (by-name types: those of
+    the ``subscribed`` names) when that is their version, else None (unknown)."""
+    if subscribed is None:
+        candidates = dict(available)
+    elif len(subscribed) < len(available):
+        candidates = {name: available[name] for name in subscribed if name in available}
+    else:
+        candidates = {name: resource for name, resource in available.items() if name in subscribed}
+    return candidates if content_version(candidates) == version_info else None
 
 
 def _packed(resources: Any, resource: XdsResource) -> None:

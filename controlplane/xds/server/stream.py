@@ -16,12 +16,13 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar
 
 import grpc
 import structlog
 from google.protobuf.message import DecodeError, Message
 
+from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource, versions
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
@@ -32,11 +33,19 @@ from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 PLAN_IN_THREAD_WORK = 2000
 """A type whose plan looks at this many names and references or more (a proxy's first response of a large
 configuration, a rebuild that replaced everything, a listener whose routes name thousands of clusters) is
 planned in a worker thread: 10,000 clusters held the loop for about 50 ms. Smaller plans, the usual change,
 stay on the loop, where they cost less than a thread hop."""
+
+NAMES_WORTH_A_THREAD = 2000
+"""A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
+large plan is, ``PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000 held
+the loop for 5-10 ms either way, even in C. So is the state of an ending stream that holds this many."""
 
 Mode = Literal["sotw", "delta"]
 
@@ -132,6 +141,8 @@ class Stream(abc.ABC):
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
+        self._thread_reading = False
+        """A worker thread reads the stream's state (the stream waits for it, unless it ended meanwhile)."""
         self._log = _log.bind(stream=stream_id, mode=self.mode)
         self.connected_at = time.monotonic()
 
@@ -152,7 +163,7 @@ class Stream(abc.ABC):
                     if item is _REFRESH:
                         self._refresh()
                     elif isinstance(item, bytes):
-                        self._handle(item)
+                        await self._handle(item)
                 await self._push(context)
         except BadRequest as error:
             self._metrics.stream_errors.labels(code=grpc.StatusCode.INVALID_ARGUMENT.name).inc()
@@ -176,7 +187,7 @@ class Stream(abc.ABC):
     # --- protocol hooks -------------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def _on_request(self, request: Any, state: TypeState) -> None:
+    async def _on_request(self, request: Any, state: TypeState) -> None:
         """Apply one request of an identified node to the type's state."""
 
     @abc.abstractmethod
@@ -202,14 +213,14 @@ class Stream(abc.ABC):
         finally:
             self._queue.put_nowait(_END_OF_REQUESTS)
 
-    def _handle(self, raw: bytes) -> None:
+    async def _handle(self, raw: bytes) -> None:
         request = self._parse(raw)
         if self.node_id is None:
             self._identify(request.node)
         type_url = request.type_url
         if type_url not in self.state.types:
             raise BadRequest(f"unknown type URL {type_url!r}; served: {', '.join(sorted(TYPE_URLS))}")
-        self._on_request(request, self.state.types[type_url])
+        await self._on_request(request, self.state.types[type_url])
 
     def _identify(self, node: Any) -> None:
         if not node.id:
@@ -262,17 +273,15 @@ class Stream(abc.ABC):
             if planner.work(type_url, enough=PLAN_IN_THREAD_WORK) < PLAN_IN_THREAD_WORK:
                 response = self._planned_response(planner, state, self._next_sequence + 1)
             else:
-                # The stream's own state is only touched by this task, which waits meanwhile.
-                response = await asyncio.to_thread(
+                response = await self._in_thread(
                     self._planned_response, planner, state, self._next_sequence + 1
                 )
             if response is None:
                 continue
             self._next_sequence += 1
-            reply, in_flight = response
-            if type_url == CLUSTER:
-                self._resend_endpoints_of_updated_clusters(state, in_flight)
-            elif type_url == LISTENER:
+            reply, in_flight, resend = response
+            self.state.types[ENDPOINT].resend.update(resend)
+            if type_url == LISTENER:
                 self._drain(in_flight)
             state.in_flight = in_flight
             state.last_nonce = in_flight.nonce
@@ -286,11 +295,23 @@ class Stream(abc.ABC):
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
-    ) -> tuple[Reply, InFlight] | None:
-        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it;
-        None when nothing needs saying (or nothing can be sent yet)."""
+    ) -> tuple[Reply, InFlight, set[str]] | None:
+        """The response numbered ``sequence`` that brings ``state``'s type to what ``planner`` plans for it,
+        and the load assignments to send again; None when nothing needs saying (or can be sent yet)."""
         target = planner.target(state.type_url)
-        return None if target is None else self._response(state, target, sequence)
+        response = None if target is None else self._response(state, target, sequence)
+        if response is None:
+            return None
+        resend = state.endpoints_to_resend(response[1]) if state.type_url == CLUSTER else set()
+        return *response, resend
+
+    async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``work`` in a worker thread, this task waiting: only it changes the stream's state meanwhile."""
+        self._thread_reading = True
+        result = await asyncio.to_thread(work, *args, **kwargs)
+        # Not reached when the stream ends while the thread runs: the thread may still be reading.
+        self._thread_reading = False
+        return result
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -300,16 +321,6 @@ class Stream(abc.ABC):
             # Re-plan when the drain ends, so what only the drained listener used is removed then.
             self._drain_timers = [timer for timer in self._drain_timers if timer.when() > self._loop.time()]
             self._drain_timers.append(self._loop.call_later(delay, self._queue.put_nowait, _REFRESH))
-
-    def _resend_endpoints_of_updated_clusters(self, clusters: TypeState, in_flight: InFlight) -> None:
-        # Envoy re-creates an updated cluster, which then warms until a load assignment arrives, and does not
-        # ask for it again (delta) or asks as if ACKing (SotW). The ACK of this CDS response also waits for
-        # that warming, so the resend cannot wait for it.
-        endpoints = self.state.types[ENDPOINT]
-        for name, resource in in_flight.sent.items():
-            before = clusters.acked.get(name)
-            if before is not None and before.version != resource.version:
-                endpoints.resend.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
 
     def _settle(self, state: TypeState, nonce: str, error: Any | None) -> None:
         """Handle the answer to the in-flight response `nonce` (error: the NACK's google.rpc.Status)."""
@@ -379,6 +390,14 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
+        if not self._thread_reading:
+            # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
+            # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
+            owned = [container for state in self.state.types.values() for container in state.hand_over()]
+            if sum(map(len, owned)) >= NAMES_WORTH_A_THREAD:
+                # At shutdown the loop's executor may be gone: then they are freed here, as before.
+                with contextlib.suppress(RuntimeError):
+                    self._loop.run_in_executor(None, release_gradually, *owned)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:

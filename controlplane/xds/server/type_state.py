@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.content import XdsResource, content_version
+from controlplane.xds.resource import ENDPOINT
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,13 @@ class TypeState:
                 changed.append(name)
         return changed, removed
 
+    def hand_over(self) -> list[dict[str, XdsResource] | set[str]]:
+        """This state's own containers of names (none shared with a snapshot or an event), replaced with empty
+        ones: a stream that ends hands them to ``heap.release_gradually``."""
+        owned: list[dict[str, XdsResource] | set[str]] = [self.acked, self.names, self.unsettled, self.resend]
+        self.acked, self.names, self.unsettled, self.resend = {}, set(), set(), set()
+        return owned
+
     def forget_plan(self) -> None:
         """Say that what Envoy holds is no longer known name by name: the next plan looks at every name."""
         self.planned_on = None
@@ -93,6 +101,19 @@ class TypeState:
         if self.wildcard:
             return iter(self.acked.values())
         return (resource for name, resource in self.acked.items() if name in self.names)
+
+    def endpoints_to_resend(self, in_flight: InFlight) -> set[str]:
+        """The load assignments of the clusters ``in_flight`` updates (this being the cluster type): Envoy
+        re-creates an updated cluster, which then warms until a load assignment arrives, and does not ask for
+        it again (delta) or asks as if ACKing (SotW). The ACK of the CDS response also waits for that
+        warming, so the resend cannot wait for it. A pass over every cluster sent (all of them in a
+        reconnect's first response): part of a plan, so a large one runs in its worker thread."""
+        names: set[str] = set()
+        for name, resource in in_flight.sent.items():
+            before = self.acked.get(name)
+            if before is not None and before.version != resource.version:
+                names.update(key.name for key in resource.warming if key.type_url == ENDPOINT)
+        return names
 
     def record_nack(self, in_flight: InFlight, message: str) -> frozenset[str]:
         """Remember the versions Envoy refused so they are not sent again; return their names.

@@ -15,11 +15,12 @@ filters and retry-priority plugins.
 
 The public listener reads the body when a route matches on the model or forwards to backends
 (``ir.HttpListener.reads_body``: token usage is counted per model and a stream is asked for its usage): the
-multipart reader (run only for ``multipart/form-data``) and the body check (which records the model and
-``stream``, ``filters.model_header``) buffer and parse each request once, and the first choice's model
-override runs where a route has one (``filters.model_override``); a listener of direct responses only
-forwards nothing and reads nothing. Either way a model or stream header the client sent is removed before
-anything else runs.
+body check (which records the model and ``stream`` of a JSON body, ``filters.model_header``) buffers and
+parses each request once, the first choice's model override runs where a route has one
+(``filters.model_override``), then one Lua filter, run only for a multipart form or an OpenAI stream, reads a
+form's model (re-picking the route) or asks a stream for its usage (``filters.multipart_model``); a listener
+of direct responses only forwards nothing and reads nothing. Either way a model or stream header the client
+sent is removed before anything else runs.
 """
 
 from __future__ import annotations
@@ -47,9 +48,8 @@ from controlplane.xds.translator.filters.model_header import (
     without_model_header,
 )
 from controlplane.xds.translator.filters.model_override import model_override_filter, route_model_filter
-from controlplane.xds.translator.filters.multipart_model import multipart_model_filter
+from controlplane.xds.translator.filters.multipart_model import form_model_and_usage_filter
 from controlplane.xds.translator.filters.router import router_filter
-from controlplane.xds.translator.filters.stream_usage import include_usage_filter
 from controlplane.xds.translator.filters.token_usage import token_usage_log, usage_filters
 from controlplane.xds.translator.filters.transcoder import transcoder_filter
 from controlplane.xds.translator.messages import ads_source, pack
@@ -62,10 +62,10 @@ _HCM_NAME = "envoy.filters.network.http_connection_manager"
 def http_listener(listener: ir.HttpListener) -> Any:
     body_filters: list[Any] = []
     if listener.reads_body:
-        body_filters = [multipart_model_filter(), body_check_filter(), stream_header_filter()]
+        body_filters = [body_check_filter(), stream_header_filter()]
         if listener.overrides_model:
             body_filters.append(route_model_filter())
-        body_filters += [include_usage_filter(), *usage_filters(listener.token_costs)]
+        body_filters += [form_model_and_usage_filter(), *usage_filters(listener.token_costs)]
     manager = hcm.HttpConnectionManager(
         stat_prefix=listener.name,
         rds=hcm.Rds(route_config_name=listener.route_config, config_source=ads_source()),

@@ -158,7 +158,7 @@ def fill_route(message: Any, route: ir.Route, *, reads_model: bool) -> None:
     if action.model_override is not None:
         # After the rule's own header edits: the model header says what the backend is asked for.
         message.request_headers_to_add.extend(_header_options(((ir.MODEL_HEADER, action.model_override),)))
-        set_route_model(message, model=action.model_override)
+        set_route_model(message, model=action.model_override, matches_body_model=route.matches_model)
 
 
 def _match(path: ir.PathMatch, headers: tuple[ir.HeaderMatch, ...]) -> Any:
