@@ -93,10 +93,14 @@ class ProxyRefusals:
     def count_objects(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> int:
         return len(self._by_owner(statuses))
 
-    def apply(self, statuses: Mapping[ObjectKey, ObjectStatus]) -> dict[ObjectKey, ObjectStatus]:
-        """``statuses`` with a ``Programmed=False`` condition on each object a proxy refused a part of."""
+    def apply(self, statuses: dict[ObjectKey, ObjectStatus]) -> dict[ObjectKey, ObjectStatus]:
+        """``statuses`` with a ``Programmed=False`` condition on each object a proxy refused a part of (the
+        same mapping when there is none: tens of thousands of statuses are not copied on the event loop)."""
+        by_owner = self._by_owner(statuses)
+        if not by_owner:
+            return statuses
         out = dict(statuses)
-        for owner, refusals in self._by_owner(statuses).items():
+        for owner, refusals in by_owner.items():
             message = "; ".join(refusal.describe() for refusal in refusals)
             condition = Condition(PROGRAMMED, False, REFUSED_BY_PROXY, message)
             out[owner] = dataclasses.replace(out[owner], conditions=(*out[owner].conditions, condition))

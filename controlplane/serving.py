@@ -112,7 +112,7 @@ class SnapshotPublisher:
         """The last load's objects: the next set says what changed since (the translator then compares
         only those)."""
         self._refusals = refusals
-        self._translated: Mapping[ObjectKey, ObjectStatus] = {}
+        self._translated: dict[ObjectKey, ObjectStatus] = {}
         self.board = StatusBoard()
         self._one_at_a_time = asyncio.Lock()
         self._newest: LoadResult | None = None
