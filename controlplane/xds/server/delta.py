@@ -15,7 +15,6 @@ from typing import Any
 
 from envoy.service.discovery.v3 import discovery_pb2
 
-from controlplane.heap import release_gradually
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
@@ -102,13 +101,13 @@ class DeltaStream(Stream):
             accepted = {name: resource for name, resource in accepted.items() if name not in refused}
         if not state.wildcard and not state.names.issuperset(accepted.keys()):
             accepted = {name: resource for name, resource in accepted.items() if name in state.names}
-        if len(accepted) < NAMES_WORTH_A_THREAD or not state.acked:
+        if len(accepted) < NAMES_WORTH_A_THREAD or len(state.acked) < NAMES_WORTH_A_THREAD:
             state.acked.update(accepted)
         else:
             # What this replaces (versions a reconnecting proxy reported, a rebuilt configuration's) would be
             # freed here in one C call, holding the loop: the old mapping goes to a worker thread instead.
             replaced, state.acked = state.acked, {**state.acked, **accepted}
-            self._loop.run_in_executor(None, release_gradually, replaced)
+            self._release(replaced)
         for name in in_flight.removed:
             state.acked.pop(name, None)
         state.unsettle(in_flight.sent)

@@ -104,6 +104,9 @@ class SotwStream(Stream):
             state.unsettle(before.keys() - acked.keys())
         state.acked = acked
         state.known = True
+        if len(before) >= NAMES_WORTH_A_THREAD:
+            # A rebuilt configuration's resources die with it: freed by a worker thread, not on the loop.
+            self._release(before)
 
 
 def _held(

@@ -280,7 +280,8 @@ class Stream(abc.ABC):
                 continue
             self._next_sequence += 1
             reply, in_flight, resend = response
-            self.state.types[ENDPOINT].resend.update(resend)
+            if resend:
+                self.state.types[ENDPOINT].resend.update(resend)
             if type_url == LISTENER:
                 self._drain(in_flight)
             state.in_flight = in_flight
@@ -309,7 +310,8 @@ class Stream(abc.ABC):
         """``work`` in a worker thread, this task waiting: only it changes the stream's state meanwhile."""
         self._thread_reading = True
         result = await asyncio.to_thread(work, *args, **kwargs)
-        # Not reached when the stream ends while the thread runs: the thread may still be reading.
+        # Not reached when the stream ends while the thread runs (the thread may still be reading), nor when
+        # the work raises (the stream ends then): either way the state is left to be freed as a whole.
         self._thread_reading = False
         return result
 
@@ -395,9 +397,13 @@ class Stream(abc.ABC):
             # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
             if sum(map(len, owned)) >= NAMES_WORTH_A_THREAD:
-                # At shutdown the loop's executor may be gone: then they are freed here, as before.
-                with contextlib.suppress(RuntimeError):
-                    self._loop.run_in_executor(None, release_gradually, *owned)
+                self._release(*owned)
+
+    def _release(self, *containers: dict[Any, Any] | set[Any] | list[Any]) -> None:
+        """Has a worker thread free ``containers``, which only this stream held (see ``heap``)."""
+        # At shutdown the loop's executor may be gone: then they are freed here, as before.
+        with contextlib.suppress(RuntimeError):
+            self._loop.run_in_executor(None, release_gradually, *containers)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
