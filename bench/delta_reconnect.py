@@ -38,7 +38,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.scale import LoopCanary
+from bench.loop_canary import LoopCanary
 from bench.scale_manifests import objects_in, write_manifests
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
@@ -199,7 +199,7 @@ async def _measure(snapshot: Snapshot, changed: float, reconnects: int, *, sotw:
             canary.reset()
             cpu = time.thread_time()
             await asyncio.sleep(1)
-            idle_cpu, idle_stall = time.thread_time() - cpu, canary.reset()
+            idle_cpu, idle_stall = time.thread_time() - cpu, canary.reset().late_s
             print(f"idle 1 s: loop CPU {idle_cpu * 1000:.1f} ms, stall {idle_stall * 1000:.1f} ms")
             rows = []
             for _ in range(reconnects):
@@ -212,11 +212,11 @@ async def _measure(snapshot: Snapshot, changed: float, reconnects: int, *, sotw:
                 while len(acks) < expected:
                     acked.clear()
                     await acked.wait()
-                row = (canary.reset(), time.thread_time() - cpu, time.perf_counter() - started)
+                row = (canary.reset().late_s, time.thread_time() - cpu, time.perf_counter() - started)
                 cpu = time.thread_time()
                 while server.stream_count:  # noqa: ASYNC110 - nothing signals a stream's end
                     await asyncio.sleep(0.01)
-                rows.append((*row, canary.reset(), time.thread_time() - cpu))
+                rows.append((*row, canary.reset().late_s, time.thread_time() - cpu))
                 print(
                     f"stall {row[0] * 1000:6.1f} ms  loop CPU {row[1] * 1000:6.1f} ms  "
                     f"wall {row[2] * 1000:6.1f} ms  teardown stall {rows[-1][3] * 1000:6.1f} ms, "
