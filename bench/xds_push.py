@@ -132,6 +132,8 @@ class Acks:
         if event.kind != "ack":
             return
         self._last_ack[event.node_id] = time.perf_counter()
+        if event.type_url not in _TYPES:
+            return  # secrets, with policies: no snapshot's wait reads them
         held = self._held.setdefault((event.node_id, event.type_url), {})
         acked = versions(event.sent)
         # SotW: the ACK names the whole type, so what it leaves out is gone (as many names as it carries).
