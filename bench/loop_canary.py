@@ -28,6 +28,11 @@ class Stall:
     late_s: float
     waiting_s: float | None
 
+    def describe(self) -> str:
+        """The stall as the benchmarks print it: "12.3 ms (11.0 waiting for a CPU)"."""
+        waiting = "n/a" if self.waiting_s is None else f"{self.waiting_s * 1000:.1f}"
+        return f"{self.late_s * 1000:.1f} ms ({waiting} waiting for a CPU)"
+
 
 class LoopCanary:
     """The worst lateness of a 1 ms timer on the running loop since the last ``reset``."""
