@@ -7,7 +7,8 @@ and names every load assignment, as Envoy does.
 The client runs in a process of its own (this module with ``--client``), so the server's loop shares the
 interpreter with nothing but its own work. Per reconnect, taken on the server:
 
-- **loop stall**: the worst lateness of a 1 ms timer on the loop (as ``bench.scale`` measures it);
+- **loop stall**: the worst lateness of a 1 ms timer on the loop (as ``bench.scale`` measures it), and how
+  much of that tick the loop's thread waited for a processor (``bench.loop_canary``);
 - **loop CPU**: processor time of the loop's thread from the client's go to its last ACK (the timer's own
   wake-ups included: the idle figure printed first is what they cost in a second);
 - **teardown**: the same two from the last ACK until the server has let the stream go (the client ends it
@@ -38,7 +39,7 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import discovery_pb2
 
-from bench.scale import LoopCanary
+from bench.loop_canary import LoopCanary
 from bench.scale_manifests import objects_in, write_manifests
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
@@ -200,7 +201,7 @@ async def _measure(snapshot: Snapshot, changed: float, reconnects: int, *, sotw:
             cpu = time.thread_time()
             await asyncio.sleep(1)
             idle_cpu, idle_stall = time.thread_time() - cpu, canary.reset()
-            print(f"idle 1 s: loop CPU {idle_cpu * 1000:.1f} ms, stall {idle_stall * 1000:.1f} ms")
+            print(f"idle 1 s: loop CPU {idle_cpu * 1000:.1f} ms, stall {idle_stall.describe()}")
             rows = []
             for _ in range(reconnects):
                 expected = len(acks) + 2
@@ -212,14 +213,16 @@ async def _measure(snapshot: Snapshot, changed: float, reconnects: int, *, sotw:
                 while len(acks) < expected:
                     acked.clear()
                     await acked.wait()
-                row = (canary.reset(), time.thread_time() - cpu, time.perf_counter() - started)
+                stall = canary.reset()
+                row = (stall.late_s, time.thread_time() - cpu, time.perf_counter() - started)
                 cpu = time.thread_time()
                 while server.stream_count:  # noqa: ASYNC110 - nothing signals a stream's end
                     await asyncio.sleep(0.01)
-                rows.append((*row, canary.reset(), time.thread_time() - cpu))
+                teardown = canary.reset()
+                rows.append((*row, teardown.late_s, time.thread_time() - cpu))
                 print(
-                    f"stall {row[0] * 1000:6.1f} ms  loop CPU {row[1] * 1000:6.1f} ms  "
-                    f"wall {row[2] * 1000:6.1f} ms  teardown stall {rows[-1][3] * 1000:6.1f} ms, "
+                    f"stall {stall.describe()}  loop CPU {row[1] * 1000:6.1f} ms  "
+                    f"wall {row[2] * 1000:6.1f} ms  teardown stall {teardown.describe()}, "
                     f"CPU {rows[-1][4] * 1000:6.1f} ms  sent {received.decode().strip()}"
                 )
                 await asyncio.sleep(0.1)

@@ -17,7 +17,9 @@ For each size, in one run:
   to compare with the rows above) and once pointing one policy at another Secret;
 - **loop stall**: the worst lateness of a 1 ms timer on the server's event loop during the first full load,
   while Envoy connects and receives all of it, and during the changes (translation runs in a worker thread;
-  goal <= 20 ms), and for 2 s with nothing happening (what the machine's other load adds).
+  goal <= 20 ms), and for 2 s with nothing happening (what the machine's other load adds); next to each,
+  how much of that worst tick the loop's thread was runnable but waiting for a processor
+  (``bench.loop_canary``): a stall mostly waiting is the machine's, not the server's.
 
 Not a test: the figures depend on the machine.
 
@@ -37,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.loop_canary import LoopCanary, Stall
 from bench.manifests import gateway_manifests
 from bench.memory import Memory, process_memory
 from bench.scale_manifests import (
@@ -80,6 +83,12 @@ class Changes:
     change_stall_ms: float = 0.0
     idle_stall_ms: float = 0.0
     """The same canary while nothing changes: what the machine itself adds."""
+    first_load_waiting_ms: float | None = None
+    """Of each stall above, the time the loop's thread was runnable but waited for a processor (None where
+    the kernel does not report it): what the machine's other work, not the server, added to that tick."""
+    connect_waiting_ms: float | None = None
+    change_waiting_ms: float | None = None
+    idle_waiting_ms: float | None = None
     envoy_memory: Memory | None = None
     """Envoy's, once it ACKed the whole first snapshot and reports ready."""
 
@@ -94,23 +103,6 @@ class Row:
     serve_memory: Memory
     changes: list[Changes]
     """Without policies (full rebuild, reused), then with them (a Backend changed, a policy changed)."""
-
-
-class LoopCanary:
-    """The worst lateness of a 1 ms timer on the running loop since the last ``reset``."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-
-    def reset(self) -> float:
-        worst, self.worst = self.worst, 0.0
-        return worst
-
-    async def run(self) -> None:
-        while True:
-            started = time.perf_counter()
-            await asyncio.sleep(0.001)
-            self.worst = max(self.worst, time.perf_counter() - started - 0.001)
 
 
 class TimedHandler:
@@ -224,20 +216,22 @@ async def _changes(
     )
     try:
         snapshot = await _next_snapshot(cache, None)
-        first_load_stall_ms = canary.reset() * 1000
+        first_load = canary.reset()
         handler.require_accepted(f"the manifests of {routes} routes")
         # Off the loop: spawning Envoy forks this (large) process, which is no part of the server's work.
         await asyncio.to_thread(envoy.start)
         await acks.until(node_id, snapshot)
-        connect_stall_ms = canary.reset() * 1000
+        connect = canary.reset()
         await asyncio.to_thread(envoy.wait_ready, timeout=_TIMEOUT)
         envoy_memory = process_memory(envoy.pid)
         canary.reset()  # the idle figure below starts now
         await asyncio.sleep(2)
-        idle_stall_ms = canary.reset() * 1000
+        idle = canary.reset()
         for series, (edit, result) in enumerate(zip(edits, results, strict=True)):
-            result.first_load_stall_ms, result.connect_stall_ms = first_load_stall_ms, connect_stall_ms
-            result.idle_stall_ms, result.envoy_memory = idle_stall_ms, envoy_memory
+            result.first_load_stall_ms, result.first_load_waiting_ms = _ms(first_load)
+            result.connect_stall_ms, result.connect_waiting_ms = _ms(connect)
+            result.idle_stall_ms, result.idle_waiting_ms = _ms(idle)
+            result.envoy_memory = envoy_memory
             for attempt in range(series * count, (series + 1) * count):
                 path = route_path(folder, changed_route(attempt, routes=routes))
                 text = edited_route_file(attempt, edit=edit, routes=routes, policies=policies)
@@ -247,7 +241,7 @@ async def _changes(
                 acked = await acks.until(node_id, snapshot)
                 result.from_write_ms.append((acked - written) * 1000)
                 result.from_handover_ms.append((acked - handler.handed_over[-1]) * 1000)
-            result.change_stall_ms = canary.reset() * 1000
+            result.change_stall_ms, result.change_waiting_ms = _ms(canary.reset())
             handler.require_accepted(f"the edited manifests ({edit}) of {routes} routes")
         # Back to the original, so the next mode starts from the same files.
         for index in {changed_route(attempt, routes=routes) for attempt in range(count * len(edits))}:
@@ -270,6 +264,15 @@ async def _next_snapshot(cache: SnapshotCache, previous: Snapshot | None) -> Sna
             return current
         await asyncio.sleep(0.0005)
     raise TimeoutError("no new snapshot")
+
+
+def _ms(stall: Stall) -> tuple[float, float | None]:
+    """A canary's worst tick in milliseconds: late, and of that, waiting for a processor."""
+    return stall.late_s * 1000, None if stall.waiting_s is None else stall.waiting_s * 1000
+
+
+def _waiting(milliseconds: float | None) -> str:
+    return "n/a" if milliseconds is None else f"{milliseconds:.0f}"
 
 
 def _percentile(values: list[float], fraction: float) -> float:
@@ -302,9 +305,10 @@ def _print(rows: list[Row], *, full: bool) -> None:
             )
     print(
         "\n| routes | mode | from handover p50 / p99 ms | from write p50 / p99 ms "
-        "| loop stall first load / Envoy connects / changes / idle ms |"
+        "| loop stall first load / Envoy connects / changes / idle ms "
+        "| of which waiting for a CPU ms |"
     )
-    print("|---:|---|---:|---:|---:|")
+    print("|---:|---|---:|---:|---:|---:|")
     for row in rows:
         for changes in row.changes:
             handover, written = changes.from_handover_ms, changes.from_write_ms
@@ -314,7 +318,9 @@ def _print(rows: list[Row], *, full: bool) -> None:
                 f"| {statistics.median(written):.0f} / {_percentile(written, 0.99):.0f} "
                 f"| {changes.first_load_stall_ms:.0f} / {changes.connect_stall_ms:.0f} "
                 f"/ {changes.change_stall_ms:.0f} "
-                f"/ {changes.idle_stall_ms:.0f} |"
+                f"/ {changes.idle_stall_ms:.0f} "
+                f"| {_waiting(changes.first_load_waiting_ms)} / {_waiting(changes.connect_waiting_ms)} "
+                f"/ {_waiting(changes.change_waiting_ms)} / {_waiting(changes.idle_waiting_ms)} |"
             )
 
 

@@ -24,9 +24,10 @@ from controlplane import defaults
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import proxy_status
 from controlplane.xds.server.delta import DeltaStream
+from controlplane.xds.server.events import XdsObserver
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.sotw import SotwStream
-from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings, XdsObserver
+from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings
 from controlplane.xds.server.tls import XdsTlsFiles, server_credentials
 
 _log = structlog.get_logger(__name__)

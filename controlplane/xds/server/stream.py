@@ -16,7 +16,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, ParamSpec, Protocol, TypeVar
+from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
 import grpc
 import structlog
@@ -24,8 +24,9 @@ from google.protobuf.message import DecodeError, Message
 
 from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.content import XdsResource, versions
+from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
+from controlplane.xds.server.events import Mode, XdsEvent, XdsObserver, notify
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import Planner, StreamState
@@ -46,40 +47,6 @@ NAMES_WORTH_A_THREAD = 2000
 """A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
 large plan is, ``PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000 held
 the loop for 5-10 ms either way, even in C. So is the state of an ending stream that holds this many."""
-
-Mode = Literal["sotw", "delta"]
-
-
-@dataclass(frozen=True)
-class XdsEvent:
-    """Something a stream did, for observers (tests, benchmarks, status pages)."""
-
-    kind: Literal["push", "ack", "nack"]
-    mode: Mode
-    node_id: str
-    type_url: str
-    nonce: str
-    sent: Mapping[str, XdsResource]
-    """The response's resources by name: the stream's own record of it, shared rather than copied (a proxy's
-    first responses carry tens of thousands), so observers must not change it."""
-    removed: tuple[str, ...] = ()
-    error: str = ""
-    refused: tuple[str, ...] = ()
-    """A NACK's refused resource names (Envoy applied the rest of the response)."""
-    latency_seconds: float | None = None
-
-    @property
-    def resources(self) -> tuple[tuple[str, str], ...]:
-        """(name, version) of each resource in the response, made on each call: an observer that needs only
-        a few names looks them up in ``sent`` instead."""
-        return tuple(versions(self.sent).items())
-
-
-class XdsObserver(Protocol):
-    """Called on the server's event loop for every push, ACK and NACK; must return quickly: work in
-    proportion to the whole response (thousands of resources) stalls every stream."""
-
-    def __call__(self, event: XdsEvent, /) -> None: ...
 
 
 class BadRequest(Exception):
@@ -374,11 +341,7 @@ class Stream(abc.ABC):
             removed=in_flight.removed,
             **extra,
         )
-        for observer in self._services.observers:
-            try:
-                observer(event)
-            except Exception:
-                self._log.exception("xDS observer failed")
+        notify(self._services.observers, event, log=self._log)
 
     def _close(self) -> None:
         if self._debounce is not None:
