@@ -38,10 +38,12 @@ class LoopCanary:
     """The worst lateness of a 1 ms timer on the running loop since the last ``reset``."""
 
     def __init__(self) -> None:
-        self._worst = Stall(0.0, None)
+        self._quiet = Stall(0.0, None)
+        """No late tick: waiting is known (0) once the kernel's figure could be read."""
+        self._worst = self._quiet
 
     def reset(self) -> Stall:
-        worst, self._worst = self._worst, Stall(0.0, None)
+        worst, self._worst = self._worst, self._quiet
         return worst
 
     async def run(self) -> None:
@@ -49,6 +51,10 @@ class LoopCanary:
             schedstat: int | None = os.open(_SCHEDSTAT, os.O_RDONLY)
         except OSError:
             schedstat = None
+        else:
+            self._quiet = Stall(0.0, 0.0)
+            if self._worst.late_s == 0.0:
+                self._worst = self._quiet
         try:
             waited = _waited_s(schedstat)
             while True:

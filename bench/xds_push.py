@@ -125,15 +125,14 @@ class Acks:
     def __init__(self) -> None:
         self._held: dict[tuple[str, str], dict[str, str]] = {}
         self._last_ack: dict[str, float] = {}
-        """perf_counter() of each node's latest ACK: when what it holds last changed."""
+        """perf_counter() of each node's latest ACK of a type a wait reads (when what it holds changed)."""
         self._waits: dict[str, list[_Wait]] = {}
 
     def __call__(self, event: XdsEvent, /) -> None:
-        if event.kind != "ack":
-            return
-        self._last_ack[event.node_id] = time.perf_counter()
-        if event.type_url not in _TYPES:
+        if event.kind != "ack" or event.type_url not in _TYPES:
             return  # secrets, with policies: no snapshot's wait reads them
+        # When the ACK came: what follows is the observer's own work, not the server's.
+        now = self._last_ack[event.node_id] = time.perf_counter()
         held = self._held.setdefault((event.node_id, event.type_url), {})
         acked = versions(event.sent)
         # SotW: the ACK names the whole type, so what it leaves out is gone (as many names as it carries).
@@ -142,7 +141,7 @@ class Acks:
             held.pop(name, None)
         held.update(acked)
         for wait in self._waits.get(event.node_id, ()):
-            wait.acked(event.type_url, held, acked=acked, gone=gone)
+            wait.acked(event.type_url, held, acked=acked, gone=gone, at=now)
 
     async def until(self, node_id: str, snapshot: Snapshot) -> float:
         """perf_counter() of the ACK that completed `snapshot` for `node_id` (the call's, had it before)."""
@@ -207,8 +206,11 @@ class _Wait:
     def start(self, wanted: dict[str, dict[str, str]], differing: dict[str, set[str]]) -> None:
         self._wanted, self._differing = wanted, differing
 
-    def acked(self, type_url: str, held: dict[str, str], *, acked: dict[str, str], gone: Set[str]) -> None:
-        """The node now holds `held` of `type_url`: `acked` (name -> version) changed, `gone` names left."""
+    def acked(
+        self, type_url: str, held: dict[str, str], *, acked: dict[str, str], gone: Set[str], at: float
+    ) -> None:
+        """The node now holds `held` of `type_url`: `acked` (name -> version) changed, `gone` names left, by
+        the ACK that came at `at` (perf_counter())."""
         if not self._wanted:
             self.touched = True
             return
@@ -220,7 +222,7 @@ class _Wait:
             differing.difference_update(matching, gone)
             differing.update(acked.keys() - matching, wanted.keys() & gone)
         if not self.future.done() and self.complete:
-            self.future.set_result(time.perf_counter())
+            self.future.set_result(at)
 
 
 async def _envoy_ready(envoy: EnvoyProcess, clusters: int) -> float:

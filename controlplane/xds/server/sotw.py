@@ -100,13 +100,16 @@ class SotwStream(Stream):
         # Often what Envoy held already (a reconnect's first response, load assignments sent again): found so
         # in C, where a pass by name held the loop for 1-2 ms per 10,000.
         if acked != before:
-            state.unsettle(name for name, resource in acked.items() if before.get(name) is not resource)
-            state.unsettle(before.keys() - acked.keys())
+            replaced = [name for name, resource in acked.items() if before.get(name) is not resource]
+            gone = before.keys() - acked.keys()
+            state.unsettle(replaced)
+            state.unsettle(gone)
+            if len(replaced) + len(gone) >= NAMES_WORTH_A_THREAD:
+                # A rebuilt configuration's resources die with the old mapping: freed by a worker thread, not
+                # on the loop (what an ACK of a few changes replaces costs less than the thread hop).
+                self._release(before)
         state.acked = acked
         state.known = True
-        if len(before) >= NAMES_WORTH_A_THREAD:
-            # A rebuilt configuration's resources die with it: freed by a worker thread, not on the loop.
-            self._release(before)
 
 
 def _held(
