@@ -43,8 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Sequence
 from functools import partial
-from itertools import chain, compress
-from operator import is_not
+from itertools import chain
 from typing import Any, TypeVar
 
 from controlplane.gatewayapi.fragments import (
@@ -64,6 +63,7 @@ from controlplane.gatewayapi.fragments import (
 )
 from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
+from controlplane.replaced import replaced_positions
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -409,5 +409,4 @@ def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
     differ, which are found without running Python code per object)."""
     if len(before) != len(now):
         return False
-    replaced = compress(range(len(now)), map(is_not, before, now))
-    return all(before[index].key == now[index].key for index in replaced)
+    return all(before[index].key == now[index].key for index in replaced_positions(before, now))
