@@ -11,7 +11,7 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import is_
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from controlplane.resources.problems import ObjectKey
 
@@ -19,6 +19,9 @@ FragmentKey = tuple[str, ObjectKey]
 """What a fragment is for: ("backend" | "pool" | "policy" | "route", the object's key)."""
 Effect = tuple[Any, ...]
 """("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
+
+
+V = TypeVar("V")
 
 
 @dataclass(slots=True)
@@ -194,3 +197,9 @@ class JudgedSink(Protocol):
     only add to sets, so where they fall among the others does not matter."""
 
     def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
+
+
+def in_name_order(table: Mapping[str, V]) -> tuple[V, ...]:
+    """A registered table's values in name order (how the IR lists clusters and secrets), looked up in C:
+    with 10,000 hops registered, a Python step per entry cost a millisecond per table on every change."""
+    return tuple(map(table.__getitem__, sorted(table)))
