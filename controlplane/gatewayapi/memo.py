@@ -256,7 +256,7 @@ class TranslationMemo:
             part = objects[start:end]
             chunk = before.get(id(part[0]))
             if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
-                judged(chunk.judged)
+                judged(chunk.judged, pools=chunk.judged_pools)
                 plans.append((part, chunk))
                 continue
             fresh: list[Entry | None] = []
@@ -321,7 +321,7 @@ class TranslationMemo:
         judged, registered = self._judged, self._registered
         assert judged is not None, "bind() first"
         assert registered is not None, "bind() first"
-        judged(used.judged)
+        judged(used.judged, pools=used.judged_pools)
         registered(used.registered)
         if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
             self._current.update(used.entries)
