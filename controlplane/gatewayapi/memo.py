@@ -71,6 +71,8 @@ from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 _SLICE = 1024
@@ -149,9 +151,11 @@ class TranslationMemo:
         # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
         # object is an instance of.
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
-        self._previous, self._current = {**self._previous, **self._current}, {}
-        self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
-        self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
+        # What a translation that did not finish (an error) had put in place counts as well; after one that
+        # finished there is none, and the tens of thousands of previous entries are not copied again.
+        self._previous, self._current = _with(self._previous, self._current), {}
+        self._kept_previous, self._kept_current = _with(self._kept_previous, self._kept_current), {}
+        self._chunks_previous, self._chunks_current = _with(self._chunks_previous, self._chunks_current), {}
         self._used = {}
         self._placed = set()
         self.computed = 0
@@ -402,6 +406,11 @@ class TranslationMemo:
         finally:
             if nested:
                 self._frames.pop()
+
+
+def _with(earlier: dict[K, V], later: dict[K, V]) -> dict[K, V]:
+    """``earlier`` with ``later``'s entries put in: ``earlier`` itself when ``later`` is empty."""
+    return {**earlier, **later} if later else earlier
 
 
 def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
