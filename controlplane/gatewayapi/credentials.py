@@ -23,7 +23,7 @@ from controlplane.gatewayapi.aws_credentials import (
     profile_keys,
 )
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
-from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.fragments import Effect, in_name_order
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.policy_targets import PolicyTargets, target_key
@@ -81,7 +81,7 @@ class CredentialResolver:
 
     @property
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
-        return tuple(self._secrets[name] for name in sorted(self._secrets))
+        return in_name_order(self._secrets)
 
     def for_target(
         self, target: AIServiceBackend | InferencePoolBase

@@ -43,8 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable, Sequence
 from functools import partial
-from itertools import chain, compress
-from operator import is_not
+from itertools import chain
 from typing import Any, TypeVar
 
 from controlplane.gatewayapi.fragments import (
@@ -64,6 +63,7 @@ from controlplane.gatewayapi.fragments import (
 )
 from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
+from controlplane.replaced import replaced_positions
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
@@ -71,6 +71,8 @@ from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 _SLICE = 1024
@@ -149,9 +151,11 @@ class TranslationMemo:
         # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
         # object is an instance of.
         self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
-        self._previous, self._current = {**self._previous, **self._current}, {}
-        self._kept_previous, self._kept_current = {**self._kept_previous, **self._kept_current}, {}
-        self._chunks_previous, self._chunks_current = {**self._chunks_previous, **self._chunks_current}, {}
+        # What a translation that did not finish (an error) had put in place counts as well; after one that
+        # finished there is none, and the tens of thousands of previous entries are not copied again.
+        self._previous, self._current = _with(self._previous, self._current), {}
+        self._kept_previous, self._kept_current = _with(self._kept_previous, self._kept_current), {}
+        self._chunks_previous, self._chunks_current = _with(self._chunks_previous, self._chunks_current), {}
         self._used = {}
         self._placed = set()
         self.computed = 0
@@ -256,7 +260,7 @@ class TranslationMemo:
             part = objects[start:end]
             chunk = before.get(id(part[0]))
             if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
-                judged(chunk.judged)
+                judged(chunk.judged, pools=chunk.judged_pools)
                 plans.append((part, chunk))
                 continue
             fresh: list[Entry | None] = []
@@ -321,7 +325,7 @@ class TranslationMemo:
         judged, registered = self._judged, self._registered
         assert judged is not None, "bind() first"
         assert registered is not None, "bind() first"
-        judged(used.judged)
+        judged(used.judged, pools=used.judged_pools)
         registered(used.registered)
         if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
             self._current.update(used.entries)
@@ -404,10 +408,14 @@ class TranslationMemo:
                 self._frames.pop()
 
 
+def _with(earlier: dict[K, V], later: dict[K, V]) -> dict[K, V]:
+    """``earlier`` with ``later``'s entries put in: ``earlier`` itself when ``later`` is empty."""
+    return {**earlier, **later} if later else earlier
+
+
 def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
     """Whether ``now`` has the keys ``before`` had, in the same places (looked at only where the objects
     differ, which are found without running Python code per object)."""
     if len(before) != len(now):
         return False
-    replaced = compress(range(len(now)), map(is_not, before, now))
-    return all(before[index].key == now[index].key for index in replaced)
+    return all(before[index].key == now[index].key for index in replaced_positions(before, now))

@@ -15,11 +15,11 @@ files everything.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import compress
-from operator import is_, is_not
+from operator import is_
 from typing import TypeVar
 
 from controlplane.gatewayapi.report import Report
+from controlplane.replaced import replaced_positions
 from controlplane.resources.aigateway import AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.resource_set import ResourceSet
@@ -198,7 +198,7 @@ def _replaced(before: tuple[_O, ...], now: tuple[_O, ...]) -> tuple[Sequence[_O]
     """The objects of ``before`` that are not in ``now`` and those of ``now`` not in ``before`` (by
     identity); None when the objects in both are not in the same order."""
     if len(before) == len(now):
-        moved = list(compress(range(len(now)), map(is_not, before, now)))
+        moved = replaced_positions(before, now)
         return [before[index] for index in moved], [now[index] for index in moved]
     now_ids = set(map(id, now))
     before_ids = set(map(id, before))

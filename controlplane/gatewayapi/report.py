@@ -153,9 +153,11 @@ class Report:
         previous = previous or StatusTable({}, set(), frozenset())
         before, unwell = previous.by_key, previous.unwell
         if previous.judged == self._seen:  # two sets: compared without hashing every key again
-            # The same objects judged: only those with findings now or before get a status made again.
-            out = dict(before)
-            for key in {*unwell, *self._findings, *self._pools}:
+            # The same objects judged: only those with findings now or before get a status made again; with
+            # none, last time's table is this one's (not copied: tens of thousands of statuses, every change).
+            remade = {*unwell, *self._findings, *self._pools}
+            out = dict(before) if remade else before
+            for key in remade:
                 out[key] = self._status(key, managed_parents)
         elif not before:  # a first translation: every status is made, most of them all well
             findings, pools = self._findings, self._pools

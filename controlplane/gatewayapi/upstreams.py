@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
-from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.fragments import Effect, in_name_order
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.report import Report
@@ -43,11 +43,11 @@ class UpstreamResolver:
 
     @property
     def clusters(self) -> tuple[ir.UpstreamCluster, ...]:
-        return tuple(self._clusters[name] for name in sorted(self._clusters))
+        return in_name_order(self._clusters)
 
     @property
     def ca_bundles(self) -> tuple[ir.CaBundle, ...]:
-        return tuple(self._ca_bundles[name] for name in sorted(self._ca_bundles))
+        return in_name_order(self._ca_bundles)
 
     def for_backend_ref(self, owner: Resource, ref: BackendObjectReference, path: str) -> Upstream | None:
         namespace = ref.namespace or owner.namespace

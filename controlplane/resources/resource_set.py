@@ -14,6 +14,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, TypeVar
 
+from controlplane.replaced import replaced_by
 from controlplane.resources.aigateway import AIGatewayRoute, AIServiceBackend, BackendSecurityPolicy
 from controlplane.resources.core import ConfigMap, EndpointSlice, Pod, Secret, Service
 from controlplane.resources.envoy_gateway import Backend, BackendTrafficPolicy
@@ -47,17 +48,16 @@ def _order(obj: Resource) -> str:
     return obj.key.order()
 
 
+def _key(entry: Loaded) -> ObjectKey:
+    return entry.key
+
+
 def _replaced_in_place(before: list[Loaded], after: list[Loaded]) -> list[Loaded] | None:
     """The entries of ``after`` that are not the very entry at their place in ``before`` but have its key;
     None when keys were added, removed or moved. Unchanged entries are the same objects in the same order
     (a source hands over a new load with what did not change kept), so this costs a pointer comparison
     per entry where indexing would hash every key."""
-    if len(before) != len(after):
-        return None
-    pairs = [(old, new) for old, new in zip(before, after, strict=True) if old is not new]
-    if any(old.key != new.key for old, new in pairs):
-        return None
-    return [new for _, new in pairs]
+    return replaced_by(before, after, identity=_key)
 
 
 class ResourceSet:

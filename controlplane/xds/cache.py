@@ -21,8 +21,8 @@ from typing import Protocol
 
 from google.protobuf.message import Message
 
+from controlplane.replaced import replaced_in_place
 from controlplane.xds.content import XdsResource, version_digest
-from controlplane.xds.replaced import replaced_in_place
 from controlplane.xds.resource import (
     CLUSTER,
     ENDPOINT,

@@ -21,11 +21,15 @@ applied to its hop.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from controlplane import ir
 from controlplane.heap import release_gradually
-from controlplane.xds.replaced import replaced_in_place
+from controlplane.replaced import replaced_in_place, replaced_positions
+
+_T = TypeVar("_T")
 
 RULE_CONNECT_TIMEOUT_SECONDS = 10.0
 """The rule cluster's connect timeout; an upstream with another one keeps its hop."""
@@ -76,6 +80,14 @@ class _Worked:
     """The hops this rule still sends to."""
 
 
+def _cluster_of(path: RulePath) -> str:
+    return path.cluster
+
+
+def _name_of(entry: ir.BackendHop | ir.UpstreamCluster) -> str:
+    return entry.name
+
+
 def _read(table: str, name: str) -> str:
     return f"{table}\0{name}"
 
@@ -96,6 +108,10 @@ class DataPaths:
         """By ``_read`` key: the rule clusters reading that hop or upstream."""
         self._running: Counter[str] = Counter()
         """How many rules send to each hop."""
+        self._rule_places: _Places[RulePath] = _Places(_cluster_of)
+        self._hop_places: _Places[ir.BackendHop] = _Places(_name_of)
+        self._used_places: _Places[ir.UpstreamCluster] = _Places(_name_of)
+        self._eds_places: _Places[ir.UpstreamCluster] = _Places(_name_of)
 
     def release(self) -> None:
         """Forgets every path, one entry at a time (``heap.release_gradually``): for the last call."""
@@ -124,20 +140,47 @@ class DataPaths:
             self._remember(worked)
             runs_changed = runs_changed or worked.runs != before.runs
         path = self._path
-        running = self._running_hops(infra) if hops or runs_changed else path.hops
-        if running is not path.hops:
-            used = _used_upstreams(running, infra.upstreams)
-        else:  # the same hops send to the same upstreams, some of which may have been replaced
-            used = _replaced_among(path.upstreams, upstreams)
-        self._path = DataPath(
-            hops=running,
-            rules=tuple(self._worked[cluster.name].path for cluster in infra.rule_clusters)
-            if dirty
-            else path.rules,
-            upstreams=used,
-            eds_upstreams=path.eds_upstreams if used is path.upstreams else _eds(used),
-        )
+        running = path.hops
+        if runs_changed or not self._same_sends(hops):
+            running, used = self._running_hops(infra)
+        else:  # the same hops send to the same upstreams; some of either may have been replaced in place
+            running = self._hop_places.patched(running, hops)
+            used = self._used_places.patched(path.upstreams, upstreams)
+        rules = path.rules
+        if dirty:
+            rules = self._rule_places.patched(rules, [self._worked[name].path for name in dirty])
+        self._path = self._placed(running, used, rules, previous=path)
         return self._path
+
+    def _same_sends(self, hops: list[ir.BackendHop]) -> bool:
+        """Whether the hops replaced in place that run send to and ask the same upstreams as before."""
+        for hop in hops:
+            index = self._hop_places.index.get(hop.name)
+            if index is not None and _sends_to(self._path.hops[index]) != _sends_to(hop):
+                return False
+        return True
+
+    def _placed(
+        self,
+        running: tuple[ir.BackendHop, ...],
+        used: tuple[ir.UpstreamCluster, ...],
+        rules: tuple[RulePath, ...],
+        *,
+        previous: DataPath | None,
+    ) -> DataPath:
+        """The path of these tables, with the EDS upstreams carried over
+        from ``previous`` when ``used`` is the same objects, or replaced in place without leaving or
+        joining EDS."""
+        if previous is not None and used is previous.upstreams:
+            eds = previous.eds_upstreams
+        elif previous is not None and _same_discovery(previous.upstreams, used):
+            eds = self._eds_places.patched(
+                previous.eds_upstreams, [used[i] for i in replaced_positions(previous.upstreams, used)]
+            )
+        else:
+            eds = _eds(used)
+            self._eds_places.note(eds)
+        return DataPath(hops=running, rules=rules, upstreams=used, eds_upstreams=eds)
 
     def _from_scratch(self, infra: ir.Infra) -> DataPath:
         self._hops = {hop.name: hop for hop in infra.hops}
@@ -148,12 +191,18 @@ class DataPaths:
             worked = self._work(cluster)
             self._remember(worked)
             rules.append(worked.path)
-        running = self._running_hops(infra)
-        used = _used_upstreams(running, infra.upstreams)
-        return DataPath(hops=running, rules=tuple(rules), upstreams=used, eds_upstreams=_eds(used))
+        self._rule_places.note(rules)
+        return self._placed(*self._running_hops(infra), tuple(rules), previous=None)
 
-    def _running_hops(self, infra: ir.Infra) -> tuple[ir.BackendHop, ...]:
-        return tuple(hop for hop in infra.hops if self._running[hop.name] > 0)
+    def _running_hops(
+        self, infra: ir.Infra
+    ) -> tuple[tuple[ir.BackendHop, ...], tuple[ir.UpstreamCluster, ...]]:
+        """The hops some rule sends to and the upstreams they use, their places noted."""
+        running = tuple(hop for hop in infra.hops if self._running[hop.name] > 0)
+        used = _used_upstreams(running, infra.upstreams)
+        self._hop_places.note(running)
+        self._used_places.note(used)
+        return running, used
 
     def _remember(self, worked: _Worked) -> None:
         self._worked[worked.cluster.name] = worked
@@ -214,17 +263,43 @@ def _used_upstreams(
     return tuple(upstream for upstream in upstreams if upstream.name in names)
 
 
-def _replaced_among(
-    used: tuple[ir.UpstreamCluster, ...], replaced: list[ir.UpstreamCluster]
-) -> tuple[ir.UpstreamCluster, ...]:
-    """``used`` with the upstreams ``replaced`` in place (same names) swapped in; ``used`` itself when none
-    of them is used, so an unchanged table stays the same object."""
-    if not replaced:
-        return used
-    by_name = {upstream.name: upstream for upstream in replaced}
-    if not any(upstream.name in by_name for upstream in used):
-        return used
-    return tuple(by_name.get(upstream.name, upstream) for upstream in used)
+def _sends_to(hop: ir.BackendHop) -> tuple[str, str | None]:
+    return hop.upstream_cluster, hop.picker.cluster if hop.picker is not None else None
+
+
+class _Places(Generic[_T]):
+    """Where each name is in a table the path keeps (by the name of its entries), so entries replaced in
+    place are put in by position: a change costs a copy of the table in C, not a Python step per entry."""
+
+    def __init__(self, name: Callable[[_T], str]) -> None:
+        self._name = name
+        self.index: dict[str, int] = {}
+
+    def note(self, table: Sequence[_T]) -> None:
+        self.index = {self._name(entry): place for place, entry in enumerate(table)}
+
+    def patched(self, table: tuple[_T, ...], replaced: Sequence[_T]) -> tuple[_T, ...]:
+        """``table`` with those of ``replaced`` it names put in their places (others are not in it);
+        ``table`` itself when it names none, so an unchanged table stays the same object."""
+        places = [(self.index.get(self._name(entry)), entry) for entry in replaced]
+        found = [(place, entry) for place, entry in places if place is not None]
+        if not found:
+            return table
+        entries = list(table)
+        for place, entry in found:
+            entries[place] = entry
+        return tuple(entries)
+
+
+def _same_discovery(before: tuple[ir.UpstreamCluster, ...], now: tuple[ir.UpstreamCluster, ...]) -> bool:
+    """Whether ``now`` is ``before`` with some replaced in place, none leaving or joining EDS."""
+    if len(before) != len(now):
+        return False
+    return all(
+        before[i].name == now[i].name
+        and (before[i].discovery is ir.DiscoveryType.EDS) == (now[i].discovery is ir.DiscoveryType.EDS)
+        for i in replaced_positions(before, now)
+    )
 
 
 def _eds(upstreams: tuple[ir.UpstreamCluster, ...]) -> tuple[ir.UpstreamCluster, ...]:

@@ -21,6 +21,7 @@ from typing import Any
 
 from controlplane import ir
 from controlplane.heap import release_gradually
+from controlplane.replaced import replaced_positions
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import TYPE_URLS, References
 from controlplane.xds.translator import fragments
@@ -104,10 +105,9 @@ class ReusingTranslator:
             )
         if len(previous.nodes) == len(nodes):
             # Usually a few nodes replaced in place: the others are found at the same position.
-            resources = [
-                made if old is node else self._resource(type_url, translate, declare, node)
-                for old, node, made in zip(previous.nodes, nodes, previous.resources, strict=True)
-            ]
+            resources = list(previous.resources)
+            for index in replaced_positions(previous.nodes, nodes):
+                resources[index] = self._resource(type_url, translate, declare, nodes[index])
             return _Table(nodes, tuple(resources))
         known = {
             id(node): (node, made) for node, made in zip(previous.nodes, previous.resources, strict=True)
