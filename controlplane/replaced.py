@@ -44,10 +44,11 @@ def replaced_by(
     return [after[index] for index in positions]
 
 
-def _name(entry: Named) -> str:
+def name_of(entry: Named) -> str:
+    """An entry's name (what ``replaced_in_place`` identifies entries by)."""
     return entry.name
 
 
 def replaced_in_place(before: Sequence[N], after: Sequence[N]) -> list[N] | None:
     """``replaced_by`` for entries identified by their name."""
-    return replaced_by(before, after, identity=_name)
+    return replaced_by(before, after, identity=name_of)

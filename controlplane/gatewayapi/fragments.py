@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import is_
+from operator import is_, itemgetter
 from typing import Any, Protocol, TypeVar
 
 from controlplane.resources.groups import INFERENCE_POOL_KIND
@@ -211,7 +211,13 @@ class JudgedSink(Protocol):
 
 def pools_among(keys: Collection[ObjectKey]) -> frozenset[ObjectKey]:
     """The InferencePools' keys among ``keys``."""
+    if INFERENCE_POOL_KIND not in map(_kind, keys):  # most hold none: found so without Python code per key
+        return frozenset()
     return frozenset(key for key in keys if key.kind == INFERENCE_POOL_KIND)
+
+
+_kind = itemgetter(1)
+"""An ``ObjectKey``'s kind (a named tuple's field, read in C)."""
 
 
 def in_name_order(table: Mapping[str, V]) -> tuple[V, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.fragments import Effect, pools_among
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
@@ -22,8 +22,6 @@ from controlplane.resources.problems import ObjectKey, Problem, Severity
 
 SourceLookup = Callable[[ObjectKey], Loaded | None]
 
-_kind = itemgetter(1)
-"""An ``ObjectKey``'s kind."""
 _name = itemgetter(3)
 """An ``ObjectKey``'s name."""
 
@@ -199,10 +197,7 @@ class Report:
         ``pools``: the InferencePools among ``keys``, from a caller that keeps them apart (None: looked for
         among all of them)."""
         self._seen.update(keys)
-        if pools is not None:
-            self._pools.update(pools)
-        elif INFERENCE_POOL_KIND in map(_kind, keys):  # most have none: looked for without Python code
-            self._pools.update(key for key in keys if key.kind == INFERENCE_POOL_KIND)
+        self._pools.update(pools_among(keys) if pools is None else pools)
 
     def apply(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""

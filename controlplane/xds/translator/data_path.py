@@ -27,7 +27,7 @@ from typing import Generic, TypeVar
 
 from controlplane import ir
 from controlplane.heap import release_gradually
-from controlplane.replaced import replaced_in_place, replaced_positions
+from controlplane.replaced import name_of, replaced_in_place, replaced_positions
 
 _T = TypeVar("_T")
 
@@ -84,10 +84,6 @@ def _cluster_of(path: RulePath) -> str:
     return path.cluster
 
 
-def _name_of(entry: ir.BackendHop | ir.UpstreamCluster) -> str:
-    return entry.name
-
-
 def _read(table: str, name: str) -> str:
     return f"{table}\0{name}"
 
@@ -96,7 +92,9 @@ class DataPaths:
     """``data_path`` for a sequence of IRs. When the IR's rule clusters, hops and upstreams are the previous
     IR's with some replaced in place (the same names), only the rules whose cluster, or a hop or upstream
     it reads, was replaced are worked out again (found through an index of who reads what); the others
-    keep their ``RulePath`` objects, so their load assignments are reused by identity."""
+    keep their ``RulePath`` objects, so their load assignments are reused by identity. The path's tables
+    (running hops, used and EDS upstreams, rules) get their replaced entries put in by remembered places
+    (``_Places``) unless which hops run, or what they send to, changed."""
 
     def __init__(self) -> None:
         self._infra: ir.Infra | None = None
@@ -109,23 +107,36 @@ class DataPaths:
         self._running: Counter[str] = Counter()
         """How many rules send to each hop."""
         self._rule_places: _Places[RulePath] = _Places(_cluster_of)
-        self._hop_places: _Places[ir.BackendHop] = _Places(_name_of)
-        self._used_places: _Places[ir.UpstreamCluster] = _Places(_name_of)
-        self._eds_places: _Places[ir.UpstreamCluster] = _Places(_name_of)
+        self._hop_places: _Places[ir.BackendHop] = _Places(name_of)
+        self._used_places: _Places[ir.UpstreamCluster] = _Places(name_of)
+        self._eds_places: _Places[ir.UpstreamCluster] = _Places(name_of)
 
     def release(self) -> None:
         """Forgets every path, one entry at a time (``heap.release_gradually``): for the last call."""
         self._infra, self._path = None, DataPath(hops=(), rules=(), upstreams=(), eds_upstreams=())
-        release_gradually(self._worked, self._readers, self._hops, self._upstreams)
+        places = (self._rule_places, self._hop_places, self._used_places, self._eds_places)
+        release_gradually(
+            self._worked,
+            self._readers,
+            self._hops,
+            self._upstreams,
+            self._running,
+            *(table.index for table in places),
+        )
 
     def __call__(self, infra: ir.Infra) -> DataPath:
-        last, self._infra = self._infra, infra
+        # Noted again once the path is made: after a call that raised, the next one starts from scratch.
+        last, self._infra = self._infra, None
+        self._path = self._next(last, infra)
+        self._infra = infra
+        return self._path
+
+    def _next(self, last: ir.Infra | None, infra: ir.Infra) -> DataPath:
         hops = replaced_in_place(last.hops, infra.hops) if last is not None else None
         upstreams = replaced_in_place(last.upstreams, infra.upstreams) if last is not None else None
         clusters = replaced_in_place(last.rule_clusters, infra.rule_clusters) if last is not None else None
         if hops is None or upstreams is None or clusters is None:
-            self._path = self._from_scratch(infra)
-            return self._path
+            return self._from_scratch(infra)
         self._hops.update((hop.name, hop) for hop in hops)
         self._upstreams.update((upstream.name, upstream) for upstream in upstreams)
         replaced = {cluster.name: cluster for cluster in clusters}
@@ -149,8 +160,7 @@ class DataPaths:
         rules = path.rules
         if dirty:
             rules = self._rule_places.patched(rules, [self._worked[name].path for name in dirty])
-        self._path = self._placed(running, used, rules, previous=path)
-        return self._path
+        return self._placed(running, used, rules, previous=path)
 
     def _same_sends(self, hops: list[ir.BackendHop]) -> bool:
         """Whether the hops replaced in place that run send to and ask the same upstreams as before."""
