@@ -30,13 +30,14 @@ AIServiceBackends that changed; a fragment asking it about a target records a re
 so a policy's change recomputes what it names, not every backend. A replayed chunk whose fragments used
 fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
-(``reloaded``, from ``input_changes.InputChanges``), and statuses are made again only for objects with
-findings now or before (``report.StatusTable``). Gateways -> listeners and the other policy maps are
-recomputed each time; they are linear in objects that are few. The recorded reads are the dependency index,
-taken from the code that does the reading, so it cannot drift from it. ``translate`` computes everything,
-through the same code, with a memo that records nothing (``one_shot.OneShotMemo``);
-tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot, statuses
-and problems.
+(``reloaded``), and statuses are made again only for objects with findings now or before
+(``report.StatusTable``). Which reads the input changed (objects' keys, the targets a changed policy names,
+minted tokens, scanned kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
+other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are
+the dependency index, taken from the code that does the reading, so it cannot drift from it. ``translate``
+computes everything, through the same code, with a memo that records nothing (``one_shot.OneShotMemo``);
+tests/test_pipeline_incremental.py checks on random edit sequences that both give the same snapshot,
+statuses and problems.
 """
 
 from __future__ import annotations
@@ -62,9 +63,8 @@ from controlplane.gatewayapi.fragments import (
     chunk_starts,
 )
 from controlplane.gatewayapi.input_changes import InputChanges
-from controlplane.gatewayapi.recording import TOKENS_MODE, RecordingResourceSet, policy_target, token_key
+from controlplane.gatewayapi.recording import RecordingResourceSet
 from controlplane.replaced import replaced_positions
-from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
@@ -74,9 +74,6 @@ T = TypeVar("T")
 K = TypeVar("K")
 V = TypeVar("V")
 
-
-_SLICE = 1024
-"""Keys added to a set per C call where there may be tens of thousands (a fraction of a millisecond each)."""
 
 CHUNK_SIZE = 64
 """Fragments per ``Chunk``: small enough that a change recomputes few checks, large enough that a loop
@@ -101,8 +98,6 @@ class TranslationMemo:
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         self._input = InputChanges()
-        self._tokens: dict[ObjectKey, Any] = {}
-        self._minting: bool | None = None
         self._changed_keys: set[Hashable] = set()
         self._stale_kinds: set[type] = set()
         self._frames: list[Frame | None] = []
@@ -118,39 +113,7 @@ class TranslationMemo:
 
     def begin(self, resources: ResourceSet) -> ResourceSet:
         """Starts a translation of ``resources``; returns the view of them the translation must read."""
-        differing, before = self._input.differing(resources)
-        if not self._keeps_any():
-            # What changed only decides which of the last translation's fragments are computed again: with
-            # none kept (a first translation), there is nothing to look through 25k changed objects for.
-            differing = ()
-        changed: set[Hashable] = set()
-        for start in range(0, len(differing), _SLICE):
-            # A slice at a time: many keys (a folder rewritten) hashed in one C call hold the GIL for ms.
-            changed.update(differing[start : start + _SLICE])
-        kinds: set[type] = set()
-        for key in differing:
-            for obj in (before.get(key), resources.get(key)):
-                if obj is not None:
-                    kinds.add(type(obj))
-                    if isinstance(obj, BackendSecurityPolicy):
-                        # Which policy applies to a target changes only for the targets a policy named
-                        # before or names now (a legacy ``backendSecurityPolicyRef`` is read as a key).
-                        changed.update(
-                            policy_target(ref.kind, obj.namespace, ref.name) for ref in obj.spec.target_refs
-                        )
-        tokens = dict(resources.tokens())
-        changed.update(
-            token_key(key)
-            for key in tokens.keys() | self._tokens.keys()
-            if tokens.get(key) != self._tokens.get(key)
-        )
-        if resources.minting != self._minting:
-            changed.add(TOKENS_MODE)
-        self._tokens, self._minting = tokens, resources.minting
-        self._changed_keys = changed
-        # A scan of a kind is stale when an object of it or of a subclass changed: every class a changed
-        # object is an instance of.
-        self._stale_kinds = {kind for changed_kind in kinds for kind in changed_kind.__mro__}
+        self._changed_keys, self._stale_kinds = self._input.changed_reads(resources, wanted=self._keeps_any())
         # What a translation that did not finish (an error) had put in place counts as well; after one that
         # finished there is none, and the tens of thousands of previous entries are not copied again.
         self._previous, self._current = _with(self._previous, self._current), {}
