@@ -81,8 +81,10 @@ class ClusterConfig:
         bootstrap.admin.address.CopyFrom(
             address_pb2.Address(socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=0))
         )
-        # As `controlplane bootstrap` does: no stats flush timer stalling the main thread every 5 s.
+        # As `controlplane bootstrap` does: no stats flush timer stalling the main thread every 5 s, and a
+        # cluster's traffic stats made at its first request.
         bootstrap.stats_flush_on_admin = True
+        bootstrap.deferred_stat_options.enable_deferred_creation_stats = True
         for index in range(self.size):
             cluster = bootstrap.static_resources.clusters.add()
             cluster.CopyFrom(xds_builders.eds_cluster(self._name(index)))
