@@ -351,26 +351,27 @@ def main() -> None:
     rows = []
     for routes in sizes:
         with tempfile.TemporaryDirectory(prefix="bench-scale-") as scratch, PortReservations() as ports:
-            folder = Path(scratch) / "manifests"
-            write_manifests(folder, routes, gateway_port=ports.reserve())
-            load_s, translate_s, cpu_s = (0.0, 0.0, 0.0) if args.only_policies else _full(folder, routes)
-            serve_memory = (
-                Memory(0.0, 0.0) if args.only_policies else _serve_memory(folder, Path(scratch), routes)
-            )
-            changes = [
-                change
-                for reuse in (() if args.only_policies else (False, True))
-                for change in asyncio.run(
-                    _changes(
-                        folder,
-                        routes=routes,
-                        count=args.changes,
-                        reuse=reuse,
-                        gateway_port=ports.reserve(),
-                        edits=(args.edit,),
+            load_s, translate_s, cpu_s, serve_memory = 0.0, 0.0, 0.0, Memory(0.0, 0.0)
+            changes: list[Changes] = []
+            if not args.only_policies:  # the folder without policies is written only for its rows
+                folder = Path(scratch) / "manifests"
+                write_manifests(folder, routes, gateway_port=ports.reserve())
+                load_s, translate_s, cpu_s = _full(folder, routes)
+                serve_memory = _serve_memory(folder, Path(scratch), routes)
+                changes = [
+                    change
+                    for reuse in (False, True)
+                    for change in asyncio.run(
+                        _changes(
+                            folder,
+                            routes=routes,
+                            count=args.changes,
+                            reuse=reuse,
+                            gateway_port=ports.reserve(),
+                            edits=(args.edit,),
+                        )
                     )
-                )
-            ]
+                ]
             with_policies = Path(scratch) / "with-policies"
             write_manifests(with_policies, routes, gateway_port=ports.reserve(), policies=True)
             changes += asyncio.run(
