@@ -1,6 +1,6 @@
 """Row 4 of the benchmarks: one change reaching many proxies at once.
 
-Our xDS server (in this process) serves N clusters (``bench.xds_push.ClusterConfig``) to 100 gRPC clients
+Our xDS server (in this process) serves N clusters (``bench.clusters.ClusterConfig``) to 100 gRPC clients
 that behave like Envoy on ADS (subscribe to clusters and listeners, then to every cluster's load assignment
 and the route configuration, ACK every response; they run in a child process so their work does not share
 this process's GIL) plus a few real Envoys. Then one load assignment changes, `changes` times; for each
@@ -24,8 +24,9 @@ from envoy.config.cluster.v3 import cluster_pb2
 from envoy.config.core.v3 import base_pb2
 from envoy.service.discovery.v3 import ads_pb2_grpc, discovery_pb2
 
+from bench.acks import Acks
+from bench.clusters import ClusterConfig
 from bench.report import Chart, Series, Table, percentile, render_text
-from bench.xds_push import Acks, ClusterConfig
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
 from controlplane.devtools.procutil import terminate_with_parent

@@ -3,7 +3,7 @@
 The Go program (``bench/peers/gcpserver``) loads the file with go-control-plane's own types and serves it
 over ADS (SotW and Delta), so Envoy gets byte-identical resources from either server and the benchmarks
 compare only the servers. It prints every ACK; :class:`GcpServer` turns those into "node holds snapshot"
-waits, the same question :class:`bench.xds_push.Acks` answers for ours.
+waits, the same question :class:`bench.acks.Acks` answers for ours.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.acks import Acks
 from bench.loop_canary import LoopCanary, Stall
 from bench.manifests import gateway_manifests
 from bench.memory import Memory, process_memory
@@ -51,7 +52,6 @@ from bench.scale_manifests import (
     route_path,
     write_manifests,
 )
-from bench.xds_push import Acks
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyProcess

@@ -22,17 +22,12 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Any
 
-from envoy.config.bootstrap.v3 import bootstrap_pb2
-from envoy.config.cluster.v3 import cluster_pb2
-from envoy.config.core.v3 import address_pb2
-from envoy.config.route.v3 import route_pb2
-from google.protobuf import json_format
-
+from bench.acks import Acks
+from bench.clusters import ClusterConfig
 from bench.gcp import GcpServer
 from bench.report import Chart, Missing, Series, Table, median, percentile, ratio, render_text
 from bench.tools import PeerUnavailable
@@ -41,197 +36,17 @@ from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess
 from controlplane.log import configure_logging
 from controlplane.netutil import PortReservations
 from controlplane.xds.cache import Snapshot, SnapshotCache
-from controlplane.xds.content import versions
-from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
-from controlplane.xds.server import XdsEvent, XdsServer, XdsSettings
-from tests import xds_builders
+from controlplane.xds.server import XdsServer, XdsSettings
 
-_TYPES = (CLUSTER, ENDPOINT, LISTENER, ROUTE)
-_ENDPOINTS = 3
-_TIMEOUT = 120.0
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """N EDS clusters (three endpoints each) behind one listener whose RDS routes name each of them."""
-
-    size: int
-    listener_port: int
-
-    def snapshot(self, *, endpoint_offset: int = 0, changed: int | None = None) -> Snapshot:
-        """The ADS form; `endpoint_offset` moves the endpoints of all clusters (or of `changed` only)."""
-        clusters = [xds_builders.eds_cluster(self._name(index)) for index in range(self.size)]
-        endpoints = [
-            xds_builders.load_assignment(
-                self._name(index),
-                socket_endpoints=self._endpoints(index, endpoint_offset if changed in (None, index) else 0),
-            )
-            for index in range(self.size)
-        ]
-        return Snapshot.from_resources(
-            listeners=[xds_builders.http_listener("bench", port=self.listener_port, rds_name="bench")],
-            routes=[self._routes()],
-            clusters=clusters,
-            endpoints=endpoints,
-        )
-
-    def static_bootstrap(self) -> str:
-        """The same clusters (endpoints inline) and listener (routes inline) in a bootstrap file."""
-        bootstrap = bootstrap_pb2.Bootstrap()
-        bootstrap.admin.address.CopyFrom(
-            address_pb2.Address(socket_address=address_pb2.SocketAddress(address="127.0.0.1", port_value=0))
-        )
-        # As `controlplane bootstrap` does: no stats flush timer stalling the main thread every 5 s, and a
-        # cluster's traffic stats made at its first request.
-        bootstrap.stats_flush_on_admin = True
-        bootstrap.deferred_stat_options.enable_deferred_creation_stats = True
-        for index in range(self.size):
-            cluster = bootstrap.static_resources.clusters.add()
-            cluster.CopyFrom(xds_builders.eds_cluster(self._name(index)))
-            cluster.ClearField("eds_cluster_config")
-            cluster.type = cluster_pb2.Cluster.STATIC
-            cluster.load_assignment.CopyFrom(
-                xds_builders.load_assignment(self._name(index), socket_endpoints=self._endpoints(index, 0))
-            )
-        bootstrap.static_resources.listeners.append(
-            xds_builders.http_listener("bench", port=self.listener_port, route_config=self._routes())
-        )
-        return json_format.MessageToJson(bootstrap, indent=None)
-
-    def _routes(self) -> route_pb2.RouteConfiguration:
-        return xds_builders.route_configuration(
-            "bench", routes=[(f"/{self._name(index)}/", self._name(index)) for index in range(self.size)]
-        )
-
-    @staticmethod
-    def _name(index: int) -> str:
-        return f"cluster-{index:05d}"
-
-    @staticmethod
-    def _endpoints(index: int, offset: int) -> list[tuple[str, int]]:
-        return [
-            ("127.0.0.1", 20000 + (index * _ENDPOINTS + slot + offset) % 40000) for slot in range(_ENDPOINTS)
-        ]
-
-
-class Acks:
-    """Observer telling when a node has ACKed exactly the resources and versions of a snapshot.
-
-    It runs on the server's event loop, whose stalls ``bench.scale`` measures, so an ACK costs there only in
-    proportion to what it carries, in C: each wait keeps, per type, the names whose held version differs
-    from the snapshot's, and an ACK moves only its own names in or out of that set (a Delta ACK of one
-    change: a few names, not the 40,000 a node holds at 5,000 routes with policies). The snapshot's versions
-    and the first such sets are made in a worker thread, from a copy of what the node held when the wait
-    began (again, should an ACK come meanwhile)."""
-
-    def __init__(self) -> None:
-        self._held: dict[tuple[str, str], dict[str, str]] = {}
-        self._last_ack: dict[str, float] = {}
-        """perf_counter() of each node's latest ACK of a type a wait reads (when what it holds changed)."""
-        self._waits: dict[str, list[_Wait]] = {}
-
-    def __call__(self, event: XdsEvent, /) -> None:
-        if event.kind != "ack" or event.type_url not in _TYPES:
-            return  # secrets, with policies: no snapshot's wait reads them
-        # When the ACK came: what follows is the observer's own work, not the server's.
-        now = self._last_ack[event.node_id] = time.perf_counter()
-        held = self._held.setdefault((event.node_id, event.type_url), {})
-        acked = versions(event.sent)
-        # SotW: the ACK names the whole type, so what it leaves out is gone (as many names as it carries).
-        gone = (held.keys() if event.mode == "sotw" else set(event.removed)) - acked.keys()
-        for name in gone:
-            held.pop(name, None)
-        held.update(acked)
-        for wait in self._waits.get(event.node_id, ()):
-            wait.acked(event.type_url, held, acked=acked, gone=gone, at=now)
-
-    async def until(self, node_id: str, snapshot: Snapshot) -> float:
-        """perf_counter() of the ACK that completed `snapshot` for `node_id` (the call's, had it before)."""
-        called = time.perf_counter()
-        wait = _Wait(asyncio.get_running_loop().create_future())
-        waits = self._waits.setdefault(node_id, [])
-        waits.append(wait)
-        try:
-            wanted, differing = await asyncio.to_thread(self._compare, node_id, snapshot)
-            while wait.touched:  # an ACK changed what the node holds while the thread compared: again
-                wait.touched = False
-                differing = await asyncio.to_thread(self._differing, node_id, wanted)
-            wait.start(wanted, differing)
-            if wait.complete:
-                return max(called, self._last_ack.get(node_id, called))
-            return await asyncio.wait_for(wait.future, _TIMEOUT)
-        finally:
-            waits.remove(wait)
-
-    def _compare(
-        self, node_id: str, snapshot: Snapshot
-    ) -> tuple[dict[str, dict[str, str]], dict[str, set[str]]]:
-        """The snapshot's versions by type, and :meth:`_differing` from them (in a worker thread)."""
-        wanted = {type_url: versions(snapshot.get(type_url)) for type_url in _TYPES}
-        return wanted, self._differing(node_id, wanted)
-
-    def _differing(self, node_id: str, wanted: dict[str, dict[str, str]]) -> dict[str, set[str]]:
-        """Per type, the names whose version `node_id` holds is not the one in `wanted` (or that only one
-        side has). In a worker thread, as tens of thousands of names would stall the loop: each type's held
-        versions are copied in one C call, which the loop's ACKs cannot interleave (the GIL), and an ACK
-        between two copies or after them sets the wait's ``touched``, making ``until`` compare again."""
-        differing = {}
-        for type_url in _TYPES:
-            held = dict(self._held.get((node_id, type_url), {}))
-            differing[type_url] = _names(held.items() ^ wanted[type_url].items())
-        return differing
-
-
-def _names(items: Iterable[tuple[str, str]]) -> set[str]:
-    return set(map(itemgetter(0), items))
-
-
-_WHOLE_TYPE_SHARE = 0.5
-"""An ACK touching at least this share of a type's wanted names (SotW's always; Delta's first) is checked by
-comparing the whole type in C, cheaper than classifying that many names one by one."""
-
-
-class _Wait:
-    """One ``Acks.until``: per type, the names whose held version is not yet the snapshot's."""
-
-    def __init__(self, future: asyncio.Future[float]) -> None:
-        self.future = future
-        self.touched = False
-        """An ACK came while a worker thread compared what the node held (its copy may be stale)."""
-        self._wanted: dict[str, dict[str, str]] = {}
-        self._differing: dict[str, set[str]] = {}
-
-    @property
-    def complete(self) -> bool:
-        return bool(self._wanted) and not any(self._differing.values())
-
-    def start(self, wanted: dict[str, dict[str, str]], differing: dict[str, set[str]]) -> None:
-        self._wanted, self._differing = wanted, differing
-
-    def acked(
-        self, type_url: str, held: dict[str, str], *, acked: dict[str, str], gone: Set[str], at: float
-    ) -> None:
-        """The node now holds `held` of `type_url`: `acked` (name -> version) changed, `gone` names left, by
-        the ACK that came at `at` (perf_counter())."""
-        if not self._wanted:
-            self.touched = True
-            return
-        wanted, differing = self._wanted[type_url], self._differing[type_url]
-        if len(acked) + len(gone) >= _WHOLE_TYPE_SHARE * len(wanted):
-            self._differing[type_url] = set() if held == wanted else _names(held.items() ^ wanted.items())
-        else:
-            matching = _names(acked.items() & wanted.items())
-            differing.difference_update(matching, gone)
-            differing.update(acked.keys() - matching, wanted.keys() & gone)
-        if not self.future.done() and self.complete:
-            self.future.set_result(at)
+_READY_TIMEOUT = 120.0
+"""How long a fresh Envoy may take to go LIVE (5,000 clusters on a loaded machine take tens of seconds)."""
 
 
 async def _envoy_ready(envoy: EnvoyProcess, clusters: int) -> float:
     """perf_counter() once Envoy is LIVE, checked to have `clusters` active clusters."""
 
     def wait() -> float:
-        envoy.wait_ready(timeout=_TIMEOUT, poll_seconds=0.002)
+        envoy.wait_ready(timeout=_READY_TIMEOUT, poll_seconds=0.002)
         live = time.perf_counter()
         # Counted after the clock stopped: reading /stats makes Envoy flush its stats first, which at
         # thousands of clusters costs as much as the start-up being timed. LIVE already waits for every

@@ -1,4 +1,5 @@
-"""What the chart's tests share: the rendered release's names, finding objects, and RBAC as a set of grants.
+"""What the chart's tests share: a ``helm`` to render it with, the rendered release's names, finding objects
+(and a Deployment's one container), and RBAC as a set of grants.
 
 RBAC is compared as flat grants (namespace or cluster-wide, group, resource, verb, resource name) bound to
 the chart's ServiceAccount, so a test can say exactly what the ServiceAccount may do, and the expected set
@@ -11,7 +12,11 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from controlplane.devtools.crds import OUR_CRDS
+from controlplane.devtools.gotools import GoTools
+from controlplane.devtools.helm import Helm
 from controlplane.sources.kubernetes.kinds import CRDS, Scope, watched_kinds
 from controlplane.sources.kubernetes.leader import LEASES, LeaseSettings
 
@@ -29,8 +34,20 @@ _WRITE_STATUS = ("patch", "update")
 _LEASE_BY_NAME = ("get", "update")
 
 
+@pytest.fixture(scope="module")
+def helm(kube_tools: GoTools, tmp_path_factory: pytest.TempPathFactory) -> Helm:
+    """A ``helm`` to render the chart with (no API server: ``test_helm_install.py`` has its own)."""
+    return Helm(tools=kube_tools, home=tmp_path_factory.mktemp("helm-home"))
+
+
 def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     (found,) = [obj for obj in objects if obj["kind"] == kind and obj["metadata"]["name"] == name]
+    return found
+
+
+def single_container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    found: dict[str, Any] = container
     return found
 
 

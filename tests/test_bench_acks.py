@@ -1,4 +1,4 @@
-"""The benchmarks' ACK observer (``bench.xds_push.Acks``) keeps per wait only the names still differing, so a
+"""The benchmarks' ACK observer (``bench.acks.Acks``) keeps per wait only the names still differing, so a
 wait must end exactly when the node holds the snapshot's resources at its versions: no earlier (a name
 missing, extra or at another version), not later, whatever the protocol and whenever the ACKs come."""
 
@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from bench.xds_push import _TYPES, Acks, ClusterConfig
+from bench.acks import SNAPSHOT_TYPES, Acks
+from bench.clusters import ClusterConfig
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import ENDPOINT
 from controlplane.xds.server import XdsEvent
@@ -54,7 +55,7 @@ def test_a_wait_ends_with_the_ack_that_completes_the_snapshot_and_not_before() -
     async def scenario() -> None:
         acks = Acks()
         waiting = asyncio.create_task(acks.until(_NODE, base))
-        *first, last = _TYPES
+        *first, last = SNAPSHOT_TYPES
         for type_url in first:
             acks(_ack(base, type_url))
         assert not await _settled(waiting, within=_MUST_NOT_END)
@@ -101,7 +102,7 @@ def test_acks_while_the_first_comparison_runs_are_counted_and_a_held_snapshot_ne
         acks = Acks()
         waiting = asyncio.create_task(acks.until(_NODE, base))
         await asyncio.sleep(0)  # the wait is registered and its worker thread started
-        for type_url in _TYPES:
+        for type_url in SNAPSHOT_TYPES:
             acks(_ack(base, type_url))
         assert await _settled(waiting)
 

@@ -1,7 +1,7 @@
 """Small constructors for the Envoy messages the xDS layer is tested and benchmarked with.
 
 They build plain `xds-protos` messages with the settings this project always wants (ADS config sources,
-resource API v3, the router filter), so the xDS server's tests and ``bench/xds_push.py`` describe a topology
+resource API v3, the router filter), so the xDS server's tests and ``bench/clusters.py`` describe a topology
 in a few lines instead of repeating proto boilerplate. They are independent of the translator
 (``controlplane.xds.translator``), which builds its messages from the IR.
 """
