@@ -11,6 +11,7 @@ import pytest
 
 from controlplane.resources import Severity, load_text
 from controlplane.resources.fieldtypes import DNS_SUBDOMAIN
+from tests.resources_support import load_errors
 
 
 def _errors(endpoint: str) -> list[tuple[str, str]]:
@@ -18,7 +19,7 @@ def _errors(endpoint: str) -> list[tuple[str, str]]:
         "apiVersion: gateway.envoyproxy.io/v1alpha1\nkind: Backend\nmetadata: {name: b, namespace: n}\n"
         f"spec:\n  endpoints: [{endpoint}]\n"
     )
-    return [(p.field_path, p.message) for p in load_text(text).problems if p.severity is Severity.ERROR]
+    return load_errors(text)
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "10.1.2.3", "fe80::1", "2001:db8:0:0:0:0:0:1"])
@@ -59,7 +60,7 @@ def _route_errors(rule: str) -> list[tuple[str, str]]:
         "metadata: {name: r, namespace: n}\n"
         f"spec:\n  parentRefs: [{{name: gw}}]\n  rules:\n  - {rule}\n"
     )
-    return [(p.field_path, p.message) for p in load_text(text).problems if p.severity is Severity.ERROR]
+    return load_errors(text)
 
 
 _NO_CONTROL = "must not contain NUL, CR or LF (not allowed in a header)"
