@@ -1,12 +1,19 @@
-"""What ``controlplane --help`` and bad flags show a user: every flag explained, mistakes as usage errors."""
+"""What ``controlplane --help`` and a user's mistakes show: every flag explained, a bad flag or kubeconfig
+named in one line instead of a traceback."""
 
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from controlplane.cli import build_parser, main
+from controlplane.sources.base import SourceUnavailable
+from controlplane.sources.kubernetes.api import KubeApi
 
 
 def _subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -38,3 +45,44 @@ def test_an_unknown_log_level_is_a_usage_error_naming_the_levels(capsys: pytest.
 def test_a_log_level_is_taken_in_any_case() -> None:
     args = build_parser().parse_args(["serve", "examples", "--log-level", "WARNING"])
     assert args.log_level == "warning"
+
+
+_UNUSABLE_KUBECONFIGS = {
+    "missing": None,
+    "not YAML": "clusters: [\n",
+    "no current context": "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNUSABLE_KUBECONFIGS))
+def test_a_kubeconfig_that_cannot_be_used_is_named_with_why(tmp_path: Path, case: str) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    text = _UNUSABLE_KUBECONFIGS[case]
+    if text is not None:
+        kubeconfig.write_text(text)
+    with pytest.raises(SourceUnavailable, match=f"^--kubeconfig {re.escape(str(kubeconfig))}: .+"):
+        KubeApi.connect(kubeconfig=kubeconfig)
+
+
+def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    with pytest.raises(SourceUnavailable, match=r"^in-cluster credentials: .+"):
+        KubeApi.connect()
+
+
+@pytest.mark.envoy
+def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-kubeconfig"
+    command = ["serve", "--kubernetes", f"--kubeconfig={missing}", "--xds-port=0", "--admin-port=0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"controlplane serve: --kubeconfig {missing}: "), line

@@ -152,11 +152,12 @@ class _Serve:
             file_limits=file_limits(args),
             envoy_drain_seconds=args.envoy_drain_seconds,
         )
+        from controlplane.sources.base import SourceUnavailable
         from controlplane.xds.server import TlsFileError
 
         try:
             asyncio.run(serve(options))
-        except TlsFileError as error:
+        except (TlsFileError, SourceUnavailable) as error:
             raise SystemExit(f"controlplane serve: {error}") from None
         return 0
 
