@@ -86,3 +86,21 @@ def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path)
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"controlplane serve: --kubeconfig {missing}: "), line
+
+
+@pytest.mark.envoy
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    """``controlplane translate examples | head``: the pipe closes long before the document ends."""
+    translate = subprocess.Popen(
+        [sys.executable, "-m", "controlplane", "translate", "examples", "--enable-inference-extension"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert translate.stdout is not None
+    assert translate.stderr is not None
+    assert translate.stdout.read(100)
+    translate.stdout.close()
+    errors = translate.stderr.read().decode()
+    assert translate.wait(timeout=60) == 1
+    assert "Traceback" not in errors, errors
