@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +105,25 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     errors = translate.stderr.read().decode()
     assert translate.wait(timeout=60) == 1
     assert "Traceback" not in errors, errors
+
+
+@pytest.mark.envoy
+@pytest.mark.parametrize("flag", ["--xds-port", "--admin-port"])
+def test_serve_on_a_port_another_process_holds_exits_1_naming_the_flag(flag: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        held = holder.getsockname()[1]
+        ports = {"--xds-port": 0, "--admin-port": 0, flag: held}
+        done = subprocess.run(
+            [sys.executable, "-m", "controlplane", "serve", "examples", "--address=127.0.0.1"]
+            + [f"{name}={port}" for name, port in ports.items()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=Path(__file__).parent.parent,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1].startswith(f"controlplane serve: {flag} {held}: cannot listen on")

@@ -134,7 +134,7 @@ class _Serve:
         import asyncio
 
         from controlplane.log import configure_logging
-        from controlplane.serving import ServeOptions, serve
+        from controlplane.serving import PortUnavailable, ServeOptions, serve
 
         if bool(args.paths) == args.kubernetes:
             raise SystemExit("controlplane serve: give either PATH... or --kubernetes (exactly one)")
@@ -157,7 +157,7 @@ class _Serve:
 
         try:
             asyncio.run(serve(options))
-        except (TlsFileError, SourceUnavailable) as error:
+        except (TlsFileError, SourceUnavailable, PortUnavailable) as error:
             raise SystemExit(f"controlplane serve: {error}") from None
         return 0
 
