@@ -256,7 +256,7 @@ async def serve(options: ServeOptions) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await _listen(server, admin, options)
+    await _listen(server=server, admin=admin, options=options)
     watcher = asyncio.create_task(source.run(publisher), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
@@ -276,7 +276,9 @@ class PortUnavailable(Exception):
     """The xDS or admin port cannot be bound (in use, or no address of this host): the flag and why."""
 
 
-async def _listen(server: XdsServer, admin: AdminServer, options: ServeOptions) -> None:
+async def _listen(*, server: XdsServer, admin: AdminServer, options: ServeOptions) -> None:
+    """Binds the xDS port, then the admin port. One that cannot be bound is for the user to fix, so it is a
+    ``PortUnavailable`` naming the flag, and an xDS server already listening is stopped first."""
     address = options.address
     try:
         await server.start(host=address, port=options.xds_port, tls=options.xds_tls)
