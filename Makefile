@@ -57,7 +57,8 @@ soak: install
 	PIPELINE_PROPERTY_EXAMPLES=2000 $(BIN)/pytest -q tests/test_pipeline_incremental.py
 
 # Every benchmark in bench/ next to its peers (go-control-plane, plain Envoy, aigw, LiteLLM; built or
-# installed into the tools cache on first use), ~15 minutes: bench/RESULTS.md, results.json, charts/.
+# installed into the tools cache on first use), ~7 minutes on 2 cores (budget 15): bench/RESULTS.md,
+# results.json, charts/.
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench

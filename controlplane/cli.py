@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol
@@ -58,7 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `controlplane` console script and of `python -m controlplane`."""
     args = build_parser().parse_args(argv)
     command: Subcommand = args._command
-    return command.run(args)
+    try:
+        return command.run(args)
+    except BrokenPipeError:
+        # The reader left early (`controlplane translate ... | head`): no traceback, and stdout pointed at
+        # /dev/null so the interpreter's last flush at exit does not fail on the closed pipe again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

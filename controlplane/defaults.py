@@ -25,6 +25,11 @@ ENVOY_ADMIN_PORT = 9901
 Envoy's own documented port, so the README's commands run on one host next to ``serve`` (a test checks
 that no two of these defaults are equal)."""
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""The levels ``serve --log-level`` takes (any case), as the Helm chart's ``controller.logLevel`` does."""
+LOG_LEVEL = "info"
+"""``serve --log-level`` when not given."""
+
 DEBOUNCE_SECONDS = 0.05
 """Quiet time after file events before reloading (``serve --debounce``): enough for an editor's save or a
 ``cp`` of a folder to finish; a file caught half-written keeps serving its last good version anyway."""

@@ -256,8 +256,7 @@ async def serve(options: ServeOptions) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    await server.start(host=options.address, port=options.xds_port, tls=options.xds_tls)
-    await admin.start(host=options.address, port=options.admin_port)
+    await _listen(server=server, admin=admin, options=options)
     watcher = asyncio.create_task(source.run(publisher), name="source")
     stopped = asyncio.create_task(stop.wait(), name="stop-signal")
     try:
@@ -271,6 +270,31 @@ async def serve(options: ServeOptions) -> None:
         await publisher.close()
         await server.stop(grace_seconds=options.shutdown_grace_seconds)
         await admin.stop()
+
+
+class PortUnavailable(Exception):
+    """The xDS or admin port cannot be bound (in use, or no address of this host): the flag and why."""
+
+
+async def _listen(*, server: XdsServer, admin: AdminServer, options: ServeOptions) -> None:
+    """Binds the xDS port, then the admin port. One that cannot be bound is for the user to fix, so it is a
+    ``PortUnavailable`` naming the flag, and an xDS server already listening is stopped first."""
+    address = options.address
+    try:
+        await server.start(host=address, port=options.xds_port, tls=options.xds_tls)
+    except (OSError, RuntimeError) as error:  # grpc raises RuntimeError("Failed to bind to address ...")
+        raise PortUnavailable(
+            f"--xds-port {options.xds_port}: cannot listen on {address}:{options.xds_port} "
+            "(another process holds it, or the address is not this host's)"
+        ) from error
+    try:
+        await admin.start(host=address, port=options.admin_port)
+    except OSError as error:
+        await server.stop(grace_seconds=0)
+        raise PortUnavailable(
+            f"--admin-port {options.admin_port}: cannot listen on {address}:{options.admin_port}: "
+            f"{error.strerror}"
+        ) from error
 
 
 def _source(options: ServeOptions) -> Source:

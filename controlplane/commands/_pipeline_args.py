@@ -24,6 +24,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: b
     parser.add_argument(
         "--listen-address",
         default=defaults.LISTEN_ADDRESS,
+        metavar="ADDRESS",
         help=f"address of the Envoy listeners it generates (default {defaults.LISTEN_ADDRESS})",
     )
     parser.add_argument(

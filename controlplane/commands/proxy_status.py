@@ -47,8 +47,20 @@ class _ProxyStatus:
             metavar="HOST:PORT",
             help=f"the control plane's xDS port (default 127.0.0.1:{defaults.XDS_PORT})",
         )
-        parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
-        parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS")
+        parser.add_argument(
+            "-o",
+            "--output",
+            choices=("table", "json"),
+            default="table",
+            help="table (default), or json with every field, for scripts",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=10.0,
+            metavar="SECONDS",
+            help="how long to wait for the control plane's answer (default 10)",
+        )
         add_xds_client_tls_arguments(parser, client="this command")
 
     def run(self, args: argparse.Namespace) -> int:

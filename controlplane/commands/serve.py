@@ -64,8 +64,21 @@ class _Serve:
             help="how long a replica that stopped renewing keeps the Lease before another takes over "
             f"(default {defaults.LEASE_DURATION_SECONDS:g})",
         )
-        parser.add_argument("--xds-port", type=int, default=defaults.XDS_PORT, metavar="N")
-        parser.add_argument("--admin-port", type=int, default=defaults.ADMIN_PORT, metavar="N")
+        parser.add_argument(
+            "--xds-port",
+            type=int,
+            default=defaults.XDS_PORT,
+            metavar="N",
+            help=f"the ADS (gRPC) port Envoys and proxy-status connect to (default {defaults.XDS_PORT})",
+        )
+        parser.add_argument(
+            "--admin-port",
+            type=int,
+            default=defaults.ADMIN_PORT,
+            metavar="N",
+            help="the HTTP port of /metrics (Prometheus), /healthz, /readyz and /status "
+            f"(default {defaults.ADMIN_PORT})",
+        )
         parser.add_argument(
             "--address",
             default=defaults.BIND_ADDRESS,
@@ -102,14 +115,26 @@ class _Serve:
             metavar="PEM",
             help="accept only proxies presenting a certificate signed by this CA (mutual TLS)",
         )
-        parser.add_argument("--log-format", choices=("console", "json"), default="console")
-        parser.add_argument("--log-level", default="info")
+        parser.add_argument(
+            "--log-format",
+            choices=("console", "json"),
+            default="console",
+            help="console: readable lines; json: one object per line (default console)",
+        )
+        parser.add_argument(
+            "--log-level",
+            # Any case, as logging takes it; an unknown level is a usage error, not a traceback.
+            type=str.lower,
+            choices=defaults.LOG_LEVELS,
+            default=defaults.LOG_LEVEL,
+            help=f"the least severe messages logged, in any case (default {defaults.LOG_LEVEL})",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import asyncio
 
         from controlplane.log import configure_logging
-        from controlplane.serving import ServeOptions, serve
+        from controlplane.serving import PortUnavailable, ServeOptions, serve
 
         if bool(args.paths) == args.kubernetes:
             raise SystemExit("controlplane serve: give either PATH... or --kubernetes (exactly one)")
@@ -127,11 +152,12 @@ class _Serve:
             file_limits=file_limits(args),
             envoy_drain_seconds=args.envoy_drain_seconds,
         )
+        from controlplane.sources.base import SourceUnavailable
         from controlplane.xds.server import TlsFileError
 
         try:
             asyncio.run(serve(options))
-        except TlsFileError as error:
+        except (TlsFileError, SourceUnavailable, PortUnavailable) as error:
             raise SystemExit(f"controlplane serve: {error}") from None
         return 0
 

@@ -31,7 +31,13 @@ class _Translate:
     def configure(self, parser: argparse.ArgumentParser) -> None:
         add_pipeline_arguments(parser)
         add_file_limit_arguments(parser)
-        parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+        parser.add_argument(
+            "-o",
+            "--output",
+            choices=("yaml", "json"),
+            default="yaml",
+            help="the document's format (default yaml)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         from controlplane.pipeline import translate

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from controlplane.resources.problems import ObjectKey
 
 
+class SourceUnavailable(Exception):
+    """A source that cannot start, with why in words for the user (``serve`` prints it and exits 1)."""
+
+
 class LoadHandler(Protocol):
     async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus]: ...
 

@@ -19,6 +19,9 @@ from urllib.parse import quote
 import kubernetes.client
 import kubernetes.config
 import urllib3
+import yaml
+
+from controlplane.sources.base import SourceUnavailable
 
 _CONNECT_TIMEOUT = 10.0
 _REQUEST_TIMEOUT = 30.0
@@ -94,12 +97,17 @@ class KubeApi:
     def connect(cls, *, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file."""
         configuration = kubernetes.client.Configuration()
-        if kubeconfig is None:
-            kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        else:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig), context=context, client_configuration=configuration
-            )
+        try:
+            if kubeconfig is None:
+                kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            else:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    config_file=str(kubeconfig), context=context, client_configuration=configuration
+                )
+        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as error:
+            # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback.
+            where = f"--kubeconfig {kubeconfig}" if kubeconfig is not None else "in-cluster credentials"
+            raise SourceUnavailable(f"{where}: {error}") from None
         # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
         configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
         return cls(kubernetes.client.ApiClient(configuration))
