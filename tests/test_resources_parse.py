@@ -100,7 +100,7 @@ def test_legacy_v1alpha1_manifest_loads_with_deprecations_reported() -> None:
     }
     assert _lines(result, Severity.INFO)[-1] == (
         f"{DATA / 'legacy_v1alpha1.yaml'}:6: Deployment/default/legacy-testupstream: -: "
-        "skipped: kind Deployment (apps/v1) is not routing configuration"
+        "skipped: kind Deployment (apps/v1) is not one this control plane reads"
     )
 
 
@@ -195,14 +195,14 @@ def test_known_kind_at_unknown_version_is_an_error_on_api_version() -> None:
         ("gateway.networking.k8s.io/v1alpha2", "TCPRoute"),
     ],
 )
-def test_kinds_that_are_not_routing_config_are_skipped_with_info(api_version: str, kind: str) -> None:
+def test_kinds_this_control_plane_does_not_read_are_skipped_with_info(api_version: str, kind: str) -> None:
     result = load_text(
         f"apiVersion: {api_version}\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{any: thing}}\n"
     )
     assert result.objects == []
     (problem,) = result.problems
     assert problem.severity is Severity.INFO
-    assert problem.message == f"skipped: kind {kind} ({api_version}) is not routing configuration"
+    assert problem.message == f"skipped: kind {kind} ({api_version}) is not one this control plane reads"
 
 
 @pytest.mark.parametrize(

@@ -65,7 +65,8 @@ class Known:
 
 @dataclass(frozen=True, slots=True)
 class Skipped:
-    """Not routing configuration; the loader reports it at info level and moves on."""
+    """A kind this control plane does not read (a Deployment, but also an HTTPRoute or another gateway's
+    routing kinds); the loader reports it at info level and moves on."""
 
     reason: str
 
@@ -87,7 +88,7 @@ def lookup(api_version_value: str, kind: str) -> Lookup:
     group, version = split_api_version(api_version_value)
     model = _BY_GROUP_KIND.get((group, kind))
     if model is None:
-        return Skipped(f"skipped: kind {kind} ({api_version_value}) is not routing configuration")
+        return Skipped(f"skipped: kind {kind} ({api_version_value}) is not one this control plane reads")
     if version not in model.api_versions:
         served = ", ".join(api_version(group, v) for v in model.api_versions)
         return UnknownVersion(
