@@ -194,7 +194,7 @@ def test_plans_made_in_a_worker_thread_send_what_plans_on_the_loop_send(
         planned_in.add(threading.get_ident())
         return plan(self, *args)
 
-    monkeypatch.setattr(stream_module, "PLAN_IN_THREAD_WORK", 0)
+    monkeypatch.setattr(stream_module, "ITEMS_WORTH_A_THREAD", 0)
     monkeypatch.setattr(Stream, "_planned_response", recording)
     in_threads = asyncio.run(_replay(mode, seed=7))
     assert planned_in

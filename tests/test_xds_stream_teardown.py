@@ -45,7 +45,7 @@ def test_an_ending_stream_hands_what_it_held_to_a_worker_thread(
         release_gradually(*containers)
 
     # Every ending stream counts as large.
-    monkeypatch.setattr(stream, "NAMES_WORTH_A_THREAD", 0)
+    monkeypatch.setattr(stream, "ITEMS_WORTH_A_THREAD", 0)
     monkeypatch.setattr(stream, "release_gradually", recording)
     names = ("first", "second")
     xds.cache.set_snapshot(

@@ -22,7 +22,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource, content_version
 from controlplane.xds.resource import short_type_name
 from controlplane.xds.server.reply import Reply
-from controlplane.xds.server.stream import NAMES_WORTH_A_THREAD, Stream, in_flight_of
+from controlplane.xds.server.stream import Stream, in_flight_of, worth_a_thread
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
@@ -63,7 +63,7 @@ class SotwStream(Stream):
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
         subscribed = None if state.wildcard else state.names
         work = len(available) if subscribed is None else min(len(available), len(subscribed))
-        if work < NAMES_WORTH_A_THREAD:
+        if not worth_a_thread(work):
             held = _held(version_info, available=available, subscribed=subscribed)
         else:
             # A pass over every resource of the type, and its version digested: 10,000 held the loop for
@@ -104,7 +104,7 @@ class SotwStream(Stream):
             gone = before.keys() - acked.keys()
             state.unsettle(replaced)
             state.unsettle(gone)
-            if len(replaced) + len(gone) >= NAMES_WORTH_A_THREAD:
+            if worth_a_thread(len(replaced) + len(gone)):
                 # A rebuilt configuration's resources die with the old mapping: freed by a worker thread, not
                 # on the loop (what an ACK of a few changes replaces costs less than the thread hop).
                 self._release(before)
