@@ -13,7 +13,7 @@ the names it asks for), the stream takes it as held; otherwise what the proxy ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Collection, Mapping, Set
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -100,7 +100,13 @@ class SotwStream(Stream):
         # Often what Envoy held already (a reconnect's first response, load assignments sent again): found so
         # in C, where a pass by name held the loop for 1-2 ms per 10,000.
         if acked != before:
-            replaced = [name for name, resource in acked.items() if before.get(name) is not resource]
+            # Nothing known held (a first response, or a reconnect reporting a version this server did not
+            # send): every name is new, so no pass by name on the loop.
+            replaced: Collection[str] = (
+                acked.keys()
+                if not before
+                else [name for name, resource in acked.items() if before.get(name) is not resource]
+            )
             gone = before.keys() - acked.keys()
             state.unsettle(replaced)
             state.unsettle(gone)
