@@ -19,7 +19,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT
-from controlplane.xds.server import stream as stream_module
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import SotwStream
@@ -138,7 +138,7 @@ def test_a_large_response_planned_on_the_loop_is_serialised_in_a_worker_thread(
 ) -> None:
     on_the_loop, _ = asyncio.run(_run())
     # Four resources make a large response; a plan looking at four names and references is large too.
-    monkeypatch.setattr(stream_module, "ITEMS_WORTH_A_THREAD", len(_NAMES))
+    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
     where = _Where(monkeypatch)
     pushes, loop = asyncio.run(_run())
     assert pushes == on_the_loop
@@ -150,3 +150,14 @@ def test_a_large_response_planned_on_the_loop_is_serialised_in_a_worker_thread(
     # type, serialised in a worker thread.
     assert where.planned[4:] == [loop, loop]
     assert loop not in where.serialized[4:]
+
+
+def test_a_response_of_many_bytes_is_serialised_in_a_worker_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    on_the_loop, _ = asyncio.run(_run())
+    # Any resource makes a response large by its bytes, not by its count.
+    monkeypatch.setattr(thread_work, "BYTES_WORTH_A_THREAD", 1)
+    where = _Where(monkeypatch)
+    pushes, loop = asyncio.run(_run())
+    assert pushes == on_the_loop
+    assert where.planned == [loop] * 6
+    assert loop not in where.serialized

@@ -22,8 +22,9 @@ from google.protobuf.message import Message
 from controlplane.xds.content import XdsResource
 
 SLICE_RESOURCES = 500
-"""Resources serialised in one C call: about a millisecond, the longest the loop waits for a worker thread
-serialising a response to let it run."""
+"""Resources serialised by one C call. The loop takes the interpreter back from a worker thread between two
+calls, never during one: slices keep each call short however many megabytes the response carries (500 small
+clusters: 0.01 ms; filling a slice, a Python step per resource, about 0.4 ms)."""
 
 
 class EntryOf(Protocol):

@@ -26,6 +26,7 @@ from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.events import Mode, XdsEvent, XdsObserver, notify
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
@@ -36,26 +37,6 @@ _log = structlog.get_logger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-ITEMS_WORTH_A_THREAD = 2000
-"""The one rule for what a stream does in a worker thread: a piece of work that steps through this many items
-or more. The items are the names and references a plan looks at (``Planner.work``), the names a reconnecting
-proxy reports, the resources a response carries (serialising them) and the entries that die with what an ACK
-replaces or with an ending stream (freed an item at a time). Per 10,000 items these held the loop for 3-10 ms
-(passes in C, serialising) up to 50 ms (a plan, in Python). A count, not a time, so one knob moves them all:
-the usual change steps through a few items, and stays on the loop, where it costs less than the hop to a
-thread and back. While the thread works, only its stream waits: the loop serves the others."""
-
-BYTES_WORTH_A_THREAD = 1 << 20
-"""A response of fewer resources is also serialised in a worker thread when they are this large (a route
-configuration naming thousands of clusters): copying megabytes into fresh buffers (faulting their pages in)
-held the loop for 2-7 ms whatever the count of resources. Bytes copied, not items stepped through: the one
-thread decision that is not ``ITEMS_WORTH_A_THREAD``."""
-
-
-def worth_a_thread(items: int) -> bool:
-    """Whether work stepping through ``items`` items belongs in a worker thread (``ITEMS_WORTH_A_THREAD``)."""
-    return items >= ITEMS_WORTH_A_THREAD
 
 
 class BadRequest(Exception):
@@ -272,14 +253,15 @@ class Stream(abc.ABC):
         serialised in a worker thread where either is large. Responses still go out one at a time, in type
         order: this task waits for the thread."""
         sequence = self._next_sequence + 1
-        if worth_a_thread(planner.work(state.type_url, enough=ITEMS_WORTH_A_THREAD)):
+        if thread_work.worth_a_thread(planner.work(state.type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
             # One hop for both: a large plan's response is mostly large too.
             return await self._in_thread(self._serialized_response, planner, state, sequence)
         response = self._planned_response(planner, state, sequence)
         if response is None:
             return None
         reply, in_flight, resend = response
-        if worth_a_thread(len(reply.resources)) or reply.resource_bytes() >= BYTES_WORTH_A_THREAD:
+        large = thread_work.worth_a_thread(len(reply.resources))
+        if large or reply.resource_bytes() >= thread_work.BYTES_WORTH_A_THREAD:
             # A state-of-the-world response carries the whole type however little changed. The thread reads
             # only the reply: no stream state, so none is kept from being freed should the stream end.
             return await asyncio.to_thread(reply.serialize), in_flight, resend
@@ -393,7 +375,7 @@ class Stream(abc.ABC):
             # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
             # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
-            if worth_a_thread(sum(map(len, owned))):
+            if thread_work.worth_a_thread(sum(map(len, owned))):
                 self._release(*owned)
 
     def _release(self, *containers: dict[Any, Any] | set[Any] | list[Any]) -> None:
