@@ -15,7 +15,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER, ENDPOINT
-from controlplane.xds.server import delta, stream
+from controlplane.xds.server import thread_work
 from tests import xds_builders
 from tests.xds_support import RawStream, ServerThread, node
 
@@ -25,8 +25,7 @@ def read_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     """Where the server reads a proxy's report and plans its answers: "in a thread", every one counts as
     large."""
     if request.param == "in a thread":
-        monkeypatch.setattr(delta, "NAMES_WORTH_A_THREAD", 0)
-        monkeypatch.setattr(stream, "PLAN_IN_THREAD_WORK", 0)
+        monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", 0)
     value: str = request.param
     return value
 

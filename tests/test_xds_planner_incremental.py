@@ -17,7 +17,7 @@ from google.rpc import status_pb2
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE, TYPE_URLS
-from controlplane.xds.server import stream as stream_module
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.sotw import SotwStream
@@ -194,7 +194,7 @@ def test_plans_made_in_a_worker_thread_send_what_plans_on_the_loop_send(
         planned_in.add(threading.get_ident())
         return plan(self, *args)
 
-    monkeypatch.setattr(stream_module, "PLAN_IN_THREAD_WORK", 0)
+    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", 0)
     monkeypatch.setattr(Stream, "_planned_response", recording)
     in_threads = asyncio.run(_replay(mode, seed=7))
     assert planned_in

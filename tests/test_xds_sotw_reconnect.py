@@ -18,7 +18,7 @@ from controlplane._proto import proxy_status_pb2
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.content import content_version
 from controlplane.xds.resource import CLUSTER, ENDPOINT, MESSAGE_CLASSES, resource_name
-from controlplane.xds.server import proxy_status, sotw
+from controlplane.xds.server import proxy_status, thread_work
 from tests import xds_builders
 from tests.xds_support import RawStream, ServerThread, node
 
@@ -29,7 +29,7 @@ _NAMES = ("first", "second", "third")
 def read_in(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Where the server reads a proxy's report: "in a thread", every one counts as large."""
     if request.param == "in a thread":
-        monkeypatch.setattr(sotw, "NAMES_WORTH_A_THREAD", 0)
+        monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", 0)
     value: str = request.param
     return value
 

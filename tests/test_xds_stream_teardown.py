@@ -12,7 +12,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.resource import CLUSTER
-from controlplane.xds.server import stream
+from controlplane.xds.server import stream, thread_work
 from tests.polling import wait_until
 from tests.xds_builders import eds_cluster, load_assignment
 from tests.xds_support import RawStream, ServerThread, node
@@ -45,7 +45,7 @@ def test_an_ending_stream_hands_what_it_held_to_a_worker_thread(
         release_gradually(*containers)
 
     # Every ending stream counts as large.
-    monkeypatch.setattr(stream, "NAMES_WORTH_A_THREAD", 0)
+    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", 0)
     monkeypatch.setattr(stream, "release_gradually", recording)
     names = ("first", "second")
     xds.cache.set_snapshot(

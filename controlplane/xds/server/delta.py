@@ -18,7 +18,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
-from controlplane.xds.server.stream import NAMES_WORTH_A_THREAD, Stream, in_flight_of
+from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.thread_work import worth_a_thread
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 _WILDCARD = "*"
@@ -57,7 +58,7 @@ class DeltaStream(Stream):
         state.forget_plan()
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
         subscribed = None if state.wildcard else state.names
-        if len(reported) < NAMES_WORTH_A_THREAD:
+        if not worth_a_thread(len(reported)):
             held = _held(reported, available=available, subscribed=subscribed, type_url=state.type_url)
         else:
             # Envoy reports everything it holds when it reconnects: tens of thousands of resources after a
@@ -101,7 +102,7 @@ class DeltaStream(Stream):
             accepted = {name: resource for name, resource in accepted.items() if name not in refused}
         if not state.wildcard and not state.names.issuperset(accepted.keys()):
             accepted = {name: resource for name, resource in accepted.items() if name in state.names}
-        if len(accepted) < NAMES_WORTH_A_THREAD or len(state.acked) < NAMES_WORTH_A_THREAD:
+        if not worth_a_thread(min(len(accepted), len(state.acked))):
             state.acked.update(accepted)
         else:
             # What this replaces (versions a reconnecting proxy reported, a rebuilt configuration's) would be

@@ -13,7 +13,7 @@ the names it asks for), the stream takes it as held; otherwise what the proxy ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Collection, Mapping, Set
 from typing import Any
 
 from envoy.config.core.v3 import base_pb2
@@ -22,7 +22,8 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource, content_version
 from controlplane.xds.resource import short_type_name
 from controlplane.xds.server.reply import Reply
-from controlplane.xds.server.stream import NAMES_WORTH_A_THREAD, Stream, in_flight_of
+from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.thread_work import worth_a_thread
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
@@ -63,7 +64,7 @@ class SotwStream(Stream):
         available = self.snapshot.get(state.type_url) if self.snapshot is not None else {}
         subscribed = None if state.wildcard else state.names
         work = len(available) if subscribed is None else min(len(available), len(subscribed))
-        if work < NAMES_WORTH_A_THREAD:
+        if not worth_a_thread(work):
             held = _held(version_info, available=available, subscribed=subscribed)
         else:
             # A pass over every resource of the type, and its version digested: 10,000 held the loop for
@@ -100,11 +101,17 @@ class SotwStream(Stream):
         # Often what Envoy held already (a reconnect's first response, load assignments sent again): found so
         # in C, where a pass by name held the loop for 1-2 ms per 10,000.
         if acked != before:
-            replaced = [name for name, resource in acked.items() if before.get(name) is not resource]
+            # Nothing known held (a first response, or a reconnect reporting a version this server did not
+            # send): every name is new, so no pass by name on the loop.
+            replaced: Collection[str] = (
+                acked.keys()
+                if not before
+                else [name for name, resource in acked.items() if before.get(name) is not resource]
+            )
             gone = before.keys() - acked.keys()
             state.unsettle(replaced)
             state.unsettle(gone)
-            if len(replaced) + len(gone) >= NAMES_WORTH_A_THREAD:
+            if worth_a_thread(len(replaced) + len(gone)):
                 # A rebuilt configuration's resources die with the old mapping: freed by a worker thread, not
                 # on the loop (what an ACK of a few changes replaces costs less than the thread hop).
                 self._release(before)

@@ -26,6 +26,7 @@ from controlplane.heap import release_gradually
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.events import Mode, XdsEvent, XdsObserver, notify
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
@@ -36,17 +37,6 @@ _log = structlog.get_logger(__name__)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-PLAN_IN_THREAD_WORK = 2000
-"""A type whose plan looks at this many names and references or more (a proxy's first response of a large
-configuration, a rebuild that replaced everything, a listener whose routes name thousands of clusters) is
-planned in a worker thread: 10,000 clusters held the loop for about 50 ms. Smaller plans, the usual change,
-stay on the loop, where they cost less than a thread hop."""
-
-NAMES_WORTH_A_THREAD = 2000
-"""A reconnecting proxy's report of this many resources of a type or more is read in a worker thread (as a
-large plan is, ``PLAN_IN_THREAD_WORK``), and what an ACK of this many replaces is freed in one: 10,000 held
-the loop for 5-10 ms either way, even in C. So is the state of an ending stream that holds this many."""
 
 
 class BadRequest(Exception):
@@ -237,16 +227,11 @@ class Stream(abc.ABC):
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
-            if planner.work(type_url, enough=PLAN_IN_THREAD_WORK) < PLAN_IN_THREAD_WORK:
-                response = self._planned_response(planner, state, self._next_sequence + 1)
-            else:
-                response = await self._in_thread(
-                    self._planned_response, planner, state, self._next_sequence + 1
-                )
+            response = await self._next_response(planner, state)
             if response is None:
                 continue
             self._next_sequence += 1
-            reply, in_flight, resend = response
+            message, in_flight, resend = response
             if resend:
                 self.state.types[ENDPOINT].resend.update(resend)
             if type_url == LISTENER:
@@ -259,7 +244,38 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(await reply.serialize())
+            await context.write(message)
+
+    async def _next_response(
+        self, planner: Planner, state: TypeState
+    ) -> tuple[bytes, InFlight, set[str]] | None:
+        """The next response of ``state``'s type, serialised (see ``_serialized_response``), planned and
+        serialised in a worker thread where either is large. Responses still go out one at a time, in type
+        order: this task waits for the thread."""
+        sequence = self._next_sequence + 1
+        if thread_work.worth_a_thread(planner.work(state.type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
+            # One hop for both: a large plan's response is mostly large too.
+            return await self._in_thread(self._serialized_response, planner, state, sequence)
+        response = self._planned_response(planner, state, sequence)
+        if response is None:
+            return None
+        reply, in_flight, resend = response
+        large = thread_work.worth_a_thread(len(reply.resources))
+        if large or reply.resource_bytes() >= thread_work.BYTES_WORTH_A_THREAD:
+            # A state-of-the-world response carries the whole type however little changed. The thread reads
+            # only the reply: no stream state, so none is kept from being freed should the stream end.
+            return await asyncio.to_thread(reply.serialize), in_flight, resend
+        return reply.serialize(), in_flight, resend
+
+    def _serialized_response(
+        self, planner: Planner, state: TypeState, sequence: int
+    ) -> tuple[bytes, InFlight, set[str]] | None:
+        """``_planned_response`` with the reply serialised."""
+        response = self._planned_response(planner, state, sequence)
+        if response is None:
+            return None
+        reply, in_flight, resend = response
+        return reply.serialize(), in_flight, resend
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -359,7 +375,7 @@ class Stream(abc.ABC):
             # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
             # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
-            if sum(map(len, owned)) >= NAMES_WORTH_A_THREAD:
+            if thread_work.worth_a_thread(sum(map(len, owned))):
                 self._release(*owned)
 
     def _release(self, *containers: dict[Any, Any] | set[Any] | list[Any]) -> None:
