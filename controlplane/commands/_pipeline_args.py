@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane import defaults
-from controlplane.commands._argument_types import port_number
+from controlplane.commands.argument_types import port_number
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions

@@ -7,13 +7,13 @@ import sys
 from dataclasses import dataclass
 
 from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap
-from controlplane.commands._argument_types import port_number
 from controlplane.commands._output import writing_stdout
 from controlplane.commands._xds_client_args import (
     XdsClientTlsError,
     add_xds_client_tls_arguments,
     xds_client_tls,
 )
+from controlplane.commands.argument_types import port_number
 from controlplane.defaults import ENVOY_ADMIN_PORT
 
 

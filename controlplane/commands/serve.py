@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane import defaults
-from controlplane.commands._argument_types import add_log_level_argument, port_number
 from controlplane.commands._pipeline_args import (
     add_file_limit_arguments,
     add_pipeline_arguments,
     file_limits,
     pipeline_options,
 )
+from controlplane.commands.argument_types import add_log_level_argument, port_number
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions

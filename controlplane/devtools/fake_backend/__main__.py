@@ -9,7 +9,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from controlplane.commands._argument_types import add_log_level_argument, port_number
+from controlplane.commands.argument_types import add_log_level_argument, port_number
 from controlplane.devtools.fake_backend.server import FakeBackend, TlsFiles
 from controlplane.log import configure_logging
 
