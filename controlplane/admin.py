@@ -90,17 +90,10 @@ class AdminServer:
         if self._runner is not None:
             raise RuntimeError("the admin server is already started")
         # Binding the socket here is what lets port 0 report the port the kernel chose.
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-        except OSError:
-            sock.close()
-            raise
+        sock = bound_socket(host=host, port=port)
         runner = web.AppRunner(self._app, access_log=None)
-        await runner.setup()
         try:
+            await runner.setup()
             await web.SockSite(runner, sock).start()
         except BaseException:
             sock.close()
@@ -128,6 +121,20 @@ class AdminServer:
         if self._ready():
             return web.Response(text="ready\n")
         return web.Response(status=503, text="not ready\n")
+
+
+def bound_socket(*, host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (IPv6 when ``host`` has a colon), not yet listening. Whatever
+    the bind raises (``OSError``; ``OverflowError`` for a port above 65535), the socket is closed first."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 _WRITE_CHARS = 64 * 1024

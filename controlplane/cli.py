@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
+from controlplane.commands._output import ReaderLeft
+
 _SUBCOMMAND_MODULES = (
     "controlplane.commands.bootstrap",
     "controlplane.commands.crds",
@@ -61,9 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     command: Subcommand = args._command
     try:
         return command.run(args)
-    except BrokenPipeError:
-        # The reader left early (`controlplane translate ... | head`): no traceback, and stdout pointed at
-        # /dev/null so the interpreter's last flush at exit does not fail on the closed pipe again.
+    except ReaderLeft:
+        # No traceback; and as stdout is a pipe no one reads any more, it is pointed at /dev/null so that
+        # the interpreter's last flush at exit does not fail on it again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 

@@ -25,8 +25,9 @@ ENVOY_ADMIN_PORT = 9901
 Envoy's own documented port, so the README's commands run on one host next to ``serve`` (a test checks
 that no two of these defaults are equal)."""
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-"""The levels ``serve --log-level`` takes (any case), as the Helm chart's ``controller.logLevel`` does."""
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+"""The levels ``serve --log-level`` takes (any case; ``warn`` too, meaning ``warning``). The Helm chart's
+``controller.logLevel`` takes some of them (a test checks that it takes no other)."""
 LOG_LEVEL = "info"
 """``serve --log-level`` when not given."""
 

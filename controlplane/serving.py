@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from controlplane import defaults
-from controlplane.admin import AdminServer
+from controlplane.admin import AdminServer, bound_socket
 from controlplane.gatewayapi import ObjectStatus, TranslateOptions
 from controlplane.heap import building_configuration
 from controlplane.pipeline import Translator
@@ -273,20 +273,26 @@ async def serve(options: ServeOptions) -> None:
 
 
 class PortUnavailable(Exception):
-    """The xDS or admin port cannot be bound (in use, or no address of this host): the flag and why."""
+    """The xDS or admin port cannot be bound (in use, privileged, no address of this host): the flag, and
+    why in the operating system's words."""
+
+
+_GRPC_BIND_FAILURE = "Failed to bind to address"
+"""How grpc's ``RuntimeError`` for a port it cannot bind begins (it says no more than that)."""
 
 
 async def _listen(*, server: XdsServer, admin: AdminServer, options: ServeOptions) -> None:
     """Binds the xDS port, then the admin port. One that cannot be bound is for the user to fix, so it is a
-    ``PortUnavailable`` naming the flag, and an xDS server already listening is stopped first."""
-    address = options.address
+    ``PortUnavailable`` naming the flag; whatever the admin port's start raises, the xDS server already
+    listening is stopped first (else it outlives the event loop)."""
+    address, port = options.address, options.xds_port
     try:
-        await server.start(host=address, port=options.xds_port, tls=options.xds_tls)
-    except (OSError, RuntimeError) as error:  # grpc raises RuntimeError("Failed to bind to address ...")
-        raise PortUnavailable(
-            f"--xds-port {options.xds_port}: cannot listen on {address}:{options.xds_port} "
-            "(another process holds it, or the address is not this host's)"
-        ) from error
+        await server.start(host=address, port=port, tls=options.xds_tls)
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not str(error).startswith(_GRPC_BIND_FAILURE):
+            raise
+        why = _why_unbindable(host=address, port=port)
+        raise PortUnavailable(f"--xds-port {port}: cannot listen on {address}:{port}: {why}") from error
     try:
         await admin.start(host=address, port=options.admin_port)
     except OSError as error:
@@ -295,6 +301,20 @@ async def _listen(*, server: XdsServer, admin: AdminServer, options: ServeOption
             f"--admin-port {options.admin_port}: cannot listen on {address}:{options.admin_port}: "
             f"{error.strerror}"
         ) from error
+    except BaseException:
+        await server.stop(grace_seconds=0)
+        raise
+
+
+def _why_unbindable(*, host: str, port: int) -> str:
+    """Why grpc could not bind ``host:port``, found by binding it again with a plain socket: in use,
+    permission denied (a port below 1024 without ``CAP_NET_BIND_SERVICE``), not this host's address."""
+    try:
+        bound_socket(host=host, port=port).close()
+    except OSError as error:
+        return error.strerror or str(error)
+    # Free to a plain socket: whatever stopped grpc, only its own log says (GRPC_VERBOSITY=debug).
+    return "grpc could not bind it (GRPC_VERBOSITY=debug says why)"
 
 
 def _source(options: ServeOptions) -> Source:

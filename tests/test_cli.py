@@ -1,9 +1,11 @@
-"""What ``controlplane --help`` and a user's mistakes show: every flag explained, a bad flag or kubeconfig
-named in one line instead of a traceback."""
+"""What ``controlplane --help`` and a user's mistakes show: every flag explained, a bad flag, port or
+kubeconfig named in one line instead of a traceback, and nothing left listening after a failed start."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import re
 import socket
 import subprocess
@@ -12,9 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.admin import AdminServer
 from controlplane.cli import build_parser, main
+from controlplane.commands import bootstrap
+from controlplane.devtools.fake_backend.__main__ import main as fake_backend_main
+from controlplane.serving import PortUnavailable, ServeOptions, _listen
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.api import KubeApi
+from controlplane.xds.cache import SnapshotCache
+from controlplane.xds.server import XdsServer
 
 
 def _subcommand_parsers() -> dict[str, argparse.ArgumentParser]:
@@ -43,26 +51,143 @@ def test_an_unknown_log_level_is_a_usage_error_naming_the_levels(capsys: pytest.
     assert all(level in error for level in ("debug", "info", "warning", "error"))
 
 
-def test_a_log_level_is_taken_in_any_case() -> None:
-    args = build_parser().parse_args(["serve", "examples", "--log-level", "WARNING"])
-    assert args.log_level == "warning"
+@pytest.mark.parametrize(
+    ("given", "level"), [("WARNING", "warning"), ("warn", "warning"), ("Critical", "critical")]
+)
+def test_a_log_level_is_taken_in_any_case_and_warn_means_warning(given: str, level: str) -> None:
+    args = build_parser().parse_args(["serve", "examples", "--log-level", given])
+    assert args.log_level == level
+
+
+_ARGUMENTS_REQUIRED = {"bootstrap": ["--xds-address=127.0.0.1:18000"], "translate": ["examples"]}
+
+
+def _port_flags() -> list[tuple[str, str]]:
+    return sorted(
+        (name, option)
+        for name, parser in _subcommand_parsers().items()
+        for action in parser._actions
+        for option in action.option_strings
+        if option.endswith("-port")
+    )
+
+
+def test_the_port_flags_checked_below_are_all_there_are() -> None:
+    assert _port_flags() == [
+        ("bootstrap", "--admin-port"),
+        ("serve", "--admin-port"),
+        ("serve", "--listener-port"),
+        ("serve", "--xds-port"),
+        ("translate", "--listener-port"),
+    ]
+
+
+@pytest.mark.parametrize(("command", "flag"), _port_flags())
+@pytest.mark.parametrize("value", ["70000", "65536", "-5", "http"])
+def test_a_port_outside_0_to_65535_is_a_usage_error(
+    command: str, flag: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([command, *_ARGUMENTS_REQUIRED.get(command, []), f"{flag}={value}"])
+    assert exited.value.code == 2
+    assert f"argument {flag}: '{value}' is not a port number (0 to 65535)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("command", "flag"), _port_flags())
+@pytest.mark.parametrize("value", [0, 65535])
+def test_ports_0_to_65535_are_taken(command: str, flag: str, value: int) -> None:
+    args = build_parser().parse_args([command, *_ARGUMENTS_REQUIRED.get(command, []), f"{flag}={value}"])
+    assert getattr(args, flag.removeprefix("--").replace("-", "_")) == value
+
+
+@pytest.mark.parametrize("flag", ["--port=70000", "--log-level=verbose"])
+def test_the_fake_backend_checks_its_port_and_log_level_as_the_commands_do(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        fake_backend_main(["--name=a", "--model=m", flag])
+    assert exited.value.code == 2
+    assert f"argument {flag.split('=')[0]}: " in capsys.readouterr().err
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_an_admin_port_that_cannot_be_bound_in_any_way_leaves_no_socket_open() -> None:
+    admin = AdminServer(registry=XdsServer(cache=SnapshotCache()).metrics, ready=lambda: True)
+    before = _open_descriptors()
+    with pytest.raises(OverflowError):  # the socket module's own check, which is no OSError
+        asyncio.run(admin.start(host="127.0.0.1", port=70000))
+    assert _open_descriptors() == before
+
+
+async def _listen_outcome(*, options: ServeOptions, xds_started: bool = False) -> tuple[BaseException, bool]:
+    """What ``_listen`` raised, and whether the xDS server is still serving after it."""
+    server = XdsServer(cache=SnapshotCache())
+    admin = AdminServer(registry=server.metrics, ready=lambda: True)
+    if xds_started:
+        await server.start(host="127.0.0.1", port=0)
+    try:
+        await _listen(server=server, admin=admin, options=options)
+    except Exception as error:  # whatever it is: the tests look at it
+        return error, server.serving
+    finally:
+        await admin.stop()
+        await server.stop(grace_seconds=0)
+    raise AssertionError("_listen started")
+
+
+def test_whatever_the_admin_port_raises_the_xds_server_is_stopped_first() -> None:
+    options = ServeOptions(address="127.0.0.1", xds_port=0, admin_port=70000)
+    error, serving = asyncio.run(_listen_outcome(options=options))
+    assert isinstance(error, OverflowError)
+    assert not serving
+
+
+def test_an_xds_address_not_of_this_host_is_named_with_the_systems_reason() -> None:
+    options = ServeOptions(address="192.0.2.1", xds_port=0, admin_port=0)  # TEST-NET-1: no host's
+    error, _ = asyncio.run(_listen_outcome(options=options))
+    assert isinstance(error, PortUnavailable)
+    assert str(error) == "--xds-port 0: cannot listen on 192.0.2.1:0: Cannot assign requested address"
+
+
+def test_an_xds_server_started_twice_is_a_bug_not_a_port_unavailable() -> None:
+    options = ServeOptions(address="127.0.0.1", xds_port=0, admin_port=0)
+    error, _ = asyncio.run(_listen_outcome(options=options, xds_started=True))
+    assert not isinstance(error, PortUnavailable)
+    assert str(error) == "the xDS server is already started"
+
+
+def test_a_broken_pipe_not_on_stdout_is_not_taken_for_a_reader_that_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def render_bootstrap(**_arguments: object) -> str:
+        raise BrokenPipeError("a socket, say")
+
+    monkeypatch.setattr(bootstrap, "render_bootstrap", render_bootstrap)
+    with pytest.raises(BrokenPipeError, match="a socket, say"):
+        main(["bootstrap", "--xds-address=127.0.0.1:18000"])
 
 
 _UNUSABLE_KUBECONFIGS = {
     "missing": None,
     "not YAML": "clusters: [\n",
     "no current context": "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n",
+    "a list": "- apiVersion: v1\n  kind: Config\n",
+    "a single value": "kubeconfig\n",
 }
 
 
 @pytest.mark.parametrize("case", sorted(_UNUSABLE_KUBECONFIGS))
-def test_a_kubeconfig_that_cannot_be_used_is_named_with_why(tmp_path: Path, case: str) -> None:
+def test_a_kubeconfig_that_cannot_be_used_is_named_with_why_in_one_line(tmp_path: Path, case: str) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     text = _UNUSABLE_KUBECONFIGS[case]
     if text is not None:
         kubeconfig.write_text(text)
-    with pytest.raises(SourceUnavailable, match=f"^--kubeconfig {re.escape(str(kubeconfig))}: .+"):
+    with pytest.raises(SourceUnavailable, match=f"^--kubeconfig {re.escape(str(kubeconfig))}: .+") as raised:
         KubeApi.connect(kubeconfig=kubeconfig)
+    assert "\n" not in str(raised.value)
 
 
 def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
@@ -74,9 +199,13 @@ def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named
 
 
 @pytest.mark.envoy
-def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-kubeconfig"
-    command = ["serve", "--kubernetes", f"--kubeconfig={missing}", "--xds-port=0", "--admin-port=0"]
+@pytest.mark.parametrize("case", ["missing", "not YAML"])
+def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path, case: str) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    text = _UNUSABLE_KUBECONFIGS[case]
+    if text is not None:
+        kubeconfig.write_text(text)
+    command = ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--xds-port=0", "--admin-port=0"]
     done = subprocess.run(
         [sys.executable, "-m", "controlplane", *command],
         capture_output=True,
@@ -86,7 +215,7 @@ def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path)
     )
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
-    assert line.startswith(f"controlplane serve: --kubeconfig {missing}: "), line
+    assert line.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), line
 
 
 @pytest.mark.envoy
@@ -126,4 +255,6 @@ def test_serve_on_a_port_another_process_holds_exits_1_naming_the_flag(flag: str
         )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr, done.stderr
-    assert done.stderr.splitlines()[-1].startswith(f"controlplane serve: {flag} {held}: cannot listen on")
+    assert done.stderr.splitlines()[-1] == (
+        f"controlplane serve: {flag} {held}: cannot listen on 127.0.0.1:{held}: Address already in use"
+    )

@@ -7,6 +7,7 @@ real API server is ``test_helm_install.py``.
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from controlplane import defaults
 from controlplane.devtools.helm import CHART, Helm
 from tests.helm_support import (
     FULLNAME,
@@ -235,3 +237,11 @@ def test_bad_values_fail_with_the_schema_naming_the_field(helm: Helm, setting: s
     assert result.returncode != 0
     assert "values don't meet the specifications of the schema" in result.stderr, result.stderr
     assert message in result.stderr, result.stderr
+
+
+def test_the_charts_log_levels_are_ones_serve_takes_and_its_default_is_serves() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    levels = schema["properties"]["controller"]["properties"]["logLevel"]["enum"]
+    assert set(levels) <= set(defaults.LOG_LEVELS), levels
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["controller"]["logLevel"] == defaults.LOG_LEVEL

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane import defaults
+from controlplane.commands.argument_types import port_number
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
@@ -42,7 +43,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: b
     )
     parser.add_argument(
         "--listener-port",
-        type=int,
+        type=port_number,
         default=None,
         metavar="N",
         help=f"port of the one Envoy listener when no Gateway is given (default {defaults.LISTENER_PORT})",

@@ -7,11 +7,13 @@ import sys
 from dataclasses import dataclass
 
 from controlplane.bootstrap import DEFAULT_CLUSTER, render_bootstrap
+from controlplane.commands._output import writing_stdout
 from controlplane.commands._xds_client_args import (
     XdsClientTlsError,
     add_xds_client_tls_arguments,
     xds_client_tls,
 )
+from controlplane.commands.argument_types import port_number
 from controlplane.defaults import ENVOY_ADMIN_PORT
 
 
@@ -41,7 +43,7 @@ class _Bootstrap:
         )
         parser.add_argument(
             "--admin-port",
-            type=int,
+            type=port_number,
             default=ENVOY_ADMIN_PORT,
             metavar="N",
             help=f"Envoy admin port on 127.0.0.1 (default: {ENVOY_ADMIN_PORT})",
@@ -75,7 +77,8 @@ class _Bootstrap:
         except ValueError as error:
             print(f"controlplane bootstrap: {error}", file=sys.stderr)
             return 2
-        sys.stdout.write(text)
+        with writing_stdout():
+            sys.stdout.write(text)
         return 0
 
 

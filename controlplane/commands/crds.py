@@ -11,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from controlplane.commands._output import writing_stdout
+
 
 @dataclass(frozen=True)
 class _Crds:
@@ -37,8 +39,9 @@ class _Crds:
             if problems:
                 print("controlplane crds: run `make crds` to regenerate", file=sys.stderr)
             return 1 if problems else 0
-        for path in write(args.output):
-            print(path)
+        with writing_stdout():
+            for path in write(args.output):
+                print(path)
         return 0
 
 

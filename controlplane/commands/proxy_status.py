@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from controlplane import defaults
+from controlplane.commands._output import writing_stdout
 from controlplane.commands._xds_client_args import (
     XdsClientTlsError,
     add_xds_client_tls_arguments,
@@ -82,9 +83,11 @@ class _ProxyStatus:
             document = json_format.MessageToDict(
                 reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
             )
-            print(json.dumps(document, indent=2, sort_keys=True))
+            text = json.dumps(document, indent=2, sort_keys=True) + "\n"
         else:
-            sys.stdout.write(render_table(reply))
+            text = render_table(reply)
+        with writing_stdout():
+            sys.stdout.write(text)
         return 0
 
 

@@ -21,6 +21,7 @@ from controlplane.commands._pipeline_args import (
     file_limits,
     pipeline_options,
 )
+from controlplane.commands.argument_types import add_log_level_argument, port_number
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
@@ -66,14 +67,14 @@ class _Serve:
         )
         parser.add_argument(
             "--xds-port",
-            type=int,
+            type=port_number,
             default=defaults.XDS_PORT,
             metavar="N",
             help=f"the ADS (gRPC) port Envoys and proxy-status connect to (default {defaults.XDS_PORT})",
         )
         parser.add_argument(
             "--admin-port",
-            type=int,
+            type=port_number,
             default=defaults.ADMIN_PORT,
             metavar="N",
             help="the HTTP port of /metrics (Prometheus), /healthz, /readyz and /status "
@@ -121,14 +122,7 @@ class _Serve:
             default="console",
             help="console: readable lines; json: one object per line (default console)",
         )
-        parser.add_argument(
-            "--log-level",
-            # Any case, as logging takes it; an unknown level is a usage error, not a traceback.
-            type=str.lower,
-            choices=defaults.LOG_LEVELS,
-            default=defaults.LOG_LEVEL,
-            help=f"the least severe messages logged, in any case (default {defaults.LOG_LEVEL})",
-        )
+        add_log_level_argument(parser)
 
     def run(self, args: argparse.Namespace) -> int:
         import asyncio

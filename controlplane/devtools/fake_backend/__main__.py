@@ -9,6 +9,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from controlplane.commands.argument_types import add_log_level_argument, port_number
 from controlplane.devtools.fake_backend.server import FakeBackend, TlsFiles
 from controlplane.log import configure_logging
 
@@ -16,15 +17,16 @@ from controlplane.log import configure_logging
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m controlplane.devtools.fake_backend",
-        description="Serve a fake OpenAI-compatible backend.",
+        description="Serve a fake OpenAI-compatible backend. Logs go to stderr; stdout has the URL line "
+        "only.",
     )
     parser.add_argument("--name", required=True, help="backend name, echoed in every answer")
     parser.add_argument("--model", required=True, help="model name the backend answers as")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=0, help="0 lets the OS choose (printed on start)")
+    parser.add_argument("--port", type=port_number, default=0, help="0 lets the OS choose (printed on start)")
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain; serves HTTPS with --tls-key")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
-    parser.add_argument("--log-level", default="info", help="logs go to stderr; stdout has the URL line only")
+    add_log_level_argument(parser)
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")

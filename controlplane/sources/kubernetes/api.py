@@ -87,6 +87,18 @@ class WatchStream:
 _CONNECTION_POOL_SIZE = 64
 
 
+def _check_is_a_mapping(kubeconfig: Path) -> None:
+    """The kubernetes loader takes a kubeconfig whose top level is no mapping (a YAML list) for one and fails
+    with a ``TypeError``; this says what is wrong instead, as a ``ConfigException``."""
+    with kubeconfig.open(encoding="utf-8") as stream:  # a stream: YAML errors then name the file
+        document = yaml.safe_load(stream)
+    if document is not None and not isinstance(document, dict):
+        found = "a list" if isinstance(document, list) else "a single value"
+        raise kubernetes.config.ConfigException(
+            f"its top level is {found}, not the mapping of a kubeconfig (apiVersion, clusters, contexts, ...)"
+        )
+
+
 class KubeApi:
     """One API server connection: from a kubeconfig file, or the Pod's in-cluster credentials."""
 
@@ -101,13 +113,15 @@ class KubeApi:
             if kubeconfig is None:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
+                _check_is_a_mapping(kubeconfig)
                 kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=str(kubeconfig), context=context, client_configuration=configuration
                 )
         except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as error:
-            # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback.
+            # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback,
+            # in one line (a YAML error's own text spans several).
             where = f"--kubeconfig {kubeconfig}" if kubeconfig is not None else "in-cluster credentials"
-            raise SourceUnavailable(f"{where}: {error}") from None
+            raise SourceUnavailable(f"{where}: {' '.join(str(error).split())}") from None
         # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
         configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
         return cls(kubernetes.client.ApiClient(configuration))

@@ -1,0 +1,45 @@
+"""Argument types shared by every command (and dev tool) taking a port or a log level, so one value is
+checked the same way, as a usage error, whichever flag takes it.
+
+A plain ``type=int`` port let ``70000`` through: Python's socket refuses it with ``OverflowError`` (not the
+``OSError`` a bind failure is), and gRPC silently wraps it modulo 65536.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from controlplane import defaults
+
+_HIGHEST_PORT = 65535
+_LOG_LEVEL_ALIASES = {"warn": "warning"}
+"""Names Python's logging also takes, accepted for the level they stand for."""
+
+
+def port_number(text: str) -> int:
+    """A TCP port: 0 (where the flag lets the OS choose) to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= _HIGHEST_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {_HIGHEST_PORT})")
+    return port
+
+
+def add_log_level_argument(parser: argparse.ArgumentParser) -> None:
+    """``--log-level``: one of ``defaults.LOG_LEVELS`` in any case, ``warn`` meaning ``warning``; an
+    unknown level is a usage error naming the levels, not a traceback."""
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        choices=defaults.LOG_LEVELS,
+        default=defaults.LOG_LEVEL,
+        help="the least severe messages logged, in any case; warn means warning "
+        f"(default {defaults.LOG_LEVEL})",
+    )
+
+
+def _log_level(text: str) -> str:
+    level = text.lower()
+    return _LOG_LEVEL_ALIASES.get(level, level)
