@@ -95,6 +95,10 @@ class TranslationMemo:
         self._used: dict[str, set[FragmentKey]] = {}
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
+        self._used_in_bulk: dict[str, list[frozenset[FragmentKey]]] = {}
+        """The same for the fragments put in place at once (``_place_used``), a set per chunk: added as they
+        are, since they are looked at only by a loop over their kind, and the kinds placed in bulk (policy
+        credentials) have none."""
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         self._input = InputChanges()
@@ -119,7 +123,7 @@ class TranslationMemo:
         self._previous, self._current = _with(self._previous, self._current), {}
         self._kept_previous, self._kept_current = _with(self._kept_previous, self._kept_current), {}
         self._chunks_previous, self._chunks_current = _with(self._chunks_previous, self._chunks_current), {}
-        self._used = {}
+        self._used, self._used_in_bulk = {}, {}
         self._placed = set()
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
@@ -223,7 +227,7 @@ class TranslationMemo:
             part = objects[start:end]
             chunk = before.get(id(part[0]))
             if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
-                judged(chunk.judged, pools=chunk.judged_pools)
+                judged(chunk.judged)
                 plans.append((part, chunk))
                 continue
             fresh: list[Entry | None] = []
@@ -237,13 +241,17 @@ class TranslationMemo:
         results: list[T] = []
         chunks: dict[int, Chunk] = {}
         for (start, _), (part, plan) in zip(spans, plans, strict=True):
-            used = self._used.get(kind)
-            if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
+            if isinstance(plan, Chunk) and self._none_placed(kind, plan.entries):
                 registered(plan.registered)
-                placed_all = plan.uses <= self._placed
-                if plan.used is not None and not placed_all:
-                    self._place_used(plan.used)  # all of them, at once
+                used = plan.used
+                if used is not None and used.keys.isdisjoint(self._placed):
+                    self._place_used(used, none_placed=True)  # as a rule: all of them, at once
                     placed_all = True
+                else:
+                    placed_all = plan.uses <= self._placed
+                    if used is not None and not placed_all:
+                        self._place_used(used, none_placed=False)
+                        placed_all = True
                 self._replay_ordered(plan.without_uses if placed_all else plan.ordered)
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
@@ -269,6 +277,14 @@ class TranslationMemo:
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
+    def _none_placed(self, kind: str, entries: dict[FragmentKey, Entry]) -> bool:
+        """Whether none of ``entries`` (fragments of ``kind``) was put in place already in this
+        translation, by ``cached`` or along with a chunk that used it."""
+        used = self._used.get(kind)
+        if used and not used.isdisjoint(entries):
+            return False
+        return all(keys.isdisjoint(entries) for keys in self._used_in_bulk.get(kind, ()))
+
     def _used_by(self, entries: dict[FragmentKey, Entry]) -> dict[FragmentKey, Entry]:
         """The fragments ``entries`` use, and the ones those use, as placed in this translation."""
         found: dict[FragmentKey, Entry] = {}
@@ -282,18 +298,19 @@ class TranslationMemo:
                 pending.extend(effect[1] for effect in entry.replay.ordered if effect[0] == "use")
         return found
 
-    def _place_used(self, used: UsedInBulk) -> None:
+    def _place_used(self, used: UsedInBulk, *, none_placed: bool) -> None:
         """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
-        the chunk's, so they read no change either. Registering and judging again is harmless."""
+        the chunk's, so they read no change either. Registering and judging again is harmless.
+        ``none_placed``: none of them is in place yet (the caller has just looked)."""
         judged, registered = self._judged, self._registered
         assert judged is not None, "bind() first"
         assert registered is not None, "bind() first"
-        judged(used.judged, pools=used.judged_pools)
+        judged(used.judged)
         registered(used.registered)
-        if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
+        if none_placed:  # as a rule: then all at once
             self._current.update(used.entries)
             for kind, keys in used.by_kind.items():
-                self._used.setdefault(kind, set()).update(keys)
+                self._used_in_bulk.setdefault(kind, []).append(keys)
         else:
             for key in used.keys - self._placed:
                 self._current[key] = used.entries[key]
