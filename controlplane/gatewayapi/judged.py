@@ -59,7 +59,7 @@ class JudgedKeys:
             if left:
                 counts[key] = left
             else:
-                del counts[key]
+                counts.pop(key)  # ``del`` would run ``Counter.__delitem__``, Python code
                 uncounted.append(key)
         added = [*came, loose - self._loose]
         for piece in added:

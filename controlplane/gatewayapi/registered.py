@@ -96,12 +96,13 @@ class NamedTable(Generic[V]):
             self._pieces = pieces
             return True
         counts, table = self._counts, self._table
+        if 2 * sum(map(len, gone)) > len(table):
+            return False  # most of it differs (a first replay): filled again, in C
         removed: list[str] = []
         for piece in gone:
             for name in piece:
-                if counts[name] != 1:
+                if counts.pop(name) != 1:
                     return False  # registered by another piece too: which one wins depends on order
-                del counts[name]
                 removed.append(name)
         size = len(counts)
         for piece in came:
