@@ -326,7 +326,9 @@ class TranslationMemo:
         previous = self._kept_previous.get(key)
         if previous is not None and previous.inputs == inputs:
             self._replay(previous.replay)
-            entry = previous
+            # Kept with today's inputs: equal ones that are other objects (an object loaded again unchanged)
+            # are compared again next time only if they are reloaded again, not on every change from now on.
+            entry = Kept(inputs, previous.replay, previous.result)
         else:
             frame = Frame()
             self._frames.append(frame)
