@@ -13,6 +13,7 @@ from itertools import chain
 from operator import is_
 from typing import Any, Protocol, TypeVar
 
+from controlplane.replaced import replaced_positions
 from controlplane.resources.problems import ObjectKey
 
 FragmentKey = tuple[str, ObjectKey]
@@ -199,3 +200,11 @@ class JudgedSink(Protocol):
     only add to sets, so where they fall among the others does not matter."""
 
     def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
+
+
+def same_keys(before: Sequence[Any], now: Sequence[Any]) -> bool:
+    """Whether ``now`` has the keys ``before`` had (objects with ``key``), in the same places (looked at only
+    where the objects differ, which are found without running Python code per object)."""
+    if len(before) != len(now):
+        return False
+    return all(before[index].key == now[index].key for index in replaced_positions(before, now))

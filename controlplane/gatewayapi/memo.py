@@ -31,8 +31,11 @@ so a policy's change recomputes what it names, not every backend. A replayed chu
 fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
 (``reloaded``), and statuses are made again only for objects with findings now or before
-(``report.StatusTable``). Which reads the input changed (objects' keys, the targets a changed policy names,
-minted tokens, scanned kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
+(``report.StatusTable``). The set of judged objects and the tables of registrations are not filled afresh
+either: a replayed chunk hands over its very same judged set and registration dicts as last time, and only
+those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``).
+Which reads the input changed (objects' keys, the targets a changed policy names, minted tokens, scanned
+kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
 other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are
 the dependency index, taken from the code that does the reading, so it cannot drift from it. ``translate``
 computes everything, through the same code, with a memo that records nothing (``one_shot.OneShotMemo``);
@@ -61,10 +64,10 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     UsedInBulk,
     chunk_starts,
+    same_keys,
 )
 from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import RecordingResourceSet
-from controlplane.replaced import replaced_positions
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
@@ -96,9 +99,8 @@ class TranslationMemo:
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
         self._used_in_bulk: dict[str, list[frozenset[FragmentKey]]] = {}
-        """The same for the fragments put in place at once (``_place_used``), a set per chunk: added as they
-        are, since they are looked at only by a loop over their kind, and the kinds placed in bulk (policy
-        credentials) have none."""
+        """The same for those put in place at once (``_place_used``), a set per chunk: rarely looked at (by
+        a loop over their kind), so not merged."""
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         self._input = InputChanges()
@@ -215,7 +217,7 @@ class TranslationMemo:
         current, previous = self._current, self._previous
         changed, stale = self._changed_keys, self._stale_kinds
         loop = self._chunks_previous.get(kind)
-        if loop is not None and _same_keys(loop.objects, objects):
+        if loop is not None and same_keys(loop.objects, objects):
             starts = loop.starts  # the same keys in the same places: the same chunks, without hashing each
         else:
             starts = chunk_starts(objects, size=CHUNK_SIZE)
@@ -393,11 +395,3 @@ class TranslationMemo:
 def _with(earlier: dict[K, V], later: dict[K, V]) -> dict[K, V]:
     """``earlier`` with ``later``'s entries put in: ``earlier`` itself when ``later`` is empty."""
     return {**earlier, **later} if later else earlier
-
-
-def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
-    """Whether ``now`` has the keys ``before`` had, in the same places (looked at only where the objects
-    differ, which are found without running Python code per object)."""
-    if len(before) != len(now):
-        return False
-    return all(before[index].key == now[index].key for index in replaced_positions(before, now))
