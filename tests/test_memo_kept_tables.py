@@ -1,7 +1,8 @@
-"""The tables a translation fills that are kept up to date from the last one instead of filled afresh
-(``gatewayapi.judged``, ``gatewayapi.registered``) against filling them afresh, over random sequences of
-translations that hand over the very same collections again, other ones, the same ones in another order or
-twice, and names or keys shared between them."""
+"""What the memo keeps from one translation to the next instead of filling afresh: the judged objects
+(``gatewayapi.judged``) and registered tables (``gatewayapi.registered``) against filling them afresh, over
+random sequences of translations that hand over the very same collections again, other ones, the same ones
+in another order or twice, and names or keys shared between them; and ``kept``'s inputs, which an equal copy
+replaces so that it is not compared on every later translation."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controlplane.gatewayapi.judged import JudgedKeys
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.registered import NamedTable, Registrations
 from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.problems import ObjectKey
+from controlplane.resources.resource_set import ResourceSet
 
 _NAMES = [f"n{index}" for index in range(8)]
 _VALUES = [f"v{index}" for index in range(3)]
@@ -101,6 +104,31 @@ def test_judged_keys_are_the_union_of_what_was_judged(
         assert judged.pools == {key for key in expected if key.kind == INFERENCE_POOL_KIND}
         assert (judged.version is version) == (expected == before)
         before = expected
+
+
+class _Counted:
+    """An input that counts how often it is compared by value."""
+
+    compared = 0
+
+    def __eq__(self, other: object) -> bool:
+        _Counted.compared += 1
+        return isinstance(other, _Counted)
+
+    __hash__ = object.__hash__
+
+
+def test_kept_compares_an_input_given_again_as_an_equal_copy_once() -> None:
+    memo = TranslationMemo()
+    first, copy = (_Counted(),), (_Counted(),)
+    results: list[list[object]] = []
+    for inputs in (first, copy, copy, copy):  # an object loaded again unchanged, then left alone
+        memo.begin(ResourceSet())
+        memo.bind(lambda _effect: None, judged=lambda _keys: None, registered=lambda _tables: None)
+        results.append(memo.kept("step", inputs, list))
+        memo.finish()
+    assert all(result is results[0] for result in results)  # equal inputs: computed once
+    assert _Counted.compared == 1  # the copy compared once; after that it is the very input kept
 
 
 def _registered(pieces: list[dict[str, str]]) -> Registrations[str]:
