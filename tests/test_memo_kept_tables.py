@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.gatewayapi.judged import JudgedKeys
+from controlplane.gatewayapi.judged import JudgedKeys, Pieces
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.registered import NamedTable, Registrations
 from controlplane.resources.groups import INFERENCE_POOL_KIND
@@ -104,6 +104,17 @@ def test_judged_keys_are_the_union_of_what_was_judged(
         assert judged.pools == {key for key in expected if key.kind == INFERENCE_POOL_KIND}
         assert (judged.version is version) == (expected == before)
         before = expected
+
+
+def test_judged_keys_follow_a_translation_that_judges_more_after_settling() -> None:
+    judged, pieces, loose = JudgedKeys(), Pieces(), set[ObjectKey]()
+    judged.settle(pieces, loose)
+    piece = frozenset(_KEYS[:2])
+    pieces[id(piece)] = piece
+    loose.add(_KEYS[5])
+    judged.settle(pieces, loose)  # the very same dict and set, added to
+    assert set(judged.keys) == {*_KEYS[:2], _KEYS[5]}
+    assert judged.pools == {_KEYS[5]}
 
 
 class _Counted:

@@ -64,7 +64,7 @@ class JudgedKeys:
         added = [*came, loose - self._loose]
         for piece in added:
             counts.update(piece)
-        self._pieces, self._loose = pieces, loose
+        self._pieces, self._loose = dict(pieces), set(loose)  # copies: the caller may add to its own
         removed = [key for key in uncounted if key not in counts]  # not counted again by what came
         if removed or len(counts) != size:
             self.pools.difference_update(key for key in removed if key.kind == INFERENCE_POOL_KIND)
@@ -80,7 +80,7 @@ class JudgedKeys:
         if counts.keys() != before:
             self.pools = set(pools_among(counts.keys()))
             self.version = object()
-        self._counts, self._pieces, self._loose = counts, pieces, loose
+        self._counts, self._pieces, self._loose = counts, dict(pieces), set(loose)
 
 
 def pools_among(keys: Collection[ObjectKey]) -> frozenset[ObjectKey]:
