@@ -113,8 +113,9 @@ _STATE = st.tuples(
 )
 
 
-def _findings(report: Report) -> tuple[list[str], set[Any], set[Any]]:
-    return [problem.format() for problem in report.problems()], set(report._seen), set(report._pools)
+def _findings(report: Report) -> tuple[list[str], dict[Any, Any]]:
+    """The problems, and a status per judged object."""
+    return [problem.format() for problem in report.problems()], report.statuses().by_key
 
 
 _REORDERED_AND_ADDED = [

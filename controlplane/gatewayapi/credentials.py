@@ -23,11 +23,12 @@ from controlplane.gatewayapi.aws_credentials import (
     profile_keys,
 )
 from controlplane.gatewayapi.credential_override import OverrideRefused, override_for, refuse_aws_override
-from controlplane.gatewayapi.fragments import Effect, in_name_order
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.gatewayapi.policy_targets import PolicyTargets, target_key
 from controlplane.gatewayapi.recording import policy_target
+from controlplane.gatewayapi.registered import NamedTable, Registrations
 from controlplane.gatewayapi.report import Report
 from controlplane.gatewayapi.token_policies import (
     AWS_EXCHANGE_PATH,
@@ -72,7 +73,9 @@ class CredentialResolver:
         self._resources = resources
         self._report = report
         self._memo = memo
-        self._secrets: dict[str, ir.CredentialSecret] = {}
+        self._secrets: Registrations[ir.CredentialSecret] = Registrations()
+        self._secret_table: NamedTable[ir.CredentialSecret] = memo.carried("credential secrets", NamedTable)
+        """Lists them in name order from the last translation's list (``registered``)."""
         self._mint_requests: dict[ObjectKey, MintRequest] = {}
         # Kept up to date from the last translation's: re-files only the policies and backends changed.
         self._policies = memo.carried("policy targets", PolicyTargets).update(
@@ -81,7 +84,7 @@ class CredentialResolver:
 
     @property
     def secrets(self) -> tuple[ir.CredentialSecret, ...]:
-        return in_name_order(self._secrets)
+        return self._secret_table.values(self._secrets)
 
     def for_target(
         self, target: AIServiceBackend | InferencePoolBase
@@ -121,11 +124,14 @@ class CredentialResolver:
         if table == "mint":
             self._mint_requests[name] = value
         else:
-            self._secrets[name] = value
+            self._secrets.put(name, value)
 
     def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
         """Registers replayed secrets or tokens to mint at once (not recorded: only the memo replays)."""
-        (self._mint_requests if table == "mint" else self._secrets).update(entries)
+        if table == "mint":
+            self._mint_requests.update(entries)
+        else:
+            self._secrets.put_all(entries)
 
     def _resolve(self, policy: BackendSecurityPolicy) -> ir.Credential | ir.AwsSigning | PolicyFailed:
         spec = policy.spec

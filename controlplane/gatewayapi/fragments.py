@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import is_, itemgetter
+from operator import is_
 from typing import Any, Protocol, TypeVar
 
-from controlplane.resources.groups import INFERENCE_POOL_KIND
+from controlplane.replaced import replaced_positions
 from controlplane.resources.problems import ObjectKey
 
 FragmentKey = tuple[str, ObjectKey]
@@ -65,9 +65,7 @@ class Chunk:
     kinds: frozenset[type]
     entries: dict[FragmentKey, Entry]
     judged: frozenset[ObjectKey]
-    """A set: marked judged by merging it, which does not hash every key again."""
-    judged_pools: frozenset[ObjectKey]
-    """The InferencePools among ``judged``, found once here rather than on each replay."""
+    """Marked judged as it is (``judged.JudgedKeys`` counts it again only when it is another set)."""
     registered: dict[str, dict[Hashable, Any]]
     ordered: tuple[Effect, ...]
     """The fragments' other effects, in order."""
@@ -100,7 +98,6 @@ class Chunk:
             kinds=frozenset().union(*(entry.kinds for entry in entries.values())),
             entries=entries,
             judged=judged,
-            judged_pools=pools_among(judged),
             registered=registered,
             ordered=tuple(ordered),
             uses=frozenset(effect[1] for effect in ordered if effect[0] == "use"),
@@ -127,8 +124,6 @@ class UsedInBulk:
     keys: frozenset[FragmentKey]
     by_kind: dict[str, frozenset[FragmentKey]]
     judged: frozenset[ObjectKey]
-    judged_pools: frozenset[ObjectKey]
-    """The InferencePools among ``judged``."""
     registered: dict[str, dict[Hashable, Any]]
 
     @classmethod
@@ -152,7 +147,6 @@ class UsedInBulk:
             keys=frozenset(entries),
             by_kind={kind: frozenset(keys) for kind, keys in by_kind.items()},
             judged=judged,
-            judged_pools=pools_among(judged),
             registered=registered,
         )
 
@@ -205,22 +199,12 @@ class JudgedSink(Protocol):
     """Applies the replayed ``("report", key, None)`` effects (the object was judged) all at once: they
     only add to sets, so where they fall among the others does not matter."""
 
-    def __call__(self, keys: Collection[ObjectKey], /, *, pools: Collection[ObjectKey] | None = None) -> None:
-        """``pools``: the InferencePools among ``keys`` when the caller knows them (None: looked for)."""
+    def __call__(self, keys: Collection[ObjectKey], /) -> None: ...
 
 
-def pools_among(keys: Collection[ObjectKey]) -> frozenset[ObjectKey]:
-    """The InferencePools' keys among ``keys``."""
-    if INFERENCE_POOL_KIND not in map(_kind, keys):  # most hold none: found so without Python code per key
-        return frozenset()
-    return frozenset(key for key in keys if key.kind == INFERENCE_POOL_KIND)
-
-
-_kind = itemgetter(1)
-"""An ``ObjectKey``'s kind (a named tuple's field, read in C)."""
-
-
-def in_name_order(table: Mapping[str, V]) -> tuple[V, ...]:
-    """A registered table's values in name order (how the IR lists clusters and secrets), looked up in C:
-    with 10,000 hops registered, a Python step per entry cost a millisecond per table on every change."""
-    return tuple(map(table.__getitem__, sorted(table)))
+def same_keys(before: Sequence[Any], now: Sequence[Any]) -> bool:
+    """Whether ``now`` has the keys ``before`` had (objects with ``key``), in the same places (looked at only
+    where the objects differ, which are found without running Python code per object)."""
+    if len(before) != len(now):
+        return False
+    return all(before[index].key == now[index].key for index in replaced_positions(before, now))

@@ -31,8 +31,11 @@ so a policy's change recomputes what it names, not every backend. A replayed chu
 fragments that only register and judge (a backend's policy credential) puts those in place at once. The
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
 (``reloaded``), and statuses are made again only for objects with findings now or before
-(``report.StatusTable``). Which reads the input changed (objects' keys, the targets a changed policy names,
-minted tokens, scanned kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
+(``report.StatusTable``). The set of judged objects and the tables of registrations are not filled afresh
+either: a replayed chunk hands over its very same judged set and registration dicts as last time, and only
+those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``).
+Which reads the input changed (objects' keys, the targets a changed policy names, minted tokens, scanned
+kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
 other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are
 the dependency index, taken from the code that does the reading, so it cannot drift from it. ``translate``
 computes everything, through the same code, with a memo that records nothing (``one_shot.OneShotMemo``);
@@ -61,10 +64,10 @@ from controlplane.gatewayapi.fragments import (
     Replay,
     UsedInBulk,
     chunk_starts,
+    same_keys,
 )
 from controlplane.gatewayapi.input_changes import InputChanges
 from controlplane.gatewayapi.recording import RecordingResourceSet
-from controlplane.replaced import replaced_positions
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey
@@ -95,6 +98,9 @@ class TranslationMemo:
         self._used: dict[str, set[FragmentKey]] = {}
         """The fragments of each kind ``cached`` put in place in this translation (a loop over the kind
         finds them there already)."""
+        self._used_in_bulk: dict[str, list[frozenset[FragmentKey]]] = {}
+        """The same for those put in place at once (``_place_used``), a set per chunk: rarely looked at (by
+        a loop over their kind), so not merged."""
         self._placed: set[FragmentKey] = set()
         """``_current``'s keys again, as a set: a chunk's uses are looked for there without hashing them."""
         self._input = InputChanges()
@@ -119,7 +125,7 @@ class TranslationMemo:
         self._previous, self._current = _with(self._previous, self._current), {}
         self._kept_previous, self._kept_current = _with(self._kept_previous, self._kept_current), {}
         self._chunks_previous, self._chunks_current = _with(self._chunks_previous, self._chunks_current), {}
-        self._used = {}
+        self._used, self._used_in_bulk = {}, {}
         self._placed = set()
         self.computed = 0
         return RecordingResourceSet(resources, memo=self)
@@ -211,7 +217,7 @@ class TranslationMemo:
         current, previous = self._current, self._previous
         changed, stale = self._changed_keys, self._stale_kinds
         loop = self._chunks_previous.get(kind)
-        if loop is not None and _same_keys(loop.objects, objects):
+        if loop is not None and same_keys(loop.objects, objects):
             starts = loop.starts  # the same keys in the same places: the same chunks, without hashing each
         else:
             starts = chunk_starts(objects, size=CHUNK_SIZE)
@@ -223,7 +229,7 @@ class TranslationMemo:
             part = objects[start:end]
             chunk = before.get(id(part[0]))
             if chunk is not None and chunk.fits(part, changed=changed, stale=stale):
-                judged(chunk.judged, pools=chunk.judged_pools)
+                judged(chunk.judged)
                 plans.append((part, chunk))
                 continue
             fresh: list[Entry | None] = []
@@ -237,13 +243,17 @@ class TranslationMemo:
         results: list[T] = []
         chunks: dict[int, Chunk] = {}
         for (start, _), (part, plan) in zip(spans, plans, strict=True):
-            used = self._used.get(kind)
-            if isinstance(plan, Chunk) and (not used or used.isdisjoint(plan.entries)):
+            if isinstance(plan, Chunk) and self._none_placed(kind, plan.entries):
                 registered(plan.registered)
-                placed_all = plan.uses <= self._placed
-                if plan.used is not None and not placed_all:
-                    self._place_used(plan.used)  # all of them, at once
+                used = plan.used
+                if used is not None and used.keys.isdisjoint(self._placed):
+                    self._place_used(used, none_placed=True)  # as a rule: all of them, at once
                     placed_all = True
+                else:
+                    placed_all = plan.uses <= self._placed
+                    if used is not None and not placed_all:
+                        self._place_used(used, none_placed=False)
+                        placed_all = True
                 self._replay_ordered(plan.without_uses if placed_all else plan.ordered)
                 current.update(plan.entries)
                 self._placed.update(plan.entries)
@@ -269,6 +279,14 @@ class TranslationMemo:
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
+    def _none_placed(self, kind: str, entries: dict[FragmentKey, Entry]) -> bool:
+        """Whether none of ``entries`` (fragments of ``kind``) was put in place already in this
+        translation, by ``cached`` or along with a chunk that used it."""
+        used = self._used.get(kind)
+        if used and not used.isdisjoint(entries):
+            return False
+        return all(keys.isdisjoint(entries) for keys in self._used_in_bulk.get(kind, ()))
+
     def _used_by(self, entries: dict[FragmentKey, Entry]) -> dict[FragmentKey, Entry]:
         """The fragments ``entries`` use, and the ones those use, as placed in this translation."""
         found: dict[FragmentKey, Entry] = {}
@@ -282,18 +300,19 @@ class TranslationMemo:
                 pending.extend(effect[1] for effect in entry.replay.ordered if effect[0] == "use")
         return found
 
-    def _place_used(self, used: UsedInBulk) -> None:
+    def _place_used(self, used: UsedInBulk, *, none_placed: bool) -> None:
         """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
-        the chunk's, so they read no change either. Registering and judging again is harmless."""
+        the chunk's, so they read no change either. Registering and judging again is harmless.
+        ``none_placed``: none of them is in place yet (the caller has just looked)."""
         judged, registered = self._judged, self._registered
         assert judged is not None, "bind() first"
         assert registered is not None, "bind() first"
-        judged(used.judged, pools=used.judged_pools)
+        judged(used.judged)
         registered(used.registered)
-        if used.keys.isdisjoint(self._placed):  # as a rule: then all at once
+        if none_placed:  # as a rule: then all at once
             self._current.update(used.entries)
             for kind, keys in used.by_kind.items():
-                self._used.setdefault(kind, set()).update(keys)
+                self._used_in_bulk.setdefault(kind, []).append(keys)
         else:
             for key in used.keys - self._placed:
                 self._current[key] = used.entries[key]
@@ -309,7 +328,9 @@ class TranslationMemo:
         previous = self._kept_previous.get(key)
         if previous is not None and previous.inputs == inputs:
             self._replay(previous.replay)
-            entry = previous
+            # Kept with today's inputs: equal ones that are other objects (an object loaded again unchanged)
+            # are compared again next time only if they are reloaded again, not on every change from now on.
+            entry = Kept(inputs, previous.replay, previous.result)
         else:
             frame = Frame()
             self._frames.append(frame)
@@ -374,11 +395,3 @@ class TranslationMemo:
 def _with(earlier: dict[K, V], later: dict[K, V]) -> dict[K, V]:
     """``earlier`` with ``later``'s entries put in: ``earlier`` itself when ``later`` is empty."""
     return {**earlier, **later} if later else earlier
-
-
-def _same_keys(before: Sequence[Resource], now: Sequence[Resource]) -> bool:
-    """Whether ``now`` has the keys ``before`` had, in the same places (looked at only where the objects
-    differ, which are found without running Python code per object)."""
-    if len(before) != len(now):
-        return False
-    return all(before[index].key == now[index].key for index in replaced_positions(before, now))

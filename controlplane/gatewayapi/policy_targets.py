@@ -44,8 +44,9 @@ class PolicyTargets:
         """Nothing filed: the next ``update`` files everything."""
         self._policies: tuple[BackendSecurityPolicy, ...] = ()
         self._backends: tuple[AIServiceBackend, ...] = ()
-        self._keys: set[ObjectKey] = set()
-        """The policies' keys: all of them are judged."""
+        self._keys: frozenset[ObjectKey] = frozenset()
+        """The policies' keys: all of them are judged (the same set as long as they are the same, which the
+        report then does not count again: ``judged.JudgedKeys``)."""
         self._claimants: dict[TargetKey, dict[int, BackendSecurityPolicy]] = {}
         """The policies whose ``targetRefs`` name each target, by ``id``."""
         self._chosen: dict[TargetKey, BackendSecurityPolicy] = {}
@@ -74,7 +75,7 @@ class PolicyTargets:
         except BaseException:
             self._reset()  # half filed
             raise
-        report.judged(self._keys, pools=())  # policies' keys: none of them is an InferencePool's
+        report.judged(self._keys)
         self._report_conflicts(report)
         if not self._legacy:
             return self._chosen
@@ -90,15 +91,16 @@ class PolicyTargets:
         if not removed and not added:
             return
         self._positions = None
+        gone, came = {policy.key for policy in removed}, {policy.key for policy in added}
+        if gone != came:  # not only policies given again under their keys
+            self._keys = self._keys.difference(gone).union(came)
         touched: set[TargetKey] = set()
         for policy in removed:
-            self._keys.discard(policy.key)
             for target in _named(policy):
                 claimants = self._claimants[target]
                 claimants.pop(id(policy), None)
                 touched.add(target)
         for policy in added:
-            self._keys.add(policy.key)
             for target in _named(policy):
                 self._claimants.setdefault(target, {})[id(policy)] = policy
                 touched.add(target)

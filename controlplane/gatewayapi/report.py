@@ -13,9 +13,9 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from controlplane.gatewayapi.fragments import Effect, pools_among
+from controlplane.gatewayapi.fragments import Effect
+from controlplane.gatewayapi.judged import JudgedKeys, Pieces
 from controlplane.gatewayapi.memo import TranslationMemo
-from controlplane.resources.groups import INFERENCE_POOL_KIND
 from controlplane.resources.meta import Resource
 from controlplane.resources.parse import Loaded
 from controlplane.resources.problems import ObjectKey, Problem, Severity
@@ -55,8 +55,9 @@ class StatusTable:
     """A translation's statuses, with what the next one needs to make its own from them quickly."""
 
     by_key: dict[ObjectKey, ObjectStatus]
-    judged: set[ObjectKey]
-    """``by_key``'s keys as a set: the next translation's judged objects are compared with it."""
+    judged: object
+    """The ``JudgedKeys.version`` of ``by_key``'s keys: the next translation judged the same objects when
+    its version is this very object."""
     unwell: frozenset[ObjectKey]
     """The objects whose status is not all well: made again each time."""
 
@@ -84,9 +85,11 @@ class Report:
         self._memo = memo
         self._findings: dict[ObjectKey, list[_Finding]] = defaultdict(list)
         self._parents: dict[ObjectKey, set[ObjectKey]] = defaultdict(set)
-        self._seen: set[ObjectKey] = set()
-        self._pools: set[ObjectKey] = set()
-        """The InferencePools judged: their statuses carry parents."""
+        self._judged_pieces: Pieces = {}
+        """What ``judged`` was given (by ``id``), for ``JudgedKeys.settle``."""
+        self._judged_loose: set[ObjectKey] = set()
+        """The other keys judged."""
+        self._judged = memo.carried("judged keys", JudgedKeys) if memo is not None else JudgedKeys()
 
     def consider(self, obj: Resource) -> None:
         """Marks ``obj`` as judged, so it gets a status even when nothing was wrong."""
@@ -148,40 +151,45 @@ class Report:
         """A status per judged object, in key order. ``previous`` (the last translation's) lends its order
         and its statuses of objects still all well: most of them. ``managed_parents`` (the Gateways that are
         ours) goes with every InferencePool's, which is always made again (see ``ObjectStatus``)."""
-        previous = previous or StatusTable({}, set(), frozenset())
+        previous = previous or StatusTable({}, None, frozenset())
         before, unwell = previous.by_key, previous.unwell
-        if previous.judged == self._seen:  # two sets: compared without hashing every key again
-            # The same objects judged: only those with findings now or before get a status made again; with
-            # none, last time's table is this one's (not copied: tens of thousands of statuses, every change).
-            remade = {*unwell, *self._findings, *self._pools}
+        judged = self._judged
+        judged.settle(self._judged_pieces, self._judged_loose)
+        pools = judged.pools
+        if previous.judged is judged.version:  # the same objects judged (known without comparing them all)
+            # Only those with findings now or before get a status made again; with none, last time's table
+            # is this one's (not copied: tens of thousands of statuses, every change).
+            remade = {*unwell, *self._findings, *pools}
             out = dict(before) if remade else before
             for key in remade:
                 out[key] = self._status(key, managed_parents)
         elif not before:  # a first translation: every status is made, most of them all well
-            findings, pools = self._findings, self._pools
+            findings = self._findings
             out = {
                 key: self._status(key, managed_parents)
                 if key in findings or key in pools
                 else ObjectStatus(key, _ALL_WELL)
-                for key in _in_key_order(self._seen)
+                for key in _in_key_order(judged.keys)
             }
         else:
             out = {}
-            for key in _in_key_order(self._seen):
+            for key in _in_key_order(judged.keys):
                 kept = before.get(key)
-                if kept is None or key in unwell or key in self._findings or key in self._pools:
+                if kept is None or key in unwell or key in self._findings or key in pools:
                     out[key] = self._status(key, managed_parents)
                 else:
                     out[key] = kept
         # Only a status made now from findings is not all well: the few objects with findings are looked at.
         return StatusTable(
-            out, self._seen, frozenset(key for key in self._findings if out[key].conditions is not _ALL_WELL)
+            out,
+            judged.version,
+            frozenset(key for key in self._findings if out[key].conditions is not _ALL_WELL),
         )
 
     def _status(self, key: ObjectKey, managed_parents: frozenset[ObjectKey]) -> ObjectStatus:
         findings = self._findings.get(key)
         conditions = _conditions(findings) if findings else _ALL_WELL
-        if key in self._pools:
+        if key in self._judged.pools:
             parents = tuple(sorted(self._parents.get(key, ()), key=ObjectKey.order))
             return ObjectStatus(key, conditions, parents, managed_parents)
         return ObjectStatus(key, conditions)
@@ -192,19 +200,19 @@ class Report:
             self._memo.effect(effect)
         self.apply(effect)
 
-    def judged(self, keys: Collection[ObjectKey], *, pools: Collection[ObjectKey] | None = None) -> None:
-        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``).
-        ``pools``: the InferencePools among ``keys``, from a caller that keeps them apart (None: looked for
-        among all of them)."""
-        self._seen.update(keys)
-        self._pools.update(pools_among(keys) if pools is None else pools)
+    def judged(self, keys: Collection[ObjectKey]) -> None:
+        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``). An
+        immutable collection (frozenset, tuple) is kept as it is: the next translation's ``JudgedKeys``
+        looks only at those that are not the very same objects again."""
+        if isinstance(keys, frozenset | tuple):
+            self._judged_pieces[id(keys)] = keys
+        else:
+            self._judged_loose.update(keys)
 
     def apply(self, effect: Effect) -> None:
         """Applies one ``("report", key, finding or None)`` effect (a replayed one: nothing to record)."""
         _, key, finding = effect
-        self._seen.add(key)
-        if key.kind == INFERENCE_POOL_KIND:
-            self._pools.add(key)
+        self._judged_loose.add(key)
         if finding is None:
             return  # most effects: the object was judged
         if isinstance(finding, _Parent):

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from controlplane import ir
-from controlplane.gatewayapi.fragments import Effect, in_name_order
+from controlplane.gatewayapi.fragments import Effect
 from controlplane.gatewayapi.grants import denied_message, reference_allowed
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.gatewayapi.registered import NamedTable, Registrations
 from controlplane.gatewayapi.report import Report
 from controlplane.resources.core import Service, ServicePort
 from controlplane.resources.envoy_gateway import Backend
@@ -37,17 +38,20 @@ class UpstreamResolver:
         self._resources = resources
         self._report = report
         self._memo = memo
-        self._clusters: dict[str, ir.UpstreamCluster] = {}
-        self._ca_bundles: dict[str, ir.CaBundle] = {}
+        self._clusters: Registrations[ir.UpstreamCluster] = Registrations()
+        self._ca_bundles: Registrations[ir.CaBundle] = Registrations()
+        # Listed in name order from the last translation's lists (``registered``).
+        self._cluster_table: NamedTable[ir.UpstreamCluster] = memo.carried("clusters", NamedTable)
+        self._ca_bundle_table: NamedTable[ir.CaBundle] = memo.carried("CA bundles", NamedTable)
         self._tls_policies = _tls_policies_by_target(resources, report)
 
     @property
     def clusters(self) -> tuple[ir.UpstreamCluster, ...]:
-        return in_name_order(self._clusters)
+        return self._cluster_table.values(self._clusters)
 
     @property
     def ca_bundles(self) -> tuple[ir.CaBundle, ...]:
-        return in_name_order(self._ca_bundles)
+        return self._ca_bundle_table.values(self._ca_bundles)
 
     def for_backend_ref(self, owner: Resource, ref: BackendObjectReference, path: str) -> Upstream | None:
         namespace = ref.namespace or owner.namespace
@@ -91,11 +95,11 @@ class UpstreamResolver:
         """Registers a cluster or CA bundle (recorded for the memo, or replayed by it)."""
         self._memo.effect(effect)
         _, table, name, value = effect
-        (self._clusters if table == "cluster" else self._ca_bundles)[name] = value
+        (self._clusters if table == "cluster" else self._ca_bundles).put(name, value)
 
     def register_all(self, table: str, entries: Mapping[Any, Any]) -> None:
         """Registers replayed clusters or CA bundles at once (not recorded: only the memo replays)."""
-        (self._clusters if table == "cluster" else self._ca_bundles).update(entries)
+        (self._clusters if table == "cluster" else self._ca_bundles).put_all(entries)
 
     def _backend(self, backend: Backend) -> Upstream | None:
         self._report.consider(backend)
