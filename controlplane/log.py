@@ -16,7 +16,8 @@ import structlog
 def configure_logging(*, json: bool, level: str) -> None:
     """Configure structlog and the standard library logging.
 
-    `level` is a standard level name (``debug``, ``info``, ``warning``, ``error``); case does not matter.
+    `level` is a standard level name (``debug``, ``info``, ``warning``, ``error``, ``critical``, or ``warn``
+    for ``warning``); case does not matter.
     """
     numeric_level = logging.getLevelNamesMapping().get(level.upper())
     if numeric_level is None:

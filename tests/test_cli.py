@@ -17,6 +17,8 @@ import pytest
 from controlplane.admin import AdminServer
 from controlplane.cli import build_parser, main
 from controlplane.commands import bootstrap
+from controlplane.commands._pipeline_args import pipeline_options
+from controlplane.crdgen import render
 from controlplane.devtools.fake_backend.__main__ import main as fake_backend_main
 from controlplane.serving import PortUnavailable, ServeOptions, _listen
 from controlplane.sources.base import SourceUnavailable
@@ -82,22 +84,36 @@ def test_the_port_flags_checked_below_are_all_there_are() -> None:
     ]
 
 
+_LOWEST_PORT = {"--listener-port": 1}
+"""An Envoy listener's port is one of Gateway API's 1 to 65535; the ports we listen on take 0 too (the OS
+chooses)."""
+
+
 @pytest.mark.parametrize(("command", "flag"), _port_flags())
-@pytest.mark.parametrize("value", ["70000", "65536", "-5", "http"])
-def test_a_port_outside_0_to_65535_is_a_usage_error(
+@pytest.mark.parametrize("value", ["70000", "65536", "below", "-5", "http"])
+def test_a_port_outside_its_range_is_a_usage_error(
     command: str, flag: str, value: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    lowest = _LOWEST_PORT.get(flag, 0)
+    value = str(lowest - 1) if value == "below" else value
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([command, *_ARGUMENTS_REQUIRED.get(command, []), f"{flag}={value}"])
     assert exited.value.code == 2
-    assert f"argument {flag}: '{value}' is not a port number (0 to 65535)" in capsys.readouterr().err
+    assert f"argument {flag}: '{value}' is not a port number ({lowest} to 65535)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("command", "flag"), _port_flags())
-@pytest.mark.parametrize("value", [0, 65535])
-def test_ports_0_to_65535_are_taken(command: str, flag: str, value: int) -> None:
+@pytest.mark.parametrize("end", ["lowest", "highest"])
+def test_the_ports_of_its_range_are_taken(command: str, flag: str, end: str) -> None:
+    value = _LOWEST_PORT.get(flag, 0) if end == "lowest" else 65535
     args = build_parser().parse_args([command, *_ARGUMENTS_REQUIRED.get(command, []), f"{flag}={value}"])
     assert getattr(args, flag.removeprefix("--").replace("-", "_")) == value
+
+
+@pytest.mark.parametrize(("given", "port"), [([], 10080), (["--listener-port=1"], 1)])
+def test_the_listener_port_given_is_the_one_translated(given: list[str], port: int) -> None:
+    args = build_parser().parse_args(["translate", "examples", *given])
+    assert pipeline_options(args).default_port == port
 
 
 @pytest.mark.parametrize("flag", ["--port=70000", "--log-level=verbose"])
@@ -159,15 +175,41 @@ def test_an_xds_server_started_twice_is_a_bug_not_a_port_unavailable() -> None:
     assert str(error) == "the xDS server is already started"
 
 
-def test_a_broken_pipe_not_on_stdout_is_not_taken_for_a_reader_that_left(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    def render_bootstrap(**_arguments: object) -> str:
-        raise BrokenPipeError("a socket, say")
+def test_an_xds_start_cut_short_leaves_its_port_free_at_once() -> None:
+    """Cancelled (the process told to stop) once the port is bound but before the server runs."""
 
-    monkeypatch.setattr(bootstrap, "render_bootstrap", render_bootstrap)
+    async def cut_short() -> None:
+        with socket.socket() as chooser:
+            chooser.bind(("127.0.0.1", 0))
+            port = chooser.getsockname()[1]
+        start = asyncio.ensure_future(XdsServer(cache=SnapshotCache()).start(host="127.0.0.1", port=port))
+        await asyncio.sleep(0)  # one step: the port bound, the start awaiting grpc's
+        start.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+    asyncio.run(cut_short())
+
+
+def _raise_a_broken_pipe(*_arguments: object, **_keywords: object) -> str:
+    raise BrokenPipeError("a socket, say")
+
+
+@pytest.mark.parametrize(
+    ("module", "writer", "argv"),
+    [
+        (bootstrap, "render_bootstrap", ["bootstrap", "--xds-address=127.0.0.1:18000"]),
+        (render, "write", ["crds", "--output=OUTPUT"]),
+    ],
+)
+def test_a_broken_pipe_not_on_stdout_is_not_taken_for_a_reader_that_left(
+    module: object, writer: str, argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(module, writer, _raise_a_broken_pipe)
     with pytest.raises(BrokenPipeError, match="a socket, say"):
-        main(["bootstrap", "--xds-address=127.0.0.1:18000"])
+        main([argument.replace("OUTPUT", str(tmp_path)) for argument in argv])
 
 
 _UNUSABLE_KUBECONFIGS = {
@@ -190,6 +232,82 @@ def test_a_kubeconfig_that_cannot_be_used_is_named_with_why_in_one_line(tmp_path
     assert "\n" not in str(raised.value)
 
 
+_SECRET = "s3cr3t"
+"""In every value of the kubeconfigs below that must never be told: tokens, client keys, proxy passwords."""
+
+_KUBECONFIG_HEAD = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+    "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
+)
+_CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+_USER = f"users:\n- name: u\n  user: {{token: {_SECRET}-token}}\n"
+_KUBECONFIGS_WITH_SECRETS = {
+    # case: (the kubeconfig, why the message says it is unusable)
+    "a user not nested in user:": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  token: {_SECRET}-token\n"
+        f"  client-key-data: {_SECRET}-key\n",
+        "Invalid kube-config file. Expected key user in {path}/{{...}}",
+    ),
+    "a cluster not nested in cluster:": (
+        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  server: https://127.0.0.1:1\n"
+        f"  proxy-url: http://admin:{_SECRET}@proxy\n{_USER}",
+        "Invalid kube-config file. Expected key cluster in {path}/{{...}}",
+    ),
+    "a token tagged !!int": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{token: !!int {_SECRET}}}\n",
+        "a value in it is of the wrong type or form (ValueError; its text is left out)",
+    ),
+    "a user that is a string": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {_SECRET}-token\n",
+        "a value in it is of the wrong type or form (AttributeError; its text is left out)",
+    ),
+    "a client key not in base64": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
+        f"  user: {{client-certificate-data: {_SECRET}-, client-key-data: {_SECRET}-}}\n",
+        "a value in it is of the wrong type or form (binascii.Error; its text is left out)",
+    ),
+    # The loader iterates a string as the list it expects, and names the entry by its first character.
+    "users that are a string": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users: {_SECRET}\n",
+        "its users are not a list of mappings",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_KUBECONFIGS_WITH_SECRETS))
+def test_a_kubeconfig_that_cannot_be_used_is_named_without_its_values(tmp_path: Path, case: str) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    text, why = _KUBECONFIGS_WITH_SECRETS[case]
+    kubeconfig.write_text(text)
+    with pytest.raises(SourceUnavailable) as raised:
+        KubeApi.connect(kubeconfig=kubeconfig)
+    assert str(raised.value) == f"--kubeconfig {kubeconfig}: {why.format(path=kubeconfig)}"
+    assert _SECRET not in str(raised.value)
+
+
+def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--kubeconfig=~/.kube/config``: the shell expands no ``~`` after ``=``."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".kube").mkdir()
+    (tmp_path / ".kube" / "config").write_text(f"{_KUBECONFIG_HEAD}{_CLUSTER}{_USER}")
+    api = KubeApi.connect(kubeconfig=Path("~/.kube/config"))
+    try:
+        assert api.server == "https://127.0.0.1:1"
+    finally:
+        api.close()
+
+
+def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_bytes(b"clusters: \xc3\x28\n")
+    with pytest.raises(
+        SourceUnavailable, match=f'invalid continuation byte in "{re.escape(str(kubeconfig))}"'
+    ):
+        KubeApi.connect(kubeconfig=kubeconfig)
+
+
 def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -198,11 +316,18 @@ def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named
         KubeApi.connect()
 
 
+_SERVE_KUBECONFIGS = {case: _UNUSABLE_KUBECONFIGS[case] for case in ("missing", "not YAML")} | {
+    case: text for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
+}
+
+
 @pytest.mark.envoy
-@pytest.mark.parametrize("case", ["missing", "not YAML"])
-def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path, case: str) -> None:
+@pytest.mark.parametrize("case", sorted(_SERVE_KUBECONFIGS))
+def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line_telling_none_of_its_values(
+    tmp_path: Path, case: str
+) -> None:
     kubeconfig = tmp_path / "kubeconfig"
-    text = _UNUSABLE_KUBECONFIGS[case]
+    text = _SERVE_KUBECONFIGS[case]
     if text is not None:
         kubeconfig.write_text(text)
     command = ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--xds-port=0", "--admin-port=0"]
@@ -216,13 +341,28 @@ def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line(tmp_path: Path,
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), line
+    assert _SECRET not in done.stderr + done.stdout
 
 
 @pytest.mark.envoy
-def test_a_reader_that_stops_early_gets_no_traceback() -> None:
-    """``controlplane translate examples | head``: the pipe closes long before the document ends."""
+def test_a_reader_that_stops_early_gets_no_traceback_and_every_problem(tmp_path: Path) -> None:
+    """``controlplane translate examples | head``: the pipe closes long before the document ends; the
+    problems, on stderr, are still told."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "apiVersion: aigateway.envoyproxy.io/v1alpha1\nkind: AIServiceBackend\n"
+        "metadata: {name: broken, namespace: default}\nspec: 3\n"
+    )
     translate = subprocess.Popen(
-        [sys.executable, "-m", "controlplane", "translate", "examples", "--enable-inference-extension"],
+        [
+            sys.executable,
+            "-m",
+            "controlplane",
+            "translate",
+            "examples",
+            str(broken),
+            "--enable-inference-extension",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         cwd=Path(__file__).parent.parent,
@@ -234,6 +374,7 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
     errors = translate.stderr.read().decode()
     assert translate.wait(timeout=60) == 1
     assert "Traceback" not in errors, errors
+    assert f"{broken}:0: AIServiceBackend/default/broken: spec: must be a mapping" in errors.splitlines()
 
 
 @pytest.mark.envoy

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from controlplane import defaults
-from controlplane.commands.argument_types import port_number
+from controlplane.commands.argument_types import listener_port_number
 
 if TYPE_CHECKING:
     from controlplane.gatewayapi import TranslateOptions
@@ -43,7 +43,7 @@ def add_pipeline_arguments(parser: argparse.ArgumentParser, *, paths_required: b
     )
     parser.add_argument(
         "--listener-port",
-        type=port_number,
+        type=listener_port_number,
         default=None,
         metavar="N",
         help=f"port of the one Envoy listener when no Gateway is given (default {defaults.LISTENER_PORT})",
@@ -79,7 +79,7 @@ def pipeline_options(args: argparse.Namespace) -> TranslateOptions:
 
     return TranslateOptions(
         listen_address=args.listen_address,
-        default_port=args.listener_port or defaults.LISTENER_PORT,
+        default_port=defaults.LISTENER_PORT if args.listener_port is None else args.listener_port,
         gateway_class_controller=args.gateway_class_controller or defaults.GATEWAY_CLASS_CONTROLLER,
         # In a cluster, Gateways of classes that do not exist may be another controller's to come.
         require_gateway_class=bool(getattr(args, "kubernetes", False)),

@@ -17,13 +17,23 @@ _LOG_LEVEL_ALIASES = {"warn": "warning"}
 
 
 def port_number(text: str) -> int:
-    """A TCP port: 0 (where the flag lets the OS choose) to 65535."""
+    """A TCP port to listen on: 0 (where the flag lets the OS choose) to 65535."""
+    return _port_from(text, lowest=0)
+
+
+def listener_port_number(text: str) -> int:
+    """A port of an Envoy listener: 1 to 65535, Gateway API's range for a listener's port (Envoy has no OS
+    to choose for it: 0 would be a listener no one can reach)."""
+    return _port_from(text, lowest=1)
+
+
+def _port_from(text: str, *, lowest: int) -> int:
     try:
         port = int(text)
     except ValueError:
         port = -1
-    if not 0 <= port <= _HIGHEST_PORT:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to {_HIGHEST_PORT})")
+    if not lowest <= port <= _HIGHEST_PORT:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number ({lowest} to {_HIGHEST_PORT})")
     return port
 
 

@@ -39,8 +39,9 @@ class _Crds:
             if problems:
                 print("controlplane crds: run `make crds` to regenerate", file=sys.stderr)
             return 1 if problems else 0
+        written = write(args.output)  # outside: a broken pipe writing the files is no reader that left
         with writing_stdout():
-            for path in write(args.output):
+            for path in written:
                 print(path)
         return 0
 

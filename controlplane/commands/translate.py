@@ -50,14 +50,17 @@ class _Translate:
         result = translate(loaded.resource_set(), options=pipeline_options(args))
         problems = sorted_problems([*loaded.problems, *result.problems])
         document = {**envoy_document(result.envoy), "status": status_document(result.statuses)}
-        with writing_stdout():
-            if args.output == "json":
-                json.dump(document, sys.stdout, indent=2, sort_keys=False)
-                sys.stdout.write("\n")
-            else:
-                yaml.safe_dump(document, sys.stdout, sort_keys=False, default_flow_style=False)
-        for problem in problems:
-            print(problem.format(), file=sys.stderr)
+        try:
+            with writing_stdout():
+                if args.output == "json":
+                    json.dump(document, sys.stdout, indent=2, sort_keys=False)
+                    sys.stdout.write("\n")
+                else:
+                    yaml.safe_dump(document, sys.stdout, sort_keys=False, default_flow_style=False)
+        finally:
+            # Also when the reader left early (`translate ... | head`): the problems are what it was run for.
+            for problem in problems:
+                print(problem.format(), file=sys.stderr)
         return 1 if any(problem.severity is Severity.ERROR for problem in problems) else 0
 
 

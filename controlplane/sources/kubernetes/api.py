@@ -87,16 +87,58 @@ class WatchStream:
 _CONNECTION_POOL_SIZE = 64
 
 
-def _check_is_a_mapping(kubeconfig: Path) -> None:
-    """The kubernetes loader takes a kubeconfig whose top level is no mapping (a YAML list) for one and fails
-    with a ``TypeError``; this says what is wrong instead, as a ``ConfigException``."""
-    with kubeconfig.open(encoding="utf-8") as stream:  # a stream: YAML errors then name the file
+_NAMED_LISTS = ("clusters", "contexts", "users")
+"""The kubeconfig's lists of named entries."""
+
+
+def _check_shape(kubeconfig: Path) -> None:
+    """What the kubernetes loader takes for granted, checked first, as a ``ConfigException``. A top level that
+    is no mapping (a YAML list) fails there with a ``TypeError``; a named list that is a string is iterated
+    character by character, and its first character ends up in the message (``Expected key name in
+    PATH/S``): quoting a token's first character is no better than quoting the token."""
+    # A binary stream: YAML errors then name the file and quote none of it, and a file that is no UTF-8 is
+    # PyYAML's ReaderError (a YAMLError) rather than a UnicodeDecodeError.
+    with kubeconfig.open("rb") as stream:
         document = yaml.safe_load(stream)
-    if document is not None and not isinstance(document, dict):
+    if document is None:
+        return
+    if not isinstance(document, dict):
         found = "a list" if isinstance(document, list) else "a single value"
         raise kubernetes.config.ConfigException(
             f"its top level is {found}, not the mapping of a kubeconfig (apiVersion, clusters, contexts, ...)"
         )
+    for key in _NAMED_LISTS:
+        entries = document.get(key)
+        if entries is not None and not (
+            isinstance(entries, list) and all(isinstance(entry, dict) for entry in entries)
+        ):
+            raise kubernetes.config.ConfigException(f"its {key} are not a list of mappings")
+
+
+_LOADER_VALUE_ERRORS = (ValueError, TypeError, AttributeError, LookupError)
+"""What the loader (or YAML's own ``!!int``) raises on a value of the wrong type or form; their text quotes
+the value (``invalid literal for int() with base 10: 'the token'``), so only their type is told."""
+
+
+def _without_file_values(error: Exception) -> str:
+    """Why the kubeconfig could not be loaded, in one line and quoting nothing from the file: its tokens,
+    client keys and proxy passwords would end up in the Pod's log.
+
+    The loader names a malformed entry by its whole content (``Expected key user in PATH/{'name': 'u',
+    'token': ...}``), so everything from its first ``{`` to its last ``}`` goes; a ``cmd-path`` failure lists
+    the command and its arguments from the second line on, so only the first line is kept."""
+    if isinstance(error, _LOADER_VALUE_ERRORS):
+        kind = type(error).__qualname__  # binascii.Error, a bad base64 client key, is named with its module
+        kind = kind if type(error).__module__ == "builtins" else f"{type(error).__module__}.{kind}"
+        return f"a value in it is of the wrong type or form ({kind}; its text is left out)"
+    if not isinstance(error, kubernetes.config.ConfigException):
+        # A YAML error spans several lines; read from a stream, it quotes no line of the file.
+        return " ".join(str(error).split())
+    text = (str(error).splitlines() or [""])[0]
+    opening, closing = text.find("{"), text.rfind("}")
+    if opening != -1 and closing > opening:
+        text = f"{text[:opening]}{{...}}{text[closing + 1 :]}"
+    return text
 
 
 class KubeApi:
@@ -109,19 +151,22 @@ class KubeApi:
     def connect(cls, *, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file."""
         configuration = kubernetes.client.Configuration()
+        if kubeconfig is not None:
+            # `--kubeconfig=~/.kube/config` reaches us with the `~` unexpanded (the shell expands it only at
+            # a word's start).
+            kubeconfig = kubeconfig.expanduser()
         try:
             if kubeconfig is None:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
-                _check_is_a_mapping(kubeconfig)
+                _check_shape(kubeconfig)
                 kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=str(kubeconfig), context=context, client_configuration=configuration
                 )
-        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError) as error:
-            # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback,
-            # in one line (a YAML error's own text spans several).
+        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError, *_LOADER_VALUE_ERRORS) as error:
+            # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback.
             where = f"--kubeconfig {kubeconfig}" if kubeconfig is not None else "in-cluster credentials"
-            raise SourceUnavailable(f"{where}: {' '.join(str(error).split())}") from None
+            raise SourceUnavailable(f"{where}: {_without_file_values(error)}") from None
         # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
         configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
         return cls(kubernetes.client.ApiClient(configuration))

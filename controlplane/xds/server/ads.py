@@ -10,6 +10,7 @@ the listening socket closes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -161,13 +162,19 @@ class XdsServer:
         server = grpc.aio.server(options=self.settings.grpc_options())
         server.add_generic_rpc_handlers((self._handler(), proxy_status.handler(self._streams.values)))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        if tls is None:
-            bound: int = server.add_insecure_port(address)
-        else:
-            bound = server.add_secure_port(address, server_credentials(tls))
-        if bound == 0:
-            raise OSError(f"cannot listen on {address}")
-        await server.start()
+        try:
+            # grpc raises RuntimeError("Failed to bind to address ...") for a port it cannot bind, never 0.
+            if tls is None:
+                bound: int = server.add_insecure_port(address)
+            else:
+                bound = server.add_secure_port(address, server_credentials(tls))
+            await server.start()
+        except BaseException:
+            # A start cut short (cancelled at shutdown, say) holds the port until the server is stopped. Its
+            # stop may fail in turn (grpc's InvalidStateError), which must not hide why the start failed.
+            with contextlib.suppress(Exception):
+                await server.stop(None)
+            raise
         self._server, self._port, self._closing = server, bound, False
         security = "plaintext" if tls is None else "mtls" if tls.client_ca is not None else "tls"
         _log.info("xDS server listening", address=address, port=bound, security=security)
