@@ -1,12 +1,12 @@
-"""What ``controlplane --help`` and a user's mistakes show: every flag explained, a bad flag, port or
-kubeconfig named in one line instead of a traceback, and nothing left listening after a failed start."""
+"""What ``controlplane --help`` and a user's mistakes show: every flag explained, a bad flag or port named in
+one line instead of a traceback, and nothing left listening after a failed start (a kubeconfig that cannot be
+used: test_cli_kubeconfig.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -21,8 +21,6 @@ from controlplane.commands._pipeline_args import pipeline_options
 from controlplane.crdgen import render
 from controlplane.devtools.fake_backend.__main__ import main as fake_backend_main
 from controlplane.serving import PortUnavailable, ServeOptions, _listen
-from controlplane.sources.base import SourceUnavailable
-from controlplane.sources.kubernetes.api import KubeApi
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.server import XdsServer
 
@@ -210,138 +208,6 @@ def test_a_broken_pipe_not_on_stdout_is_not_taken_for_a_reader_that_left(
     monkeypatch.setattr(module, writer, _raise_a_broken_pipe)
     with pytest.raises(BrokenPipeError, match="a socket, say"):
         main([argument.replace("OUTPUT", str(tmp_path)) for argument in argv])
-
-
-_UNUSABLE_KUBECONFIGS = {
-    "missing": None,
-    "not YAML": "clusters: [\n",
-    "no current context": "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n",
-    "a list": "- apiVersion: v1\n  kind: Config\n",
-    "a single value": "kubeconfig\n",
-}
-
-
-@pytest.mark.parametrize("case", sorted(_UNUSABLE_KUBECONFIGS))
-def test_a_kubeconfig_that_cannot_be_used_is_named_with_why_in_one_line(tmp_path: Path, case: str) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    text = _UNUSABLE_KUBECONFIGS[case]
-    if text is not None:
-        kubeconfig.write_text(text)
-    with pytest.raises(SourceUnavailable, match=f"^--kubeconfig {re.escape(str(kubeconfig))}: .+") as raised:
-        KubeApi.connect(kubeconfig=kubeconfig)
-    assert "\n" not in str(raised.value)
-
-
-_SECRET = "s3cr3t"
-"""In every value of the kubeconfigs below that must never be told: tokens, client keys, proxy passwords."""
-
-_KUBECONFIG_HEAD = (
-    "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-    "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
-)
-_CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-_USER = f"users:\n- name: u\n  user: {{token: {_SECRET}-token}}\n"
-_KUBECONFIGS_WITH_SECRETS = {
-    # case: (the kubeconfig, why the message says it is unusable)
-    "a user not nested in user:": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  token: {_SECRET}-token\n"
-        f"  client-key-data: {_SECRET}-key\n",
-        "Invalid kube-config file. Expected key user in {path}/{{...}}",
-    ),
-    "a cluster not nested in cluster:": (
-        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  server: https://127.0.0.1:1\n"
-        f"  proxy-url: http://admin:{_SECRET}@proxy\n{_USER}",
-        "Invalid kube-config file. Expected key cluster in {path}/{{...}}",
-    ),
-    "a token tagged !!int": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{token: !!int {_SECRET}}}\n",
-        "a value in it is of the wrong type or form (ValueError; its text is left out)",
-    ),
-    "a user that is a string": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {_SECRET}-token\n",
-        "a value in it is of the wrong type or form (AttributeError; its text is left out)",
-    ),
-    "a client key not in base64": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
-        f"  user: {{client-certificate-data: {_SECRET}-, client-key-data: {_SECRET}-}}\n",
-        "a value in it is of the wrong type or form (binascii.Error; its text is left out)",
-    ),
-    # The loader iterates a string as the list it expects, and names the entry by its first character.
-    "users that are a string": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users: {_SECRET}\n",
-        "its users are not a list of mappings",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(_KUBECONFIGS_WITH_SECRETS))
-def test_a_kubeconfig_that_cannot_be_used_is_named_without_its_values(tmp_path: Path, case: str) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    text, why = _KUBECONFIGS_WITH_SECRETS[case]
-    kubeconfig.write_text(text)
-    with pytest.raises(SourceUnavailable) as raised:
-        KubeApi.connect(kubeconfig=kubeconfig)
-    assert str(raised.value) == f"--kubeconfig {kubeconfig}: {why.format(path=kubeconfig)}"
-    assert _SECRET not in str(raised.value)
-
-
-def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``--kubeconfig=~/.kube/config``: the shell expands no ``~`` after ``=``."""
-    monkeypatch.setenv("HOME", str(tmp_path))
-    (tmp_path / ".kube").mkdir()
-    (tmp_path / ".kube" / "config").write_text(f"{_KUBECONFIG_HEAD}{_CLUSTER}{_USER}")
-    api = KubeApi.connect(kubeconfig=Path("~/.kube/config"))
-    try:
-        assert api.server == "https://127.0.0.1:1"
-    finally:
-        api.close()
-
-
-def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file(tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_bytes(b"clusters: \xc3\x28\n")
-    with pytest.raises(
-        SourceUnavailable, match=f'invalid continuation byte in "{re.escape(str(kubeconfig))}"'
-    ):
-        KubeApi.connect(kubeconfig=kubeconfig)
-
-
-def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(SourceUnavailable, match=r"^in-cluster credentials: .+"):
-        KubeApi.connect()
-
-
-_SERVE_KUBECONFIGS = {case: _UNUSABLE_KUBECONFIGS[case] for case in ("missing", "not YAML")} | {
-    case: text for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
-}
-
-
-@pytest.mark.envoy
-@pytest.mark.parametrize("case", sorted(_SERVE_KUBECONFIGS))
-def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line_telling_none_of_its_values(
-    tmp_path: Path, case: str
-) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    text = _SERVE_KUBECONFIGS[case]
-    if text is not None:
-        kubeconfig.write_text(text)
-    command = ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--xds-port=0", "--admin-port=0"]
-    done = subprocess.run(
-        [sys.executable, "-m", "controlplane", *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 1
-    (line,) = done.stderr.splitlines()
-    assert line.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), line
-    assert _SECRET not in done.stderr + done.stdout
 
 
 @pytest.mark.envoy
