@@ -32,6 +32,7 @@ import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from controlplane.ir.providers import AwsKeys
+from controlplane.redaction import REDACTED
 from controlplane.tokens.google_credentials import (
     AdcLocations,
     AuthorizedUser,
@@ -395,5 +396,5 @@ def _secrets_of(request: MintRequest) -> tuple[str, ...]:
 def _scrub(message: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
-            message = message.replace(secret, "[redacted]")
+            message = message.replace(secret, REDACTED)
     return message
