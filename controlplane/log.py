@@ -25,12 +25,15 @@ def configure_logging(*, json: bool, level: str) -> None:
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     renderer: structlog.typing.Processor
     if json:
-        # JSON lines need the traceback as a string field; the console renderer pretty-prints it itself.
         renderer = structlog.processors.JSONRenderer()
-        tail: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, renderer]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
-        tail = [renderer]
+        # Told the traceback is plain so that it prints format_exc_info's string as is.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+    # Tracebacks become a plain string field in both forms: JSON lines need one, and the console renderer's
+    # own default (with rich installed) prints every frame's local variables, which may hold a key.
+    tail: list[structlog.typing.Processor] = [structlog.processors.format_exc_info, renderer]
     # structlog events are handed to the standard library so that both kinds of records share one handler
     # (and the logger name is known for both).
     structlog.configure(

@@ -16,10 +16,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from controlplane.gatewayapi import ObjectStatus
+from controlplane.redaction import REDACTED
 from controlplane.resources.problems import ObjectKey
 from controlplane.xds.translator import EnvoyResources
 
-REDACTED = "[redacted]"
 _INLINE_KEYS = "inline_credential"
 """Where a message carries AWS keys in its own config (``filters.aws_signing``): every value is redacted."""
 

@@ -74,8 +74,23 @@ def test_keys_never_show_in_a_repr() -> None:
             "secretRef",
             "aws_secret_access_key is set twice (line 3)",
         ),
+        (
+            "[default]\nloose-secret: a\nloose-secret: b\n",
+            "default",
+            "secretRef",
+            "a setting is set twice (line 3)",
+        ),
     ],
-    ids=["no-profile", "no-secret", "empty", "no-header", "unparsable", "two-profiles", "two-settings"],
+    ids=[
+        "no-profile",
+        "no-secret",
+        "empty",
+        "no-header",
+        "unparsable",
+        "two-profiles",
+        "two-settings",
+        "two-pasted-lines",
+    ],
 )
 def test_a_file_that_gives_no_key_says_why_and_quotes_nothing(
     text: str, profile: str, field: str, message: str

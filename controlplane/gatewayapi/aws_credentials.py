@@ -18,6 +18,7 @@ BEDROCK_SIGNING_SERVICE: Final = "bedrock"
 _ACCESS_KEY_ID: Final = "aws_access_key_id"
 _SECRET_ACCESS_KEY: Final = "aws_secret_access_key"  # noqa: S105 - the name of a setting, not a secret
 _SESSION_TOKEN: Final = "aws_session_token"  # noqa: S105 - the name of a setting, not a secret
+_KEY_SETTINGS: Final = frozenset((_ACCESS_KEY_ID, _SECRET_ACCESS_KEY, _SESSION_TOKEN))
 
 
 class CredentialsFileError(ValueError):
@@ -83,8 +84,10 @@ def _profiles(text: str) -> dict[str, dict[str, str]]:
             )
         setting = key.strip().lower()
         if setting in section:
+            # Only a setting AWS defines is named: what precedes a line's `=` or `:` may be a pasted key.
+            named = setting if setting in _KEY_SETTINGS else "a setting"
             raise CredentialsFileError(
-                f"is not an AWS credentials file: {setting} is set twice (line {number})", field="secretRef"
+                f"is not an AWS credentials file: {named} is set twice (line {number})", field="secretRef"
             )
         section[setting] = value.strip()
     return profiles

@@ -4,8 +4,8 @@ Each mint is one to three HTTP exchanges as the providers document them (OAuth2 
 token exchange, ``generateAccessToken``, a service account's RS256 JWT traded for a token per RFC 7523, AWS
 STS ``AssumeRoleWithWebIdentity``: an unsigned form POST answered in XML).
 Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
-provider's own error code and description, never a secret (every secret the request carries is scrubbed
-from the message too).
+provider's own error code and description, never a secret (every secret sent, the tokens of earlier steps
+too, is scrubbed from the message, before the provider's words are shortened).
 
 Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
 ``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints); AWS STS is the policy
@@ -32,6 +32,7 @@ import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from controlplane.ir.providers import AwsKeys
+from controlplane.redaction import REDACTED
 from controlplane.tokens.google_credentials import (
     AdcLocations,
     AuthorizedUser,
@@ -104,6 +105,21 @@ class MintError(Exception):
     """Why a token could not be minted, without any secret in the message."""
 
 
+class _Refused(MintError):
+    """An endpoint's refusal in the provider's own words (``detail``), which may repeat what was sent: it is
+    shortened only once scrubbed, since a cut through a secret would leave its start unscrubbed."""
+
+    def __init__(self, url: str, status: int, detail: str) -> None:
+        super().__init__(f"{url} answered HTTP {status}")  # what it says before it is scrubbed
+        self.url, self.status, self.detail = url, status, detail
+
+    def scrubbed(self, secrets: list[str]) -> str:
+        detail = _scrub(self.detail, secrets)
+        if len(detail) > _MAX_DETAIL:
+            detail = detail[:_MAX_DETAIL] + "..."
+        return _scrub(f"{self.url} answered HTTP {self.status}", secrets) + (f" ({detail})" if detail else "")
+
+
 class Minter(Protocol):
     async def __call__(self, request: MintRequest, /) -> Minted: ...
 
@@ -126,22 +142,26 @@ class HttpMinter:
             self._session = None
 
     async def __call__(self, request: MintRequest, /) -> Minted:
-        secrets = _secrets_of(request)
+        # Every secret sent so far, the tokens of earlier steps included (an OIDC token, Google's federated
+        # token, a signed assertion): scrubbed from whatever a failure says, even a provider repeating one.
+        spent = list(_secrets_of(request))
         try:
-            return await self._mint(request)
+            return await self._mint(request, spent)
+        except _Refused as error:
+            raise MintError(error.scrubbed(spent)) from None
         except MintError as error:
-            raise MintError(_scrub(str(error), secrets)) from None
+            raise MintError(_scrub(str(error), spent)) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise MintError(_scrub(f"{type(error).__name__}: {error}", secrets)) from None
+            raise MintError(_scrub(f"{type(error).__name__}: {error}", spent)) from None
 
-    async def _mint(self, request: MintRequest) -> Minted:
+    async def _mint(self, request: MintRequest, spent: list[str]) -> Minted:
         if isinstance(request, AzureClientSecret):
             return await self._entra(
                 request.tenant_id,
                 {"client_id": request.client_id, "client_secret": request.client_secret},
             )
         if isinstance(request, AzureFederated):
-            assertion = await self._oidc(request.oidc)
+            assertion = await self._oidc(request.oidc, spent)
             return await self._entra(
                 request.tenant_id,
                 {
@@ -151,34 +171,30 @@ class HttpMinter:
                 },
             )
         if isinstance(request, GcpServiceAccountKey):
-            return await self._service_account(request)
+            return await self._service_account(request, spent)
         if isinstance(request, AwsWebIdentity):
-            return await self._aws(request)
+            return await self._aws(request, spent)
         if isinstance(request, GcpApplicationDefault):
-            return await self._application_default()
-        return await self._gcp(request)
+            return await self._application_default(spent)
+        return await self._gcp(request, spent)
 
-    async def _application_default(self) -> Minted:
+    async def _application_default(self, spent: list[str]) -> Minted:
         try:
             source = application_default(self._endpoints.gcp_adc, scope=GCP_CLOUD_PLATFORM_SCOPE)
         except KeyFileError as error:
             raise MintError(str(error)) from None
         if isinstance(source, GcpServiceAccountKey):
-            try:
-                return await self._service_account(source)
-            except MintError as error:
-                raise MintError(_scrub(str(error), (source.private_key,))) from None
+            spent.append(source.private_key)
+            return await self._service_account(source, spent)
         if isinstance(source, AuthorizedUser):
+            spent += (source.client_secret, source.refresh_token)
             form = {
                 "grant_type": "refresh_token",
                 "client_id": source.client_id,
                 "client_secret": source.client_secret,
                 "refresh_token": source.refresh_token,
             }
-            try:
-                return self._oauth_token(source.token_uri, await self._post(source.token_uri, data=form))
-            except MintError as error:
-                raise MintError(_scrub(str(error), (source.client_secret, source.refresh_token))) from None
+            return self._oauth_token(source.token_uri, await self._post(source.token_uri, data=form))
         return await self._metadata_token(source)
 
     async def _metadata_token(self, server: MetadataServer) -> Minted:
@@ -192,8 +208,8 @@ class HttpMinter:
                 f"({type(error).__name__})"
             ) from None
 
-    async def _aws(self, request: AwsWebIdentity) -> Minted:
-        identity = await self._oidc(request.oidc)
+    async def _aws(self, request: AwsWebIdentity, spent: list[str]) -> Minted:
+        identity = await self._oidc(request.oidc, spent)
         url = self._endpoints.aws_sts_url(request.region)
         form = {
             "Action": "AssumeRoleWithWebIdentity",
@@ -207,11 +223,12 @@ class HttpMinter:
             status = response.status
         return _sts_credentials(url, status, text)
 
-    async def _service_account(self, request: GcpServiceAccountKey) -> Minted:
+    async def _service_account(self, request: GcpServiceAccountKey, spent: list[str]) -> Minted:
         try:
             assertion = signed_jwt(request, scope=GCP_CLOUD_PLATFORM_SCOPE, now=self._clock())
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise MintError("the service account key's private_key is no RSA private key in PEM") from None
+        spent.append(assertion)
         form = {"grant_type": _JWT_BEARER_GRANT, "assertion": assertion}
         return self._oauth_token(request.token_uri, await self._post(request.token_uri, data=form))
 
@@ -220,8 +237,9 @@ class HttpMinter:
         form = {"grant_type": "client_credentials", "scope": AZURE_SCOPE, **client}
         return self._oauth_token(url, await self._post(url, data=form))
 
-    async def _oidc(self, client: OidcClient) -> str:
-        """The OIDC provider's token (an identity the next step exchanges; its lifetime is not ours)."""
+    async def _oidc(self, client: OidcClient, spent: list[str]) -> str:
+        """The OIDC provider's token (an identity the next step exchanges; its lifetime is not ours), added
+        to ``spent``."""
         url = client.token_endpoint or await self._discover_token_endpoint(client.issuer)
         form = {"grant_type": "client_credentials"}
         if client.scopes:
@@ -229,10 +247,12 @@ class HttpMinter:
         # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
         pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
         auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
-        return str(self._oauth_token(url, await self._post(url, data=form, headers=auth)).value)
+        identity = str(self._oauth_token(url, await self._post(url, data=form, headers=auth)).value)
+        spent.append(identity)
+        return identity
 
-    async def _gcp(self, request: GcpWorkloadIdentity) -> Minted:
-        identity = await self._oidc(request.oidc)
+    async def _gcp(self, request: GcpWorkloadIdentity, spent: list[str]) -> Minted:
+        identity = await self._oidc(request.oidc, spent)
         exchange = {
             "grantType": _TOKEN_EXCHANGE,
             "audience": request.audience,
@@ -246,6 +266,7 @@ class HttpMinter:
         )
         if request.service_account is None:
             return federated
+        spent.append(str(federated.value))
         url = (
             f"{self._endpoints.gcp_iam_credentials}/v1/projects/-/serviceAccounts/"
             f"{quote(request.service_account, safe='@')}:generateAccessToken"
@@ -304,7 +325,7 @@ async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, 
     except ValueError:
         document = None
     if response.status != 200:
-        raise MintError(f"{url} answered HTTP {response.status}{_provider_error(document)}")
+        raise _Refused(url, response.status, _provider_error(document))
     if not isinstance(document, dict):
         raise MintError(f"{url} answered HTTP 200 with no JSON object")
     return document
@@ -312,7 +333,7 @@ async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, 
 
 def _sts_credentials(url: str, status: int, text: str) -> Minted:
     """The temporary keys in STS's XML answer, or why there are none (STS's ``Error`` ``Code`` and
-    ``Message``; neither repeats the token sent)."""
+    ``Message``; scrubbed by ``_Refused``)."""
     try:
         # The answer of the STS endpoint the policy's region (or the operator) names; Python's expat refuses
         # entity expansion bombs, and nothing here resolves external entities.
@@ -321,10 +342,9 @@ def _sts_credentials(url: str, status: int, text: str) -> Minted:
         root = None
     values = {} if root is None else {element.tag.rsplit("}", 1)[-1]: element.text for element in root.iter()}
     if status != 200:
-        detail = ": ".join(str(values[name]) for name in ("Code", "Message") if values.get(name))
-        if len(detail) > _MAX_DETAIL:
-            detail = detail[:_MAX_DETAIL] + "..."
-        raise MintError(f"{url} answered HTTP {status}" + (f" ({detail})" if detail else ""))
+        raise _Refused(
+            url, status, ": ".join(str(values[name]) for name in ("Code", "Message") if values.get(name))
+        )
     names = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
     found = {name: (values.get(name) or "").strip() for name in names}
     if not all(found.values()):
@@ -351,7 +371,7 @@ def _utc_seconds(url: str, name: str, text: str) -> float:
 
 def _provider_error(document: Any) -> str:
     """The provider's own error code and description (OAuth2's ``error``/``error_description``, Google's
-    ``error.status``/``error.message``), shortened; none of them repeat the credentials sent."""
+    ``error.status``/``error.message``); ``_Refused`` scrubs and shortens them."""
     if not isinstance(document, dict):
         return ""
     error = document.get("error")
@@ -359,14 +379,11 @@ def _provider_error(document: Any) -> str:
         code, description = error.get("status"), error.get("message")
     else:
         code, description = error, document.get("error_description")
-    detail = ": ".join(str(part) for part in (code, description) if part)
-    if len(detail) > _MAX_DETAIL:
-        detail = detail[:_MAX_DETAIL] + "..."
-    return f" ({detail})" if detail else ""
+    return ": ".join(str(part) for part in (code, description) if part)
 
 
 def _secrets_of(request: MintRequest) -> tuple[str, ...]:
-    """The secrets the request carries (ADC read theirs when minting, and scrub them there)."""
+    """The secrets the request carries (ADC read theirs when minting, and add them to ``spent`` then)."""
     if isinstance(request, AzureClientSecret):
         return (request.client_secret,)
     if isinstance(request, GcpServiceAccountKey):
@@ -376,8 +393,8 @@ def _secrets_of(request: MintRequest) -> tuple[str, ...]:
     return (request.oidc.client_secret,)
 
 
-def _scrub(message: str, secrets: tuple[str, ...]) -> str:
+def _scrub(message: str, secrets: list[str]) -> str:
     for secret in secrets:
         if secret:
-            message = message.replace(secret, "[redacted]")
+            message = message.replace(secret, REDACTED)
     return message

@@ -23,6 +23,7 @@ import structlog
 from google.protobuf.message import DecodeError, Message
 
 from controlplane.heap import release_gradually
+from controlplane.redaction import redacted_envoy_text
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, TYPE_URLS, short_type_name
@@ -322,7 +323,9 @@ class Stream(abc.ABC):
             self._metrics.acks.labels(type=short, mode=self.mode).inc()
             self._emit("ack", state, in_flight, latency_seconds=latency)
             return
-        refused = state.record_nack(in_flight, error.message)
+        # Envoy's reason quotes the message it refused, credentials and all: only the redacted text is kept.
+        reason = redacted_envoy_text(error.message)
+        refused = state.record_nack(in_flight, reason)
         if refused != in_flight.sent.keys():
             self._apply_ack(state, in_flight, refused=refused)
         self._metrics.nacks.labels(type=short, mode=self.mode).inc()
@@ -331,13 +334,13 @@ class Stream(abc.ABC):
             type=short,
             nonce=nonce,
             refused=sorted(refused),
-            error=error.message,
+            error=reason,
         )
         self._emit(
             "nack",
             state,
             in_flight,
-            error=error.message,
+            error=reason,
             refused=tuple(sorted(refused)),
             latency_seconds=latency,
         )
