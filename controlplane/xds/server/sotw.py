@@ -111,7 +111,7 @@ class SotwStream(Stream):
             gone = before.keys() - acked.keys()
             state.unsettle(replaced)
             state.unsettle(gone)
-            if worth_a_thread(len(replaced) + len(gone)):
+            if before and worth_a_thread(len(replaced) + len(gone)):
                 # A rebuilt configuration's resources die with the old mapping: freed by a worker thread, not
                 # on the loop (what an ACK of a few changes replaces costs less than the thread hop).
                 self._release(before)

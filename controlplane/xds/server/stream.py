@@ -13,6 +13,7 @@ import abc
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,10 @@ class _Signal:
         return self.name
 
 
+class _StreamEnded(Exception):
+    """Work for a worker thread found its stream ended before it began (raised to no one)."""
+
+
 _REFRESH = _Signal("refresh")
 _END_OF_REQUESTS = _Signal("end-of-requests")
 _SHUTDOWN = _Signal("shutdown")
@@ -98,8 +103,11 @@ class Stream(abc.ABC):
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
-        self._thread_reading = False
-        """A worker thread reads the stream's state (the stream waits for it, unless it ended meanwhile)."""
+        self._reading_state = threading.Lock()
+        """Held by a worker thread while it reads the stream's state (the stream waits for it, unless it
+        ended meanwhile), and by an ending stream handing its state over."""
+        self._ended = False
+        """Set by an ending stream: work still queued for a worker thread then reads nothing."""
         self._log = _log.bind(stream=stream_id, mode=self.mode)
         self.connected_at = time.monotonic()
 
@@ -255,7 +263,7 @@ class Stream(abc.ABC):
         sequence = self._next_sequence + 1
         if thread_work.worth_a_thread(planner.work(state.type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
             # One hop for both: a large plan's response is mostly large too.
-            return await self._in_thread(self._serialized_response, planner, state, sequence)
+            return await thread_work.in_worker_thread(self._serialized_response, planner, state, sequence)
         response = self._planned_response(planner, state, sequence)
         if response is None:
             return None
@@ -264,18 +272,20 @@ class Stream(abc.ABC):
         if large or reply.resource_bytes() >= thread_work.BYTES_WORTH_A_THREAD:
             # A state-of-the-world response carries the whole type however little changed. The thread reads
             # only the reply: no stream state, so none is kept from being freed should the stream end.
-            return await asyncio.to_thread(reply.serialize), in_flight, resend
+            message = await thread_work.in_worker_thread(reply.serialize, in_worker_thread=True)
+            return message, in_flight, resend
         return reply.serialize(), in_flight, resend
 
     def _serialized_response(
         self, planner: Planner, state: TypeState, sequence: int
     ) -> tuple[bytes, InFlight, set[str]] | None:
-        """``_planned_response`` with the reply serialised."""
-        response = self._planned_response(planner, state, sequence)
+        """``_planned_response`` with the reply serialised, in a worker thread: the plan reads the stream's
+        state, the serialisation only the reply."""
+        response = self._reading(self._planned_response, planner, state, sequence)
         if response is None:
             return None
         reply, in_flight, resend = response
-        return reply.serialize(), in_flight, resend
+        return reply.serialize(in_worker_thread=True), in_flight, resend
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -290,13 +300,17 @@ class Stream(abc.ABC):
         return *response, resend
 
     async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """``work`` in a worker thread, this task waiting: only it changes the stream's state meanwhile."""
-        self._thread_reading = True
-        result = await asyncio.to_thread(work, *args, **kwargs)
-        # Not reached when the stream ends while the thread runs (the thread may still be reading), nor when
-        # the work raises (the stream ends then): either way the state is left to be freed as a whole.
-        self._thread_reading = False
-        return result
+        """``work``, which reads the stream's state, in a worker thread, this task waiting: only it changes
+        the stream's state meanwhile."""
+        return await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+
+    def _reading(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``work`` run in a worker thread while the stream's state is not handed over (``_close``)."""
+        with self._reading_state:
+            if self._ended:
+                # Queued before the stream ended: nobody waits for the result any more.
+                raise _StreamEnded
+            return work(*args, **kwargs)
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -371,18 +385,21 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
-        if not self._thread_reading:
-            # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
-            # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
+        self._ended = True
+        # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
+        # container as the stream goes, holding the loop: a worker thread frees it an item at a time. Not
+        # while a worker thread reads it: it is then left to be freed as a whole.
+        if self._reading_state.acquire(blocking=False):
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
+            self._reading_state.release()
             if thread_work.worth_a_thread(sum(map(len, owned))):
                 self._release(*owned)
 
     def _release(self, *containers: dict[Any, Any] | set[Any] | list[Any]) -> None:
         """Has a worker thread free ``containers``, which only this stream held (see ``heap``)."""
-        # At shutdown the loop's executor may be gone: then they are freed here, as before.
+        # At interpreter shutdown the worker thread may be gone: then they are freed here, as before.
         with contextlib.suppress(RuntimeError):
-            self._loop.run_in_executor(None, release_gradually, *containers)
+            thread_work.start_in_worker_thread(release_gradually, *containers)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
