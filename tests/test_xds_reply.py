@@ -10,6 +10,7 @@ streams set.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,13 @@ from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.content import XdsResource
-from controlplane.xds.resource import TYPE_URLS
+from controlplane.xds.resource import CLUSTER, TYPE_URLS
 from controlplane.xds.server import reply
 from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.sotw import _packed as sotw_entry
+from tests import xds_builders
 
 _TESTDATA = Path(__file__).parent / "testdata"
 _CASES = sorted(
@@ -84,3 +86,22 @@ def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch:
         )
         assert sotw.serialize() == sotw_whole.SerializeToString(deterministic=True)
         assert discovery_pb2.DiscoveryResponse.FromString(sotw.serialize()) == sotw_whole
+        assert sotw.serialize(in_worker_thread=True) == sotw_whole.SerializeToString(deterministic=True)
+
+
+def test_a_worker_thread_pauses_between_slices_and_the_loop_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reply, "SLICE_RESOURCES", 2)
+    pauses: list[float] = []
+    monkeypatch.setattr(time, "sleep", pauses.append)
+    clusters = [XdsResource.build(CLUSTER, xds_builders.eds_cluster(f"c{index}")) for index in range(5)]
+    sotw = Reply(
+        head=discovery_pb2.DiscoveryResponse(version_info="v1"),
+        resources=clusters,
+        entry=sotw_entry,
+        tail=discovery_pb2.DiscoveryResponse(type_url=CLUSTER, nonce="3"),
+    )
+    on_the_loop = sotw.serialize()
+    assert pauses == []
+    assert sotw.serialize(in_worker_thread=True) == on_the_loop
+    # Three slices: a pause between two, none before the first or after the last.
+    assert pauses == [0, 0]
