@@ -235,11 +235,15 @@ class Stream(abc.ABC):
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
-            response = await self._next_response(planner, state)
+            sequence = self._next_sequence + 1
+            if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
+                response = await self._in_thread(self._planned_response, planner, state, sequence)
+            else:
+                response = self._planned_response(planner, state, sequence)
             if response is None:
                 continue
             self._next_sequence += 1
-            message, in_flight, resend = response
+            reply, in_flight, resend = response
             if resend:
                 self.state.types[ENDPOINT].resend.update(resend)
             if type_url == LISTENER:
@@ -252,40 +256,7 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(message)
-
-    async def _next_response(
-        self, planner: Planner, state: TypeState
-    ) -> tuple[bytes, InFlight, set[str]] | None:
-        """The next response of ``state``'s type, serialised (see ``_serialized_response``), planned and
-        serialised in a worker thread where either is large. Responses still go out one at a time, in type
-        order: this task waits for the thread."""
-        sequence = self._next_sequence + 1
-        if thread_work.worth_a_thread(planner.work(state.type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
-            # One hop for both: a large plan's response is mostly large too.
-            return await thread_work.in_worker_thread(self._serialized_response, planner, state, sequence)
-        response = self._planned_response(planner, state, sequence)
-        if response is None:
-            return None
-        reply, in_flight, resend = response
-        large = thread_work.worth_a_thread(len(reply.resources))
-        if large or reply.resource_bytes() >= thread_work.BYTES_WORTH_A_THREAD:
-            # A state-of-the-world response carries the whole type however little changed. The thread reads
-            # only the reply: no stream state, so none is kept from being freed should the stream end.
-            message = await thread_work.in_worker_thread(reply.serialize, in_worker_thread=True)
-            return message, in_flight, resend
-        return reply.serialize(), in_flight, resend
-
-    def _serialized_response(
-        self, planner: Planner, state: TypeState, sequence: int
-    ) -> tuple[bytes, InFlight, set[str]] | None:
-        """``_planned_response`` with the reply serialised, in a worker thread: the plan reads the stream's
-        state, the serialisation only the reply."""
-        response = self._reading(self._planned_response, planner, state, sequence)
-        if response is None:
-            return None
-        reply, in_flight, resend = response
-        return reply.serialize(in_worker_thread=True), in_flight, resend
+            await context.write(await reply.serialize())
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -397,9 +368,9 @@ class Stream(abc.ABC):
 
     def _release(self, *containers: dict[Any, Any] | set[Any] | list[Any]) -> None:
         """Has a worker thread free ``containers``, which only this stream held (see ``heap``)."""
-        # At interpreter shutdown the worker thread may be gone: then they are freed here, as before.
+        # At shutdown the loop's executor may be gone: then they are freed here, as before.
         with contextlib.suppress(RuntimeError):
-            thread_work.start_in_worker_thread(release_gradually, *containers)
+            self._loop.run_in_executor(None, release_gradually, *containers)
 
 
 def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:

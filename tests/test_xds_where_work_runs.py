@@ -1,9 +1,9 @@
-"""Where a stream plans and serialises a response (``Stream._next_response``), for both protocol variants: a
-large plan (``ITEMS_WORTH_A_THREAD`` names and references) and its response in one hop to the streams' worker
-thread; a large response (that many resources, or ``BYTES_WORTH_A_THREAD`` of them) planned on the loop in a
-hop of its own, as a state-of-the-world response carries its whole type however little changed; small ones on
-the loop. Wherever it is made, the proxy is sent the same bytes in the same order. A stream ending while its
-work is queued for the thread or serialised there sends nothing and hands its state over.
+"""Where a stream plans and serialises a response, for both protocol variants: a large plan
+(``ITEMS_WORTH_A_THREAD`` names and references) in a worker thread, a small one on the loop; every response
+serialised on the loop, in slices (``reply.py``), its bytes joined in a worker thread when there are
+``BYTES_WORTH_A_THREAD`` of them. Wherever it is made, the proxy is sent the same bytes in the same order. A
+stream ending while its plan waits for a worker thread sends nothing and hands its state over; while a worker
+thread plans, it sends nothing and leaves its state to be freed as a whole.
 
 The stream is driven in process (no gRPC): a proxy subscribes to clusters and load assignments, ACKs what
 it is sent, and one cluster changes.
@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -76,8 +77,8 @@ def _snapshot(*, first_timeout: float, previous: Snapshot | None) -> Snapshot:
 
 
 class _Where:
-    """The threads that planned and that serialised each response, in the order they were made, and the work
-    each hop to the worker thread did (by name)."""
+    """The threads that planned and that serialised each response, in the order they were made, and what each
+    hop to a worker thread did (by name)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.planned: list[int] = []
@@ -91,13 +92,13 @@ class _Where:
                 self.planned.append(threading.get_ident())
             return response
 
-        def serializing(reply: Reply, **kwargs: bool) -> bytes:
+        async def serializing(reply: Reply) -> bytes:
             self.serialized.append(threading.get_ident())
-            return serialize(reply, **kwargs)
+            return await serialize(reply)
 
         async def hopping(work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-            serializing_a_reply = isinstance(getattr(work, "__self__", None), Reply)
-            self.hops.append("serialize" if serializing_a_reply else work.__name__)
+            # Work reading the stream's state goes through ``Stream._reading``; here only plans do.
+            self.hops.append("plan" if work.__name__ == "_reading" else work.__name__)
             return await hop(work, *args, **kwargs)
 
         monkeypatch.setattr(Stream, "_planned_response", planning)
@@ -177,9 +178,7 @@ async def _run(mode: str) -> tuple[list[list[bytes]], int]:
 
 
 @pytest.mark.parametrize("mode", _MODES)
-def test_a_small_response_is_planned_and_serialised_on_the_loop(
-    mode: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_small_plan_is_made_on_the_loop(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
     where = _Where(monkeypatch)
     pushes, loop = asyncio.run(_run(mode))
     # Clusters and load assignments; then, after each change of the first cluster, both again (the changed
@@ -190,61 +189,36 @@ def test_a_small_response_is_planned_and_serialised_on_the_loop(
 
 
 @pytest.mark.parametrize("mode", _MODES)
-def test_a_large_plan_and_its_response_are_made_in_one_hop_to_the_worker_thread(
+def test_a_large_plan_is_made_in_a_worker_thread_and_its_response_serialised_on_the_loop(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_the_loop, _ = asyncio.run(_run(mode))
-    # Four resources make a large response; a plan looking at four names and references is large too.
+    # A plan looking at four names and references is large (and a response of four resources would be).
     monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
     where = _Where(monkeypatch)
     pushes, loop = asyncio.run(_run(mode))
     assert pushes == on_the_loop
-    # The first responses: one hop each, which plans and serialises (the first ACKs, of what nothing known
-    # was held before, free nothing and make no hop). After the first change the ACKs have left every name to
-    # be looked at again: large plans again, one hop each.
-    assert where.hops[:4] == ["_serialized_response"] * 4
+    # The first responses, then those after the first change (the first ACKs left every name to be looked at
+    # again) are planned in a worker thread, one hop each: the first ACKs, of what nothing known was held
+    # before, free nothing and make no hop. After the second change only what changed is looked at again.
+    assert where.hops == ["plan"] * 4
     assert loop not in where.planned[:4]
-    assert where.serialized[:4] == where.planned[:4]
-
-
-def test_a_large_sotw_response_planned_on_the_loop_is_serialised_in_a_hop_of_its_own(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    on_the_loop, _ = asyncio.run(_run("sotw"))
-    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
-    where = _Where(monkeypatch)
-    pushes, loop = asyncio.run(_run("sotw"))
-    assert pushes == on_the_loop
-    # After the second change only the changed cluster and its load assignment are planned again, on the
-    # loop; each response carries all four resources of its type, serialised in the worker thread.
     assert where.planned[4:] == [loop, loop]
-    assert where.hops[4:] == ["serialize", "serialize"]
-    assert loop not in where.serialized[4:]
-
-
-def test_a_delta_response_of_what_changed_stays_on_the_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
-    where = _Where(monkeypatch)
-    pushes, loop = asyncio.run(_run("delta"))
-    # After the second change: a small plan, and responses of one resource each.
-    assert [len(discovery_pb2.DeltaDiscoveryResponse.FromString(p).resources) for p in pushes[2]] == [1, 1]
-    assert where.planned[4:] == where.serialized[4:] == [loop, loop]
-    assert where.hops[4:] == []
+    assert where.serialized == [loop] * 6
 
 
 @pytest.mark.parametrize("mode", _MODES)
-def test_a_response_of_many_bytes_is_serialised_in_the_worker_thread(
+def test_a_response_of_many_bytes_is_joined_in_a_worker_thread(
     mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     on_the_loop, _ = asyncio.run(_run(mode))
-    # Any resource makes a response large by its bytes, not by its count.
+    # Any response is large by its bytes.
     monkeypatch.setattr(thread_work, "BYTES_WORTH_A_THREAD", 1)
     where = _Where(monkeypatch)
     pushes, loop = asyncio.run(_run(mode))
     assert pushes == on_the_loop
-    assert where.planned == [loop] * 6
-    assert where.hops == ["serialize"] * 6
-    assert loop not in where.serialized
+    assert where.planned == where.serialized == [loop] * 6
+    assert where.hops == ["join"] * 6
 
 
 async def _requests(mode: str) -> AsyncIterator[bytes]:
@@ -254,32 +228,31 @@ async def _requests(mode: str) -> AsyncIterator[bytes]:
     await asyncio.Event().wait()
 
 
-async def _ended_while_in_the_worker_thread(
+async def _ended_while_planned_in_a_worker_thread(
     mode: str, *, queued: bool
 ) -> tuple[Stream, _Writes, list[XdsEvent]]:
-    """A stream ended (its task cancelled, as gRPC does when the proxy goes) while its first response is
-    serialised in the worker thread, or (``queued``) while its hop waits behind other work there."""
+    """A stream ended (its task cancelled, as gRPC does when the proxy goes) while a worker thread plans its
+    first response, or (``queued``) while that plan waits behind other work for the one worker thread."""
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
     cache = SnapshotCache()
     cache.set_snapshot(_snapshot(first_timeout=1.0, previous=None))
     events: list[XdsEvent] = []
     stream = _stream(mode, _services(cache, events=events))
     writes = _Writes()
-    serializing, go_on, other_work_done = threading.Event(), threading.Event(), threading.Event()
-    serialize = Reply.serialize
+    planning, go_on, other_work_done = threading.Event(), threading.Event(), threading.Event()
+    plan, hop, hop_made = Stream._planned_response, thread_work.in_worker_thread, asyncio.Event()
 
-    def held_back(reply: Reply, **kwargs: bool) -> bytes:
-        serializing.set()
+    def held_back(stream: Stream, *args: Any) -> Any:
+        planning.set()
         go_on.wait(_WAIT_SECONDS)
-        return serialize(reply, **kwargs)
-
-    hop_made, hop = asyncio.Event(), thread_work.in_worker_thread
+        return plan(stream, *args)
 
     async def hopping(work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         hop_made.set()
         return await hop(work, *args, **kwargs)  # queued before the waiting test runs again
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Reply, "serialize", held_back)
+        patch.setattr(Stream, "_planned_response", held_back)
         patch.setattr(thread_work, "in_worker_thread", hopping)
         if queued:
             other_work = asyncio.ensure_future(_UNWATCHED_HOP(other_work_done.wait, _WAIT_SECONDS))
@@ -287,7 +260,8 @@ async def _ended_while_in_the_worker_thread(
         if queued:
             await hop_made.wait()
         else:
-            assert await asyncio.to_thread(serializing.wait, _WAIT_SECONDS)
+            with ThreadPoolExecutor(max_workers=1) as waiter:  # the worker thread is busy planning
+                assert await asyncio.get_running_loop().run_in_executor(waiter, planning.wait, _WAIT_SECONDS)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -300,20 +274,32 @@ async def _ended_while_in_the_worker_thread(
     return stream, writes, events
 
 
-@pytest.mark.parametrize("queued", [False, True], ids=["serialising", "queued"])
 @pytest.mark.parametrize("mode", _MODES)
-def test_a_stream_ending_while_its_response_is_in_the_worker_thread_sends_nothing_and_hands_its_state_over(
-    mode: str, queued: bool, monkeypatch: pytest.MonkeyPatch
+def test_a_stream_ending_while_its_plan_waits_for_a_worker_thread_sends_nothing_and_hands_its_state_over(
+    mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The first responses are planned and serialised in one hop.
     monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
     where = _Where(monkeypatch)
-    stream, writes, events = asyncio.run(_ended_while_in_the_worker_thread(mode, queued=queued))
-    assert where.hops == ["_serialized_response"]
-    # Queued work reads nothing of an ended stream; work that began planned the clusters' response.
-    assert len(where.planned) == (0 if queued else 1)
+    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, queued=True))
+    assert where.hops == ["plan"]
+    assert where.planned == []  # the queued work read nothing of the ended stream
     assert writes.sent == []
-    assert [event.kind for event in events] == []
+    assert events == []
     assert all(state.in_flight is None for state in stream.state.types.values())
-    # Handed over (to be freed by the worker thread): the load assignments' names were taken from the state.
+    # Handed over (to be freed by a worker thread): the load assignments' names were taken from the state.
     assert stream.state.types[ENDPOINT].names == set()
+
+
+@pytest.mark.parametrize("mode", _MODES)
+def test_a_stream_ending_while_a_worker_thread_plans_sends_nothing_and_leaves_its_state(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
+    where = _Where(monkeypatch)
+    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, queued=False))
+    assert where.hops == ["plan"]
+    assert writes.sent == []
+    assert events == []
+    assert all(state.in_flight is None for state in stream.state.types.values())
+    # The thread was reading the state when the stream ended: left to be freed with the stream.
+    assert stream.state.types[ENDPOINT].names == set(_NAMES)
