@@ -9,8 +9,8 @@ response holding only them, then the other fields; the loop runs other callbacks
 are the same bytes as serialising the whole message at once (tests hold the two equal).
 
 Serialised on the loop, not in a worker thread: when many streams are sent a large response at once (a change
-to a type of thousands of resources, every state-of-the-world proxy sent all of them again), a worker thread
-kept the loop waiting for the interpreter, and slowed the push to all of them (``bench/README.md``).
+to a type of thousands of resources, every state-of-the-world proxy sent all of them again), serialising in a
+worker thread made the loop's worst stalls longer and the push to all of them slower (``bench/README.md``).
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class SotwStream(Stream):
         # in C, where a pass by name held the loop for 1-2 ms per 10,000.
         if acked != before:
             # Nothing known held (a first response, or a reconnect reporting a version this server did not
-            # send): every name is new, so no pass by name on the loop.
+            # send): every name is new, so no pass by name on the loop, and nothing to free.
             replaced: Collection[str] = (
                 acked.keys()
                 if not before
