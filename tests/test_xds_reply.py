@@ -5,11 +5,12 @@ the whole response is built from ``XdsResource.packed`` messages.
 
 Checked on the Envoy resources of every example and translation golden case, with slices small enough that
 every type with more than two resources is cut, for both ADS variants' response messages with every field the
-streams set.
+streams set, joined on the loop and (as a large response is) in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import TYPE_URLS
-from controlplane.xds.server import reply
+from controlplane.xds.server import reply, thread_work
 from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
@@ -48,9 +49,15 @@ def _delta_entry(resource: XdsResource) -> discovery_pb2.Resource:
     return discovery_pb2.Resource(name=resource.name, version=resource.version, resource=resource.packed)
 
 
+@pytest.mark.parametrize(
+    "join_in_thread_bytes", [0, thread_work.BYTES_WORTH_A_THREAD], ids=["joined-in-thread", "joined"]
+)
 @pytest.mark.parametrize("case", _CASES, ids=lambda path: path.name.removesuffix(".in.yaml"))
-def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sliced_responses_are_the_whole_responses_bytes(
+    case: Path, join_in_thread_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(reply, "SLICE_RESOURCES", 2)
+    monkeypatch.setattr(thread_work, "BYTES_WORTH_A_THREAD", join_in_thread_bytes)
     for type_url, resources in _resources(case).items():
         delta_whole = discovery_pb2.DeltaDiscoveryResponse(
             system_version_info="snapshot-7",
@@ -71,7 +78,7 @@ def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch:
                 control_plane=CONTROL_PLANE,
             ),
         )
-        assert delta.serialize() == delta_whole.SerializeToString(deterministic=True)
+        assert asyncio.run(delta.serialize()) == delta_whole.SerializeToString(deterministic=True)
         sotw_whole = discovery_pb2.DiscoveryResponse(
             version_info="v1", type_url=type_url, nonce="3", control_plane=CONTROL_PLANE
         )
@@ -82,5 +89,5 @@ def test_sliced_responses_are_the_whole_responses_bytes(case: Path, monkeypatch:
             entry=sotw_entry,
             tail=discovery_pb2.DiscoveryResponse(type_url=type_url, nonce="3", control_plane=CONTROL_PLANE),
         )
-        assert sotw.serialize() == sotw_whole.SerializeToString(deterministic=True)
-        assert discovery_pb2.DiscoveryResponse.FromString(sotw.serialize()) == sotw_whole
+        assert asyncio.run(sotw.serialize()) == sotw_whole.SerializeToString(deterministic=True)
+        assert discovery_pb2.DiscoveryResponse.FromString(asyncio.run(sotw.serialize())) == sotw_whole

@@ -1,18 +1,21 @@
-"""A discovery response kept in parts and serialised a slice of resources at a time.
+"""A discovery response serialised a slice of resources at a time, so a large one does not stall the loop.
 
 The first response to a proxy of a 5,000-route configuration carries about 15,000 clusters and as many load
-assignments: building and serialising one such response on the event loop held it for 30-100 ms, during which
-no other stream was served. So a stream serialises a large response in a worker thread (``stream.py`` says
-which are large), and this module keeps each C call of that work short, so the loop can take the interpreter
-back between two: a message's serialisation is its fields' encodings in field-number order, and every
-discovery response has exactly one field numbered below ``resources`` (its version) and the rest above. The
-bytes of the whole response are: the version part, then each slice of resources serialised as a response
-holding only them, then the other fields. The pieces are the same bytes as serialising the whole message at
-once (tests hold the two equal).
+assignments: building and serialising one such response in one go held the event loop for 30-100 ms, during
+which no other stream was served. A message's serialisation is its fields' encodings in field-number order,
+and every discovery response has exactly one field numbered below ``resources`` (its version) and the rest
+above. So the bytes of the whole response are: the version part, then each slice of resources serialised as a
+response holding only them, then the other fields; the loop runs other callbacks between slices. The pieces
+are the same bytes as serialising the whole message at once (tests hold the two equal).
+
+Serialised on the loop, not in a worker thread: when many streams are sent a large response at once (a change
+to a type of thousands of resources, every state-of-the-world proxy sent all of them again), serialising in a
+worker thread made the loop's worst stalls longer and the push to all of them slower (``bench/README.md``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -20,11 +23,10 @@ from typing import Any, Protocol
 from google.protobuf.message import Message
 
 from controlplane.xds.content import XdsResource
+from controlplane.xds.server import thread_work
 
 SLICE_RESOURCES = 500
-"""Resources serialised by one C call. The loop takes the interpreter back from a worker thread between two
-calls, never during one: slices keep each call short however many megabytes the response carries (500 small
-clusters: 0.01 ms; filling a slice, a Python step per resource, about 0.4 ms)."""
+"""Resources serialised between two yields to the loop: 500 small clusters, about half a millisecond."""
 
 
 class EntryOf(Protocol):
@@ -46,19 +48,18 @@ class Reply:
     tail: Message
     """The same message type with only its fields numbered above ``resources`` set."""
 
-    def serialize(self) -> bytes:
-        """The serialised response. Reads nothing but the reply, so any thread may call it; the final copy
-        of a response of a megabyte or more releases the interpreter while it runs (``bytes.join``)."""
+    async def serialize(self) -> bytes:
+        """The serialised response, yielding to the loop between slices of resources."""
         response_type: Any = type(self.head)  # generated classes are untyped
         pieces = [self.head.SerializeToString()]
         for start in range(0, len(self.resources), SLICE_RESOURCES):
+            if start:
+                await asyncio.sleep(0)
             part = response_type()
             for resource in self.resources[start : start + SLICE_RESOURCES]:
                 self.entry(part.resources, resource)
             pieces.append(part.SerializeToString())
         pieces.append(self.tail.SerializeToString())
-        return b"".join(pieces)
-
-    def resource_bytes(self) -> int:
-        """The serialised size of the resources carried (a pass over them: for a reply of a few only)."""
-        return sum(len(resource.serialized) for resource in self.resources)
+        if sum(map(len, pieces)) < thread_work.BYTES_WORTH_A_THREAD:
+            return b"".join(pieces)
+        return await thread_work.in_worker_thread(b"".join, pieces)

@@ -102,7 +102,7 @@ class SotwStream(Stream):
         # in C, where a pass by name held the loop for 1-2 ms per 10,000.
         if acked != before:
             # Nothing known held (a first response, or a reconnect reporting a version this server did not
-            # send): every name is new, so no pass by name on the loop.
+            # send): every name is new, so no pass by name on the loop, and nothing to free.
             replaced: Collection[str] = (
                 acked.keys()
                 if not before
@@ -111,7 +111,7 @@ class SotwStream(Stream):
             gone = before.keys() - acked.keys()
             state.unsettle(replaced)
             state.unsettle(gone)
-            if worth_a_thread(len(replaced) + len(gone)):
+            if before and worth_a_thread(len(replaced) + len(gone)):
                 # A rebuilt configuration's resources die with the old mapping: freed by a worker thread, not
                 # on the loop (what an ACK of a few changes replaces costs less than the thread hop).
                 self._release(before)

@@ -13,6 +13,7 @@ import abc
 import asyncio
 import contextlib
 import math
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,10 @@ class _Signal:
         return self.name
 
 
+class _StreamEnded(Exception):
+    """Work for a worker thread found its stream ended before it began (raised to no one)."""
+
+
 _REFRESH = _Signal("refresh")
 _END_OF_REQUESTS = _Signal("end-of-requests")
 _SHUTDOWN = _Signal("shutdown")
@@ -99,8 +104,11 @@ class Stream(abc.ABC):
         self._drain_timers: list[asyncio.TimerHandle] = []
         self._unwatch: Callable[[], None] | None = None
         self._next_sequence = 0
-        self._thread_reading = False
-        """A worker thread reads the stream's state (the stream waits for it, unless it ended meanwhile)."""
+        self._reading_state = threading.Lock()
+        """Held by a worker thread while it reads the stream's state (the stream waits for it, unless it
+        ended meanwhile), and by an ending stream handing its state over."""
+        self._ended = False
+        """Set by an ending stream: work still queued for a worker thread then reads nothing."""
         self._log = _log.bind(stream=stream_id, mode=self.mode)
         self.connected_at = time.monotonic()
 
@@ -228,11 +236,15 @@ class Stream(abc.ABC):
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
-            response = await self._next_response(planner, state)
+            sequence = self._next_sequence + 1
+            if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
+                response = await self._in_thread(self._planned_response, planner, state, sequence)
+            else:
+                response = self._planned_response(planner, state, sequence)
             if response is None:
                 continue
             self._next_sequence += 1
-            message, in_flight, resend = response
+            reply, in_flight, resend = response
             if resend:
                 self.state.types[ENDPOINT].resend.update(resend)
             if type_url == LISTENER:
@@ -245,38 +257,7 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(message)
-
-    async def _next_response(
-        self, planner: Planner, state: TypeState
-    ) -> tuple[bytes, InFlight, set[str]] | None:
-        """The next response of ``state``'s type, serialised (see ``_serialized_response``), planned and
-        serialised in a worker thread where either is large. Responses still go out one at a time, in type
-        order: this task waits for the thread."""
-        sequence = self._next_sequence + 1
-        if thread_work.worth_a_thread(planner.work(state.type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
-            # One hop for both: a large plan's response is mostly large too.
-            return await self._in_thread(self._serialized_response, planner, state, sequence)
-        response = self._planned_response(planner, state, sequence)
-        if response is None:
-            return None
-        reply, in_flight, resend = response
-        large = thread_work.worth_a_thread(len(reply.resources))
-        if large or reply.resource_bytes() >= thread_work.BYTES_WORTH_A_THREAD:
-            # A state-of-the-world response carries the whole type however little changed. The thread reads
-            # only the reply: no stream state, so none is kept from being freed should the stream end.
-            return await asyncio.to_thread(reply.serialize), in_flight, resend
-        return reply.serialize(), in_flight, resend
-
-    def _serialized_response(
-        self, planner: Planner, state: TypeState, sequence: int
-    ) -> tuple[bytes, InFlight, set[str]] | None:
-        """``_planned_response`` with the reply serialised."""
-        response = self._planned_response(planner, state, sequence)
-        if response is None:
-            return None
-        reply, in_flight, resend = response
-        return reply.serialize(), in_flight, resend
+            await context.write(await reply.serialize())
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -291,13 +272,17 @@ class Stream(abc.ABC):
         return *response, resend
 
     async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        """``work`` in a worker thread, this task waiting: only it changes the stream's state meanwhile."""
-        self._thread_reading = True
-        result = await asyncio.to_thread(work, *args, **kwargs)
-        # Not reached when the stream ends while the thread runs (the thread may still be reading), nor when
-        # the work raises (the stream ends then): either way the state is left to be freed as a whole.
-        self._thread_reading = False
-        return result
+        """``work``, which reads the stream's state, in a worker thread, this task waiting: only it changes
+        the stream's state meanwhile."""
+        return await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+
+    def _reading(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """``work`` run in a worker thread while the stream's state is not handed over (``_close``)."""
+        with self._reading_state:
+            if self._ended:
+                # Queued before the stream ended: nobody waits for the result any more.
+                raise _StreamEnded
+            return work(*args, **kwargs)
 
     def _drain(self, in_flight: InFlight) -> None:
         delay = self._services.settings.listener_drain_seconds
@@ -374,10 +359,13 @@ class Stream(abc.ABC):
         if self.node_id is not None:
             self._metrics.connected_proxies.labels(mode=self.mode).dec()
             self._log.info("proxy disconnected")
-        if not self._thread_reading:
-            # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
-            # container as the stream goes, holding the loop: a worker thread frees it an item at a time.
+        self._ended = True
+        # What a proxy holds (thousands of names and resources per type) would be freed in one C call per
+        # container as the stream goes, holding the loop: a worker thread frees it an item at a time. Not
+        # while a worker thread reads it: it is then left to be freed as a whole.
+        if self._reading_state.acquire(blocking=False):
             owned = [container for state in self.state.types.values() for container in state.hand_over()]
+            self._reading_state.release()
             if thread_work.worth_a_thread(sum(map(len, owned))):
                 self._release(*owned)
 
