@@ -42,6 +42,8 @@ _KUBECONFIG_HEAD = (
 )
 _CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
 _USER = f"users:\n- name: u\n  user: {{token: {_SECRET}-token}}\n"
+_EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
+"""A JWT that expired in 1970 (``{"exp": 1}``)."""
 _KUBECONFIGS_WITH_SECRETS = {
     # case: (the kubeconfig, why the message says it is unusable)
     "a user not nested in user:": (
@@ -72,6 +74,53 @@ _KUBECONFIGS_WITH_SECRETS = {
         f"{_KUBECONFIG_HEAD}{_CLUSTER}users: {_SECRET}\n",
         "its users are not a list of mappings",
     ),
+    # urllib3 parses the proxy-url when the client is made, and quotes it whole when it cannot.
+    "a proxy-url with a port out of range": (
+        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
+        f"    proxy-url: http://user:{_SECRET}?x@proxy:99999\n{_USER}",
+        "a value in it is of the wrong type or form (urllib3.exceptions.LocationParseError; its text is left out)",
+    ),
+    "a proxy-url that is a number": (
+        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster: {{server: 'https://127.0.0.1:1', proxy-url: 3128}}\n"
+        f"{_USER}",
+        "a value in it is of the wrong type or form (AttributeError; its text is left out)",
+    ),
+    # PyYAML quotes tag, alias and anchor names.
+    "a password that is a tag": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user:\n    password: !{_SECRET}\n",
+        "could not determine a constructor for the tag '...' at line 13, column 15",
+    ),
+    "a password that is an alias": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user:\n    password: *{_SECRET}\n",
+        "found undefined alias '...' at line 13, column 15",
+    ),
+    "a token that is an undefined tag handle": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{token: !{_SECRET}!x y}}\n",
+        "while parsing a node found undefined tag handle '...' at line 12, column 17",
+    ),
+    "an anchor used twice": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: &{_SECRET} {{token: x}}\n  x: &{_SECRET} 1\n",
+        "found duplicate anchor '...'; first occurrence at line 12, column 9 second occurrence at line 13, column 6",
+    ),
+    # The loader reads a file named by a value: a token or a base64 key given as a file name by mistake.
+    "a token given as tokenFile": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{tokenFile: {_SECRET}-token}}\n",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command) cannot be"
+        " read: No such file or directory",
+    ),
+    "a key given as client-key": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
+        f"  user: {{client-certificate: {_SECRET}-cert, client-key: {_SECRET}-key}}\n",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command) cannot be"
+        " read: it does not exist",
+    ),
+    # An expired id-token sends the loader to the IdP, whose errors quote its URL.
+    "an expired OIDC id-token": (
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{_SECRET}',"
+        f" client-id: c, client-secret: {_SECRET}, refresh-token: {_SECRET}}}\n",
+        "it could not be used (urllib3.exceptions.MaxRetryError; its text is left out)",
+    ),
 }
 
 
@@ -100,13 +149,22 @@ def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
         api.close()
 
 
-def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file(tmp_path: Path) -> None:
+def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file_and_no_character(tmp_path: Path) -> None:
+    """The character (of a token, say) is left out; the position is told."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_bytes(b"clusters: \xc3\x28\n")
-    with pytest.raises(
-        SourceUnavailable, match=f'invalid continuation byte in "{re.escape(str(kubeconfig))}"'
-    ):
+    with pytest.raises(SourceUnavailable) as raised:
         KubeApi.connect(kubeconfig=kubeconfig)
+    assert str(raised.value) == (
+        f"--kubeconfig {kubeconfig}: unacceptable character: invalid continuation byte at position 10"
+    )
+
+
+def test_a_kubeconfig_flag_naming_an_unknown_user_s_home_is_a_missing_file() -> None:
+    """``~nosuchuser`` is left as it is (a path relative to the working folder) rather than raising."""
+    with pytest.raises(SourceUnavailable) as raised:
+        KubeApi.connect(kubeconfig=Path("~nosuchuser/config"))
+    assert str(raised.value) == "--kubeconfig ~nosuchuser/config: No such file or directory"
 
 
 def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
