@@ -3,13 +3,17 @@ never a value from the file (tokens, client keys, passwords), in process and on 
 
 from __future__ import annotations
 
+import logging
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
+from controlplane.log import KUBECONFIG_LOADER_TEXT, configure_logging
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.api import KubeApi
 
@@ -78,11 +82,12 @@ _KUBECONFIGS_WITH_SECRETS = {
     "a proxy-url with a port out of range": (
         f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
         f"    proxy-url: http://user:{_SECRET}?x@proxy:99999\n{_USER}",
-        "a value in it is of the wrong type or form (urllib3.exceptions.LocationParseError; its text is left out)",
+        "a value in it is of the wrong type or form"
+        " (urllib3.exceptions.LocationParseError; its text is left out)",
     ),
     "a proxy-url that is a number": (
-        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster: {{server: 'https://127.0.0.1:1', proxy-url: 3128}}\n"
-        f"{_USER}",
+        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n"
+        f"  cluster: {{server: 'https://127.0.0.1:1', proxy-url: 3128}}\n{_USER}",
         "a value in it is of the wrong type or form (AttributeError; its text is left out)",
     ),
     # PyYAML quotes tag, alias and anchor names.
@@ -99,20 +104,22 @@ _KUBECONFIGS_WITH_SECRETS = {
         "while parsing a node found undefined tag handle '...' at line 12, column 17",
     ),
     "an anchor used twice": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: &{_SECRET} {{token: x}}\n  x: &{_SECRET} 1\n",
-        "found duplicate anchor '...'; first occurrence at line 12, column 9 second occurrence at line 13, column 6",
+        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
+        f"  user: &{_SECRET} {{token: x}}\n  x: &{_SECRET} 1\n",
+        "found duplicate anchor '...'; first occurrence at line 12, column 9"
+        " second occurrence at line 13, column 6",
     ),
     # The loader reads a file named by a value: a token or a base64 key given as a file name by mistake.
     "a token given as tokenFile": (
         f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{tokenFile: {_SECRET}-token}}\n",
-        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command) cannot be"
-        " read: No such file or directory",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command)"
+        " cannot be read: No such file or directory",
     ),
     "a key given as client-key": (
         f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
         f"  user: {{client-certificate: {_SECRET}-cert, client-key: {_SECRET}-key}}\n",
-        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command) cannot be"
-        " read: it does not exist",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command)"
+        " cannot be read: it does not exist",
     ),
     # An expired id-token sends the loader to the IdP, whose errors quote its URL.
     "an expired OIDC id-token": (
@@ -149,7 +156,9 @@ def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
         api.close()
 
 
-def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file_and_no_character(tmp_path: Path) -> None:
+def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file_and_no_character(
+    tmp_path: Path,
+) -> None:
     """The character (of a token, say) is left out; the position is told."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_bytes(b"clusters: \xc3\x28\n")
@@ -200,4 +209,72 @@ def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line_telling_none_of
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), line
+    assert _SECRET not in done.stderr + done.stdout
+
+
+_FAILING_EXEC_USER = (
+    "users:\n- name: u\n  user:\n"
+    f"    client-key-data: {_SECRET}AA\n"  # base64, as the loader wants it
+    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n"
+    f"      args: [-c, 'echo {_SECRET}-stderr >&2; exit 1']\n"
+    f"      env: [{{value: {_SECRET}-env}}]\n"
+)
+"""An exec credential plugin entry the loader cannot use (an env entry without a name): it logs the whole
+users entry, client key and env value included, and goes on without credentials."""
+
+
+@pytest.fixture
+def our_logging() -> Iterator[None]:
+    """configure_logging for one test: the root logger's handlers, filters and level are put back after."""
+    root = logging.getLogger()
+    handlers, filters, level = root.handlers[:], root.filters[:], root.level
+    yield
+    root.handlers, root.filters = handlers, filters
+    root.setLevel(level)
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("our_logging")
+@pytest.mark.parametrize("failing", ["an env entry without a name", "a plugin that fails"])
+def test_what_the_loader_logs_of_a_failing_exec_plugin_is_a_fixed_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, failing: str
+) -> None:
+    """Through our handler (stderr) and any other on the root logger: the plugin runs again at every token
+    refresh, in the watch threads, so its records would reach the Pod's log all along."""
+    user = _FAILING_EXEC_USER
+    if failing == "a plugin that fails":
+        user = user.replace(f"      env: [{{value: {_SECRET}-env}}]\n", "")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"{_KUBECONFIG_HEAD}{_CLUSTER}{user}")
+    configure_logging(json=True, level="info")
+    logging.getLogger().addHandler(caplog.handler)  # configure_logging replaced the root logger's handlers
+    KubeApi.connect(kubeconfig=kubeconfig).close()
+    stderr = capsys.readouterr().err
+    assert KUBECONFIG_LOADER_TEXT in stderr
+    assert [record.getMessage() for record in caplog.records] == [KUBECONFIG_LOADER_TEXT]
+    assert _SECRET not in stderr + caplog.text
+
+
+@pytest.mark.envoy
+def test_serve_tells_no_value_a_failing_exec_plugin_logged(tmp_path: Path) -> None:
+    """The plugin fails (logged), then the proxy-url does (exit 1): stderr has the fixed text, then why."""
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = (
+        "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
+        f"    proxy-url: http://user:{_SECRET}@proxy:99999\n"
+    )
+    kubeconfig.write_text(f"{_KUBECONFIG_HEAD}{cluster}{_FAILING_EXEC_USER}")
+    command = ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--xds-port=0", "--admin-port=0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane", *command, "--log-format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    *logged, last = done.stderr.splitlines()
+    (plugin_failed,) = logged
+    assert KUBECONFIG_LOADER_TEXT in plugin_failed
+    assert last.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), last
     assert _SECRET not in done.stderr + done.stdout
