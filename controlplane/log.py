@@ -2,15 +2,37 @@
 
 All project code logs through `structlog.get_logger(__name__)`; this module decides how those events are
 rendered. Standard-library loggers (grpc, aiohttp) go through the same renderer to the same stream, so a
-production log is one uniform stream of JSON objects.
+production log is one uniform stream of JSON objects. The kubernetes client's kubeconfig loader logs what its
+exec credential plugin did wrong with the kubeconfig's values in it; those records are rewritten here.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import structlog
+
+_KUBECONFIG_LOADER_FOLDER = f"{os.sep}kubernetes{os.sep}config{os.sep}"
+"""Where the kubernetes client's kubeconfig loader lives, in a record's ``pathname``: it logs through the root
+logger (``logging.error(str(e))``), so no logger name tells its records apart."""
+
+KUBECONFIG_LOADER_TEXT = "the kubeconfig's exec credential plugin failed; its text is left out"
+
+
+class KubeconfigLoaderFilter(logging.Filter):
+    """Rewrites every record of the kubernetes client's kubeconfig loader to one fixed text.
+
+    When an exec credential plugin fails (at connect and at every token refresh, in the watch threads), the
+    loader logs the exception's text: the whole ``users`` entry (client keys, the plugin's env values), the
+    plugin's stderr or output. Its other records are about the same plugin."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if _KUBECONFIG_LOADER_FOLDER in record.pathname or record.name.startswith("kubernetes.config"):
+            record.msg, record.args = KUBECONFIG_LOADER_TEXT, ()
+            record.exc_info, record.exc_text, record.stack_info = None, None, None
+        return True
 
 
 def configure_logging(*, json: bool, level: str) -> None:
@@ -51,6 +73,10 @@ def configure_logging(*, json: bool, level: str) -> None:
         cache_logger_on_first_use=False,
     )
     handler = logging.StreamHandler(sys.stderr)
+    # On the root logger, which the loader logs through, for every handler (one added later included); on
+    # ours for a record of a kubernetes.config logger, which reaches handlers past the root logger's filters.
+    loader_filter = KubeconfigLoaderFilter()
+    handler.addFilter(loader_filter)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_log_level, structlog.stdlib.add_logger_name, timestamper],
@@ -59,4 +85,6 @@ def configure_logging(*, json: bool, level: str) -> None:
     )
     root = logging.getLogger()
     root.handlers = [handler]
+    root.filters = [kept for kept in root.filters if not isinstance(kept, KubeconfigLoaderFilter)]
+    root.addFilter(loader_filter)
     root.setLevel(numeric_level)

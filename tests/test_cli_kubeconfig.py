@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.log import KUBECONFIG_LOADER_TEXT
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.api import KubeApi
 
@@ -33,44 +34,95 @@ def test_a_kubeconfig_that_cannot_be_used_is_named_with_why_in_one_line(tmp_path
     assert "\n" not in str(raised.value)
 
 
-_SECRET = "s3cr3t"
+SECRET = "s3cr3t"
 """In every value of the kubeconfigs below that must never be told: tokens, client keys, proxy passwords."""
 
-_KUBECONFIG_HEAD = (
+KUBECONFIG_HEAD = (
     "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
     "contexts:\n- name: c\n  context: {cluster: k, user: u}\n"
 )
-_CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
-_USER = f"users:\n- name: u\n  user: {{token: {_SECRET}-token}}\n"
+CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
+_USER = f"users:\n- name: u\n  user: {{token: {SECRET}-token}}\n"
+_EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
+"""A JWT that expired in 1970 (``{"exp": 1}``)."""
 _KUBECONFIGS_WITH_SECRETS = {
     # case: (the kubeconfig, why the message says it is unusable)
     "a user not nested in user:": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  token: {_SECRET}-token\n"
-        f"  client-key-data: {_SECRET}-key\n",
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  token: {SECRET}-token\n"
+        f"  client-key-data: {SECRET}-key\n",
         "Invalid kube-config file. Expected key user in {path}/{{...}}",
     ),
     "a cluster not nested in cluster:": (
-        f"{_KUBECONFIG_HEAD}clusters:\n- name: k\n  server: https://127.0.0.1:1\n"
-        f"  proxy-url: http://admin:{_SECRET}@proxy\n{_USER}",
+        f"{KUBECONFIG_HEAD}clusters:\n- name: k\n  server: https://127.0.0.1:1\n"
+        f"  proxy-url: http://admin:{SECRET}@proxy\n{_USER}",
         "Invalid kube-config file. Expected key cluster in {path}/{{...}}",
     ),
     "a token tagged !!int": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {{token: !!int {_SECRET}}}\n",
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user: {{token: !!int {SECRET}}}\n",
         "a value in it is of the wrong type or form (ValueError; its text is left out)",
     ),
     "a user that is a string": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n  user: {_SECRET}-token\n",
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user: {SECRET}-token\n",
         "a value in it is of the wrong type or form (AttributeError; its text is left out)",
     ),
     "a client key not in base64": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users:\n- name: u\n"
-        f"  user: {{client-certificate-data: {_SECRET}-, client-key-data: {_SECRET}-}}\n",
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n"
+        f"  user: {{client-certificate-data: {SECRET}-, client-key-data: {SECRET}-}}\n",
         "a value in it is of the wrong type or form (binascii.Error; its text is left out)",
     ),
     # The loader iterates a string as the list it expects, and names the entry by its first character.
     "users that are a string": (
-        f"{_KUBECONFIG_HEAD}{_CLUSTER}users: {_SECRET}\n",
+        f"{KUBECONFIG_HEAD}{CLUSTER}users: {SECRET}\n",
         "its users are not a list of mappings",
+    ),
+    # urllib3 parses the proxy-url when the client is made, and quotes it whole when it cannot.
+    "a proxy-url with a port out of range": (
+        f"{KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
+        f"    proxy-url: http://user:{SECRET}?x@proxy:99999\n{_USER}",
+        "a value in it is of the wrong type or form"
+        " (urllib3.exceptions.LocationParseError; its text is left out)",
+    ),
+    "a proxy-url that is a number": (
+        f"{KUBECONFIG_HEAD}clusters:\n- name: k\n"
+        f"  cluster: {{server: 'https://127.0.0.1:1', proxy-url: 3128}}\n{_USER}",
+        "a value in it is of the wrong type or form (AttributeError; its text is left out)",
+    ),
+    # PyYAML quotes tag, alias and anchor names.
+    "a password that is a tag": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    password: !{SECRET}\n",
+        "could not determine a constructor for the tag '...' at line 13, column 15",
+    ),
+    "a password that is an alias": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    password: *{SECRET}\n",
+        "found undefined alias '...' at line 13, column 15",
+    ),
+    "a token that is an undefined tag handle": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user: {{token: !{SECRET}!x y}}\n",
+        "while parsing a node found undefined tag handle '...' at line 12, column 17",
+    ),
+    "an anchor used twice": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user: &{SECRET} {{token: x}}\n  x: &{SECRET} 1\n",
+        "found duplicate anchor '...'; first occurrence at line 12, column 9"
+        " second occurrence at line 13, column 6",
+    ),
+    # The loader reads a file named by a value: a token or a base64 key given as a file name by mistake.
+    "a token given as tokenFile": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user: {{tokenFile: {SECRET}-token}}\n",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command)"
+        " cannot be read: No such file or directory",
+    ),
+    "a key given as client-key": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n"
+        f"  user: {{client-certificate: {SECRET}-cert, client-key: {SECRET}-key}}\n",
+        "a file it names (tokenFile, certificate-authority, client-certificate, client-key, command)"
+        " cannot be read: it does not exist",
+    ),
+    # An expired id-token sends the loader to the IdP, whose errors quote its URL.
+    "an expired OIDC id-token": (
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
+        f" client-id: c, client-secret: {SECRET}, refresh-token: {SECRET}}}\n",
+        "it could not be used (urllib3.exceptions.MaxRetryError; its text is left out)",
     ),
 }
 
@@ -83,7 +135,7 @@ def test_a_kubeconfig_that_cannot_be_used_is_named_without_its_values(tmp_path: 
     with pytest.raises(SourceUnavailable) as raised:
         KubeApi.connect(kubeconfig=kubeconfig)
     assert str(raised.value) == f"--kubeconfig {kubeconfig}: {why.format(path=kubeconfig)}"
-    assert _SECRET not in str(raised.value)
+    assert SECRET not in str(raised.value)
 
 
 def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
@@ -92,7 +144,7 @@ def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
     """``--kubeconfig=~/.kube/config``: the shell expands no ``~`` after ``=``."""
     monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".kube").mkdir()
-    (tmp_path / ".kube" / "config").write_text(f"{_KUBECONFIG_HEAD}{_CLUSTER}{_USER}")
+    (tmp_path / ".kube" / "config").write_text(f"{KUBECONFIG_HEAD}{CLUSTER}{_USER}")
     api = KubeApi.connect(kubeconfig=Path("~/.kube/config"))
     try:
         assert api.server == "https://127.0.0.1:1"
@@ -100,13 +152,24 @@ def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
         api.close()
 
 
-def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file(tmp_path: Path) -> None:
+def test_a_kubeconfig_that_is_no_utf_8_is_a_yaml_error_naming_the_file_and_no_character(
+    tmp_path: Path,
+) -> None:
+    """The character (of a token, say) is left out; the position is told."""
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_bytes(b"clusters: \xc3\x28\n")
-    with pytest.raises(
-        SourceUnavailable, match=f'invalid continuation byte in "{re.escape(str(kubeconfig))}"'
-    ):
+    with pytest.raises(SourceUnavailable) as raised:
         KubeApi.connect(kubeconfig=kubeconfig)
+    assert str(raised.value) == (
+        f"--kubeconfig {kubeconfig}: unacceptable character: invalid continuation byte at position 10"
+    )
+
+
+def test_a_kubeconfig_flag_naming_an_unknown_user_s_home_is_a_missing_file() -> None:
+    """``~nosuchuser`` is left as it is (a path relative to the working folder) rather than raising."""
+    with pytest.raises(SourceUnavailable) as raised:
+        KubeApi.connect(kubeconfig=Path("~nosuchuser/config"))
+    assert str(raised.value) == "--kubeconfig ~nosuchuser/config: No such file or directory"
 
 
 def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named(
@@ -118,7 +181,11 @@ def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named
 
 
 _SERVE_KUBECONFIGS = {case: _UNUSABLE_KUBECONFIGS[case] for case in ("missing", "not YAML")} | {
-    case: text for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
+    # Not the OIDC case: urllib3 logs a warning of its own at each retry to reach the IdP, naming its URL (no
+    # secret: every id-token names its issuer).
+    case: text
+    for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
+    if case != "an expired OIDC id-token"
 }
 
 
@@ -142,4 +209,40 @@ def test_serve_with_an_unusable_kubeconfig_exits_1_with_one_line_telling_none_of
     assert done.returncode == 1
     (line,) = done.stderr.splitlines()
     assert line.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), line
-    assert _SECRET not in done.stderr + done.stdout
+    assert SECRET not in done.stderr + done.stdout
+
+
+FAILING_EXEC_USER = (
+    "users:\n- name: u\n  user:\n"
+    f"    client-key-data: {SECRET}AA\n"  # base64, as the loader wants it
+    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n"
+    f"      args: [-c, 'echo {SECRET}-stderr >&2; exit 1']\n"
+    f"      env: [{{value: {SECRET}-env}}]\n"
+)
+"""An exec credential plugin entry the loader cannot use (an env entry without a name): it logs the whole
+users entry, client key and env value included, and goes on without credentials."""
+
+
+@pytest.mark.envoy
+def test_serve_tells_no_value_a_failing_exec_plugin_logged(tmp_path: Path) -> None:
+    """The plugin fails (logged), then the proxy-url does (exit 1): stderr has the fixed text, then why."""
+    kubeconfig = tmp_path / "kubeconfig"
+    cluster = (
+        "clusters:\n- name: k\n  cluster:\n    server: https://127.0.0.1:1\n"
+        f"    proxy-url: http://user:{SECRET}@proxy:99999\n"
+    )
+    kubeconfig.write_text(f"{KUBECONFIG_HEAD}{cluster}{FAILING_EXEC_USER}")
+    command = ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--xds-port=0", "--admin-port=0"]
+    done = subprocess.run(
+        [sys.executable, "-m", "controlplane", *command, "--log-format=json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    *logged, last = done.stderr.splitlines()
+    (plugin_failed,) = logged
+    assert KUBECONFIG_LOADER_TEXT in plugin_failed
+    assert last.startswith(f"controlplane serve: --kubeconfig {kubeconfig}: "), last
+    assert SECRET not in done.stderr + done.stdout

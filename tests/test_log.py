@@ -1,18 +1,22 @@
 """Log set-up: a logged traceback names the failure but shows no frame's local values (a local may hold a
-key), in either form, whichever exception formatter structlog would pick by default."""
+key), in either form, whichever exception formatter structlog would pick by default; what the kubernetes
+client's kubeconfig loader logs (a failing exec plugin, with the kubeconfig's users entry) is a fixed text."""
 
 from __future__ import annotations
 
 import logging
 import traceback
 from collections.abc import Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
 import pytest
 import structlog
 
-from controlplane.log import configure_logging
+from controlplane.log import KUBECONFIG_LOADER_TEXT, configure_logging
+from controlplane.sources.kubernetes.api import KubeApi
+from tests.test_cli_kubeconfig import CLUSTER, FAILING_EXEC_USER, KUBECONFIG_HEAD, SECRET
 
 MARKER = "sk-local-3e91b7"
 
@@ -20,9 +24,9 @@ MARKER = "sk-local-3e91b7"
 @pytest.fixture
 def restored_logging() -> Iterator[None]:
     root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    handlers, filters, level = root.handlers[:], root.filters[:], root.level
     yield
-    root.handlers, root.level = handlers, level
+    root.handlers, root.filters, root.level = handlers, filters, level
     structlog.reset_defaults()
 
 
@@ -56,3 +60,24 @@ def test_a_traceback_shows_no_local_values(
     assert "ValueError: refused (15 characters)" in logged
     assert "_refuse" in logged
     assert MARKER not in logged
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("failing", ["an env entry without a name", "a plugin that fails"])
+def test_what_the_loader_logs_of_a_failing_exec_plugin_is_a_fixed_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture, failing: str
+) -> None:
+    """Through our handler (stderr) and any other on the root logger: the plugin runs again at every token
+    refresh, in the watch threads, so its records would reach the Pod's log all along."""
+    user = FAILING_EXEC_USER
+    if failing == "a plugin that fails":
+        user = user.replace(f"      env: [{{value: {SECRET}-env}}]\n", "")
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"{KUBECONFIG_HEAD}{CLUSTER}{user}")
+    configure_logging(json=True, level="info")
+    logging.getLogger().addHandler(caplog.handler)  # configure_logging replaced the root logger's handlers
+    KubeApi.connect(kubeconfig=kubeconfig).close()
+    stderr = capsys.readouterr().err
+    assert KUBECONFIG_LOADER_TEXT in stderr
+    assert [record.getMessage() for record in caplog.records] == [KUBECONFIG_LOADER_TEXT]
+    assert SECRET not in stderr + caplog.text

@@ -10,6 +10,7 @@ status patches and Leases. Every call is blocking; the source runs them on threa
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import urllib3
 import yaml
 
 from controlplane.sources.base import SourceUnavailable
+from controlplane.sources.kubernetes.kubeconfig_errors import told_reason
 
 _CONNECT_TIMEOUT = 10.0
 _REQUEST_TIMEOUT = 30.0
@@ -96,8 +98,8 @@ def _check_shape(kubeconfig: Path) -> None:
     is no mapping (a YAML list) fails there with a ``TypeError``; a named list that is a string is iterated
     character by character, and its first character ends up in the message (``Expected key name in
     PATH/S``): quoting a token's first character is no better than quoting the token."""
-    # A binary stream: YAML errors then name the file and quote none of it, and a file that is no UTF-8 is
-    # PyYAML's ReaderError (a YAMLError) rather than a UnicodeDecodeError.
+    # A binary stream: YAML errors then quote no line of the file, and a file that is no UTF-8 is PyYAML's
+    # ReaderError (a YAMLError) rather than a UnicodeDecodeError.
     with kubeconfig.open("rb") as stream:
         document = yaml.safe_load(stream)
     if document is None:
@@ -115,32 +117,6 @@ def _check_shape(kubeconfig: Path) -> None:
             raise kubernetes.config.ConfigException(f"its {key} are not a list of mappings")
 
 
-_LOADER_VALUE_ERRORS = (ValueError, TypeError, AttributeError, LookupError)
-"""What the loader (or YAML's own ``!!int``) raises on a value of the wrong type or form; their text quotes
-the value (``invalid literal for int() with base 10: 'the token'``), so only their type is told."""
-
-
-def _without_file_values(error: Exception) -> str:
-    """Why the kubeconfig could not be loaded, in one line and quoting nothing from the file: its tokens,
-    client keys and proxy passwords would end up in the Pod's log.
-
-    The loader names a malformed entry by its whole content (``Expected key user in PATH/{'name': 'u',
-    'token': ...}``), so everything from its first ``{`` to its last ``}`` goes; a ``cmd-path`` failure lists
-    the command and its arguments from the second line on, so only the first line is kept."""
-    if isinstance(error, _LOADER_VALUE_ERRORS):
-        kind = type(error).__qualname__  # binascii.Error, a bad base64 client key, is named with its module
-        kind = kind if type(error).__module__ == "builtins" else f"{type(error).__module__}.{kind}"
-        return f"a value in it is of the wrong type or form ({kind}; its text is left out)"
-    if not isinstance(error, kubernetes.config.ConfigException):
-        # A YAML error spans several lines; read from a stream, it quotes no line of the file.
-        return " ".join(str(error).split())
-    text = (str(error).splitlines() or [""])[0]
-    opening, closing = text.find("{"), text.rfind("}")
-    if opening != -1 and closing > opening:
-        text = f"{text[:opening]}{{...}}{text[closing + 1 :]}"
-    return text
-
-
 class KubeApi:
     """One API server connection: from a kubeconfig file, or the Pod's in-cluster credentials."""
 
@@ -151,10 +127,10 @@ class KubeApi:
     def connect(cls, *, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file."""
         configuration = kubernetes.client.Configuration()
-        if kubeconfig is not None:
-            # `--kubeconfig=~/.kube/config` reaches us with the `~` unexpanded (the shell expands it only at
-            # a word's start).
-            kubeconfig = kubeconfig.expanduser()
+        # `--kubeconfig=~/.kube/config` reaches us with the `~` unexpanded (the shell expands it only at a
+        # word's start); os.path's expanduser leaves a `~nosuchuser` as it is (Path's raises), so the file is
+        # then missing like any other.
+        kubeconfig = Path(os.path.expanduser(kubeconfig)) if kubeconfig is not None else None
         try:
             if kubeconfig is None:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
@@ -163,13 +139,17 @@ class KubeApi:
                 kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
                     config_file=str(kubeconfig), context=context, client_configuration=configuration
                 )
-        except (kubernetes.config.ConfigException, OSError, yaml.YAMLError, *_LOADER_VALUE_ERRORS) as error:
+            # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
+            configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
+            # The client parses the proxy-url here: a malformed one is an error quoting it, password and all.
+            client = kubernetes.client.ApiClient(configuration)
+        except Exception as error:
             # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback.
+            # Any error: the loader, PyYAML, urllib3 (the proxy-url) and an OIDC refresh (the IdP) all raise
+            # their own, and told_reason keeps the text only of those known to quote no value.
             where = f"--kubeconfig {kubeconfig}" if kubeconfig is not None else "in-cluster credentials"
-            raise SourceUnavailable(f"{where}: {_without_file_values(error)}") from None
-        # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
-        configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
-        return cls(kubernetes.client.ApiClient(configuration))
+            raise SourceUnavailable(f"{where}: {told_reason(error, kubeconfig=kubeconfig)}") from None
+        return cls(client)
 
     @property
     def server(self) -> str:
