@@ -162,16 +162,23 @@ class XdsServer:
         server = grpc.aio.server(options=self.settings.grpc_options())
         server.add_generic_rpc_handlers((self._handler(), proxy_status.handler(self._streams.values)))
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        starting: asyncio.Future[None] | None = None
         try:
             # grpc raises RuntimeError("Failed to bind to address ...") for a port it cannot bind, never 0.
             if tls is None:
                 bound: int = server.add_insecure_port(address)
             else:
                 bound = server.add_secure_port(address, server_credentials(tls))
-            await server.start()
+            starting = asyncio.ensure_future(server.start())
+            await asyncio.shield(starting)
         except BaseException:
-            # A start cut short (cancelled at shutdown, say) holds the port until the server is stopped. Its
-            # stop may fail in turn (grpc's InvalidStateError), which must not hide why the start failed.
+            # A start cut short (cancelled at shutdown, say) holds the port until the server is stopped, and
+            # grpc's stop releases it only once the start has run (on a loaded machine a cancel landing
+            # mid-start left the port held): let the start finish, then stop. Neither may hide why the start
+            # failed.
+            if starting is not None:
+                with contextlib.suppress(BaseException):
+                    await starting
             with contextlib.suppress(Exception):
                 await server.stop(None)
             raise
