@@ -6,8 +6,10 @@ replaces so that it is not compared on every later translation."""
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -74,6 +76,47 @@ def test_named_table_follows_the_same_dicts_in_another_order() -> None:
     assert table.values(_registered([second, first])) == ("first", "d")  # the later one's wins
 
 
+def test_named_table_broken_partway_through_a_patch_fills_afresh_next_time() -> None:
+    pieces = [{f"c{index}": f"v{index}"} for index in range(8)]
+    table: NamedTable[str] = NamedTable()
+    table.values(_registered(pieces))
+    breaking = _BreaksPartwayThrough({"c9": "new", "c0": "new"})
+    with pytest.raises(_Broken):  # c0 no longer counted, c9 half registered
+        table.values(_registered([*pieces[1:], breaking]))
+    for registered in ([*pieces[1:], {"c9": "v9"}], pieces[2:], [{"c1": "other"}, *pieces[2:]]):
+        fresh: NamedTable[str] = NamedTable()
+        assert table.values(_registered(registered)) == fresh.values(_registered(registered))
+
+
+def test_named_table_fills_afresh_when_a_piece_had_names_it_did_not_count() -> None:
+    pieces = [{f"c{index}": f"v{index}"} for index in range(8)]
+    table: NamedTable[str] = NamedTable()
+    table.values(_registered(pieces))
+    pieces[0]["c9"] = "v9"  # changed after it was registered, which ``put_all`` forbids
+    assert table.values(_registered(pieces[1:])) == tuple(f"v{index}" for index in range(1, 8))
+
+
+class _Broken(Exception):
+    pass
+
+
+class _BreaksPartwayThrough(Mapping[str, str]):
+    """Registrations that fail after their first name when gone through: an interrupted patch."""
+
+    def __init__(self, entries: dict[str, str]) -> None:
+        self._entries = entries
+
+    def __getitem__(self, name: str) -> str:
+        return self._entries[name]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        yield next(iter(self._entries))
+        raise _Broken
+
+
 _KEYS = [
     ObjectKey("g", kind, "ns", f"o{index}")
     for kind in ("AIServiceBackend", INFERENCE_POOL_KIND)
@@ -117,6 +160,54 @@ def test_judged_keys_follow_a_translation_that_judges_more_after_settling() -> N
     assert judged.pools == {_KEYS[5]}
 
 
+def test_judged_keys_broken_partway_through_settling_count_afresh_next_time() -> None:
+    pool = [frozenset({key}) for key in _KEYS]
+    judged = JudgedKeys()
+    judged.settle({id(piece): piece for piece in pool[:8]}, set())
+    version = judged.version
+    breaking = _JudgedPartway([_KEYS[1], _KEYS[9]])
+    with pytest.raises(_Broken):  # the first key no longer counted, the last half counted
+        judged.settle({id(piece): piece for piece in [*pool[1:8], breaking]}, set())
+    for chosen, loose in ((pool[1:9], set()), (pool[2:8], {_KEYS[0]}), (pool[2:8], set())):
+        pieces: Pieces = {id(piece): piece for piece in chosen}
+        fresh = JudgedKeys()
+        judged.settle(pieces, set(loose))
+        fresh.settle(pieces, set(loose))
+        assert set(judged.keys) == set(fresh.keys)
+        assert judged.pools == fresh.pools
+        assert judged.version is not version  # statuses made again, not taken over
+        version = judged.version
+
+
+def test_judged_keys_count_afresh_when_a_piece_had_keys_they_did_not_count() -> None:
+    pool = [{key} for key in _KEYS[:8]]
+    judged = JudgedKeys()
+    judged.settle({id(piece): piece for piece in pool}, set())
+    version = judged.version
+    pool[0].add(_KEYS[9])  # changed after it was judged: pieces are to be immutable
+    judged.settle({id(piece): piece for piece in pool[1:]}, set())
+    assert set(judged.keys) == set(_KEYS[1:8])
+    assert judged.pools == {key for key in _KEYS[1:8] if key.kind == INFERENCE_POOL_KIND}
+    assert judged.version is not version
+
+
+class _JudgedPartway(Collection[ObjectKey]):
+    """Judged keys that fail after the first when gone through: an interrupted settling."""
+
+    def __init__(self, keys: list[ObjectKey]) -> None:
+        self._keys = keys
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self) -> Iterator[ObjectKey]:
+        yield self._keys[0]
+        raise _Broken
+
+
 class _Counted:
     """An input that counts how often it is compared by value."""
 
@@ -130,6 +221,7 @@ class _Counted:
 
 
 def test_kept_compares_an_input_given_again_as_an_equal_copy_once() -> None:
+    _Counted.compared = 0  # a class's counter: whatever ran before in this process counted too
     memo = TranslationMemo()
     first, copy = (_Counted(),), (_Counted(),)
     results: list[list[object]] = []
@@ -142,7 +234,7 @@ def test_kept_compares_an_input_given_again_as_an_equal_copy_once() -> None:
     assert _Counted.compared == 1  # the copy compared once; after that it is the very input kept
 
 
-def _registered(pieces: list[dict[str, str]]) -> Registrations[str]:
+def _registered(pieces: Sequence[Mapping[str, str]]) -> Registrations[str]:
     registrations: Registrations[str] = Registrations()
     for piece in pieces:
         registrations.put_all(piece)

@@ -15,6 +15,8 @@ previous step's (``ResourceSet(previous=...)``), an unedited document keeping it
 translator is handed the changed keys instead of comparing everything: they must include every key a
 full comparison finds changed, and the set must list its objects as one built from scratch does. The
 snapshot's consistency problems (checked again only for replaced resources) must be a fresh check's.
+The IR's tables of upstreams, credentials and CA bundles must list what a fresh ``build_ir``'s do, in the
+same order: Envoy is sent only the clusters a hop uses, so the snapshot alone would not show them all.
 
 The translator's loops over many objects replay unchanged fragments a chunk at a time (``gatewayapi.memo``);
 chunks are made small here so that a few objects make several.
@@ -42,7 +44,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from controlplane.gatewayapi import memo
+from controlplane.gatewayapi import build_ir, memo
+from controlplane.gatewayapi.memo import TranslationMemo
 from controlplane.pipeline import TranslateOptions, Translator, translate
 from controlplane.resources.parse import LoadResult, combine, load_text
 from controlplane.resources.resource_set import ResourceSet
@@ -129,6 +132,8 @@ class EditSequences(RuleBasedStateMachine):
         self.objects: dict[DocKey, dict[str, Any]] = {}
         self.options = TranslateOptions()
         self.translator = Translator()
+        self.memo = TranslationMemo()
+        """Builds the memo'd IR the translator's (private) memo builds: it is given the same inputs."""
         self.previous: Snapshot | None = None
         self.resources: ResourceSet | None = None
         self.parsed: dict[DocKey, tuple[dict[str, Any], LoadResult]] = {}
@@ -139,6 +144,7 @@ class EditSequences(RuleBasedStateMachine):
         """Off, every InferencePool is rejected; on, pools resolve to Pods, members and pickers."""
         self.options = TranslateOptions(inference_extension=inference_extension)
         self.translator = Translator(options=self.options)
+        self.memo = TranslationMemo()
 
     @rule(index=st.integers(min_value=0, max_value=len(POOL) - 1))
     def add(self, index: int) -> None:
@@ -214,6 +220,15 @@ class EditSequences(RuleBasedStateMachine):
                 if before is not None and before.version == resource.version:
                     assert before is resource, f"unchanged {name} was rebuilt"
         self.previous = incremental.snapshot
+        self._check_registered_tables(resources)
+
+    def _check_registered_tables(self, resources: ResourceSet) -> None:
+        memoized = build_ir(resources, options=self.options, memo=self.memo).infra
+        fresh = build_ir(resources, options=self.options).infra
+        # Tuples: in the same order too. Stale or missing names show here even with no hop using them.
+        assert memoized.upstreams == fresh.upstreams
+        assert memoized.credentials == fresh.credentials
+        assert memoized.ca_bundles == fresh.ca_bundles
 
     @staticmethod
     def _check_changes(resources: ResourceSet, *, before: ResourceSet | None) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import is_
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from controlplane.replaced import replaced_positions
 from controlplane.resources.problems import ObjectKey
@@ -20,9 +20,6 @@ FragmentKey = tuple[str, ObjectKey]
 """What a fragment is for: ("backend" | "pool" | "policy" | "route", the object's key)."""
 Effect = tuple[Any, ...]
 """("report", method, key, ...), ("register", table, name, value) or ("use", FragmentKey)."""
-
-
-V = TypeVar("V")
 
 
 @dataclass(slots=True)

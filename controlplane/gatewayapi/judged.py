@@ -28,6 +28,10 @@ class JudgedKeys:
     """The keys judged by the last settled translation, with what judged them."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Nothing counted, under a new ``version``: the next ``settle`` counts afresh."""
         self._counts: Counter[ObjectKey] = Counter()
         """How many of the pieces and loose keys below judged each key (none with zero)."""
         self._pieces: Pieces = {}
@@ -46,6 +50,13 @@ class JudgedKeys:
     def settle(self, pieces: Pieces, loose: set[ObjectKey]) -> None:
         """Makes the keys those of ``pieces`` and ``loose`` (a translation's), counting only the pieces that
         are not last time's very objects and the loose keys that differ."""
+        try:
+            self._settle(pieces, loose)
+        except BaseException:
+            self._reset()  # half counted: the counts no longer match the pieces
+            raise
+
+    def _settle(self, pieces: Pieces, loose: set[ObjectKey]) -> None:
         counts, before = self._counts, self._pieces
         gone = [piece for key, piece in before.items() if key not in pieces]
         came = [piece for key, piece in pieces.items() if key not in before]
@@ -55,12 +66,16 @@ class JudgedKeys:
         size = len(counts)
         uncounted: list[ObjectKey] = []
         for key in chain(chain.from_iterable(gone), self._loose - loose):
-            left = counts[key] - 1
-            if left:
+            left = counts.get(key, 0) - 1
+            if left > 0:
                 counts[key] = left
-            else:
+            elif left == 0:
                 counts.pop(key)  # ``del`` would run ``Counter.__delitem__``, Python code
                 uncounted.append(key)
+            else:  # not counted: the counts are not those of last time's pieces
+                self._reset()
+                self._count_afresh(pieces, loose)
+                return
         added = [*came, loose - self._loose]
         for piece in added:
             counts.update(piece)

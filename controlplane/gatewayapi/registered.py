@@ -52,6 +52,10 @@ class NamedTable(Generic[V]):
     """The values of the last translation's registrations in one table, in name order."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        """Nothing kept: the next ``values`` fills the table afresh."""
         self._pieces: list[Mapping[str, V]] = []
         """The last translation's, kept alive so that their ``id`` stays theirs."""
         self._table: dict[str, V] = {}
@@ -65,8 +69,12 @@ class NamedTable(Generic[V]):
         """The values of ``registrations``, each name's last, in name order: last time's very tuple when
         nothing differs."""
         pieces = registrations.seal()
-        if not self._patched(pieces):
-            self._fill(pieces)
+        try:
+            if not self._patched(pieces):
+                self._fill(pieces)
+        except BaseException:
+            self._reset()  # half patched: the counts no longer match the table
+            raise
         return self._values
 
     def _fill(self, pieces: list[Mapping[str, V]]) -> None:
@@ -101,8 +109,8 @@ class NamedTable(Generic[V]):
         removed: list[str] = []
         for piece in gone:
             for name in piece:
-                if counts.pop(name) != 1:
-                    return False  # registered by another piece too: which one wins depends on order
+                if counts.pop(name, 0) != 1:
+                    return False  # uncounted, or registered by another piece too: which wins depends on order
                 removed.append(name)
         size = len(counts)
         for piece in came:
