@@ -1,11 +1,18 @@
 """The one marker that stands for a credential value wherever output would show one, and credential values
 taken out of text Envoy wrote.
 
-A proxy's refusal (an xDS NACK) quotes the refused message in protobuf text form: ``Proto constraint
-validation failed (...): <the message, nested Anys expanded>``, as Envoy 1.40 writes it, with a hop's AWS
-keys and an SDS secret's value in the clear. That text goes to the log, ``proxy-status``, ``/status`` and
-the objects' status conditions in the cluster, so the values of the fields that carry credentials are
-replaced first.
+A proxy's refusal (an xDS NACK) quotes the refused message in protobuf text form, with a hop's AWS keys and
+an SDS secret's value in the clear. Envoy 1.40 writes, for a listener::
+
+    Error adding/updating listener(s) NAME: goo.gle/debugstr  <the marker's word and spaces vary by run>
+    <the refused message, nested Anys expanded, one field a line>
+    : Proto constraint validation failed (<the validation error>)
+
+That text goes to the log, ``proxy-status``, ``/status`` and the objects' status conditions in the cluster,
+so the values of the fields that carry credentials are replaced first. Any quoted string can hold a field
+name and quotes of its own (a policy's free-form ``region``, printed just before the keys), so the text is
+read as a run of quoted strings from left to right, each one whole, and only a string that is a credential
+field's value is replaced: a string is never mistaken for where another one starts.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ import re
 from typing import Final
 
 REDACTED: Final = "[redacted]"
+TRUNCATED: Final = "(truncated)"
+"""Follows ``REDACTED`` when the text ended inside the value (Envoy cut the message short)."""
 
 _CREDENTIAL_FIELDS: Final = (
     "access_key_id",
@@ -29,14 +38,26 @@ _CREDENTIAL_FIELDS: Final = (
 )
 """Where Envoy's messages hold a credential: an ``inline_credential``'s keys, a ``DataSource`` (an SDS
 secret's value); text form and JSON (proto or camelCase names)."""
-_QUOTED_CREDENTIAL: Final = re.compile(
-    rf'(?P<field>\b(?:{"|".join(_CREDENTIAL_FIELDS)})"?\s*:\s*)'
-    # A quoted value, escapes included; or, when the text ends inside one (a message cut short), the rest.
-    r'"(?:[^"\\]|\\.)*(?:"|\\?\Z)',
+_NAMES: Final = "|".join(_CREDENTIAL_FIELDS)
+_QUOTED_STRING: Final = re.compile(
+    # A credential field's name (bare in text form, quoted in JSON) and colon, when the string follows one.
+    rf'(?P<field>(?:\b(?:{_NAMES})|"(?:{_NAMES})")\s*:\s*)?'
+    # A quoted string, escapes included, possessive so that no input makes it backtrack; or, when the text
+    # ends inside one (a message cut short), the rest.
+    r'"(?:[^"\\]|\\.)*+(?P<end>"|\\?\Z)',
     re.DOTALL,
 )
 
 
 def redacted_envoy_text(text: str) -> str:
-    """``text`` with every quoted value of a field that carries a credential replaced by ``REDACTED``."""
-    return _QUOTED_CREDENTIAL.sub(lambda found: f'{found["field"]}"{REDACTED}"', text)
+    """``text`` with every quoted value of a field that carries a credential replaced by ``REDACTED``, and
+    every other quoted string kept as it is."""
+    return _QUOTED_STRING.sub(_redacted_if_credential, text)
+
+
+def _redacted_if_credential(found: re.Match[str]) -> str:
+    if found["field"] is None:
+        return found[0]
+    if found["end"] == '"':
+        return f'{found["field"]}"{REDACTED}"'
+    return f'{found["field"]}"{REDACTED} {TRUNCATED}"'

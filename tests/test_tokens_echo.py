@@ -9,6 +9,7 @@ import asyncio
 import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
 from xml.sax.saxutils import escape
 
 import pytest
@@ -46,6 +47,8 @@ class EchoingProvider:
 
     refusing: frozenset[str]
     straddle: bool
+    raw: bool = False
+    """Repeats the request's body and ``Authorization`` header as they came (form-encoded, base64)."""
     url: str = ""
     echoed: list[str] = field(default_factory=list)
 
@@ -60,19 +63,11 @@ class EchoingProvider:
         return app
 
     async def _sent(self, request: web.Request) -> list[str]:
-        """The secrets in a request: form and JSON values that carry one, and the Authorization header's."""
-        values: list[str] = []
-        if request.content_type == "application/json":
-            values.append(str((await request.json()).get("subjectToken", "")))
+        """What the answer repeats (each value also kept in ``echoed``)."""
+        if self.raw:
+            values = [await request.text(), request.headers.get("Authorization", "")]
         else:
-            form = await request.post()
-            names = ("client_secret", "client_assertion", "assertion", "WebIdentityToken", "refresh_token")
-            values += [str(form[name]) for name in names if name in form]
-        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
-        if scheme == "Basic":
-            values.append(base64.b64decode(credential).decode().partition(":")[2])
-        elif scheme == "Bearer":
-            values.append(credential)
+            values = await _secrets_in(request)
         found = [value for value in values if value]
         self.echoed += found
         return found
@@ -106,10 +101,25 @@ class EchoingProvider:
         return web.Response(status=400, text=answer, content_type="text/xml")
 
 
-def _oidc(url: str) -> OidcClient:
-    return OidcClient(
-        issuer=url, token_endpoint=f"{url}/oidc/token", client_id="gw", client_secret=OIDC_SECRET
-    )
+async def _secrets_in(request: web.Request) -> list[str]:
+    """The secrets in a request: form and JSON values that carry one, and the Authorization header's."""
+    values: list[str] = []
+    if request.content_type == "application/json":
+        values.append(str((await request.json()).get("subjectToken", "")))
+    else:
+        form = await request.post()
+        names = ("client_secret", "client_assertion", "assertion", "WebIdentityToken", "refresh_token")
+        values += [str(form[name]) for name in names if name in form]
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "Basic":
+        values.append(base64.b64decode(credential).decode().partition(":")[2])
+    elif scheme == "Bearer":
+        values.append(credential)
+    return values
+
+
+def _oidc(url: str, secret: str = OIDC_SECRET) -> OidcClient:
+    return OidcClient(issuer=url, token_endpoint=f"{url}/oidc/token", client_id="gw", client_secret=secret)
 
 
 def _private_key() -> str:
@@ -199,3 +209,34 @@ def test_a_refusal_repeating_a_secret_shows_none_of_it(case: str, straddle: bool
         runs = {value[start : start + WINDOW] for start in range(len(value) - WINDOW + 1)}
         shown = sorted(run for run in runs if run in message)
         assert not shown, f"{case}: part of a secret sent shows in {message!r}"
+
+
+ENCODED_SECRET = "sk-echo+encoded/secret &=%-e61b"
+"""Changed by form encoding, percent encoding and base64 alike."""
+
+
+@pytest.mark.parametrize("straddle", [False, True], ids=["whole", "cut"])
+@pytest.mark.parametrize(
+    ("request_with", "refusing"),
+    [
+        (
+            lambda url: AzureClientSecret(tenant_id="t", client_id="app", client_secret=ENCODED_SECRET),
+            "entra",
+        ),
+        (lambda url: AzureFederated(tenant_id="t", client_id="app", oidc=_oidc(url, ENCODED_SECRET)), "oidc"),
+    ],
+    ids=["form body", "basic header"],
+)
+def test_a_refusal_repeating_the_request_as_sent_shows_no_form_of_the_secret(
+    request_with: Callable[[str], MintRequest], refusing: str, straddle: bool
+) -> None:
+    provider = EchoingProvider(refusing=frozenset({refusing}), straddle=straddle, raw=True)
+    message = _failure(request_with, provider)
+    assert " answered HTTP 4" in message
+    basic = base64.b64encode(f"gw:{quote_plus(ENCODED_SECRET)}".encode()).decode()
+    forms = (ENCODED_SECRET, quote_plus(ENCODED_SECRET), quote(ENCODED_SECRET, safe=""), basic)
+    assert any(form in text for text in provider.echoed for form in forms), "the provider repeats a form"
+    for form in forms:
+        runs = {form[start : start + WINDOW] for start in range(len(form) - WINDOW + 1)}
+        shown = sorted(run for run in runs if run in message)
+        assert not shown, f"part of {form!r} shows in {message!r}"

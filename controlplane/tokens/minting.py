@@ -5,7 +5,8 @@ token exchange, ``generateAccessToken``, a service account's RS256 JWT traded fo
 STS ``AssumeRoleWithWebIdentity``: an unsigned form POST answered in XML).
 Failures raise ``MintError`` with a message fit for a condition: the endpoint, the HTTP status and the
 provider's own error code and description, never a secret (every secret sent, the tokens of earlier steps
-too, is scrubbed from the message, before the provider's words are shortened).
+too, in the forms it was sent in, is scrubbed from the message by ``tokens.scrub``, before the provider's
+words are shortened).
 
 Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs read, for sovereign clouds),
 ``AIXDS_GCP_STS_URL`` and ``AIXDS_GCP_IAM_CREDENTIALS_URL`` (private endpoints); AWS STS is the policy
@@ -32,7 +33,6 @@ import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from controlplane.ir.providers import AwsKeys
-from controlplane.redaction import REDACTED
 from controlplane.tokens.google_credentials import (
     AdcLocations,
     AuthorizedUser,
@@ -54,6 +54,7 @@ from controlplane.tokens.requests import (
     MintRequest,
     OidcClient,
 )
+from controlplane.tokens.scrub import scrubbed
 
 _JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -113,11 +114,13 @@ class _Refused(MintError):
         super().__init__(f"{url} answered HTTP {status}")  # what it says before it is scrubbed
         self.url, self.status, self.detail = url, status, detail
 
-    def scrubbed(self, secrets: list[str]) -> str:
-        detail = _scrub(self.detail, secrets)
+    def without(self, secrets: list[str]) -> str:
+        detail = scrubbed(self.detail, secrets=secrets)
         if len(detail) > _MAX_DETAIL:
             detail = detail[:_MAX_DETAIL] + "..."
-        return _scrub(f"{self.url} answered HTTP {self.status}", secrets) + (f" ({detail})" if detail else "")
+        return scrubbed(f"{self.url} answered HTTP {self.status}", secrets=secrets) + (
+            f" ({detail})" if detail else ""
+        )
 
 
 class Minter(Protocol):
@@ -148,11 +151,11 @@ class HttpMinter:
         try:
             return await self._mint(request, spent)
         except _Refused as error:
-            raise MintError(error.scrubbed(spent)) from None
+            raise MintError(error.without(spent)) from None
         except MintError as error:
-            raise MintError(_scrub(str(error), spent)) from None
+            raise MintError(scrubbed(str(error), secrets=spent)) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            raise MintError(_scrub(f"{type(error).__name__}: {error}", spent)) from None
+            raise MintError(scrubbed(f"{type(error).__name__}: {error}", secrets=spent)) from None
 
     async def _mint(self, request: MintRequest, spent: list[str]) -> Minted:
         if isinstance(request, AzureClientSecret):
@@ -246,7 +249,9 @@ class HttpMinter:
             form["scope"] = " ".join(client.scopes)
         # client_secret_basic (RFC 6749 2.3.1): both parts form-encoded, then Basic.
         pair = f"{quote_plus(client.client_id)}:{quote_plus(client.client_secret)}"
-        auth = {"Authorization": f"Basic {base64.b64encode(pair.encode()).decode()}"}
+        basic = base64.b64encode(pair.encode()).decode()
+        spent.append(basic)  # a provider repeating the header repeats the pair's base64, not the secret's
+        auth = {"Authorization": f"Basic {basic}"}
         identity = str(self._oauth_token(url, await self._post(url, data=form, headers=auth)).value)
         spent.append(identity)
         return identity
@@ -391,10 +396,3 @@ def _secrets_of(request: MintRequest) -> tuple[str, ...]:
     if isinstance(request, GcpApplicationDefault):
         return ()
     return (request.oidc.client_secret,)
-
-
-def _scrub(message: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, REDACTED)
-    return message
