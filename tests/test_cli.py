@@ -173,10 +173,13 @@ def test_an_xds_server_started_twice_is_a_bug_not_a_port_unavailable() -> None:
     assert str(error) == "the xDS server is already started"
 
 
-@pytest.mark.parametrize("steps", range(6))
-def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int) -> None:
+@pytest.mark.parametrize(
+    ("steps", "again"), [*((steps, None) for steps in range(6)), (1, 1), (3, 1), (4, 1), (4, 3)]
+)
+def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int, again: int | None) -> None:
     """Cancelled (the process told to stop) once the port is bound, at each point of grpc's start (on a
-    loaded machine a cancel one step in used to leave the port held)."""
+    loaded machine a cancel one step in used to leave the port held); and cancelled again `again` steps
+    later, while the start is let finish or the server stopped."""
 
     async def cut_short() -> None:
         with socket.socket() as chooser:
@@ -186,6 +189,10 @@ def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int) -> None
         for _ in range(steps):
             await asyncio.sleep(0)
         start.cancel()
+        if again is not None:
+            for _ in range(again):
+                await asyncio.sleep(0)
+            start.cancel()
         with pytest.raises(asyncio.CancelledError):
             await start
         with socket.socket() as probe:
