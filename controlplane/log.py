@@ -8,15 +8,12 @@ exec credential plugin did wrong with the kubeconfig's values in it; those recor
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
 
 import structlog
-
-_KUBECONFIG_LOADER_FOLDER = f"{os.sep}kubernetes{os.sep}config{os.sep}"
-"""Where the kubernetes client's kubeconfig loader lives, in a record's ``pathname``: it logs through the root
-logger (``logging.error(str(e))``), so no logger name tells its records apart."""
 
 KUBECONFIG_LOADER_TEXT = "the kubeconfig's exec credential plugin failed; its text is left out"
 
@@ -26,13 +23,33 @@ class KubeconfigLoaderFilter(logging.Filter):
 
     When an exec credential plugin fails (at connect and at every token refresh, in the watch threads), the
     loader logs the exception's text: the whole ``users`` entry (client keys, the plugin's env values), the
-    plugin's stderr or output. Its other records are about the same plugin."""
+    plugin's stderr or output. Its other records are about the same plugin.
+
+    The loader logs through the root logger (``logging.error(str(e))``), so no logger name tells its records
+    apart: a record's ``pathname`` does, when it is in the installed package's ``config`` folder (any other
+    folder called ``kubernetes/config``, a checkout or a venv under one, is someone else's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loader_folder = _installed_kubeconfig_loader_folder()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _KUBECONFIG_LOADER_FOLDER in record.pathname or record.name.startswith("kubernetes.config"):
+        if hasattr(record, "_logger"):
+            return True  # structlog's (ours): its message is the event dict, which its formatter needs as is
+        in_loader = self._loader_folder is not None and record.pathname.startswith(self._loader_folder)
+        if in_loader or record.name.startswith("kubernetes.config"):
             record.msg, record.args = KUBECONFIG_LOADER_TEXT, ()
             record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
+
+
+def _installed_kubeconfig_loader_folder() -> str | None:
+    """The kubernetes client's ``config`` folder, ending in a separator; ``None`` when the client is not
+    installed. Found without importing the client (slow, and not every entry point needs it)."""
+    spec = importlib.util.find_spec("kubernetes")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return os.path.join(spec.submodule_search_locations[0], "config") + os.sep
 
 
 def configure_logging(*, json: bool, level: str) -> None:

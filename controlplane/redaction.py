@@ -12,7 +12,14 @@ That text goes to the log, ``proxy-status``, ``/status`` and the objects' status
 so the values of the fields that carry credentials are replaced first. Any quoted string can hold a field
 name and quotes of its own (a policy's free-form ``region``, printed just before the keys), so the text is
 read as a run of quoted strings from left to right, each one whole, and only a string that is a credential
-field's value is replaced: a string is never mistaken for where another one starts.
+field's value is replaced.
+
+What that reading relies on: Envoy escapes every quote inside the message's strings, and no string spans a
+line (neither text form nor JSON allows a raw newline in one), so a string ends at the end of its line at the
+latest. A quote Envoy did not escape (in the listener's name, on the first line) can throw the reading off
+on its own line only; Envoy 1.40 prints one field a line, so each credential field starts a line the reading
+begins outside any string. A credential's value that is not closed on its line is replaced to the end of the
+text: the text was cut short there, or is not laid out as expected.
 """
 
 from __future__ import annotations
@@ -42,10 +49,10 @@ _NAMES: Final = "|".join(_CREDENTIAL_FIELDS)
 _QUOTED_STRING: Final = re.compile(
     # A credential field's name (bare in text form, quoted in JSON) and colon, when the string follows one.
     rf'(?P<field>(?:\b(?:{_NAMES})|"(?:{_NAMES})")\s*:\s*)?'
-    # A quoted string, escapes included, possessive so that no input makes it backtrack; or, when the text
-    # ends inside one (a message cut short), the rest.
-    r'"(?:[^"\\]|\\.)*+(?P<end>"|\\?\Z)',
-    re.DOTALL,
+    # A quoted string on one line, escapes included, possessive so that no input makes it backtrack.
+    r'"(?:[^"\\\n]|\\[^\n])*+'
+    # Its closing quote; or, not closed on its line, the rest of the text when it is a credential's value.
+    r'(?:(?P<closed>")|\\?(?(field)[\s\S]*))',
 )
 
 
@@ -58,6 +65,6 @@ def redacted_envoy_text(text: str) -> str:
 def _redacted_if_credential(found: re.Match[str]) -> str:
     if found["field"] is None:
         return found[0]
-    if found["end"] == '"':
+    if found["closed"] is not None:
         return f'{found["field"]}"{REDACTED}"'
     return f'{found["field"]}"{REDACTED} {TRUNCATED}"'

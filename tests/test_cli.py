@@ -11,7 +11,9 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 
 from controlplane.admin import AdminServer
@@ -173,10 +175,13 @@ def test_an_xds_server_started_twice_is_a_bug_not_a_port_unavailable() -> None:
     assert str(error) == "the xDS server is already started"
 
 
-@pytest.mark.parametrize("steps", range(6))
-def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int) -> None:
+@pytest.mark.parametrize(
+    ("steps", "again"), [*((steps, None) for steps in range(6)), (1, 1), (3, 1), (4, 1), (4, 3)]
+)
+def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int, again: int | None) -> None:
     """Cancelled (the process told to stop) once the port is bound, at each point of grpc's start (on a
-    loaded machine a cancel one step in used to leave the port held)."""
+    loaded machine a cancel one step in used to leave the port held); and cancelled again `again` steps
+    later, while the start is let finish or the server stopped."""
 
     async def cut_short() -> None:
         with socket.socket() as chooser:
@@ -186,12 +191,77 @@ def test_an_xds_start_cut_short_leaves_its_port_free_at_once(steps: int) -> None
         for _ in range(steps):
             await asyncio.sleep(0)
         start.cancel()
+        if again is not None:
+            for _ in range(again):
+                await asyncio.sleep(0)
+            start.cancel()
         with pytest.raises(asyncio.CancelledError):
             await start
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", port))
 
     asyncio.run(cut_short())
+
+
+class _HeldServer:
+    """A grpc server whose start and stop each wait for the test's word first (the stop saying it was
+    reached)."""
+
+    def __init__(self, server: grpc.aio.Server) -> None:
+        self._server = server
+        self.go_start, self.go_stop, self.stop_reached = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._server, name)
+
+    async def start(self) -> None:
+        await self.go_start.wait()
+        await self._server.start()
+
+    async def stop(self, grace: float | None) -> None:
+        self.stop_reached.set()
+        await self.go_stop.wait()
+        await self._server.stop(grace)
+
+
+@pytest.mark.parametrize("again_during", ["start", "stop"])
+def test_an_xds_start_cancelled_again_while_it_cleans_up_still_frees_its_port(
+    again_during: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled during grpc's start, then again while the start is let finish or while the server is
+    stopped: each held until the second cancel has landed."""
+    made: list[_HeldServer] = []
+    server = grpc.aio.server
+
+    def held_server(**options: Any) -> _HeldServer:
+        made.append(_HeldServer(server(**options)))
+        return made[-1]
+
+    monkeypatch.setattr(grpc.aio, "server", held_server)
+
+    async def cancelled_twice() -> None:
+        with socket.socket() as chooser:
+            chooser.bind(("127.0.0.1", 0))
+            port = chooser.getsockname()[1]
+        start = asyncio.ensure_future(XdsServer(cache=SnapshotCache()).start(host="127.0.0.1", port=port))
+        await asyncio.sleep(0)  # the start makes its server, binds the port and starts it
+        (held,) = made
+        start.cancel()
+        if again_during == "start":
+            await asyncio.sleep(0)  # the cancel lands; the cleanup waits for the start
+        else:
+            held.go_start.set()
+            await held.stop_reached.wait()
+        start.cancel()
+        await asyncio.sleep(0)
+        held.go_start.set()
+        held.go_stop.set()
+        with pytest.raises(asyncio.CancelledError):
+            await start
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+
+    asyncio.run(cancelled_twice())
 
 
 def _raise_a_broken_pipe(*_arguments: object, **_keywords: object) -> str:

@@ -4,7 +4,9 @@ client's kubeconfig loader logs (a failing exec plugin, with the kubeconfig's us
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import TextIO
 import pytest
 import structlog
 
-from controlplane.log import KUBECONFIG_LOADER_TEXT, configure_logging
+from controlplane.log import KUBECONFIG_LOADER_TEXT, KubeconfigLoaderFilter, configure_logging
 from controlplane.sources.kubernetes.api import KubeApi
 from tests.test_cli_kubeconfig import CLUSTER, FAILING_EXEC_USER, KUBECONFIG_HEAD, SECRET
 
@@ -81,3 +83,42 @@ def test_what_the_loader_logs_of_a_failing_exec_plugin_is_a_fixed_text(
     assert KUBECONFIG_LOADER_TEXT in stderr
     assert [record.getMessage() for record in caplog.records] == [KUBECONFIG_LOADER_TEXT]
     assert SECRET not in stderr + caplog.text
+
+
+def _record(*, pathname: str, message: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("root", logging.ERROR, pathname, 1, message, (), None)
+    record.__dict__.update(extra)
+    return record
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_only_the_installed_loaders_records_are_rewritten(capsys: pytest.CaptureFixture[str]) -> None:
+    """A project or venv under some other ``kubernetes/config`` folder logs as it would anywhere; so does
+    structlog (its message is the event dict its formatter reads), wherever the call is made from."""
+    configure_logging(json=True, level="info")
+    loader_filter = KubeconfigLoaderFilter()
+    loader = importlib.util.find_spec("kubernetes.config.kube_config")
+    assert loader is not None
+    assert loader.origin is not None
+    elsewhere = f"{os.sep}srv{os.sep}kubernetes{os.sep}config{os.sep}app.py"
+
+    theirs = _record(pathname=loader.origin, message=f"exec: {MARKER}")
+    assert loader_filter.filter(theirs)
+    assert theirs.getMessage() == KUBECONFIG_LOADER_TEXT
+    ours = _record(pathname=elsewhere, message="kept as written")
+    assert loader_filter.filter(ours)
+    assert ours.getMessage() == "kept as written"
+
+    structlog_logger = logging.getLogger("tests.structlog")
+    record = structlog_logger.makeRecord(
+        "tests.structlog",
+        logging.INFO,
+        loader.origin,
+        1,
+        {"event": "structlog event"},
+        (),
+        None,
+        extra={"_logger": structlog_logger, "_name": "info"},
+    )
+    logging.getLogger().handle(record)
+    assert '"event": "structlog event"' in capsys.readouterr().err

@@ -182,8 +182,26 @@ ENVOY_TEXT_REDACTED = (
             'secret { inline_string: "sk-nack-cut\nshort',
             f'secret {{ inline_string: "{REDACTED} {TRUNCATED}"',
         ),
+        (
+            'Error adding/updating listener(s) a"b: goo.gle/debugstr\n...access_key_id: "AKIA1"\n'
+            ' secret_access_key: "SEC"',
+            'Error adding/updating listener(s) a"b: goo.gle/debugstr\n'
+            f'...access_key_id: "{REDACTED}"\n secret_access_key: "{REDACTED}"',
+        ),
+        (
+            'name: "a\\"b" access_key_id: "AKIA1\n secret_access_key: "SEC"\n',
+            f'name: "a\\"b" access_key_id: "{REDACTED} {TRUNCATED}"',
+        ),
     ],
-    ids=["text-form", "json", "string-ending-in-a-field-name", "cut-after-backslash", "cut"],
+    ids=[
+        "text-form",
+        "json",
+        "string-ending-in-a-field-name",
+        "cut-after-backslash",
+        "cut",
+        "stray-quote-in-a-name",
+        "value-unclosed-on-its-line",
+    ],
 )
 def test_every_quoted_credential_is_redacted_and_the_rest_kept(text: str, redacted: str) -> None:
     assert redacted_envoy_text(text) == redacted

@@ -2,8 +2,9 @@
 (``ITEMS_WORTH_A_THREAD`` names and references) in a worker thread, a small one on the loop; every response
 serialised on the loop, in slices (``reply.py``), its bytes joined in a worker thread when there are
 ``BYTES_WORTH_A_THREAD`` of them. Wherever it is made, the proxy is sent the same bytes in the same order. A
-stream ending while its plan waits for a worker thread sends nothing and hands its state over; while a worker
-thread plans, it sends nothing and leaves its state to be freed as a whole.
+stream ending while its plan waits for a worker thread, or once a worker thread has picked the plan up but
+not yet taken the stream's lock, sends nothing and hands its state over; while a worker thread plans, it sends
+nothing and leaves its state to be freed as a whole.
 
 The stream is driven in process (no gRPC): a proxy subscribes to clusters and load assignments, ACKs what
 it is sent, and one cluster changes.
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
@@ -228,18 +230,38 @@ async def _requests(mode: str) -> AsyncIterator[bytes]:
     await asyncio.Event().wait()
 
 
+_Moment = Literal["queued", "picked-up", "planning"]
+"""Where a stream's first plan is when the stream ends: waiting behind other work for the one worker thread,
+picked up by it (before ``Stream._reading`` takes the stream's lock), or being made."""
+
+
+def _held_on_pickup(
+    work: Callable[..., Any], *, picked_up: threading.Event, go_on: threading.Event
+) -> Callable[..., Any]:
+    """``work``, under its own name, first saying (in the worker thread) it was picked up, then waiting for
+    ``go_on``."""
+
+    @functools.wraps(work)
+    def held(*args: Any, **kwargs: Any) -> Any:
+        picked_up.set()
+        go_on.wait(_WAIT_SECONDS)
+        return work(*args, **kwargs)
+
+    return held
+
+
 async def _ended_while_planned_in_a_worker_thread(
-    mode: str, *, queued: bool
+    mode: str, *, at: _Moment
 ) -> tuple[Stream, _Writes, list[XdsEvent]]:
-    """A stream ended (its task cancelled, as gRPC does when the proxy goes) while a worker thread plans its
-    first response, or (``queued``) while that plan waits behind other work for the one worker thread."""
+    """A stream ended (its task cancelled, as gRPC does when the proxy goes) with its first plan ``at`` a
+    moment of its way through the one worker thread."""
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=1))
     cache = SnapshotCache()
     cache.set_snapshot(_snapshot(first_timeout=1.0, previous=None))
     events: list[XdsEvent] = []
     stream = _stream(mode, _services(cache, events=events))
     writes = _Writes()
-    planning, go_on, other_work_done = threading.Event(), threading.Event(), threading.Event()
+    planning, picked_up, go_on, other_work_done = (threading.Event() for _ in range(4))
     plan, hop, hop_made = Stream._planned_response, thread_work.in_worker_thread, asyncio.Event()
 
     def held_back(stream: Stream, *args: Any) -> Any:
@@ -249,24 +271,27 @@ async def _ended_while_planned_in_a_worker_thread(
 
     async def hopping(work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         hop_made.set()
+        if at == "picked-up":
+            work = _held_on_pickup(work, picked_up=picked_up, go_on=go_on)
         return await hop(work, *args, **kwargs)  # queued before the waiting test runs again
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Stream, "_planned_response", held_back)
         patch.setattr(thread_work, "in_worker_thread", hopping)
-        if queued:
+        if at == "queued":
             other_work = asyncio.ensure_future(_UNWATCHED_HOP(other_work_done.wait, _WAIT_SECONDS))
         task = asyncio.create_task(stream.run(_requests(mode), writes))
-        if queued:
+        if at == "queued":
             await hop_made.wait()
         else:
-            with ThreadPoolExecutor(max_workers=1) as waiter:  # the worker thread is busy planning
-                assert await asyncio.get_running_loop().run_in_executor(waiter, planning.wait, _WAIT_SECONDS)
+            reached = picked_up if at == "picked-up" else planning
+            with ThreadPoolExecutor(max_workers=1) as waiter:  # the worker thread holds the plan there
+                assert await asyncio.get_running_loop().run_in_executor(waiter, reached.wait, _WAIT_SECONDS)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         go_on.set()
-        if queued:
+        if at == "queued":
             other_work_done.set()
             await other_work
         # Whatever was queued for the worker thread before this is done once this is.
@@ -274,15 +299,19 @@ async def _ended_while_planned_in_a_worker_thread(
     return stream, writes, events
 
 
+@pytest.mark.parametrize("at", ["queued", "picked-up"])
 @pytest.mark.parametrize("mode", _MODES)
-def test_a_stream_ending_while_its_plan_waits_for_a_worker_thread_sends_nothing_and_hands_its_state_over(
-    mode: str, monkeypatch: pytest.MonkeyPatch
+def test_a_stream_ending_before_a_worker_thread_reads_it_sends_nothing_and_hands_its_state_over(
+    mode: str, at: _Moment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Its plan waiting for the worker thread (then never run), or picked up by it before the stream's lock
+    was taken: the ending stream takes the lock and hands its state over, and the plan, let go on, finds the
+    stream ended and reads nothing."""
     monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
     where = _Where(monkeypatch)
-    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, queued=True))
+    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, at=at))
     assert where.hops == ["plan"]
-    assert where.planned == []  # the queued work read nothing of the ended stream
+    assert where.planned == []  # the plan read nothing of the ended stream
     assert writes.sent == []
     assert events == []
     assert all(state.in_flight is None for state in stream.state.types.values())
@@ -296,7 +325,7 @@ def test_a_stream_ending_while_a_worker_thread_plans_sends_nothing_and_leaves_it
 ) -> None:
     monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", len(_NAMES))
     where = _Where(monkeypatch)
-    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, queued=False))
+    stream, writes, events = asyncio.run(_ended_while_planned_in_a_worker_thread(mode, at="planning"))
     assert where.hops == ["plan"]
     assert writes.sent == []
     assert events == []

@@ -174,13 +174,11 @@ class XdsServer:
         except BaseException:
             # A start cut short (cancelled at shutdown, say) holds the port until the server is stopped, and
             # grpc's stop releases it only once the start has run (on a loaded machine a cancel landing
-            # mid-start left the port held): let the start finish, then stop. Neither may hide why the start
-            # failed.
+            # mid-start left the port held): let the start finish, then stop, each whole however many more
+            # cancels arrive meanwhile. Neither may hide why the start failed.
             if starting is not None:
-                with contextlib.suppress(BaseException):
-                    await starting
-            with contextlib.suppress(Exception):
-                await server.stop(None)
+                await _waited_out(starting)
+            await _waited_out(asyncio.ensure_future(server.stop(None)))
             raise
         self._server, self._port, self._closing = server, bound, False
         security = "plaintext" if tls is None else "mtls" if tls.client_ca is not None else "tls"
@@ -231,3 +229,14 @@ class XdsServer:
             await context.abort(grpc.StatusCode.INTERNAL, "internal error in the xDS server")
         finally:
             del self._streams[stream_id]
+
+
+async def _waited_out(work: asyncio.Future[None]) -> None:
+    """Waits until `work` is done, never passing a cancel on to it: each cancel of the waiting task is taken
+    in and the wait goes on (the caller re-raises why it is cleaning up). How `work` ended is read and left:
+    the caller's own failure is the one to tell."""
+    while not work.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({work})
+    if not work.cancelled():
+        work.exception()  # read, so that asyncio does not log it as never retrieved

@@ -1,10 +1,11 @@
 """One ADS stream: a proxy's requests in, planned responses out, for either protocol variant.
 
-A stream is a single asyncio task owning all its state, so no locks are needed: a reader task turns incoming
-messages into queue items, the snapshot cache's watcher (possibly on another thread) schedules a throttled
-refresh item, and the stream's loop handles every queued item before planning and sending what is due. At
-most one response per type is in flight; the next is planned from the newest snapshot once the proxy has
-answered, so bursts of snapshots collapse into one push.
+A stream is a single asyncio task owning all its state: a reader task turns incoming messages into queue
+items, the snapshot cache's watcher (possibly on another thread) schedules a throttled refresh item, and the
+stream's loop handles every queued item before planning and sending what is due. At most one response per
+type is in flight; the next is planned from the newest snapshot once the proxy has answered, so bursts of
+snapshots collapse into one push. The stream's one lock guards an ending stream handing its state over
+against a worker thread reading that state (a large plan, ``thread_work``).
 """
 
 from __future__ import annotations
