@@ -9,6 +9,7 @@ import json
 import sys
 import urllib.error
 import urllib.request
+from typing import Any
 
 import grpc
 import pytest
@@ -95,6 +96,18 @@ def test_state_is_cleaned_up_when_proxies_leave(xds: ServerThread, envoys: Envoy
     wait_until(lambda: xds.call(lambda: (xds.server.stream_count, xds.cache.watcher_count)) == (0, 0))
 
 
+def _channelz_servers() -> list[dict[str, Any]]:
+    """Every gRPC server of this process channelz knows of (it answers a page of at most 100 at a time)."""
+    servers: list[dict[str, Any]] = []
+    start = 0
+    while True:
+        page = json.loads(cygrpc.channelz_get_servers(start))
+        servers.extend(page.get("server", []))
+        if page.get("end", False) or not page.get("server"):
+            return servers
+        start = max(int(entry["ref"]["serverId"]) for entry in page["server"]) + 1
+
+
 @pytest.mark.envoy
 def test_keepalive_pings_flow_on_idle_streams(mode: str) -> None:
     xds = ServerThread(XdsSettings(keepalive_time_seconds=0.2, listener_drain_seconds=SERVER_DRAIN_SECONDS))
@@ -104,9 +117,9 @@ def test_keepalive_pings_flow_on_idle_streams(mode: str) -> None:
         envoy.wait_ready()
 
         def pings() -> int:
-            # The newest server is this test's: another test's may not be collected yet.
-            servers = json.loads(cygrpc.channelz_get_servers(0))["server"]
-            server = max(servers, key=lambda entry: int(entry["ref"]["serverId"]))
+            # The newest server is this test's: other tests' may not be collected yet, more than channelz's
+            # page of 100 of them, so every page is read.
+            server = max(_channelz_servers(), key=lambda entry: int(entry["ref"]["serverId"]))
             sockets = json.loads(cygrpc.channelz_get_server_sockets(int(server["ref"]["serverId"]), 0, 10))
             return sum(
                 int(
