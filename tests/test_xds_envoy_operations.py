@@ -9,7 +9,6 @@ import json
 import sys
 import urllib.error
 import urllib.request
-from typing import Any
 
 import grpc
 import pytest
@@ -96,15 +95,25 @@ def test_state_is_cleaned_up_when_proxies_leave(xds: ServerThread, envoys: Envoy
     wait_until(lambda: xds.call(lambda: (xds.server.stream_count, xds.cache.watcher_count)) == (0, 0))
 
 
-def _channelz_servers() -> list[dict[str, Any]]:
-    """Every gRPC server of this process channelz knows of (it answers a page of at most 100 at a time)."""
-    servers: list[dict[str, Any]] = []
+def _keepalives_sent_on_port(port: int) -> int:
+    """HTTP/2 keepalive pings sent on the accepted connections whose local port is ``port``, by channelz.
+
+    The server is told apart by its connections' port: channelz reuses ids (the newest server need not have
+    the highest id) and answers at most 100 servers a page, and other tests' servers may not be collected.
+    """
+    sent = 0
     start = 0
     while True:
         page = json.loads(cygrpc.channelz_get_servers(start))
-        servers.extend(page.get("server", []))
+        for server in page.get("server", []):
+            server_id = int(server["ref"]["serverId"])
+            refs = json.loads(cygrpc.channelz_get_server_sockets(server_id, 0, 100)).get("socketRef", [])
+            for ref in refs:
+                socket = json.loads(cygrpc.channelz_get_socket(int(ref["socketId"])))["socket"]
+                if socket.get("local", {}).get("tcpipAddress", {}).get("port") == port:
+                    sent += int(socket["data"].get("keepAlivesSent", 0))
         if page.get("end", False) or not page.get("server"):
-            return servers
+            return sent
         start = max(int(entry["ref"]["serverId"]) for entry in page["server"]) + 1
 
 
@@ -116,21 +125,7 @@ def test_keepalive_pings_flow_on_idle_streams(mode: str) -> None:
         xds.cache.set_snapshot(_small_snapshot())
         envoy.wait_ready()
 
-        def pings() -> int:
-            # The newest server is this test's: other tests' may not be collected yet, more than channelz's
-            # page of 100 of them, so every page is read.
-            server = max(_channelz_servers(), key=lambda entry: int(entry["ref"]["serverId"]))
-            sockets = json.loads(cygrpc.channelz_get_server_sockets(int(server["ref"]["serverId"]), 0, 10))
-            return sum(
-                int(
-                    json.loads(cygrpc.channelz_get_socket(int(ref["socketId"])))["socket"]["data"].get(
-                        "keepAlivesSent", 0
-                    )
-                )
-                for ref in sockets.get("socketRef", [])
-            )
-
-        wait_until(lambda: pings() >= 3, message="server keepalive pings")
+        wait_until(lambda: _keepalives_sent_on_port(xds.port) >= 3, message="server keepalive pings")
         assert envoy.stats(filter_regex="control_plane.connected_state")["control_plane.connected_state"] == 1
         assert xds.server.stream_count == 1
     finally:
