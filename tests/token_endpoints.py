@@ -88,7 +88,11 @@ class TokenEndpoints:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         self.received.append(("oidc discovery", {}))
-        return web.json_response({"issuer": self.url, "token_endpoint": f"{self.url}/oidc/token"})
+        # Scopes the provider supports: the mint asks for none of them the policy does not list.
+        scopes = ["openid", "profile", "email", "offline_access", "api"]
+        return web.json_response(
+            {"issuer": self.url, "token_endpoint": f"{self.url}/oidc/token", "scopes_supported": scopes}
+        )
 
     async def _oidc(self, request: web.Request) -> web.Response:
         form = {name: str(value) for name, value in (await request.post()).items()}

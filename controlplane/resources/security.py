@@ -3,12 +3,15 @@
 Every upstream credential type is declared so users' manifests load; which types the translator supports
 is its decision (it reports the others per object). The OIDC provider settings embedded from Envoy
 Gateway are kept loose: the translator checks the few fields minting uses (``gatewayapi.token_policies``).
+An ``oidcExchangeToken``'s ``grantType`` and ``aud`` are declared upstream but read by none of its code (no
+release from v0.1.0 to v1.1.0 uses them: its OIDC client asks for the token with ``grant_type`` set to
+``client_credentials`` and the scopes, nothing else), so they are noted as having no effect here either.
 Facts: envoyproxy/ai-gateway ``api/v1beta1/backendsecurity_policy.go`` at v1.1.0.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue, ValidationError, model_validator
 from pydantic.config import JsonDict
@@ -18,6 +21,7 @@ from controlplane.resources.cel import X_VALIDATIONS, cel, x_validations
 from controlplane.resources.gateway_api import LocalPolicyTargetReference, SecretObjectReference
 from controlplane.resources.groups import AIGATEWAY_GROUP, INFERENCE_POOL_KIND
 from controlplane.resources.meta import Loose, Model
+from controlplane.resources.notes import FieldNote, FieldState
 
 API_KEY_SECRET_KEY = "apiKey"  # noqa: S105 - the name of a key, not a secret
 """The Secret key that holds the key for APIKey, AzureAPIKey and AnthropicAPIKey policies."""
@@ -68,10 +72,17 @@ class SecretKeyRef(Model):
     secret_ref: SecretObjectReference
 
 
+_IGNORED_AS_UPSTREAM = FieldNote(
+    FieldState.UNIMPLEMENTED,
+    "ignored, as Envoy AI Gateway ignores it: the OIDC token is asked for with grant_type client_credentials "
+    "and the oidc scopes only",
+)
+
+
 class OIDCExchangeToken(Model):
     oidc: Loose
-    grant_type: str = ""
-    aud: str = ""
+    grant_type: Annotated[str, _IGNORED_AS_UPSTREAM] = ""
+    aud: Annotated[str, _IGNORED_AS_UPSTREAM] = ""
 
     def loose_references(self) -> list[SecretObjectReference]:
         """The OIDC client's Secret, which the loose ``oidc`` holds as ``clientSecret`` (for

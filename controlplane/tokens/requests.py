@@ -26,6 +26,10 @@ class OidcClient:
     client_id: str
     client_secret: str = field(repr=False)
     scopes: tuple[str, ...] = ()
+    """The ``scope`` asked for, as the policy lists it (none: no ``scope``). Envoy AI Gateway also asks for
+    every scope the issuer's discovery document lists (``scopes_supported``): more than the policy grants the
+    gateway, and Okta refuses a client-credentials grant asking for OIDC scopes (``openid``, ``profile``),
+    which such lists hold; what the policy lists is enough, and least privilege."""
 
 
 @dataclass(frozen=True, slots=True)
