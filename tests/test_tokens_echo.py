@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote_plus
 from xml.sax.saxutils import escape
 
 import pytest
@@ -49,6 +51,8 @@ class EchoingProvider:
     straddle: bool
     raw: bool = False
     """Repeats the request's body and ``Authorization`` header as they came (form-encoded, base64)."""
+    encode: Callable[[str], str] | None = None
+    """Repeats each secret as this JSON encoder writes it (the refused request quoted as JSON text)."""
     url: str = ""
     echoed: list[str] = field(default_factory=list)
 
@@ -70,7 +74,7 @@ class EchoingProvider:
             values = await _secrets_in(request)
         found = [value for value in values if value]
         self.echoed += found
-        return found
+        return found if self.encode is None else [self.encode(value) for value in found]
 
     def _words(self, code: str, sent: list[str]) -> str:
         """The description repeating ``sent``, placed to cross the cut when ``straddle``."""
@@ -112,7 +116,7 @@ async def _secrets_in(request: web.Request) -> list[str]:
         values += [str(form[name]) for name in names if name in form]
     scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
     if scheme == "Basic":
-        values.append(base64.b64decode(credential).decode().partition(":")[2])
+        values.append(unquote_plus(base64.b64decode(credential).decode().partition(":")[2]))
     elif scheme == "Bearer":
         values.append(credential)
     return values
@@ -237,6 +241,45 @@ def test_a_refusal_repeating_the_request_as_sent_shows_no_form_of_the_secret(
     forms = (ENCODED_SECRET, quote_plus(ENCODED_SECRET), quote(ENCODED_SECRET, safe=""), basic)
     assert any(form in text for text in provider.echoed for form in forms), "the provider repeats a form"
     for form in forms:
+        runs = {form[start : start + WINDOW] for start in range(len(form) - WINDOW + 1)}
+        shown = sorted(run for run in runs if run in message)
+        assert not shown, f"part of {form!r} shows in {message!r}"
+
+
+JSON_SECRET = 'sk-echo "quoted" back\\slash/<&>-é-😀-\t-c90a'
+"""Changed by every JSON encoder, each its own way."""
+JSON_ENCODERS: dict[str, Callable[[str], str]] = {
+    "ascii": json.dumps,
+    "utf-8": lambda value: json.dumps(value, ensure_ascii=False),
+    "go": lambda value: re.sub(
+        "[<>&]", lambda found: f"\\u{ord(found.group()):04x}", json.dumps(value, ensure_ascii=False)
+    ),
+    "upper hex, slash escaped": lambda value: re.sub(
+        r"\\u([0-9a-f]{4})", lambda found: f"\\u{found.group(1).upper()}", json.dumps(value)
+    ).replace("/", "\\/"),
+    "json in json": lambda value: json.dumps(json.dumps(value)),
+}
+
+
+@pytest.mark.parametrize("encoder", list(JSON_ENCODERS))
+@pytest.mark.parametrize(
+    ("request_with", "refusing"),
+    [
+        (lambda url: AzureClientSecret(tenant_id="t", client_id="app", client_secret=JSON_SECRET), "entra"),
+        (lambda url: AzureFederated(tenant_id="t", client_id="app", oidc=_oidc(url, JSON_SECRET)), "oidc"),
+    ],
+    ids=["form body", "basic header"],
+)
+def test_a_refusal_quoting_the_secret_in_json_shows_no_escaped_form_of_it(
+    request_with: Callable[[str], MintRequest], refusing: str, encoder: str
+) -> None:
+    encode = JSON_ENCODERS[encoder]
+    provider = EchoingProvider(refusing=frozenset({refusing}), straddle=False, encode=encode)
+    message = _failure(request_with, provider)
+    assert " answered HTTP 4" in message
+    assert "[redacted]" in message
+    assert JSON_SECRET in provider.echoed, "the provider was sent the secret"
+    for form in (JSON_SECRET, encode(JSON_SECRET)):
         runs = {form[start : start + WINDOW] for start in range(len(form) - WINDOW + 1)}
         shown = sorted(run for run in runs if run in message)
         assert not shown, f"part of {form!r} shows in {message!r}"

@@ -39,3 +39,34 @@ def test_a_secret_is_scrubbed_form_encoded_and_percent_encoded() -> None:
         scrubbed(message, secrets=[secret])
         == f"body client_secret={REDACTED}, path {REDACTED}, kept {REDACTED}"
     )
+
+
+SECRET_TO_ESCAPE = 'it\'s "é" \\ 😀'
+
+
+@pytest.mark.parametrize(
+    "escaped",
+    [
+        '"it\'s \\"\\u00e9\\" \\\\ \\ud83d\\ude00"',  # JSON, ASCII only
+        '"it\'s \\"\\u00E9\\" \\\\ \\uD83D\\uDE00"',  # JSON, upper-case hex
+        '"it\'s \\"é\\" \\\\ 😀"',  # JSON, UTF-8
+        repr([SECRET_TO_ESCAPE]),  # what str() of a list the provider sent as its error says
+        "'it\\'s \"\\xe9\" \\\\ \\U0001f600'",  # a repr of ASCII-only text
+    ],
+    ids=["json-ascii", "json-upper-hex", "json-utf-8", "repr", "repr-ascii"],
+)
+def test_a_secret_is_scrubbed_backslash_escaped_in_any_mix(escaped: str) -> None:
+    message = f"refused: {escaped}, try again"
+    assert SECRET_TO_ESCAPE not in message
+    scrubbed_message = scrubbed(message, secrets=[SECRET_TO_ESCAPE])
+    middle = scrubbed_message.removeprefix("refused: ").removesuffix(", try again")
+    assert middle != scrubbed_message
+    assert REDACTED in middle
+    assert set(middle.replace(REDACTED, "")) <= set("\"'[]")  # the quotes around it, nothing of it
+
+
+def test_escapes_read_are_only_where_a_secret_shows() -> None:
+    message = 'path C:\\new\\table, code \\UFFFFFFFF, \\"quoted\\" and s\\u0065cret'
+    assert scrubbed(message, secrets=["secret"]) == (
+        f'path C:\\new\\table, code \\UFFFFFFFF, \\"quoted\\" and {REDACTED}'
+    )
