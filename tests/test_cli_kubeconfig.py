@@ -4,6 +4,7 @@ never a value from the file (tokens, client keys, passwords), in process and on 
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +136,43 @@ def test_a_kubeconfig_that_cannot_be_used_is_named_without_its_values(tmp_path: 
     with pytest.raises(SourceUnavailable) as raised:
         KubeApi.connect(kubeconfig=kubeconfig)
     assert str(raised.value) == f"--kubeconfig {kubeconfig}: {why.format(path=kubeconfig)}"
+    assert SECRET not in str(raised.value)
+
+
+def _oidc_user(name: str, issuer: str) -> str:
+    """A users entry whose expired id-token the loader refreshes at ``issuer``."""
+    return (
+        f"- name: {name}\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer}', client-id: c,"
+        f" client-secret: {SECRET}, refresh-token: {SECRET}}}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("context", "user"), [(None, "current-oidc-user"), ("other", "other-oidc-user")], ids=["current", "named"]
+)
+def test_an_oidc_issuer_that_never_answers_is_given_up_on_naming_the_user_entry(
+    tmp_path: Path, context: str | None, user: str
+) -> None:
+    """The client refreshes an expired id-token with no timeout of its own; an issuer whose listener takes
+    connections (the kernel's backlog does) but never answers would hold ``serve``'s start for ever."""
+    kubeconfig = tmp_path / "kubeconfig"
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        issuer = f"http://127.0.0.1:{silent.getsockname()[1]}/{SECRET}"
+        kubeconfig.write_text(
+            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n"
+            "- name: c\n  context: {cluster: k, user: current-oidc-user}\n"
+            "- name: other\n  context: {cluster: k, user: other-oidc-user}\n"
+            f"{CLUSTER}users:\n"
+            + _oidc_user("current-oidc-user", issuer)
+            + _oidc_user("other-oidc-user", issuer)
+        )
+        with pytest.raises(SourceUnavailable) as raised:
+            KubeApi.connect(kubeconfig=kubeconfig, context=context, login_timeout=0.5)
+    assert str(raised.value) == (
+        f"--kubeconfig {kubeconfig}: its user entry {user!r} was not logged in within 0.5 s: its"
+        " auth-provider's OIDC issuer or its exec plugin does not answer"
+    )
     assert SECRET not in str(raised.value)
 
 

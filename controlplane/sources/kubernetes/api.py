@@ -20,10 +20,14 @@ from urllib.parse import quote
 import kubernetes.client
 import kubernetes.config
 import urllib3
-import yaml
 
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.kubeconfig_errors import told_reason
+from controlplane.sources.kubernetes.kubeconfig_loading import (
+    LOGIN_TIMEOUT_SECONDS,
+    LoginTimedOut,
+    load_kubeconfig,
+)
 
 _CONNECT_TIMEOUT = 10.0
 _REQUEST_TIMEOUT = 30.0
@@ -89,34 +93,6 @@ class WatchStream:
 _CONNECTION_POOL_SIZE = 64
 
 
-_NAMED_LISTS = ("clusters", "contexts", "users")
-"""The kubeconfig's lists of named entries."""
-
-
-def _check_shape(kubeconfig: Path) -> None:
-    """What the kubernetes loader takes for granted, checked first, as a ``ConfigException``. A top level that
-    is no mapping (a YAML list) fails there with a ``TypeError``; a named list that is a string is iterated
-    character by character, and its first character ends up in the message (``Expected key name in
-    PATH/S``): quoting a token's first character is no better than quoting the token."""
-    # A binary stream: YAML errors then quote no line of the file, and a file that is no UTF-8 is PyYAML's
-    # ReaderError (a YAMLError) rather than a UnicodeDecodeError.
-    with kubeconfig.open("rb") as stream:
-        document = yaml.safe_load(stream)
-    if document is None:
-        return
-    if not isinstance(document, dict):
-        found = "a list" if isinstance(document, list) else "a single value"
-        raise kubernetes.config.ConfigException(
-            f"its top level is {found}, not the mapping of a kubeconfig (apiVersion, clusters, contexts, ...)"
-        )
-    for key in _NAMED_LISTS:
-        entries = document.get(key)
-        if entries is not None and not (
-            isinstance(entries, list) and all(isinstance(entry, dict) for entry in entries)
-        ):
-            raise kubernetes.config.ConfigException(f"its {key} are not a list of mappings")
-
-
 class KubeApi:
     """One API server connection: from a kubeconfig file, or the Pod's in-cluster credentials."""
 
@@ -124,8 +100,15 @@ class KubeApi:
         self._client = client
 
     @classmethod
-    def connect(cls, *, kubeconfig: Path | None = None, context: str | None = None) -> KubeApi:
-        """In-cluster configuration when ``kubeconfig`` is None, else that file."""
+    def connect(
+        cls,
+        *,
+        kubeconfig: Path | None = None,
+        context: str | None = None,
+        login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+    ) -> KubeApi:
+        """In-cluster configuration when ``kubeconfig`` is None, else that file, whose user is logged in
+        within ``login_timeout`` seconds (``kubeconfig_loading``)."""
         configuration = kubernetes.client.Configuration()
         # `--kubeconfig=~/.kube/config` reaches us with the `~` unexpanded (the shell expands it only at a
         # word's start); os.path's expanduser leaves a `~nosuchuser` as it is (Path's raises), so the file is
@@ -135,14 +118,15 @@ class KubeApi:
             if kubeconfig is None:
                 kubernetes.config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
             else:
-                _check_shape(kubeconfig)
-                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                    config_file=str(kubeconfig), context=context, client_configuration=configuration
+                load_kubeconfig(
+                    kubeconfig, context=context, configuration=configuration, timeout=login_timeout
                 )
             # Every watch holds a connection for minutes; the default pool of 10 would churn connections.
             configuration.connection_pool_maxsize = _CONNECTION_POOL_SIZE
             # The client parses the proxy-url here: a malformed one is an error quoting it, password and all.
             client = kubernetes.client.ApiClient(configuration)
+        except LoginTimedOut as error:
+            raise SourceUnavailable(f"--kubeconfig {kubeconfig}: {error}") from None
         except Exception as error:
             # A mistyped path or running outside a Pod is the user's to fix: say which, without a traceback.
             # Any error: the loader, PyYAML, urllib3 (the proxy-url) and an OIDC refresh (the IdP) all raise

@@ -1,0 +1,103 @@
+"""A kubeconfig loaded into the kubernetes client's configuration: its shape checked first, the load bounded.
+
+Loading logs the user in, and the client does that with no timeout of its own: an expired OIDC id-token is
+refreshed at the ``auth-provider``'s issuer (discovery, then the token endpoint), an ``exec`` plugin is run
+and waited for. An issuer that accepts the connection and never answers would hold ``serve --kubernetes``
+at its start for ever, so the load runs on a thread given ``LOGIN_TIMEOUT_SECONDS``; one that does not
+finish is left behind (a daemon: the process exits with the reason, naming the kubeconfig's user entry by
+its name, never by a value of it).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+import kubernetes.client
+import kubernetes.config
+import yaml
+
+LOGIN_TIMEOUT_SECONDS: Final = 30.0
+"""As long as a token mint may take (``tokens.minting``): an issuer slower than that is down to us."""
+
+_NAMED_LISTS = ("clusters", "contexts", "users")
+"""The kubeconfig's lists of named entries."""
+
+
+class LoginTimedOut(Exception):
+    """The kubeconfig's user was not logged in within the time given; the message names the user entry."""
+
+
+def load_kubeconfig(
+    kubeconfig: Path,
+    *,
+    context: str | None,
+    configuration: kubernetes.client.Configuration,
+    timeout: float = LOGIN_TIMEOUT_SECONDS,
+) -> None:
+    """Loads ``kubeconfig`` (its ``context``, None: its current one) into ``configuration``; raises what the
+    loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds."""
+    document = _checked_document(kubeconfig)
+    failed: list[BaseException] = []
+    finished = threading.Event()
+
+    def load() -> None:
+        try:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), context=context, client_configuration=configuration
+            )
+        except BaseException as error:  # raised on the caller's thread, below
+            failed.append(error)
+        finally:
+            finished.set()
+
+    threading.Thread(target=load, name="kubeconfig-login", daemon=True).start()
+    if not finished.wait(timeout):
+        user = _user_entry(document, context)
+        named = f"its user entry {user!r}" if user is not None else "its user"
+        raise LoginTimedOut(
+            f"{named} was not logged in within {timeout:g} s: its auth-provider's OIDC issuer or its exec "
+            "plugin does not answer"
+        )
+    if failed:
+        raise failed[0]
+
+
+def _checked_document(kubeconfig: Path) -> dict[str, Any] | None:
+    """The kubeconfig, with what the kubernetes loader takes for granted checked first, as a
+    ``ConfigException``. A top level that is no mapping (a YAML list) fails there with a ``TypeError``; a
+    named list that is a string is iterated character by character, and its first character ends up in the
+    message (``Expected key name in PATH/S``): quoting a token's first character is no better than quoting
+    the token."""
+    # A binary stream: YAML errors then quote no line of the file, and a file that is no UTF-8 is PyYAML's
+    # ReaderError (a YAMLError) rather than a UnicodeDecodeError.
+    with kubeconfig.open("rb") as stream:
+        document = yaml.safe_load(stream)
+    if document is None:
+        return None
+    if not isinstance(document, dict):
+        found = "a list" if isinstance(document, list) else "a single value"
+        raise kubernetes.config.ConfigException(
+            f"its top level is {found}, not the mapping of a kubeconfig (apiVersion, clusters, contexts, ...)"
+        )
+    for key in _NAMED_LISTS:
+        entries = document.get(key)
+        if entries is not None and not (
+            isinstance(entries, list) and all(isinstance(entry, dict) for entry in entries)
+        ):
+            raise kubernetes.config.ConfigException(f"its {key} are not a list of mappings")
+    return document
+
+
+def _user_entry(document: dict[str, Any] | None, context: str | None) -> str | None:
+    """The name of the user entry ``context`` (None: the current context) names, if it names one."""
+    if document is None:
+        return None
+    wanted = context if context is not None else document.get("current-context")
+    for entry in document.get("contexts") or ():
+        settings = entry.get("context")
+        if entry.get("name") == wanted and isinstance(settings, dict):
+            user = settings.get("user")
+            return user if isinstance(user, str) else None
+    return None
