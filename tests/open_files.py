@@ -4,13 +4,16 @@ A count of open descriptors is the whole process's: earlier tests' threads open 
 garbage collector closes what earlier tests dropped, at any moment, so a count taken before and after a test
 moves for reasons of its own (and a leak can hide behind a descriptor closed meanwhile). A descriptor's
 target (``socket:[inode]``, ``pipe:[inode]``, a path) names the open file itself, so comparing targets finds
-what was opened in between and is still open, whatever else closed.
+what was opened in between and is still open, whatever else closed; and what another thread opened in
+between is closed again soon, while a leak stays.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+
+from tests.polling import wait_until
 
 _DESCRIPTORS = "/proc/self/fd"
 
@@ -27,6 +30,13 @@ def open_files() -> Counter[str]:
     return targets
 
 
-def opened_since(before: Counter[str]) -> Counter[str]:
-    """What is open now that was not in ``before`` (an ``open_files()``), by target."""
-    return open_files() - before
+def wait_until_closed(before: Counter[str]) -> None:
+    """Waits until nothing opened since ``before`` (an ``open_files()``) is open any more: what other threads
+    opened meanwhile is closed again soon, a leak stays and fails the wait, named."""
+
+    def closed() -> bool:
+        still_open = open_files() - before
+        assert not still_open, f"opened since and still open: {still_open}"
+        return True
+
+    wait_until(closed, interval=0.01)

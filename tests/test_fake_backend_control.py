@@ -33,8 +33,7 @@ from tests.fake_backend_support import CHAT
 # Fixtures, found by pytest by name in this module.
 from tests.fake_backend_support import backend as backend
 from tests.fake_backend_support import client as client
-from tests.open_files import open_files, opened_since
-from tests.polling import wait_until
+from tests.open_files import open_files, wait_until_closed
 
 
 def _connect(port: int) -> socket.socket:
@@ -205,14 +204,7 @@ def test_many_start_stop_cycles_leak_no_threads_or_sockets() -> None:
                 fake.set_mode(Refuse())
         held.close()
     assert _threads_started_since(threads) == []
-
-    def all_closed() -> bool:
-        left_open = opened_since(files)
-        assert not left_open, f"opened by the cycles and still open: {left_open}"
-        return True
-
-    # Waited for: a descriptor another thread opens meanwhile is not this test's, and is closed again.
-    wait_until(all_closed, interval=0.01)
+    wait_until_closed(files)
 
 
 # --- command line -------------------------------------------------------------------------------------------
