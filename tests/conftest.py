@@ -14,7 +14,7 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import pytest
@@ -117,33 +117,23 @@ def xds(xds_settings: XdsSettings) -> Iterator[ServerThread]:
 @pytest.fixture
 def envoys(xds: ServerThread, mode: str) -> Iterator[EnvoyFactory]:
     """Start Envoys connected to `xds` in the test's mode: ``envoys(node_id="n1", cluster="c")``."""
-    started: list[EnvoyProcess] = []
+    # Every one is stopped at teardown, even if stopping another raised first.
+    with ExitStack() as started:
 
-    def start(node_id: str = "envoy-1", cluster: str = "ai-gateway") -> EnvoyProcess:
-        envoy = start_envoy(xds_port=xds.port, mode=mode, node_id=node_id, cluster=cluster)
-        started.append(envoy)
-        return envoy
+        def start(node_id: str = "envoy-1", cluster: str = "ai-gateway") -> EnvoyProcess:
+            envoy = start_envoy(xds_port=xds.port, mode=mode, node_id=node_id, cluster=cluster)
+            started.callback(envoy.stop)
+            return envoy
 
-    try:
         yield start
-    finally:
-        for envoy in started:
-            envoy.stop()
 
 
 @pytest.fixture
 def backends() -> Iterator[BackendFactory]:
-    """Start fake OpenAI backends by name; all are stopped at teardown."""
-    started: list[FakeBackend] = []
+    """Start fake OpenAI backends by name; all are stopped at teardown, whatever stopping one raised."""
+    with ExitStack() as started:
 
-    def start(name: str) -> FakeBackend:
-        backend = FakeBackend(name=name, model=f"model-{name}")
-        started.append(backend)
-        backend.start()
-        return backend
+        def start(name: str) -> FakeBackend:
+            return started.enter_context(FakeBackend(name=name, model=f"model-{name}"))
 
-    try:
         yield start
-    finally:
-        for backend in started:
-            backend.stop()

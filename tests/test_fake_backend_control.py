@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import os
 import re
 import selectors
 import signal
@@ -34,7 +33,7 @@ from tests.fake_backend_support import CHAT
 # Fixtures, found by pytest by name in this module.
 from tests.fake_backend_support import backend as backend
 from tests.fake_backend_support import client as client
-from tests.polling import wait_until
+from tests.open_files import open_files, wait_until_closed
 
 
 def _connect(port: int) -> socket.socket:
@@ -83,12 +82,22 @@ def test_slow_answers_after_the_delay(backend: FakeBackend, client: httpx.Client
     assert time.monotonic() - started >= 0.2
 
 
-def test_a_slow_answer_in_flight_does_not_hold_up_stop(backend: FakeBackend, client: httpx.Client) -> None:
-    backend.set_mode(Slow(60))
-    with pytest.raises(httpx.ReadTimeout):
-        client.post("/v1/chat/completions", json=CHAT, timeout=0.1)
-    backend.stop()  # aborts the connection and cancels the sleeping handler instead of waiting a minute
-    assert not [t for t in threading.enumerate() if t.name == "fake-backend-eu"]
+def _threads_started_since(before: set[threading.Thread]) -> list[threading.Thread]:
+    """The fake backends' threads alive now that were not in ``before``: this test's, not another's a test
+    left running (a backend of the same name among them)."""
+    return [t for t in threading.enumerate() if t not in before and t.name.startswith("fake-backend-")]
+
+
+def test_a_slow_answer_in_flight_does_not_hold_up_stop() -> None:
+    before = set(threading.enumerate())
+    with FakeBackend(name="eu", model="gpt-4o") as fake, httpx.Client(base_url=fake.url) as client:
+        (serving,) = _threads_started_since(before)
+        fake.set_mode(Slow(60))
+        with pytest.raises(httpx.ReadTimeout):
+            client.post("/v1/chat/completions", json=CHAT, timeout=0.1)
+        fake.wait_for(1, timeout=15.0)  # the request is in the handler, not still on its way
+        fake.stop()  # aborts the connection and cancels the sleeping handler instead of waiting a minute
+        assert not serving.is_alive()
 
 
 def test_reset_closes_the_connection_without_an_answer(backend: FakeBackend, client: httpx.Client) -> None:
@@ -180,31 +189,22 @@ def test_port_is_unknown_before_start_and_start_twice_is_an_error_stop_twice_is_
         fake.stop()
 
 
-def _open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 # A socket left for the garbage collector to close warns; these make that a failure, not a silent pass.
 @pytest.mark.filterwarnings("error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning")
 def test_many_start_stop_cycles_leak_no_threads_or_sockets() -> None:
-    baseline_fds = _open_fds()
+    threads, files = set(threading.enumerate()), open_files()
     for cycle in range(20):
         fake = FakeBackend(name="cycle", model="m")
         with fake:
             # A connection still open at stop() must be closed by the server, not leaked.
             held = _connect(fake.port)
             held.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
-            fake.wait_for(1, timeout=5.0)
+            fake.wait_for(1, timeout=15.0)
             if cycle % 2:
                 fake.set_mode(Refuse())
         held.close()
-    assert not [t for t in threading.enumerate() if t.name.startswith("fake-backend-")]
-    wait_until(
-        lambda: _open_fds() <= baseline_fds,
-        timeout=5.0,
-        interval=0.01,
-        message=f"open fds back to {baseline_fds} (the value is whether they are)",
-    )
+    assert _threads_started_since(threads) == []
+    wait_until_closed(files)
 
 
 # --- command line -------------------------------------------------------------------------------------------

@@ -95,10 +95,20 @@ class ServerThread:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="xds-server", daemon=True)
         self._thread.start()
-        self.server: XdsServer = self.run(self._make_server(settings))
-        self.admin = AdminServer(registry=self.server.metrics, ready=lambda: self.server.ready)
-        self.port = self.run(self.server.start(port=port, tls=tls))
-        self.admin_port = self.run(self.admin.start())
+        try:
+            self.server: XdsServer = self.run(self._make_server(settings))
+            self.admin = AdminServer(registry=self.server.metrics, ready=lambda: self.server.ready)
+        except BaseException:
+            self._end_loop()
+            raise
+        # A start that fails (its port taken, say) has no caller to close it: the servers and the loop
+        # thread would outlive the test.
+        try:
+            self.port = self.run(self.server.start(port=port, tls=tls))
+            self.admin_port = self.run(self.admin.start())
+        except BaseException:
+            self.close()
+            raise
 
     async def _make_server(self, settings: XdsSettings) -> XdsServer:
         server = XdsServer(cache=self.cache, settings=settings)
@@ -127,12 +137,17 @@ class ServerThread:
             return
         self._closed = True
         try:
-            self.run(self.server.stop(grace_seconds=1.0))
-            self.run(self.admin.stop())
+            try:
+                self.run(self.server.stop(grace_seconds=1.0))
+            finally:
+                self.run(self.admin.stop())
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            self._loop.close()
+            self._end_loop()
+
+    def _end_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
 
 
 def envoy_args() -> list[str]:
@@ -152,7 +167,11 @@ def start_envoy(
         tls=tls,
     )
     envoy = EnvoyProcess(bootstrap_yaml=bootstrap, concurrency=2, extra_args=envoy_args())
-    envoy.start()
+    try:
+        envoy.start()
+    except BaseException:
+        envoy.stop()  # removes the work directory the start made
+        raise
     return envoy
 
 
