@@ -3,7 +3,9 @@
 All project code logs through `structlog.get_logger(__name__)`; this module decides how those events are
 rendered. Standard-library loggers (grpc, aiohttp) go through the same renderer to the same stream, so a
 production log is one uniform stream of JSON objects. The kubernetes client's kubeconfig loader logs what its
-exec credential plugin did wrong with the kubeconfig's values in it; those records are rewritten here.
+exec credential plugin did wrong with the kubeconfig's values in it; those records are rewritten here. When it
+refreshes an expired OIDC id-token, the OAuth2 libraries it calls log the client secret, the refresh token
+and the issuer's answer at DEBUG; those loggers are held at WARNING, whatever the level asked.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ import sys
 import structlog
 
 KUBECONFIG_LOADER_TEXT = "the kubeconfig's exec credential plugin failed; its text is left out"
+OAUTH2_CLIENT_LOGGERS = ("requests_oauthlib", "oauthlib")
+"""Whose DEBUG records quote an OAuth2 client's secret, refresh token and token answer (the kubernetes client
+refreshes a kubeconfig's OIDC id-token through them, at connect and in the watch threads); their client code
+logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
 
 
 class KubeconfigLoaderFilter(logging.Filter):
@@ -105,3 +111,5 @@ def configure_logging(*, json: bool, level: str) -> None:
     root.filters = [kept for kept in root.filters if not isinstance(kept, KubeconfigLoaderFilter)]
     root.addFilter(loader_filter)
     root.setLevel(numeric_level)
+    for name in OAUTH2_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

@@ -44,7 +44,7 @@ KUBECONFIG_HEAD = (
 )
 CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
 _USER = f"users:\n- name: u\n  user: {{token: {SECRET}-token}}\n"
-_EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
+EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
 """A JWT that expired in 1970 (``{"exp": 1}``)."""
 _KUBECONFIGS_WITH_SECRETS = {
     # case: (the kubeconfig, why the message says it is unusable)
@@ -121,7 +121,7 @@ _KUBECONFIGS_WITH_SECRETS = {
     # An expired id-token sends the loader to the IdP, whose errors quote its URL.
     "an expired OIDC id-token": (
         f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
-        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
         f" client-id: c, client-secret: {SECRET}, refresh-token: {SECRET}}}\n",
         "it could not be used (urllib3.exceptions.MaxRetryError; its text is left out)",
     ),
@@ -143,7 +143,7 @@ def _oidc_user(name: str, issuer: str) -> str:
     """A users entry whose expired id-token the loader refreshes at ``issuer``."""
     return (
         f"- name: {name}\n  user:\n    auth-provider:\n      name: oidc\n"
-        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer}', client-id: c,"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer}', client-id: c,"
         f" client-secret: {SECRET}, refresh-token: {SECRET}}}\n"
     )
 
