@@ -2,24 +2,24 @@
 
 Loading logs the user in, and the client does that with no timeout of its own: an expired OIDC id-token is
 refreshed at the ``auth-provider``'s issuer (discovery, then the token endpoint), an ``exec`` plugin is run
-and waited for. An issuer that accepts the connection and never answers would hold ``serve --kubernetes``
-at its start for ever, so the load runs on a thread given ``LOGIN_TIMEOUT_SECONDS``; one that does not
-finish is left behind (a daemon: the process exits with the reason, naming the kubeconfig's user entry by
-its name, never by a value of it).
+and waited for (a ``gcp`` auth-provider's refresh too). An issuer that accepts the connection and never
+answers would hold ``serve --kubernetes`` at its start for ever, so the load runs on a thread given a time
+(``serve --kubeconfig-login-timeout``, 0 for none: an exec plugin that logs a person in through a browser or
+a device code needs their time); one that does not finish is left behind (a daemon: the process exits with
+the reason, naming the kubeconfig's user entry by its name, never by a value of it).
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import kubernetes.client
 import kubernetes.config
 import yaml
 
-LOGIN_TIMEOUT_SECONDS: Final = 30.0
-"""As long as a token mint may take (``tokens.minting``): an issuer slower than that is down to us."""
+from controlplane import defaults
 
 _NAMED_LISTS = ("clusters", "contexts", "users")
 """The kubeconfig's lists of named entries."""
@@ -34,10 +34,10 @@ def load_kubeconfig(
     *,
     context: str | None,
     configuration: kubernetes.client.Configuration,
-    timeout: float = LOGIN_TIMEOUT_SECONDS,
+    timeout: float = defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS,
 ) -> None:
     """Loads ``kubeconfig`` (its ``context``, None: its current one) into ``configuration``; raises what the
-    loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds."""
+    loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds (0: no limit)."""
     document = _checked_document(kubeconfig)
     failed: list[BaseException] = []
     finished = threading.Event()
@@ -53,12 +53,12 @@ def load_kubeconfig(
             finished.set()
 
     threading.Thread(target=load, name="kubeconfig-login", daemon=True).start()
-    if not finished.wait(timeout):
+    if not finished.wait(timeout if timeout > 0 else None):
         user = _user_entry(document, context)
         named = f"its user entry {user!r}" if user is not None else "its user"
         raise LoginTimedOut(
-            f"{named} was not logged in within {timeout:g} s: its auth-provider's OIDC issuer or its exec "
-            "plugin does not answer"
+            f"{named} was not logged in: its auth-provider or exec plugin did not finish within "
+            f"{timeout:g} s (--kubeconfig-login-timeout; 0: no limit)"
         )
     if failed:
         raise failed[0]
