@@ -222,8 +222,8 @@ _SLOW_EXEC_USER = (
     "users:\n- name: u\n  user:\n"
     "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n"
     "      args: [-c, 'sleep 0.3; echo \"$CREDENTIAL\"']\n"
-    "      env: [{name: CREDENTIAL, value: '{\"apiVersion\": \"client.authentication.k8s.io/v1\","
-    " \"kind\": \"ExecCredential\", \"status\": {\"token\": \"exec-token\"}}'}]\n"
+    '      env: [{name: CREDENTIAL, value: \'{"apiVersion": "client.authentication.k8s.io/v1",'
+    ' "kind": "ExecCredential", "status": {"token": "exec-token"}}\'}]\n'
 )
 """An exec plugin that takes a while (a person logging in, in its stead) before it gives a token."""
 
