@@ -283,8 +283,8 @@ def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named
 
 
 _SERVE_KUBECONFIGS = {case: _UNUSABLE_KUBECONFIGS[case] for case in ("missing", "not YAML")} | {
-    # Not the OIDC case: urllib3 logs a warning of its own at each retry to reach the IdP, naming its URL (no
-    # secret: every id-token names its issuer).
+    # Not the OIDC case: urllib3 logs a warning of its own at each retry to reach the IdP (a fixed text:
+    # test_log), so there is more than one line.
     case: text
     for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
     if case != "an expired OIDC id-token"

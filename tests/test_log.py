@@ -1,11 +1,12 @@
 """Log set-up: a logged traceback names the failure but shows no frame's local values (a local may hold a
 key), in either form, whichever exception formatter structlog would pick by default; what the kubernetes
 client's kubeconfig loader logs (a failing exec plugin, with the kubeconfig's users entry) is a fixed text; an
-OIDC id-token refresh logs no secret, even at debug level."""
+OIDC id-token refresh logs no secret, even at debug level, nor the issuer's URL."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import traceback
@@ -19,6 +20,7 @@ import structlog
 
 from controlplane.log import (
     KUBECONFIG_LOADER_TEXT,
+    KUBECONFIG_LOGIN_REQUEST_TEXT,
     OAUTH2_CLIENT_LOGGERS,
     KubeconfigLoaderFilter,
     configure_logging,
@@ -124,9 +126,36 @@ def test_an_oidc_id_token_refresh_at_debug_level_logs_no_secret(
     assert [where for where, _ in issuer.received] == ["oidc discovery", "oidc"]
     assert issuer.issued("oidc") == [f"oidc{TOKEN_MARK}1"]
     stderr = capsys.readouterr().err
-    assert "/oidc/token" in stderr  # debug records were logged (urllib3's)
+    assert KUBECONFIG_LOGIN_REQUEST_TEXT in stderr  # debug records were logged (urllib3's, rewritten)
     for secret in (OIDC_SECRET, refresh_token, TOKEN_MARK):
         assert secret not in stderr
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_urllib3_s_records_of_a_refresh_at_an_unreachable_issuer_do_not_quote_its_url(
+    tmp_path: Path, level: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """urllib3 warns at each retry, quoting the URL's path: a value of the kubeconfig, like the others."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
+        " client-id: c, client-secret: c, refresh-token: r}\n"
+    )
+    configure_logging(json=True, level=level)
+    with pytest.raises(SourceUnavailable):  # nothing listens on port 1
+        KubeApi.connect(kubeconfig=kubeconfig)
+    stderr = capsys.readouterr().err
+    logged = [json.loads(line) for line in stderr.splitlines()]
+    retries = [
+        entry
+        for entry in logged
+        if (entry["logger"], entry["level"]) == ("urllib3.connectionpool", "warning")
+    ]
+    assert retries
+    assert all(entry["event"] == KUBECONFIG_LOGIN_REQUEST_TEXT for entry in retries)
+    assert SECRET not in stderr
 
 
 def _record(*, pathname: str, message: object, **extra: object) -> logging.LogRecord:
