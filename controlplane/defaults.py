@@ -39,6 +39,10 @@ FILE_RESYNC_SECONDS = 10.0
 LEASE_DURATION_SECONDS = 15.0
 """How long a replica that stopped renewing keeps the status-writing Lease (client-go's default;
 ``serve --leader-election-lease-duration``)."""
+KUBECONFIG_LOGIN_TIMEOUT_SECONDS = 30.0
+"""How long logging the kubeconfig's user in may take at ``serve --kubernetes``'s start (an expired OIDC
+id-token refreshed at its issuer, an exec plugin run), 0 for no limit (``serve --kubeconfig-login-timeout``):
+long enough for an issuer or a plugin that answers, not for a login a person finishes in a browser."""
 ENVOY_DRAIN_SECONDS = 600.0
 """Envoy's ``--drain-time-s`` default: how long a replaced listener's resources are kept
 (``serve --envoy-drain-seconds``)."""

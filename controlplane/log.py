@@ -3,7 +3,11 @@
 All project code logs through `structlog.get_logger(__name__)`; this module decides how those events are
 rendered. Standard-library loggers (grpc, aiohttp) go through the same renderer to the same stream, so a
 production log is one uniform stream of JSON objects. The kubernetes client's kubeconfig loader logs what its
-exec credential plugin did wrong with the kubeconfig's values in it; those records are rewritten here.
+exec credential plugin did wrong with the kubeconfig's values in it; those records are rewritten here. When it
+refreshes an expired OIDC id-token, the OAuth2 libraries it calls log the client secret, the refresh token
+and the issuer's answer at DEBUG; those loggers are held at WARNING, whatever the level asked. urllib3's
+records of the loader's requests (its retries' warnings) quote the issuer URL's path, a kubeconfig value
+like the others: they are rewritten too.
 """
 
 from __future__ import annotations
@@ -12,14 +16,23 @@ import importlib.util
 import logging
 import os
 import sys
+from types import FrameType
 
 import structlog
 
 KUBECONFIG_LOADER_TEXT = "the kubeconfig's exec credential plugin failed; its text is left out"
+KUBECONFIG_LOGIN_REQUEST_TEXT = (
+    "a request logging the kubeconfig's user in (at its OIDC issuer, say) logged this; its text is left out"
+)
+OAUTH2_CLIENT_LOGGERS = ("requests_oauthlib", "oauthlib")
+"""Whose DEBUG records quote an OAuth2 client's secret, refresh token and token answer (the kubernetes client
+refreshes a kubeconfig's OIDC id-token through them, at connect and in the watch threads); their client code
+logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
 
 
 class KubeconfigLoaderFilter(logging.Filter):
-    """Rewrites every record of the kubernetes client's kubeconfig loader to one fixed text.
+    """Rewrites every record of the kubernetes client's kubeconfig loader to one fixed text, and urllib3's
+    records of the requests the loader makes to another.
 
     When an exec credential plugin fails (at connect and at every token refresh, in the watch threads), the
     loader logs the exception's text: the whole ``users`` entry (client keys, the plugin's env values), the
@@ -38,9 +51,28 @@ class KubeconfigLoaderFilter(logging.Filter):
             return True  # structlog's (ours): its message is the event dict, which its formatter needs as is
         in_loader = self._loader_folder is not None and record.pathname.startswith(self._loader_folder)
         if in_loader or record.name.startswith("kubernetes.config"):
-            record.msg, record.args = KUBECONFIG_LOADER_TEXT, ()
-            record.exc_info, record.exc_text, record.stack_info = None, None, None
+            _rewrite(record, KUBECONFIG_LOADER_TEXT)
+        elif record.name.startswith("urllib3") and self._loader_is_calling():
+            _rewrite(record, KUBECONFIG_LOGIN_REQUEST_TEXT)
         return True
+
+    def _loader_is_calling(self) -> bool:
+        """Whether the loader is on this thread's stack: the record comes from within a call it made (a
+        filter runs on the thread that logs). Walked for urllib3's records only, which are few."""
+        if self._loader_folder is None:
+            return False
+        frame: FrameType | None = sys._getframe(1)
+        while frame is not None:
+            if frame.f_code.co_filename.startswith(self._loader_folder):
+                return True
+            frame = frame.f_back
+        return False
+
+
+def _rewrite(record: logging.LogRecord, text: str) -> None:
+    """``record`` saying ``text`` only (its level and logger name kept)."""
+    record.msg, record.args = text, ()
+    record.exc_info, record.exc_text, record.stack_info = None, None, None
 
 
 def _installed_kubeconfig_loader_folder() -> str | None:
@@ -105,3 +137,5 @@ def configure_logging(*, json: bool, level: str) -> None:
     root.filters = [kept for kept in root.filters if not isinstance(kept, KubeconfigLoaderFilter)]
     root.addFilter(loader_filter)
     root.setLevel(numeric_level)
+    for name in OAUTH2_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

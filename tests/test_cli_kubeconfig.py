@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from controlplane.cli import build_parser
+from controlplane.commands.serve import _kubernetes_options
 from controlplane.log import KUBECONFIG_LOADER_TEXT
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.api import KubeApi
+from controlplane.sources.kubernetes.source import KubernetesSource
 
 _UNUSABLE_KUBECONFIGS = {
     "missing": None,
@@ -44,7 +47,7 @@ KUBECONFIG_HEAD = (
 )
 CLUSTER = "clusters:\n- name: k\n  cluster: {server: 'https://127.0.0.1:1'}\n"
 _USER = f"users:\n- name: u\n  user: {{token: {SECRET}-token}}\n"
-_EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
+EXPIRED_ID_TOKEN = "eyJhbGciOiJub25lIn0.eyJleHAiOjF9.sig"
 """A JWT that expired in 1970 (``{"exp": 1}``)."""
 _KUBECONFIGS_WITH_SECRETS = {
     # case: (the kubeconfig, why the message says it is unusable)
@@ -121,7 +124,7 @@ _KUBECONFIGS_WITH_SECRETS = {
     # An expired id-token sends the loader to the IdP, whose errors quote its URL.
     "an expired OIDC id-token": (
         f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
-        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
         f" client-id: c, client-secret: {SECRET}, refresh-token: {SECRET}}}\n",
         "it could not be used (urllib3.exceptions.MaxRetryError; its text is left out)",
     ),
@@ -143,8 +146,25 @@ def _oidc_user(name: str, issuer: str) -> str:
     """A users entry whose expired id-token the loader refreshes at ``issuer``."""
     return (
         f"- name: {name}\n  user:\n    auth-provider:\n      name: oidc\n"
-        f"      config: {{id-token: {_EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer}', client-id: c,"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer}', client-id: c,"
         f" client-secret: {SECRET}, refresh-token: {SECRET}}}\n"
+    )
+
+
+_TWO_OIDC_USERS = (
+    "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n"
+    "- name: c\n  context: {{cluster: k, user: current-oidc-user}}\n"
+    "- name: other\n  context: {{cluster: k, user: other-oidc-user}}\n"
+    "{cluster}users:\n{current}{other}"
+)
+
+
+def _two_oidc_users(issuer: str) -> str:
+    """A kubeconfig whose two contexts' users refresh their expired id-tokens at ``issuer``."""
+    return _TWO_OIDC_USERS.format(
+        cluster=CLUSTER,
+        current=_oidc_user("current-oidc-user", issuer),
+        other=_oidc_user("other-oidc-user", issuer),
     )
 
 
@@ -158,22 +178,66 @@ def test_an_oidc_issuer_that_never_answers_is_given_up_on_naming_the_user_entry(
     connections (the kernel's backlog does) but never answers would hold ``serve``'s start for ever."""
     kubeconfig = tmp_path / "kubeconfig"
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        issuer = f"http://127.0.0.1:{silent.getsockname()[1]}/{SECRET}"
-        kubeconfig.write_text(
-            "apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts:\n"
-            "- name: c\n  context: {cluster: k, user: current-oidc-user}\n"
-            "- name: other\n  context: {cluster: k, user: other-oidc-user}\n"
-            f"{CLUSTER}users:\n"
-            + _oidc_user("current-oidc-user", issuer)
-            + _oidc_user("other-oidc-user", issuer)
-        )
+        kubeconfig.write_text(_two_oidc_users(f"http://127.0.0.1:{silent.getsockname()[1]}/{SECRET}"))
         with pytest.raises(SourceUnavailable) as raised:
             KubeApi.connect(kubeconfig=kubeconfig, context=context, login_timeout=0.5)
     assert str(raised.value) == (
-        f"--kubeconfig {kubeconfig}: its user entry {user!r} was not logged in within 0.5 s: its"
-        " auth-provider's OIDC issuer or its exec plugin does not answer"
+        f"--kubeconfig {kubeconfig}: its user entry {user!r} was not logged in: its auth-provider or exec"
+        " plugin did not finish within 0.5 s (--kubeconfig-login-timeout; 0: no limit)"
     )
     assert SECRET not in str(raised.value)
+
+
+def test_serve_s_kubeconfig_login_timeout_is_the_time_the_login_is_given(tmp_path: Path) -> None:
+    """From the flag to the loader, through the source's options."""
+    kubeconfig = tmp_path / "kubeconfig"
+    args = build_parser().parse_args(
+        ["serve", "--kubernetes", f"--kubeconfig={kubeconfig}", "--kubeconfig-login-timeout=0.25"]
+    )
+    options = _kubernetes_options(args)
+    assert options.kubeconfig_login_timeout == 0.25
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        kubeconfig.write_text(_two_oidc_users(f"http://127.0.0.1:{silent.getsockname()[1]}"))
+        with pytest.raises(SourceUnavailable, match=r"did not finish within 0\.25 s"):
+            KubernetesSource(options)
+
+
+def test_the_kubeconfig_login_timeout_defaults_to_30_s() -> None:
+    args = build_parser().parse_args(["serve", "--kubernetes"])
+    assert _kubernetes_options(args).kubeconfig_login_timeout == 30
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_a_kubeconfig_login_timeout_that_is_no_duration_is_a_usage_error(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["serve", "--kubernetes", f"--kubeconfig-login-timeout={value}"])
+    assert exited.value.code == 2
+    expected = f"argument --kubeconfig-login-timeout: '{value}' is not a number of seconds (0 or more)"
+    assert expected in capsys.readouterr().err
+
+
+_SLOW_EXEC_USER = (
+    "users:\n- name: u\n  user:\n"
+    "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n"
+    "      args: [-c, 'sleep 0.3; echo \"$CREDENTIAL\"']\n"
+    '      env: [{name: CREDENTIAL, value: \'{"apiVersion": "client.authentication.k8s.io/v1",'
+    ' "kind": "ExecCredential", "status": {"token": "exec-token"}}\'}]\n'
+)
+"""An exec plugin that takes a while (a person logging in, in its stead) before it gives a token."""
+
+
+@pytest.mark.envoy
+def test_a_kubeconfig_login_timeout_of_0_waits_for_the_login_to_finish(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(f"{KUBECONFIG_HEAD}{CLUSTER}{_SLOW_EXEC_USER}")
+    api = KubeApi.connect(kubeconfig=kubeconfig, login_timeout=0)
+    try:
+        assert api.server == "https://127.0.0.1:1"
+        assert api._client.configuration.api_key == {"BearerToken": "Bearer exec-token"}
+    finally:
+        api.close()
 
 
 def test_a_kubeconfig_flag_starting_with_a_tilde_is_in_the_home_folder(
@@ -219,8 +283,8 @@ def test_outside_a_pod_without_a_kubeconfig_the_in_cluster_credentials_are_named
 
 
 _SERVE_KUBECONFIGS = {case: _UNUSABLE_KUBECONFIGS[case] for case in ("missing", "not YAML")} | {
-    # Not the OIDC case: urllib3 logs a warning of its own at each retry to reach the IdP, naming its URL (no
-    # secret: every id-token names its issuer).
+    # Not the OIDC case: urllib3 logs a warning of its own at each retry to reach the IdP (a fixed text:
+    # test_log), so there is more than one line.
     case: text
     for case, (text, _) in _KUBECONFIGS_WITH_SECRETS.items()
     if case != "an expired OIDC id-token"

@@ -1,10 +1,12 @@
 """Log set-up: a logged traceback names the failure but shows no frame's local values (a local may hold a
 key), in either form, whichever exception formatter structlog would pick by default; what the kubernetes
-client's kubeconfig loader logs (a failing exec plugin, with the kubeconfig's users entry) is a fixed text."""
+client's kubeconfig loader logs (a failing exec plugin, with the kubeconfig's users entry) is a fixed text; an
+OIDC id-token refresh logs no secret, even at debug level, nor the issuer's URL."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 import traceback
@@ -16,9 +18,23 @@ from typing import TextIO
 import pytest
 import structlog
 
-from controlplane.log import KUBECONFIG_LOADER_TEXT, KubeconfigLoaderFilter, configure_logging
+from controlplane.log import (
+    KUBECONFIG_LOADER_TEXT,
+    KUBECONFIG_LOGIN_REQUEST_TEXT,
+    OAUTH2_CLIENT_LOGGERS,
+    KubeconfigLoaderFilter,
+    configure_logging,
+)
+from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.api import KubeApi
-from tests.test_cli_kubeconfig import CLUSTER, FAILING_EXEC_USER, KUBECONFIG_HEAD, SECRET
+from tests.test_cli_kubeconfig import (
+    CLUSTER,
+    EXPIRED_ID_TOKEN,
+    FAILING_EXEC_USER,
+    KUBECONFIG_HEAD,
+    SECRET,
+)
+from tests.token_endpoints import OIDC_CLIENT_ID, OIDC_SECRET, TOKEN_MARK, TokenEndpoints
 
 MARKER = "sk-local-3e91b7"
 
@@ -27,8 +43,11 @@ MARKER = "sk-local-3e91b7"
 def restored_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, filters, level = root.handlers[:], root.filters[:], root.level
+    held = {name: logging.getLogger(name).level for name in OAUTH2_CLIENT_LOGGERS}
     yield
     root.handlers, root.filters, root.level = handlers, filters, level
+    for name, held_level in held.items():
+        logging.getLogger(name).setLevel(held_level)
     structlog.reset_defaults()
 
 
@@ -83,6 +102,60 @@ def test_what_the_loader_logs_of_a_failing_exec_plugin_is_a_fixed_text(
     assert KUBECONFIG_LOADER_TEXT in stderr
     assert [record.getMessage() for record in caplog.records] == [KUBECONFIG_LOADER_TEXT]
     assert SECRET not in stderr + caplog.text
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("json", [False, True], ids=["console", "json"])
+def test_an_oidc_id_token_refresh_at_debug_level_logs_no_secret(
+    tmp_path: Path, json: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The client refreshes an expired id-token through requests_oauthlib, whose debug records quote the
+    client secret, the refresh token and the issuer's answer (its tokens)."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the fake issuer speaks plain HTTP
+    refresh_token = f"{SECRET}-refresh-token"
+    kubeconfig = tmp_path / "kubeconfig"
+    with TokenEndpoints().running() as issuer:
+        kubeconfig.write_text(
+            f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+            f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: '{issuer.url}',"
+            f" client-id: {OIDC_CLIENT_ID}, client-secret: {OIDC_SECRET}, refresh-token: {refresh_token}}}\n"
+        )
+        configure_logging(json=json, level="debug")
+        with pytest.raises(SourceUnavailable):  # the fake's answer has no id_token
+            KubeApi.connect(kubeconfig=kubeconfig)
+    assert [where for where, _ in issuer.received] == ["oidc discovery", "oidc"]
+    assert issuer.issued("oidc") == [f"oidc{TOKEN_MARK}1"]
+    stderr = capsys.readouterr().err
+    assert KUBECONFIG_LOGIN_REQUEST_TEXT in stderr  # debug records were logged (urllib3's, rewritten)
+    for secret in (OIDC_SECRET, refresh_token, TOKEN_MARK):
+        assert secret not in stderr
+
+
+@pytest.mark.usefixtures("restored_logging")
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_urllib3_s_records_of_a_refresh_at_an_unreachable_issuer_do_not_quote_its_url(
+    tmp_path: Path, level: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """urllib3 warns at each retry, quoting the URL's path: a value of the kubeconfig, like the others."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, idp-issuer-url: 'http://127.0.0.1:1/{SECRET}',"
+        " client-id: c, client-secret: c, refresh-token: r}\n"
+    )
+    configure_logging(json=True, level=level)
+    with pytest.raises(SourceUnavailable):  # nothing listens on port 1
+        KubeApi.connect(kubeconfig=kubeconfig)
+    stderr = capsys.readouterr().err
+    logged = [json.loads(line) for line in stderr.splitlines()]
+    retries = [
+        entry
+        for entry in logged
+        if (entry["logger"], entry["level"]) == ("urllib3.connectionpool", "warning")
+    ]
+    assert retries
+    assert all(entry["event"] == KUBECONFIG_LOGIN_REQUEST_TEXT for entry in retries)
+    assert SECRET not in stderr
 
 
 def _record(*, pathname: str, message: object, **extra: object) -> logging.LogRecord:

@@ -1,7 +1,8 @@
 """What an ``oidcExchangeToken`` policy sends its OIDC provider, from the manifest to the form on the wire:
 ``grant_type=client_credentials`` and the scopes the policy lists, whatever its ``grantType`` and ``aud`` say
 and whatever the provider's discovery document offers (as Envoy AI Gateway ignores ``grantType`` and ``aud``;
-unlike it, no ``scopes_supported`` is added), with both fields noted on the policy as having no effect."""
+unlike it, no ``scopes_supported`` is added), with both fields noted on the policy as having no effect (but a
+``grantType`` of ``client_credentials``, which asks for what is sent anyway)."""
 
 from __future__ import annotations
 
@@ -131,21 +132,33 @@ def test_the_oidc_provider_is_sent_client_credentials_and_the_listed_scopes_only
     assert [where for where, _ in endpoints.received] == ["oidc discovery", "oidc", "entra tenant-1"]
 
 
-def test_grant_type_and_aud_are_noted_on_the_policy_as_having_no_effect(
-    tmp_path: Path, endpoints: TokenEndpoints
+@pytest.mark.parametrize(
+    ("grant_type", "grant_type_noted"),
+    [("client_credentials", False), ("urn:ietf:params:oauth:grant-type:jwt-bearer", True)],
+    ids=["the-grant-type-sent-is-quiet", "another-grant-type-is-noted"],
+)
+def test_aud_and_a_grant_type_other_than_the_one_sent_are_noted_as_having_no_effect(
+    tmp_path: Path, endpoints: TokenEndpoints, grant_type: str, grant_type_noted: bool
 ) -> None:
-    extra = "      grantType: client_credentials\n      aud: api://AzureADTokenExchange\n"
+    extra = f'      grantType: "{grant_type}"\n      aud: api://AzureADTokenExchange\n'
     loaded = load_paths([_manifest(tmp_path, endpoints, scopes=["api"], extra=extra)])
     warned = {problem.field_path: problem.message for problem in loaded.problems}
-    reason = "ignored, as Envoy AI Gateway ignores it"
-    assert warned[f"{EXCHANGE}.grantType"].startswith(reason)
-    assert warned[f"{EXCHANGE}.aud"].startswith(reason)
+    assert warned[f"{EXCHANGE}.aud"].startswith(
+        "ignored, as Envoy AI Gateway ignores it: the OIDC token is asked for with no audience"
+    )
+    if grant_type_noted:
+        assert warned[f"{EXCHANGE}.grantType"].startswith(
+            "ignored, as Envoy AI Gateway ignores it: the OIDC token is always asked for with grant_type"
+            " client_credentials"
+        )
+    else:
+        assert f"{EXCHANGE}.grantType" not in warned
     result = translate(
         loaded.resource_set().with_tokens({}), options=TranslateOptions(listen_address="127.0.0.1")
     )
     (warnings,) = [c for c in result.statuses[POLICY].conditions if c.type == "Warnings"]
     assert warnings.reason == "UnimplementedFields"
-    assert f"{EXCHANGE}.grantType" in warnings.message
+    assert (f"{EXCHANGE}.grantType" in warnings.message) is grant_type_noted
     assert f"{EXCHANGE}.aud" in warnings.message
     assert all(OIDC_SECRET not in c.message for c in result.statuses[POLICY].conditions)
     # Unset, they say nothing.

@@ -1,5 +1,5 @@
-"""Argument types shared by every command (and dev tool) taking a port or a log level, so one value is
-checked the same way, as a usage error, whichever flag takes it.
+"""Argument types shared by every command (and dev tool) taking a port, a log level or seconds, so one value
+is checked the same way, as a usage error, whichever flag takes it.
 
 A plain ``type=int`` port let ``70000`` through: Python's socket refuses it with ``OverflowError`` (not the
 ``OSError`` a bind failure is), and gRPC silently wraps it modulo 65536.
@@ -35,6 +35,17 @@ def _port_from(text: str, *, lowest: int) -> int:
     if not lowest <= port <= _HIGHEST_PORT:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port number ({lowest} to {_HIGHEST_PORT})")
     return port
+
+
+def non_negative_seconds(text: str) -> float:
+    """A duration in seconds, 0 or more (finite): a flag whose 0 means no limit."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    return seconds
 
 
 def add_log_level_argument(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,11 @@ from controlplane.commands._pipeline_args import (
     file_limits,
     pipeline_options,
 )
-from controlplane.commands.argument_types import add_log_level_argument, port_number
+from controlplane.commands.argument_types import (
+    add_log_level_argument,
+    non_negative_seconds,
+    port_number,
+)
 
 if TYPE_CHECKING:
     from controlplane.sources.kubernetes import KubernetesOptions
@@ -44,6 +48,15 @@ class _Serve:
         )
         cluster.add_argument(
             "--kubeconfig", type=Path, metavar="PATH", help="default: the Pod's in-cluster credentials"
+        )
+        cluster.add_argument(
+            "--kubeconfig-login-timeout",
+            type=non_negative_seconds,
+            default=defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS,
+            metavar="SECONDS",
+            help="how long logging the kubeconfig's user in may take at the start (an OIDC refresh, an exec "
+            "plugin); 0: no limit, for a login finished in a browser "
+            f"(default {defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS:g})",
         )
         cluster.add_argument(
             "--namespace",
@@ -175,6 +188,7 @@ def _kubernetes_options(args: argparse.Namespace) -> KubernetesOptions:
 
     return KubernetesOptions(
         kubeconfig=args.kubeconfig,
+        kubeconfig_login_timeout=args.kubeconfig_login_timeout,
         namespaces=tuple(dict.fromkeys(args.namespace)),
         inference_extension=args.enable_inference_extension,
         lease=LeaseSettings.for_duration(

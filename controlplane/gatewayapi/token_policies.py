@@ -4,8 +4,11 @@ Upstream facts (envoyproxy/ai-gateway ``internal/controller`` at v1.0.0, ``backe
 ``rotators/gcp_oidc_token_rotator.go``, ``tokenprovider/``): Azure's client secret and an OIDC client's
 secret are read from the key ``client-secret``; Entra ID is asked for the Cognitive Services scope; an
 ``oidcExchangeToken`` is an OAuth2 client-credentials grant at the Envoy Gateway ``OIDC`` provider it embeds
-(its ``provider.issuer``, ``provider.tokenEndpoint``, ``clientID``, ``clientSecret`` and ``scopes``), whose
-token Azure takes as a client assertion and GCP exchanges at STS for the audience
+(its ``provider.issuer``, ``provider.tokenEndpoint``, ``clientID``, ``clientSecret`` and ``scopes``; upstream
+also asks for every scope in the issuer's discovery document, ``scopes_supported``, and we deliberately do
+not: ``tokens.requests.OidcClient.scopes`` says why; its ``grantType`` and ``aud`` have no effect there or
+here: ``resources.security``), whose token Azure takes as a client assertion and GCP exchanges at STS for
+the audience
 ``//iam.googleapis.com/projects/{projectID}/locations/global/workloadIdentityPools/{pool}/providers/{provider}``,
 then uses to impersonate ``{serviceAccountName}@{projectName}.iam.gserviceaccount.com`` when one is named,
 and AWS gives STS ``AssumeRoleWithWebIdentity`` for ``awsRoleArn`` at the policy region's STS, with the role

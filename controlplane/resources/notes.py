@@ -32,6 +32,9 @@ class FieldNote:
 
     state: FieldState
     reason: str
+    quiet_values: tuple[object, ...] = ()
+    """Values that ask for what is done anyway, so set to one of them the field is not noted (compared with
+    ``==``: values need not be hashable)."""
 
     def __get_pydantic_json_schema__(
         self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
@@ -89,7 +92,9 @@ def _walk(model: BaseModel, at: tuple[str | int, ...], found: list[NotedField]) 
         here = (*at, plan.alias)
         # A field set to its default (as the API server's CRD defaulting does) changes nothing to note.
         if plan.notes and name in fields_set and value != plan.default:
-            found.extend(NotedField(field_path(here), note) for note in plan.notes)
+            found.extend(
+                NotedField(field_path(here), note) for note in plan.notes if value not in note.quiet_values
+            )
         if plan.descend:
             _walk_value(value, here, found)
 

@@ -5,7 +5,8 @@ is its decision (it reports the others per object). The OIDC provider settings e
 Gateway are kept loose: the translator checks the few fields minting uses (``gatewayapi.token_policies``).
 An ``oidcExchangeToken``'s ``grantType`` and ``aud`` are declared upstream but read by none of its code (no
 release from v0.1.0 to v1.1.0 uses them: its OIDC client asks for the token with ``grant_type`` set to
-``client_credentials`` and the scopes, nothing else), so they are noted as having no effect here either.
+``client_credentials``, with scopes and no audience), so they are noted as having no effect here either;
+a ``grantType`` of ``client_credentials`` asks for what is done anyway and is not noted.
 Facts: envoyproxy/ai-gateway ``api/v1beta1/backendsecurity_policy.go`` at v1.1.0.
 """
 
@@ -72,17 +73,24 @@ class SecretKeyRef(Model):
     secret_ref: SecretObjectReference
 
 
-_IGNORED_AS_UPSTREAM = FieldNote(
+_GRANT_TYPE_SENT = "client_credentials"
+"""The ``grant_type`` the OIDC token is asked for with, whatever the policy says (as upstream)."""
+_GRANT_TYPE_IGNORED = FieldNote(
     FieldState.UNIMPLEMENTED,
-    "ignored, as Envoy AI Gateway ignores it: the OIDC token is asked for with grant_type client_credentials "
-    "and the oidc scopes only",
+    "ignored, as Envoy AI Gateway ignores it: the OIDC token is always asked for with grant_type "
+    f"{_GRANT_TYPE_SENT}",
+    quiet_values=(_GRANT_TYPE_SENT,),
+)
+_AUD_IGNORED = FieldNote(
+    FieldState.UNIMPLEMENTED,
+    "ignored, as Envoy AI Gateway ignores it: the OIDC token is asked for with no audience",
 )
 
 
 class OIDCExchangeToken(Model):
     oidc: Loose
-    grant_type: Annotated[str, _IGNORED_AS_UPSTREAM] = ""
-    aud: Annotated[str, _IGNORED_AS_UPSTREAM] = ""
+    grant_type: Annotated[str, _GRANT_TYPE_IGNORED] = ""
+    aud: Annotated[str, _AUD_IGNORED] = ""
 
     def loose_references(self) -> list[SecretObjectReference]:
         """The OIDC client's Secret, which the loose ``oidc`` holds as ``clientSecret`` (for

@@ -64,6 +64,9 @@ _JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - 
 _STS_API_VERSION: Final = "2011-06-15"
 _TIMEOUT_SECONDS: Final = 30.0
 _MAX_DETAIL: Final = 300
+_MAX_REFUSAL_BYTES: Final = 64 * 1024
+"""How much of a refusal's body is read: its words are cut to ``_MAX_DETAIL`` characters anyway, and
+whatever answers at a URL may send megabytes, or never stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,7 +225,7 @@ class HttpMinter:
             "WebIdentityToken": identity,
         }
         async with self._http().post(url, data=form) as response:
-            text = await response.text(errors="replace")
+            text = await _answer_text(response)
             status = response.status
         return _sts_credentials(url, status, text)
 
@@ -323,8 +326,21 @@ class HttpMinter:
         return self._session
 
 
+async def _answer_text(response: aiohttp.ClientResponse) -> str:
+    """The body, as text; of a refusal (any status but 200), its first ``_MAX_REFUSAL_BYTES`` only."""
+    if response.status == 200:
+        return await response.text(errors="replace")
+    body = bytearray()
+    while len(body) < _MAX_REFUSAL_BYTES:
+        chunk = await response.content.read(_MAX_REFUSAL_BYTES - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return body.decode("utf-8", errors="replace")  # JSON's (RFC 8259) and STS's XML's
+
+
 async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, Any]:
-    text = await response.text(errors="replace")
+    text = await _answer_text(response)
     try:
         document = json.loads(text)
     except ValueError:

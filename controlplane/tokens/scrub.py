@@ -38,12 +38,14 @@ def scrubbed(message: str, *, secrets: Iterable[str]) -> str:
     one, escaped or not, replaced by ``REDACTED``."""
     forms = {form for secret in secrets if secret for form in _sent_forms(secret)}
     spans = [span for form in forms for span in _occurrences(message, form)]
-    read, starts = message, list(range(len(message) + 1))
+    # Where each character of the text read stands in the message: built from the first escape found on (a
+    # message without one, most, costs no list as long as the message).
+    read, starts = message, None
     for _ in range(_ESCAPE_LEVELS):
         read, level_starts = _escapes_read(read)
         if level_starts is None:
             break
-        starts = [starts[at] for at in level_starts]
+        starts = level_starts if starts is None else [starts[at] for at in level_starts]
         spans += [(starts[start], starts[end]) for form in forms for start, end in _occurrences(read, form)]
     pieces: list[str] = []
     shown_up_to = 0

@@ -21,13 +21,10 @@ import kubernetes.client
 import kubernetes.config
 import urllib3
 
+from controlplane import defaults
 from controlplane.sources.base import SourceUnavailable
 from controlplane.sources.kubernetes.kubeconfig_errors import told_reason
-from controlplane.sources.kubernetes.kubeconfig_loading import (
-    LOGIN_TIMEOUT_SECONDS,
-    LoginTimedOut,
-    load_kubeconfig,
-)
+from controlplane.sources.kubernetes.kubeconfig_loading import LoginTimedOut, load_kubeconfig
 
 _CONNECT_TIMEOUT = 10.0
 _REQUEST_TIMEOUT = 30.0
@@ -105,10 +102,10 @@ class KubeApi:
         *,
         kubeconfig: Path | None = None,
         context: str | None = None,
-        login_timeout: float = LOGIN_TIMEOUT_SECONDS,
+        login_timeout: float = defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS,
     ) -> KubeApi:
         """In-cluster configuration when ``kubeconfig`` is None, else that file, whose user is logged in
-        within ``login_timeout`` seconds (``kubeconfig_loading``)."""
+        within ``login_timeout`` seconds, 0: no limit (``kubeconfig_loading``)."""
         configuration = kubernetes.client.Configuration()
         # `--kubeconfig=~/.kube/config` reaches us with the `~` unexpanded (the shell expands it only at a
         # word's start); os.path's expanduser leaves a `~nosuchuser` as it is (Path's raises), so the file is

@@ -2,24 +2,31 @@
 
 Loading logs the user in, and the client does that with no timeout of its own: an expired OIDC id-token is
 refreshed at the ``auth-provider``'s issuer (discovery, then the token endpoint), an ``exec`` plugin is run
-and waited for. An issuer that accepts the connection and never answers would hold ``serve --kubernetes``
-at its start for ever, so the load runs on a thread given ``LOGIN_TIMEOUT_SECONDS``; one that does not
-finish is left behind (a daemon: the process exits with the reason, naming the kubeconfig's user entry by
-its name, never by a value of it).
+and waited for (a ``gcp`` auth-provider's refresh too). An issuer that accepts the connection and never
+answers would hold ``serve --kubernetes`` at its start for ever, so the load runs on a thread given a time
+(``serve --kubeconfig-login-timeout``, 0 for none: an exec plugin that logs a person in through a browser or
+a device code needs their time); one that does not finish is left behind (a daemon: the process exits with
+the reason, naming the kubeconfig's user entry by its name, never by a value of it).
+
+A refreshed id-token (and the refresh token the issuer may have rotated with it) is written back to the
+kubeconfig, as the client's ``load_kube_config`` does by default and kubectl does: an issuer that rotates
+refresh tokens (Dex does by default) has revoked the one in the file, so not writing it back would leave the
+user's kubectl unable to refresh. The write goes through ``_WriteBack``, which stops once the caller gave up.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import kubernetes.client
 import kubernetes.config
 import yaml
+from kubernetes.config import kube_config
 
-LOGIN_TIMEOUT_SECONDS: Final = 30.0
-"""As long as a token mint may take (``tokens.minting``): an issuer slower than that is down to us."""
+from controlplane import defaults
 
 _NAMED_LISTS = ("clusters", "contexts", "users")
 """The kubeconfig's lists of named entries."""
@@ -34,34 +41,72 @@ def load_kubeconfig(
     *,
     context: str | None,
     configuration: kubernetes.client.Configuration,
-    timeout: float = LOGIN_TIMEOUT_SECONDS,
+    timeout: float = defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS,
 ) -> None:
     """Loads ``kubeconfig`` (its ``context``, None: its current one) into ``configuration``; raises what the
-    loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds."""
+    loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds (0: no limit).
+
+    After ``LoginTimedOut`` the caller must exit: the thread left behind still holds the loader and may yet
+    log the user in, into ``configuration``, on its own time. It no longer writes the kubeconfig (a refresh
+    finishing then is lost, as if the process had been killed): the process is exiting, and a write cut off
+    at interpreter shutdown (which stops daemon threads wherever they are) would leave the file truncated."""
     document = _checked_document(kubeconfig)
     failed: list[BaseException] = []
     finished = threading.Event()
+    write_back = _WriteBack()
 
     def load() -> None:
         try:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig), context=context, client_configuration=configuration
+            # load_kube_config's steps, with a persister that can be stopped (it takes none of its own).
+            merger = kube_config.KubeConfigMerger(str(kubeconfig))  # type: ignore[no-untyped-call]
+            if merger.config is None:
+                raise kubernetes.config.ConfigException("Invalid kube-config file. No configuration found.")
+            loader = kube_config.KubeConfigLoader(  # type: ignore[no-untyped-call]
+                config_dict=merger.config,
+                config_base_path=None,
+                active_context=context,
+                config_persister=write_back.persister(merger),
             )
+            loader.load_and_set(configuration)  # type: ignore[no-untyped-call]
         except BaseException as error:  # raised on the caller's thread, below
             failed.append(error)
         finally:
             finished.set()
 
     threading.Thread(target=load, name="kubeconfig-login", daemon=True).start()
-    if not finished.wait(timeout):
+    if not finished.wait(timeout if timeout > 0 else None):
+        write_back.give_up()
         user = _user_entry(document, context)
         named = f"its user entry {user!r}" if user is not None else "its user"
         raise LoginTimedOut(
-            f"{named} was not logged in within {timeout:g} s: its auth-provider's OIDC issuer or its exec "
-            "plugin does not answer"
+            f"{named} was not logged in: its auth-provider or exec plugin did not finish within "
+            f"{timeout:g} s (--kubeconfig-login-timeout; 0: no limit)"
         )
     if failed:
         raise failed[0]
+
+
+class _WriteBack:
+    """Writes what a login changed in the kubeconfig (a refreshed token) back to it, until ``give_up``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._given_up = False
+
+    def persister(self, merger: Any) -> Callable[[], None]:
+        """The loader's ``config_persister`` for the files ``merger`` (a ``KubeConfigMerger``) read."""
+
+        def save_changes() -> None:
+            with self._lock:
+                if not self._given_up:
+                    merger.save_changes()
+
+        return save_changes
+
+    def give_up(self) -> None:
+        """No write from now on; one under way is finished first (this waits for it: a local file)."""
+        with self._lock:
+            self._given_up = True
 
 
 def _checked_document(kubeconfig: Path) -> dict[str, Any] | None:

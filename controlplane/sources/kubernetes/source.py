@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from controlplane import defaults
 from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.references import referenced_secrets_and_config_maps
@@ -44,6 +45,8 @@ _SYNC_POLL_SECONDS = 0.01
 class KubernetesOptions:
     kubeconfig: Path | None = None
     """None: the Pod's in-cluster credentials."""
+    kubeconfig_login_timeout: float = defaults.KUBECONFIG_LOGIN_TIMEOUT_SECONDS
+    """How long logging the kubeconfig's user in may take, 0: no limit."""
     namespaces: tuple[str, ...] = ()
     """Watched namespaces; empty means all."""
     inference_extension: bool = False
@@ -55,7 +58,9 @@ class KubernetesOptions:
 class KubernetesSource:
     def __init__(self, options: KubernetesOptions, *, api: KubeApi | None = None) -> None:
         self._options = options
-        self._api = api or KubeApi.connect(kubeconfig=options.kubeconfig)
+        self._api = api or KubeApi.connect(
+            kubeconfig=options.kubeconfig, login_timeout=options.kubeconfig_login_timeout
+        )
         self._kinds = watched_kinds(inference_extension=options.inference_extension)
         self._store = ObjectStore(status_is_ours=[(k.group, k.kind) for k in self._kinds if k.writes_status])
         self._reflectors: dict[WatchScope, Reflector] = {}
