@@ -246,6 +246,10 @@ class TranslationMemo:
             if isinstance(plan, Chunk) and self._none_placed(kind, plan.entries):
                 registered(plan.registered)
                 used = plan.used
+                if used is not None:
+                    # Whether or not they are in place already (judged again: harmless), so that a chunk
+                    # replayed whole hands over the same sets every time, as when it was made.
+                    judged(used.judged)
                 if used is not None and used.keys.isdisjoint(self._placed):
                     self._place_used(used, none_placed=True)  # as a rule: all of them, at once
                     placed_all = True
@@ -275,7 +279,13 @@ class TranslationMemo:
                     self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
-            chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
+            made = chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
+            # Its fragments marked their objects judged one at a time; handed over again as the very sets
+            # the next translation hands over when it replays this chunk whole, they are counted now, not
+            # all afresh on the first change after a full translation (``judged.JudgedKeys``).
+            judged(made.judged)
+            if made.used is not None:
+                judged(made.used.judged)
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
@@ -302,12 +312,10 @@ class TranslationMemo:
 
     def _place_used(self, used: UsedInBulk, *, none_placed: bool) -> None:
         """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
-        the chunk's, so they read no change either. Registering and judging again is harmless.
-        ``none_placed``: none of them is in place yet (the caller has just looked)."""
-        judged, registered = self._judged, self._registered
-        assert judged is not None, "bind() first"
+        the chunk's, so they read no change either. Registering again is harmless; the caller has marked
+        their objects judged. ``none_placed``: none of them is in place yet (the caller has just looked)."""
+        registered = self._registered
         assert registered is not None, "bind() first"
-        judged(used.judged)
         registered(used.registered)
         if none_placed:  # as a rule: then all at once
             self._current.update(used.entries)
