@@ -33,7 +33,9 @@ objects' noted fields come from last time's objects with notes unless one loaded
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). The set of judged objects and the tables of registrations are not filled afresh
 either: a replayed chunk hands over its very same judged set and registration dicts as last time, and only
-those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``).
+those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``). A
+chunk made (not replayed) hands its judged sets over as well, so that the first change after a full translation,
+which replays nearly every chunk, finds them counted already.
 Which reads the input changed (objects' keys, the targets a changed policy names, minted tokens, scanned
 kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
 other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are
@@ -246,9 +248,7 @@ class TranslationMemo:
             if isinstance(plan, Chunk) and self._none_placed(kind, plan.entries):
                 registered(plan.registered)
                 used = plan.used
-                if used is not None:
-                    # Whether or not they are in place already (judged again: harmless), so that a chunk
-                    # replayed whole hands over the same sets every time, as when it was made.
+                if used is not None:  # placed already or not (judged again: harmless), as when it was made
                     judged(used.judged)
                 if used is not None and used.keys.isdisjoint(self._placed):
                     self._place_used(used, none_placed=True)  # as a rule: all of them, at once
@@ -280,10 +280,7 @@ class TranslationMemo:
                 entries[key] = found
                 results.append(found.result)
             made = chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
-            # Its fragments marked their objects judged one at a time; handed over again as the very sets
-            # the next translation hands over when it replays this chunk whole, they are counted now, not
-            # all afresh on the first change after a full translation (``judged.JudgedKeys``).
-            judged(made.judged)
+            judged(made.judged)  # the very sets a replay of it hands over (see the module docstring)
             if made.used is not None:
                 judged(made.used.judged)
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
