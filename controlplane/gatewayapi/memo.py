@@ -33,7 +33,9 @@ objects' noted fields come from last time's objects with notes unless one loaded
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). The set of judged objects and the tables of registrations are not filled afresh
 either: a replayed chunk hands over its very same judged set and registration dicts as last time, and only
-those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``).
+those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``). A
+chunk made (not replayed) hands its judged sets over as well, so that the first change after a full
+translation, which replays nearly every chunk, finds them counted already.
 Which reads the input changed (objects' keys, the targets a changed policy names, minted tokens, scanned
 kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
 other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are
@@ -246,6 +248,8 @@ class TranslationMemo:
             if isinstance(plan, Chunk) and self._none_placed(kind, plan.entries):
                 registered(plan.registered)
                 used = plan.used
+                if used is not None:  # placed already or not (judged again: harmless), as when it was made
+                    judged(used.judged)
                 if used is not None and used.keys.isdisjoint(self._placed):
                     self._place_used(used, none_placed=True)  # as a rule: all of them, at once
                     placed_all = True
@@ -275,7 +279,10 @@ class TranslationMemo:
                     self._placed.add(key)
                 entries[key] = found
                 results.append(found.result)
-            chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
+            made = chunks[id(part[0])] = Chunk.of(tuple(part), entries, used=self._used_by(entries))
+            judged(made.judged)  # the very sets a replay of it hands over (see the module docstring)
+            if made.used is not None:
+                judged(made.used.judged)
         self._chunks_current[kind] = ChunkedLoop(tuple(objects), starts, chunks)
         return results
 
@@ -302,12 +309,10 @@ class TranslationMemo:
 
     def _place_used(self, used: UsedInBulk, *, none_placed: bool) -> None:
         """Puts a replayed chunk's used fragments in place at once, as using each would: their reads are
-        the chunk's, so they read no change either. Registering and judging again is harmless.
-        ``none_placed``: none of them is in place yet (the caller has just looked)."""
-        judged, registered = self._judged, self._registered
-        assert judged is not None, "bind() first"
+        the chunk's, so they read no change either. Registering again is harmless; the caller has marked
+        their objects judged. ``none_placed``: none of them is in place yet (the caller has just looked)."""
+        registered = self._registered
         assert registered is not None, "bind() first"
-        judged(used.judged)
         registered(used.registered)
         if none_placed:  # as a rule: then all at once
             self._current.update(used.entries)

@@ -206,6 +206,11 @@ class Report:
         looks only at those that are not the very same objects again."""
         if isinstance(keys, frozenset | tuple):
             self._judged_pieces[id(keys)] = keys
+            if self._judged_loose and isinstance(keys, frozenset):
+                # Judged through the piece now: the fewer loose keys, the fewer ``JudgedKeys`` compares
+                # one by one with the next translation's (a chunk's set, handed over after its fragments
+                # marked their objects one at a time).
+                self._judged_loose.difference_update(keys)
         else:
             self._judged_loose.update(keys)
 
