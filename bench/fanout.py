@@ -34,7 +34,7 @@ from bench.loop_canary import LoopCanary
 from bench.report import Chart, Series, Table, percentile, render_text
 from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.envoy_process import EnvoyProcess
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import dying_with_parent
 from controlplane.log import configure_logging
 from controlplane.xds.cache import SnapshotCache
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -117,11 +117,10 @@ async def _fanout(
     mode = "delta" if delta else "sotw"
     prefix = f"client-{mode}-"
     nodes = [f"{prefix}{index}" for index in range(clients)]
-    child = await asyncio.create_subprocess_exec(
-        *[sys.executable, "-m", "bench.fanout", "--serve-clients", str(port), "--clients", str(clients)],
-        *["--prefix", prefix, *(["--delta"] if delta else [])],
-        preexec_fn=terminate_with_parent,  # the kernel stops the clients if we die
-    )
+    clients_command = [sys.executable, "-m", "bench.fanout", "--serve-clients", str(port)]
+    clients_command += ["--clients", str(clients), "--prefix", prefix, *(["--delta"] if delta else [])]
+    # The kernel stops the clients if we die.
+    child = await asyncio.create_subprocess_exec(*dying_with_parent(clients_command))
     proxies: list[EnvoyProcess] = []
     canary = LoopCanary()
     canary_task = asyncio.create_task(canary.run())

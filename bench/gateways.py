@@ -25,7 +25,7 @@ from controlplane.bootstrap import render_bootstrap
 from controlplane.devtools.controlplane_process import ControlPlaneError, ControlPlaneProcess
 from controlplane.devtools.envoy_process import EnvoyError, EnvoyProcess, envoy_binary
 from controlplane.devtools.manifests import gateway_yaml, openai_backend_yaml
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import dying_with_parent
 from controlplane.netutil import ReservedPort
 
 OVERRIDE = "gpt-4o-mini"
@@ -119,13 +119,12 @@ def _child(command: Sequence[str], *, log: Path, env: dict[str, str] | None = No
     """A child process (own session, stopped with its group) logging to `log`."""
     with log.open("ab") as output:
         process = subprocess.Popen(
-            command,
+            dying_with_parent(command),
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
-            preexec_fn=terminate_with_parent,
         )
     try:
         yield

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bench.tools import PeerUnavailable, gcpserver
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import dying_with_parent
 from controlplane.xds.cache import Snapshot
 from controlplane.xds.content import content_version
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
@@ -53,12 +53,11 @@ class GcpServer:
 
     def __enter__(self) -> GcpServer:
         self._process = subprocess.Popen(
-            [str(gcpserver()), "--node", self.node_id],
+            dying_with_parent([str(gcpserver()), "--node", self.node_id]),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=terminate_with_parent,
         )
         threading.Thread(target=self._read, daemon=True).start()
         first = self._reply()

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from controlplane import defaults
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import dying_with_parent
 from tests.e2e import EXAMPLES, ROOT
 from tests.polling import wait_until
 
@@ -108,21 +108,19 @@ def test_readme_using_it_runs_as_written(tmp_path: Path) -> None:
     started: list[subprocess.Popen[bytes]] = []
     with _fixed_ports(_ports_the_readme_uses(commands)):
         try:
-            # The lines go through a shell, as a user's do (the README redirects output): hence shell=True.
+            # The lines go through a shell, as a user's do (the README redirects output).
             for index, command in enumerate(commands):
                 log = (tmp_path / f"command-{index}.log").open("wb")
                 if command.startswith(_LONG_RUNNING):
                     started.append(
-                        subprocess.Popen(  # noqa: S602
-                            command,
-                            shell=True,
+                        subprocess.Popen(
+                            dying_with_parent(["/bin/sh", "-c", command]),
                             cwd=tmp_path,
                             env=env,
                             stdin=subprocess.DEVNULL,
                             stdout=log,
                             stderr=subprocess.STDOUT,
                             start_new_session=True,
-                            preexec_fn=terminate_with_parent,
                         )
                     )
                 else:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, dying_with_parent, stop_process
 from controlplane.netutil import ReservedPort
 
 
@@ -51,20 +51,21 @@ class ControlPlaneProcess(StartStop):
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with self._log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                [
-                    *self._program,
-                    "serve",
-                    *self._args,
-                    "--xds-port",
-                    str(self.xds_port),
-                    "--admin-port",
-                    str(self.admin_port),
-                ],
+                dying_with_parent(
+                    [
+                        *self._program,
+                        "serve",
+                        *self._args,
+                        "--xds-port",
+                        str(self.xds_port),
+                        "--admin-port",
+                        str(self.admin_port),
+                    ]
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=terminate_with_parent,
             )
         if wait:
             self.wait_ready(timeout=timeout)

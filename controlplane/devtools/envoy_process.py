@@ -25,7 +25,7 @@ from typing import Any
 
 import structlog
 
-from controlplane.devtools.procutil import terminate_with_parent
+from controlplane.devtools.procutil import dying_with_parent
 from controlplane.netutil import split_host_port
 
 _log = structlog.get_logger(__name__)
@@ -117,12 +117,11 @@ class EnvoyProcess:
         ]
         with (self._workdir / "envoy.stdout").open("wb") as output:
             self._process = subprocess.Popen(
-                command,
+                dying_with_parent(command),
                 stdin=subprocess.DEVNULL,
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=terminate_with_parent,
             )
         _log.debug("envoy started", pid=self._process.pid, workdir=str(self._workdir))
         return self

@@ -21,7 +21,7 @@ import grpc
 import yaml
 
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, dying_with_parent, stop_process
 from controlplane.netutil import PortReservations
 from controlplane.resources.groups import INFERENCE_GROUP
 
@@ -94,13 +94,12 @@ class EppProcess(StartStop):
         self._log_file.parent.mkdir(parents=True, exist_ok=True)
         with self._log_file.open("ab") as log:
             self._process = subprocess.Popen(
-                self._args,
+                dying_with_parent(self._args),
                 env={**os.environ, "KUBECONFIG": str(self._kubeconfig)},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=terminate_with_parent,
             )
         self.wait_ready(timeout=timeout)
         return self

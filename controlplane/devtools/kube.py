@@ -29,7 +29,7 @@ from typing import Any
 
 from controlplane.devtools.certs import CertificateAuthority
 from controlplane.devtools.gotools import GoTools
-from controlplane.devtools.procutil import StartStop, stop_process, terminate_with_parent
+from controlplane.devtools.procutil import StartStop, dying_with_parent, stop_process
 from controlplane.netutil import ReservedPort
 
 ETCD_SOCKET = "localhost:2379"
@@ -174,21 +174,22 @@ class LocalKube(StartStop):
     def _start_etcd(self) -> None:
         log = (self.workdir / "etcd.log").open("wb")
         self._etcd = subprocess.Popen(
-            [
-                str(self._tools.binary("etcd")),
-                "--data-dir=etcd-data",
-                f"--listen-client-urls=unix://{ETCD_SOCKET}",
-                f"--advertise-client-urls=unix://{ETCD_SOCKET}",
-                f"--listen-peer-urls=unix://{_ETCD_PEER_SOCKET}",
-                f"--initial-advertise-peer-urls=unix://{_ETCD_PEER_SOCKET}",
-                f"--initial-cluster=default=unix://{_ETCD_PEER_SOCKET}",
-                "--unsafe-no-fsync",
-                "--log-level=warn",
-            ],
+            dying_with_parent(
+                [
+                    str(self._tools.binary("etcd")),
+                    "--data-dir=etcd-data",
+                    f"--listen-client-urls=unix://{ETCD_SOCKET}",
+                    f"--advertise-client-urls=unix://{ETCD_SOCKET}",
+                    f"--listen-peer-urls=unix://{_ETCD_PEER_SOCKET}",
+                    f"--initial-advertise-peer-urls=unix://{_ETCD_PEER_SOCKET}",
+                    f"--initial-cluster=default=unix://{_ETCD_PEER_SOCKET}",
+                    "--unsafe-no-fsync",
+                    "--log-level=warn",
+                ]
+            ),
             cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=terminate_with_parent,
         )
         self._wait(lambda: self._etcd_healthy(), what="etcd", process=self._etcd, log="etcd.log")
 
@@ -196,31 +197,32 @@ class LocalKube(StartStop):
         pki = self._pki
         log = (self.workdir / "apiserver.log").open("ab")
         self._apiserver = subprocess.Popen(
-            [
-                str(self._tools.binary("kube-apiserver")),
-                f"--etcd-servers=unix://{ETCD_SOCKET}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                "--permit-port-sharing",
-                f"--tls-cert-file={pki / 'apiserver.crt'}",
-                f"--tls-private-key-file={pki / 'apiserver.key'}",
-                f"--client-ca-file={self.ca_file}",
-                f"--service-account-key-file={pki / 'sa.pub'}",
-                f"--service-account-signing-key-file={pki / 'sa.key'}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.96.0.0/24",
-                # No controller manager creates the "default" ServiceAccount that admission would demand.
-                "--disable-admission-plugins=ServiceAccount",
-                "--endpoint-reconciler-type=none",
-                # Compaction is the test's to trigger (compact_etcd), never a surprise in the middle of one.
-                "--etcd-compaction-interval=0",
-            ],
+            dying_with_parent(
+                [
+                    str(self._tools.binary("kube-apiserver")),
+                    f"--etcd-servers=unix://{ETCD_SOCKET}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={self.port}",
+                    "--permit-port-sharing",
+                    f"--tls-cert-file={pki / 'apiserver.crt'}",
+                    f"--tls-private-key-file={pki / 'apiserver.key'}",
+                    f"--client-ca-file={self.ca_file}",
+                    f"--service-account-key-file={pki / 'sa.pub'}",
+                    f"--service-account-signing-key-file={pki / 'sa.key'}",
+                    "--service-account-issuer=https://kubernetes.default.svc",
+                    "--authorization-mode=RBAC",
+                    "--service-cluster-ip-range=10.96.0.0/24",
+                    # No controller manager creates the "default" ServiceAccount that admission would demand.
+                    "--disable-admission-plugins=ServiceAccount",
+                    "--endpoint-reconciler-type=none",
+                    # Compaction is the test's to trigger (compact_etcd), never a surprise mid-test.
+                    "--etcd-compaction-interval=0",
+                ]
+            ),
             cwd=self.workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=terminate_with_parent,
         )
         self._wait(self._apiserver_ready, what="kube-apiserver", process=self._apiserver, log="apiserver.log")
 
