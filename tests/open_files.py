@@ -2,10 +2,11 @@
 
 A count of open descriptors is the whole process's: earlier tests' threads open and close sockets, and the
 garbage collector closes what earlier tests dropped, at any moment, so a count taken before and after a test
-moves for reasons of its own (and a leak can hide behind a descriptor closed meanwhile). A descriptor's
-target (``socket:[inode]``, ``pipe:[inode]``, a path) names the open file itself, so comparing targets finds
-what was opened in between and is still open, whatever else closed; and what another thread opened in
-between is closed again soon, while a leak stays.
+moves for reasons of its own (and a leak can hide behind a descriptor closed meanwhile). A socket's or a
+pipe's target (``socket:[inode]``, ``pipe:[inode]``) names the open file itself, so comparing targets finds
+those opened in between and still open, whatever else closed; and what another thread opened in between is
+closed again soon, while a leak stays. Shared targets (a path, ``anon_inode:[eventpoll]``) are only counted:
+one of them leaked while another thread closed one of the same kind goes unseen.
 """
 
 from __future__ import annotations

@@ -198,10 +198,14 @@ def test_many_start_stop_cycles_leak_no_threads_or_sockets() -> None:
         with fake:
             # A connection still open at stop() must be closed by the server, not leaked.
             held = _connect(fake.port)
-            held.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
-            fake.wait_for(1, timeout=15.0)
-            if cycle % 2:
-                fake.set_mode(Refuse())
+            try:
+                held.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n")
+                fake.wait_for(1, timeout=15.0)
+                if cycle % 2:
+                    fake.set_mode(Refuse())
+            except BaseException:
+                held.close()
+                raise
         held.close()
     assert _threads_started_since(threads) == []
     wait_until_closed(files)
