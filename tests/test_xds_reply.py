@@ -26,6 +26,7 @@ from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.sotw import _packed as sotw_entry
+from controlplane.xds.server.turns import Turns
 
 _TESTDATA = Path(__file__).parent / "testdata"
 _CASES = sorted(
@@ -78,7 +79,8 @@ def test_sliced_responses_are_the_whole_responses_bytes(
                 control_plane=CONTROL_PLANE,
             ),
         )
-        assert asyncio.run(delta.serialize()) == delta_whole.SerializeToString(deterministic=True)
+        whole = delta_whole.SerializeToString(deterministic=True)
+        assert asyncio.run(delta.serialize(turns=Turns())) == whole
         sotw_whole = discovery_pb2.DiscoveryResponse(
             version_info="v1", type_url=type_url, nonce="3", control_plane=CONTROL_PLANE
         )
@@ -89,5 +91,6 @@ def test_sliced_responses_are_the_whole_responses_bytes(
             entry=sotw_entry,
             tail=discovery_pb2.DiscoveryResponse(type_url=type_url, nonce="3", control_plane=CONTROL_PLANE),
         )
-        assert asyncio.run(sotw.serialize()) == sotw_whole.SerializeToString(deterministic=True)
-        assert discovery_pb2.DiscoveryResponse.FromString(asyncio.run(sotw.serialize())) == sotw_whole
+        assert asyncio.run(sotw.serialize(turns=Turns())) == sotw_whole.SerializeToString(deterministic=True)
+        sotw_bytes = asyncio.run(sotw.serialize(turns=Turns()))
+        assert discovery_pb2.DiscoveryResponse.FromString(sotw_bytes) == sotw_whole

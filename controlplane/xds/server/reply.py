@@ -5,7 +5,8 @@ assignments: building and serialising one such response in one go held the event
 which no other stream was served. A message's serialisation is its fields' encodings in field-number order,
 and every discovery response has exactly one field numbered below ``resources`` (its version) and the rest
 above. So the bytes of the whole response are: the version part, then each slice of resources serialised as a
-response holding only them, then the other fields; the loop runs other callbacks between slices. The pieces
+response holding only them, then the other fields; each slice waits for a turn on the loop (``turns.py``), so
+other streams' slices, sockets and timers run between two slices. The pieces
 are the same bytes as serialising the whole message at once (tests hold the two equal).
 
 Serialised on the loop, not in a worker thread: when many streams are sent a large response at once (a change
@@ -15,7 +16,6 @@ worker thread made the loop's worst stalls longer and the push to all of them sl
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ from google.protobuf.message import Message
 
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server import thread_work
+from controlplane.xds.server.turns import Turns
 
 SLICE_RESOURCES = 500
 """Resources serialised between two yields to the loop: 500 small clusters, about half a millisecond."""
@@ -48,13 +49,14 @@ class Reply:
     tail: Message
     """The same message type with only its fields numbered above ``resources`` set."""
 
-    async def serialize(self) -> bytes:
-        """The serialised response, yielding to the loop between slices of resources."""
+    async def serialize(self, *, turns: Turns) -> bytes:
+        """The serialised response, each slice of resources after the first in a turn of its own (``turns``;
+        the first is serialised in the caller's)."""
         response_type: Any = type(self.head)  # generated classes are untyped
         pieces = [self.head.SerializeToString()]
         for start in range(0, len(self.resources), SLICE_RESOURCES):
             if start:
-                await asyncio.sleep(0)
+                await turns.take()
             part = response_type()
             for resource in self.resources[start : start + SLICE_RESOURCES]:
                 self.entry(part.resources, resource)

@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
 import grpc
@@ -34,6 +34,7 @@ from controlplane.xds.server.events import Mode, XdsEvent, XdsObserver, notify
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import Planner, StreamState
+from controlplane.xds.server.turns import Turns
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
@@ -60,6 +61,8 @@ class StreamServices:
     metrics: XdsMetrics
     settings: StreamSettings
     observers: Sequence[XdsObserver]
+    turns: Turns = field(default_factory=Turns)
+    """Shares the loop out among the streams' slices of work."""
 
 
 class _Signal:
@@ -122,6 +125,9 @@ class Stream(abc.ABC):
         try:
             while True:
                 items = [await self._queue.get()]
+                # Every stream wakes at once for a change: each handles its requests and plans in a turn of
+                # its own, so the loop serves sockets and timers between streams (``turns.py``).
+                await self._services.turns.take()
                 while not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 for item in items:
@@ -233,10 +239,14 @@ class Stream(abc.ABC):
         if self.snapshot is None:
             return
         planner = self.state.plan(self.snapshot, now=time.monotonic())
+        wrote = False
         for type_url in TYPE_URLS:
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
+            if wrote:
+                # Writing let the loop run (and other streams' work): this type's plan waits for a turn.
+                await self._services.turns.take()
             sequence = self._next_sequence + 1
             if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
                 response = await self._in_thread(self._planned_response, planner, state, sequence)
@@ -258,7 +268,8 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(await reply.serialize())
+            await context.write(await reply.serialize(turns=self._services.turns))
+            wrote = True
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -274,8 +285,11 @@ class Stream(abc.ABC):
 
     async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``work``, which reads the stream's state, in a worker thread, this task waiting: only it changes
-        the stream's state meanwhile."""
-        return await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+        the stream's state meanwhile. The stream goes on in a turn of its own (``turns.py``): a change's plans
+        come back from the threads together, and every stream's next slice would run in one loop round."""
+        done = await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+        await self._services.turns.take()
+        return done
 
     def _reading(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``work`` run in a worker thread while the stream's state is not handed over (``_close``)."""
