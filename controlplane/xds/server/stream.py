@@ -2,10 +2,11 @@
 
 A stream is a single asyncio task owning all its state: a reader task turns incoming messages into queue
 items, the snapshot cache's watcher (possibly on another thread) schedules a throttled refresh item, and the
-stream's loop handles every queued item before planning and sending what is due. At most one response per
-type is in flight; the next is planned from the newest snapshot once the proxy has answered, so bursts of
-snapshots collapse into one push. The stream's one lock guards an ending stream handing its state over
-against a worker thread reading that state (a large plan, ``thread_work``).
+stream's loop handles every queued item before planning and sending what is due, a slice of work at a time
+in turns shared with the other streams (``turns.py``). At most one response per type is in flight; the next
+is planned from the newest snapshot once the proxy has answered, so bursts of snapshots collapse into one
+push. The stream's one lock guards an ending stream handing its state over against a worker thread reading
+that state (a large plan, ``thread_work``).
 """
 
 from __future__ import annotations
@@ -125,9 +126,7 @@ class Stream(abc.ABC):
         try:
             while True:
                 items = [await self._queue.get()]
-                # Every stream wakes at once for a change: each handles its requests and plans in a turn of
-                # its own, so the loop serves sockets and timers between streams (``turns.py``).
-                await self._services.turns.take()
+                await self._services.turns.take()  # a change wakes every stream at once (``turns.py``)
                 while not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 for item in items:
