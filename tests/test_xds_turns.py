@@ -1,6 +1,7 @@
 """The loop gets control between streams while one change reaches many of them (``xds/server/turns.py``).
 
-Turns are given one a loop round, first come first served, and a waiter cancelled meanwhile is skipped.
+Turns are given one a loop round, first come first served, and a waiter cancelled meanwhile is skipped; a
+loop that ended with turns owed leaves nothing that holds up the next loop's.
 Streams driven in process (no gRPC, each proxy ACKing every response as it is written) for both protocol
 variants: when one load assignment changes, a callback scheduled on the loop as the first stream is sent the
 change runs before the last stream is, and every stream is sent the change and ACKs it, in the order of
@@ -70,6 +71,23 @@ def test_turns_are_given_one_a_round_in_the_order_asked_skipping_the_cancelled()
     # Between two turns, the loop ran at least one round of everything else.
     positions = [ran.index(name) for name in turns]
     assert all("round" in ran[before + 1 : after] for before, after in itertools.pairwise(positions))
+
+
+def test_turns_are_given_on_a_new_loop_when_the_old_one_ended_with_turns_owed() -> None:
+    turns = Turns()
+    old = asyncio.new_event_loop()
+
+    async def leave_a_waiter() -> None:
+        asyncio.get_running_loop().create_task(turns.take())  # the grant it schedules never runs
+
+    old.run_until_complete(leave_a_waiter())
+    old.close()
+
+    async def take_a_turn() -> None:
+        taking = asyncio.create_task(turns.take())
+        await _rounds_until(taking.done)
+
+    asyncio.run(take_a_turn())
 
 
 class _Proxy:
