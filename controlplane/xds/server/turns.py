@@ -9,9 +9,11 @@ does not help: every stream's next slice is then ready in the same following rou
 So a stream waits for its turn before each slice of work (a batch of requests, a slice of a response), and
 turns are given one per loop round: everything else that is ready (sockets, timers, the other callbacks) runs
 between two streams' slices. The work done is the same and in the same order per stream (a stream awaits
-its own turns one after the other), so a push to the fleet ends when it did; only the loop's worst stall
-shrinks to about one slice. A turn is not held: nothing is released, so a stream that ends or is cancelled
-while waiting costs the others nothing.
+its own turns one after the other), and the loop's worst stall shrinks to about one slice. What it costs:
+ACKs of the first streams are now handled before the last streams are written to, so the last response of a
+small change goes out a little later (``bench.fanout``, Delta, 103 streams: all ACKed 5-16 ms later, of
+60-170 ms). A turn is not held: nothing is released, so a stream that ends or is cancelled while waiting costs
+the others nothing.
 """
 
 from __future__ import annotations
