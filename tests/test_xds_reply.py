@@ -1,7 +1,8 @@
 """A response serialised in slices is byte for byte the response serialised whole (``xds/server/reply.py``).
 
-The slices are filled by the streams' own entry functions, straight from each resource's serialised bytes;
-the whole response is built from ``XdsResource.packed`` messages.
+The slices are encoded by the streams' own entries, straight from each resource's serialised bytes (SotW's
+joined from ``Any`` headers, Delta's built as messages); the whole response is built from
+``XdsResource.packed`` messages.
 
 Checked on the Envoy resources of every example and translation golden case, with slices small enough that
 every type with more than two resources is cut, for both ADS variants' response messages with every field the
@@ -20,12 +21,12 @@ from controlplane.gatewayapi import TranslateOptions
 from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.content import XdsResource
-from controlplane.xds.resource import TYPE_URLS
-from controlplane.xds.server import reply, thread_work
+from controlplane.xds.resource import ENDPOINT, TYPE_URLS
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.delta import _entry as delta_entry
-from controlplane.xds.server.reply import Reply
+from controlplane.xds.server.reply import BuiltEntries, PackedEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
-from controlplane.xds.server.sotw import _packed as sotw_entry
+from controlplane.xds.server.turns import Turns
 
 _TESTDATA = Path(__file__).parent / "testdata"
 _CASES = sorted(
@@ -56,7 +57,6 @@ def _delta_entry(resource: XdsResource) -> discovery_pb2.Resource:
 def test_sliced_responses_are_the_whole_responses_bytes(
     case: Path, join_in_thread_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reply, "SLICE_RESOURCES", 2)
     monkeypatch.setattr(thread_work, "BYTES_WORTH_A_THREAD", join_in_thread_bytes)
     for type_url, resources in _resources(case).items():
         delta_whole = discovery_pb2.DeltaDiscoveryResponse(
@@ -70,7 +70,9 @@ def test_sliced_responses_are_the_whole_responses_bytes(
         delta = Reply(
             head=discovery_pb2.DeltaDiscoveryResponse(system_version_info="snapshot-7"),
             resources=resources,
-            entry=delta_entry,
+            entries=BuiltEntries(
+                response_type=discovery_pb2.DeltaDiscoveryResponse, entry=delta_entry, slice_resources=2
+            ),
             tail=discovery_pb2.DeltaDiscoveryResponse(
                 type_url=type_url,
                 nonce="12",
@@ -78,7 +80,8 @@ def test_sliced_responses_are_the_whole_responses_bytes(
                 control_plane=CONTROL_PLANE,
             ),
         )
-        assert asyncio.run(delta.serialize()) == delta_whole.SerializeToString(deterministic=True)
+        whole = delta_whole.SerializeToString(deterministic=True)
+        assert asyncio.run(delta.serialize(turns=Turns())) == whole
         sotw_whole = discovery_pb2.DiscoveryResponse(
             version_info="v1", type_url=type_url, nonce="3", control_plane=CONTROL_PLANE
         )
@@ -86,8 +89,28 @@ def test_sliced_responses_are_the_whole_responses_bytes(
         sotw = Reply(
             head=discovery_pb2.DiscoveryResponse(version_info="v1"),
             resources=resources,
-            entry=sotw_entry,
+            entries=PackedEntries(type_url, slice_resources=2),
             tail=discovery_pb2.DiscoveryResponse(type_url=type_url, nonce="3", control_plane=CONTROL_PLANE),
         )
-        assert asyncio.run(sotw.serialize()) == sotw_whole.SerializeToString(deterministic=True)
-        assert discovery_pb2.DiscoveryResponse.FromString(asyncio.run(sotw.serialize())) == sotw_whole
+        assert asyncio.run(sotw.serialize(turns=Turns())) == sotw_whole.SerializeToString(deterministic=True)
+        sotw_bytes = asyncio.run(sotw.serialize(turns=Turns()))
+        assert discovery_pb2.DiscoveryResponse.FromString(sotw_bytes) == sotw_whole
+
+
+@pytest.mark.parametrize("length", [0, 1, 127, 128, 16_383, 16_384, 2_097_152])
+def test_packed_entries_are_the_anys_bytes_at_every_length_of_varint(length: int) -> None:
+    # Contents whose lengths take one to four bytes of varint, and the empty content proto3 leaves out.
+    resources = [
+        XdsResource(
+            type_url=ENDPOINT,
+            name=f"r{index}",
+            version="v",
+            serialized=bytes([index]) * (length + index),
+            dependencies=frozenset(),
+            warming=frozenset(),
+        )
+        for index in range(2)
+    ]
+    whole = discovery_pb2.DiscoveryResponse()
+    whole.resources.extend(resource.packed for resource in resources)
+    assert PackedEntries(ENDPOINT).encode(resources) == whole.SerializeToString(deterministic=True)

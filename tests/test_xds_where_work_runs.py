@@ -33,6 +33,7 @@ from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.sotw import SotwStream
 from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings
+from controlplane.xds.server.turns import Turns
 from tests import xds_builders
 
 _NAMES = ("first", "second", "third", "fourth")
@@ -94,9 +95,9 @@ class _Where:
                 self.planned.append(threading.get_ident())
             return response
 
-        async def serializing(reply: Reply) -> bytes:
+        async def serializing(reply: Reply, *, turns: Turns) -> bytes:
             self.serialized.append(threading.get_ident())
-            return await serialize(reply)
+            return await serialize(reply, turns=turns)
 
         async def hopping(work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
             # Work reading the stream's state goes through ``Stream._reading``; here only plans do.

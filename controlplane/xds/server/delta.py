@@ -16,7 +16,7 @@ from typing import Any
 from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.content import XdsResource
-from controlplane.xds.server.reply import Reply
+from controlplane.xds.server.reply import BuiltEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.thread_work import worth_a_thread
@@ -83,7 +83,7 @@ class DeltaStream(Stream):
                 system_version_info=self.snapshot.version if self.snapshot is not None else ""
             ),
             resources=tuple(changed.values()),
-            entry=_entry,
+            entries=_ENTRIES,
             tail=discovery_pb2.DeltaDiscoveryResponse(
                 type_url=state.type_url,
                 nonce=str(sequence),
@@ -153,3 +153,6 @@ def _entry(resources: Any, resource: XdsResource) -> None:
     entry = resources.add(name=resource.name, version=resource.version)
     entry.resource.type_url = resource.type_url
     entry.resource.value = resource.serialized
+
+
+_ENTRIES = BuiltEntries(response_type=discovery_pb2.DeltaDiscoveryResponse, entry=_entry)

@@ -21,7 +21,7 @@ from envoy.service.discovery.v3 import discovery_pb2
 
 from controlplane.xds.content import XdsResource, content_version
 from controlplane.xds.resource import short_type_name
-from controlplane.xds.server.reply import Reply
+from controlplane.xds.server.reply import PackedEntries, Reply
 from controlplane.xds.server.stream import Stream, in_flight_of
 from controlplane.xds.server.thread_work import worth_a_thread
 from controlplane.xds.server.type_state import InFlight, TypeState
@@ -82,7 +82,7 @@ class SotwStream(Stream):
         reply = Reply(
             head=discovery_pb2.DiscoveryResponse(version_info=content_version(target)),
             resources=tuple(target[name] for name in sorted(target)),
-            entry=_packed,
+            entries=PackedEntries(state.type_url),
             tail=discovery_pb2.DiscoveryResponse(
                 type_url=state.type_url, nonce=str(sequence), control_plane=CONTROL_PLANE
             ),
@@ -131,7 +131,3 @@ def _held(
     else:
         candidates = {name: resource for name, resource in available.items() if name in subscribed}
     return candidates if content_version(candidates) == version_info else None
-
-
-def _packed(resources: Any, resource: XdsResource) -> None:
-    resources.add(type_url=resource.type_url, value=resource.serialized)

@@ -2,10 +2,11 @@
 
 A stream is a single asyncio task owning all its state: a reader task turns incoming messages into queue
 items, the snapshot cache's watcher (possibly on another thread) schedules a throttled refresh item, and the
-stream's loop handles every queued item before planning and sending what is due. At most one response per
-type is in flight; the next is planned from the newest snapshot once the proxy has answered, so bursts of
-snapshots collapse into one push. The stream's one lock guards an ending stream handing its state over
-against a worker thread reading that state (a large plan, ``thread_work``).
+stream's loop handles every queued item before planning and sending what is due, a slice of work at a time
+in turns shared with the other streams (``turns.py``). At most one response per type is in flight; the next
+is planned from the newest snapshot once the proxy has answered, so bursts of snapshots collapse into one
+push. The stream's one lock guards an ending stream handing its state over against a worker thread reading
+that state (a large plan, ``thread_work``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
 import grpc
@@ -34,6 +35,7 @@ from controlplane.xds.server.events import Mode, XdsEvent, XdsObserver, notify
 from controlplane.xds.server.metrics import XdsMetrics
 from controlplane.xds.server.reply import Reply
 from controlplane.xds.server.stream_state import Planner, StreamState
+from controlplane.xds.server.turns import Turns
 from controlplane.xds.server.type_state import InFlight, TypeState
 
 _log = structlog.get_logger(__name__)
@@ -60,6 +62,8 @@ class StreamServices:
     metrics: XdsMetrics
     settings: StreamSettings
     observers: Sequence[XdsObserver]
+    turns: Turns = field(default_factory=Turns)
+    """Shares the loop out among the streams' slices of work."""
 
 
 class _Signal:
@@ -122,6 +126,7 @@ class Stream(abc.ABC):
         try:
             while True:
                 items = [await self._queue.get()]
+                await self._services.turns.take()  # a change wakes every stream at once (``turns.py``)
                 while not self._queue.empty():
                     items.append(self._queue.get_nowait())
                 for item in items:
@@ -233,10 +238,14 @@ class Stream(abc.ABC):
         if self.snapshot is None:
             return
         planner = self.state.plan(self.snapshot, now=time.monotonic())
+        wrote = False
         for type_url in TYPE_URLS:
             state = self.state.types[type_url]
             if not state.subscribed or state.in_flight is not None:
                 continue
+            if wrote:
+                # Writing let the loop run (and other streams' work): this type's plan waits for a turn.
+                await self._services.turns.take()
             sequence = self._next_sequence + 1
             if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
                 response = await self._in_thread(self._planned_response, planner, state, sequence)
@@ -258,7 +267,8 @@ class Stream(abc.ABC):
             self._metrics.pushes.labels(**labels).inc()
             self._metrics.resources_sent.labels(**labels).inc(len(in_flight.sent))
             self._emit("push", state, in_flight)
-            await context.write(await reply.serialize())
+            await context.write(await reply.serialize(turns=self._services.turns))
+            wrote = True
 
     def _planned_response(
         self, planner: Planner, state: TypeState, sequence: int
@@ -274,8 +284,11 @@ class Stream(abc.ABC):
 
     async def _in_thread(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``work``, which reads the stream's state, in a worker thread, this task waiting: only it changes
-        the stream's state meanwhile."""
-        return await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+        the stream's state meanwhile. The stream goes on in a turn of its own (``turns.py``): a change's plans
+        come back from the threads together, and every stream's next slice would run in one loop round."""
+        done = await thread_work.in_worker_thread(self._reading, work, *args, **kwargs)
+        await self._services.turns.take()
+        return done
 
     def _reading(self, work: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         """``work`` run in a worker thread while the stream's state is not handed over (``_close``)."""

@@ -1,0 +1,211 @@
+"""The loop gets control between streams while one change reaches many of them (``xds/server/turns.py``).
+
+Turns are given one a loop round, first come first served, and a waiter cancelled meanwhile is skipped; a
+loop that ended with turns owed leaves nothing that holds up the next loop's.
+Streams driven in process (no gRPC, each proxy ACKing every response as it is written) for both protocol
+variants: when one load assignment changes, a callback scheduled on the loop as the first stream is sent the
+change runs before the last stream is, and every stream is sent the change and ACKs it, in the order of
+types, as before. Nothing is timed: the order of what ran is compared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from envoy.service.discovery.v3 import discovery_pb2
+
+from controlplane.xds.cache import Snapshot, SnapshotCache
+from controlplane.xds.content import XdsResource
+from controlplane.xds.resource import CLUSTER, ENDPOINT
+from controlplane.xds.server.delta import DeltaStream
+from controlplane.xds.server.events import XdsEvent
+from controlplane.xds.server.metrics import XdsMetrics
+from controlplane.xds.server.sotw import SotwStream
+from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings
+from controlplane.xds.server.turns import Turns
+from tests import xds_builders
+
+_STREAMS = 6
+_NAMES = ("first", "second", "third")
+_ROUNDS = 10_000
+"""Loop rounds a test lets pass for what it waits for before it fails rather than hangs (not a time)."""
+
+
+async def _rounds_until(done: Callable[[], bool]) -> None:
+    for _ in range(_ROUNDS):
+        if done():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("not done after many loop rounds")
+
+
+def test_turns_are_given_one_a_round_in_the_order_asked_skipping_the_cancelled() -> None:
+    async def run() -> list[str]:
+        turns = Turns()
+        ran: list[str] = []
+
+        async def take(name: str) -> None:
+            await turns.take()
+            ran.append(name)
+
+        def each_round() -> None:
+            ran.append("round")
+            if len(ran) < 12:
+                asyncio.get_running_loop().call_soon(each_round)
+
+        tasks = [asyncio.create_task(take(name)) for name in ("a", "b", "c", "d")]
+        await asyncio.sleep(0)  # every task is waiting for its turn
+        tasks[1].cancel()
+        asyncio.get_running_loop().call_soon(each_round)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await _rounds_until(lambda: len(ran) >= 12)
+        return ran
+
+    ran = asyncio.run(run())
+    turns = [name for name in ran if name != "round"]
+    assert turns == ["a", "c", "d"]
+    # Between two turns, the loop ran at least one round of everything else.
+    positions = [ran.index(name) for name in turns]
+    assert all("round" in ran[before + 1 : after] for before, after in itertools.pairwise(positions))
+
+
+def test_turns_are_given_on_a_new_loop_when_the_old_one_ended_with_turns_owed() -> None:
+    turns = Turns()
+    old = asyncio.new_event_loop()
+
+    async def leave_a_waiter() -> None:
+        asyncio.get_running_loop().create_task(turns.take())  # the grant it schedules never runs
+
+    old.run_until_complete(leave_a_waiter())
+    old.close()
+
+    async def take_a_turn() -> None:
+        taking = asyncio.create_task(turns.take())
+        await _rounds_until(taking.done)
+
+    asyncio.run(take_a_turn())
+
+
+class _Proxy:
+    """The gRPC context's ``write`` and the proxy behind it: every response is ACKed at once."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.requests: asyncio.Queue[bytes] = asyncio.Queue()
+        for type_url, names in ((CLUSTER, []), (ENDPOINT, sorted(_NAMES))):
+            self.requests.put_nowait(self._request(type_url, names=names, node=True))
+
+    async def write(self, payload: bytes) -> None:
+        response: Any  # generated classes are untyped
+        if self.mode == "sotw":
+            response = discovery_pb2.DiscoveryResponse.FromString(payload)
+            names = sorted(_NAMES) if response.type_url == ENDPOINT else []
+            ack = self._request(
+                response.type_url, names=names, version=response.version_info, nonce=response.nonce
+            )
+        else:
+            response = discovery_pb2.DeltaDiscoveryResponse.FromString(payload)
+            ack = self._request(response.type_url, names=[], nonce=response.nonce)
+        self.requests.put_nowait(ack)
+
+    def _request(
+        self, type_url: str, *, names: list[str], node: bool = False, version: str = "", nonce: str = ""
+    ) -> bytes:
+        fields: dict[str, Any] = {"type_url": type_url, "response_nonce": nonce}
+        if node:
+            fields["node"] = {"id": f"proxy-{id(self)}", "cluster": "test"}
+        if self.mode == "sotw":
+            message: Any = discovery_pb2.DiscoveryRequest(
+                resource_names=names, version_info=version, **fields
+            )
+        else:
+            message = discovery_pb2.DeltaDiscoveryRequest(resource_names_subscribe=names, **fields)
+        serialized: bytes = message.SerializeToString()
+        return serialized
+
+    async def requests_in(self) -> AsyncIterator[bytes]:
+        while True:
+            yield await self.requests.get()
+
+
+def _snapshot(port: int, *, previous: Snapshot | None) -> Snapshot:
+    """Three clusters; the first one's load assignment on ``port``."""
+    built = {
+        CLUSTER: [XdsResource.build(CLUSTER, xds_builders.eds_cluster(name)) for name in _NAMES],
+        ENDPOINT: [
+            XdsResource.build(
+                ENDPOINT,
+                xds_builders.load_assignment(
+                    name, socket_endpoints=[("127.0.0.1", port if index == 0 else 9)]
+                ),
+            )
+            for index, name in enumerate(_NAMES)
+        ],
+    }
+    return Snapshot.from_built(built, previous=previous)
+
+
+async def _fleet_push(mode: str) -> list[str]:
+    """What ran, in order, from the change on: each stream's push and ACK (by node) and the callback."""
+    loop = asyncio.get_running_loop()
+    cache = SnapshotCache()
+    snapshot = _snapshot(10, previous=None)
+    cache.set_snapshot(snapshot)
+    ran: list[str] = []
+    changing = False
+
+    def observe(event: XdsEvent) -> None:
+        if not changing:
+            return
+        if event.kind == "push" and not any(entry.startswith("push") for entry in ran):
+            loop.call_soon(ran.append, "callback")
+        ran.append(f"{event.kind} {event.node_id} {event.type_url}")
+
+    services = StreamServices(
+        cache=cache,
+        metrics=XdsMetrics(),
+        settings=StreamSettings(debounce_seconds=0.0, listener_drain_seconds=0.0),
+        observers=(observe,),
+    )
+    kind: Callable[..., Stream] = SotwStream if mode == "sotw" else DeltaStream
+    streams = [kind(stream_id=index, services=services) for index in range(_STREAMS)]
+    proxies = [_Proxy(mode) for _ in streams]
+    runs: list[Awaitable[None]] = [
+        asyncio.create_task(stream.run(proxy.requests_in(), proxy))
+        for stream, proxy in zip(streams, proxies, strict=True)
+    ]
+
+    def settled() -> bool:
+        return all(
+            state.subscribed and state.in_flight is None and state.acked
+            for stream in streams
+            for state in (stream.state.types[CLUSTER], stream.state.types[ENDPOINT])
+        ) and all(proxy.requests.empty() for proxy in proxies)
+
+    try:
+        await _rounds_until(settled)
+        changing = True
+        cache.set_snapshot(_snapshot(11, previous=snapshot))
+        await _rounds_until(lambda: sum(entry.startswith("ack") for entry in ran) == _STREAMS)
+        await _rounds_until(settled)
+    finally:
+        for stream in streams:
+            stream.end()
+        await asyncio.gather(*runs)
+    return ran
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"])
+def test_the_loop_runs_other_callbacks_between_streams_during_one_fleet_push(mode: str) -> None:
+    ran = asyncio.run(_fleet_push(mode))
+    pushes = [entry for entry in ran if entry.startswith("push")]
+    # The change is one load assignment: every stream is sent it, once, and ACKs it.
+    assert len(pushes) == _STREAMS
+    assert all(push.endswith(ENDPOINT) for push in pushes)
+    assert len({push.split()[1] for push in pushes}) == _STREAMS
+    # Scheduled as the first stream was sent the change, the callback ran before the last one was.
+    assert ran.index("callback") < ran.index(pushes[-1])
