@@ -20,8 +20,11 @@ from controlplane.tokens.scrub import scrubbed
 
 _MAX_DETAIL: Final = 300
 _MAX_REFUSAL_BYTES: Final = 64 * 1024
-"""How much of a refusal's body is read: its words are cut to ``_MAX_DETAIL`` characters anyway, and
-whatever answers at a URL may send megabytes, or never stop."""
+"""How much of a refusal's body is read: its words are cut to ``_MAX_DETAIL`` characters anyway."""
+_MAX_ANSWER_BYTES: Final = 1024 * 1024
+"""The most a 200 answer may hold (a token answer is a few KiB), unpacked: whatever answers at a URL (an OIDC
+issuer, a key's ``token_uri``, each partly a tenant's choice) may send megabytes, a small gzip body that
+unpacks to hundreds of them, or never stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,21 +55,26 @@ class Refused(MintError):
         )
 
 
-async def answer_text(response: aiohttp.ClientResponse) -> str:
-    """The body, as text; of a refusal (any status but 200), its first ``_MAX_REFUSAL_BYTES`` only."""
-    if response.status == 200:
-        return await response.text(errors="replace")
+async def answer_text(url: str, response: aiohttp.ClientResponse) -> str:
+    """The body, as text: of a refusal (any status but 200), its first ``_MAX_REFUSAL_BYTES``; a 200 answer
+    of more than ``_MAX_ANSWER_BYTES`` is a ``MintError`` (read no further, nothing of it quoted)."""
+    limit = _MAX_ANSWER_BYTES if response.status == 200 else _MAX_REFUSAL_BYTES
     body = bytearray()
-    while len(body) < _MAX_REFUSAL_BYTES:
-        chunk = await response.content.read(_MAX_REFUSAL_BYTES - len(body))
+    # One byte past the limit tells a body of exactly the limit from a longer one.
+    while len(body) <= limit:
+        chunk = await response.content.read(limit + 1 - len(body))
         if not chunk:
             break
         body += chunk
+    if len(body) > limit:
+        if response.status == 200:
+            raise MintError(f"{url} answered HTTP 200 larger than {limit} bytes")
+        del body[limit:]
     return body.decode("utf-8", errors="replace")  # JSON's (RFC 8259) and STS's XML's
 
 
 async def json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, Any]:
-    text = await answer_text(response)
+    text = await answer_text(url, response)
     try:
         document = json.loads(text)
     except ValueError:

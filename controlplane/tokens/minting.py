@@ -202,7 +202,7 @@ class HttpMinter:
             "WebIdentityToken": identity,
         }
         async with self._http().post(url, data=form) as response:
-            text = await answer_text(response)
+            text = await answer_text(url, response)
             status = response.status
         return sts_credentials(url, status, text)
 
