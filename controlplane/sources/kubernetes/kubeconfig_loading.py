@@ -46,10 +46,11 @@ def load_kubeconfig(
     """Loads ``kubeconfig`` (its ``context``, None: its current one) into ``configuration``; raises what the
     loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds (0: no limit).
 
-    After ``LoginTimedOut`` the caller must exit: the thread left behind still holds the loader and may yet
-    log the user in, into ``configuration``, on its own time. It no longer writes the kubeconfig (a refresh
-    finishing then is lost, as if the process had been killed): the process is exiting, and a write cut off
-    at interpreter shutdown (which stops daemon threads wherever they are) would leave the file truncated."""
+    After ``LoginTimedOut`` (or an exception raised into the wait, Ctrl-C's) the caller must exit: the
+    thread left behind still holds the loader and may yet log the user in, into ``configuration``, on its
+    own time. It no longer writes the kubeconfig (a refresh finishing then is lost, as if the process had
+    been killed): the process is exiting, and a write cut off at interpreter shutdown (which stops daemon
+    threads wherever they are) would leave the file truncated."""
     document = _checked_document(kubeconfig)
     failed: list[BaseException] = []
     finished = threading.Event()
@@ -74,8 +75,13 @@ def load_kubeconfig(
             finished.set()
 
     threading.Thread(target=load, name="kubeconfig-login", daemon=True).start()
-    if not finished.wait(timeout if timeout > 0 else None):
-        write_back.give_up()
+    in_time = False
+    try:
+        in_time = finished.wait(timeout if timeout > 0 else None)
+    finally:
+        if not in_time:  # run out of time, or the wait itself interrupted (Ctrl-C): the process is exiting
+            write_back.give_up()
+    if not in_time:
         user = _user_entry(document, context)
         named = f"its user entry {user!r}" if user is not None else "its user"
         raise LoginTimedOut(
