@@ -6,6 +6,7 @@ cut off at interpreter shutdown would leave the user's kubeconfig truncated."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+import structlog
+from kubernetes.config import kube_config
 
 from controlplane.sources.kubernetes.kubeconfig_loading import LoginTimedOut, load_kubeconfig
 from tests.test_cli_kubeconfig import CLUSTER, EXPIRED_ID_TOKEN, KUBECONFIG_HEAD
@@ -170,3 +173,30 @@ def test_an_id_token_refreshed_after_the_wait_was_interrupted_is_not_written(
     login.join(timeout=10)
     assert not login.is_alive()
     assert kubeconfig.read_bytes() == before
+
+
+def test_a_kubeconfig_that_cannot_be_written_back_is_a_warning_not_a_failed_login(
+    tmp_path: Path, issuer: _Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubeconfig from a Secret, mounted read-only in a Pod (the tests run as root, whom a file's mode
+    does not stop: the write fails as ``open`` fails on a read-only mount)."""
+    kubeconfig = _kubeconfig(tmp_path, issuer)
+
+    def read_only_file_system(merger: object, path: str) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(kube_config.KubeConfigMerger, "save_config", read_only_file_system)
+    issuer.answer.set()
+    configuration = kubernetes.client.Configuration()
+    with structlog.testing.capture_logs() as logged:
+        load_kubeconfig(kubeconfig, context=None, configuration=configuration, timeout=30)
+    assert configuration.api_key == {"BearerToken": f"Bearer {FRESH_ID_TOKEN}"}
+    assert logged == [
+        {
+            "event": "the kubeconfig's user was logged in, but its refreshed token could not be written back"
+            " to the kubeconfig (kubectl may have to log in again)",
+            "kubeconfig": str(kubeconfig),
+            "reason": "Read-only file system",
+            "log_level": "warning",
+        }
+    ]
