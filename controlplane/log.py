@@ -28,8 +28,9 @@ KUBECONFIG_LOGIN_REQUEST_TEXT = (
 )
 OAUTH2_CLIENT_LOGGERS = ("requests_oauthlib", "oauthlib")
 """Whose DEBUG records quote an OAuth2 client's secret, refresh token and token answer (the kubernetes client
-refreshes a kubeconfig's OIDC id-token through them, at connect and in the watch threads); their client code
-logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
+refreshes a kubeconfig's expired OIDC id-token through them when it loads the kubeconfig; kubernetes 37.0.3
+does it then only: it keeps no expiry for an OIDC user, so its per-request refresh hook never refreshes one);
+their client code logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
 
 
 _LOGIN_REQUEST_LOGGERS = ("urllib3", "py.warnings")
