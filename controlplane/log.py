@@ -7,7 +7,9 @@ exec credential plugin did wrong with the kubeconfig's values in it; those recor
 refreshes an expired OIDC id-token, the OAuth2 libraries it calls log the client secret, the refresh token
 and the issuer's answer at DEBUG; those loggers are held at WARNING, whatever the level asked. urllib3's
 records of the loader's requests (its retries' warnings) quote the issuer URL's path, a kubeconfig value
-like the others: they are rewritten too.
+like the others: they are rewritten too, and so is its ``InsecureRequestWarning`` (the loader does not verify
+an issuer given no CA), which names the issuer's host: Python's warnings are logged (``py.warnings``), so
+that they go through the same filter and renderer (a JSON log stays JSON).
 """
 
 from __future__ import annotations
@@ -26,13 +28,19 @@ KUBECONFIG_LOGIN_REQUEST_TEXT = (
 )
 OAUTH2_CLIENT_LOGGERS = ("requests_oauthlib", "oauthlib")
 """Whose DEBUG records quote an OAuth2 client's secret, refresh token and token answer (the kubernetes client
-refreshes a kubeconfig's OIDC id-token through them, at connect and in the watch threads); their client code
-logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
+refreshes a kubeconfig's expired OIDC id-token through them when it loads the kubeconfig; kubernetes 37.0.3
+does it then only: it keeps no expiry for an OIDC user, so its per-request refresh hook never refreshes one);
+their client code logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
+
+
+_LOGIN_REQUEST_LOGGERS = ("urllib3", "py.warnings")
+"""Loggers whose records, within a call the loader made, are about its requests: urllib3's, and Python's
+warnings (urllib3 warns an unverified HTTPS request, naming the host, through ``warnings``)."""
 
 
 class KubeconfigLoaderFilter(logging.Filter):
     """Rewrites every record of the kubernetes client's kubeconfig loader to one fixed text, and urllib3's
-    records of the requests the loader makes to another.
+    records of the requests the loader makes (its logs and its warnings) to another.
 
     When an exec credential plugin fails (at connect and at every token refresh, in the watch threads), the
     loader logs the exception's text: the whole ``users`` entry (client keys, the plugin's env values), the
@@ -52,13 +60,14 @@ class KubeconfigLoaderFilter(logging.Filter):
         in_loader = self._loader_folder is not None and record.pathname.startswith(self._loader_folder)
         if in_loader or record.name.startswith("kubernetes.config"):
             _rewrite(record, KUBECONFIG_LOADER_TEXT)
-        elif record.name.startswith("urllib3") and self._loader_is_calling():
+        elif record.name.startswith(_LOGIN_REQUEST_LOGGERS) and self._loader_is_calling():
             _rewrite(record, KUBECONFIG_LOGIN_REQUEST_TEXT)
         return True
 
     def _loader_is_calling(self) -> bool:
         """Whether the loader is on this thread's stack: the record comes from within a call it made (a
-        filter runs on the thread that logs). Walked for urllib3's records only, which are few."""
+        filter runs on the thread that logs). Walked for urllib3's records and warnings only, which are
+        few."""
         if self._loader_folder is None:
             return False
         frame: FrameType | None = sys._getframe(1)
@@ -137,5 +146,6 @@ def configure_logging(*, json: bool, level: str) -> None:
     root.filters = [kept for kept in root.filters if not isinstance(kept, KubeconfigLoaderFilter)]
     root.addFilter(loader_filter)
     root.setLevel(numeric_level)
+    logging.captureWarnings(True)  # through the handler and its filter: urllib3 warns naming an issuer
     for name in OAUTH2_CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

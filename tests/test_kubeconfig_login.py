@@ -6,7 +6,10 @@ cut off at interpreter shutdown would leave the user's kubeconfig truncated."""
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
+import signal
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -15,6 +18,8 @@ from pathlib import Path
 
 import kubernetes.client
 import pytest
+import structlog
+from kubernetes.config import kube_config
 
 from controlplane.sources.kubernetes.kubeconfig_loading import LoginTimedOut, load_kubeconfig
 from tests.test_cli_kubeconfig import CLUSTER, EXPIRED_ID_TOKEN, KUBECONFIG_HEAD
@@ -35,10 +40,12 @@ FRESH_ID_TOKEN = _unsigned_jwt({"exp": 4102444800})
 
 @dataclass
 class _Issuer:
-    """An OIDC issuer whose token endpoint answers a refresh once ``answer`` is set."""
+    """An OIDC issuer whose token endpoint answers a refresh once ``answer`` is set (``asked``: a refresh
+    came)."""
 
     url: str = ""
     answer: threading.Event = field(default_factory=threading.Event)
+    asked: threading.Event = field(default_factory=threading.Event)
 
 
 @pytest.fixture
@@ -52,6 +59,7 @@ def issuer(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Issuer]:
 
         def do_POST(self) -> None:
             self.rfile.read(int(self.headers["Content-Length"]))
+            found.asked.set()
             found.answer.wait()
             self._json(
                 {
@@ -126,3 +134,69 @@ def test_an_id_token_refreshed_after_the_caller_gave_up_is_not_written(
     login.join(timeout=10)
     assert not login.is_alive()
     assert kubeconfig.read_bytes() == before
+
+
+class _Interrupted(BaseException):
+    """What Ctrl-C raises (``KeyboardInterrupt``), in a form pytest does not take for the user's."""
+
+
+def test_an_id_token_refreshed_after_the_wait_was_interrupted_is_not_written(
+    tmp_path: Path, issuer: _Issuer
+) -> None:
+    """With no limit (0) a person stops a login that does not finish with Ctrl-C: the process is exiting."""
+    kubeconfig = _kubeconfig(tmp_path, issuer)
+    before = kubeconfig.read_bytes()
+    running_before = set(threading.enumerate())
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    def interrupt_once_the_refresh_is_under_way() -> None:
+        issuer.asked.wait()
+        os.kill(os.getpid(), signal.SIGUSR1)  # its handler runs on the main thread, the one waiting
+
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    interrupter = threading.Thread(target=interrupt_once_the_refresh_is_under_way, daemon=True)
+    try:
+        interrupter.start()
+        with pytest.raises(_Interrupted):
+            load_kubeconfig(
+                kubeconfig, context=None, configuration=kubernetes.client.Configuration(), timeout=0
+            )
+    finally:
+        interrupter.join(timeout=10)
+        signal.signal(signal.SIGUSR1, previous)
+    (login,) = [
+        thread for thread in set(threading.enumerate()) - running_before if thread.name == "kubeconfig-login"
+    ]
+    issuer.answer.set()
+    login.join(timeout=10)
+    assert not login.is_alive()
+    assert kubeconfig.read_bytes() == before
+
+
+def test_a_kubeconfig_that_cannot_be_written_back_is_a_warning_not_a_failed_login(
+    tmp_path: Path, issuer: _Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubeconfig from a Secret, mounted read-only in a Pod (the tests run as root, whom a file's mode
+    does not stop: the write fails as ``open`` fails on a read-only mount)."""
+    kubeconfig = _kubeconfig(tmp_path, issuer)
+
+    def read_only_file_system(merger: object, path: str) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+    monkeypatch.setattr(kube_config.KubeConfigMerger, "save_config", read_only_file_system)
+    issuer.answer.set()
+    configuration = kubernetes.client.Configuration()
+    with structlog.testing.capture_logs() as logged:
+        load_kubeconfig(kubeconfig, context=None, configuration=configuration, timeout=30)
+    assert configuration.api_key == {"BearerToken": f"Bearer {FRESH_ID_TOKEN}"}
+    assert logged == [
+        {
+            "event": "the kubeconfig's user was logged in, but its refreshed token could not be written back"
+            " to the kubeconfig (kubectl may have to log in again)",
+            "kubeconfig": str(kubeconfig),
+            "reason": "Read-only file system",
+            "log_level": "warning",
+        }
+    ]

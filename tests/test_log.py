@@ -9,15 +9,20 @@ import importlib.util
 import json
 import logging
 import os
+import ssl
+import threading
 import traceback
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import TextIO
+from unittest.mock import ANY
 
 import pytest
 import structlog
 
+from controlplane.devtools.certs import generate_dev_certs
 from controlplane.log import (
     KUBECONFIG_LOADER_TEXT,
     KUBECONFIG_LOGIN_REQUEST_TEXT,
@@ -45,6 +50,7 @@ def restored_logging() -> Iterator[None]:
     handlers, filters, level = root.handlers[:], root.filters[:], root.level
     held = {name: logging.getLogger(name).level for name in OAUTH2_CLIENT_LOGGERS}
     yield
+    logging.captureWarnings(False)
     root.handlers, root.filters, root.level = handlers, filters, level
     for name, held_level in held.items():
         logging.getLogger(name).setLevel(held_level)
@@ -156,6 +162,55 @@ def test_urllib3_s_records_of_a_refresh_at_an_unreachable_issuer_do_not_quote_it
     assert retries
     assert all(entry["event"] == KUBECONFIG_LOGIN_REQUEST_TEXT for entry in retries)
     assert SECRET not in stderr
+
+
+class _NoDiscovery(BaseHTTPRequestHandler):
+    """An issuer with no discovery document: the loader keeps the id-token it has, and the load goes on."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet: the test's output is the log."""
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_urllib3_s_warning_of_an_unverified_issuer_is_a_log_line_naming_no_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The loader does not verify an HTTPS issuer given no CA; urllib3 warns so through Python's warnings,
+    naming the host (here the address; a name from the kubeconfig in life), which printed it past the log."""
+    certs = generate_dev_certs(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    issuer = ThreadingHTTPServer(("127.0.0.1", 0), _NoDiscovery)
+    issuer.socket = context.wrap_socket(issuer.socket, server_side=True)
+    serving = threading.Thread(target=issuer.serve_forever, name="fake-issuer", daemon=True)
+    serving.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, client-id: c, client-secret: c, refresh-token: r,"
+        f" idp-issuer-url: 'https://127.0.0.1:{issuer.server_address[1]}'}}\n"
+    )
+    configure_logging(json=True, level="info")
+    try:
+        KubeApi.connect(kubeconfig=kubeconfig).close()
+    finally:
+        issuer.shutdown()
+        issuer.server_close()
+        serving.join(timeout=10)
+    stderr = capsys.readouterr().err
+    logged = [json.loads(line) for line in stderr.splitlines()]
+    assert [entry for entry in logged if entry["logger"] == "py.warnings"] == [
+        {
+            "event": KUBECONFIG_LOGIN_REQUEST_TEXT,
+            "level": "warning",
+            "logger": "py.warnings",
+            "timestamp": ANY,
+        }
+    ]
+    assert "127.0.0.1" not in stderr
 
 
 def _record(*, pathname: str, message: object, **extra: object) -> logging.LogRecord:

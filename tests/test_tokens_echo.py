@@ -35,7 +35,7 @@ OIDC_SECRET = "sk-echo-oidc-client-secret-a2c5d8"
 IDENTITY = "sk-echo-oidc-identity-token-71f0c3"
 FEDERATED = "sk-echo-google-federated-token-9e2d64"
 CUT = 300
-"""Where the message shortens the provider's words (``minting._MAX_DETAIL``)."""
+"""Where the message shortens the provider's words (``answers._MAX_DETAIL``)."""
 WINDOW = 8
 """No run this long of a repeated value may show in a failure."""
 

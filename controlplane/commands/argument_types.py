@@ -8,6 +8,7 @@ A plain ``type=int`` port let ``70000`` through: Python's socket refuses it with
 from __future__ import annotations
 
 import argparse
+import threading
 
 from controlplane import defaults
 
@@ -38,13 +39,16 @@ def _port_from(text: str, *, lowest: int) -> int:
 
 
 def non_negative_seconds(text: str) -> float:
-    """A duration in seconds, 0 or more (finite): a flag whose 0 means no limit."""
+    """A time to wait, in seconds: 0 (a flag's "no limit") to ``threading.TIMEOUT_MAX`` (about 292 years),
+    beyond which a thread's wait raises ``OverflowError`` rather than waiting."""
     try:
         seconds = float(text)
     except ValueError:
         seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds (0 or more)")
+    if not 0 <= seconds <= threading.TIMEOUT_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (0 to {threading.TIMEOUT_MAX:.0f})"
+        )
     return seconds
 
 

@@ -13,26 +13,32 @@ Where the endpoints are: ``AZURE_AUTHORITY_HOST`` (the variable Azure's SDKs rea
 region's endpoint (``https://sts.<region>.amazonaws.com``, ``.amazonaws.com.cn`` in China), as upstream's AWS
 SDK picks it, unless ``AWS_ENDPOINT_URL_STS`` (then ``AWS_ENDPOINT_URL``), the variables AWS's SDKs read for
 a private endpoint, name one. The tests point them all at fake servers on loopback; a service account key
-names its own ``token_uri``. Where Application Default Credentials are: ``tokens.google_credentials``.
+names its own ``token_uri``. Where Application Default Credentials are: ``tokens.google_credentials``; how
+an answer is read: ``tokens.answers``.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Final, Protocol
 from urllib.parse import quote, quote_plus
 
 import aiohttp
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from controlplane.ir.providers import AwsKeys
+from controlplane.tokens.answers import (
+    Minted,
+    MintError,
+    Refused,
+    answer_text,
+    json_answer,
+    sts_credentials,
+    utc_seconds,
+)
 from controlplane.tokens.google_credentials import (
     AdcLocations,
     AuthorizedUser,
@@ -56,6 +62,9 @@ from controlplane.tokens.requests import (
 )
 from controlplane.tokens.scrub import scrubbed
 
+__all__ = ["Endpoints", "HttpMinter", "MintError", "Minted", "Minter"]
+"""What the rest of the server uses (``Minted`` and ``MintError`` live in ``tokens.answers``)."""
+
 _JWT_BEARER_GRANT: Final = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 _JWT_BEARER_ASSERTION: Final = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 _TOKEN_EXCHANGE: Final = "urn:ietf:params:oauth:grant-type:token-exchange"  # noqa: S105 - a URN
@@ -63,10 +72,6 @@ _ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"  # n
 _JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"  # noqa: S105 - a URN
 _STS_API_VERSION: Final = "2011-06-15"
 _TIMEOUT_SECONDS: Final = 30.0
-_MAX_DETAIL: Final = 300
-_MAX_REFUSAL_BYTES: Final = 64 * 1024
-"""How much of a refusal's body is read: its words are cut to ``_MAX_DETAIL`` characters anyway, and
-whatever answers at a URL may send megabytes, or never stop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,34 +103,6 @@ class Endpoints:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Minted:
-    value: str | AwsKeys = field(repr=False)
-    expires_at: float
-    """Unix seconds."""
-
-
-class MintError(Exception):
-    """Why a token could not be minted, without any secret in the message."""
-
-
-class _Refused(MintError):
-    """An endpoint's refusal in the provider's own words (``detail``), which may repeat what was sent: it is
-    shortened only once scrubbed, since a cut through a secret would leave its start unscrubbed."""
-
-    def __init__(self, url: str, status: int, detail: str) -> None:
-        super().__init__(f"{url} answered HTTP {status}")  # what it says before it is scrubbed
-        self.url, self.status, self.detail = url, status, detail
-
-    def without(self, secrets: list[str]) -> str:
-        detail = scrubbed(self.detail, secrets=secrets)
-        if len(detail) > _MAX_DETAIL:
-            detail = detail[:_MAX_DETAIL] + "..."
-        return scrubbed(f"{self.url} answered HTTP {self.status}", secrets=secrets) + (
-            f" ({detail})" if detail else ""
-        )
-
-
 class Minter(Protocol):
     async def __call__(self, request: MintRequest, /) -> Minted: ...
 
@@ -153,7 +130,7 @@ class HttpMinter:
         spent = list(_secrets_of(request))
         try:
             return await self._mint(request, spent)
-        except _Refused as error:
+        except Refused as error:
             raise MintError(error.without(spent)) from None
         except MintError as error:
             raise MintError(scrubbed(str(error), secrets=spent)) from None
@@ -206,7 +183,7 @@ class HttpMinter:
     async def _metadata_token(self, server: MetadataServer) -> Minted:
         try:
             async with self._http().get(server.token_url, headers={"Metadata-Flavor": "Google"}) as response:
-                return self._oauth_token(server.token_url, await _json_answer(server.token_url, response))
+                return self._oauth_token(server.token_url, await json_answer(server.token_url, response))
         except (aiohttp.ClientError, OSError) as error:
             raise MintError(
                 "no Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS names no file, gcloud "
@@ -225,9 +202,9 @@ class HttpMinter:
             "WebIdentityToken": identity,
         }
         async with self._http().post(url, data=form) as response:
-            text = await _answer_text(response)
+            text = await answer_text(url, response)
             status = response.status
-        return _sts_credentials(url, status, text)
+        return sts_credentials(url, status, text)
 
     async def _service_account(self, request: GcpServiceAccountKey, spent: list[str]) -> Minted:
         try:
@@ -287,12 +264,12 @@ class HttpMinter:
         token, expiry = answer.get("accessToken"), answer.get("expireTime")
         if not isinstance(token, str) or not token or not isinstance(expiry, str):
             raise MintError(f"{url} answered without accessToken and expireTime")
-        return Minted(value=token, expires_at=_utc_seconds(url, "expireTime", expiry))
+        return Minted(value=token, expires_at=utc_seconds(url, "expireTime", expiry))
 
     async def _discover_token_endpoint(self, issuer: str) -> str:
         url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
         async with self._http().get(url) as response:
-            document = await _json_answer(url, response)
+            document = await json_answer(url, response)
         endpoint = document.get("token_endpoint")
         if not isinstance(endpoint, str) or not endpoint:
             raise MintError(f"{url} names no token_endpoint")
@@ -308,7 +285,7 @@ class HttpMinter:
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         async with self._http().post(url, data=data, json=json_body, auth=auth, headers=headers) as response:
-            return await _json_answer(url, response)
+            return await json_answer(url, response)
 
     def _oauth_token(self, url: str, answer: dict[str, Any]) -> Minted:
         token, lifetime = answer.get("access_token"), answer.get("expires_in")
@@ -324,83 +301,6 @@ class HttpMinter:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=_TIMEOUT_SECONDS))
         return self._session
-
-
-async def _answer_text(response: aiohttp.ClientResponse) -> str:
-    """The body, as text; of a refusal (any status but 200), its first ``_MAX_REFUSAL_BYTES`` only."""
-    if response.status == 200:
-        return await response.text(errors="replace")
-    body = bytearray()
-    while len(body) < _MAX_REFUSAL_BYTES:
-        chunk = await response.content.read(_MAX_REFUSAL_BYTES - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return body.decode("utf-8", errors="replace")  # JSON's (RFC 8259) and STS's XML's
-
-
-async def _json_answer(url: str, response: aiohttp.ClientResponse) -> dict[str, Any]:
-    text = await _answer_text(response)
-    try:
-        document = json.loads(text)
-    except ValueError:
-        document = None
-    if response.status != 200:
-        raise _Refused(url, response.status, _provider_error(document))
-    if not isinstance(document, dict):
-        raise MintError(f"{url} answered HTTP 200 with no JSON object")
-    return document
-
-
-def _sts_credentials(url: str, status: int, text: str) -> Minted:
-    """The temporary keys in STS's XML answer, or why there are none (STS's ``Error`` ``Code`` and
-    ``Message``; scrubbed by ``_Refused``)."""
-    try:
-        # The answer of the STS endpoint the policy's region (or the operator) names; Python's expat refuses
-        # entity expansion bombs, and nothing here resolves external entities.
-        root = ElementTree.fromstring(text)  # noqa: S314
-    except ElementTree.ParseError:
-        root = None
-    values = {} if root is None else {element.tag.rsplit("}", 1)[-1]: element.text for element in root.iter()}
-    if status != 200:
-        raise _Refused(
-            url, status, ": ".join(str(values[name]) for name in ("Code", "Message") if values.get(name))
-        )
-    names = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
-    found = {name: (values.get(name) or "").strip() for name in names}
-    if not all(found.values()):
-        raise MintError(
-            f"{url} answered HTTP 200 without AccessKeyId, SecretAccessKey, SessionToken and Expiration"
-        )
-    keys = AwsKeys(
-        access_key_id=found["AccessKeyId"],
-        secret_access_key=found["SecretAccessKey"],
-        session_token=found["SessionToken"],
-    )
-    return Minted(value=keys, expires_at=_utc_seconds(url, "Expiration", found["Expiration"]))
-
-
-def _utc_seconds(url: str, name: str, text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise MintError(f"{url} answered an {name} that is no RFC 3339 time") from None
-    if moment.tzinfo is None:
-        raise MintError(f"{url} answered an {name} without a time zone")
-    return moment.timestamp()
-
-
-def _provider_error(document: Any) -> str:
-    """The provider's own error code and description (OAuth2's ``error``/``error_description``, Google's
-    ``error.status``/``error.message``); ``_Refused`` scrubs and shortens them."""
-    if not isinstance(document, dict):
-        return ""
-    error = document.get("error")
-    if isinstance(error, dict):
-        code, description = error.get("status"), error.get("message")
-    else:
-        code, description = error, document.get("error_description")
-    return ": ".join(str(part) for part in (code, description) if part)
 
 
 def _secrets_of(request: MintRequest) -> tuple[str, ...]:

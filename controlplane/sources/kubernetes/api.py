@@ -268,14 +268,22 @@ class KubeApi:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type
-        method, url, headers, serialized, post = self._client.param_serialize(
-            method,
-            path,
-            query_params=list((query or {}).items()),
-            header_params=headers,
-            body=body,
-            auth_settings=["BearerToken"],
-        )
+        try:
+            # Reading the credentials runs the client's refresh hook: an expired exec or gcp auth-provider
+            # login is run again, and its errors quote the kubeconfig's values or the command's stderr.
+            method, url, headers, serialized, post = self._client.param_serialize(
+                method,
+                path,
+                query_params=list((query or {}).items()),
+                header_params=headers,
+                body=body,
+                auth_settings=["BearerToken"],
+            )
+        except Exception as error:
+            # An ApiError like a failed request's: the callers' loops retry it rather than die of it.
+            raise ApiError(
+                0, f"{method} {path}: logging the kubeconfig's user in failed ({type(error).__name__})"
+            ) from None
         try:
             reply = self._client.call_api(
                 method, url, headers, serialized, post, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)

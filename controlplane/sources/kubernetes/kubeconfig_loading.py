@@ -11,7 +11,8 @@ the reason, naming the kubeconfig's user entry by its name, never by a value of 
 A refreshed id-token (and the refresh token the issuer may have rotated with it) is written back to the
 kubeconfig, as the client's ``load_kube_config`` does by default and kubectl does: an issuer that rotates
 refresh tokens (Dex does by default) has revoked the one in the file, so not writing it back would leave the
-user's kubectl unable to refresh. The write goes through ``_WriteBack``, which stops once the caller gave up.
+user's kubectl unable to refresh. The write goes through ``_WriteBack``, which stops once the caller gave up;
+one that fails (a read-only kubeconfig) is a warning.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import structlog
 import yaml
 from kubernetes.config import kube_config
 
 from controlplane import defaults
+
+_log = structlog.get_logger(__name__)
 
 _NAMED_LISTS = ("clusters", "contexts", "users")
 """The kubeconfig's lists of named entries."""
@@ -46,14 +50,15 @@ def load_kubeconfig(
     """Loads ``kubeconfig`` (its ``context``, None: its current one) into ``configuration``; raises what the
     loader raised, or ``LoginTimedOut`` when the load took longer than ``timeout`` seconds (0: no limit).
 
-    After ``LoginTimedOut`` the caller must exit: the thread left behind still holds the loader and may yet
-    log the user in, into ``configuration``, on its own time. It no longer writes the kubeconfig (a refresh
-    finishing then is lost, as if the process had been killed): the process is exiting, and a write cut off
-    at interpreter shutdown (which stops daemon threads wherever they are) would leave the file truncated."""
+    After ``LoginTimedOut`` (or an exception raised into the wait, Ctrl-C's) the caller must exit: the
+    thread left behind still holds the loader and may yet log the user in, into ``configuration``, on its
+    own time. It no longer writes the kubeconfig (a refresh finishing then is lost, as if the process had
+    been killed): the process is exiting, and a write cut off at interpreter shutdown (which stops daemon
+    threads wherever they are) would leave the file truncated."""
     document = _checked_document(kubeconfig)
     failed: list[BaseException] = []
     finished = threading.Event()
-    write_back = _WriteBack()
+    write_back = _WriteBack(kubeconfig)
 
     def load() -> None:
         try:
@@ -74,8 +79,13 @@ def load_kubeconfig(
             finished.set()
 
     threading.Thread(target=load, name="kubeconfig-login", daemon=True).start()
-    if not finished.wait(timeout if timeout > 0 else None):
-        write_back.give_up()
+    in_time = False
+    try:
+        in_time = finished.wait(timeout if timeout > 0 else None)
+    finally:
+        if not in_time:  # run out of time, or the wait itself interrupted (Ctrl-C): the process is exiting
+            write_back.give_up()
+    if not in_time:
         user = _user_entry(document, context)
         named = f"its user entry {user!r}" if user is not None else "its user"
         raise LoginTimedOut(
@@ -87,9 +97,14 @@ def load_kubeconfig(
 
 
 class _WriteBack:
-    """Writes what a login changed in the kubeconfig (a refreshed token) back to it, until ``give_up``."""
+    """Writes what a login changed in the kubeconfig (a refreshed token) back to it, until ``give_up``.
 
-    def __init__(self) -> None:
+    A kubeconfig that cannot be written (a Secret mounted read-only in a Pod) does not fail the login: the
+    refreshed token is used all the same, and a warning says it was not kept (naming the file as the flag
+    did, nothing of its contents)."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self._kubeconfig = kubeconfig
         self._lock = threading.Lock()
         self._given_up = False
 
@@ -98,8 +113,17 @@ class _WriteBack:
 
         def save_changes() -> None:
             with self._lock:
-                if not self._given_up:
+                if self._given_up:
+                    return
+                try:
                     merger.save_changes()
+                except OSError as error:
+                    _log.warning(
+                        "the kubeconfig's user was logged in, but its refreshed token could not be written "
+                        "back to the kubeconfig (kubectl may have to log in again)",
+                        kubeconfig=str(self._kubeconfig),
+                        reason=error.strerror or type(error).__name__,  # the path is in its str()
+                    )
 
         return save_changes
 
