@@ -32,10 +32,9 @@ fragments that only register and judge (a backend's policy credential) puts thos
 objects' noted fields come from last time's objects with notes unless one loaded again had or has some
 (``reloaded``), and statuses are made again only for objects with findings now or before
 (``report.StatusTable``). The set of judged objects and the tables of registrations are not filled afresh
-either: a replayed chunk hands over its very same judged set and registration dicts as last time, and only
-those that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``). A
-chunk made (not replayed) hands its judged sets over as well, so that the first change after a full
-translation, which replays nearly every chunk, finds them counted already.
+either: a chunk hands over its very same judged set and registration dicts as last time (a made chunk its
+judged sets too, so the first change after a full translation finds them counted already), and only those
+that are not last time's objects are counted in (``judged.JudgedKeys``, ``registered.NamedTable``).
 Which reads the input changed (objects' keys, the targets a changed policy names, minted tokens, scanned
 kinds) is ``input_changes.InputChanges``'s to say. Gateways -> listeners and the
 other policy maps are recomputed each time; they are linear in objects that are few. The recorded reads are

@@ -201,9 +201,10 @@ class Report:
         self.apply(effect)
 
     def judged(self, keys: Collection[ObjectKey]) -> None:
-        """Applies replayed ``("report", key, None)`` effects, all at once (``fragments.JudgedSink``). An
-        immutable collection (frozenset, tuple) is kept as it is: the next translation's ``JudgedKeys``
-        looks only at those that are not the very same objects again."""
+        """Applies ``("report", key, None)`` effects all at once (``fragments.JudgedSink``): a replayed
+        chunk's, or a just-made chunk's set of what its fragments marked one at a time. An immutable
+        collection (frozenset, tuple) is kept as it is: the next translation's ``JudgedKeys`` looks only at
+        those that are not the very same objects again."""
         if isinstance(keys, frozenset | tuple):
             self._judged_pieces[id(keys)] = keys
             if self._judged_loose and isinstance(keys, frozenset):
