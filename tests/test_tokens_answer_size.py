@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp import web
 
+from controlplane.tokens.answers import _MAX_ANSWER_BYTES
 from controlplane.tokens.minting import Endpoints, HttpMinter, MintError
 from controlplane.tokens.requests import AwsWebIdentity, AzureClientSecret, MintRequest, OidcClient
 
@@ -57,6 +58,14 @@ _Answer = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def _mint_error(make: Callable[[str], MintRequest], *, path: str, answer: _Answer) -> str:
     """What minting ``make``'s request says when ``answer`` answers at ``path`` (the URL written ``URL``)."""
+    told = _minted_or_error(make, path=path, answer=answer)
+    assert told.startswith("error: "), told
+    return told.removeprefix("error: ")
+
+
+def _minted_or_error(make: Callable[[str], MintRequest], *, path: str, answer: _Answer) -> str:
+    """``minted``, or ``error: `` and what the ``MintError`` says (the URL written ``URL``), when ``answer``
+    answers ``make``'s request at ``path``."""
 
     async def scenario() -> str:
         app = web.Application()
@@ -68,9 +77,11 @@ def _mint_error(make: Callable[[str], MintRequest], *, path: str, answer: _Answe
         url = f"http://127.0.0.1:{runner.addresses[0][1]}"
         minter = HttpMinter(endpoints=Endpoints(azure_authority=f"{url}/entra", aws_sts=f"{url}/aws-sts"))
         try:
-            with pytest.raises(MintError) as refused:
-                await minter(make(url))
-            return str(refused.value).replace(url, "URL")
+            await minter(make(url))
+        except MintError as refused:
+            return "error: " + str(refused).replace(url, "URL")
+        else:
+            return "minted"
         finally:
             await minter.close()
             await runner.cleanup()
@@ -110,3 +121,33 @@ def test_a_200_answer_larger_than_the_limit_is_an_error(
 ) -> None:
     told = _mint_error(make, path=answering, answer=answer)
     assert told == f"URL{answering} answered HTTP 200 larger than 1048576 bytes"
+
+
+_ENTRA_TOKEN = "/entra/tenant/oauth2/v2.0/token"
+
+
+def _token_answer_of(size: int) -> _Answer:
+    """A token answer that would do, padded to ``size`` bytes, sent as is."""
+
+    async def answer(request: web.Request) -> web.Response:
+        unpadded = json.dumps({"access_token": "entra-token", "expires_in": 600, "padding": ""}).encode()
+        body = unpadded[:-2] + b" " * (size - len(unpadded)) + unpadded[-2:]
+        assert len(body) == size
+        return web.Response(body=body, headers={"Content-Type": "application/json"})
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("size", "told"),
+    [
+        (_MAX_ANSWER_BYTES, "minted"),
+        (
+            _MAX_ANSWER_BYTES + 1,
+            f"error: URL{_ENTRA_TOKEN} answered HTTP 200 larger than {_MAX_ANSWER_BYTES} bytes",
+        ),
+    ],
+    ids=["at-the-limit", "one-byte-more"],
+)
+def test_a_200_answer_of_the_limit_is_read_and_one_byte_more_is_not(size: int, told: str) -> None:
+    assert _minted_or_error(_entra, path=_ENTRA_TOKEN, answer=_token_answer_of(size)) == told
