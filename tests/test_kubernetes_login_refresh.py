@@ -52,7 +52,7 @@ def test_a_login_failing_on_a_request_is_an_api_error_naming_no_value(api: KubeA
                 api.list(_PODS)
             assert failed.value.status == 0
             assert str(failed.value) == (
-                "GET /api/v1/pods: logging the kubeconfig's user in failed (ConfigException)"
+                "GET /api/v1/pods: reading the API credentials failed (ConfigException)"
             )
             assert failed.value.__cause__ is None
             assert failed.value.__suppress_context__

@@ -270,7 +270,8 @@ class KubeApi:
             headers["Content-Type"] = content_type
         try:
             # Reading the credentials runs the client's refresh hook: an expired exec or gcp auth-provider
-            # login is run again, and its errors quote the kubeconfig's values or the command's stderr.
+            # login is run again (in-cluster, the token file is read again), and its errors quote the
+            # kubeconfig's values or the command's stderr: only their type is told.
             method, url, headers, serialized, post = self._client.param_serialize(
                 method,
                 path,
@@ -282,7 +283,7 @@ class KubeApi:
         except Exception as error:
             # An ApiError like a failed request's: the callers' loops retry it rather than die of it.
             raise ApiError(
-                0, f"{method} {path}: logging the kubeconfig's user in failed ({type(error).__name__})"
+                0, f"{method} {path}: reading the API credentials failed ({type(error).__name__})"
             ) from None
         try:
             reply = self._client.call_api(
