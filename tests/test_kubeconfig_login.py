@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -175,17 +175,37 @@ def test_an_id_token_refreshed_after_the_wait_was_interrupted_is_not_written(
     assert kubeconfig.read_bytes() == before
 
 
-def test_a_kubeconfig_that_cannot_be_written_back_is_a_warning_not_a_failed_login(
-    tmp_path: Path, issuer: _Issuer, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _read_only_file_system(merger: object, path: str) -> None:
     """A kubeconfig from a Secret, mounted read-only in a Pod (the tests run as root, whom a file's mode
     does not stop: the write fails as ``open`` fails on a read-only mount)."""
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
+
+
+def _full_disk(merger: object, path: str) -> None:
+    """The file opened for writing (truncated), then the dump into it failing."""
+    with open(path, "w") as truncated:  # as the client's save_config opens it
+        truncated.write("apiVersion: v1\n")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
+@pytest.mark.parametrize(
+    ("failing_save", "left", "reason"),
+    [
+        (_read_only_file_system, "kubectl may have to log in again", "Read-only file system"),
+        (_full_disk, "the kubeconfig may be left incomplete", "No space left on device"),
+    ],
+    ids=["refused-opening", "failed-while-writing"],
+)
+def test_a_kubeconfig_that_cannot_be_written_back_is_a_warning_not_a_failed_login(
+    tmp_path: Path,
+    issuer: _Issuer,
+    monkeypatch: pytest.MonkeyPatch,
+    failing_save: Callable[[object, str], None],
+    left: str,
+    reason: str,
+) -> None:
     kubeconfig = _kubeconfig(tmp_path, issuer)
-
-    def read_only_file_system(merger: object, path: str) -> None:
-        raise OSError(errno.EROFS, os.strerror(errno.EROFS), path)
-
-    monkeypatch.setattr(kube_config.KubeConfigMerger, "save_config", read_only_file_system)
+    monkeypatch.setattr(kube_config.KubeConfigMerger, "save_config", failing_save)
     issuer.answer.set()
     configuration = kubernetes.client.Configuration()
     with structlog.testing.capture_logs() as logged:
@@ -194,9 +214,9 @@ def test_a_kubeconfig_that_cannot_be_written_back_is_a_warning_not_a_failed_logi
     assert logged == [
         {
             "event": "the kubeconfig's user was logged in, but its refreshed token could not be written back"
-            " to the kubeconfig (kubectl may have to log in again)",
+            f" to the kubeconfig ({left})",
             "kubeconfig": str(kubeconfig),
-            "reason": "Read-only file system",
+            "reason": reason,
             "log_level": "warning",
         }
     ]

@@ -17,10 +17,11 @@ one that fails (a read-only kubeconfig) is a warning.
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import kubernetes.client
 import kubernetes.config
@@ -34,6 +35,8 @@ _log = structlog.get_logger(__name__)
 
 _NAMED_LISTS = ("clusters", "contexts", "users")
 """The kubeconfig's lists of named entries."""
+_REFUSED_OPENING: Final = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
+"""Why opening a file for writing fails before truncating it: a read-only mount, a mode or an attribute."""
 
 
 class LoginTimedOut(Exception):
@@ -118,9 +121,16 @@ class _WriteBack:
                 try:
                     merger.save_changes()
                 except OSError as error:
+                    # The client opens the file for writing, which truncates it, then dumps into it: a refused
+                    # open leaves the file as it was, a failure while dumping (a full disk) leaves a part.
+                    left = (
+                        "kubectl may have to log in again"
+                        if error.errno in _REFUSED_OPENING
+                        else "the kubeconfig may be left incomplete"
+                    )
                     _log.warning(
                         "the kubeconfig's user was logged in, but its refreshed token could not be written "
-                        "back to the kubeconfig (kubectl may have to log in again)",
+                        f"back to the kubeconfig ({left})",
                         kubeconfig=str(self._kubeconfig),
                         reason=error.strerror or type(error).__name__,  # the path is in its str()
                     )
