@@ -146,6 +146,10 @@ def configure_logging(*, json: bool, level: str) -> None:
     root.filters = [kept for kept in root.filters if not isinstance(kept, KubeconfigLoaderFilter)]
     root.addFilter(loader_filter)
     root.setLevel(numeric_level)
-    logging.captureWarnings(True)  # through the handler and its filter: urllib3 warns naming an issuer
+    # Through the handler and its filter: urllib3 warns naming an issuer. Turned off first: turning it on does
+    # nothing while logging still holds the showwarning it saved, as it does once warnings.showwarning was put
+    # back from under it (by a warnings.catch_warnings block, such as the one pytest runs each test in).
+    logging.captureWarnings(False)
+    logging.captureWarnings(True)
     for name in OAUTH2_CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

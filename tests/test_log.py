@@ -12,6 +12,7 @@ import os
 import ssl
 import threading
 import traceback
+import warnings
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -250,3 +251,20 @@ def test_only_the_installed_loaders_records_are_rewritten(capsys: pytest.Capture
     )
     logging.getLogger().handle(record)
     assert '"event": "structlog event"' in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_python_warnings_are_logged_after_showwarning_was_put_back_between_two_configurations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A ``warnings.catch_warnings`` block (pytest runs each test in one) puts ``warnings.showwarning`` back
+    on leaving, while logging keeps the one it saved: configuring again must capture warnings again."""
+    with warnings.catch_warnings():
+        configure_logging(json=True, level="info")
+    configure_logging(json=True, level="info")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("a warning after two configurations", UserWarning, stacklevel=1)
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [entry["logger"] for entry in logged] == ["py.warnings"]
+    assert "a warning after two configurations" in logged[0]["event"]
