@@ -18,6 +18,7 @@ import importlib.util
 import logging
 import os
 import sys
+import warnings
 from types import FrameType
 
 import structlog
@@ -33,6 +34,8 @@ does it then only: it keeps no expiry for an OIDC user, so its per-request refre
 their client code logs nothing above DEBUG, so holding them at WARNING loses nothing of use."""
 
 
+_UNVERIFIED_REQUEST_WARNING = "Unverified HTTPS request"
+"""How urllib3's ``InsecureRequestWarning`` for a request it did not verify starts (2.x, naming the host)."""
 _LOGIN_REQUEST_LOGGERS = ("urllib3", "py.warnings")
 """Loggers whose records, within a call the loader made, are about its requests: urllib3's, and Python's
 warnings (urllib3 warns an unverified HTTPS request, naming the host, through ``warnings``)."""
@@ -151,5 +154,10 @@ def configure_logging(*, json: bool, level: str) -> None:
     # back from under it (by a warnings.catch_warnings block, such as the one pytest runs each test in).
     logging.captureWarnings(False)
     logging.captureWarnings(True)
+    # urllib3 warns every unverified HTTPS request ("always", its own filter): with a kubeconfig's
+    # insecure-skip-tls-verify, each API request (a lease renewal every 2 s) would be a log line. Matched by
+    # its text, not its class, so that no entry point imports urllib3 (35 ms) for the filter's sake. Once per
+    # host, and again after the filters change (Python then forgets what it showed).
+    warnings.filterwarnings("once", message=_UNVERIFIED_REQUEST_WARNING, module="urllib3")
     for name in OAUTH2_CLIENT_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, numeric_level))

@@ -5,6 +5,7 @@ OIDC id-token refresh logs no secret, even at debug level, nor the issuer's URL.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
@@ -22,6 +23,7 @@ from unittest.mock import ANY
 
 import pytest
 import structlog
+import urllib3
 
 from controlplane.devtools.certs import generate_dev_certs
 from controlplane.log import (
@@ -175,32 +177,39 @@ class _NoDiscovery(BaseHTTPRequestHandler):
         """Quiet: the test's output is the log."""
 
 
+@contextlib.contextmanager
+def _https_server(tmp_path: Path) -> Iterator[int]:
+    """An HTTPS server answering 404 at 127.0.0.1 on the port yielded, its certificate of no known CA."""
+    certs = generate_dev_certs(tmp_path / "tls")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certs.cert_file, certs.key_file)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NoDiscovery)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    serving = threading.Thread(target=server.serve_forever, name="fake-issuer", daemon=True)
+    serving.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=10)
+
+
 @pytest.mark.usefixtures("restored_logging")
 def test_urllib3_s_warning_of_an_unverified_issuer_is_a_log_line_naming_no_host(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The loader does not verify an HTTPS issuer given no CA; urllib3 warns so through Python's warnings,
     naming the host (here the address; a name from the kubeconfig in life), which printed it past the log."""
-    certs = generate_dev_certs(tmp_path / "tls")
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(certs.cert_file, certs.key_file)
-    issuer = ThreadingHTTPServer(("127.0.0.1", 0), _NoDiscovery)
-    issuer.socket = context.wrap_socket(issuer.socket, server_side=True)
-    serving = threading.Thread(target=issuer.serve_forever, name="fake-issuer", daemon=True)
-    serving.start()
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
-        f"      config: {{id-token: {EXPIRED_ID_TOKEN}, client-id: c, client-secret: c, refresh-token: r,"
-        f" idp-issuer-url: 'https://127.0.0.1:{issuer.server_address[1]}'}}\n"
-    )
-    configure_logging(json=True, level="info")
-    try:
+    with _https_server(tmp_path) as port:
+        kubeconfig.write_text(
+            f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: oidc\n"
+            f"      config: {{id-token: {EXPIRED_ID_TOKEN}, client-id: c, client-secret: c, refresh-token: r,"
+            f" idp-issuer-url: 'https://127.0.0.1:{port}'}}\n"
+        )
+        configure_logging(json=True, level="info")
         KubeApi.connect(kubeconfig=kubeconfig).close()
-    finally:
-        issuer.shutdown()
-        issuer.server_close()
-        serving.join(timeout=10)
     stderr = capsys.readouterr().err
     logged = [json.loads(line) for line in stderr.splitlines()]
     assert [entry for entry in logged if entry["logger"] == "py.warnings"] == [
@@ -268,3 +277,24 @@ def test_python_warnings_are_logged_after_showwarning_was_put_back_between_two_c
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     assert [entry["logger"] for entry in logged] == ["py.warnings"]
     assert "a warning after two configurations" in logged[0]["event"]
+
+
+@pytest.mark.usefixtures("restored_logging")
+def test_urllib3_s_warning_of_unverified_requests_is_logged_once_per_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a kubeconfig's insecure-skip-tls-verify every API request is unverified (a lease renewal every
+    2 s); urllib3's own filter warns each one."""
+    # As importing urllib3 does; pytest imported it while collecting, in a catch_warnings block that put the
+    # filters back afterwards.
+    warnings.simplefilter("always", urllib3.exceptions.SecurityWarning, append=True)
+    configure_logging(json=True, level="info")
+    with _https_server(tmp_path) as port, urllib3.PoolManager(cert_reqs=ssl.CERT_NONE) as unverified:
+        for _ in range(3):
+            assert unverified.request("GET", f"https://127.0.0.1:{port}/").status == 404
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    (warned,) = [entry for entry in logged if entry["logger"] == "py.warnings"]
+    assert (
+        "InsecureRequestWarning: Unverified HTTPS request is being made to host '127.0.0.1'"
+        in warned["event"]
+    )
