@@ -5,7 +5,9 @@ accepted and why not, so conditions follow ``metav1.Condition``: ``observedGener
 verdict is about, ``lastTransitionTime`` moves only when the condition's status flips. A write goes through
 the status subresource and only when something a user can see changed: every write wakes every watcher of
 the kind, and a controller that rewrites unchanged status keeps a cluster busy for nothing. Only the leader
-writes (see ``leader``); it checks that it still leads before each write.
+writes (see ``leader``); it checks that it still leads before each write. A write that no request went out
+for (the kubeconfig's login or the connection failed) stops its batch, which is tried again after a back-off:
+the other writes would fail alike, each running the login again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.status import MAX_CONDITION_MESSAGE
 from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
+from controlplane.sources.kubernetes.reflector import Backoff
 
 _log = structlog.get_logger(__name__)
 
@@ -138,9 +141,13 @@ class StatusWriter:
     Runs on its own thread so that slow or failing writes never hold up translation or xDS.
     """
 
-    def __init__(self, api: KubeApi, *, may_write: Callable[[], bool]) -> None:
+    def __init__(
+        self, api: KubeApi, *, may_write: Callable[[], bool], backoff: Backoff | None = None
+    ) -> None:
         self._api = api
         self._may_write = may_write
+        self._backoff = backoff if backoff is not None else Backoff()
+        """How long to wait before trying again when no request reaches the API server."""
         self._lock = threading.Lock()
         self._pending: tuple[dict[ObjectKey, ObjectStatus], dict[ObjectKey, Observed]] | None = None
         self._latest: tuple[dict[ObjectKey, ObjectStatus], dict[ObjectKey, Observed]] | None = None
@@ -181,12 +188,26 @@ class StatusWriter:
             self._wake.clear()
             with self._lock:
                 work, self._pending = self._pending, None
-            if work is not None and not self._stopped.is_set():
+            if work is None or self._stopped.is_set():
+                continue
+            try:
                 self._write_all(*work)
+            except ApiError as error:  # status 0: the login or the connection failed, for any object alike
+                with self._lock:
+                    if self._pending is None:  # newer verdicts replace these; what was written stays written
+                        self._pending = work
+                delay = self._backoff.next_delay()
+                _log.warning("status writes failed, retrying", error=str(error), retry_in=round(delay, 1))
+                self._stopped.wait(delay)
+                self._wake.set()
+            else:
+                self._backoff.reset()
 
     def _write_all(
         self, statuses: dict[ObjectKey, ObjectStatus], observed: dict[ObjectKey, Observed]
     ) -> None:
+        """Writes what differs; raises the ``ApiError`` of a write no request went out for (status 0): the
+        writes after it would fail alike, each running the kubeconfig's login again (a ``gcp`` cmd-path)."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for key, seen in sorted(observed.items()):
             status = statuses.get(key)
@@ -203,6 +224,8 @@ class StatusWriter:
             try:
                 self._api.patch_status(seen.resource, namespace=key.namespace, name=key.name, status=body)
             except ApiError as error:
+                if error.status == 0:
+                    raise
                 if error.status != 404:  # deleted meanwhile: nothing to say
                     _log.warning("status write failed", object=str(key), error=str(error))
                 continue
