@@ -24,9 +24,10 @@ _MAX_REFUSAL_BYTES: Final = 64 * 1024
 _MAX_ANSWER_BYTES: Final = 1024 * 1024
 """The most a 200 answer may hold (a token answer is a few KiB), unpacked: whatever answers at a URL (an OIDC
 issuer, a key's ``token_uri``, each partly a tenant's choice) may send megabytes, a small gzip body that
-unpacks to hundreds of them, or never stop. Only the bytes read are counted here: that memory stays near the
-limit while a gzip body unpacks is aiohttp's doing (from 3.13.3, CVE-2025-69223, the floor pyproject.toml sets;
-3.12 unpacked each chunk whole, ~257 MB for a 200 MB answer though the ``MintError`` came)."""
+unpacks to hundreds of them, or never stop. Only the bytes read are counted here: that memory stays near
+the limit while a gzip body unpacks is aiohttp's doing (from 3.13.3, CVE-2025-69223, the floor
+pyproject.toml sets; 3.12 unpacked each chunk whole: ~257 MB for a 200 MB answer, the ``MintError`` raised
+all the same)."""
 
 
 @dataclass(frozen=True, slots=True)
