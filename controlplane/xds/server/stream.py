@@ -246,6 +246,7 @@ class Stream(abc.ABC):
             if wrote:
                 # Writing let the loop run (and other streams' work): this type's plan waits for a turn.
                 await self._services.turns.take()
+                wrote = False
             sequence = self._next_sequence + 1
             if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
                 response = await self._in_thread(self._planned_response, planner, state, sequence)
