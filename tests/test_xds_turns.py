@@ -4,8 +4,10 @@ Turns are given one a loop round, first come first served, and a waiter cancelle
 loop that ended with turns owed leaves nothing that holds up the next loop's.
 Streams driven in process (no gRPC, each proxy ACKing every response as it is written) for both protocol
 variants: when one load assignment changes, a callback scheduled on the loop as the first stream is sent the
-change runs before the last stream is, and every stream is sent the change and ACKs it, in the order of
-types, as before. Nothing is timed: the order of what ran is compared.
+change runs before the last stream is, and every stream is sent the change and ACKs it; a change to two
+types is sent and ACKed in the order of types. A recording ``Turns`` names who waits for each turn: a stream
+after a write (once, not once per type planned after it), after a plan made in a worker thread, and a
+response before each slice after its first. Nothing is timed: the order of what ran is compared.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.cache import Snapshot, SnapshotCache
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import CLUSTER, ENDPOINT, LISTENER, ROUTE
+from controlplane.xds.server import thread_work
 from controlplane.xds.server.delta import DeltaStream
 from controlplane.xds.server.events import XdsEvent
 from controlplane.xds.server.metrics import XdsMetrics
+from controlplane.xds.server.reply import PackedEntries, Reply
 from controlplane.xds.server.sotw import SotwStream
 from controlplane.xds.server.stream import Stream, StreamServices, StreamSettings
 from controlplane.xds.server.turns import Turns
@@ -251,3 +255,52 @@ def test_a_stream_waits_for_one_turn_after_a_write_not_one_per_type_after_it(mod
     # Each stream's write is followed by one turn (before planning listeners); routes, planned after
     # listeners sent nothing, need none.
     assert turns.takers.count("Stream._push") == _STREAMS
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"])
+def test_a_change_to_two_types_is_sent_and_acked_in_the_order_of_types(mode: str) -> None:
+    turns = _RecordingTurns()
+    ran = asyncio.run(_fleet_push(mode, turns=turns, subscribed=_ROUTED, prefix="/v2"))
+    for node in {entry.split()[1] for entry in ran if entry.startswith("push")}:
+        for kind in ("push", "ack"):
+            sent = [entry.split()[2] for entry in ran if entry.startswith(f"{kind} {node} ")]
+            assert sent == [ENDPOINT, ROUTE], (kind, node)
+    # A turn after each stream's load assignments are written (listeners planned in it, sending nothing).
+    assert turns.takers.count("Stream._push") == _STREAMS
+
+
+@pytest.mark.parametrize("mode", ["sotw", "delta"])
+def test_a_stream_waits_for_a_turn_after_each_plan_made_in_a_worker_thread(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    turns = _RecordingTurns()
+    in_worker_thread = thread_work.in_worker_thread
+
+    async def recorded(work: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        done = await in_worker_thread(work, *args, **kwargs)
+        turns.takers.append("back from a worker thread")
+        return done
+
+    monkeypatch.setattr(thread_work, "ITEMS_WORTH_A_THREAD", 0)  # every plan in a worker thread
+    monkeypatch.setattr(thread_work, "in_worker_thread", recorded)
+    asyncio.run(_fleet_push(mode, turns=turns))
+    # Back on the loop, the stream asks for a turn before it does anything else.
+    after = [taker for back, taker in itertools.pairwise(turns.takers) if back == "back from a worker thread"]
+    assert len(after) >= _STREAMS
+    assert set(after) == {"Stream._in_thread"}
+
+
+def test_a_response_waits_for_a_turn_before_each_slice_after_the_first() -> None:
+    resources = [
+        XdsResource.build(ENDPOINT, xds_builders.load_assignment(f"c{index}", socket_endpoints=[]))
+        for index in range(5)
+    ]
+    reply = Reply(
+        head=discovery_pb2.DiscoveryResponse(version_info="v1"),
+        resources=resources,
+        entries=PackedEntries(ENDPOINT, slice_resources=2),
+        tail=discovery_pb2.DiscoveryResponse(type_url=ENDPOINT, nonce="1"),
+    )
+    turns = _RecordingTurns()
+    asyncio.run(reply.serialize(turns=turns))
+    assert turns.takers == ["Reply.serialize"] * 2  # three slices
