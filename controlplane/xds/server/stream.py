@@ -17,7 +17,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
@@ -389,14 +389,3 @@ class Stream(abc.ABC):
         # At shutdown the loop's executor may be gone: then they are freed here, as before.
         with contextlib.suppress(RuntimeError):
             self._loop.run_in_executor(None, release_gradually, *containers)
-
-
-def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
-    """An `InFlight` record stamped now; its nonce is the sequence number."""
-    return InFlight(
-        nonce=str(sequence),
-        sequence=sequence,
-        sent=dict(sent),
-        removed=tuple(removed),
-        sent_at=time.monotonic(),
-    )
