@@ -22,7 +22,7 @@ from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import ENDPOINT, TYPE_URLS
-from controlplane.xds.server import thread_work
+from controlplane.xds.server import reply, thread_work
 from controlplane.xds.server.delta import _entry as delta_entry
 from controlplane.xds.server.reply import BuiltEntries, PackedEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
@@ -114,3 +114,23 @@ def test_packed_entries_are_the_anys_bytes_at_every_length_of_varint(length: int
     whole = discovery_pb2.DiscoveryResponse()
     whole.resources.extend(resource.packed for resource in resources)
     assert PackedEntries(ENDPOINT).encode(resources) == whole.SerializeToString(deterministic=True)
+
+
+def test_the_any_headers_of_a_type_are_bounded_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reply, "_ANY_HEADERS_KEPT", 8)
+    resources = [
+        XdsResource(
+            type_url=ENDPOINT,
+            name=f"r{length}",
+            version="v",
+            serialized=b"x" * length,
+            dependencies=frozenset(),
+            warming=frozenset(),
+        )
+        for length in range(30)
+    ]
+    whole = discovery_pb2.DiscoveryResponse()
+    whole.resources.extend(resource.packed for resource in resources)
+    for _ in range(2):  # the second time through, lengths emptied from the table are made again
+        assert PackedEntries(ENDPOINT).encode(resources) == whole.SerializeToString(deterministic=True)
+        assert len(reply._any_headers(ENDPOINT)) <= 8

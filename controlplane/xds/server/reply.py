@@ -96,11 +96,18 @@ class PackedEntries:
 _serialized = attrgetter("serialized")
 
 
+_ANY_HEADERS_KEPT = 4096
+"""Headers one type URL's table holds before it is emptied: one per distinct content length seen, so a
+long-running server whose resources keep changing size would otherwise grow it without end. Refilling an
+emptied table costs one small header per length met again."""
+
+
 class _AnyHeaders(dict[int, bytes]):
     """Content length -> what precedes a content of that length as an element of ``resources`` (field 2 of
     every discovery response) that is an ``Any`` of one type URL: the element's tag and length, the ``Any``'s
     ``type_url`` (field 1) and its ``value``'s tag and length (field 2; none for an empty value, which proto3
-    leaves out). Made once per length: the lengths of a type's resources repeat."""
+    leaves out). Made once per length: the lengths of a type's resources repeat (at most ``_ANY_HEADERS_KEPT``
+    are kept)."""
 
     def __init__(self, type_url: str) -> None:
         super().__init__()
@@ -108,6 +115,8 @@ class _AnyHeaders(dict[int, bytes]):
         self._type_url_field = b"\x0a" + _varint(len(encoded)) + encoded
 
     def __missing__(self, length: int) -> bytes:
+        if len(self) >= _ANY_HEADERS_KEPT:
+            self.clear()
         value_header = b"\x12" + _varint(length) if length else b""
         body_length = len(self._type_url_field) + len(value_header) + length
         header = self[length] = b"\x12" + _varint(body_length) + self._type_url_field + value_header
