@@ -5,10 +5,10 @@ joined from ``Any`` headers, Delta's built as messages); the whole response is b
 ``XdsResource.packed`` messages.
 
 Checked on the Envoy resources of every example and translation golden case, with slices small enough that
-every type with more than two resources is cut (SotW's also after a resource that brings one to 400 bytes),
-for both ADS variants' response messages with every field the streams set, joined on the loop and (as a
-large response is) in a worker thread. SotW's slices end at a count of resources or with the resource that
-brings one to a size, whichever comes first.
+every type with more than two resources is cut (also after a resource that brings one to 400 bytes), for
+both ADS variants' response messages with every field the streams set, joined on the loop and (as a large
+response is) in a worker thread. Slices end at a count of resources or with the resource that brings one to
+a size, whichever comes first.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
@@ -27,7 +28,7 @@ from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import ENDPOINT, TYPE_URLS
 from controlplane.xds.server import reply, thread_work
 from controlplane.xds.server.delta import _entry as delta_entry
-from controlplane.xds.server.reply import BuiltEntries, PackedEntries, Reply
+from controlplane.xds.server.reply import BuiltEntries, Entries, PackedEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.turns import Turns
 
@@ -78,7 +79,10 @@ def test_sliced_responses_are_the_whole_responses_bytes(
             head=discovery_pb2.DeltaDiscoveryResponse(system_version_info="snapshot-7"),
             resources=resources,
             entries=BuiltEntries(
-                response_type=discovery_pb2.DeltaDiscoveryResponse, entry=delta_entry, slice_resources=2
+                response_type=discovery_pb2.DeltaDiscoveryResponse,
+                entry=delta_entry,
+                slice_resources=2,
+                slice_bytes=400,
             ),
             tail=discovery_pb2.DeltaDiscoveryResponse(
                 type_url=type_url,
@@ -143,7 +147,8 @@ def test_the_any_headers_of_a_type_are_bounded_and_stay_right(monkeypatch: pytes
         assert len(reply._any_headers(ENDPOINT)) <= 8
 
 
-def test_packed_slices_end_at_a_count_of_resources_or_with_the_one_that_reaches_a_size() -> None:
+@pytest.mark.parametrize("variant", ["sotw", "delta"])
+def test_slices_end_at_a_count_of_resources_or_with_the_one_that_reaches_a_size(variant: str) -> None:
     resources = [
         XdsResource(
             type_url=ENDPOINT,
@@ -155,12 +160,23 @@ def test_packed_slices_end_at_a_count_of_resources_or_with_the_one_that_reaches_
         )
         for index in range(10)
     ]
-    entries = PackedEntries(ENDPOINT, slice_resources=4, slice_bytes=250)
+    whole: Any  # generated classes are untyped
+    if variant == "sotw":
+        entries: Entries = PackedEntries(ENDPOINT, slice_resources=4, slice_bytes=250)
+        whole = discovery_pb2.DiscoveryResponse()
+        whole.resources.extend(resource.packed for resource in resources)
+    else:
+        entries = BuiltEntries(
+            response_type=discovery_pb2.DeltaDiscoveryResponse,
+            entry=delta_entry,
+            slice_resources=4,
+            slice_bytes=250,
+        )
+        whole = discovery_pb2.DeltaDiscoveryResponse()
+        whole.resources.extend(_delta_entry(resource) for resource in resources)
     slices = list(entries.encode(resources))
     # Slices of at most 4 resources, each ending with the resource whose content brings it to 250 bytes.
     assert [count for _, count in slices] == [3, 1, 3, 1, 2]
-    held = [len(discovery_pb2.DiscoveryResponse.FromString(piece).resources) for piece, _ in slices]
+    held = [len(type(whole).FromString(piece).resources) for piece, _ in slices]
     assert held == [3, 1, 3, 1, 2]
-    whole = discovery_pb2.DiscoveryResponse()
-    whole.resources.extend(resource.packed for resource in resources)
     assert b"".join(piece for piece, _ in slices) == whole.SerializeToString(deterministic=True)

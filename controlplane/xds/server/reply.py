@@ -15,7 +15,7 @@ joined from those (``PackedEntries``) rather than built as messages and serialis
 resource twice and cost four times as long: every SotW proxy is sent every load assignment again on each
 change. Joining them is mostly copying, so a packed slice ends at a count of resources or at a size of
 content, whichever comes first. Delta's elements also carry each resource's name and version, and are built
-(``BuiltEntries``), a count at a time.
+(``BuiltEntries``), sliced the same way.
 
 Serialised on the loop, not in a worker thread: when many streams are sent a large response at once (a change
 to a type of thousands of resources, every state-of-the-world proxy sent all of them again), serialising in a
@@ -46,10 +46,11 @@ PACKED_SLICE_RESOURCES = 2500
 """At most this many ``Any``s joined between two turns on the loop: 2,500 small load assignments (60 bytes
 each), 0.6-0.7 ms."""
 
-PACKED_SLICE_BYTES = 512 * 1024
-"""About this many bytes of content at most joined between two turns on the loop (a slice ends with the
-resource that reaches it): large resources are copied more than stepped through, and 2,500 of 20 KB each held
-the loop for 35-40 ms in one slice; cut by bytes, no slice of them took more than 0.5-0.65 ms."""
+SLICE_BYTES = 256 * 1024
+"""About this many bytes of content at most encoded between two turns on the loop, either way (a slice ends
+with the resource that reaches it): large resources are copied more than stepped through. 20 KB resources
+held the loop for 35-40 ms a slice joined (2,500 of them) and 15-33 ms built (500); cut by bytes, for 0.5-0.7
+ms at most."""
 
 
 class EntryOf(Protocol):
@@ -72,19 +73,24 @@ class Entries(Protocol):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuiltEntries:
     """Elements built as messages (``entry``) in a response of ``response_type``, then serialised, a slice
-    of ``slice_resources`` at a time."""
+    of at most ``slice_resources`` and about ``slice_bytes`` of content at a time."""
 
     response_type: type[Message]
     entry: EntryOf
     slice_resources: int = SLICE_RESOURCES
+    slice_bytes: int = SLICE_BYTES
 
     def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
-        for start in range(0, len(resources), self.slice_resources):
-            part: Any = self.response_type()  # generated classes are untyped
-            for resource in resources[start : start + self.slice_resources]:
-                self.entry(part.resources, resource)
-            encoded: bytes = part.SerializeToString()
-            yield encoded, len(part.resources)
+        for window in range(0, len(resources), self.slice_resources):
+            in_window = resources[window : window + self.slice_resources]
+            start = 0
+            for end in _slice_ends(list(map(len, map(_serialized, in_window))), most_bytes=self.slice_bytes):
+                part: Any = self.response_type()  # generated classes are untyped
+                for resource in in_window[start:end]:
+                    self.entry(part.resources, resource)
+                encoded: bytes = part.SerializeToString()
+                yield encoded, end - start
+                start = end
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,7 @@ class PackedEntries:
 
     type_url: str
     slice_resources: int = PACKED_SLICE_RESOURCES
-    slice_bytes: int = PACKED_SLICE_BYTES
+    slice_bytes: int = SLICE_BYTES
 
     def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
         headers = _any_headers(self.type_url)
