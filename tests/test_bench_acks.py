@@ -1,11 +1,15 @@
 """The benchmarks' ACK observer (``bench.acks.Acks``) keeps per wait only the names still differing, so a
 wait must end exactly when the node holds the snapshot's resources at its versions: no earlier (a name
-missing, extra or at another version), not later, whatever the protocol and whenever the ACKs come."""
+missing, extra or at another version), not later, whatever the protocol and whenever the ACKs come; of nodes
+awaited together (``until_each``), only one whose ACK came while they were compared is compared again."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Literal
+
+import pytest
 
 from bench.acks import SNAPSHOT_TYPES, Acks
 from bench.clusters import ClusterConfig
@@ -23,13 +27,14 @@ def _ack(
     mode: Literal["sotw", "delta"] = "delta",
     only: tuple[str, ...] | None = None,
     removed: tuple[str, ...] = (),
+    node: str = _NODE,
 ) -> XdsEvent:
-    """An ACK of `snapshot`'s resources of `type_url` (`only` these names: a Delta ACK of a few)."""
+    """An ACK by `node` of `snapshot`'s resources of `type_url` (`only` these names: a Delta ACK of a few)."""
     resources = snapshot.get(type_url)
     return XdsEvent(
         kind="ack",
         mode=mode,
-        node_id=_NODE,
+        node_id=node,
         type_url=type_url,
         nonce="1",
         sent=resources if only is None else {name: resources[name] for name in only},
@@ -37,7 +42,7 @@ def _ack(
     )
 
 
-async def _settled(task: asyncio.Task[float], *, within: float = 30.0) -> bool:
+async def _settled(task: asyncio.Task[object], *, within: float = 30.0) -> bool:
     """Whether `task` ended within `within` seconds (a wait that must not end gets a short while: its worker
     thread compares a few names)."""
     done, _ = await asyncio.wait({task}, timeout=within)
@@ -109,5 +114,46 @@ def test_acks_while_the_first_comparison_runs_are_counted_and_a_held_snapshot_ne
         held = asyncio.create_task(acks.until(_NODE, base))
         assert await _settled(held)
         assert held.result() >= waiting.result()
+
+    asyncio.run(scenario())
+
+
+def test_of_two_nodes_only_the_one_that_acked_while_compared_is_compared_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = ClusterConfig(size=8, listener_port=10000).snapshot()
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        acks = Acks()
+        for type_url in SNAPSHOT_TYPES:
+            acks(_ack(base, type_url, node="holding"))
+        compared: list[list[str]] = []
+        differing_each = acks._differing_each
+
+        def comparing(node_ids: list[str], wanted: dict[str, dict[str, str]]) -> list[dict[str, set[str]]]:
+            differing = differing_each(node_ids, wanted)
+            compared.append(list(node_ids))
+            if len(compared) == 1:
+                # Node "acking" ACKs everything on the loop once its held versions were copied: the first
+                # comparison is stale for it, not for the other node.
+                acked = threading.Event()
+
+                def ack_everything() -> None:
+                    for type_url in SNAPSHOT_TYPES:
+                        acks(_ack(base, type_url, node="acking"))
+                    acked.set()
+
+                loop.call_soon_threadsafe(ack_everything)
+                acked.wait()
+            return differing
+
+        monkeypatch.setattr(acks, "_differing_each", comparing)
+        waiting = asyncio.create_task(acks.until_each(["acking", "holding"], base))
+        assert await _settled(waiting)
+        assert compared == [["acking", "holding"], ["acking"]]
+        acking, holding = waiting.result()
+        # The node holding the snapshot had it before the call; the other completed it with its last ACK.
+        assert holding <= acking
 
     asyncio.run(scenario())

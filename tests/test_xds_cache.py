@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from envoy.config.cluster.v3 import cluster_pb2
 from envoy.extensions.transport_sockets.tls.v3 import secret_pb2
@@ -51,6 +53,18 @@ def test_bad_input_to_snapshot() -> None:
         Snapshot.from_resources(clusters=[secret_pb2.Secret(name="s")])
     with pytest.raises(ValueError, match="without a name"):
         Snapshot.from_resources(clusters=[cluster_pb2.Cluster()])
+
+
+def test_a_resource_given_under_another_type_url_is_refused_naming_it_and_both_types() -> None:
+    cluster = XdsResource.build(CLUSTER, xds_builders.eds_cluster("c"))
+    endpoints = XdsResource.build(ENDPOINT, xds_builders.load_assignment("c"))
+    mislabelled = f"resource 'c' of type {ENDPOINT} given under type {CLUSTER}"
+    with pytest.raises(ValueError, match=re.escape(mislabelled)):
+        Snapshot.from_built({CLUSTER: [endpoints]})
+    # Also when it replaces a resource of the same name in place of the previous snapshot's.
+    previous = Snapshot.from_built({CLUSTER: [cluster], ENDPOINT: [endpoints]})
+    with pytest.raises(ValueError, match=re.escape(mislabelled)):
+        Snapshot.from_built({CLUSTER: [endpoints], ENDPOINT: [endpoints]}, previous=previous)
 
 
 def test_inconsistent_snapshots_are_refused_and_the_previous_kept() -> None:

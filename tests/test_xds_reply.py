@@ -5,14 +5,18 @@ joined from ``Any`` headers, Delta's built as messages); the whole response is b
 ``XdsResource.packed`` messages.
 
 Checked on the Envoy resources of every example and translation golden case, with slices small enough that
-every type with more than two resources is cut, for both ADS variants' response messages with every field the
-streams set, joined on the loop and (as a large response is) in a worker thread.
+every type with more than two resources is cut (also after a resource that brings one to 400 bytes), for
+both ADS variants' response messages with every field the streams set, joined on the loop and (as a large
+response is) in a worker thread. Slices end at a count of resources or with the resource that brings one to
+a size, whichever comes first.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from envoy.service.discovery.v3 import discovery_pb2
@@ -22,9 +26,9 @@ from controlplane.pipeline import translate
 from controlplane.sources.file_reading import load_paths
 from controlplane.xds.content import XdsResource
 from controlplane.xds.resource import ENDPOINT, TYPE_URLS
-from controlplane.xds.server import thread_work
+from controlplane.xds.server import reply, thread_work
 from controlplane.xds.server.delta import _entry as delta_entry
-from controlplane.xds.server.reply import BuiltEntries, PackedEntries, Reply
+from controlplane.xds.server.reply import BuiltEntries, Entries, PackedEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
 from controlplane.xds.server.turns import Turns
 
@@ -44,6 +48,10 @@ def _resources(case: Path) -> dict[str, list[XdsResource]]:
         type_url: [snapshot.get(type_url)[name] for name in sorted(snapshot.get(type_url))]
         for type_url in TYPE_URLS
     }
+
+
+def _joined(entries: PackedEntries, resources: Sequence[XdsResource]) -> bytes:
+    return b"".join(piece for piece, _ in entries.encode(resources))
 
 
 def _delta_entry(resource: XdsResource) -> discovery_pb2.Resource:
@@ -71,7 +79,10 @@ def test_sliced_responses_are_the_whole_responses_bytes(
             head=discovery_pb2.DeltaDiscoveryResponse(system_version_info="snapshot-7"),
             resources=resources,
             entries=BuiltEntries(
-                response_type=discovery_pb2.DeltaDiscoveryResponse, entry=delta_entry, slice_resources=2
+                response_type=discovery_pb2.DeltaDiscoveryResponse,
+                entry=delta_entry,
+                slice_resources=2,
+                slice_bytes=400,
             ),
             tail=discovery_pb2.DeltaDiscoveryResponse(
                 type_url=type_url,
@@ -89,7 +100,7 @@ def test_sliced_responses_are_the_whole_responses_bytes(
         sotw = Reply(
             head=discovery_pb2.DiscoveryResponse(version_info="v1"),
             resources=resources,
-            entries=PackedEntries(type_url, slice_resources=2),
+            entries=PackedEntries(type_url, slice_resources=2, slice_bytes=400),
             tail=discovery_pb2.DiscoveryResponse(type_url=type_url, nonce="3", control_plane=CONTROL_PLANE),
         )
         assert asyncio.run(sotw.serialize(turns=Turns())) == sotw_whole.SerializeToString(deterministic=True)
@@ -113,4 +124,59 @@ def test_packed_entries_are_the_anys_bytes_at_every_length_of_varint(length: int
     ]
     whole = discovery_pb2.DiscoveryResponse()
     whole.resources.extend(resource.packed for resource in resources)
-    assert PackedEntries(ENDPOINT).encode(resources) == whole.SerializeToString(deterministic=True)
+    assert _joined(PackedEntries(ENDPOINT), resources) == whole.SerializeToString(deterministic=True)
+
+
+def test_the_any_headers_of_a_type_are_bounded_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reply, "_ANY_HEADERS_KEPT", 8)
+    resources = [
+        XdsResource(
+            type_url=ENDPOINT,
+            name=f"r{length}",
+            version="v",
+            serialized=b"x" * length,
+            dependencies=frozenset(),
+            warming=frozenset(),
+        )
+        for length in range(30)
+    ]
+    whole = discovery_pb2.DiscoveryResponse()
+    whole.resources.extend(resource.packed for resource in resources)
+    for _ in range(2):  # the second time through, lengths emptied from the table are made again
+        assert _joined(PackedEntries(ENDPOINT), resources) == whole.SerializeToString(deterministic=True)
+        assert len(reply._any_headers(ENDPOINT)) <= 8
+
+
+@pytest.mark.parametrize("variant", ["sotw", "delta"])
+def test_slices_end_at_a_count_of_resources_or_with_the_one_that_reaches_a_size(variant: str) -> None:
+    resources = [
+        XdsResource(
+            type_url=ENDPOINT,
+            name=f"r{index}",
+            version="v",
+            serialized=bytes([index]) * 100,
+            dependencies=frozenset(),
+            warming=frozenset(),
+        )
+        for index in range(10)
+    ]
+    whole: Any  # generated classes are untyped
+    if variant == "sotw":
+        entries: Entries = PackedEntries(ENDPOINT, slice_resources=4, slice_bytes=250)
+        whole = discovery_pb2.DiscoveryResponse()
+        whole.resources.extend(resource.packed for resource in resources)
+    else:
+        entries = BuiltEntries(
+            response_type=discovery_pb2.DeltaDiscoveryResponse,
+            entry=delta_entry,
+            slice_resources=4,
+            slice_bytes=250,
+        )
+        whole = discovery_pb2.DeltaDiscoveryResponse()
+        whole.resources.extend(_delta_entry(resource) for resource in resources)
+    slices = list(entries.encode(resources))
+    # Slices of at most 4 resources, each ending with the resource whose content brings it to 250 bytes.
+    assert [count for _, count in slices] == [3, 1, 3, 1, 2]
+    held = [len(type(whole).FromString(piece).resources) for piece, _ in slices]
+    assert held == [3, 1, 3, 1, 2]
+    assert b"".join(piece for piece, _ in slices) == whole.SerializeToString(deterministic=True)

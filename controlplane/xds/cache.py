@@ -107,8 +107,10 @@ class Snapshot:
         cls, by_type: Mapping[str, Iterable[XdsResource]], *, previous: Snapshot | None = None
     ) -> Snapshot:
         """Build a snapshot from prepared resources ``{type_url: resources}``; two resources of one type
-        with the same name are an error. A type given the very same resources in the same order as to
-        ``previous`` takes its resources and version from there, without sorting or hashing them again."""
+        with the same name, or a resource given under a type URL that is not its own, are an error (a
+        state-of-the-world response labels every resource with the type it was filed under). A type given
+        the very same resources in the same order as to ``previous`` takes its resources and version from
+        there, without sorting or hashing them again."""
         unsupported = set(by_type) - set(TYPE_URLS)
         if unsupported:
             raise ValueError(f"unsupported type URL {sorted(unsupported)[0]!r}")
@@ -130,6 +132,7 @@ class Snapshot:
             renewed = replaced_in_place(before, given[type_url]) if before is not None else None
             if previous is not None and renewed is not None:
                 # The same names in the same places: last time's mapping, with the new resources put in.
+                _check_filed_under(type_url, renewed)
                 earlier = previous.resources[type_url]
                 by_name = dict(earlier)
                 by_name.update((resource.name, resource) for resource in renewed)
@@ -240,6 +243,7 @@ class _Since:
 
 
 def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, XdsResource]:
+    _check_filed_under(type_url, resources)
     by_name: dict[str, XdsResource] = {}
     for resource in resources:
         if resource.name in by_name:
@@ -248,6 +252,15 @@ def _by_name(type_url: str, resources: tuple[XdsResource, ...]) -> dict[str, Xds
     # The names alone are sorted: sorting the (name, resource) pairs of thousands of resources held the GIL
     # (in one C call) several times as long, and the event loop waited meanwhile.
     return {name: by_name[name] for name in sorted(by_name)}
+
+
+def _check_filed_under(type_url: str, resources: Iterable[XdsResource]) -> None:
+    """Raise ValueError naming the first of ``resources`` whose own type URL is not ``type_url``."""
+    for resource in resources:
+        if resource.type_url != type_url:
+            raise ValueError(
+                f"resource {resource.name!r} of type {resource.type_url} given under type {type_url}"
+            )
 
 
 _EMPTY: Mapping[str, XdsResource] = MappingProxyType({})

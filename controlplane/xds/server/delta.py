@@ -18,9 +18,9 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server.reply import BuiltEntries, Reply
 from controlplane.xds.server.sotw import CONTROL_PLANE
-from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream import Stream
 from controlplane.xds.server.thread_work import worth_a_thread
-from controlplane.xds.server.type_state import InFlight, TypeState
+from controlplane.xds.server.type_state import InFlight, TypeState, in_flight_of
 
 _WILDCARD = "*"
 

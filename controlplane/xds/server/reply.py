@@ -13,7 +13,9 @@ A state-of-the-world response's elements are ``Any``s of the resources' serialis
 is a header that depends only on the type URL and the content's length, then the content. Such slices are
 joined from those (``PackedEntries``) rather than built as messages and serialised, which copied every
 resource twice and cost four times as long: every SotW proxy is sent every load assignment again on each
-change. Delta's elements also carry each resource's name and version, and are built (``BuiltEntries``).
+change. Joining them is mostly copying, so a packed slice ends at a count of resources or at a size of
+content, whichever comes first. Delta's elements also carry each resource's name and version, and are built
+(``BuiltEntries``), sliced the same way.
 
 Serialised on the loop, not in a worker thread: when many streams are sent a large response at once (a change
 to a type of thousands of resources, every state-of-the-world proxy sent all of them again), serialising in a
@@ -22,9 +24,10 @@ worker thread made the loop's worst stalls longer and the push to all of them sl
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Protocol
@@ -40,7 +43,14 @@ SLICE_RESOURCES = 500
 millisecond."""
 
 PACKED_SLICE_RESOURCES = 2500
-"""``Any``s joined between two turns on the loop: 2,500 small load assignments, about half a millisecond."""
+"""At most this many ``Any``s joined between two turns on the loop: 2,500 small load assignments (60 bytes
+each), 0.6-0.8 ms."""
+
+SLICE_BYTES = 256 * 1024
+"""About this many bytes of content at most encoded between two turns on the loop, either way (a slice ends
+with the resource that reaches it): large resources are copied more than stepped through. 20 KB resources
+held the loop for 35-40 ms a slice joined (2,500 of them) and 15-33 ms built (500); cut by bytes, a slice
+of them takes 0.75 ms at most."""
 
 
 class EntryOf(Protocol):
@@ -53,54 +63,87 @@ class EntryOf(Protocol):
 class Entries(Protocol):
     """How a response's ``resources`` are encoded, a slice at a time."""
 
-    @property
-    def slice_resources(self) -> int:
-        """How many resources one slice holds."""
-        ...
-
-    def encode(self, resources: Sequence[XdsResource], /) -> bytes:
-        """The encoding of ``resources`` as the ``resources`` field of a response, in order."""
+    def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
+        """The encoding of ``resources`` as the ``resources`` field of a response, in order, one slice at a
+        time, each with how many resources it holds: the caller lets other work run between two slices (a
+        slice is encoded when it is asked for)."""
         ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BuiltEntries:
-    """Elements built as messages (``entry``) in a response of ``response_type``, then serialised."""
+    """Elements built as messages (``entry``) in a response of ``response_type``, then serialised, a slice
+    of at most ``slice_resources`` and about ``slice_bytes`` of content at a time."""
 
     response_type: type[Message]
     entry: EntryOf
     slice_resources: int = SLICE_RESOURCES
+    slice_bytes: int = SLICE_BYTES
 
-    def encode(self, resources: Sequence[XdsResource], /) -> bytes:
-        part: Any = self.response_type()  # generated classes are untyped
-        for resource in resources:
-            self.entry(part.resources, resource)
-        encoded: bytes = part.SerializeToString()
-        return encoded
+    def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
+        for window in range(0, len(resources), self.slice_resources):
+            in_window = resources[window : window + self.slice_resources]
+            start = 0
+            for end in _slice_ends(list(map(len, map(_serialized, in_window))), most_bytes=self.slice_bytes):
+                part: Any = self.response_type()  # generated classes are untyped
+                for resource in in_window[start:end]:
+                    self.entry(part.resources, resource)
+                encoded: bytes = part.SerializeToString()
+                yield encoded, end - start
+                start = end
 
 
 @dataclass(frozen=True, slots=True)
 class PackedEntries:
     """Elements that are ``Any``s of ``type_url`` holding each resource's serialised content, joined from
-    headers and contents in C (``_AnyHeaders``)."""
+    headers and contents in C (``_AnyHeaders``), a slice of at most ``slice_resources`` and about
+    ``slice_bytes`` of content at a time."""
 
     type_url: str
     slice_resources: int = PACKED_SLICE_RESOURCES
+    slice_bytes: int = SLICE_BYTES
 
-    def encode(self, resources: Sequence[XdsResource], /) -> bytes:
-        contents = list(map(_serialized, resources))
-        headers = map(_any_headers(self.type_url).__getitem__, map(len, contents))
-        return b"".join(itertools.chain.from_iterable(zip(headers, contents, strict=True)))
+    def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
+        headers = _any_headers(self.type_url)
+        for window in range(0, len(resources), self.slice_resources):
+            contents = list(map(_serialized, resources[window : window + self.slice_resources]))
+            lengths = list(map(len, contents))
+            start = 0
+            for end in _slice_ends(lengths, most_bytes=self.slice_bytes):
+                pairs = zip(map(headers.__getitem__, lengths[start:end]), contents[start:end], strict=True)
+                yield b"".join(itertools.chain.from_iterable(pairs)), end - start
+                start = end
+
+
+def _slice_ends(lengths: list[int], *, most_bytes: int) -> Iterator[int]:
+    """Where slices of contents of ``lengths`` end: each with the content that brings it to ``most_bytes``
+    (the last with the last content), found in C."""
+    if sum(lengths) <= most_bytes:  # as small resources are: one slice, no running totals
+        yield len(lengths)
+        return
+    totals = list(itertools.accumulate(lengths))
+    start = 0
+    while start < len(lengths):
+        reaching = bisect.bisect_left(totals, totals[start] - lengths[start] + most_bytes, lo=start)
+        start = min(reaching + 1, len(lengths))
+        yield start
 
 
 _serialized = attrgetter("serialized")
+
+
+_ANY_HEADERS_KEPT = 4096
+"""Headers one type URL's table holds before it is emptied: one per distinct content length seen, so a
+long-running server whose resources keep changing size would otherwise grow it without end. Refilling an
+emptied table costs one small header per length met again."""
 
 
 class _AnyHeaders(dict[int, bytes]):
     """Content length -> what precedes a content of that length as an element of ``resources`` (field 2 of
     every discovery response) that is an ``Any`` of one type URL: the element's tag and length, the ``Any``'s
     ``type_url`` (field 1) and its ``value``'s tag and length (field 2; none for an empty value, which proto3
-    leaves out). Made once per length: the lengths of a type's resources repeat."""
+    leaves out). Made once per length: the lengths of a type's resources repeat (at most ``_ANY_HEADERS_KEPT``
+    are kept)."""
 
     def __init__(self, type_url: str) -> None:
         super().__init__()
@@ -108,6 +151,8 @@ class _AnyHeaders(dict[int, bytes]):
         self._type_url_field = b"\x0a" + _varint(len(encoded)) + encoded
 
     def __missing__(self, length: int) -> bytes:
+        if len(self) >= _ANY_HEADERS_KEPT:
+            self.clear()
         value_header = b"\x12" + _varint(length) if length else b""
         body_length = len(self._type_url_field) + len(value_header) + length
         header = self[length] = b"\x12" + _varint(body_length) + self._type_url_field + value_header
@@ -146,11 +191,12 @@ class Reply:
         """The serialised response, each slice of resources after the first in a turn of its own (``turns``;
         the first is encoded in the caller's)."""
         pieces = [self.head.SerializeToString()]
-        step = self.entries.slice_resources
-        for start in range(0, len(self.resources), step):
-            if start:
-                await turns.take()
-            pieces.append(self.entries.encode(self.resources[start : start + step]))
+        encoded = 0
+        for piece, count in self.entries.encode(self.resources):
+            pieces.append(piece)
+            encoded += count
+            if encoded < len(self.resources):
+                await turns.take()  # before the generator is asked for (and encodes) the next slice
         pieces.append(self.tail.SerializeToString())
         if sum(map(len, pieces)) < thread_work.BYTES_WORTH_A_THREAD:
             return b"".join(pieces)

@@ -22,9 +22,9 @@ from envoy.service.discovery.v3 import discovery_pb2
 from controlplane.xds.content import XdsResource, content_version
 from controlplane.xds.resource import short_type_name
 from controlplane.xds.server.reply import PackedEntries, Reply
-from controlplane.xds.server.stream import Stream, in_flight_of
+from controlplane.xds.server.stream import Stream
 from controlplane.xds.server.thread_work import worth_a_thread
-from controlplane.xds.server.type_state import InFlight, TypeState
+from controlplane.xds.server.type_state import InFlight, TypeState, in_flight_of
 
 CONTROL_PLANE = base_pb2.ControlPlane(identifier="ai-xds-controlplane")
 

@@ -17,7 +17,7 @@ import contextlib
 import math
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, ParamSpec, TypeVar
 
@@ -246,6 +246,7 @@ class Stream(abc.ABC):
             if wrote:
                 # Writing let the loop run (and other streams' work): this type's plan waits for a turn.
                 await self._services.turns.take()
+                wrote = False
             sequence = self._next_sequence + 1
             if thread_work.worth_a_thread(planner.work(type_url, enough=thread_work.ITEMS_WORTH_A_THREAD)):
                 response = await self._in_thread(self._planned_response, planner, state, sequence)
@@ -388,14 +389,3 @@ class Stream(abc.ABC):
         # At shutdown the loop's executor may be gone: then they are freed here, as before.
         with contextlib.suppress(RuntimeError):
             self._loop.run_in_executor(None, release_gradually, *containers)
-
-
-def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
-    """An `InFlight` record stamped now; its nonce is the sequence number."""
-    return InFlight(
-        nonce=str(sequence),
-        sequence=sequence,
-        sent=dict(sent),
-        removed=tuple(removed),
-        sent_at=time.monotonic(),
-    )

@@ -5,7 +5,8 @@ names may have changed since the type was last planned (``stream_state`` plans f
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
@@ -24,6 +25,17 @@ class InFlight:
     sent: Mapping[str, XdsResource]
     removed: tuple[str, ...]
     sent_at: float
+
+
+def in_flight_of(sent: Mapping[str, XdsResource], *, sequence: int, removed: Sequence[str] = ()) -> InFlight:
+    """An `InFlight` record stamped now; its nonce is the sequence number."""
+    return InFlight(
+        nonce=str(sequence),
+        sequence=sequence,
+        sent=dict(sent),
+        removed=tuple(removed),
+        sent_at=time.monotonic(),
+    )
 
 
 @dataclass
