@@ -31,13 +31,19 @@ _REQUEST_TIMEOUT = 30.0
 
 
 class ApiError(Exception):
-    """A non-2xx answer from the API server (or no answer at all: ``status`` 0)."""
+    """A non-2xx answer from the API server (or no answer at all: ``status`` 0).
 
-    def __init__(self, status: int, message: str, *, reason: str = "") -> None:
+    ``sent`` is False when the request surely never reached the server (the credentials or the connection
+    failed): nothing was applied, and the next request fails alike. A request that went out but got no
+    answer (a read timeout, a reset) may have been applied.
+    """
+
+    def __init__(self, status: int, message: str, *, reason: str = "", sent: bool = True) -> None:
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.sent = sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,14 +289,16 @@ class KubeApi:
         except Exception as error:
             # An ApiError like a failed request's: the callers' loops retry it rather than die of it.
             raise ApiError(
-                0, f"{method} {path}: reading the API credentials failed ({type(error).__name__})"
+                0,
+                f"{method} {path}: reading the API credentials failed ({type(error).__name__})",
+                sent=False,
             ) from None
         try:
             reply = self._client.call_api(
                 method, url, headers, serialized, post, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)
             )
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiError(0, f"{method} {path}: {error}") from error
+            raise ApiError(0, f"{method} {path}: {error}", sent=not _never_connected(error)) from error
         response: urllib3.BaseHTTPResponse = reply.response
         if response.status >= 300:
             try:
@@ -298,6 +306,19 @@ class KubeApi:
             finally:
                 response.release_conn()
         return response
+
+
+def _never_connected(error: Exception) -> bool:
+    """Whether urllib3's ``error`` says no connection was made (refused, name not resolved, connect timeout),
+    to a proxy too and after urllib3's own retries: only then did the request surely not reach the server.
+    urllib3 judges so too when it retries a POST or PATCH; a read timeout or a reset may come after the
+    server took the request."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    if isinstance(error, urllib3.exceptions.ProxyError):
+        error = error.original_error
+    # NewConnectionError (and its NameResolutionError) is a ConnectTimeoutError.
+    return isinstance(error, urllib3.exceptions.ConnectTimeoutError)
 
 
 def _raise_for(method: str, path: str, status: int, data: bytes) -> None:
