@@ -102,3 +102,24 @@ def test_a_request_taken_and_never_answered_was_sent(serve: Server) -> None:
     finally:
         api.close()
     assert (error.status, error.sent) == (0, True)
+
+
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_answer_cut_short_is_an_api_error(serve: Server, status: int) -> None:
+    """Responses are read after the call returns (not preloaded): urllib3's error there is one too, not
+    an exception that would end the status writer's (or another loop's) thread."""
+
+    def cut_short(connection: socket.socket) -> None:
+        _read_request(connection)
+        connection.sendall(
+            f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"message": '
+        )
+
+    api = _api(serve(cut_short))
+    try:
+        error = _patch(api)
+    finally:
+        api.close()
+    assert (error.status, error.sent) == (0, True)
+    assert "reading the answer failed" in str(error)

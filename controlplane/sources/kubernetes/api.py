@@ -254,10 +254,7 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         response = self._request(method, path, query=query, body=body, content_type=content_type)
-        try:
-            data = response.data
-        finally:
-            response.release_conn()
+        data = _read_body(response, method=method, path=path)
         decoded: dict[str, Any] = json.loads(data) if data else {}
         return decoded
 
@@ -301,11 +298,20 @@ class KubeApi:
             raise ApiError(0, f"{method} {path}: {error}", sent=not _never_connected(error)) from error
         response: urllib3.BaseHTTPResponse = reply.response
         if response.status >= 300:
-            try:
-                _raise_for(method, path, response.status, response.data)
-            finally:
-                response.release_conn()
+            _raise_for(method, path, response.status, _read_body(response, method=method, path=path))
         return response
+
+
+def _read_body(response: urllib3.BaseHTTPResponse, *, method: str, path: str) -> bytes:
+    """The whole body, its connection released. Responses are not preloaded (a watch streams), so the body
+    is read here, and a reset or a read timeout in it is an ``ApiError`` like one before the answer: the
+    callers' loops retry those, where urllib3's own errors would end their threads."""
+    try:
+        return response.data
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiError(0, f"{method} {path}: reading the answer failed: {error}") from error
+    finally:
+        response.release_conn()
 
 
 def _never_connected(error: Exception) -> bool:
