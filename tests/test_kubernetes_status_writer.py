@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import structlog
 
 from controlplane.gatewayapi import Condition, ObjectStatus
@@ -66,14 +67,14 @@ class _FakeApi:
 
 def _verdicts(reason: str, **others: str) -> dict[ObjectKey, ObjectStatus]:
     """Every key with an Accepted condition giving ``reason``, or ``others[name]`` for the names there."""
+    reasons = {key: others.get(key.name, reason) for key in _KEYS}
     return {
-        key: ObjectStatus(
-            key, (Condition("Accepted", reason == "Accepted", others.get(key.name, reason), ""),)
-        )
-        for key in _KEYS
+        key: ObjectStatus(key, (Condition("Accepted", said == "Accepted", said, ""),))
+        for key, said in reasons.items()
     }
 
 
+_NOT_SENT = ApiError(0, "PATCH: connection refused", sent=False)
 _TIMED_OUT = ApiError(0, "PATCH: read timed out")
 
 
@@ -97,3 +98,40 @@ def test_a_write_that_went_out_and_failed_does_not_stop_the_others() -> None:
     assert "next_delay" not in backoff.calls
     failed = [entry for entry in logged if entry["event"] == "status write failed"]
     assert [entry["object"] for entry in failed] == [str(_KEYS[0])]
+
+
+@pytest.mark.parametrize("newer", ["none", "during the back-off", "during the failed write"])
+def test_a_batch_stopped_by_a_request_not_sent_is_written_after_the_back_off_unless_newer_verdicts_came(
+    newer: str,
+) -> None:
+    """route-1's write fails unsent: the batch stops there and is tried again once the back-off ends, from
+    route-1 on (route-0's write stays written), or newer verdicts submitted meanwhile are written instead."""
+    newer_verdicts = _verdicts("Accepted", **{"route-1": "Invalid"})  # route-0's verdict is the same
+
+    def second_write_not_sent(index: int, name: str) -> None:
+        if index == 1:
+            if newer == "during the failed write":
+                writer.submit(newer_verdicts, _OBSERVED)
+            raise _NOT_SENT
+
+    api = _FakeApi(second_write_not_sent)
+    backoff = HeldBackoff()
+    writer = StatusWriter(api, may_write=lambda: True, backoff=backoff)
+    writer.start()
+    try:
+        writer.submit(_verdicts("Accepted"), _OBSERVED)
+        assert backoff.asked.acquire(timeout=30)
+        assert api.patched == [("route-0", "Accepted"), ("route-1", "Accepted")]
+        if newer == "during the back-off":
+            writer.submit(newer_verdicts, _OBSERVED)
+        backoff.go.set()
+        wait_until(lambda: writer.writes == 3, message="route-1 and route-2 to be written")
+    finally:
+        writer.stop()
+    retried = "Accepted" if newer == "none" else "Invalid"
+    assert api.patched == [
+        ("route-0", "Accepted"),
+        ("route-1", "Accepted"),
+        ("route-1", retried),
+        ("route-2", "Accepted"),
+    ]
