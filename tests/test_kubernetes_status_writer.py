@@ -135,3 +135,38 @@ def test_a_batch_stopped_by_a_request_not_sent_is_written_after_the_back_off_unl
         ("route-1", retried),
         ("route-2", "Accepted"),
     ]
+
+
+@pytest.mark.parametrize("retry", ["may not write", "gets no answer"])
+def test_the_back_off_starts_over_only_once_a_write_is_answered(retry: str) -> None:
+    """After an unsent write, a batch that sent nothing (the replica no longer leads, or nothing differed)
+    or got no answer says nothing of the API server being reachable: the back-off keeps growing."""
+    route_0 = {_KEYS[0]: _OBSERVED[_KEYS[0]]}
+    retried = threading.Event()
+    may_write_answers = iter([True, retry != "may not write", True])
+
+    def may_write() -> bool:
+        answer = next(may_write_answers)
+        if not answer:
+            retried.set()
+        return answer
+
+    def unsent_then_unanswered(index: int, name: str) -> None:
+        if index == 0:
+            raise _NOT_SENT
+        if index == 1 and retry == "gets no answer":
+            retried.set()
+            raise _TIMED_OUT
+
+    backoff = HeldBackoff()
+    backoff.go.set()
+    writer = StatusWriter(_FakeApi(unsent_then_unanswered), may_write=may_write, backoff=backoff)
+    writer.start()
+    try:
+        writer.submit(_verdicts("Accepted"), route_0)
+        assert retried.wait(timeout=30)
+        writer.submit(_verdicts("Invalid"), route_0)  # taken after the retry: it has begun
+        wait_until(lambda: writer.writes == 1, message="the newer verdict to be written")
+    finally:
+        writer.stop()
+    assert backoff.calls == ["next_delay", "reset"]

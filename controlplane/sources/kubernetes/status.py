@@ -201,7 +201,7 @@ class StatusWriter:
             if work is None or self._stopped.is_set():
                 continue
             try:
-                self._write_all(*work)
+                answered = self._write_all(*work)
             except ApiError as error:  # not sent: the login or the connection failed, for any object alike
                 with self._lock:
                     if self._pending is None:  # newer verdicts replace these; what was written stays written
@@ -211,13 +211,16 @@ class StatusWriter:
                 self._stopped.wait(delay)
                 self._wake.set()
             else:
-                self._backoff.reset()
+                if answered:  # a batch that sent nothing, or got no answer, says nothing of the server
+                    self._backoff.reset()
 
     def _write_all(
         self, statuses: dict[ObjectKey, ObjectStatus], observed: dict[ObjectKey, Observed]
-    ) -> None:
-        """Writes what differs; raises the ``ApiError`` of a write whose request was not sent: the writes
-        after it would fail alike, each running the kubeconfig's login again (a ``gcp`` cmd-path)."""
+    ) -> bool:
+        """Writes what differs, and says whether the API server answered any write; raises the ``ApiError``
+        of a write whose request was not sent: the writes after it would fail alike, each running the
+        kubeconfig's login again (a ``gcp`` cmd-path)."""
+        answered = False
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for key, seen in sorted(observed.items()):
             status = statuses.get(key)
@@ -230,17 +233,20 @@ class StatusWriter:
             if self._written.get(key) == (seen.generation, _without_times(body)):
                 continue
             if not self._may_write():
-                return
+                return answered
             try:
                 self._api.patch_status(seen.resource, namespace=key.namespace, name=key.name, status=body)
             except ApiError as error:
                 if not error.sent:
                     raise
+                answered = answered or error.status != 0
                 if error.status != 404:  # deleted meanwhile: nothing to say
                     _log.warning("status write failed", object=str(key), error=str(error))
                 continue
             self._written[key] = (seen.generation, _without_times(body))
             self.writes += 1
+            answered = True
+        return answered
 
 
 def _status_body(status: ObjectStatus, seen: Observed, *, now: str) -> dict[str, Any] | None:
