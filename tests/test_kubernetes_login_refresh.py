@@ -21,10 +21,11 @@ import structlog
 from controlplane.gatewayapi.report import Condition, ObjectStatus
 from controlplane.resources.problems import ObjectKey
 from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
-from controlplane.sources.kubernetes.reflector import Backoff, Reflector, WatchScope
+from controlplane.sources.kubernetes.reflector import Reflector, WatchScope
 from controlplane.sources.kubernetes.status import Observed, StatusWriter
 from tests.polling import wait_until
 from tests.test_cli_kubeconfig import CLUSTER, KUBECONFIG_HEAD, SECRET
+from tests.test_kubernetes_status_writer import HeldBackoff
 
 pytestmark = pytest.mark.envoy  # the login is a command run
 
@@ -139,20 +140,6 @@ def status_api() -> Iterator[int]:
     serving.join(timeout=10)
 
 
-class _HeldBackoff(Backoff):
-    """Says when a wait is asked for, and answers 0 s once the test lets it go."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked = threading.Semaphore(0)
-        self.go = threading.Event()
-
-    def next_delay(self) -> float:
-        self.asked.release()
-        self.go.wait(timeout=30)
-        return 0.0
-
-
 def test_a_status_batch_whose_login_fails_stops_and_is_written_once_the_login_works(
     tmp_path: Path, status_api: int
 ) -> None:
@@ -173,7 +160,7 @@ def test_a_status_batch_whose_login_fails_stops_and_is_written_once_the_login_wo
     statuses = {key: ObjectStatus(key=key, conditions=accepted) for key in keys}
     observed = {key: Observed(resource=_ROUTES, generation=1, conditions=()) for key in keys}
     (tmp_path / "token-command.failing").touch()
-    backoff = _HeldBackoff()
+    backoff = HeldBackoff()
     writer = StatusWriter(api, may_write=lambda: True, backoff=backoff)
     writer.start()
     try:

@@ -31,13 +31,19 @@ _REQUEST_TIMEOUT = 30.0
 
 
 class ApiError(Exception):
-    """A non-2xx answer from the API server (or no answer at all: ``status`` 0)."""
+    """A non-2xx answer from the API server (or no answer at all: ``status`` 0).
 
-    def __init__(self, status: int, message: str, *, reason: str = "") -> None:
+    ``sent`` is False when the request surely never reached the server (the credentials or the connection
+    failed): nothing was applied, and the next request fails alike. A request that went out but got no
+    answer (a read timeout, a reset) may have been applied.
+    """
+
+    def __init__(self, status: int, message: str, *, reason: str = "", sent: bool = True) -> None:
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.reason = reason
         self.message = message
+        self.sent = sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,10 +254,7 @@ class KubeApi:
         content_type: str = "application/json",
     ) -> dict[str, Any]:
         response = self._request(method, path, query=query, body=body, content_type=content_type)
-        try:
-            data = response.data
-        finally:
-            response.release_conn()
+        data = _read_body(response, method=method, path=path)
         decoded: dict[str, Any] = json.loads(data) if data else {}
         return decoded
 
@@ -283,21 +286,45 @@ class KubeApi:
         except Exception as error:
             # An ApiError like a failed request's: the callers' loops retry it rather than die of it.
             raise ApiError(
-                0, f"{method} {path}: reading the API credentials failed ({type(error).__name__})"
+                0,
+                f"{method} {path}: reading the API credentials failed ({type(error).__name__})",
+                sent=False,
             ) from None
         try:
             reply = self._client.call_api(
                 method, url, headers, serialized, post, _request_timeout=(_CONNECT_TIMEOUT, read_timeout)
             )
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise ApiError(0, f"{method} {path}: {error}") from error
+            raise ApiError(0, f"{method} {path}: {error}", sent=not _never_connected(error)) from error
         response: urllib3.BaseHTTPResponse = reply.response
         if response.status >= 300:
-            try:
-                _raise_for(method, path, response.status, response.data)
-            finally:
-                response.release_conn()
+            _raise_for(method, path, response.status, _read_body(response, method=method, path=path))
         return response
+
+
+def _read_body(response: urllib3.BaseHTTPResponse, *, method: str, path: str) -> bytes:
+    """The whole body, its connection released. Responses are not preloaded (a watch streams), so the body
+    is read here, and a reset or a read timeout in it is an ``ApiError`` like one before the answer: the
+    callers' loops retry those, where urllib3's own errors would end their threads."""
+    try:
+        return response.data
+    except (urllib3.exceptions.HTTPError, OSError) as error:
+        raise ApiError(0, f"{method} {path}: reading the answer failed: {error}") from error
+    finally:
+        response.release_conn()
+
+
+def _never_connected(error: Exception) -> bool:
+    """Whether urllib3's ``error`` says no connection was made (refused, name not resolved, connect timeout),
+    to a proxy too and after urllib3's own retries: only then did the request surely not reach the server.
+    urllib3 judges so too when it retries a POST or PATCH; a read timeout or a reset may come after the
+    server took the request."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    if isinstance(error, urllib3.exceptions.ProxyError):
+        error = error.original_error
+    # NewConnectionError (and its NameResolutionError) is a ConnectTimeoutError.
+    return isinstance(error, urllib3.exceptions.ConnectTimeoutError)
 
 
 def _raise_for(method: str, path: str, status: int, data: bytes) -> None:

@@ -5,9 +5,11 @@ accepted and why not, so conditions follow ``metav1.Condition``: ``observedGener
 verdict is about, ``lastTransitionTime`` moves only when the condition's status flips. A write goes through
 the status subresource and only when something a user can see changed: every write wakes every watcher of
 the kind, and a controller that rewrites unchanged status keeps a cluster busy for nothing. Only the leader
-writes (see ``leader``); it checks that it still leads before each write. A write that no request went out
-for (the kubeconfig's login or the connection failed) stops its batch, which is tried again after a back-off:
-the other writes would fail alike, each running the login again.
+writes (see ``leader``); it checks that it still leads before each write. A write whose request never
+reached the API server (the kubeconfig's login or the connection failed) stops its batch, which is tried
+again after a back-off: the other writes would fail alike, each running the login again. A write that went
+out and failed (an error answer, a read timeout: a slow admission webhook) is told and skipped: the other
+objects' writes do not wait on it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import datetime
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -24,7 +26,7 @@ from controlplane.gatewayapi import ObjectStatus
 from controlplane.resources.groups import GATEWAY_API_GROUP
 from controlplane.resources.problems import ObjectKey
 from controlplane.resources.status import MAX_CONDITION_MESSAGE
-from controlplane.sources.kubernetes.api import ApiError, ApiResource, KubeApi
+from controlplane.sources.kubernetes.api import ApiError, ApiResource
 from controlplane.sources.kubernetes.reflector import Backoff
 
 _log = structlog.get_logger(__name__)
@@ -135,6 +137,14 @@ def _parent_key(entry: dict[str, Any], namespace: str) -> ObjectKey:
     )
 
 
+class StatusPatcher(Protocol):
+    """Where status writes go: ``KubeApi`` (a fake in unit tests)."""
+
+    def patch_status(
+        self, resource: ApiResource, *, namespace: str, name: str, status: dict[str, Any]
+    ) -> None: ...
+
+
 class StatusWriter:
     """Takes the latest verdicts (newest wins) and writes what differs from what the cluster shows.
 
@@ -142,7 +152,7 @@ class StatusWriter:
     """
 
     def __init__(
-        self, api: KubeApi, *, may_write: Callable[[], bool], backoff: Backoff | None = None
+        self, api: StatusPatcher, *, may_write: Callable[[], bool], backoff: Backoff | None = None
     ) -> None:
         self._api = api
         self._may_write = may_write
@@ -191,8 +201,8 @@ class StatusWriter:
             if work is None or self._stopped.is_set():
                 continue
             try:
-                self._write_all(*work)
-            except ApiError as error:  # status 0: the login or the connection failed, for any object alike
+                answered = self._write_all(*work)
+            except ApiError as error:  # not sent: the login or the connection failed, for any object alike
                 with self._lock:
                     if self._pending is None:  # newer verdicts replace these; what was written stays written
                         self._pending = work
@@ -201,13 +211,16 @@ class StatusWriter:
                 self._stopped.wait(delay)
                 self._wake.set()
             else:
-                self._backoff.reset()
+                if answered:  # a batch that sent nothing, or got no answer, says nothing of the server
+                    self._backoff.reset()
 
     def _write_all(
         self, statuses: dict[ObjectKey, ObjectStatus], observed: dict[ObjectKey, Observed]
-    ) -> None:
-        """Writes what differs; raises the ``ApiError`` of a write no request went out for (status 0): the
-        writes after it would fail alike, each running the kubeconfig's login again (a ``gcp`` cmd-path)."""
+    ) -> bool:
+        """Writes what differs, and says whether the API server answered any write; raises the ``ApiError``
+        of a write whose request was not sent: the writes after it would fail alike, each running the
+        kubeconfig's login again (a ``gcp`` cmd-path)."""
+        answered = False
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for key, seen in sorted(observed.items()):
             status = statuses.get(key)
@@ -220,17 +233,20 @@ class StatusWriter:
             if self._written.get(key) == (seen.generation, _without_times(body)):
                 continue
             if not self._may_write():
-                return
+                return answered
             try:
                 self._api.patch_status(seen.resource, namespace=key.namespace, name=key.name, status=body)
             except ApiError as error:
-                if error.status == 0:
+                if not error.sent:
                     raise
+                answered = answered or error.status != 0
                 if error.status != 404:  # deleted meanwhile: nothing to say
                     _log.warning("status write failed", object=str(key), error=str(error))
                 continue
             self._written[key] = (seen.generation, _without_times(body))
             self.writes += 1
+            answered = True
+        return answered
 
 
 def _status_body(status: ObjectStatus, seen: Observed, *, now: str) -> dict[str, Any] | None:
