@@ -13,9 +13,10 @@ response before each slice after its first. Nothing is timed: the order of what 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -302,5 +303,17 @@ def test_a_response_waits_for_a_turn_before_each_slice_after_the_first() -> None
         tail=discovery_pb2.DiscoveryResponse(type_url=ENDPOINT, nonce="1"),
     )
     turns = _RecordingTurns()
+    packed = PackedEntries(ENDPOINT, slice_resources=2)
+
+    class _Noting:
+        """Notes in the turns' record when a slice is encoded: each only once its turn has come."""
+
+        def encode(self, resources: Sequence[XdsResource], /) -> Iterator[tuple[bytes, int]]:
+            for piece, count in packed.encode(resources):
+                turns.takers.append("encoded")
+                yield piece, count
+
+    reply = dataclasses.replace(reply, entries=_Noting())
     asyncio.run(reply.serialize(turns=turns))
-    assert turns.takers == ["Reply.serialize"] * 2  # three slices
+    # Three slices, the later two each encoded after a turn, not all at once before the first.
+    assert turns.takers == ["encoded", "Reply.serialize", "encoded", "Reply.serialize", "encoded"]

@@ -132,10 +132,11 @@ def _slice_ends(lengths: list[int], *, most_bytes: int) -> Iterator[int]:
 _serialized = attrgetter("serialized")
 
 
-_ANY_HEADERS_KEPT = 4096
-"""Headers one type URL's table holds before it is emptied: one per distinct content length seen, so a
-long-running server whose resources keep changing size would otherwise grow it without end. Refilling an
-emptied table costs one small header per length met again."""
+_ANY_HEADERS_KEPT = 65536
+"""Headers one type URL's table holds at most (~150 bytes each): one per distinct content length seen, so a
+long-running server whose resources keep changing size would otherwise grow it without end. Past it, a
+header for a length not kept is made each time it is needed (~2.5 us) and not kept: emptying the table
+instead would make every length of a large configuration a miss again, on every stream's push."""
 
 
 class _AnyHeaders(dict[int, bytes]):
@@ -151,11 +152,11 @@ class _AnyHeaders(dict[int, bytes]):
         self._type_url_field = b"\x0a" + _varint(len(encoded)) + encoded
 
     def __missing__(self, length: int) -> bytes:
-        if len(self) >= _ANY_HEADERS_KEPT:
-            self.clear()
         value_header = b"\x12" + _varint(length) if length else b""
         body_length = len(self._type_url_field) + len(value_header) + length
-        header = self[length] = b"\x12" + _varint(body_length) + self._type_url_field + value_header
+        header = b"\x12" + _varint(body_length) + self._type_url_field + value_header
+        if len(self) < _ANY_HEADERS_KEPT:
+            self[length] = header
         return header
 
 
