@@ -132,19 +132,30 @@ class SnapshotPublisher:
             newest, covered = self._newest, self._received
             self._newest = None
             assert newest is not None  # set by every call that has not been covered yet
-            translated = await asyncio.to_thread(self._translate, newest, self._tokens.tokens())
-            self._tokens.want(translated.mint_requests)
-            if any(key not in translated.tokens for key in translated.mint_requests):
-                # A policy new to the broker: its first token usually takes a moment, so the configuration
-                # waits for it (briefly) instead of going out without the policy's backends.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(FIRST_TOKEN_WAIT_SECONDS):
-                        await self._tokens.first_tokens()
-                tokens = self._tokens.tokens()
-                translated = await asyncio.to_thread(self._translate, newest, tokens)
-            self._publish(translated)
+            translated = await self._translation(newest, self._tokens.tokens())
+            if translated is not None:
+                self._tokens.want(translated.mint_requests)
+                if any(key not in translated.tokens for key in translated.mint_requests):
+                    # A policy new to the broker: its first token usually takes a moment, so the
+                    # configuration waits for it (briefly) instead of going out without the policy's backends.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(FIRST_TOKEN_WAIT_SECONDS):
+                            await self._tokens.first_tokens()
+                    translated = await self._translation(newest, self._tokens.tokens())
+            if translated is not None:
+                self._publish(translated)
             self._published = covered
             return self.board.statuses
+
+    async def _translation(self, load: LoadResult, tokens: Tokens) -> _Translated | None:
+        """``load`` translated in a worker thread; None when translating raised. That is a bug of ours some
+        input reaches: the input is not served, Envoy keeps the last configuration set, and the source goes
+        on watching (a later load may translate again), as for a snapshot the cache refuses."""
+        try:
+            return await asyncio.to_thread(self._translate, load, tokens)
+        except Exception:
+            _log.exception("translation failed, previous configuration kept")
+            return None
 
     async def close(self) -> None:
         """Stops minting (and translating again for new tokens)."""

@@ -15,6 +15,7 @@ import pytest
 
 from controlplane.gatewayapi import IRResult, ObjectStatus, TranslateOptions, build_ir
 from controlplane.gatewayapi.memo import TranslationMemo
+from controlplane.pipeline import TranslatedSnapshot, Translator
 from controlplane.refusals import ProxyRefusals
 from controlplane.resources.aigateway import BackendSecurityPolicy
 from controlplane.resources.parse import LoadResult, load_text
@@ -84,6 +85,37 @@ def test_loads_queued_behind_a_translation_are_covered_by_the_newest() -> None:
     assert published is not None
     assert expected is not None
     assert published.version == expected.version
+
+
+def test_a_translation_that_raises_keeps_the_last_configuration_and_the_next_load_is_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = SnapshotCache()
+    publisher = SnapshotPublisher(cache=cache, options=TranslateOptions(), refusals=ProxyRefusals())
+    translate = Translator.snapshot
+    broken = [True]  # while set, a bug of ours trips on the model-failover route
+
+    def snapshot_unless_broken(self: Translator, resources: ResourceSet) -> TranslatedSnapshot:
+        if broken and any(route.name == "model-failover" for route in resources.routes()):
+            raise RuntimeError("a bug the input reaches")
+        return translate(self, resources)
+
+    monkeypatch.setattr(Translator, "snapshot", snapshot_unless_broken)
+
+    async def publish(load: LoadResult) -> None:
+        await publisher(load)
+
+    asyncio.run(publish(_example("001-weighted-split")))
+    served = cache.get_snapshot()
+    assert served is not None
+    asyncio.run(publish(_example("003-model-failover")))  # no exception: the source goes on watching
+    assert cache.get_snapshot() is served
+    assert publisher.board.snapshot_version == served.version
+    broken.clear()
+    asyncio.run(publish(_example("003-model-failover")))
+    now = cache.get_snapshot()
+    assert now is not None
+    assert now.version != served.version
 
 
 def test_an_invalid_object_in_a_queued_load_is_reported_by_the_translation_that_covers_it() -> None:
