@@ -232,6 +232,26 @@ def test_every_burst_loads_what_reading_the_folder_afresh_loads(bursts: list[lis
             assert _summary(current) == _summary(load_paths([folder.root])), burst
 
 
+def test_a_second_name_written_through_removed_and_made_again_as_a_file_of_its_own() -> None:
+    """``ln a.yaml .x``, a write through ``.x``, ``rm .x``, a new ``.x``: at the end ``.x`` is a plain file
+    with one name, and only its events came; ``a.yaml`` changed all the same."""
+    with _folder() as folder:
+        source = FileSource([folder.root])
+        source.load()
+        folder.events.clear()
+        listed, spare = folder.root / "a.yaml", folder.root / ".x"
+        os.link(listed, spare)
+        folder._event(Change.added, spare)
+        folder._write(spare, "x.yaml")
+        spare.unlink()
+        folder._event(Change.deleted, spare)
+        spare.write_text("not yaml\n")
+        folder._event(Change.added, spare)
+        current = source._load_if_changed(set(folder.events))
+        assert current is not None
+        assert _summary(current) == _summary(load_paths([folder.root]))
+
+
 def _refuse_listing(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*_: object, **__: object) -> None:
         raise AssertionError("the folder was listed again")
