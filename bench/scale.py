@@ -118,13 +118,17 @@ class TimedHandler:
         self._load_problems: list[str] = []
         self._statuses: Mapping[ObjectKey, ObjectStatus] = {}
 
-    async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus]:
+    async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus] | None:
         self.handed_over.append(time.perf_counter())
         self._load_problems += [
             problem.message for problem in result.problems if problem.severity is Severity.ERROR
         ]
-        self._statuses = await self._publisher(result)
-        return self._statuses
+        statuses = await self._publisher(result)
+        if statuses is None:
+            self._load_problems.append("translating a load failed (see the log)")
+        else:
+            self._statuses = statuses
+        return statuses
 
     def require_accepted(self, what: str) -> None:
         """Raises unless every load so far and the newest translation accepted everything (every change

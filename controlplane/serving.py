@@ -119,8 +119,10 @@ class SnapshotPublisher:
         self._received = 0
         """Loads handed over so far; ``_published`` is how many of them the board reflects."""
         self._published = 0
+        self._verdicts: Mapping[ObjectKey, ObjectStatus] | None = None
+        """The verdicts on the newest load translated, None when translating it raised (none to report)."""
 
-    async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus]:
+    async def __call__(self, result: LoadResult) -> Mapping[ObjectKey, ObjectStatus] | None:
         self._last_load = result
         self._newest = result
         self._received += 1
@@ -128,7 +130,7 @@ class SnapshotPublisher:
         async with self._one_at_a_time:
             if self._published >= mine:
                 # A newer load was translated while this one waited: its verdicts are the current ones.
-                return self.board.statuses
+                return self._verdicts
             newest, covered = self._newest, self._received
             self._newest = None
             assert newest is not None  # set by every call that has not been covered yet
@@ -145,7 +147,10 @@ class SnapshotPublisher:
             if translated is not None:
                 self._publish(translated)
             self._published = covered
-            return self.board.statuses
+            # No verdicts when translating raised: the last load's would be written as this load's (with the
+            # objects' new generations) although none of it is served.
+            self._verdicts = None if translated is None else self.board.statuses
+            return self._verdicts
 
     async def _translation(self, load: LoadResult, tokens: Tokens) -> _Translated | None:
         """``load`` translated in a worker thread; None when translating raised. That is a bug of ours some
@@ -175,7 +180,7 @@ class SnapshotPublisher:
         if load is None or self._tokens.tokens() == self._published_tokens:
             return  # nothing loaded yet, or a translation since the change already had these tokens
         statuses = await self(load)
-        if self.board.source is not None:
+        if statuses is not None and self.board.source is not None:
             self.board.source.report(statuses)
 
     def _translate(self, result: LoadResult, tokens: Tokens) -> _Translated:

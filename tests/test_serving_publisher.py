@@ -70,7 +70,7 @@ def test_loads_queued_behind_a_translation_are_covered_by_the_newest() -> None:
     first = _example("001-weighted-split")
     older, newest = _example("002-inference-pool"), _example("003-model-failover")
 
-    async def publish(*loads: LoadResult) -> list[Mapping[ObjectKey, ObjectStatus]]:
+    async def publish(*loads: LoadResult) -> list[Mapping[ObjectKey, ObjectStatus] | None]:
         return list(await asyncio.gather(*(publisher(load) for load in loads)))
 
     verdicts = asyncio.run(publish(first, older, newest))
@@ -102,17 +102,15 @@ def test_a_translation_that_raises_keeps_the_last_configuration_and_the_next_loa
 
     monkeypatch.setattr(Translator, "snapshot", snapshot_unless_broken)
 
-    async def publish(load: LoadResult) -> None:
-        await publisher(load)
-
-    asyncio.run(publish(_example("001-weighted-split")))
+    assert asyncio.run(publisher(_example("001-weighted-split")))
     served = cache.get_snapshot()
     assert served is not None
-    asyncio.run(publish(_example("003-model-failover")))  # no exception: the source goes on watching
+    # No exception (the source goes on watching) and no verdicts: the last load's are not this one's.
+    assert asyncio.run(publisher(_example("003-model-failover"))) is None
     assert cache.get_snapshot() is served
     assert publisher.board.snapshot_version == served.version
     broken.clear()
-    asyncio.run(publish(_example("003-model-failover")))
+    assert asyncio.run(publisher(_example("003-model-failover")))
     now = cache.get_snapshot()
     assert now is not None
     assert now.version != served.version
@@ -159,13 +157,15 @@ def test_a_new_policys_first_token_is_waited_for_briefly(hang: bool) -> None:
     )
     policy = BackendSecurityPolicy.key_for("default", "azure-secret")
 
-    async def publish() -> Mapping[ObjectKey, ObjectStatus]:
+    async def publish() -> Mapping[ObjectKey, ObjectStatus] | None:
         try:
             return await publisher(load_paths([MINTED_CASE]))
         finally:
             await publisher.close()
 
-    reasons = {condition.reason for condition in asyncio.run(publish())[policy].conditions}
+    verdicts = asyncio.run(publish())
+    assert verdicts is not None
+    reasons = {condition.reason for condition in verdicts[policy].conditions}
     snapshot = cache.get_snapshot()
     assert snapshot is not None
     # Answered at once: the first configuration already carries the token; never: it goes out without.

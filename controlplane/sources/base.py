@@ -21,7 +21,10 @@ class SourceUnavailable(Exception):
 
 
 class LoadHandler(Protocol):
-    async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus]: ...
+    async def __call__(self, result: LoadResult, /) -> Mapping[ObjectKey, ObjectStatus] | None:
+        """The verdicts on ``result``'s objects; None when there are none to report (translating it failed
+        and none of it is served: the verdicts written last stay)."""
+        ...
 
 
 class Source(Protocol):

@@ -114,7 +114,8 @@ class KubernetesSource:
                 await self._follow_references()
                 self._changed.clear()  # what arrived so far is in this load
                 statuses = await on_load(self._store.load())
-                self._submit_statuses(statuses)
+                if statuses is not None:
+                    self._submit_statuses(statuses)
                 await self._settle()
         finally:
             await self.close()
