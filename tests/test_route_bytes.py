@@ -21,7 +21,7 @@ from controlplane.xds.resource import ROUTE
 from controlplane.xds.translator import route_bytes
 from controlplane.xds.translator.route import fill_route, route_configuration, route_configuration_references
 from controlplane.xds.translator.route_bytes import RouteConfigurationBytes
-from controlplane.xds.translator.wire import length_delimited, with_repeated
+from controlplane.xds.wire import length_delimited, with_repeated
 from tests.test_xds_declared_references import CASES, _infra
 
 

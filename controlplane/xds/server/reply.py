@@ -37,6 +37,7 @@ from google.protobuf.message import Message
 from controlplane.xds.content import XdsResource
 from controlplane.xds.server import thread_work
 from controlplane.xds.server.turns import Turns
+from controlplane.xds.wire import varint
 
 SLICE_RESOURCES = 500
 """Resources built and serialised between two turns on the loop: 500 small clusters, about half a
@@ -149,12 +150,12 @@ class _AnyHeaders(dict[int, bytes]):
     def __init__(self, type_url: str) -> None:
         super().__init__()
         encoded = type_url.encode()
-        self._type_url_field = b"\x0a" + _varint(len(encoded)) + encoded
+        self._type_url_field = b"\x0a" + varint(len(encoded)) + encoded
 
     def __missing__(self, length: int) -> bytes:
-        value_header = b"\x12" + _varint(length) if length else b""
+        value_header = b"\x12" + varint(length) if length else b""
         body_length = len(self._type_url_field) + len(value_header) + length
-        header = b"\x12" + _varint(body_length) + self._type_url_field + value_header
+        header = b"\x12" + varint(body_length) + self._type_url_field + value_header
         if len(self) < _ANY_HEADERS_KEPT:
             self[length] = header
         return header
@@ -164,16 +165,6 @@ class _AnyHeaders(dict[int, bytes]):
 def _any_headers(type_url: str) -> _AnyHeaders:
     """The one table of headers per type URL (there are five), filled on the loop as lengths come."""
     return _AnyHeaders(type_url)
-
-
-def _varint(value: int) -> bytes:
-    """Protobuf's base-128 encoding of a non-negative integer, least significant group first."""
-    encoded = bytearray()
-    while value > 0x7F:
-        encoded.append(value & 0x7F | 0x80)
-        value >>= 7
-    encoded.append(value)
-    return bytes(encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from controlplane.xds.translator.route import (
     leading_routes,
     route_configuration_shell,
 )
-from controlplane.xds.translator.wire import length_delimited, with_repeated
+from controlplane.xds.wire import length_delimited, with_repeated
 
 _VIRTUAL_HOSTS = route_pb2.RouteConfiguration.VIRTUAL_HOSTS_FIELD_NUMBER
 _ROUTES = rc.VirtualHost.ROUTES_FIELD_NUMBER

@@ -6,7 +6,8 @@ route configuration's virtual hosts, a virtual host's routes) can be serialised 
 whole: the rest of it (its *shell*) is serialised alone, and the elements' records, each serialised on its
 own and kept while its input is unchanged, are inserted where the field's number puts them. The result is
 the very bytes ``SerializeToString`` gives for the whole message (tests/test_route_bytes.py holds the two
-equal), without the one C call that holds the GIL for milliseconds at thousands of elements.
+equal), without the one C call that holds the GIL for milliseconds at thousands of elements. The xDS server
+frames discovery responses from serialised resources the same way (``server/reply.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ _VARINT, _FIXED64, _FIXED32 = 0, 1, 5
 def length_delimited(field_number: int, data: bytes) -> bytes:
     """``data`` as one record of the length-delimited field ``field_number`` (an element of a repeated
     message field)."""
-    return b"".join((_varint(field_number << 3 | _LENGTH_DELIMITED), _varint(len(data)), data))
+    return b"".join((varint(field_number << 3 | _LENGTH_DELIMITED), varint(len(data)), data))
 
 
 def with_repeated(shell: bytes, field_number: int, records: Sequence[bytes]) -> bytes:
@@ -30,7 +31,8 @@ def with_repeated(shell: bytes, field_number: int, records: Sequence[bytes]) -> 
     return b"".join((shell[:at], *records, shell[at:]))
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """Protobuf's base-128 encoding of a non-negative integer, least significant group first."""
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
