@@ -123,3 +123,23 @@ def test_an_answer_cut_short_is_an_api_error(serve: Server, status: int) -> None
         api.close()
     assert (error.status, error.sent) == (0, True)
     assert "reading the answer failed" in str(error)
+
+
+@pytest.mark.parametrize("body", [b"<html>a proxy's page</html>", b"[1, 2]"])
+def test_an_answer_that_is_no_json_object_is_an_api_error(serve: Server, body: bytes) -> None:
+    """A 200 with another body (a proxy in front of the API server) is an ``ApiError`` too, naming no part of
+    the body."""
+
+    def answer(connection: socket.socket) -> None:
+        _read_request(connection)
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n"
+        connection.sendall(head.encode() + body)
+
+    api = _api(serve(answer))
+    try:
+        error = _patch(api)
+    finally:
+        api.close()
+    assert (error.status, error.sent) == (0, True)
+    assert "no JSON object" in str(error)
+    assert body.decode() not in str(error)

@@ -255,7 +255,12 @@ class KubeApi:
     ) -> dict[str, Any]:
         response = self._request(method, path, query=query, body=body, content_type=content_type)
         data = _read_body(response, method=method, path=path)
-        decoded: dict[str, Any] = json.loads(data) if data else {}
+        try:
+            decoded = json.loads(data) if data else {}
+        except ValueError:  # a proxy's page in front of the API server: no exception of another kind escapes
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise ApiError(0, f"{method} {path}: the answer is no JSON object ({len(data)} bytes)")
         return decoded
 
     def _request(
