@@ -108,20 +108,23 @@ def test_sliced_responses_are_the_whole_responses_bytes(
         assert discovery_pb2.DiscoveryResponse.FromString(sotw_bytes) == sotw_whole
 
 
+def _content(name: str, serialized: bytes) -> XdsResource:
+    """A load assignment's place in a response holding ``serialized`` as its bytes (any bytes will do: they
+    are copied, never parsed)."""
+    return XdsResource(
+        type_url=ENDPOINT,
+        name=name,
+        version="v",
+        serialized=serialized,
+        dependencies=frozenset(),
+        warming=frozenset(),
+    )
+
+
 @pytest.mark.parametrize("length", [0, 1, 127, 128, 16_383, 16_384, 2_097_152])
 def test_packed_entries_are_the_anys_bytes_at_every_length_of_varint(length: int) -> None:
     # Contents whose lengths take one to four bytes of varint, and the empty content proto3 leaves out.
-    resources = [
-        XdsResource(
-            type_url=ENDPOINT,
-            name=f"r{index}",
-            version="v",
-            serialized=bytes([index]) * (length + index),
-            dependencies=frozenset(),
-            warming=frozenset(),
-        )
-        for index in range(2)
-    ]
+    resources = [_content(f"r{index}", bytes([index]) * (length + index)) for index in range(2)]
     whole = discovery_pb2.DiscoveryResponse()
     whole.resources.extend(resource.packed for resource in resources)
     assert _joined(PackedEntries(ENDPOINT), resources) == whole.SerializeToString(deterministic=True)
@@ -129,17 +132,7 @@ def test_packed_entries_are_the_anys_bytes_at_every_length_of_varint(length: int
 
 def test_the_any_headers_of_a_type_are_bounded_and_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(reply, "_ANY_HEADERS_KEPT", 8)
-    resources = [
-        XdsResource(
-            type_url=ENDPOINT,
-            name=f"r{length}",
-            version="v",
-            serialized=b"x" * length,
-            dependencies=frozenset(),
-            warming=frozenset(),
-        )
-        for length in range(30)
-    ]
+    resources = [_content(f"r{length}", b"x" * length) for length in range(30)]
     whole = discovery_pb2.DiscoveryResponse()
     whole.resources.extend(resource.packed for resource in resources)
     reply._any_headers(ENDPOINT).clear()  # what earlier tests left
@@ -151,17 +144,7 @@ def test_the_any_headers_of_a_type_are_bounded_and_stay_right(monkeypatch: pytes
 
 @pytest.mark.parametrize("variant", ["sotw", "delta"])
 def test_slices_end_at_a_count_of_resources_or_with_the_one_that_reaches_a_size(variant: str) -> None:
-    resources = [
-        XdsResource(
-            type_url=ENDPOINT,
-            name=f"r{index}",
-            version="v",
-            serialized=bytes([index]) * 100,
-            dependencies=frozenset(),
-            warming=frozenset(),
-        )
-        for index in range(10)
-    ]
+    resources = [_content(f"r{index}", bytes([index]) * 100) for index in range(10)]
     whole: Any  # generated classes are untyped
     if variant == "sotw":
         entries: Entries = PackedEntries(ENDPOINT, slice_resources=4, slice_bytes=250)
