@@ -39,17 +39,25 @@ echo '{{"credential": {{"access_token": "{secret}-token", "token_expiry": "2000-
 """Its token has expired by the time it is used: the client runs the command again for the first request."""
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> KubeApi:
+def _gcp_command_kubeconfig(tmp_path: Path, *, script: str, clusters: str) -> Path:
+    """A kubeconfig whose user logs in through a ``gcp`` auth-provider running ``script`` (formatted with the
+    test's secret) as its token command."""
     command = tmp_path / "token-command"
-    command.write_text(_FIRST_RUN_ONLY.format(secret=SECRET))
+    command.write_text(script.format(secret=SECRET))
     command.chmod(0o755)
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(
-        f"{KUBECONFIG_HEAD}{CLUSTER}users:\n- name: u\n  user:\n    auth-provider:\n      name: gcp\n"
+        f"{KUBECONFIG_HEAD}{clusters}users:\n- name: u\n  user:\n    auth-provider:\n      name: gcp\n"
         f"      config: {{cmd-path: '{command}'}}\n"
     )
-    return KubeApi.connect(kubeconfig=kubeconfig)
+    return kubeconfig
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> KubeApi:
+    return KubeApi.connect(
+        kubeconfig=_gcp_command_kubeconfig(tmp_path, script=_FIRST_RUN_ONLY, clusters=CLUSTER)
+    )
 
 
 def test_a_login_failing_on_a_request_is_an_api_error_naming_no_value(api: KubeApi) -> None:
@@ -143,15 +151,8 @@ def status_api() -> Iterator[int]:
 def test_a_status_batch_whose_login_fails_stops_and_is_written_once_the_login_works(
     tmp_path: Path, status_api: int
 ) -> None:
-    command = tmp_path / "token-command"
-    command.write_text(_WHILE_NOT_FAILING.format(secret=SECRET))
-    command.chmod(0o755)
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        f"{KUBECONFIG_HEAD}clusters:\n- name: k\n  cluster: {{server: 'http://127.0.0.1:{status_api}'}}\n"
-        f"users:\n- name: u\n  user:\n    auth-provider:\n      name: gcp\n"
-        f"      config: {{cmd-path: '{command}'}}\n"
-    )
+    clusters = f"clusters:\n- name: k\n  cluster: {{server: 'http://127.0.0.1:{status_api}'}}\n"
+    kubeconfig = _gcp_command_kubeconfig(tmp_path, script=_WHILE_NOT_FAILING, clusters=clusters)
     api = KubeApi.connect(kubeconfig=kubeconfig)
     runs = tmp_path / "token-command.runs"
     assert len(runs.read_text().splitlines()) == 1
